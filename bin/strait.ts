@@ -1,0 +1,151 @@
+#!/usr/bin/env node
+/**
+ * The `strait` command: parses arguments and hands over to controller, worker, bench. Nothing else lives here.
+ */
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { StraitError } from '../shared/errors';
+import { loadConfig, redactConfig } from '../shared/config';
+import * as dev from '../bench/local-cluster';
+import { DEFAULT_KAFKA_VERSION, ensureKafka, spawnKafkaClass } from '../bench/kafka-runtime';
+
+const pkg = require('../../package.json') as { version: string };
+
+function int(name: string, min: number, max: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be a whole number from ${min} to ${max}, got '${value}'`);
+    return n;
+  };
+}
+
+function print(line: string): void {
+  process.stdout.write(`${line}\n`);
+}
+
+export function buildProgram(): Command {
+  const program = new Command('strait')
+    .description('strait — Apache Kafka cross-cluster replication (active-passive, active-active, exact offset translation)')
+    .version(pkg.version)
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+
+  const devCmd = program.command('dev').description('run real Apache Kafka clusters and ZooKeeper on 127.0.0.1 for the demo, tests and bench');
+  devCmd
+    .command('up')
+    .description('fetch the pinned Kafka jars (Maven Central) and start N single-node KRaft clusters, optionally ZooKeeper')
+    .option('--clusters <n>', 'number of clusters (aliases a, b, c, ...)', int('--clusters', 1, 26), 2)
+    .option('--zookeeper', 'also start a ZooKeeper server', false)
+    .option('--kafka-version <v>', 'Apache Kafka version to fetch and run', DEFAULT_KAFKA_VERSION)
+    .option('--dir <dir>', 'state folder', dev.DEFAULT_DEV_DIR)
+    .option('--json', 'print the state as JSON', false)
+    .action(async (o: { clusters: number; zookeeper: boolean; kafkaVersion: string; dir: string; json: boolean }) => {
+      const started = Date.now();
+      const state = await dev.up({ clusters: o.clusters, zookeeper: o.zookeeper, kafkaVersion: o.kafkaVersion, dir: o.dir, log: (l) => process.stderr.write(`${l}\n`) });
+      if (o.json) return print(JSON.stringify(state, null, 2));
+      for (const [alias, c] of Object.entries(state.clusters)) print(`kafka ${alias}: ${c.bootstrap} (pid ${c.pid}, logs ${c.logDir})`);
+      if (state.zookeeper) print(`zookeeper: ${state.zookeeper.connect} (pid ${state.zookeeper.pid})`);
+      print(`ready in ${((Date.now() - started) / 1000).toFixed(1)} s; state in ${dev.statePath(o.dir)}; stop with 'strait dev down'`);
+    });
+  devCmd
+    .command('down')
+    .description('stop exactly the processes `strait dev up` started (by recorded pid) and remove their data')
+    .option('--dir <dir>', 'state folder', dev.DEFAULT_DEV_DIR)
+    .action(async (o: { dir: string }) => {
+      const stopped = await dev.down({ dir: o.dir });
+      print(stopped.length > 0 ? `stopped ${stopped.join(', ')}` : 'nothing was running');
+    });
+  devCmd
+    .command('status')
+    .description('show the local clusters and whether each process runs')
+    .option('--dir <dir>', 'state folder', dev.DEFAULT_DEV_DIR)
+    .option('--json', 'print the state as JSON', false)
+    .action((o: { dir: string; json: boolean }) => {
+      const state = dev.readState(o.dir);
+      if (!state) {
+        print(`no local clusters (no ${dev.statePath(o.dir)})`);
+        process.exitCode = 3;
+        return;
+      }
+      if (o.json) return print(JSON.stringify({ ...state, running: dev.runningProcesses(state) }, null, 2));
+      const running = dev.runningProcesses(state).join(' ');
+      for (const [alias, c] of Object.entries(state.clusters)) {
+        print(`kafka ${alias}: ${c.bootstrap} pid ${c.pid} ${running.includes(`kafka ${alias} `) ? 'running' : 'STOPPED'}`);
+      }
+      if (state.zookeeper) print(`zookeeper: ${state.zookeeper.connect} pid ${state.zookeeper.pid} ${running.includes('zookeeper') ? 'running' : 'STOPPED'}`);
+      print(`kafka ${state.kafkaVersion} from ${state.kafkaHome}`);
+    });
+  devCmd
+    .command('stop <alias>')
+    .description("stop one local cluster's broker, keeping its data (outage drills)")
+    .option('--dir <dir>', 'state folder', dev.DEFAULT_DEV_DIR)
+    .action(async (alias: string, o: { dir: string }) => {
+      await dev.stopCluster(alias, { dir: o.dir });
+      print(`kafka ${alias} stopped`);
+    });
+  devCmd
+    .command('start <alias>')
+    .description('start a stopped local cluster again (same ports, same data)')
+    .option('--dir <dir>', 'state folder', dev.DEFAULT_DEV_DIR)
+    .action(async (alias: string, o: { dir: string }) => {
+      await dev.startStoppedCluster(alias, { dir: o.dir });
+      print(`kafka ${alias} started`);
+    });
+  devCmd
+    .command('classpath')
+    .description('print the Java classpath of the fetched Kafka jars (broker, MirrorMaker 2, perf tools)')
+    .option('--kafka-version <v>', 'Apache Kafka version', DEFAULT_KAFKA_VERSION)
+    .action((o: { kafkaVersion: string }) => print(ensureKafka(o.kafkaVersion).classpath));
+  devCmd
+    .command('run-class <mainClass> [args...]')
+    .description('run a class from the fetched Kafka jars, e.g. org.apache.kafka.tools.ProducerPerformance or org.apache.kafka.connect.mirror.MirrorMaker')
+    .option('--kafka-version <v>', 'Apache Kafka version', DEFAULT_KAFKA_VERSION)
+    .allowUnknownOption(true)
+    .action(async (mainClass: string, args: string[], o: { kafkaVersion: string }) => {
+      const child = spawnKafkaClass(ensureKafka(o.kafkaVersion), mainClass, args, { stdio: 'inherit', heap: '512m' });
+      const forward = (sig: NodeJS.Signals) => child.kill(sig);
+      process.on('SIGINT', forward).on('SIGTERM', forward);
+      process.exitCode = await new Promise<number>((res) => child.on('exit', (code) => res(code ?? 1)));
+    });
+
+  const configCmd = program.command('config').description('configuration file tools');
+  configCmd
+    .command('check <file>')
+    .description('validate a config file (YAML or JSON) and print it with defaults filled and secrets redacted')
+    .option('--quiet', 'print nothing when valid', false)
+    .action((file: string, o: { quiet: boolean }) => {
+      const config = loadConfig(file);
+      if (!o.quiet) print(JSON.stringify(redactConfig(config), null, 2));
+      process.stderr.write(`${file}: valid (${Object.keys(config.clusters).length} clusters, ${config.routes.length} routes)\n`);
+    });
+
+  program
+    .command('demo')
+    .description('start two local clusters and show strait replicating between them')
+    .option('--dir <dir>', 'state folder', dev.DEFAULT_DEV_DIR)
+    .action(async (o: { dir: string }) => {
+      const { runDemo } = await import('../bench/demo');
+      await runDemo({ dir: o.dir });
+    });
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
+    if (e instanceof StraitError) {
+      process.stderr.write(`strait: ${e.message}\n`);
+      return e.code === 'STRAIT_USAGE' ? 2 : 1;
+    }
+    process.stderr.write(`strait: unexpected error: ${(e as Error).stack ?? String(e)}\n`);
+    return 1;
+  }
+}
+
+if (require.main === module) {
+  main(process.argv).then((code) => process.exit(code));
+}

@@ -1,0 +1,654 @@
+#include "forwarder.h"
+
+#include <chrono>
+#include <cstring>
+#include <stdexcept>
+
+namespace strait {
+
+namespace {
+
+// Upper bounds (ms) of the replication latency buckets; the last counter is +Inf. TypeScript reads the same list from
+// `latencyBuckets()` so the two never disagree.
+constexpr double kLatencyBounds[] = {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 30000, 60000, 300000};
+static_assert(sizeof(kLatencyBounds) / sizeof(kLatencyBounds[0]) == 16, "bucket count");
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string ErrName(rd_kafka_resp_err_t err) { return rd_kafka_err2name(err); }
+
+// Applies `props` (a JS object of string|number|boolean) to a librdkafka conf, throwing on the first bad one with
+// librdkafka's own words and the property name.
+void ApplyProps(Napi::Env env, rd_kafka_conf_t* conf, const Napi::Object& props, const char* side) {
+  Napi::Array keys = props.GetPropertyNames();
+  char errstr[512];
+  for (uint32_t i = 0; i < keys.Length(); i++) {
+    std::string key = keys.Get(i).As<Napi::String>().Utf8Value();
+    Napi::Value v = props.Get(key);
+    std::string value = v.IsBoolean() ? (v.As<Napi::Boolean>().Value() ? "true" : "false") : v.ToString().Utf8Value();
+    if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK) {
+      throw Napi::Error::New(env, std::string(side) + "." + key + ": " + errstr);
+    }
+  }
+}
+
+std::string GetString(const Napi::Object& o, const char* key, const std::string& fallback) {
+  Napi::Value v = o.Get(key);
+  return v.IsString() ? v.As<Napi::String>().Utf8Value() : fallback;
+}
+
+int64_t GetInt(const Napi::Object& o, const char* key, int64_t fallback) {
+  Napi::Value v = o.Get(key);
+  return v.IsNumber() ? v.As<Napi::Number>().Int64Value() : fallback;
+}
+
+}  // namespace
+
+Napi::Function Forwarder::Define(Napi::Env env) {
+  return DefineClass(env, "Forwarder",
+                     {
+                         InstanceMethod<&Forwarder::Assign>("assign"),
+                         InstanceMethod<&Forwarder::Unassign>("unassign"),
+                         InstanceMethod<&Forwarder::Pump>("pump"),
+                         InstanceMethod<&Forwarder::Progress>("progress"),
+                         InstanceMethod<&Forwarder::Commit>("commit"),
+                         InstanceMethod<&Forwarder::Stats>("stats"),
+                         InstanceMethod<&Forwarder::Close>("close"),
+                     });
+}
+
+// new Forwarder({ consumer: {...}, producer: {...}, inflightBytes, batchSize, compression, provenance? })
+Forwarder::Forwarder(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Forwarder>(info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "Forwarder: options object required");
+  Napi::Object opts = info[0].As<Napi::Object>();
+  budget_bytes_ = GetInt(opts, "inflightBytes", budget_bytes_);
+  batch_size_ = static_cast<int>(GetInt(opts, "batchSize", batch_size_));
+  default_codec_ = GetString(opts, "compression", "none");
+  if (opts.Get("provenance").IsObject()) {
+    Napi::Object p = opts.Get("provenance").As<Napi::Object>();
+    provenance_.enabled = true;
+    provenance_.header = GetString(p, "header", "strait.origin");
+    provenance_.local_origin = GetString(p, "localOrigin", "");
+    provenance_.drop_origin = GetString(p, "dropOrigin", "");
+    provenance_.max_hops = static_cast<int>(GetInt(p, "maxHops", 8));
+  }
+  char errstr[512];
+
+  rd_kafka_conf_t* cconf = rd_kafka_conf_new();
+  // Defaults a forwarder depends on; the caller's properties come after and may override the tunables, but
+  // auto commit and offset store stay off (commits are strait's, made only for acknowledged records).
+  rd_kafka_conf_set(cconf, "enable.partition.eof", "false", errstr, sizeof(errstr));
+  rd_kafka_conf_set(cconf, "isolation.level", "read_committed", errstr, sizeof(errstr));
+  rd_kafka_conf_set(cconf, "check.crcs", "false", errstr, sizeof(errstr));
+  try {
+    if (opts.Get("consumer").IsObject()) ApplyProps(env, cconf, opts.Get("consumer").As<Napi::Object>(), "consumer");
+  } catch (...) {
+    rd_kafka_conf_destroy(cconf);
+    throw;
+  }
+  rd_kafka_conf_set(cconf, "enable.auto.commit", "false", errstr, sizeof(errstr));
+  rd_kafka_conf_set(cconf, "enable.auto.offset.store", "false", errstr, sizeof(errstr));
+  rd_kafka_conf_set_opaque(cconf, this);
+  rd_kafka_conf_set_log_cb(cconf, &Forwarder::OnLog);
+  consumer_ = rd_kafka_new(RD_KAFKA_CONSUMER, cconf, errstr, sizeof(errstr));
+  if (consumer_ == nullptr) {
+    rd_kafka_conf_destroy(cconf);
+    throw Napi::Error::New(env, std::string("consumer: ") + errstr);
+  }
+  rd_kafka_poll_set_consumer(consumer_);
+  consumer_queue_ = rd_kafka_queue_get_consumer(consumer_);
+
+  rd_kafka_conf_t* pconf = rd_kafka_conf_new();
+  rd_kafka_conf_set(pconf, "enable.idempotence", "true", errstr, sizeof(errstr));
+  rd_kafka_conf_set(pconf, "acks", "all", errstr, sizeof(errstr));
+  // Never give up on a record while the target is down (KIP-91's delivery.timeout.ms has no infinite value in Java;
+  // librdkafka's 0 is infinite). Memory stays bounded by the in-flight budget, which pauses the source partitions.
+  rd_kafka_conf_set(pconf, "message.timeout.ms", "0", errstr, sizeof(errstr));
+  // Let the broker judge record size (its max.message.bytes), so a too-large record fails loudly in the delivery
+  // report rather than being pre-rejected with a client-side limit that differs from the target's.
+  rd_kafka_conf_set(pconf, "message.max.bytes", "1000000000", errstr, sizeof(errstr));
+  rd_kafka_conf_set(pconf, "linger.ms", "5", errstr, sizeof(errstr));
+  try {
+    if (opts.Get("producer").IsObject()) ApplyProps(env, pconf, opts.Get("producer").As<Napi::Object>(), "producer");
+  } catch (...) {
+    rd_kafka_conf_destroy(pconf);
+    Shutdown(0);
+    throw;
+  }
+  rd_kafka_conf_set_opaque(pconf, this);
+  rd_kafka_conf_set_dr_msg_cb(pconf, &Forwarder::OnDelivery);
+  rd_kafka_conf_set_log_cb(pconf, &Forwarder::OnLog);
+  producer_ = rd_kafka_new(RD_KAFKA_PRODUCER, pconf, errstr, sizeof(errstr));
+  if (producer_ == nullptr) {
+    rd_kafka_conf_destroy(pconf);
+    Shutdown(0);
+    throw Napi::Error::New(env, std::string("producer: ") + errstr);
+  }
+  batch_.resize(static_cast<size_t>(batch_size_));
+}
+
+Forwarder::~Forwarder() { Shutdown(0); }
+
+void Forwarder::CheckOpen(Napi::Env env) const {
+  if (closed_) throw Napi::Error::New(env, "Forwarder is closed");
+}
+
+void Forwarder::OnLog(const rd_kafka_t* rk, int level, const char* fac, const char* buf) {
+  // Called from librdkafka threads: keep only the newest warning/error for progress() to report.
+  if (level > 4) return;
+  auto* self = static_cast<Forwarder*>(rd_kafka_opaque(rk));
+  if (self == nullptr) return;
+  std::lock_guard<std::mutex> lock(self->log_mutex_);
+  self->last_log_ = std::string(rd_kafka_name(rk)) + " " + fac + ": " + buf;
+}
+
+PartitionState* Forwarder::Lookup(const char* topic, int32_t partition) {
+  auto t = topics_.find(topic);
+  if (t == topics_.end()) return nullptr;
+  auto p = t->second->partitions.find(partition);
+  return p == t->second->partitions.end() ? nullptr : p->second.get();
+}
+
+PartitionState* Forwarder::LookupConsumed(const rd_kafka_message_t* msg) {
+  TopicState* ts;
+  auto cached = source_rkt_cache_.find(msg->rkt);
+  if (cached != source_rkt_cache_.end()) {
+    ts = cached->second;
+  } else {
+    auto t = topics_.find(rd_kafka_topic_name(msg->rkt));
+    if (t == topics_.end()) return nullptr;
+    ts = t->second.get();
+    source_rkt_cache_.emplace(msg->rkt, ts);
+  }
+  auto p = ts->partitions.find(msg->partition);
+  return p == ts->partitions.end() ? nullptr : p->second.get();
+}
+
+// assign([{ topic, partition, offset, targetTopic, compression? }]); offset: >= 0, -2 earliest, -1 latest
+Napi::Value Forwarder::Assign(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CheckOpen(env);
+  if (info.Length() < 1 || !info[0].IsArray()) throw Napi::TypeError::New(env, "assign: array required");
+  Napi::Array arr = info[0].As<Napi::Array>();
+  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(static_cast<int>(arr.Length()));
+  std::vector<PartitionState*> added;
+  for (uint32_t i = 0; i < arr.Length(); i++) {
+    Napi::Object a = arr.Get(i).As<Napi::Object>();
+    std::string topic = GetString(a, "topic", "");
+    std::string target = GetString(a, "targetTopic", "");
+    int32_t partition = static_cast<int32_t>(GetInt(a, "partition", -1));
+    int64_t offset = GetInt(a, "offset", RD_KAFKA_OFFSET_BEGINNING);
+    if (topic.empty() || target.empty() || partition < 0) {
+      rd_kafka_topic_partition_list_destroy(list);
+      throw Napi::TypeError::New(env, "assign: each entry needs topic, targetTopic and partition >= 0");
+    }
+    auto& ts = topics_[topic];
+    if (!ts) {
+      ts = std::make_unique<TopicState>();
+      ts->source = topic;
+      ts->target = target;
+      rd_kafka_topic_conf_t* tconf = rd_kafka_topic_conf_new();
+      char errstr[256];
+      std::string codec = GetString(a, "compression", default_codec_);
+      if (rd_kafka_topic_conf_set(tconf, "compression.codec", codec.c_str(), errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK) {
+        rd_kafka_topic_conf_destroy(tconf);
+        rd_kafka_topic_partition_list_destroy(list);
+        topics_.erase(topic);
+        throw Napi::Error::New(env, std::string("compression: ") + errstr);
+      }
+      rd_kafka_topic_conf_set_opaque(tconf, ts.get());
+      ts->target_rkt = rd_kafka_topic_new(producer_, target.c_str(), tconf);
+    }
+    auto& slot = ts->partitions[partition];
+    if (slot && slot->assigned) continue;  // already ours
+    if (slot && !slot->inflight.empty()) {
+      rd_kafka_topic_partition_list_destroy(list);
+      throw Napi::Error::New(env, "assign: " + topic + "[" + std::to_string(partition) +
+                                      "] still has records in flight from its previous assignment");
+    }
+    slot = std::make_unique<PartitionState>();
+    slot->topic = topic;
+    slot->partition = partition;
+    slot->topic_state = ts.get();
+    if (offset >= 0) {
+      slot->committable = offset;
+      slot->consumed_next = offset;
+    }
+    rd_kafka_topic_partition_list_add(list, topic.c_str(), partition)->offset = offset;
+    added.push_back(slot.get());
+  }
+  rd_kafka_error_t* err = list->cnt > 0 ? rd_kafka_incremental_assign(consumer_, list) : nullptr;
+  rd_kafka_topic_partition_list_destroy(list);
+  if (err != nullptr) {
+    std::string msg = rd_kafka_error_string(err);
+    rd_kafka_error_destroy(err);
+    for (auto* p : added) p->assigned = false;
+    throw Napi::Error::New(env, "assign: " + msg);
+  }
+  if (over_budget_) SetPaused(added, true);  // they resume with the others once the budget drains
+  return env.Undefined();
+}
+
+// unassign([{ topic, partition }]): stops consuming; records in flight still complete and advance `committable`.
+Napi::Value Forwarder::Unassign(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CheckOpen(env);
+  if (info.Length() < 1 || !info[0].IsArray()) throw Napi::TypeError::New(env, "unassign: array required");
+  Napi::Array arr = info[0].As<Napi::Array>();
+  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(static_cast<int>(arr.Length()));
+  for (uint32_t i = 0; i < arr.Length(); i++) {
+    Napi::Object a = arr.Get(i).As<Napi::Object>();
+    std::string topic = GetString(a, "topic", "");
+    int32_t partition = static_cast<int32_t>(GetInt(a, "partition", -1));
+    PartitionState* p = Lookup(topic.c_str(), partition);
+    if (p == nullptr || !p->assigned) continue;
+    p->assigned = false;
+    rd_kafka_topic_partition_list_add(list, topic.c_str(), partition);
+  }
+  rd_kafka_error_t* err = list->cnt > 0 ? rd_kafka_incremental_unassign(consumer_, list) : nullptr;
+  rd_kafka_topic_partition_list_destroy(list);
+  // Records of these partitions already consumed but not yet produced are dropped: they are past `committable`,
+  // so the next owner reads them again.
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    PartitionState* p = LookupConsumed(*it);
+    if (p == nullptr || !p->assigned) {
+      rd_kafka_message_destroy(*it);
+      it = pending_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  if (err != nullptr) {
+    std::string msg = rd_kafka_error_string(err);
+    rd_kafka_error_destroy(err);
+    throw Napi::Error::New(env, "unassign: " + msg);
+  }
+  return env.Undefined();
+}
+
+void Forwarder::FailPartition(PartitionState* p, const std::string& code, const std::string& message) {
+  if (p->errored) return;
+  p->errored = true;
+  p->error_code = code;
+  p->error = message;
+  if (p->assigned) {
+    rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(list, p->topic.c_str(), p->partition);
+    rd_kafka_pause_partitions(consumer_, list);
+    rd_kafka_topic_partition_list_destroy(list);
+  }
+}
+
+void Forwarder::Release(PartitionState* p, rd_kafka_message_t* msg) {
+  int64_t size = static_cast<int64_t>(msg->len + msg->key_len);
+  p->inflight_bytes -= size;
+  inflight_bytes_ -= size;
+  rd_kafka_message_destroy(msg);
+}
+
+// Returns false (and keeps ownership of msg) when the producer queue is full.
+bool Forwarder::Forward(rd_kafka_message_t* msg) {
+  PartitionState* p = LookupConsumed(msg);
+  if (p == nullptr || !p->assigned || p->errored) {
+    rd_kafka_message_destroy(msg);
+    return true;
+  }
+  rd_kafka_headers_t* src_headers = nullptr;
+  rd_kafka_message_headers(msg, &src_headers);
+  rd_kafka_headers_t* headers = nullptr;
+  if (provenance_.enabled) {
+    std::string origin = provenance_.local_origin;
+    int hops = 0;
+    const void* val = nullptr;
+    size_t size = 0;
+    if (src_headers != nullptr &&
+        rd_kafka_header_get_last(src_headers, provenance_.header.c_str(), &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        val != nullptr) {
+      // value: "<origin cluster id>:<hops>"
+      std::string v(static_cast<const char*>(val), size);
+      size_t colon = v.rfind(':');
+      origin = v.substr(0, colon);
+      hops = colon == std::string::npos ? 0 : std::atoi(v.c_str() + colon + 1);
+    }
+    if (origin == provenance_.drop_origin || hops >= provenance_.max_hops) {
+      // The record came from the target (or has gone round too often): forwarding it would make a loop. It counts
+      // as handled so `committable` moves past it.
+      p->dropped++;
+      if (p->inflight.empty()) p->committable = msg->offset + 1;
+      else p->inflight.emplace_back(msg->offset, nullptr);
+      p->consumed_next = msg->offset + 1;
+      rd_kafka_message_destroy(msg);
+      return true;
+    }
+    headers = src_headers != nullptr ? rd_kafka_headers_copy(src_headers) : rd_kafka_headers_new(1);
+    rd_kafka_header_remove(headers, provenance_.header.c_str());
+    std::string v = origin + ":" + std::to_string(hops + 1);
+    rd_kafka_header_add(headers, provenance_.header.c_str(), -1, v.data(), static_cast<ssize_t>(v.size()));
+  } else if (src_headers != nullptr) {
+    headers = rd_kafka_headers_copy(src_headers);
+  }
+  rd_kafka_timestamp_type_t tstype;
+  int64_t ts = rd_kafka_message_timestamp(msg, &tstype);
+  rd_kafka_resp_err_t err = rd_kafka_producev(
+      producer_, RD_KAFKA_V_RKT(p->topic_state->target_rkt), RD_KAFKA_V_PARTITION(msg->partition),
+      RD_KAFKA_V_MSGFLAGS(0),  // no copy, no free: the consumed message owns the bytes until the delivery report
+      RD_KAFKA_V_VALUE(msg->payload, msg->len), RD_KAFKA_V_KEY(msg->key, msg->key_len),
+      RD_KAFKA_V_TIMESTAMP(ts > 0 ? ts : 0), RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(msg), RD_KAFKA_V_END);
+  if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+    if (headers != nullptr) rd_kafka_headers_destroy(headers);
+    return false;
+  }
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    if (headers != nullptr) rd_kafka_headers_destroy(headers);
+    FailPartition(p, ErrName(err),
+                  "cannot produce offset " + std::to_string(msg->offset) + " to " + p->topic_state->target + "[" +
+                      std::to_string(msg->partition) + "]: " + rd_kafka_err2str(err));
+    rd_kafka_message_destroy(msg);
+    return true;
+  }
+  int64_t size = static_cast<int64_t>(msg->len + msg->key_len);
+  p->inflight.emplace_back(msg->offset, msg);
+  p->inflight_bytes += size;
+  inflight_bytes_ += size;
+  p->consumed_next = msg->offset + 1;
+  return true;
+}
+
+void Forwarder::OnDelivery(rd_kafka_t* rk, const rd_kafka_message_t* msg, void* opaque) {
+  static_cast<Forwarder*>(opaque)->Delivered(msg);
+}
+
+void Forwarder::Delivered(const rd_kafka_message_t* dr) {
+  auto* consumed = static_cast<rd_kafka_message_t*>(dr->_private);
+  auto* ts = static_cast<TopicState*>(rd_kafka_topic_opaque(dr->rkt));
+  auto pit = ts->partitions.find(consumed->partition);
+  if (pit == ts->partitions.end()) {  // cannot happen: states live as long as they have records in flight
+    rd_kafka_message_destroy(consumed);
+    return;
+  }
+  PartitionState* p = pit->second.get();
+  if (dr->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    FailPartition(p, ErrName(dr->err),
+                  "target rejected offset " + std::to_string(consumed->offset) + " of " + p->topic + "[" +
+                      std::to_string(p->partition) + "] -> " + ts->target + ": " + rd_kafka_err2str(dr->err));
+  }
+  // Mark this record done, then advance `committable` over the done prefix. The idempotent producer reports in
+  // order, so normally the record is at the front.
+  for (auto& entry : p->inflight) {
+    if (entry.second == consumed) {
+      entry.second = nullptr;
+      break;
+    }
+  }
+  if (dr->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    int64_t key_bytes = static_cast<int64_t>(consumed->key_len);
+    size_t hdr_bytes = 0;
+    rd_kafka_headers_t* h = nullptr;
+    if (rd_kafka_message_headers(consumed, &h) == RD_KAFKA_RESP_ERR_NO_ERROR && h != nullptr) {
+      const char* name;
+      const void* val;
+      size_t sz;
+      for (size_t i = 0; rd_kafka_header_get_all(h, i, &name, &val, &sz) == RD_KAFKA_RESP_ERR_NO_ERROR; i++) {
+        hdr_bytes += std::strlen(name) + sz;
+      }
+    }
+    p->records++;
+    p->bytes += static_cast<int64_t>(consumed->len) + key_bytes + static_cast<int64_t>(hdr_bytes);
+    rd_kafka_timestamp_type_t tstype;
+    int64_t ts_ms = rd_kafka_message_timestamp(consumed, &tstype);
+    if (ts_ms > 0) {
+      p->last_ts = ts_ms;
+      double lat = static_cast<double>(NowMs() - ts_ms);
+      if (lat < 0) lat = 0;
+      int b = 0;
+      while (b < kBuckets && lat > kLatencyBounds[b]) b++;
+      latency_counts_[b]++;
+      latency_sum_ms_ += lat;
+    }
+    // offset map: extend the open run when the delta holds, else close it and open a new one
+    int64_t delta = dr->offset - consumed->offset;
+    if (p->has_run && p->run.delta == delta && consumed->offset > p->run.src_end) {
+      p->run.src_end = consumed->offset;
+    } else {
+      if (p->has_run) p->closed_runs.push_back(p->run);
+      p->run = OffsetRun{consumed->offset, consumed->offset, delta};
+      p->has_run = true;
+    }
+    p->run_dirty = true;
+  }
+  // An errored partition keeps `committable` at the first record that failed.
+  while (!p->inflight.empty() && p->inflight.front().second == nullptr) {
+    if (!p->errored) p->committable = p->inflight.front().first + 1;
+    p->inflight.pop_front();
+  }
+  Release(p, consumed);
+}
+
+void Forwarder::ApplyBudget() {
+  // Hysteresis: pause at the budget, resume once half of it has drained.
+  bool pause = over_budget_ ? inflight_bytes_ > budget_bytes_ / 2 : inflight_bytes_ >= budget_bytes_;
+  if (pause == over_budget_) return;
+  over_budget_ = pause;
+  std::vector<PartitionState*> all;
+  for (auto& t : topics_) {
+    for (auto& e : t.second->partitions) all.push_back(e.second.get());
+  }
+  SetPaused(all, pause);
+}
+
+void Forwarder::SetPaused(const std::vector<PartitionState*>& parts, bool pause) {
+  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(static_cast<int>(parts.size()) + 1);
+  for (PartitionState* p : parts) {
+    if (!p->assigned || p->errored) continue;
+    p->budget_paused = pause;
+    rd_kafka_topic_partition_list_add(list, p->topic.c_str(), p->partition);
+  }
+  if (list->cnt > 0) {
+    if (pause) rd_kafka_pause_partitions(consumer_, list);
+    else rd_kafka_resume_partitions(consumer_, list);
+  }
+  rd_kafka_topic_partition_list_destroy(list);
+}
+
+// pump(maxWaitMs) -> records handed to the producer. Consumes one batch, forwards it, serves delivery reports.
+Napi::Value Forwarder::Pump(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CheckOpen(env);
+  int timeout = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : 100;
+  rd_kafka_poll(producer_, 0);
+  // Producer queue was full last time: those records go first, in order.
+  while (!pending_.empty()) {
+    if (!Forward(pending_.front())) break;
+    pending_.pop_front();
+  }
+  ApplyBudget();
+  int forwarded = 0;
+  if (!pending_.empty() || over_budget_) {
+    rd_kafka_poll(producer_, timeout);  // wait for acknowledgements instead of reading more
+  } else {
+    ssize_t n = rd_kafka_consume_batch_queue(consumer_queue_, timeout, batch_.data(), batch_.size());
+    for (ssize_t i = 0; i < n; i++) {
+      rd_kafka_message_t* msg = batch_[static_cast<size_t>(i)];
+      if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+          std::string text = rd_kafka_message_errstr(msg);
+          consumer_error_ = ErrName(msg->err) + ": " + text;
+          if (msg->rkt != nullptr && msg->partition >= 0) {
+            PartitionState* p = LookupConsumed(msg);
+            // Topic or partition gone, or offset out of range with no reset: not something a retry fixes.
+            if (p != nullptr && (msg->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
+                                 msg->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ||
+                                 msg->err == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION)) {
+              FailPartition(p, ErrName(msg->err), "source " + p->topic + "[" + std::to_string(p->partition) + "]: " + text);
+            }
+          }
+        }
+        rd_kafka_message_destroy(msg);
+        continue;
+      }
+      if (!pending_.empty() || !Forward(msg)) {
+        pending_.push_back(msg);
+      } else {
+        forwarded++;
+      }
+    }
+    rd_kafka_poll(producer_, 0);
+  }
+  ApplyBudget();
+  return Napi::Number::New(env, forwarded);
+}
+
+// progress() -> { partitions: [...], latency: { counts, sumMs }, inflightBytes, pending, errors }
+// Counters and runs are deltas since the previous call.
+Napi::Value Forwarder::Progress(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object out = Napi::Object::New(env);
+  Napi::Array parts = Napi::Array::New(env);
+  uint32_t idx = 0;
+  std::vector<std::pair<std::string, int32_t>> forget;
+  for (auto& t : topics_) {
+    for (auto& e : t.second->partitions) {
+      PartitionState* p = e.second.get();
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("topic", p->topic);
+      o.Set("partition", p->partition);
+      o.Set("targetTopic", t.second->target);
+      o.Set("committable", Napi::Number::New(env, static_cast<double>(p->committable)));
+      o.Set("records", Napi::Number::New(env, static_cast<double>(p->records)));
+      o.Set("bytes", Napi::Number::New(env, static_cast<double>(p->bytes)));
+      o.Set("dropped", Napi::Number::New(env, static_cast<double>(p->dropped)));
+      o.Set("inflight", Napi::Number::New(env, static_cast<double>(p->inflight.size())));
+      o.Set("inflightBytes", Napi::Number::New(env, static_cast<double>(p->inflight_bytes)));
+      o.Set("lastTimestamp", Napi::Number::New(env, static_cast<double>(p->last_ts)));
+      o.Set("assigned", p->assigned);
+      o.Set("paused", p->budget_paused || p->errored);
+      int64_t low = 0, high = -1;
+      if (p->assigned && rd_kafka_get_watermark_offsets(consumer_, p->topic.c_str(), p->partition, &low, &high) ==
+                             RD_KAFKA_RESP_ERR_NO_ERROR) {
+        o.Set("highWatermark", Napi::Number::New(env, static_cast<double>(high)));
+      }
+      if (p->errored) {
+        o.Set("error", p->error);
+        o.Set("errorCode", p->error_code);
+      }
+      Napi::Array runs = Napi::Array::New(env);
+      uint32_t r = 0;
+      auto put = [&](const OffsetRun& run) {
+        Napi::Array a = Napi::Array::New(env, 3);
+        a.Set(0u, Napi::Number::New(env, static_cast<double>(run.src_start)));
+        a.Set(1u, Napi::Number::New(env, static_cast<double>(run.src_end)));
+        a.Set(2u, Napi::Number::New(env, static_cast<double>(run.delta)));
+        runs.Set(r++, a);
+      };
+      for (const auto& run : p->closed_runs) put(run);
+      if (p->run_dirty) put(p->run);
+      o.Set("runs", runs);
+      p->closed_runs.clear();
+      p->run_dirty = false;
+      p->records = 0;
+      p->bytes = 0;
+      p->dropped = 0;
+      parts.Set(idx++, o);
+      if (!p->assigned && p->inflight.empty()) forget.emplace_back(p->topic, p->partition);
+    }
+  }
+  // an unassigned partition with nothing in flight has reported its final state above
+  for (auto& f : forget) topics_[f.first]->partitions.erase(f.second);
+  out.Set("partitions", parts);
+  Napi::Array counts = Napi::Array::New(env, kBuckets + 1);
+  for (int b = 0; b <= kBuckets; b++) {
+    counts.Set(static_cast<uint32_t>(b), Napi::Number::New(env, static_cast<double>(latency_counts_[b])));
+    latency_counts_[b] = 0;
+  }
+  Napi::Object latency = Napi::Object::New(env);
+  latency.Set("counts", counts);
+  latency.Set("sumMs", latency_sum_ms_);
+  latency_sum_ms_ = 0;
+  out.Set("latency", latency);
+  out.Set("inflightBytes", Napi::Number::New(env, static_cast<double>(inflight_bytes_)));
+  out.Set("pending", Napi::Number::New(env, static_cast<double>(pending_.size())));
+  out.Set("overBudget", over_budget_);
+  if (!consumer_error_.empty()) out.Set("consumerError", consumer_error_);
+  consumer_error_.clear();
+  char fatal[512];
+  if (producer_ != nullptr && rd_kafka_fatal_error(producer_, fatal, sizeof(fatal)) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    out.Set("fatal", std::string(fatal));
+  }
+  {
+    std::lock_guard<std::mutex> lock(log_mutex_);
+    if (!last_log_.empty()) out.Set("log", last_log_);
+    last_log_.clear();
+  }
+  return out;
+}
+
+// commit([{ topic, partition, offset }]): mirrors committed offsets to the source cluster's consumer group
+// (asynchronous; the store is the source of truth, this is for standard Kafka lag tooling).
+Napi::Value Forwarder::Commit(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CheckOpen(env);
+  Napi::Array arr = info[0].As<Napi::Array>();
+  if (arr.Length() == 0) return env.Undefined();
+  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(static_cast<int>(arr.Length()));
+  for (uint32_t i = 0; i < arr.Length(); i++) {
+    Napi::Object a = arr.Get(i).As<Napi::Object>();
+    rd_kafka_topic_partition_list_add(list, GetString(a, "topic", "").c_str(),
+                                      static_cast<int32_t>(GetInt(a, "partition", 0)))
+        ->offset = GetInt(a, "offset", 0);
+  }
+  rd_kafka_resp_err_t err = rd_kafka_commit(consumer_, list, 1);
+  rd_kafka_topic_partition_list_destroy(list);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) consumer_error_ = "commit: " + ErrName(err);
+  return env.Undefined();
+}
+
+Napi::Value Forwarder::Stats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("inflightBytes", Napi::Number::New(env, static_cast<double>(inflight_bytes_)));
+  o.Set("producerQueue", Napi::Number::New(env, producer_ != nullptr ? rd_kafka_outq_len(producer_) : 0));
+  o.Set("pending", Napi::Number::New(env, static_cast<double>(pending_.size())));
+  return o;
+}
+
+// close(flushTimeoutMs): waits for in-flight records up to the timeout, then purges the rest (they stay
+// uncommitted, so they are read again by the next owner).
+Napi::Value Forwarder::Close(const Napi::CallbackInfo& info) {
+  int timeout = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : 10000;
+  Shutdown(timeout);
+  return info.Env().Undefined();
+}
+
+void Forwarder::Shutdown(int timeout_ms) {
+  if (closed_) return;
+  closed_ = true;
+  for (auto* msg : pending_) rd_kafka_message_destroy(msg);
+  pending_.clear();
+  if (producer_ != nullptr) {
+    if (timeout_ms > 0) rd_kafka_flush(producer_, timeout_ms);
+    rd_kafka_purge(producer_, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    // purged records come back as failed delivery reports and are released there
+    for (int i = 0; i < 200 && rd_kafka_outq_len(producer_) > 0; i++) rd_kafka_poll(producer_, 10);
+    for (auto& t : topics_) {
+      if (t.second->target_rkt != nullptr) rd_kafka_topic_destroy(t.second->target_rkt);
+      t.second->target_rkt = nullptr;
+    }
+    rd_kafka_destroy(producer_);
+    producer_ = nullptr;
+  }
+  if (consumer_ != nullptr) {
+    if (consumer_queue_ != nullptr) rd_kafka_queue_destroy(consumer_queue_);
+    consumer_queue_ = nullptr;
+    rd_kafka_consumer_close(consumer_);
+    rd_kafka_destroy(consumer_);
+    consumer_ = nullptr;
+  }
+  topics_.clear();
+  source_rkt_cache_.clear();
+}
+
+}  // namespace strait

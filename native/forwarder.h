@@ -1,0 +1,126 @@
+// The forwarder: one librdkafka consumer (manual assign, no group membership, no auto commit) and one idempotent
+// producer. Records move from consumer to producer inside C++: the produced value points at the consumed message's
+// memory (no copy flag) and the consumed message is released in the delivery report.
+//
+// Threading: every method, and every librdkafka callback that carries data (delivery reports are served by
+// rd_kafka_poll on the producer), runs on the JavaScript thread that owns the object (a piscina pool thread). Only
+// the log callback comes from librdkafka's own threads, and it only touches `log_mutex_`.
+#pragma once
+
+#include <napi.h>
+#include <librdkafka/rdkafka.h>
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace strait {
+
+// A stretch of source offsets [src_start, src_end] whose records landed at target = source + delta.
+struct OffsetRun {
+  int64_t src_start;
+  int64_t src_end;
+  int64_t delta;
+};
+
+struct PartitionState {
+  std::string topic;
+  int32_t partition = 0;
+  struct TopicState* topic_state = nullptr;
+  bool assigned = true;    // false once unassigned; in-flight records still complete
+  bool errored = false;
+  bool budget_paused = false;
+  std::string error;
+  std::string error_code;
+  // source offsets consumed and handed to the producer, oldest first (delivery reports arrive in this order:
+  // the idempotent producer keeps per-partition order)
+  std::deque<std::pair<int64_t, rd_kafka_message_t*>> inflight;
+  int64_t committable = -1;   // next source offset to read after a restart; -1 = nothing delivered yet
+  int64_t consumed_next = -1; // next offset the consumer will hand us
+  int64_t records = 0;        // delivered since the last progress() call
+  int64_t bytes = 0;
+  int64_t dropped = 0;        // records filtered out (provenance loop guard) since last progress()
+  int64_t inflight_bytes = 0;
+  int64_t last_ts = -1;       // source timestamp of the last delivered record
+  bool has_run = false;
+  bool run_dirty = false;
+  OffsetRun run{0, 0, 0};
+  std::vector<OffsetRun> closed_runs;  // finished since last progress()
+};
+
+struct TopicState {
+  std::string source;
+  std::string target;
+  rd_kafka_topic_t* target_rkt = nullptr;
+  std::unordered_map<int32_t, std::unique_ptr<PartitionState>> partitions;
+};
+
+struct Provenance {
+  // identity policy: records whose origin is `drop_origin` are dropped; forwarded records get a header
+  // naming their origin (the existing one, or `local_origin` for records produced on the source) and hop count.
+  bool enabled = false;
+  std::string header;        // header key
+  std::string local_origin;  // the source cluster's id
+  std::string drop_origin;   // the target cluster's id
+  int max_hops = 8;
+};
+
+class Forwarder : public Napi::ObjectWrap<Forwarder> {
+ public:
+  static Napi::Function Define(Napi::Env env);
+  explicit Forwarder(const Napi::CallbackInfo& info);
+  ~Forwarder() override;
+
+ private:
+  Napi::Value Assign(const Napi::CallbackInfo& info);
+  Napi::Value Unassign(const Napi::CallbackInfo& info);
+  Napi::Value Pump(const Napi::CallbackInfo& info);
+  Napi::Value Progress(const Napi::CallbackInfo& info);
+  Napi::Value Commit(const Napi::CallbackInfo& info);
+  Napi::Value Close(const Napi::CallbackInfo& info);
+  Napi::Value Stats(const Napi::CallbackInfo& info);
+
+  static void OnDelivery(rd_kafka_t* rk, const rd_kafka_message_t* msg, void* opaque);
+  static void OnLog(const rd_kafka_t* rk, int level, const char* fac, const char* buf);
+  void Delivered(const rd_kafka_message_t* msg);
+  bool Forward(rd_kafka_message_t* msg);  // false: producer queue full, keep msg for later
+  void FailPartition(PartitionState* p, const std::string& code, const std::string& message);
+  void Release(PartitionState* p, rd_kafka_message_t* msg);
+  void ApplyBudget();
+  void SetPaused(const std::vector<PartitionState*>& parts, bool pause);
+  void Shutdown(int timeout_ms);
+  void CheckOpen(Napi::Env env) const;
+  PartitionState* Lookup(const char* topic, int32_t partition);
+  PartitionState* LookupConsumed(const rd_kafka_message_t* msg);
+
+  rd_kafka_t* consumer_ = nullptr;
+  rd_kafka_t* producer_ = nullptr;
+  rd_kafka_queue_t* consumer_queue_ = nullptr;
+  std::map<std::string, std::unique_ptr<TopicState>> topics_;
+  std::unordered_map<const rd_kafka_topic_t*, TopicState*> source_rkt_cache_;
+  std::deque<rd_kafka_message_t*> pending_;  // consumed, not yet accepted by the producer (queue full)
+  std::vector<rd_kafka_message_t*> batch_;
+  Provenance provenance_;
+  std::string default_codec_;
+  int64_t budget_bytes_ = 64 << 20;
+  int64_t inflight_bytes_ = 0;
+  bool over_budget_ = false;
+  bool closed_ = false;
+  int batch_size_ = 2000;
+  // replication latency (source timestamp -> target ack) in fixed buckets, reset by progress()
+  static constexpr int kBuckets = 16;
+  int64_t latency_counts_[kBuckets + 1] = {0};
+  double latency_sum_ms_ = 0;
+  std::string consumer_error_;
+  std::string producer_error_;
+  std::mutex log_mutex_;
+  std::string last_log_;
+};
+
+}  // namespace strait

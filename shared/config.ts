@@ -1,0 +1,374 @@
+/**
+ * The one config file: schema, validation with exact paths, defaults, secret redaction.
+ *
+ * The schema is compiled once (house style: validate once, say exactly what is wrong). Errors name the path
+ * (`routes[1].topics.include[0]`), the bad value (never a secret's) and what is allowed; unknown keys get a
+ * did-you-mean hint. Input types (`StraitConfigInput`) allow omissions; everything past `loadConfig` receives the
+ * filled `StraitConfig`.
+ */
+import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { extname } from 'node:path';
+import Ajv, { type ErrorObject } from 'ajv';
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { closest, distance } from 'fastest-levenshtein';
+import { parse as parseYaml } from 'yaml';
+import { ConfigError, StraitError, type FieldProblem } from './errors';
+
+const Name = (description: string) => Type.String({ pattern: '^[A-Za-z0-9._-]+$', minLength: 1, maxLength: 200, description });
+const ClientProperties = Type.Record(Type.String({ minLength: 1 }), Type.Union([Type.String(), Type.Number(), Type.Boolean()]), {
+  description: 'librdkafka client properties (see librdkafka CONFIGURATION.md)',
+});
+const Patterns = (fallback: string[]) => Type.Array(Type.String({ minLength: 1, format: 'regex' }), { default: fallback });
+const Ms = (fallback: number, minimum: number) => Type.Integer({ minimum, default: fallback });
+
+export const COMPRESSIONS = ['source', 'none', 'gzip', 'snappy', 'lz4', 'zstd'] as const;
+export const NAMING_POLICIES = ['prefix', 'identity'] as const;
+export const PROFILES = ['default', 'lan', 'wan'] as const;
+
+const ClusterSchema = Type.Object(
+  {
+    bootstrap: Type.String({ minLength: 1, pattern: '^[^,\\s]+:[0-9]+(,[^,\\s]+:[0-9]+)*$', description: 'host:port[,host:port...]' }),
+    properties: Type.Optional(ClientProperties),
+  },
+  { additionalProperties: false },
+);
+
+const RouteSchema = Type.Object(
+  {
+    name: Name('route name'),
+    source: Type.String({ minLength: 1 }),
+    target: Type.String({ minLength: 1 }),
+    topics: Type.Object(
+      { include: Patterns(['.*']), exclude: Patterns([]) },
+      { additionalProperties: false, default: {} },
+    ),
+    groups: Type.Object(
+      { include: Patterns(['.*']), exclude: Patterns([]) },
+      { additionalProperties: false, default: {} },
+    ),
+    naming: Type.Object(
+      {
+        policy: Type.Union(NAMING_POLICIES.map((p) => Type.Literal(p)), { default: 'prefix' }),
+        separator: Type.String({ minLength: 1, maxLength: 8, pattern: '^[A-Za-z0-9._-]+$', default: '.' }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    start: Type.Union([Type.Literal('earliest'), Type.Literal('latest')], { default: 'earliest' }),
+    compression: Type.Union(COMPRESSIONS.map((c) => Type.Literal(c)), { default: 'source' }),
+    profile: Type.Union(PROFILES.map((p) => Type.Literal(p)), { default: 'default' }),
+    replicationFactor: Type.Integer({ minimum: -1, maximum: 32767, not: { const: 0 }, default: -1 }),
+    syncTopicConfigs: Type.Boolean({ default: true }),
+    syncGroupOffsets: Type.Boolean({ default: false }),
+    checkpointIntervalMs: Ms(5000, 100),
+    paused: Type.Boolean({ default: false }),
+    consumer: Type.Optional(ClientProperties),
+    producer: Type.Optional(ClientProperties),
+  },
+  { additionalProperties: false },
+);
+
+const ConfigSchema = Type.Object(
+  {
+    deployment: Type.String({ pattern: '^[A-Za-z0-9._-]+$', minLength: 1, default: 'default' }),
+    clusters: Type.Record(Name('cluster alias'), ClusterSchema, { minProperties: 1 }),
+    routes: Type.Array(RouteSchema, { default: [] }),
+    controller: Type.Object(
+      {
+        id: Type.Optional(Type.String({ minLength: 1 })),
+        refreshTopicsIntervalMs: Ms(10_000, 100),
+        rest: Type.Object(
+          {
+            host: Type.String({ minLength: 1, default: '127.0.0.1' }),
+            port: Type.Integer({ minimum: 0, maximum: 65535, default: 8470 }),
+            token: Type.Optional(Type.String({ minLength: 16 })),
+          },
+          { additionalProperties: false, default: {} },
+        ),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    worker: Type.Object(
+      {
+        id: Type.Optional(Type.String({ minLength: 1 })),
+        threads: Type.Integer({ minimum: 0, maximum: 256, default: 0, description: '0 = one per core' }),
+        inflightBytes: Type.Integer({ minimum: 1024 * 1024, default: 64 * 1024 * 1024 }),
+        commitIntervalMs: Ms(1000, 50),
+        reportIntervalMs: Ms(5000, 100),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    store: Type.Object(
+      {
+        type: Type.Union([Type.Literal('embedded'), Type.Literal('zookeeper')], { default: 'embedded' }),
+        path: Type.String({ minLength: 1, default: '.strait/store' }),
+        connect: Type.Optional(Type.String({ minLength: 1, pattern: '^[^,\\s]+:[0-9]+(,[^,\\s]+:[0-9]+)*(/.*)?$' })),
+        root: Type.String({ pattern: '^/', default: '/strait' }),
+        sessionTimeoutMs: Ms(10_000, 2000),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    metrics: Type.Object(
+      {
+        enabled: Type.Boolean({ default: true }),
+        host: Type.String({ minLength: 1, default: '127.0.0.1' }),
+        port: Type.Integer({ minimum: 0, maximum: 65535, default: 9464 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    log: Type.Object(
+      { level: Type.Union(['debug', 'info', 'warn', 'error'].map((l) => Type.Literal(l)), { default: 'info' }) },
+      { additionalProperties: false, default: {} },
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export type StraitConfigInput = Static<typeof ConfigSchema>;
+export type ClientProps = Record<string, string | number | boolean>;
+
+/** A route after defaults are filled. */
+export interface RouteConfig {
+  name: string;
+  source: string;
+  target: string;
+  topics: { include: string[]; exclude: string[] };
+  groups: { include: string[]; exclude: string[] };
+  naming: { policy: (typeof NAMING_POLICIES)[number]; separator: string };
+  start: 'earliest' | 'latest';
+  compression: (typeof COMPRESSIONS)[number];
+  profile: (typeof PROFILES)[number];
+  replicationFactor: number;
+  syncTopicConfigs: boolean;
+  syncGroupOffsets: boolean;
+  checkpointIntervalMs: number;
+  paused: boolean;
+  consumer: ClientProps;
+  producer: ClientProps;
+}
+
+export interface ClusterConfig {
+  bootstrap: string;
+  properties: ClientProps;
+}
+
+/** The whole config after defaults are filled: what every component receives. */
+export interface StraitConfig {
+  deployment: string;
+  clusters: Record<string, ClusterConfig>;
+  routes: RouteConfig[];
+  controller: {
+    id?: string;
+    refreshTopicsIntervalMs: number;
+    rest: { host: string; port: number; token?: string };
+  };
+  worker: { id?: string; threads: number; inflightBytes: number; commitIntervalMs: number; reportIntervalMs: number };
+  store: { type: 'embedded' | 'zookeeper'; path: string; connect?: string; root: string; sessionTimeoutMs: number };
+  metrics: { enabled: boolean; host: string; port: number };
+  log: { level: 'debug' | 'info' | 'warn' | 'error' };
+}
+
+const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, allowUnionTypes: true, verbose: true });
+ajv.addFormat('regex', (s: string) => regexError(s) === undefined);
+const validateSchema = ajv.compile<StraitConfigInput>(ConfigSchema);
+
+/** Topic and group patterns are JavaScript regular expressions matched against the whole name. */
+function regexError(pattern: string): string | undefined {
+  try {
+    new RegExp(pattern);
+    return undefined;
+  } catch (e) {
+    return (e as Error).message.replace(/^Invalid regular expression: /, '');
+  }
+}
+
+/** Keys whose values are never printed: librdkafka secrets and strait's own token. */
+const SECRET_KEY = /(password|secret|token|jaas|credentials|private|\.key\.pem|keystore\.key|sasl\.oauthbearer\.config)/i;
+
+export function isSecretKey(key: string): boolean {
+  return SECRET_KEY.test(key);
+}
+
+/** A copy of client properties safe to log or return over REST. */
+export function redactProperties(props: ClientProps): ClientProps {
+  const out: ClientProps = {};
+  for (const [k, v] of Object.entries(props)) out[k] = isSecretKey(k) ? '<redacted>' : v;
+  return out;
+}
+
+/** A copy of the whole config safe to log or return over REST. */
+export function redactConfig(config: StraitConfig): StraitConfig {
+  const copy = structuredClone(config);
+  for (const c of Object.values(copy.clusters)) c.properties = redactProperties(c.properties);
+  for (const r of copy.routes) {
+    r.consumer = redactProperties(r.consumer);
+    r.producer = redactProperties(r.producer);
+  }
+  if (copy.controller.rest.token !== undefined) copy.controller.rest.token = '<redacted>';
+  return copy;
+}
+
+/** `/routes/1/topics/include/0` -> `routes[1].topics.include[0]` */
+function toPath(pointer: string, extra?: string): string {
+  const parts = pointer.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+  if (extra !== undefined) parts.push(extra);
+  let out = '';
+  for (const p of parts) out += /^[0-9]+$/.test(p) ? `[${p}]` : out === '' ? p : `.${p}`;
+  return out === '' ? '(root)' : out;
+}
+
+function lastKey(path: string): string {
+  const m = /([^.[\]]+)\]?$/.exec(path);
+  return m?.[1] ?? path;
+}
+
+function show(path: string, value: unknown): string {
+  if (isSecretKey(lastKey(path))) return '<redacted>';
+  if (typeof value === 'string') return `'${value.length > 80 ? `${value.slice(0, 77)}...` : value}'`;
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'object') return 'an object';
+  return String(value);
+}
+
+function valueAt(root: unknown, pointer: string): unknown {
+  let cur: unknown = root;
+  for (const raw of pointer.split('/').slice(1)) {
+    const key = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    if (cur === null || typeof cur !== 'object') return undefined;
+    cur = (cur as Record<string, unknown>)[key];
+  }
+  return cur;
+}
+
+function describeSchema(schema: TSchema | undefined): string {
+  if (schema === undefined) return '';
+  if (Array.isArray(schema.anyOf) && schema.anyOf.every((s: TSchema) => 'const' in s)) {
+    return `one of ${schema.anyOf.map((s: TSchema) => String(s.const)).join(', ')}`;
+  }
+  return '';
+}
+
+function translate(err: ErrorObject, input: unknown): FieldProblem | undefined {
+  const path = toPath(err.instancePath);
+  const value = valueAt(input, err.instancePath);
+  switch (err.keyword) {
+    case 'additionalProperties': {
+      const key = String(err.params.additionalProperty);
+      const allowed = Object.keys((err.parentSchema as { properties?: Record<string, unknown> }).properties ?? {});
+      const guess = allowed.length > 0 ? closest(key, allowed) : undefined;
+      const hint = guess !== undefined && distance(key, guess) <= Math.max(2, Math.floor(key.length / 3)) ? `; did you mean '${guess}'?` : '';
+      return { path: toPath(err.instancePath, key), message: `unknown key${hint} (allowed: ${allowed.join(', ')})` };
+    }
+    case 'required':
+      return { path: toPath(err.instancePath, String(err.params.missingProperty)), message: 'is required' };
+    case 'type':
+      return { path, message: `must be ${String(err.params.type)}, got ${show(path, value)}` };
+    case 'pattern': {
+      const what = (err.parentSchema as { description?: string }).description;
+      return { path, message: `${show(path, value)} does not match ${what ?? `the pattern ${String(err.params.pattern)}`}` };
+    }
+    case 'anyOf': {
+      const allowed = describeSchema(err.parentSchema as TSchema);
+      return { path, message: `${show(path, value)} is not allowed; allowed: ${allowed || 'see the config reference'}` };
+    }
+    case 'const':
+      return undefined; // reported through the enclosing anyOf
+    case 'format':
+      return { path, message: `${show(path, value)} is not a valid regular expression (${regexError(String(value))})` };
+    case 'not':
+      return { path, message: `${show(path, value)} is not allowed` };
+    case 'propertyNames':
+      return undefined; // the pattern error on the name itself says it
+    default:
+      return { path, message: `${err.message ?? 'is invalid'}${value === undefined ? '' : `, got ${show(path, value)}`}` };
+  }
+}
+
+/** Checks that need the whole config: aliases exist, names unique, naming unambiguous. */
+function checkSemantics(config: StraitConfig, problems: FieldProblem[]): void {
+  const aliases = Object.keys(config.clusters);
+  const names = new Set<string>();
+  config.routes.forEach((r, i) => {
+    const base = `routes[${i}]`;
+    if (names.has(r.name)) problems.push({ path: `${base}.name`, message: `'${r.name}' is used by another route; route names must be unique` });
+    names.add(r.name);
+    for (const side of ['source', 'target'] as const) {
+      if (!aliases.includes(r[side])) {
+        const guess = aliases.length > 0 ? closest(r[side], aliases) : undefined;
+        problems.push({ path: `${base}.${side}`, message: `unknown cluster alias '${r[side]}'${guess ? `; did you mean '${guess}'?` : ''} (defined: ${aliases.join(', ')})` });
+      }
+    }
+    if (r.source === r.target) problems.push({ path: `${base}.target`, message: `must differ from source ('${r.source}')` });
+    if (r.naming.policy === 'prefix') {
+      // With the prefix policy the source alias is read back from a topic name, so an alias containing the separator
+      // would make `a.b.orders` ambiguous (alias `a.b`, or alias `a` and topic `b.orders`).
+      for (const side of ['source', 'target'] as const) {
+        if (r[side].includes(r.naming.separator)) {
+          problems.push({
+            path: `${base}.naming.separator`,
+            message: `'${r.naming.separator}' occurs in the ${side} alias '${r[side]}', which makes prefixed topic names ambiguous; choose a separator that no alias contains`,
+          });
+        }
+      }
+    }
+  });
+  if (config.store.type === 'zookeeper' && config.store.connect === undefined) {
+    problems.push({ path: 'store.connect', message: "is required when store.type is 'zookeeper' (host:port[,host:port...])" });
+  }
+}
+
+/** Validates a parsed config object and fills defaults. Throws ConfigError listing every problem. */
+export function validateConfig(input: unknown, source = 'config'): StraitConfig {
+  const copy: unknown = structuredClone(input ?? {});
+  const problems: FieldProblem[] = [];
+  if (copy === null || typeof copy !== 'object' || Array.isArray(copy)) {
+    throw new ConfigError(source, [{ path: '(root)', message: 'must be a mapping with clusters, routes, ...' }]);
+  }
+  if (!validateSchema(copy)) {
+    for (const e of validateSchema.errors ?? []) {
+      const p = translate(e, copy);
+      if (p !== undefined && !problems.some((q) => q.path === p.path && q.message === p.message)) problems.push(p);
+    }
+    throw new ConfigError(source, problems);
+  }
+  const config = fill(copy);
+  checkSemantics(config, problems);
+  if (problems.length > 0) throw new ConfigError(source, problems);
+  return config;
+}
+
+function fill(input: StraitConfigInput): StraitConfig {
+  const clusters: Record<string, ClusterConfig> = {};
+  for (const [alias, c] of Object.entries(input.clusters)) clusters[alias] = { bootstrap: c.bootstrap, properties: c.properties ?? {} };
+  // ajv's useDefaults has filled every defaulted key; the casts below only restate that.
+  const routes = (input.routes as RouteConfig[]).map((r) => ({ ...r, consumer: r.consumer ?? {}, producer: r.producer ?? {} }));
+  const worker = input.worker as StraitConfig['worker'];
+  return {
+    deployment: input.deployment as string,
+    clusters,
+    routes,
+    controller: input.controller as StraitConfig['controller'],
+    worker: { ...worker, threads: worker.threads === 0 ? availableParallelism() : worker.threads },
+    store: input.store as StraitConfig['store'],
+    metrics: input.metrics as StraitConfig['metrics'],
+    log: input.log as StraitConfig['log'],
+  };
+}
+
+/** Reads a YAML or JSON file and validates it. */
+export function loadConfig(file: string): StraitConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new StraitError('STRAIT_CONFIG_UNREADABLE', `cannot read config file ${file}: ${(e as Error).message}`, { cause: e });
+  }
+  let parsed: unknown;
+  try {
+    parsed = extname(file) === '.json' ? JSON.parse(text) : parseYaml(text, { prettyErrors: true });
+  } catch (e) {
+    throw new StraitError('STRAIT_CONFIG_UNREADABLE', `${file} is not valid ${extname(file) === '.json' ? 'JSON' : 'YAML'}: ${(e as Error).message}`, { cause: e });
+  }
+  return validateConfig(parsed, file);
+}

@@ -1,0 +1,127 @@
+import t from 'tap';
+import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError, StraitError } from '../shared/errors';
+import { loadConfig, redactConfig, validateConfig } from '../shared/config';
+import { projectRoot } from '../bench/kafka-runtime';
+
+const base = () => ({
+  clusters: { a: { bootstrap: '127.0.0.1:9092' }, b: { bootstrap: '127.0.0.1:9093', properties: { 'sasl.password': 'hunter2-secret' } } },
+  routes: [{ name: 'a-to-b', source: 'a', target: 'b', topics: { include: ['orders.*'] } }],
+});
+
+function problems(input: unknown): { path: string; message: string }[] {
+  try {
+    validateConfig(input);
+  } catch (e) {
+    if (e instanceof ConfigError) return e.problems;
+    throw e;
+  }
+  return [];
+}
+
+t.test('every example config in examples/ is valid', async (t) => {
+  const dir = join(projectRoot(), 'examples');
+  const files = readdirSync(dir).filter((f) => /\.(ya?ml|json)$/.test(f));
+  t.ok(files.length >= 2, 'active-passive and active-active examples exist');
+  t.ok(files.includes('active-passive.yaml') && files.includes('active-active.yaml'));
+  for (const f of files) {
+    const c = loadConfig(join(dir, f));
+    t.ok(c.routes.length >= 1, `${f}: has routes`);
+  }
+  const aa = loadConfig(join(dir, 'active-active.yaml'));
+  t.same(aa.routes.map((r) => `${r.source}->${r.target}:${r.naming.policy}`), ['east->west:identity', 'west->east:identity']);
+});
+
+t.test('defaults are filled', async (t) => {
+  const c = validateConfig(base());
+  const r = c.routes[0]!;
+  t.equal(r.naming.policy, 'prefix');
+  t.equal(r.naming.separator, '.');
+  t.equal(r.start, 'earliest');
+  t.equal(r.compression, 'source');
+  t.same(r.topics.exclude, []);
+  t.equal(c.controller.refreshTopicsIntervalMs, 10_000);
+  t.equal(c.store.type, 'embedded');
+  t.ok(c.worker.threads >= 1, 'threads 0 = one per core');
+  t.equal(c.controller.rest.host, '127.0.0.1', 'REST binds to loopback unless configured');
+});
+
+t.test('errors name the exact path, the bad value and what is allowed', async (t) => {
+  const bad = base() as Record<string, unknown>;
+  const routes = bad.routes as Record<string, unknown>[];
+  routes.push({ name: 'second', source: 'a', target: 'b', topics: { include: ['ok', '(unclosed'] }, naming: { policy: 'prefx' }, start: 'beginning' });
+  const ps = problems(bad);
+  const at = (path: string) => ps.find((p) => p.path === path)?.message ?? '';
+  t.match(at('routes[1].topics.include[1]'), /'\(unclosed' is not a valid regular expression/);
+  t.match(at('routes[1].naming.policy'), /'prefx' is not allowed; allowed: one of prefix, identity/);
+  t.match(at('routes[1].start'), /'beginning' is not allowed; allowed: one of earliest, latest/);
+});
+
+t.test('unknown keys are rejected with a did-you-mean hint', async (t) => {
+  const bad = base() as Record<string, unknown>;
+  (bad.routes as Record<string, unknown>[])[0]!.topcs = { include: ['x'] };
+  bad.controler = {};
+  const ps = problems(bad);
+  t.match(ps.find((p) => p.path === 'routes[0].topcs')?.message, /unknown key; did you mean 'topics'\?/);
+  t.match(ps.find((p) => p.path === 'controler')?.message, /did you mean 'controller'\?/);
+});
+
+t.test('types, missing fields and cross references', async (t) => {
+  const bad = base() as Record<string, unknown>;
+  const r = (bad.routes as Record<string, unknown>[])[0]!;
+  r.target = 'c';
+  r.replicationFactor = 'three';
+  (bad.clusters as Record<string, Record<string, unknown>>).a!.bootstrap = 'no-port-here';
+  let ps = problems(bad);
+  t.match(ps.find((p) => p.path === 'routes[0].replicationFactor')?.message, /must be integer, got 'three'/);
+  t.match(ps.find((p) => p.path === 'clusters.a.bootstrap')?.message, /'no-port-here' does not match host:port/);
+  // cross references are checked once the shape is right
+  (bad.clusters as Record<string, Record<string, unknown>>).a!.bootstrap = '127.0.0.1:1';
+  r.replicationFactor = 1;
+  ps = problems(bad);
+  t.match(ps.find((p) => p.path === 'routes[0].target')?.message, /unknown cluster alias 'c'.*defined: a, b/);
+  ps = problems({ routes: [] });
+  t.match(ps.find((p) => p.path === 'clusters')?.message, /is required/);
+  ps = problems({ ...base(), store: { type: 'zookeeper' } });
+  t.match(ps.find((p) => p.path === 'store.connect')?.message, /required when store.type is 'zookeeper'/);
+  const dup = base();
+  dup.routes.push({ ...dup.routes[0]! });
+  t.match(problems(dup).find((p) => p.path === 'routes[1].name')?.message, /unique/);
+});
+
+t.test('a separator that occurs in an alias is rejected for the prefix policy', async (t) => {
+  const c = { clusters: { 'dc.east': { bootstrap: 'h:1' }, west: { bootstrap: 'h:2' } }, routes: [{ name: 'r', source: 'dc.east', target: 'west' }] };
+  t.match(problems(c).find((p) => p.path === 'routes[0].naming.separator')?.message, /occurs in the source alias 'dc\.east'/);
+  const ok = structuredClone(c) as Record<string, unknown>;
+  (ok.routes as Record<string, unknown>[])[0]!.naming = { separator: '_' };
+  t.same(problems(ok), []);
+});
+
+t.test('secrets are never printed back', async (t) => {
+  const bad = base() as Record<string, unknown>;
+  (bad.clusters as Record<string, Record<string, Record<string, unknown>>>).b!.properties!['sasl.password'] = { nested: 'hunter2-secret' };
+  let err: unknown;
+  try {
+    validateConfig(bad);
+  } catch (e) {
+    err = e;
+  }
+  t.ok(err instanceof ConfigError);
+  t.notMatch((err as Error).message, /hunter2/, 'error text carries no secret');
+  t.match((err as Error).message, /clusters\.b\.properties\.sasl\.password/);
+  const redacted = JSON.stringify(redactConfig(validateConfig(base())));
+  t.notMatch(redacted, /hunter2/);
+  t.match(redacted, /<redacted>/);
+});
+
+t.test('unreadable and unparsable files get a clear error', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'strait-config-'));
+  t.throws(() => loadConfig(join(dir, 'missing.yaml')), { code: 'STRAIT_CONFIG_UNREADABLE' });
+  t.throws(() => loadConfig(join(dir, 'missing.yaml')), StraitError);
+  writeFileSync(join(dir, 'bad.yaml'), 'clusters: [unclosed\n');
+  t.throws(() => loadConfig(join(dir, 'bad.yaml')), /is not valid YAML/);
+  writeFileSync(join(dir, 'bad.json'), '{"clusters": ');
+  t.throws(() => loadConfig(join(dir, 'bad.json')), /is not valid JSON/);
+});

@@ -1,0 +1,81 @@
+import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { projectRoot } from '../bench/kafka-runtime';
+import { isOurs, readState } from '../bench/local-cluster';
+import { buildProgram } from '../bin/strait';
+import { TEST_DEV_DIR } from './helpers/dir';
+
+const bin = join(projectRoot(), 'dist', 'bin', 'strait.js');
+function strait(...args: string[]) {
+  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', cwd: projectRoot(), timeout: 120_000 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+t.test('--help lists every subcommand', async (t) => {
+  const r = strait('--help');
+  t.equal(r.code, 0);
+  const names = buildProgram().commands.map((c) => c.name());
+  t.ok(names.length >= 3);
+  for (const n of names) t.match(r.out, new RegExp(`\\n  ${n}\\b`), `help lists ${n}`);
+  const devHelp = strait('dev', '--help');
+  for (const n of ['up', 'down', 'status', 'stop', 'start', 'classpath', 'run-class']) t.match(devHelp.out, new RegExp(`\\n  ${n}\\b`), `dev help lists ${n}`);
+});
+
+t.test('the shared test clusters: state.json, status, and a second up refuses', async (t) => {
+  const state = readState(TEST_DEV_DIR);
+  t.ok(state, 'state.json written');
+  const a = state!.clusters.a!;
+  t.match(a.bootstrap, /^127\.0\.0\.1:\d+$/);
+  t.ok(a.pid > 0 && existsSync(a.logDir));
+  t.match(state!.zookeeper?.connect, /^127\.0\.0\.1:\d+$/);
+  t.ok(readdirSync(join(state!.kafkaHome, 'libs')).some((f) => /^connect-mirror-/.test(f)), 'MirrorMaker 2 jars fetched');
+  t.ok(readdirSync(join(state!.kafkaHome, 'libs')).some((f) => /^kafka-tools-/.test(f)), 'perf tools jars fetched');
+  const status = strait('dev', 'status', '--dir', TEST_DEV_DIR, '--json');
+  t.equal(status.code, 0);
+  t.match(JSON.parse(status.out).running.join(' '), /kafka a .*zookeeper/);
+  const again = strait('dev', 'up', '--dir', TEST_DEV_DIR);
+  t.equal(again.code, 1, 'second up fails');
+  t.match(again.err, /already run/);
+  t.equal(readState(TEST_DEV_DIR)!.clusters.a!.pid, a.pid, 'nothing restarted');
+});
+
+t.test('up and down of a separate one-cluster deployment stop exactly what they started', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'strait-dev-'));
+  const up = strait('dev', 'up', '--clusters', '1', '--dir', dir);
+  t.equal(up.code, 0, up.err);
+  const state = readState(dir)!;
+  const pid = state.clusters.a!.pid;
+  t.ok(isOurs(pid, join(state.clusters.a!.dir, 'server.properties')), 'broker runs');
+  const down = strait('dev', 'down', '--dir', dir);
+  t.equal(down.code, 0);
+  t.match(down.out, new RegExp(`kafka a \\(pid ${pid}\\)`));
+  t.notOk(isOurs(pid, join(state.clusters.a!.dir, 'server.properties')), 'broker pid is gone');
+  t.equal(readState(dir), undefined, 'state removed');
+  t.equal(strait('dev', 'down', '--dir', dir).out.trim(), 'nothing was running');
+});
+
+t.test('bad arguments and tools', async (t) => {
+  const r = strait('dev', 'up', '--clusters', 'x');
+  t.equal(r.code, 2);
+  t.match(r.err, /--clusters must be a whole number from 1 to 26, got 'x'/);
+  const v = strait('dev', 'up', '--kafka-version', 'latest', '--dir', mkdtempSync(join(tmpdir(), 'strait-dev-')));
+  t.equal(v.code, 2);
+  t.match(v.err, /--kafka-version: 'latest' is not a release version/);
+  const cp = strait('dev', 'classpath');
+  t.match(cp.out.trim(), /kafka-3\.9\.1\/libs\/\*$/);
+});
+
+t.test('config check', async (t) => {
+  const ok = strait('config', 'check', 'examples/active-passive.yaml');
+  t.equal(ok.code, 0);
+  t.notMatch(ok.out, /change-me/, 'passwords redacted');
+  t.match(ok.err, /valid \(2 clusters, 1 routes\)/);
+  const dir = mkdtempSync(join(tmpdir(), 'strait-cfg-'));
+  writeFileSync(join(dir, 'c.yaml'), 'clusters: { a: { bootstrap: "h:1" } }\nroutes:\n  - { name: r, source: a, target: z }\n');
+  const bad = strait('config', 'check', join(dir, 'c.yaml'));
+  t.equal(bad.code, 1);
+  t.match(bad.err, /routes\[0\]\.target: unknown cluster alias 'z'/);
+});

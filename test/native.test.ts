@@ -1,0 +1,42 @@
+import t from 'tap';
+import { join } from 'node:path';
+import { threadId } from 'node:worker_threads';
+import { Piscina } from 'piscina';
+import Kafka from 'node-rdkafka';
+import { loadNative } from '../native';
+
+const REQUIRED = ['gzip', 'snappy', 'lz4', 'zstd', 'ssl', 'sasl', 'sasl_plain', 'sasl_scram'];
+
+t.test('node-rdkafka is built with every codec, SSL and SASL', async (t) => {
+  for (const f of REQUIRED) t.ok(Kafka.features.includes(f), `node-rdkafka features include ${f} (${Kafka.features.join(',')})`);
+});
+
+t.test('the addon reaches librdkafka in the main thread and in piscina threads at the same time', async (t) => {
+  const native = loadNative();
+  t.match(native.version(), /^\d+\.\d+\.\d+/, 'main thread: rd_kafka_version_str()');
+  t.equal(native.version(), Kafka.librdkafkaVersion, 'the addon links the same librdkafka node-rdkafka built');
+  for (const f of REQUIRED) t.ok(native.features().split(',').includes(f), `addon librdkafka has ${f}`);
+  const pool = new Piscina({ filename: join(__dirname, 'fixtures', 'native-thread.js'), minThreads: 2, maxThreads: 2, idleTimeout: Infinity });
+  try {
+    const results = await Promise.all([pool.run({}), pool.run({}), pool.run({}), pool.run({})]);
+    // the main thread uses the addon while the pool threads do
+    t.equal(native.version(), results[0].version);
+    for (const r of results) {
+      t.equal(r.version, native.version(), 'pool thread: same librdkafka version');
+      t.not(r.threadId, threadId, 'ran off the main thread');
+    }
+    t.ok(new Set(results.map((r) => r.threadId)).size >= 1);
+  } finally {
+    await pool.destroy();
+  }
+});
+
+t.test('a Forwarder can be built and closed in the main thread; bad client properties name the field', async (t) => {
+  const native = loadNative();
+  const fw = new native.Forwarder({ consumer: { 'bootstrap.servers': '127.0.0.1:9', 'group.id': 'g' }, producer: { 'bootstrap.servers': '127.0.0.1:9' } });
+  t.equal(fw.pump(10), 0);
+  t.same(fw.progress().partitions, []);
+  fw.close(0);
+  t.throws(() => fw.pump(1), /closed/);
+  t.throws(() => new native.Forwarder({ consumer: { 'no.such.property': 1 }, producer: {} }), /consumer\.no\.such\.property/);
+});
