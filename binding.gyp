@@ -5,7 +5,7 @@
   "targets": [
     {
       "target_name": "strait_native",
-      "sources": ["native/addon.cc", "native/forwarder.cc"],
+      "sources": ["native/addon.cc", "native/forwarder.cc", "native/admin.cc"],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")"
       ],

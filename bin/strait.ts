@@ -119,6 +119,16 @@ export function buildProgram(): Command {
     });
 
   program
+    .command('run')
+    .description('replicate: controller and worker in one process, embedded store (resumes from committed offsets)')
+    .requiredOption('-c, --config <file>', 'config file (YAML or JSON)')
+    .option('--no-status-line', 'never print the live status line (JSON logs only)')
+    .action(async (o: { config: string; statusLine: boolean }) => {
+      const { run } = await import('./run');
+      await run({ config: o.config, ...(o.statusLine ? {} : { statusLine: false }) });
+    });
+
+  program
     .command('demo')
     .description('start two local clusters and show strait replicating between them')
     .option('--dir <dir>', 'state folder', dev.DEFAULT_DEV_DIR)

@@ -3,6 +3,7 @@
 #include <napi.h>
 #include <librdkafka/rdkafka.h>
 
+#include "admin.h"
 #include "forwarder.h"
 
 namespace {
@@ -25,6 +26,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("version", Napi::Function::New(env, Version, "version"));
   exports.Set("features", Napi::Function::New(env, Features, "features"));
   exports.Set("Forwarder", strait::Forwarder::Define(env));
+  exports.Set("Admin", strait::Admin::Define(env));
   return exports;
 }
 

@@ -527,7 +527,7 @@ Napi::Value Forwarder::Progress(const Napi::CallbackInfo& info) {
       o.Set("assigned", p->assigned);
       o.Set("paused", p->budget_paused || p->errored);
       int64_t low = 0, high = -1;
-      if (p->assigned && rd_kafka_get_watermark_offsets(consumer_, p->topic.c_str(), p->partition, &low, &high) ==
+      if (p->assigned && consumer_ != nullptr && rd_kafka_get_watermark_offsets(consumer_, p->topic.c_str(), p->partition, &low, &high) ==
                              RD_KAFKA_RESP_ERR_NO_ERROR) {
         o.Set("highWatermark", Napi::Number::New(env, static_cast<double>(high)));
       }
@@ -557,7 +557,9 @@ Napi::Value Forwarder::Progress(const Napi::CallbackInfo& info) {
     }
   }
   // an unassigned partition with nothing in flight has reported its final state above
-  for (auto& f : forget) topics_[f.first]->partitions.erase(f.second);
+  if (!closed_) {
+    for (auto& f : forget) topics_[f.first]->partitions.erase(f.second);
+  }
   out.Set("partitions", parts);
   Napi::Array counts = Napi::Array::New(env, kBuckets + 1);
   for (int b = 0; b <= kBuckets; b++) {
@@ -647,7 +649,7 @@ void Forwarder::Shutdown(int timeout_ms) {
     rd_kafka_destroy(consumer_);
     consumer_ = nullptr;
   }
-  topics_.clear();
+  // Partition states stay readable: progress() after close() reports the final committable offsets.
   source_rkt_cache_.clear();
 }
 

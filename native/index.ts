@@ -70,10 +70,27 @@ export interface NativeForwarder {
   close(flushTimeoutMs?: number): void;
 }
 
+export interface TopicConfigEntry {
+  value: string | null;
+  isDefault: boolean;
+  isReadOnly: boolean;
+  isSensitive: boolean;
+  /** librdkafka's ConfigSource name, e.g. DYNAMIC_TOPIC_CONFIG, DEFAULT_CONFIG */
+  source: string;
+}
+
+export interface NativeAdmin {
+  /** per topic: config name -> entry; a topic that failed has `$error` */
+  describeTopicConfigs(topics: string[], timeoutMs: number): Promise<Record<string, Record<string, TopicConfigEntry>>>;
+  alterTopicConfigs(topic: string, set: Record<string, string>, remove: string[], timeoutMs: number): Promise<void>;
+  close(): void;
+}
+
 export interface NativeAddon {
   version(): string;
   features(): string;
   Forwarder: new (options: ForwarderOptions) => NativeForwarder;
+  Admin: new (props: Record<string, string | number | boolean>) => NativeAdmin;
 }
 
 /** Upper bounds (ms) of the latency histogram buckets the addon fills; keep in step with forwarder.cc. */

@@ -1,0 +1,155 @@
+/**
+ * The controller: discovers topics (TopicManager), computes the assignment over registered workers, fences moved
+ * partitions with a new epoch, and writes each changed worker's assignment to the store. Workers never rebalance
+ * among themselves; only the partitions that move are touched.
+ */
+import type { StraitConfig } from '../shared/config';
+import type { Logger } from '../shared/logger';
+import type { StraitMetrics } from '../shared/metrics';
+import type { CoordinationStore } from '../shared/store';
+import { partitionKey, type PartitionAssignment, type WorkerInfo } from '../shared/wire';
+import { assign, type Owned } from './assignment';
+import { TopicManager, type DesiredPartition, type RefreshResult, type TopicProblem } from './topic-manager';
+
+export interface ControllerStatus {
+  workers: WorkerInfo[];
+  routes: Record<string, { topics: Record<string, number>; partitions: number; paused: boolean }>;
+  problems: TopicProblem[];
+  lastRefresh?: string;
+  assigned: number;
+}
+
+function key(p: { route: string; topic: string; partition: number }): string {
+  return `${p.route}|${partitionKey(p.topic, p.partition)}`;
+}
+
+export class Controller {
+  readonly topics: TopicManager;
+  private timer: NodeJS.Timeout | undefined;
+  private workers: WorkerInfo[] = [];
+  private current = new Map<string, Owned>();
+  private readonly epochs = new Map<string, number>();
+  private desired = new Map<string, DesiredPartition>();
+  private last: RefreshResult | undefined;
+  private lastRefresh: Date | undefined;
+  private running: Promise<void> | undefined;
+  private stopped = false;
+  private unwatch: (() => void) | undefined;
+  private internalReady = false;
+  readonly paused = new Set<string>();
+
+  constructor(
+    private readonly config: StraitConfig,
+    private readonly store: CoordinationStore,
+    private readonly log: Logger,
+    private readonly metrics: StraitMetrics,
+  ) {
+    this.topics = new TopicManager(config, store, log);
+  }
+
+  async start(): Promise<void> {
+    this.workers = await this.store.listWorkers();
+    this.unwatch = this.store.watchWorkers((w) => {
+      this.workers = w;
+      void this.reassign();
+    });
+    await this.tick();
+    this.timer = setInterval(() => void this.tick(), this.config.controller.refreshTopicsIntervalMs);
+  }
+
+  /** One refresh + reassignment; never overlaps itself. */
+  tick(): Promise<void> {
+    if (this.running) return this.running;
+    this.running = this.refreshAndAssign()
+      .catch((e: Error) => this.log.error({ err: e.message }, 'controller refresh failed'))
+      .finally(() => (this.running = undefined));
+    return this.running;
+  }
+
+  private async refreshAndAssign(): Promise<void> {
+    if (this.stopped) return;
+    if (!this.internalReady) {
+      try {
+        await this.topics.ensureInternalTopics();
+        this.internalReady = true;
+      } catch (e) {
+        this.log.warn({ err: (e as Error).message }, 'cannot create strait internal topics yet; retrying');
+      }
+    }
+    const result = await this.topics.refresh(this.paused);
+    this.last = result;
+    this.lastRefresh = new Date();
+    this.metrics.topicErrors.reset();
+    for (const p of result.problems) {
+      this.metrics.topicErrors.set({ route: p.route, topic: p.topic, code: p.code }, 1);
+      this.log.error({ route: p.route, topic: p.topic, targetTopic: p.targetTopic, code: p.code }, p.message);
+    }
+    // A route whose source could not be read keeps its current partitions (the data path does not depend on us).
+    const failedRoutes = new Set(result.problems.filter((p) => p.topic === '*').map((p) => p.route));
+    const desired = new Map<string, DesiredPartition>();
+    for (const p of result.partitions) desired.set(key(p), p);
+    for (const [k, p] of this.desired) if (failedRoutes.has(p.route) && !desired.has(k)) desired.set(k, p);
+    this.desired = desired;
+    await this.reassign();
+  }
+
+  private async reassign(): Promise<void> {
+    if (this.stopped) return;
+    if (this.epochs.size === 0) {
+      // epochs survive restarts through the store: start above anything a previous controller handed out
+      for (const route of this.config.routes) {
+        for (const [pk, c] of await this.store.readOffsets(route.name)) this.epochs.set(`${route.name}|${pk}`, c.epoch);
+      }
+    }
+    const { assignment, moved } = assign({
+      current: this.current,
+      workers: this.workers.map((w) => w.id),
+      partitions: [...this.desired.keys()],
+      epochs: this.epochs,
+    });
+    const changedWorkers = new Set<string>();
+    for (const k of moved) {
+      changedWorkers.add(assignment.get(k)!.worker);
+      const before = this.current.get(k);
+      if (before) changedWorkers.add(before.worker);
+    }
+    for (const [k, o] of this.current) if (!assignment.has(k)) changedWorkers.add(o.worker);
+    // fence before anyone starts: the previous owner's commits are refused from here on
+    const byRoute = new Map<string, { topic: string; partition: number; epoch: number }[]>();
+    for (const k of moved) {
+      const d = this.desired.get(k)!;
+      const epoch = assignment.get(k)!.epoch;
+      this.epochs.set(k, epoch);
+      byRoute.set(d.route, [...(byRoute.get(d.route) ?? []), { topic: d.topic, partition: d.partition, epoch }]);
+    }
+    for (const [route, list] of byRoute) await this.store.fence(route, list);
+    this.current = assignment;
+    for (const w of changedWorkers) {
+      const parts: PartitionAssignment[] = [];
+      for (const [k, o] of assignment) {
+        if (o.worker !== w) continue;
+        const d = this.desired.get(k)!;
+        parts.push({ route: d.route, topic: d.topic, partition: d.partition, targetTopic: d.targetTopic, compression: d.compression, epoch: o.epoch });
+      }
+      await this.store.writeAssignment(w, parts);
+    }
+    if (moved.length > 0) this.log.info({ moved: moved.length, workers: this.workers.length, partitions: assignment.size }, 'assignment updated');
+  }
+
+  status(): ControllerStatus {
+    const routes: ControllerStatus['routes'] = {};
+    for (const r of this.config.routes) {
+      const topics = this.last?.topics[r.name] ?? {};
+      routes[r.name] = { topics, partitions: Object.values(topics).reduce((a, b) => a + b, 0), paused: r.paused || this.paused.has(r.name) };
+    }
+    return { workers: this.workers, routes, problems: this.last?.problems ?? [], lastRefresh: this.lastRefresh?.toISOString(), assigned: this.current.size };
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    this.unwatch?.();
+    await this.running;
+    await this.topics.close();
+  }
+}

@@ -1,0 +1,261 @@
+/**
+ * Discovery of source topics and partitions, and keeping target topics in shape: create missing ones with the
+ * source's partition count, add partitions when the source grows, copy topic configs, never delete. A topic that
+ * cannot be mirrored (target exists with fewer partitions and strait did not create it, or another route already
+ * writes it) is held with a clear error while every other topic keeps replicating.
+ */
+import Kafka from 'node-rdkafka';
+import { loadNative, type NativeAdmin, type TopicConfigEntry } from '../native';
+import type { ClientProps, RouteConfig, StraitConfig } from '../shared/config';
+import { StraitError } from '../shared/errors';
+import type { Logger } from '../shared/logger';
+import { targetCodec } from '../shared/profiles';
+import { selectTopic, targetTopicName } from '../shared/replication-policy';
+import type { CoordinationStore } from '../shared/store';
+import { OFFSET_MAP_TOPIC } from '../shared/offset-map';
+
+/**
+ * Topic configs never copied (after MirrorMaker 2's DefaultConfigPropertyFilter): replication throttles and ISR
+ * minimums belong to the target cluster's operators; timestamp settings would change how the target stamps records;
+ * leader election settings are about the target's own availability.
+ */
+const NEVER_COPY = new Set([
+  'follower.replication.throttled.replicas',
+  'leader.replication.throttled.replicas',
+  'min.insync.replicas',
+  'message.timestamp.type',
+  'message.timestamp.difference.max.ms',
+  'message.timestamp.before.max.ms',
+  'message.timestamp.after.max.ms',
+  'unclean.leader.election.enable',
+  'message.downconversion.enable',
+]);
+
+export interface DesiredPartition {
+  route: string;
+  topic: string;
+  partition: number;
+  targetTopic: string;
+  compression: string;
+}
+
+export interface TopicProblem {
+  route: string;
+  topic: string;
+  targetTopic: string;
+  code: 'STRAIT_TOPIC_CONFLICT' | 'STRAIT_KAFKA' | 'STRAIT_CLUSTER_UNREACHABLE';
+  message: string;
+}
+
+export interface RefreshResult {
+  partitions: DesiredPartition[];
+  problems: TopicProblem[];
+  /** source topic -> partition count, per route */
+  topics: Record<string, Record<string, number>>;
+}
+
+type TopicMeta = Map<string, number>;
+
+interface ClusterClients {
+  metadata: Kafka.Producer;
+  admin: Kafka.IAdminClient;
+  configs: NativeAdmin;
+}
+
+export class TopicManager {
+  private readonly clients = new Map<string, Promise<ClusterClients>>();
+  private readonly native = loadNative();
+
+  constructor(
+    private readonly config: StraitConfig,
+    private readonly store: CoordinationStore,
+    private readonly log: Logger,
+  ) {}
+
+  private props(alias: string): ClientProps {
+    const c = this.config.clusters[alias]!;
+    return { ...c.properties, 'bootstrap.servers': c.bootstrap, 'client.id': `strait-controller-${alias}` };
+  }
+
+  private cluster(alias: string): Promise<ClusterClients> {
+    let p = this.clients.get(alias);
+    if (!p) {
+      p = (async () => {
+        const props = this.props(alias);
+        const metadata = new Kafka.Producer({ ...props, log_level: 0 } as Kafka.ProducerGlobalConfig);
+        await new Promise<void>((res, rej) =>
+          metadata.connect({ timeout: 10_000 }, (err) =>
+            err ? rej(new StraitError('STRAIT_CLUSTER_UNREACHABLE', `cluster '${alias}' (${this.config.clusters[alias]!.bootstrap}) is unreachable: ${err.message}`, { retriable: true })) : res(),
+          ),
+        );
+        const admin = Kafka.AdminClient.create({ ...props, log_level: 0 } as Kafka.GlobalConfig);
+        const configs = new this.native.Admin(props);
+        return { metadata, admin, configs };
+      })();
+      this.clients.set(alias, p);
+      p.catch(() => this.clients.delete(alias));
+    }
+    return p;
+  }
+
+  private async topics(alias: string): Promise<TopicMeta> {
+    const { metadata } = await this.cluster(alias);
+    const md = await new Promise<Kafka.Metadata>((res, rej) =>
+      metadata.getMetadata({ timeout: 10_000 }, (err, data) =>
+        err ? rej(new StraitError('STRAIT_CLUSTER_UNREACHABLE', `cluster '${alias}': metadata request failed: ${err.message}`, { retriable: true })) : res(data),
+      ),
+    );
+    return new Map(md.topics.filter((t) => t.partitions.length > 0).map((t) => [t.name, t.partitions.length]));
+  }
+
+  private async describe(alias: string, topics: string[]): Promise<Record<string, Record<string, TopicConfigEntry>>> {
+    if (topics.length === 0) return {};
+    const { configs } = await this.cluster(alias);
+    return configs.describeTopicConfigs(topics, 10_000);
+  }
+
+  private async createTopic(alias: string, topic: string, partitions: number, replicationFactor: number, config: Record<string, string>): Promise<void> {
+    const { admin } = await this.cluster(alias);
+    await new Promise<void>((res, rej) =>
+      admin.createTopic({ topic, num_partitions: partitions, replication_factor: replicationFactor, config }, 15_000, (err) =>
+        // TOPIC_ALREADY_EXISTS (36): another controller or an earlier attempt made it; the next refresh checks it
+        err && err.code !== 36 ? rej(new StraitError('STRAIT_KAFKA', `creating ${topic} on '${alias}' failed: ${err.message}`)) : res(),
+      ),
+    );
+  }
+
+  private async addPartitions(alias: string, topic: string, total: number): Promise<void> {
+    const { admin } = await this.cluster(alias);
+    await new Promise<void>((res, rej) =>
+      admin.createPartitions(topic, total, 15_000, (err) => (err ? rej(new StraitError('STRAIT_KAFKA', `adding partitions to ${topic} on '${alias}' failed: ${err.message}`)) : res())),
+    );
+  }
+
+  /** Copyable configs explicitly set on a source topic. */
+  private copyable(cfg: Record<string, TopicConfigEntry> | undefined): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const [name, e] of Object.entries(cfg ?? {})) {
+      if (name === '$error' || NEVER_COPY.has(name) || e.isSensitive || e.value === null) continue;
+      if (e.source !== 'DYNAMIC_TOPIC_CONFIG') continue;
+      out[name] = e.value;
+    }
+    return out;
+  }
+
+  /** Makes sure strait's own compacted offset-map topic exists on every target cluster. */
+  async ensureInternalTopics(): Promise<void> {
+    const targets = new Set(this.config.routes.map((r) => r.target));
+    for (const alias of targets) {
+      const existing = await this.topics(alias);
+      if (!existing.has(OFFSET_MAP_TOPIC)) {
+        const rf = Math.max(...this.config.routes.filter((r) => r.target === alias).map((r) => r.replicationFactor));
+        await this.createTopic(alias, OFFSET_MAP_TOPIC, 1, rf, { 'cleanup.policy': 'compact', 'min.compaction.lag.ms': '60000' });
+        this.log.info({ cluster: alias, topic: OFFSET_MAP_TOPIC }, 'created offset-map topic');
+      }
+    }
+  }
+
+  /** One discovery pass over every route that is not paused. */
+  async refresh(paused: Set<string> = new Set()): Promise<RefreshResult> {
+    const result: RefreshResult = { partitions: [], problems: [], topics: {} };
+    const aliases = Object.keys(this.config.clusters);
+    const writers = new Map<string, string>(); // `${target}|${targetTopic}` -> route name
+    const metaCache = new Map<string, Promise<TopicMeta>>();
+    const meta = (alias: string) => {
+      let m = metaCache.get(alias);
+      if (!m) metaCache.set(alias, (m = this.topics(alias)));
+      return m;
+    };
+    for (const route of this.config.routes) {
+      if (route.paused || paused.has(route.name)) continue;
+      try {
+        await this.refreshRoute(route, aliases, meta, writers, result);
+      } catch (e) {
+        const err = e as StraitError;
+        result.problems.push({ route: route.name, topic: '*', targetTopic: '*', code: err.code === 'STRAIT_CLUSTER_UNREACHABLE' ? err.code : 'STRAIT_KAFKA', message: err.message });
+        this.log.warn({ route: route.name, err: err.message }, 'route refresh failed; retrying next interval');
+      }
+    }
+    return result;
+  }
+
+  private async refreshRoute(
+    route: RouteConfig,
+    aliases: string[],
+    meta: (alias: string) => Promise<TopicMeta>,
+    writers: Map<string, string>,
+    result: RefreshResult,
+  ): Promise<void> {
+    const source = await meta(route.source);
+    const target = await meta(route.target);
+    const selected = [...source.keys()].filter((t) => selectTopic(route, t, aliases).selected).sort();
+    result.topics[route.name] = Object.fromEntries(selected.map((t) => [t, source.get(t)!]));
+    if (selected.length === 0) return;
+    const managed = await this.store.readManagedTopics(route.name);
+    const sourceCfg = await this.describe(route.source, selected);
+    const targetNames = selected.map((t) => targetTopicName(route, t));
+    const existingTargets = targetNames.filter((t) => target.has(t));
+    const targetCfg = route.syncTopicConfigs ? await this.describe(route.target, existingTargets) : {};
+    for (const topic of selected) {
+      const targetTopic = targetTopicName(route, topic);
+      const problem = (code: TopicProblem['code'], message: string) => {
+        result.problems.push({ route: route.name, topic, targetTopic, code, message });
+      };
+      const owner = writers.get(`${route.target}|${targetTopic}`);
+      if (owner !== undefined && owner !== route.name) {
+        problem('STRAIT_TOPIC_CONFLICT', `target topic '${targetTopic}' on '${route.target}' is already written by route '${owner}'; topic held`);
+        continue;
+      }
+      writers.set(`${route.target}|${targetTopic}`, route.name);
+      const srcPartitions = source.get(topic)!;
+      const config = this.copyable(sourceCfg[topic]);
+      try {
+        const have = target.get(targetTopic);
+        if (have === undefined) {
+          await this.createTopic(route.target, targetTopic, srcPartitions, route.replicationFactor, route.syncTopicConfigs ? config : {});
+          await this.store.addManagedTopic(route.name, targetTopic);
+          target.set(targetTopic, srcPartitions);
+          this.log.info({ route: route.name, topic, targetTopic, partitions: srcPartitions }, 'created target topic');
+        } else if (have < srcPartitions) {
+          if (!managed.has(targetTopic)) {
+            problem(
+              'STRAIT_TOPIC_CONFLICT',
+              `target topic '${targetTopic}' on '${route.target}' has ${have} partitions but source '${topic}' has ${srcPartitions}; strait did not create it, so it does not change it — add partitions to it or exclude the topic; topic held`,
+            );
+            continue;
+          }
+          await this.addPartitions(route.target, targetTopic, srcPartitions);
+          target.set(targetTopic, srcPartitions);
+          this.log.info({ route: route.name, targetTopic, partitions: srcPartitions }, 'added target partitions');
+        } else if (route.syncTopicConfigs) {
+          const current = targetCfg[targetTopic] ?? {};
+          const changed = Object.fromEntries(Object.entries(config).filter(([k, v]) => current[k]?.value !== v));
+          if (Object.keys(changed).length > 0) {
+            const { configs } = await this.cluster(route.target);
+            await configs.alterTopicConfigs(targetTopic, changed, [], 10_000);
+            this.log.info({ route: route.name, targetTopic, configs: Object.keys(changed) }, 'synced topic configs');
+          }
+        }
+      } catch (e) {
+        problem('STRAIT_KAFKA', (e as Error).message);
+        continue;
+      }
+      const codec = targetCodec(route, sourceCfg[topic]?.['compression.type']?.value ?? undefined);
+      for (let p = 0; p < srcPartitions; p++) result.partitions.push({ route: route.name, topic, partition: p, targetTopic, compression: codec });
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const p of this.clients.values()) {
+      try {
+        const c = await p;
+        c.configs.close();
+        c.admin.disconnect();
+        await new Promise<void>((res) => c.metadata.disconnect(() => res()));
+      } catch {
+        // never connected
+      }
+    }
+    this.clients.clear();
+  }
+}

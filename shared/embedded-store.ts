@@ -1,0 +1,140 @@
+/**
+ * The embedded coordination store of `strait run`: controller and worker in one process, state in one local file
+ * (msgpack, written to a temp file, fsynced, renamed), so a restart resumes from the committed offsets.
+ */
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { pack, unpack } from 'msgpackr';
+import { StraitError } from './errors';
+import type { CommitResult, CoordinationStore, OffsetCommit } from './store';
+import { partitionKey, type Assignment, type CommittedOffset, type PartitionAssignment, type WorkerInfo } from './wire';
+
+interface FileState {
+  format: 1;
+  offsets: Record<string, Record<string, CommittedOffset>>;
+  managedTopics: Record<string, string[]>;
+  assignments: Record<string, Assignment>;
+}
+
+export class EmbeddedStore implements CoordinationStore {
+  private readonly file: string;
+  private state: FileState;
+  private readonly workers = new Map<string, WorkerInfo>();
+  private readonly workerWatchers = new Set<(w: WorkerInfo[]) => void>();
+  private readonly assignmentWatchers = new Map<string, Set<(a: Assignment | undefined) => void>>();
+
+  constructor(dir: string) {
+    mkdirSync(dir, { recursive: true });
+    this.file = join(dir, 'store.msgpack');
+    this.state = { format: 1, offsets: {}, managedTopics: {}, assignments: {} };
+    if (existsSync(this.file)) {
+      try {
+        const loaded = unpack(readFileSync(this.file)) as FileState;
+        if (loaded.format !== 1) throw new Error(`unknown format ${String(loaded.format)}`);
+        this.state = { ...this.state, ...loaded, assignments: {} };
+      } catch (e) {
+        throw new StraitError('STRAIT_STORE', `cannot read the embedded store ${this.file}: ${(e as Error).message}`, { cause: e });
+      }
+    }
+  }
+
+  private persist(): void {
+    const tmp = `${this.file}.tmp`;
+    const fd = openSync(tmp, 'w');
+    try {
+      writeSync(fd, pack(this.state));
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, this.file);
+  }
+
+  async registerWorker(info: WorkerInfo): Promise<void> {
+    this.workers.set(info.id, info);
+    const list = [...this.workers.values()];
+    for (const cb of this.workerWatchers) queueMicrotask(() => cb(list));
+  }
+
+  async listWorkers(): Promise<WorkerInfo[]> {
+    return [...this.workers.values()];
+  }
+
+  watchWorkers(cb: (workers: WorkerInfo[]) => void): () => void {
+    this.workerWatchers.add(cb);
+    return () => this.workerWatchers.delete(cb);
+  }
+
+  async writeAssignment(worker: string, partitions: PartitionAssignment[]): Promise<Assignment> {
+    const a: Assignment = { worker, version: (this.state.assignments[worker]?.version ?? 0) + 1, partitions };
+    this.state.assignments[worker] = a;
+    for (const cb of this.assignmentWatchers.get(worker) ?? []) queueMicrotask(() => cb(a));
+    return a;
+  }
+
+  async readAssignment(worker: string): Promise<Assignment | undefined> {
+    return this.state.assignments[worker];
+  }
+
+  watchAssignment(worker: string, cb: (a: Assignment | undefined) => void): () => void {
+    let set = this.assignmentWatchers.get(worker);
+    if (!set) this.assignmentWatchers.set(worker, (set = new Set()));
+    set.add(cb);
+    return () => set.delete(cb);
+  }
+
+  async readOffsets(route: string): Promise<Map<string, CommittedOffset>> {
+    return new Map(Object.entries(this.state.offsets[route] ?? {}));
+  }
+
+  async commitOffsets(route: string, commits: OffsetCommit[]): Promise<CommitResult> {
+    const table = (this.state.offsets[route] ??= {});
+    const fenced: CommitResult['fenced'] = [];
+    let changed = false;
+    for (const c of commits) {
+      const key = partitionKey(c.topic, c.partition);
+      const cur = table[key];
+      if (cur && cur.epoch > c.epoch) {
+        fenced.push({ topic: c.topic, partition: c.partition, epoch: cur.epoch });
+        continue;
+      }
+      if (!cur || cur.offset !== c.offset || cur.epoch !== c.epoch) {
+        table[key] = { offset: c.offset, epoch: c.epoch };
+        changed = true;
+      }
+    }
+    if (changed) this.persist();
+    return { fenced };
+  }
+
+  async fence(route: string, partitions: { topic: string; partition: number; epoch: number }[]): Promise<void> {
+    const table = (this.state.offsets[route] ??= {});
+    let changed = false;
+    for (const p of partitions) {
+      const key = partitionKey(p.topic, p.partition);
+      const cur = table[key];
+      if (cur && cur.epoch < p.epoch) {
+        table[key] = { offset: cur.offset, epoch: p.epoch };
+        changed = true;
+      }
+    }
+    if (changed) this.persist();
+  }
+
+  async readManagedTopics(route: string): Promise<Set<string>> {
+    return new Set(this.state.managedTopics[route] ?? []);
+  }
+
+  async addManagedTopic(route: string, topic: string): Promise<void> {
+    const list = (this.state.managedTopics[route] ??= []);
+    if (!list.includes(topic)) {
+      list.push(topic);
+      this.persist();
+    }
+  }
+
+  async close(): Promise<void> {
+    this.workerWatchers.clear();
+    this.assignmentWatchers.clear();
+  }
+}

@@ -1,0 +1,127 @@
+/**
+ * Prometheus metrics (prom-client) for controller and worker, and the small HTTP server that exposes them.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
+import { LATENCY_BUCKETS_MS } from '../native';
+
+/** A histogram fed with bucket counts the native forwarder already aggregated (prom-client has no bulk observe). */
+class BucketHistogram {
+  private readonly counts = new Map<string, { labels: Record<string, string>; buckets: number[]; sum: number; count: number }>();
+
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    private readonly boundsSeconds: number[],
+  ) {}
+
+  add(labels: Record<string, string>, counts: number[], sumSeconds: number): void {
+    const key = JSON.stringify(labels);
+    let e = this.counts.get(key);
+    if (!e) this.counts.set(key, (e = { labels, buckets: new Array<number>(counts.length).fill(0), sum: 0, count: 0 }));
+    counts.forEach((c, i) => (e.buckets[i] = (e.buckets[i] ?? 0) + c));
+    e.sum += sumSeconds;
+    e.count += counts.reduce((a, b) => a + b, 0);
+  }
+
+  /** the shape prom-client's registry serialises */
+  get(): Promise<unknown> {
+    const values: { labels: Record<string, string | number>; value: number; metricName: string }[] = [];
+    for (const e of this.counts.values()) {
+      let cumulative = 0;
+      this.boundsSeconds.forEach((le, i) => {
+        cumulative += e.buckets[i] ?? 0;
+        values.push({ labels: { ...e.labels, le }, value: cumulative, metricName: `${this.name}_bucket` });
+      });
+      values.push({ labels: { ...e.labels, le: '+Inf' }, value: e.count, metricName: `${this.name}_bucket` });
+      values.push({ labels: e.labels, value: e.sum, metricName: `${this.name}_sum` });
+      values.push({ labels: e.labels, value: e.count, metricName: `${this.name}_count` });
+    }
+    return Promise.resolve({ name: this.name, help: this.help, type: 'histogram', values, aggregator: 'sum' });
+  }
+
+  /** percentile estimate (upper bucket bound) over every label set, in ms */
+  quantileMs(q: number): number | undefined {
+    const total = new Array<number>(this.boundsSeconds.length + 1).fill(0);
+    let n = 0;
+    for (const e of this.counts.values()) {
+      e.buckets.forEach((c, i) => (total[i] = (total[i] ?? 0) + c));
+      n += e.count;
+    }
+    if (n === 0) return undefined;
+    let acc = 0;
+    for (let i = 0; i < total.length; i++) {
+      acc += total[i] ?? 0;
+      if (acc >= q * n) return i < this.boundsSeconds.length ? (this.boundsSeconds[i] ?? 0) * 1000 : Infinity;
+    }
+    return Infinity;
+  }
+
+  reset(): void {
+    this.counts.clear();
+  }
+}
+
+export class StraitMetrics {
+  readonly registry = new Registry();
+  readonly records: Counter<'route' | 'topic' | 'partition'>;
+  readonly bytes: Counter<'route' | 'topic' | 'partition'>;
+  readonly dropped: Counter<'route' | 'topic'>;
+  readonly latency: BucketHistogram;
+  readonly recordAge: Gauge<'route' | 'topic' | 'partition'>;
+  readonly lag: Gauge<'route' | 'topic' | 'partition'>;
+  readonly paused: Gauge<'route' | 'topic' | 'partition'>;
+  readonly assigned: Gauge<'route'>;
+  readonly errors: Counter<'route' | 'topic' | 'code'>;
+  readonly topicErrors: Gauge<'route' | 'topic' | 'code'>;
+  readonly commits: Counter<'route'>;
+  readonly fenced: Counter<'route'>;
+  readonly inflightBytes: Gauge;
+
+  constructor(processMetrics = true) {
+    if (processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'strait_process_' });
+    const r = [this.registry];
+    this.records = new Counter({ name: 'strait_records_total', help: 'records replicated (acknowledged by the target)', labelNames: ['route', 'topic', 'partition'], registers: r });
+    this.bytes = new Counter({ name: 'strait_bytes_total', help: 'bytes replicated: key + value + header names and values', labelNames: ['route', 'topic', 'partition'], registers: r });
+    this.dropped = new Counter({ name: 'strait_records_dropped_total', help: 'records not forwarded because they came from the target (loop guard)', labelNames: ['route', 'topic'], registers: r });
+    this.latency = new BucketHistogram('strait_replication_latency_seconds', 'source record timestamp to target acknowledgement', LATENCY_BUCKETS_MS.map((b) => b / 1000));
+    this.registry.registerMetric(this.latency as unknown as Metric);
+    this.recordAge = new Gauge({ name: 'strait_record_age_seconds', help: 'age of the newest replicated record at acknowledgement', labelNames: ['route', 'topic', 'partition'], registers: r });
+    this.lag = new Gauge({ name: 'strait_lag_records', help: 'source high watermark minus committable offset', labelNames: ['route', 'topic', 'partition'], registers: r });
+    this.paused = new Gauge({ name: 'strait_partition_paused', help: '1 while a partition is paused (in-flight budget spent, or error)', labelNames: ['route', 'topic', 'partition'], registers: r });
+    this.assigned = new Gauge({ name: 'strait_partitions_assigned', help: 'partitions this worker replicates', labelNames: ['route'], registers: r });
+    this.errors = new Counter({ name: 'strait_errors_total', help: 'errors by code', labelNames: ['route', 'topic', 'code'], registers: r });
+    this.topicErrors = new Gauge({ name: 'strait_topic_error', help: '1 while a topic is held because of an error (code label)', labelNames: ['route', 'topic', 'code'], registers: r });
+    this.commits = new Counter({ name: 'strait_offset_commits_total', help: 'offset commits written to the store', labelNames: ['route'], registers: r });
+    this.fenced = new Counter({ name: 'strait_offset_commits_fenced_total', help: 'commits refused because a newer epoch owns the partition', labelNames: ['route'], registers: r });
+    this.inflightBytes = new Gauge({ name: 'strait_inflight_bytes', help: 'bytes consumed and not yet acknowledged by the target', registers: r });
+  }
+}
+
+export type Handler = (req: IncomingMessage, res: ServerResponse) => Promise<boolean> | boolean;
+
+/** Serves `/metrics` plus whatever `extra` handles; binds to the given host (127.0.0.1 by default). */
+export async function serveMetrics(metrics: StraitMetrics, host: string, port: number, extra?: Handler): Promise<Server> {
+  const server = createServer((req, res) => {
+    void (async () => {
+      try {
+        if (req.method === 'GET' && req.url === '/metrics') {
+          res.writeHead(200, { 'content-type': metrics.registry.contentType });
+          res.end(await metrics.registry.metrics());
+          return;
+        }
+        if (extra && (await extra(req, res))) return;
+        res.writeHead(404, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ error: { code: 'NOT_FOUND', message: `no such endpoint: ${req.method} ${req.url}` } }));
+      } catch (e) {
+        res.writeHead(500, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ error: { code: 'INTERNAL', message: (e as Error).message } }));
+      }
+    })();
+  });
+  await new Promise<void>((res, rej) => {
+    server.once('error', rej);
+    server.listen(port, host, () => res());
+  });
+  return server;
+}

@@ -1,0 +1,83 @@
+/**
+ * Client tuning profiles (`routes[].profile`) and the librdkafka settings a route's forwarder gets.
+ * Precedence, lowest first: strait's base, the profile, the cluster's properties, the route's overrides.
+ */
+import type { ClientProps, RouteConfig, StraitConfig } from './config';
+
+export const PROFILES: Record<RouteConfig['profile'], { consumer: ClientProps; producer: ClientProps }> = {
+  default: { consumer: {}, producer: {} },
+  // One data center: small waits, moderate batches.
+  lan: {
+    consumer: { 'fetch.wait.max.ms': 50, 'fetch.min.bytes': 1, 'queued.min.messages': 100000 },
+    producer: { 'linger.ms': 2, 'batch.size': 1048576, 'batch.num.messages': 10000 },
+  },
+  // Long round trips: large socket buffers and fetches so each round trip carries more; bigger batches and a longer
+  // linger; the idempotent producer's maximum of 5 requests in flight per connection.
+  wan: {
+    consumer: {
+      'socket.receive.buffer.bytes': 8388608,
+      'fetch.max.bytes': 104857600,
+      'max.partition.fetch.bytes': 16777216,
+      'fetch.wait.max.ms': 200,
+      'fetch.min.bytes': 65536,
+      'queued.max.messages.kbytes': 262144,
+    },
+    producer: {
+      'socket.send.buffer.bytes': 8388608,
+      'linger.ms': 25,
+      'batch.size': 4194304,
+      'batch.num.messages': 50000,
+      'max.in.flight.requests.per.connection': 5,
+    },
+  },
+};
+
+export interface RouteClientProps {
+  consumer: ClientProps;
+  producer: ClientProps;
+}
+
+export function routeClientProps(config: StraitConfig, route: RouteConfig, workerId: string): RouteClientProps {
+  const source = config.clusters[route.source]!;
+  const target = config.clusters[route.target]!;
+  const profile = PROFILES[route.profile];
+  return {
+    consumer: {
+      'client.id': `strait-${workerId}-${route.name}`,
+      'group.id': sourceGroupId(config, route),
+      ...profile.consumer,
+      ...source.properties,
+      ...route.consumer,
+      'bootstrap.servers': source.bootstrap,
+    },
+    producer: {
+      'client.id': `strait-${workerId}-${route.name}`,
+      ...profile.producer,
+      ...target.properties,
+      ...route.producer,
+      'bootstrap.servers': target.bootstrap,
+    },
+  };
+}
+
+/** The consumer group on the source cluster that mirrors a route's committed offsets (standard lag tooling). */
+export function sourceGroupId(config: StraitConfig, route: RouteConfig): string {
+  return `strait.${config.deployment}.${route.name}`;
+}
+
+/** The codec for a target topic: the route's, or for `source` the source topic's compression.type. */
+export function targetCodec(route: RouteConfig, sourceCompressionType: string | undefined): string {
+  if (route.compression !== 'source') return route.compression;
+  switch (sourceCompressionType) {
+    case 'gzip':
+    case 'snappy':
+    case 'lz4':
+    case 'zstd':
+      return sourceCompressionType;
+    case 'uncompressed':
+      return 'none';
+    default:
+      // `producer` (Kafka's default): each producer chose, and a consumer cannot see which codec a batch used.
+      return 'lz4';
+  }
+}

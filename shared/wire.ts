@@ -1,0 +1,69 @@
+/**
+ * Every message that crosses a boundary: main thread <-> piscina pool thread (worker/pump.ts), and the records the
+ * coordination store keeps. One file, named interfaces only (house style, after piscina's src/types.ts).
+ */
+import type { MessagePort } from 'node:worker_threads';
+import type { AssignEntry, ForwarderOptions, ForwarderProgress } from '../native';
+
+/** Client settings for one route's forwarder, computed on the main thread. */
+export interface RouteClients {
+  route: string;
+  options: ForwarderOptions;
+}
+
+/** The long-lived task each pool thread runs. */
+export interface PumpTask {
+  shard: number;
+  port: MessagePort;
+  routes: RouteClients[];
+  /** how often the thread posts progress, ms */
+  progressIntervalMs: number;
+}
+
+export type ToPump =
+  | { type: 'assign'; route: string; entries: AssignEntry[] }
+  | { type: 'unassign'; route: string; entries: { topic: string; partition: number }[] }
+  | { type: 'commit'; route: string; offsets: { topic: string; partition: number; offset: number }[] }
+  | { type: 'routes'; routes: RouteClients[] }
+  | { type: 'stop'; flushTimeoutMs: number };
+
+export type FromPump =
+  | { type: 'progress'; shard: number; routes: Record<string, ForwarderProgress> }
+  | { type: 'error'; shard: number; route: string; message: string }
+  | { type: 'stopped'; shard: number; routes: Record<string, ForwarderProgress> };
+
+/** A worker as it registers in the store. */
+export interface WorkerInfo {
+  id: string;
+  host: string;
+  pid: number;
+  threads: number;
+  version: string;
+  startedAt: string;
+}
+
+/** One partition a worker owns; `epoch` grows each time ownership of the partition changes. */
+export interface PartitionAssignment {
+  route: string;
+  topic: string;
+  partition: number;
+  targetTopic: string;
+  compression: string;
+  epoch: number;
+}
+
+export interface Assignment {
+  worker: string;
+  /** grows with every write of this worker's assignment */
+  version: number;
+  partitions: PartitionAssignment[];
+}
+
+export interface CommittedOffset {
+  offset: number;
+  epoch: number;
+}
+
+export function partitionKey(topic: string, partition: number): string {
+  return `${topic}/${partition}`;
+}

@@ -1,0 +1,59 @@
+/**
+ * Persists offset-map runs (shared/offset-map.ts) to a target cluster. Runs are written before the offsets they
+ * cover are committed, so every committed offset can be translated.
+ */
+import Kafka from 'node-rdkafka';
+import { pack } from 'msgpackr';
+import type { ClientProps } from '../shared/config';
+import { StraitError } from '../shared/errors';
+import { OFFSET_MAP_TOPIC, offsetMapKey, type OffsetMapRecord } from '../shared/offset-map';
+
+export class OffsetMapWriter {
+  private producer: Kafka.Producer | undefined;
+  private readonly waiting = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
+  private seq = 0;
+
+  constructor(
+    private readonly clusterAlias: string,
+    private readonly props: ClientProps,
+  ) {}
+
+  private async connect(): Promise<Kafka.Producer> {
+    if (this.producer) return this.producer;
+    const p = new Kafka.Producer({ ...this.props, dr_cb: true, 'enable.idempotence': true, 'linger.ms': 10, 'message.timeout.ms': 0, log_level: 0 } as Kafka.ProducerGlobalConfig);
+    p.on('delivery-report', (err, report) => {
+      const w = this.waiting.get(report.opaque as number);
+      if (!w) return;
+      this.waiting.delete(report.opaque as number);
+      if (err) w.reject(new StraitError('STRAIT_KAFKA', `offset map write to ${this.clusterAlias} failed: ${err.message}`, { retriable: true }));
+      else w.resolve();
+    });
+    await new Promise<void>((res, rej) =>
+      p.connect({ timeout: 10_000 }, (err) => (err ? rej(new StraitError('STRAIT_CLUSTER_UNREACHABLE', `cluster '${this.clusterAlias}': ${err.message}`, { retriable: true })) : res())),
+    );
+    p.setPollInterval(10);
+    this.producer = p;
+    return p;
+  }
+
+  /** Resolves once every run is acknowledged by the target cluster. */
+  async write(records: OffsetMapRecord[]): Promise<void> {
+    if (records.length === 0) return;
+    const p = await this.connect();
+    const acks: Promise<void>[] = [];
+    for (const r of records) {
+      const id = ++this.seq;
+      acks.push(new Promise<void>((resolve, reject) => this.waiting.set(id, { resolve, reject })));
+      p.produce(OFFSET_MAP_TOPIC, null, pack(r), offsetMapKey(r), Date.now(), id);
+    }
+    await Promise.all(acks);
+  }
+
+  async close(): Promise<void> {
+    const p = this.producer;
+    this.producer = undefined;
+    if (!p) return;
+    await new Promise<void>((res) => p.flush(5000, () => res()));
+    await new Promise<void>((res) => p.disconnect(() => res()));
+  }
+}

@@ -1,0 +1,326 @@
+/**
+ * The worker's data plane, seen from the main thread: a piscina pool whose threads each run `pump.ts` (native
+ * forwarders), partitions sharded across them, batched progress aggregated here, and offset commits: offset-map runs
+ * first, then the store (epoch-fenced), then the mirror in the source cluster's consumer group.
+ */
+import { join } from 'node:path';
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import { Piscina } from 'piscina';
+import type { StraitConfig } from '../shared/config';
+import type { Logger } from '../shared/logger';
+import type { StraitMetrics } from '../shared/metrics';
+import { routeClientProps } from '../shared/profiles';
+import type { CoordinationStore } from '../shared/store';
+import { partitionKey, type FromPump, type PartitionAssignment, type PumpTask, type RouteClients, type ToPump } from '../shared/wire';
+import type { ForwarderProgress, PartitionProgress } from '../native';
+import type { OffsetMapRecord } from '../shared/offset-map';
+import { OffsetMapWriter } from './offset-map-writer';
+
+export interface PartitionRuntime {
+  route: string;
+  topic: string;
+  partition: number;
+  targetTopic: string;
+  epoch: number;
+  shard: number;
+  /** what the store holds */
+  committed: number;
+  /** what the forwarder says is safe to commit */
+  committable: number;
+  highWatermark?: number;
+  records: number;
+  bytes: number;
+  lastTimestamp: number;
+  paused: boolean;
+  error?: string;
+  errorCode?: string;
+  /** unassigned, waiting for its last in-flight records before the final commit */
+  draining: boolean;
+  runs: Map<number, [number, number, number]>;
+}
+
+export interface PipelineTotals {
+  records: number;
+  bytes: number;
+  partitions: number;
+  lag: number;
+  errored: number;
+  paused: number;
+}
+
+function runtimeKey(route: string, topic: string, partition: number): string {
+  return `${route}|${partitionKey(topic, partition)}`;
+}
+
+export class Pipeline {
+  private pool: Piscina | undefined;
+  private readonly ports: MessagePort[] = [];
+  private readonly shardLoad: number[] = [];
+  private readonly tasks: Promise<unknown>[] = [];
+  readonly partitions = new Map<string, PartitionRuntime>();
+  private readonly writers = new Map<string, OffsetMapWriter>();
+  private commitTimer: NodeJS.Timeout | undefined;
+  private committing: Promise<void> | undefined;
+  private stoppedShards = new Set<number>();
+  private onStopped: (() => void) | undefined;
+  readonly totals: PipelineTotals = { records: 0, bytes: 0, partitions: 0, lag: 0, errored: 0, paused: 0 };
+  /** fired after a progress batch changes totals (the TTY status line listens) */
+  onProgress: (() => void) | undefined;
+
+  constructor(
+    private readonly config: StraitConfig,
+    private readonly workerId: string,
+    private readonly store: CoordinationStore,
+    private readonly log: Logger,
+    private readonly metrics: StraitMetrics,
+  ) {}
+
+  private routeClients(): RouteClients[] {
+    const threads = this.config.worker.threads;
+    return this.config.routes.map((r) => {
+      const props = routeClientProps(this.config, r, this.workerId);
+      return {
+        route: r.name,
+        options: {
+          consumer: { ...props.consumer, 'queued.max.messages.kbytes': Math.max(1024, Math.floor(this.config.worker.inflightBytes / threads / 4096)) },
+          producer: props.producer,
+          inflightBytes: Math.max(1 << 20, Math.floor(this.config.worker.inflightBytes / threads)),
+          compression: 'lz4',
+          ...(r.naming.policy === 'identity' ? { provenance: { localOrigin: r.source, dropOrigin: r.target, maxHops: 8 } } : {}),
+        },
+      };
+    });
+  }
+
+  start(): void {
+    const threads = this.config.worker.threads;
+    // Long-lived tasks: fixed thread count, no idle timeout, no Atomics wait (it would block the thread's event loop
+    // that delivers our port messages) — as DESIGN.md asks of state that lives in a pool thread.
+    this.pool = new Piscina({
+      filename: join(__dirname, 'pump.js'),
+      minThreads: threads,
+      maxThreads: threads,
+      idleTimeout: Infinity,
+      concurrentTasksPerWorker: 1,
+      atomics: 'disabled',
+    });
+    const routes = this.routeClients();
+    for (let shard = 0; shard < threads; shard++) {
+      const { port1, port2 } = new MessageChannel();
+      port1.on('message', (m: FromPump) => this.onMessage(m));
+      this.ports.push(port1);
+      this.shardLoad.push(0);
+      const task: PumpTask = { shard, port: port2, routes, progressIntervalMs: 200 };
+      this.tasks.push(
+        this.pool.run(task, { transferList: [port2] }).catch((e: Error) => {
+          this.log.error({ shard, err: e.message }, 'pump thread failed');
+          this.stoppedShards.add(shard);
+        }),
+      );
+    }
+    this.commitTimer = setInterval(() => void this.commit(), this.config.worker.commitIntervalMs);
+  }
+
+  private send(shard: number, m: ToPump): void {
+    this.ports[shard]?.postMessage(m);
+  }
+
+  /** Starts replicating partitions, each from its committed offset (or the route's start position). */
+  async assign(parts: PartitionAssignment[]): Promise<void> {
+    const byRoute = new Map<string, PartitionAssignment[]>();
+    for (const p of parts) byRoute.set(p.route, [...(byRoute.get(p.route) ?? []), p]);
+    for (const [route, list] of byRoute) {
+      const routeCfg = this.config.routes.find((r) => r.name === route);
+      if (!routeCfg) continue;
+      const offsets = await this.store.readOffsets(route);
+      const perShard = new Map<number, ToPump & { type: 'assign' }>();
+      for (const p of list) {
+        const key = runtimeKey(route, p.topic, p.partition);
+        if (this.partitions.get(key)?.draining === false) continue;
+        const committed = offsets.get(partitionKey(p.topic, p.partition));
+        // least-loaded shard; a partition stays on its shard for as long as it is assigned here
+        const shard = this.shardLoad.indexOf(Math.min(...this.shardLoad));
+        this.shardLoad[shard]!++;
+        const start = committed ? committed.offset : routeCfg.start === 'earliest' ? -2 : -1;
+        this.partitions.set(key, {
+          route, topic: p.topic, partition: p.partition, targetTopic: p.targetTopic, epoch: p.epoch, shard,
+          committed: committed?.offset ?? -1, committable: committed?.offset ?? -1, records: 0, bytes: 0, lastTimestamp: -1,
+          paused: false, draining: false, runs: new Map(),
+        });
+        let msg = perShard.get(shard);
+        if (!msg) perShard.set(shard, (msg = { type: 'assign', route, entries: [] }));
+        msg.entries.push({ topic: p.topic, partition: p.partition, targetTopic: p.targetTopic, offset: start, compression: p.compression });
+      }
+      for (const [shard, msg] of perShard) this.send(shard, msg);
+      this.log.info({ route, partitions: list.length }, 'partitions assigned');
+    }
+    this.updateAssignedGauge();
+  }
+
+  /** Stops partitions; their in-flight records complete and are committed. */
+  unassign(parts: { route: string; topic: string; partition: number }[]): void {
+    const perShard = new Map<string, ToPump & { type: 'unassign' }>();
+    for (const p of parts) {
+      const rt = this.partitions.get(runtimeKey(p.route, p.topic, p.partition));
+      if (!rt || rt.draining) continue;
+      rt.draining = true;
+      this.shardLoad[rt.shard]!--;
+      const k = `${rt.shard}|${p.route}`;
+      let msg = perShard.get(k);
+      if (!msg) perShard.set(k, (msg = { type: 'unassign', route: p.route, entries: [] }));
+      msg.entries.push({ topic: p.topic, partition: p.partition });
+    }
+    for (const [k, msg] of perShard) this.send(Number(k.split('|')[0]), msg);
+    this.updateAssignedGauge();
+  }
+
+  private updateAssignedGauge(): void {
+    const counts = new Map<string, number>();
+    for (const r of this.config.routes) counts.set(r.name, 0);
+    for (const p of this.partitions.values()) if (!p.draining) counts.set(p.route, (counts.get(p.route) ?? 0) + 1);
+    for (const [route, n] of counts) this.metrics.assigned.set({ route }, n);
+    this.totals.partitions = [...counts.values()].reduce((a, b) => a + b, 0);
+  }
+
+  private onMessage(m: FromPump): void {
+    if (m.type === 'error') {
+      this.log.error({ shard: m.shard, route: m.route, err: m.message }, 'forwarder error');
+      this.metrics.errors.inc({ route: m.route, topic: '', code: 'STRAIT_FORWARDER' });
+      return;
+    }
+    for (const [route, progress] of Object.entries(m.routes)) this.applyProgress(route, progress);
+    if (m.type === 'stopped') {
+      this.stoppedShards.add(m.shard);
+      if (this.stoppedShards.size >= this.ports.length) this.onStopped?.();
+    }
+    this.onProgress?.();
+  }
+
+  private applyProgress(route: string, progress: ForwarderProgress): void {
+    const latencyCount = progress.latency.counts.reduce((a, b) => a + b, 0);
+    if (latencyCount > 0) this.metrics.latency.add({ route }, progress.latency.counts, progress.latency.sumMs / 1000);
+    if (progress.fatal) this.log.error({ route, err: progress.fatal }, 'target producer fatal error');
+    if (progress.consumerError) this.log.warn({ route, err: progress.consumerError }, 'source consumer error');
+    let lag = 0;
+    for (const pp of progress.partitions) {
+      const rt = this.partitions.get(runtimeKey(route, pp.topic, pp.partition));
+      if (!rt) continue;
+      this.applyPartition(rt, pp);
+      if (rt.highWatermark !== undefined && rt.committable >= 0) lag += Math.max(0, rt.highWatermark - rt.committable);
+    }
+    this.totals.lag = lag;
+    let errored = 0;
+    let paused = 0;
+    for (const p of this.partitions.values()) {
+      if (p.error) errored++;
+      if (p.paused) paused++;
+    }
+    this.totals.errored = errored;
+    this.totals.paused = paused;
+    this.metrics.inflightBytes.set(progress.inflightBytes);
+  }
+
+  private applyPartition(rt: PartitionRuntime, pp: PartitionProgress): void {
+    const labels = { route: rt.route, topic: rt.topic, partition: String(rt.partition) };
+    if (pp.committable >= 0) rt.committable = Math.max(rt.committable, pp.committable);
+    if (pp.highWatermark !== undefined && pp.highWatermark >= 0) rt.highWatermark = pp.highWatermark;
+    if (pp.records > 0) {
+      rt.records += pp.records;
+      rt.bytes += pp.bytes;
+      this.totals.records += pp.records;
+      this.totals.bytes += pp.bytes;
+      this.metrics.records.inc(labels, pp.records);
+      this.metrics.bytes.inc(labels, pp.bytes);
+    }
+    if (pp.dropped > 0) this.metrics.dropped.inc({ route: rt.route, topic: rt.topic }, pp.dropped);
+    if (pp.lastTimestamp > 0) {
+      rt.lastTimestamp = pp.lastTimestamp;
+      this.metrics.recordAge.set(labels, Math.max(0, (Date.now() - pp.lastTimestamp) / 1000));
+    }
+    if (rt.highWatermark !== undefined && rt.committable >= 0) this.metrics.lag.set(labels, Math.max(0, rt.highWatermark - rt.committable));
+    rt.paused = pp.paused;
+    this.metrics.paused.set(labels, pp.paused ? 1 : 0);
+    if (pp.error && rt.error === undefined) {
+      rt.error = pp.error;
+      rt.errorCode = pp.errorCode;
+      this.metrics.errors.inc({ route: rt.route, topic: rt.topic, code: pp.errorCode ?? 'UNKNOWN' });
+      this.log.error({ route: rt.route, topic: rt.topic, partition: rt.partition, code: pp.errorCode, err: pp.error }, 'partition stopped');
+    }
+    for (const run of pp.runs) rt.runs.set(run[0], run);
+    if (!pp.assigned && pp.inflight === 0 && rt.draining) {
+      // final state reported: commit it, then forget the partition
+      void this.commit().then(() => {
+        const cur = this.partitions.get(runtimeKey(rt.route, rt.topic, rt.partition));
+        if (cur === rt) this.partitions.delete(runtimeKey(rt.route, rt.topic, rt.partition));
+      });
+    }
+  }
+
+  private writer(route: string): OffsetMapWriter {
+    const r = this.config.routes.find((x) => x.name === route)!;
+    let w = this.writers.get(r.target);
+    if (!w) {
+      const props = routeClientProps(this.config, r, this.workerId).producer;
+      w = new OffsetMapWriter(r.target, { ...props, 'client.id': `strait-${this.workerId}-offset-map` });
+      this.writers.set(r.target, w);
+    }
+    return w;
+  }
+
+  /** Writes offset-map runs, then commits offsets to the store, then mirrors them to the source group. */
+  commit(): Promise<void> {
+    if (this.committing) return this.committing.then(() => this.commit());
+    this.committing = this.doCommit()
+      .catch((e: Error) => this.log.warn({ err: e.message }, 'offset commit failed; retrying next interval'))
+      .finally(() => (this.committing = undefined));
+    return this.committing;
+  }
+
+  private async doCommit(): Promise<void> {
+    const due = [...this.partitions.values()].filter((p) => p.committable > p.committed || p.runs.size > 0);
+    if (due.length === 0) return;
+    const byRoute = new Map<string, PartitionRuntime[]>();
+    for (const p of due) byRoute.set(p.route, [...(byRoute.get(p.route) ?? []), p]);
+    for (const [route, list] of byRoute) {
+      const snapshot = list.map((p) => ({ p, committable: p.committable, runs: [...p.runs.values()] }));
+      const records: OffsetMapRecord[] = snapshot.flatMap(({ p, runs }) =>
+        runs.map(([srcStart, srcEnd, delta]) => ({ v: 1 as const, route, sourceTopic: p.topic, partition: p.partition, targetTopic: p.targetTopic, srcStart, srcEnd, delta })),
+      );
+      await this.writer(route).write(records);
+      for (const { p, runs } of snapshot) for (const r of runs) if (p.runs.get(r[0]) === r) p.runs.delete(r[0]);
+      const commits = snapshot.filter((s) => s.committable > s.p.committed).map((s) => ({ topic: s.p.topic, partition: s.p.partition, offset: s.committable, epoch: s.p.epoch }));
+      if (commits.length === 0) continue;
+      const result = await this.store.commitOffsets(route, commits);
+      this.metrics.commits.inc({ route }, commits.length - result.fenced.length);
+      const fenced = new Set(result.fenced.map((f) => partitionKey(f.topic, f.partition)));
+      if (result.fenced.length > 0) {
+        this.metrics.fenced.inc({ route }, result.fenced.length);
+        this.log.warn({ route, fenced: result.fenced }, 'commits refused: a newer epoch owns these partitions; stopping them here');
+        this.unassign(result.fenced.map((f) => ({ route, ...f })));
+      }
+      const mirrored: { topic: string; partition: number; offset: number }[][] = this.ports.map(() => []);
+      for (const s of snapshot) {
+        if (fenced.has(partitionKey(s.p.topic, s.p.partition)) || s.committable <= s.p.committed) continue;
+        s.p.committed = s.committable;
+        mirrored[s.p.shard]!.push({ topic: s.p.topic, partition: s.p.partition, offset: s.committable });
+      }
+      mirrored.forEach((offsets, shard) => offsets.length > 0 && this.send(shard, { type: 'commit', route, offsets }));
+    }
+  }
+
+  /** Flushes in-flight records (up to `flushTimeoutMs`), commits what landed, and stops the pool. */
+  async stop(flushTimeoutMs = 10_000): Promise<void> {
+    if (this.commitTimer) clearInterval(this.commitTimer);
+    const allStopped = new Promise<void>((res) => {
+      this.onStopped = res;
+      if (this.stoppedShards.size >= this.ports.length) res();
+    });
+    for (let shard = 0; shard < this.ports.length; shard++) this.send(shard, { type: 'stop', flushTimeoutMs });
+    await Promise.race([allStopped, new Promise((r) => setTimeout(r, flushTimeoutMs + 15_000))]);
+    await this.commit();
+    await Promise.allSettled(this.tasks);
+    for (const p of this.ports) p.close();
+    await this.pool?.destroy();
+    for (const w of this.writers.values()) await w.close();
+  }
+}
