@@ -129,3 +129,51 @@ export async function readAll(brokers: string, topic: string, partitions: number
   }
   return out;
 }
+
+/** High watermark of every partition. */
+export async function endOffsets(brokers: string, topic: string, partitions: number): Promise<number[]> {
+  const producer = new Kafka.Producer({ 'bootstrap.servers': brokers, log_level: 0 });
+  await new Promise<void>((res, rej) => producer.connect({ timeout: 10_000 }, (err) => (err ? rej(err) : res())));
+  try {
+    const out: number[] = [];
+    for (let p = 0; p < partitions; p++) {
+      out.push(
+        await new Promise<number>((res, rej) =>
+          producer.queryWatermarkOffsets(topic, p, 5000, (err, o) => (err ? rej(err) : res(o.highOffset))),
+        ),
+      );
+    }
+    return out;
+  } finally {
+    await new Promise<void>((res) => producer.disconnect(() => res()));
+  }
+}
+
+/** A seeded PRNG (mulberry32) so generated test data is reproducible. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function sameRecord(a: ReadRecord, b: ReadRecord): boolean {
+  const eq = (x: Buffer | null, y: Buffer | null) => (x === null || y === null ? x === y : x.equals(y));
+  return (
+    eq(a.key, b.key) &&
+    eq(a.value, b.value) &&
+    a.timestamp === b.timestamp &&
+    a.headers.length === b.headers.length &&
+    a.headers.every((h, i) => h.key === b.headers[i]!.key && h.value.equals(b.headers[i]!.value))
+  );
+}
+
+export async function createPartitions(brokers: string, topic: string, total: number): Promise<void> {
+  await withAdmin(brokers, (admin) =>
+    new Promise<void>((res, rej) => admin.createPartitions(topic, total, 15_000, (err) => (err ? rej(err) : res()))),
+  );
+}
