@@ -4,7 +4,6 @@
  * order, byte-identical; and the offset-map runs strait persisted match where every record landed.
  */
 import t from 'tap';
-import Kafka from 'node-rdkafka';
 import { unpack } from 'msgpackr';
 import { OFFSET_MAP_TOPIC, type OffsetMapRecord } from '../../shared/offset-map';
 import { bootstrap, createTopic, endOffsets, prng, produce, readAll, sameRecord, uniqueName, type TestRecord } from '../helpers/kafka';

@@ -1,0 +1,127 @@
+/**
+ * Failures: kill -9 of strait mid-stream, then restart (nothing lost; duplicates exactly the records the target had
+ * beyond the committed offsets — the in-flight window), and the target broker stopped for 30 s mid-stream.
+ */
+import t from 'tap';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { unpack } from 'msgpackr';
+import { startStoppedCluster, stopCluster } from '../../bench/local-cluster';
+import { TEST_DEV_DIR } from '../helpers/dir';
+import { bootstrap, createTopic, endOffsets, produce, readAll, uniqueName, type ReadRecord } from '../helpers/kafka';
+import { StraitProcess, stopAll, waitFor, writeConfig } from '../helpers/strait-process';
+
+t.teardown(stopAll);
+
+const PARTITIONS = 4;
+
+function records(from: number, n: number) {
+  return Array.from({ length: n }, (_, k) => {
+    const i = from + k;
+    return { partition: i % PARTITIONS, key: Buffer.from(`k${i}`), value: Buffer.from(`value-${i}-${'x'.repeat(i % 50)}`) };
+  });
+}
+
+/** Produces `total` records in slices so replication runs while data keeps arriving. */
+async function produceSlowly(brokers: string, topic: string, total: number, slice: number, pauseMs: number): Promise<void> {
+  for (let i = 0; i < total; i += slice) {
+    await produce(brokers, topic, records(i, Math.min(slice, total - i)));
+    await new Promise((r) => setTimeout(r, pauseMs));
+  }
+}
+
+const byPartition = (rs: ReadRecord[], p: number) => rs.filter((r) => r.partition === p).sort((x, y) => x.offset - y.offset).map((r) => r.value!.toString());
+
+async function sum(brokers: string, topic: string): Promise<number> {
+  try {
+    return (await endOffsets(brokers, topic, PARTITIONS)).reduce((x, y) => x + y, 0);
+  } catch {
+    return -1;
+  }
+}
+
+t.test('kill -9 mid-stream, restart: nothing lost, duplicates = what landed beyond the committed offsets', async (t) => {
+  const a = bootstrap('a');
+  const b = bootstrap('b');
+  const topic = uniqueName('crash');
+  const TOTAL = 200_000;
+  await createTopic(a, topic, PARTITIONS);
+  const config = writeConfig({
+    clusters: { a: { bootstrap: a }, b: { bootstrap: b } },
+    routes: [{ name: 'crash', source: 'a', target: 'b', topics: { include: [topic] } }],
+    worker: { threads: 2, commitIntervalMs: 1000 },
+    controller: { refreshTopicsIntervalMs: 1000 },
+  });
+  const producing = produceSlowly(a, topic, TOTAL, 10_000, 150);
+  const first = new StraitProcess(config);
+  const storeFile = join(dirname(config), 'store', 'store.msgpack');
+  const readCommitted = (): Record<string, { offset: number }> => {
+    try {
+      return (unpack(readFileSync(storeFile)) as { offsets: Record<string, Record<string, { offset: number }>> }).offsets.crash ?? {};
+    } catch {
+      return {};
+    }
+  };
+  await waitFor('replication under way with offsets committed', async () => {
+    const c = Object.values(readCommitted()).reduce((n, o) => n + o.offset, 0);
+    return c >= 20_000 && (await sum(b, `a.${topic}`)) < TOTAL;
+  }, 90_000, 50);
+  await first.kill9();
+  await new Promise((r) => setTimeout(r, 1500)); // requests already on the wire may still land
+  const landed = await endOffsets(b, `a.${topic}`, PARTITIONS);
+  const store = { offsets: { crash: readCommitted() } };
+  const committed = Array.from({ length: PARTITIONS }, (_, p) => store.offsets.crash?.[`${topic}/${p}`]?.offset ?? 0);
+  for (let p = 0; p < PARTITIONS; p++) t.ok(committed[p]! <= landed[p]!, `partition ${p}: committed ${committed[p]} never passes what the target acknowledged (${landed[p]})`);
+  const duplicates = landed.reduce((n, e, p) => n + (e - committed[p]!), 0);
+  t.comment(`killed with ${landed.reduce((x, y) => x + y, 0)} records on the target, ${duplicates} beyond the committed offsets`);
+  await producing;
+  const second = new StraitProcess(config);
+  await waitFor('everything replicated after restart', async () => (await sum(b, `a.${topic}`)) >= TOTAL + duplicates, 120_000, 250);
+  await new Promise((r) => setTimeout(r, 1500));
+  const source = await readAll(a, topic, PARTITIONS, TOTAL, 120_000);
+  const target = await readAll(b, `a.${topic}`, PARTITIONS, TOTAL + duplicates, 120_000);
+  t.equal(target.length, TOTAL + duplicates, `target = source + ${duplicates} duplicates, no more`);
+  for (let p = 0; p < PARTITIONS; p++) {
+    const src = byPartition(source, p);
+    const expected = [...src.slice(0, landed[p]), ...src.slice(committed[p])];
+    t.same(byPartition(target, p), expected, `partition ${p}: everything before the crash, then a replay from the committed offset`);
+  }
+  t.equal(await second.stop(), 0);
+});
+
+t.test('target broker stopped for 30 s mid-stream: no crash, no loss, resumes by itself', async (t) => {
+  const a = bootstrap('a');
+  const c = bootstrap('c'); // cluster c is only used here: stopping it disturbs no other test
+  const topic = uniqueName('outage');
+  const TOTAL = 60_000;
+  await createTopic(a, topic, PARTITIONS);
+  const strait = new StraitProcess(writeConfig({
+    clusters: { a: { bootstrap: a }, c: { bootstrap: c } },
+    routes: [{ name: 'outage', source: 'a', target: 'c', topics: { include: [topic] } }],
+    worker: { threads: 2, commitIntervalMs: 500, inflightBytes: 4 * 1024 * 1024 },
+    controller: { refreshTopicsIntervalMs: 1000 },
+  }));
+  await produce(a, topic, records(0, 20_000));
+  await waitFor('first records on the target', async () => (await sum(c, `a.${topic}`)) >= 20_000, 60_000, 200);
+  await stopCluster('c', { dir: TEST_DEV_DIR });
+  const down = Date.now();
+  await produce(a, topic, records(20_000, TOTAL - 20_000));
+  await new Promise((r) => setTimeout(r, Math.max(0, 30_000 - (Date.now() - down))));
+  t.equal(strait.child.exitCode, null, 'strait is still running after 30 s without its target');
+  const metrics = await strait.metrics();
+  const inflight = Number(/^strait_inflight_bytes (\d+)/m.exec(metrics)?.[1] ?? 'NaN');
+  t.ok(inflight <= 4 * 1024 * 1024 + 1024 * 1024, `in-flight bytes stay within the budget (${inflight})`);
+  await startStoppedCluster('c', { dir: TEST_DEV_DIR });
+  await waitFor('replication resumed', async () => (await sum(c, `a.${topic}`)) >= TOTAL, 120_000, 500);
+  const source = await readAll(a, topic, PARTITIONS, TOTAL, 60_000);
+  const target = await readAll(c, `a.${topic}`, PARTITIONS, TOTAL, 60_000);
+  for (let p = 0; p < PARTITIONS; p++) {
+    const src = byPartition(source, p);
+    const dst = byPartition(target, p);
+    const missing = src.filter((v) => !dst.includes(v)).length;
+    t.equal(missing, 0, `partition ${p}: nothing lost`);
+    t.same([...new Set(dst)], src, `partition ${p}: order kept`);
+    if (dst.length > src.length) t.comment(`partition ${p}: ${dst.length - src.length} duplicates`);
+  }
+  t.equal(await strait.stop(), 0);
+});
