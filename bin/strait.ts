@@ -132,9 +132,11 @@ export function buildProgram(): Command {
     .command('demo')
     .description('start two local clusters and show strait replicating between them')
     .option('--dir <dir>', 'state folder', dev.DEFAULT_DEV_DIR)
-    .action(async (o: { dir: string }) => {
+    .option('--duration <seconds>', 'stop after this many seconds (default: until Ctrl-C)', int('--duration', 1, 86400))
+    .option('--rate <records/s>', 'demo producer rate', int('--rate', 1, 1_000_000), 2000)
+    .action(async (o: { dir: string; duration?: number; rate: number }) => {
       const { runDemo } = await import('../bench/demo');
-      await runDemo({ dir: o.dir });
+      await runDemo({ dir: o.dir, rate: o.rate, ...(o.duration !== undefined ? { durationSec: o.duration } : {}) });
     });
 
   return program;
@@ -157,5 +159,8 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 if (require.main === module) {
-  main(process.argv).then((code) => process.exit(code));
+  // No process.exit(): a command that leaves a handle open would then hang, which tests catch as a leak.
+  main(process.argv).then((code) => {
+    process.exitCode = code;
+  });
 }

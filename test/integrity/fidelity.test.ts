@@ -105,5 +105,11 @@ t.test(`${RECORDS} records replicate byte-identical, in order, in the same parti
     if (checked >= 20_000) break; // a sample of the first records of every partition is enough to prove the mapping
   }
   t.equal(wrong, 0, `offset-map runs give the exact target offset of ${checked} sampled records`);
-  t.equal(await strait.stop(), 0, 'strait stops cleanly on SIGTERM');
+  const metrics = await strait.metrics();
+  const replicated = [...metrics.matchAll(/^strait_records_total\{[^}]*route="fidelity"[^}]*\} (\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
+  t.equal(replicated, RECORDS, 'strait_records_total counts every record');
+  t.match(metrics, /strait_replication_latency_seconds_bucket\{route="fidelity",le="\+Inf"\} \d+/, 'latency histogram exported');
+  t.match(metrics, /strait_lag_records\{route="fidelity",topic="[^"]+",partition="0"\} 0/, 'lag is 0 once caught up');
+  // exit code 0 and no hang: every handle (pool threads, forwarders, clients, HTTP server) was closed
+  t.equal(await strait.stop(), 0, 'strait stops cleanly on SIGTERM and exits by itself');
 });
