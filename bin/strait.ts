@@ -129,6 +129,42 @@ export function buildProgram(): Command {
     });
 
   program
+    .command('bench [scenarios...]')
+    .description('compare strait with MirrorMaker 2, a node-rdkafka JS loop and Kafka\'s perf-tool ceiling (scenarios: throughput, ceiling)')
+    .option('--source <bootstrap>', "source cluster (default: local clusters started by the harness)")
+    .option('--target <bootstrap>', 'target cluster')
+    .option('--records <n>', 'records to preload per run', int('--records', 1, 1_000_000_000), 1_000_000)
+    .option('--record-size <bytes,...>', 'record sizes', '1024,100')
+    .option('--partitions <n>', 'partitions of the bench topic', int('--partitions', 1, 10_000), 16)
+    .option('--codec <codec,...>', 'none|gzip|snappy|lz4|zstd', 'none')
+    .option('--systems <names>', 'which systems to run', 'strait,strait-lan,js-baseline,mm2-default,mm2-tuned')
+    .option('--out <dir>', 'where results.json and results.md go', 'bench-results')
+    .action(async (scenarios: string[], o: { source?: string; target?: string; records: number; recordSize: string; partitions: number; codec: string; systems: string; out: string }) => {
+      const { runBench, SYSTEMS, markdown } = await import('../bench/bench');
+      const list = (field: string, v: string, allowed: readonly string[]) => {
+        const items = v.split(',').map((x) => x.trim()).filter(Boolean);
+        for (const i of items) if (!allowed.includes(i)) throw new StraitError('STRAIT_USAGE', `--${field}: '${i}' is not allowed; allowed: ${allowed.join(', ')}`, { field });
+        return items;
+      };
+      const sc = scenarios.length > 0 ? list('scenario', scenarios.join(','), ['throughput', 'ceiling']) : ['throughput', 'ceiling'];
+      const sizes = o.recordSize.split(',').map((x) => {
+        const n = Number(x);
+        if (!Number.isInteger(n) || n < 1 || n > 10_000_000) throw new StraitError('STRAIT_USAGE', `--record-size: '${x}' is not a size in bytes from 1 to 10000000`, { field: 'record-size' });
+        return n;
+      });
+      const opts = {
+        scenarios: sc, records: o.records, recordSizes: sizes, partitions: o.partitions, out: o.out,
+        codecs: list('codec', o.codec, ['none', 'gzip', 'snappy', 'lz4', 'zstd']),
+        systems: list('systems', o.systems, SYSTEMS) as never,
+        log: (l: string) => process.stderr.write(`${l}\n`),
+        ...(o.source ? { source: o.source } : {}),
+        ...(o.target ? { target: o.target } : {}),
+      };
+      const results = await runBench(opts);
+      print(markdown(opts, results));
+    });
+
+  program
     .command('demo')
     .description('start two local clusters and show strait replicating between them')
     .option('--dir <dir>', 'state folder', dev.DEFAULT_DEV_DIR)

@@ -84,6 +84,10 @@ Forwarder::Forwarder(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Forwarde
   rd_kafka_conf_set(cconf, "enable.partition.eof", "false", errstr, sizeof(errstr));
   rd_kafka_conf_set(cconf, "isolation.level", "read_committed", errstr, sizeof(errstr));
   rd_kafka_conf_set(cconf, "check.crcs", "false", errstr, sizeof(errstr));
+  // librdkafka postpones a partition's next fetch by fetch.queue.backoff.ms (1 s by default) whenever the local
+  // queue is over queued.max.messages.kbytes; a forwarder drains that queue continuously, so a 1 s pause only
+  // starves it (measured: 52k -> 286k records/s on the bench topic with 2 threads).
+  rd_kafka_conf_set(cconf, "fetch.queue.backoff.ms", "10", errstr, sizeof(errstr));
   try {
     if (opts.Get("consumer").IsObject()) ApplyProps(env, cconf, opts.Get("consumer").As<Napi::Object>(), "consumer");
   } catch (...) {

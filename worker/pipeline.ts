@@ -82,7 +82,8 @@ export class Pipeline {
       return {
         route: r.name,
         options: {
-          consumer: { ...props.consumer, 'queued.max.messages.kbytes': Math.max(1024, Math.floor(this.config.worker.inflightBytes / threads / 4096)) },
+          // the prefetch queue is bounded like the in-flight budget: memory stays within twice the budget
+          consumer: { 'queued.max.messages.kbytes': Math.max(1024, Math.floor(this.config.worker.inflightBytes / threads / 1024)), ...props.consumer },
           producer: props.producer,
           inflightBytes: Math.max(1 << 20, Math.floor(this.config.worker.inflightBytes / threads)),
           compression: 'lz4',

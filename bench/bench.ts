@@ -1,0 +1,373 @@
+/**
+ * `strait bench`: strait side by side with MirrorMaker 2 (default and tuned), a plain node-rdkafka JavaScript loop,
+ * and Kafka's own ProducerPerformance/ConsumerPerformance ceiling — same clusters, same preloaded data, same run.
+ * Writes results.json and results.md to --out; every process it starts is stopped by its pid.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
+import Kafka from 'node-rdkafka';
+import { stringify } from 'yaml';
+import { StraitError } from '../shared/errors';
+import { ensureKafka, projectRoot, runKafkaClass, spawnKafkaClass, type KafkaRuntime } from './kafka-runtime';
+import * as dev from './local-cluster';
+import { RssSampler, cpuSeconds } from './proc-stats';
+
+export const SYSTEMS = ['strait', 'strait-lan', 'js-baseline', 'mm2-default', 'mm2-tuned'] as const;
+export type SystemName = (typeof SYSTEMS)[number];
+
+export interface BenchOptions {
+  scenarios: string[];
+  source?: string;
+  target?: string;
+  records: number;
+  recordSizes: number[];
+  partitions: number;
+  codecs: string[];
+  out: string;
+  systems: SystemName[];
+  log: (line: string) => void;
+}
+
+export interface SystemResult {
+  system: string;
+  records: number;
+  seconds: number;
+  recordsPerSec: number;
+  mbPerSec: number;
+  cpuSecondsPerGB: number;
+  peakRssMB: number;
+  note?: string;
+}
+
+export interface ScenarioResult {
+  scenario: string;
+  recordSize: number;
+  codec: string;
+  partitions: number;
+  records: number;
+  results: SystemResult[];
+}
+
+interface Clusters {
+  source: string;
+  target: string;
+  runtime: KafkaRuntime;
+  stop: () => Promise<void>;
+}
+
+const MM2_TASKS = 2; // one per core on the 2-core bench machine
+
+async function clusters(opts: BenchOptions): Promise<Clusters> {
+  const runtime = ensureKafka(undefined, opts.log);
+  if (opts.source && opts.target) return { source: opts.source, target: opts.target, runtime, stop: async () => {} };
+  if (opts.source || opts.target) throw new StraitError('STRAIT_USAGE', '--source and --target go together (or neither, for local clusters)', { field: opts.source ? 'target' : 'source' });
+  const dir = resolve('.strait', 'bench');
+  await dev.down({ dir });
+  const state = await dev.up({ clusters: 2, dir, log: opts.log, heap: '1g' });
+  return { source: state.clusters.a!.bootstrap, target: state.clusters.b!.bootstrap, runtime, stop: async () => void (await dev.down({ dir })) };
+}
+
+async function admin<T>(brokers: string, fn: (a: Kafka.IAdminClient) => Promise<T>): Promise<T> {
+  const a = Kafka.AdminClient.create({ 'bootstrap.servers': brokers, log_level: 0 });
+  try {
+    return await fn(a);
+  } finally {
+    a.disconnect();
+  }
+}
+
+async function createTopic(brokers: string, topic: string, partitions: number, config: Record<string, string> = {}): Promise<void> {
+  await admin(brokers, (a) => new Promise<void>((res, rej) => a.createTopic({ topic, num_partitions: partitions, replication_factor: -1 as never, config }, 30_000, (e) => (e && e.code !== 36 ? rej(e) : res()))));
+}
+
+async function deleteTopic(brokers: string, topic: string): Promise<void> {
+  await admin(brokers, (a) => new Promise<void>((res) => a.deleteTopic(topic, 30_000, () => res())));
+}
+
+class Watermarks {
+  private client: Kafka.Producer | undefined;
+  constructor(private readonly brokers: string) {}
+  async total(topic: string, partitions: number): Promise<number> {
+    if (!this.client) {
+      const c = new Kafka.Producer({ 'bootstrap.servers': this.brokers, log_level: 0 });
+      await new Promise<void>((res, rej) => c.connect({ timeout: 10_000 }, (e) => (e ? rej(e) : res())));
+      this.client = c;
+    }
+    const c = this.client;
+    try {
+      const parts = await Promise.all(
+        Array.from({ length: partitions }, (_, p) => new Promise<number>((res, rej) => c.queryWatermarkOffsets(topic, p, 2000, (e, o) => (e ? rej(e) : res(o.highOffset))))),
+      );
+      return parts.reduce((a, b) => a + b, 0);
+    } catch {
+      // librdkafka keeps answering "unknown topic" for a topic that did not exist when first asked: start afresh
+      this.client = undefined;
+      await new Promise<void>((res) => c.disconnect(() => res()));
+      return 0;
+    }
+  }
+  async close(): Promise<void> {
+    if (this.client) await new Promise<void>((res) => this.client!.disconnect(() => res()));
+  }
+}
+
+function stopChild(child: ChildProcess, graceMs = 20_000): Promise<void> {
+  return new Promise((res) => {
+    if (child.exitCode !== null || child.signalCode !== null) return res();
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      res();
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+/** Runs one replicator until `records` have landed in `targetTopic`; rate from first to last landing. */
+async function measure(name: string, child: ChildProcess, wm: Watermarks, targetTopic: string, partitions: number, records: number, bytesPerRecord: number, timeoutMs: number): Promise<SystemResult> {
+  const pid = child.pid!;
+  const rss = new RssSampler(pid);
+  let firstAt = 0;
+  let firstCount = 0;
+  let cpuAtFirst = 0;
+  let landed = 0;
+  const deadline = Date.now() + timeoutMs;
+  let exitedEarly = false;
+  child.once('exit', () => (exitedEarly = true));
+  try {
+    while (landed < records) {
+      if (Date.now() > deadline) throw new Error(`${name}: only ${landed} of ${records} records landed within ${timeoutMs / 1000} s`);
+      if (exitedEarly) throw new Error(`${name} exited before replicating everything (${landed} of ${records})`);
+      landed = await wm.total(targetTopic, partitions).catch(() => 0);
+      if (landed > 0 && firstAt === 0) {
+        firstAt = performance.now();
+        firstCount = landed;
+        cpuAtFirst = cpuSeconds(pid);
+      }
+      if (landed < records) await new Promise((r) => setTimeout(r, 50));
+    }
+    const lastAt = performance.now();
+    const cpu = cpuSeconds(pid) - cpuAtFirst;
+    const counted = records - firstCount;
+    const seconds = Math.max(0.001, (lastAt - firstAt) / 1000);
+    const gb = (counted * bytesPerRecord) / 1e9;
+    return {
+      system: name,
+      records,
+      seconds: Number(seconds.toFixed(2)),
+      recordsPerSec: Math.round(counted / seconds),
+      mbPerSec: Number(((counted * bytesPerRecord) / 1e6 / seconds).toFixed(1)),
+      cpuSecondsPerGB: Number((cpu / Math.max(gb, 1e-9)).toFixed(1)),
+      peakRssMB: Math.round(rss.stop() / 1e6),
+    };
+  } finally {
+    rss.stop();
+  }
+}
+
+function straitConfig(dir: string, alias: string, c: Clusters, topic: string, profile: string, codec: string): string {
+  const file = join(dir, `${alias}.yaml`);
+  writeFileSync(
+    file,
+    stringify({
+      deployment: `bench-${alias}`,
+      clusters: { [alias]: { bootstrap: c.source }, target: { bootstrap: c.target } },
+      routes: [{ name: alias, source: alias, target: 'target', topics: { include: [topic] }, profile, compression: codec === 'none' ? 'none' : codec, syncTopicConfigs: false }],
+      store: { type: 'embedded', path: join(dir, `${alias}-store`) },
+      metrics: { enabled: false },
+      log: { level: 'warn' },
+    }),
+  );
+  return file;
+}
+
+function mm2Config(dir: string, alias: string, c: Clusters, topic: string, tuned: boolean, codec: string): string {
+  const file = join(dir, `${alias}.properties`);
+  const lines = [
+    `clusters = ${alias}, target`,
+    `${alias}.bootstrap.servers = ${c.source}`,
+    `target.bootstrap.servers = ${c.target}`,
+    `${alias}->target.enabled = true`,
+    `${alias}->target.topics = ${topic}`,
+    `target->${alias}.enabled = false`,
+    `tasks.max = ${tuned ? MM2_TASKS * 2 : MM2_TASKS}`,
+    'replication.factor = 1',
+    'offset-syncs.topic.replication.factor = 1',
+    'checkpoints.topic.replication.factor = 1',
+    'heartbeats.topic.replication.factor = 1',
+    'config.storage.replication.factor = 1',
+    'offset.storage.replication.factor = 1',
+    'status.storage.replication.factor = 1',
+    'sync.topic.acls.enabled = false',
+    'sync.topic.configs.enabled = false',
+    'emit.checkpoints.enabled = false',
+    'refresh.topics.interval.seconds = 5',
+    `${alias}.consumer.auto.offset.reset = earliest`,
+    `target.producer.compression.type = ${codec}`,
+  ];
+  if (tuned) {
+    // The tuning MirrorMaker 2 users apply for throughput: big batches, a linger, more requests in flight
+    // (idempotent, so ordering holds), bigger fetches and polls.
+    lines.push(
+      'target.producer.batch.size = 1048576',
+      'target.producer.linger.ms = 10',
+      'target.producer.max.in.flight.requests.per.connection = 5',
+      'target.producer.enable.idempotence = true',
+      'target.producer.acks = all',
+      'target.producer.buffer.memory = 134217728',
+      `${alias}.consumer.max.poll.records = 5000`,
+      `${alias}.consumer.fetch.max.bytes = 104857600`,
+      `${alias}.consumer.max.partition.fetch.bytes = 10485760`,
+      `${alias}.consumer.fetch.min.bytes = 65536`,
+    );
+  }
+  writeFileSync(file, `${lines.join('\n')}\n`);
+  return file;
+}
+
+function log4jQuiet(dir: string): string {
+  const file = join(dir, 'log4j-quiet.properties');
+  writeFileSync(file, 'log4j.rootLogger=WARN, stderr\nlog4j.appender.stderr=org.apache.log4j.ConsoleAppender\nlog4j.appender.stderr.Target=System.err\nlog4j.appender.stderr.layout=org.apache.log4j.PatternLayout\nlog4j.appender.stderr.layout.ConversionPattern=[%d] %p %m (%c)%n\n');
+  return file;
+}
+
+function parseProducerPerf(out: string): number | undefined {
+  const lines = out.trim().split('\n').filter((l) => /records sent/.test(l));
+  const m = /([\d.]+) records\/sec/.exec(lines.at(-1) ?? '');
+  return m ? Math.round(Number(m[1])) : undefined;
+}
+
+function parseConsumerPerf(out: string): number | undefined {
+  // start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, rebalance.time.ms, fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec
+  const line = out.trim().split('\n').filter((l) => /^\d{4}-\d\d-\d\d/.test(l)).at(-1);
+  const f = line?.split(',').map((s) => s.trim());
+  return f && f.length >= 10 ? Math.round(Number(f[9])) : undefined;
+}
+
+function ceilingResults(c: Clusters, dir: string, topic: string, o: { records: number; recordSize: number; partitions: number; codec: string }): SystemResult[] {
+  const log4j = log4jQuiet(dir);
+  const mb = (rps: number) => Number(((rps * o.recordSize) / 1e6).toFixed(1));
+  const out: SystemResult[] = [];
+  const perfTopic = `${topic}-ceiling`;
+  const pp = runKafkaClass(c.runtime, 'org.apache.kafka.tools.ProducerPerformance', [
+    '--topic', perfTopic, '--num-records', String(o.records), '--record-size', String(o.recordSize), '--throughput', '-1',
+    '--producer-props', `bootstrap.servers=${c.target}`, 'acks=all', 'linger.ms=10', 'batch.size=1048576', `compression.type=${o.codec}`,
+  ], { heap: '1g', log4j });
+  const prod = parseProducerPerf(pp.stdout);
+  if (prod) out.push({ system: 'ceiling: ProducerPerformance -> target', records: o.records, seconds: Number((o.records / prod).toFixed(2)), recordsPerSec: prod, mbPerSec: mb(prod), cpuSecondsPerGB: 0, peakRssMB: 0, note: 'Kafka perf tool, acks=all' });
+  const cp = runKafkaClass(c.runtime, 'org.apache.kafka.tools.ConsumerPerformance', [
+    '--bootstrap-server', c.source, '--topic', topic, '--messages', String(o.records), '--timeout', '60000',
+  ], { heap: '1g', log4j });
+  const cons = parseConsumerPerf(cp.stdout);
+  if (cons) out.push({ system: 'ceiling: ConsumerPerformance <- source', records: o.records, seconds: Number((o.records / cons).toFixed(2)), recordsPerSec: cons, mbPerSec: mb(cons), cpuSecondsPerGB: 0, peakRssMB: 0, note: 'Kafka perf tool, fetch rate' });
+  return out;
+}
+
+export async function runBench(opts: BenchOptions): Promise<ScenarioResult[]> {
+  const out = resolve(opts.out);
+  const work = join(out, 'work');
+  mkdirSync(work, { recursive: true });
+  const c = await clusters(opts);
+  const results: ScenarioResult[] = [];
+  const running = new Set<ChildProcess>();
+  const interrupt = () => {
+    for (const ch of running) ch.kill('SIGKILL');
+  };
+  process.once('SIGINT', interrupt);
+  try {
+    for (const recordSize of opts.recordSizes) {
+      for (const codec of opts.codecs) {
+        const topic = `bench-${recordSize}b-${codec}-${Date.now().toString(36)}`;
+        opts.log(`preloading ${opts.records} records of ${recordSize} B (${codec}) into ${topic} (${opts.partitions} partitions) ...`);
+        await createTopic(c.source, topic, opts.partitions);
+        const pre = runKafkaClass(c.runtime, 'org.apache.kafka.tools.ProducerPerformance', [
+          '--topic', topic, '--num-records', String(opts.records), '--record-size', String(recordSize), '--throughput', '-1',
+          '--producer-props', `bootstrap.servers=${c.source}`, 'acks=1', 'linger.ms=10', 'batch.size=1048576', `compression.type=${codec}`,
+        ], { heap: '1g', log4j: log4jQuiet(work) });
+        if (pre.status !== 0) throw new StraitError('STRAIT_KAFKA', `preload failed: ${pre.stderr.trim().split('\n').slice(-3).join(' ')}`);
+        const scenario: ScenarioResult = { scenario: 'throughput', recordSize, codec, partitions: opts.partitions, records: opts.records, results: [] };
+        const timeoutMs = Math.max(180_000, (opts.records / 2000) * 1000);
+        if (opts.scenarios.includes('throughput')) {
+          for (const system of opts.systems) {
+            const alias = system.replace(/[^a-z0-9]/g, '');
+            let child: ChildProcess;
+            let targetTopic = `${alias}.${topic}`;
+            if (system === 'strait' || system === 'strait-lan') {
+              const cfg = straitConfig(work, alias, c, topic, system === 'strait' ? 'default' : 'lan', codec);
+              child = spawn(process.execPath, [join(projectRoot(), 'dist', 'bin', 'strait.js'), 'run', '-c', cfg, '--no-status-line'], { stdio: ['ignore', 'ignore', 'inherit'] });
+            } else if (system === 'js-baseline') {
+              targetTopic = `js.${topic}`;
+              await createTopic(c.target, targetTopic, opts.partitions, { 'compression.type': codec === 'none' ? 'producer' : codec });
+              child = spawn(process.execPath, [join(projectRoot(), 'dist', 'bench', 'js-loop.js'), c.source, c.target, topic, targetTopic, String(opts.partitions), String(opts.records)], { stdio: ['ignore', 'ignore', 'inherit'] });
+            } else {
+              const cfg = mm2Config(work, alias, c, topic, system === 'mm2-tuned', codec);
+              const logFd = openSync(join(work, `${alias}.log`), 'w');
+              child = spawnKafkaClass(c.runtime, 'org.apache.kafka.connect.mirror.MirrorMaker', [cfg], { heap: '1g', log4j: log4jQuiet(work), stdio: ['ignore', logFd, logFd] });
+              closeSync(logFd);
+            }
+            running.add(child);
+            // a fresh client per system: librdkafka caches metadata of topics that did not exist yet
+            const wm = new Watermarks(c.target);
+            opts.log(`  ${system}: replicating into ${targetTopic} ...`);
+            try {
+              const r = await measure(system, child, wm, targetTopic, opts.partitions, opts.records, recordSize, timeoutMs);
+              scenario.results.push(r);
+              opts.log(`  ${system}: ${r.recordsPerSec} rec/s, ${r.mbPerSec} MB/s, ${r.cpuSecondsPerGB} CPU s/GB, peak RSS ${r.peakRssMB} MB`);
+            } catch (e) {
+              scenario.results.push({ system, records: 0, seconds: 0, recordsPerSec: 0, mbPerSec: 0, cpuSecondsPerGB: 0, peakRssMB: 0, note: (e as Error).message });
+              opts.log(`  ${system}: FAILED ${(e as Error).message}`);
+            } finally {
+              await wm.close();
+              await stopChild(child);
+              running.delete(child);
+              await deleteTopic(c.target, targetTopic);
+            }
+          }
+        }
+        if (opts.scenarios.includes('ceiling')) scenario.results.push(...ceilingResults(c, work, topic, { records: opts.records, recordSize, partitions: opts.partitions, codec }));
+        results.push(scenario);
+        await deleteTopic(c.source, topic);
+      }
+    }
+  } finally {
+    process.removeListener('SIGINT', interrupt);
+    for (const ch of running) await stopChild(ch, 5000);
+    await c.stop();
+  }
+  writeResults(out, opts, results);
+  return results;
+}
+
+function ratio(a: number | undefined, b: number | undefined): string {
+  return a && b ? `${(a / b).toFixed(2)}x` : 'n/a';
+}
+
+export function markdown(opts: BenchOptions, results: ScenarioResult[]): string {
+  const cpu = cpus()[0]?.model ?? 'unknown CPU';
+  const lines = [
+    `Machine: ${cpus().length} cores (${cpu}), ${Math.round(totalmem() / 2 ** 30)} GiB RAM; brokers: local single-node KRaft Kafka (harness), MirrorMaker 2 tasks.max=${MM2_TASKS} (default) / ${MM2_TASKS * 2} (tuned).`,
+    `Command: \`strait bench ${opts.scenarios.join(' ')} --records ${opts.records} --record-size ${opts.recordSizes.join(',')} --partitions ${opts.partitions} --codec ${opts.codecs.join(',')}\``,
+    '',
+  ];
+  for (const s of results) {
+    lines.push(`### ${s.scenario}: ${s.records} records x ${s.recordSize} B, ${s.partitions} partitions, codec ${s.codec}`, '');
+    lines.push('| system | records/s | MB/s | CPU s/GB | peak RSS MB | note |', '|---|---:|---:|---:|---:|---|');
+    for (const r of s.results) lines.push(`| ${r.system} | ${r.recordsPerSec} | ${r.mbPerSec} | ${r.cpuSecondsPerGB || '-'} | ${r.peakRssMB || '-'} | ${r.note ?? ''} |`);
+    const get = (n: string) => s.results.find((r) => r.system === n)?.recordsPerSec;
+    const ceiling = Math.min(...s.results.filter((r) => r.system.startsWith('ceiling')).map((r) => r.recordsPerSec).filter((x) => x > 0));
+    lines.push(
+      '',
+      `strait / MirrorMaker 2 default: ${ratio(get('strait'), get('mm2-default'))}; strait / MirrorMaker 2 tuned: ${ratio(get('strait'), get('mm2-tuned'))}; ` +
+        `strait / JS loop: ${ratio(get('strait'), get('js-baseline'))}; strait / ceiling: ${ratio(get('strait'), Number.isFinite(ceiling) ? ceiling : undefined)}`,
+      '',
+    );
+  }
+  return lines.join('\n');
+}
+
+function writeResults(out: string, opts: BenchOptions, results: ScenarioResult[]): void {
+  writeFileSync(join(out, 'results.json'), JSON.stringify({ at: new Date().toISOString(), machine: { cores: cpus().length, cpu: cpus()[0]?.model, memGiB: Math.round(totalmem() / 2 ** 30) }, options: { ...opts, log: undefined }, results }, null, 2));
+  writeFileSync(join(out, 'results.md'), markdown(opts, results));
+}
