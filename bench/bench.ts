@@ -246,11 +246,12 @@ function parseConsumerPerf(out: string): number | undefined {
   return f && f.length >= 10 ? Math.round(Number(f[9])) : undefined;
 }
 
-function ceilingResults(c: Clusters, dir: string, topic: string, o: { records: number; recordSize: number; partitions: number; codec: string }): SystemResult[] {
+async function ceilingResults(c: Clusters, dir: string, topic: string, o: { records: number; recordSize: number; partitions: number; codec: string }): Promise<SystemResult[]> {
   const log4j = log4jQuiet(dir);
   const mb = (rps: number) => Number(((rps * o.recordSize) / 1e6).toFixed(1));
   const out: SystemResult[] = [];
   const perfTopic = `${topic}-ceiling`;
+  await createTopic(c.target, perfTopic, o.partitions); // the harness brokers do not auto-create topics
   const pp = runKafkaClass(c.runtime, 'org.apache.kafka.tools.ProducerPerformance', [
     '--topic', perfTopic, '--num-records', String(o.records), '--record-size', String(o.recordSize), '--throughput', '-1',
     '--producer-props', `bootstrap.servers=${c.target}`, 'acks=all', 'linger.ms=10', 'batch.size=1048576', `compression.type=${o.codec}`,
@@ -261,6 +262,7 @@ function ceilingResults(c: Clusters, dir: string, topic: string, o: { records: n
     '--bootstrap-server', c.source, '--topic', topic, '--messages', String(o.records), '--timeout', '60000',
   ], { heap: '1g', log4j });
   const cons = parseConsumerPerf(cp.stdout);
+  await deleteTopic(c.target, perfTopic);
   if (cons) out.push({ system: 'ceiling: ConsumerPerformance <- source', records: o.records, seconds: Number((o.records / cons).toFixed(2)), recordsPerSec: cons, mbPerSec: mb(cons), cpuSecondsPerGB: 0, peakRssMB: 0, note: 'Kafka perf tool, fetch rate' });
   return out;
 }
@@ -326,7 +328,7 @@ export async function runBench(opts: BenchOptions): Promise<ScenarioResult[]> {
             }
           }
         }
-        if (opts.scenarios.includes('ceiling')) scenario.results.push(...ceilingResults(c, work, topic, { records: opts.records, recordSize, partitions: opts.partitions, codec }));
+        if (opts.scenarios.includes('ceiling')) scenario.results.push(...(await ceilingResults(c, work, topic, { records: opts.records, recordSize, partitions: opts.partitions, codec })));
         results.push(scenario);
         await deleteTopic(c.source, topic);
       }

@@ -2,6 +2,8 @@
 // JavaScript thread never blocks on a broker round trip.
 #include "admin.h"
 
+#include "conf.h"
+
 #include <memory>
 #include <string>
 #include <utility>
@@ -193,17 +195,11 @@ Admin::Admin(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Admin>(info) {
   Napi::Env env = info.Env();
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   char errstr[512];
-  if (info.Length() > 0 && info[0].IsObject()) {
-    Napi::Object props = info[0].As<Napi::Object>();
-    Napi::Array keys = props.GetPropertyNames();
-    for (uint32_t i = 0; i < keys.Length(); i++) {
-      std::string key = keys.Get(i).As<Napi::String>().Utf8Value();
-      std::string value = props.Get(key).ToString().Utf8Value();
-      if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK) {
-        rd_kafka_conf_destroy(conf);
-        throw Napi::Error::New(env, key + ": " + errstr);
-      }
-    }
+  try {
+    if (info.Length() > 0 && info[0].IsObject()) ApplyProps(env, conf, info[0].As<Napi::Object>(), "admin");
+  } catch (...) {
+    rd_kafka_conf_destroy(conf);
+    throw;
   }
   rd_kafka_conf_set(conf, "log_level", "0", errstr, sizeof(errstr));
   rk_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));

@@ -1,5 +1,7 @@
 #include "forwarder.h"
 
+#include "conf.h"
+
 #include <chrono>
 #include <cstring>
 #include <stdexcept>
@@ -19,21 +21,6 @@ int64_t NowMs() {
 }
 
 std::string ErrName(rd_kafka_resp_err_t err) { return rd_kafka_err2name(err); }
-
-// Applies `props` (a JS object of string|number|boolean) to a librdkafka conf, throwing on the first bad one with
-// librdkafka's own words and the property name.
-void ApplyProps(Napi::Env env, rd_kafka_conf_t* conf, const Napi::Object& props, const char* side) {
-  Napi::Array keys = props.GetPropertyNames();
-  char errstr[512];
-  for (uint32_t i = 0; i < keys.Length(); i++) {
-    std::string key = keys.Get(i).As<Napi::String>().Utf8Value();
-    Napi::Value v = props.Get(key);
-    std::string value = v.IsBoolean() ? (v.As<Napi::Boolean>().Value() ? "true" : "false") : v.ToString().Utf8Value();
-    if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK) {
-      throw Napi::Error::New(env, std::string(side) + "." + key + ": " + errstr);
-    }
-  }
-}
 
 std::string GetString(const Napi::Object& o, const char* key, const std::string& fallback) {
   Napi::Value v = o.Get(key);

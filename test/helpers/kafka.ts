@@ -149,6 +149,15 @@ export async function endOffsets(brokers: string, topic: string, partitions: num
   }
 }
 
+/** Records in a topic (sum of high watermarks), or -1 while the topic is not there yet. */
+export async function totalRecords(brokers: string, topic: string, partitions: number): Promise<number> {
+  try {
+    return (await endOffsets(brokers, topic, partitions)).reduce((x, y) => x + y, 0);
+  } catch {
+    return -1;
+  }
+}
+
 /** A seeded PRNG (mulberry32) so generated test data is reproducible. */
 export function prng(seed: number): () => number {
   let a = seed >>> 0;

@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import { unpack } from 'msgpackr';
 import { startStoppedCluster, stopCluster } from '../../bench/local-cluster';
 import { TEST_DEV_DIR } from '../helpers/dir';
-import { bootstrap, createTopic, endOffsets, produce, readAll, uniqueName, type ReadRecord } from '../helpers/kafka';
+import { bootstrap, createTopic, endOffsets, produce, readAll, totalRecords, uniqueName, type ReadRecord } from '../helpers/kafka';
 import { StraitProcess, stopAll, waitFor, writeConfig } from '../helpers/strait-process';
 
 t.teardown(stopAll);
@@ -32,13 +32,7 @@ async function produceSlowly(brokers: string, topic: string, total: number, slic
 
 const byPartition = (rs: ReadRecord[], p: number) => rs.filter((r) => r.partition === p).sort((x, y) => x.offset - y.offset).map((r) => r.value!.toString());
 
-async function sum(brokers: string, topic: string): Promise<number> {
-  try {
-    return (await endOffsets(brokers, topic, PARTITIONS)).reduce((x, y) => x + y, 0);
-  } catch {
-    return -1;
-  }
-}
+const sum = (brokers: string, topic: string) => totalRecords(brokers, topic, PARTITIONS);
 
 t.test('kill -9 mid-stream, restart: nothing lost, duplicates = what landed beyond the committed offsets', async (t) => {
   const a = bootstrap('a');

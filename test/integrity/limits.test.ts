@@ -1,0 +1,76 @@
+/**
+ * Edges of the data path: records up to the target's max.message.bytes replicate; a record the target rejects as too
+ * large stops its partition with a clear error and is never skipped (the committed offset stays before it) while
+ * other partitions keep replicating; committed offsets are mirrored to a consumer group on the source; an unreachable
+ * cluster is named in the status.
+ */
+import t from 'tap';
+import Kafka from 'node-rdkafka';
+import { bootstrap, createTopic, endOffsets, produce, uniqueName } from '../helpers/kafka';
+import { StraitProcess, stopAll, waitFor, writeConfig } from '../helpers/strait-process';
+
+t.teardown(stopAll);
+
+async function groupOffsets(brokers: string, group: string, topic: string, partitions: number): Promise<number[]> {
+  const c = new Kafka.KafkaConsumer({ 'bootstrap.servers': brokers, 'group.id': group, log_level: 0 }, {});
+  await new Promise<void>((res, rej) => c.connect({ timeout: 10_000 }, (e) => (e ? rej(e) : res())));
+  try {
+    const tps = await new Promise<Kafka.TopicPartitionOffset[]>((res, rej) =>
+      c.committed(Array.from({ length: partitions }, (_, p) => ({ topic, partition: p })), 10_000, (e, r) => (e ? rej(e) : res(r))),
+    );
+    return tps.map((x) => x.offset);
+  } finally {
+    await new Promise<void>((res) => c.disconnect(() => res()));
+  }
+}
+
+t.test('too-large records stop only their partition; large records within the limit pass; source group mirrors offsets', async (t) => {
+  const a = bootstrap('a');
+  const b = bootstrap('b');
+  const topic = uniqueName('limits');
+  // the source accepts 3 MB records; the target topic gets Kafka's default limit (~1 MB) because configs are not synced
+  await createTopic(a, topic, 2, { 'max.message.bytes': String(3 * 1024 * 1024) });
+  const big = Buffer.alloc(900 * 1024, 7); // within the target's limit
+  const huge = Buffer.alloc(2 * 1024 * 1024, 9); // over it
+  await produce(a, topic, [
+    ...Array.from({ length: 5 }, (_, i) => ({ partition: 0, key: Buffer.from(`p0-${i}`), value: i === 3 ? huge : Buffer.from(`small-${i}`) })),
+    ...Array.from({ length: 5 }, (_, i) => ({ partition: 1, key: Buffer.from(`p1-${i}`), value: big })),
+  ], { 'message.max.bytes': 10 * 1024 * 1024 });
+  const strait = new StraitProcess(writeConfig({
+    deployment: 'limits',
+    clusters: { a: { bootstrap: a }, b: { bootstrap: b } },
+    routes: [{ name: 'limits', source: 'a', target: 'b', topics: { include: [topic] }, syncTopicConfigs: false }],
+    worker: { commitIntervalMs: 300 },
+  }));
+  await waitFor('partition 1 replicated', async () => {
+    try {
+      return (await endOffsets(b, `a.${topic}`, 2))[1] === 5;
+    } catch {
+      return false;
+    }
+  }, 60_000);
+  t.pass('900 KB records within the target limit replicate');
+  await waitFor('partition 0 stopped with an error', async () => (await strait.status()).worker.totals.errored === 1, 30_000);
+  const ends = await endOffsets(b, `a.${topic}`, 2);
+  t.equal(ends[0], 3, 'partition 0: the records before the too-large one landed, nothing after it');
+  t.match(strait.output, /"code":"MSG_SIZE_TOO_LARGE".*target rejected offset 3 of /, 'the log names the error and the offset');
+  t.match(await strait.metrics(), /strait_errors_total\{route="limits",topic="[^"]+",code="MSG_SIZE_TOO_LARGE"\} 1/);
+  await waitFor('offsets mirrored to the source group', async () => {
+    const g = await groupOffsets(a, 'strait.limits.limits', topic, 2);
+    return g[0] === 3 && g[1] === 5;
+  }, 30_000, 500);
+  t.pass("the source cluster's group strait.limits.limits holds 3 (before the rejected record) and 5");
+  t.equal(await strait.stop(), 0);
+});
+
+t.test('an unreachable cluster is named, and strait keeps running', async (t) => {
+  const strait = new StraitProcess(writeConfig({
+    clusters: { a: { bootstrap: '127.0.0.1:1' }, b: { bootstrap: bootstrap('b') } },
+    routes: [{ name: 'nowhere', source: 'a', target: 'b' }],
+    controller: { refreshTopicsIntervalMs: 1000 },
+  }));
+  await waitFor('problem reported', async () => (await strait.status()).controller.problems.some((p) => /cluster 'a' \(127\.0\.0\.1:1\) is unreachable/.test(p.message)), 60_000, 500);
+  t.pass('status names the unreachable cluster and its bootstrap');
+  t.equal(strait.child.exitCode, null, 'still running');
+  t.equal(await strait.stop(), 0);
+});
