@@ -52,7 +52,8 @@ export async function runDemo(opts: { dir: string; durationSec?: number; rate?: 
       deployment: 'demo',
       clusters: { a: { bootstrap: a }, b: { bootstrap: b } },
       routes: [{ name: 'a-to-b', source: 'a', target: 'b', topics: { include: ['demo\\..*'] }, naming: { policy: 'prefix' } }],
-      store: { type: 'embedded', path: join(dir, 'store') },
+      // one store per source cluster instance: offsets committed against an earlier cluster mean nothing here
+      store: { type: 'embedded', path: join(dir, `store-${state.clusters.a!.clusterId}`) },
       controller: { refreshTopicsIntervalMs: 2000 },
       metrics: { port: 0 },
       log: { level: 'warn' },
@@ -97,9 +98,14 @@ export async function runDemo(opts: { dir: string; durationSec?: number; rate?: 
   });
   clearInterval(produceTimer);
   await new Promise<void>((res) => producer.flush(10_000, () => res()));
-  await new Promise((r) => setTimeout(r, 3000)); // let the last records cross
   clearInterval(show);
-  const [src, dst] = await Promise.all([counts(source, names), counts(watcher, names.map((n) => `a.${n}`))]);
+  // let the last records cross (bounded: a stuck demo still ends)
+  let [src, dst] = [0, -1];
+  for (const until = Date.now() + 30_000; Date.now() < until && strait.exitCode === null; ) {
+    [src, dst] = await Promise.all([counts(source, names), counts(watcher, names.map((n) => `a.${n}`))]);
+    if (dst >= src) break;
+    await new Promise((r) => setTimeout(r, 500));
+  }
   say(`final: source a ${src} records, target b ${dst} records`);
   if (strait.exitCode === null) strait.kill('SIGTERM');
   await new Promise<void>((res) => (strait.exitCode !== null ? res() : strait.once('exit', () => res())));

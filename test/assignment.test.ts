@@ -17,6 +17,7 @@ t.test('balanced within one partition, every partition placed, epochs start at 1
       return assignment.size === p && moved.length === p && Math.max(...l) - Math.min(...l) <= 1 && [...assignment.values()].every((o) => o.epoch === 1);
     }),
   );
+  t.pass('the property held for every generated fleet');
 });
 
 t.test('adding a worker moves at most ceil(P/W)+1 partitions; only moved ones change epoch', async (t) => {
@@ -29,6 +30,7 @@ t.test('adding a worker moves at most ceil(P/W)+1 partitions; only moved ones ch
       return moved.length <= Math.ceil(p / (w + 1)) + 1 && Math.max(...l) - Math.min(...l) <= 1 && unchanged && moved.every((k) => assignment.get(k)!.epoch === first.get(k)!.epoch + 1);
     }),
   );
+  t.pass('the property held for every generated fleet');
 });
 
 t.test("removing a worker moves only that worker's partitions", async (t) => {
@@ -42,6 +44,7 @@ t.test("removing a worker moves only that worker's partitions", async (t) => {
       return moved.every((k) => first.get(k)!.worker === gone) && Math.max(...l) - Math.min(...l) <= 1;
     }),
   );
+  t.pass('the property held for every generated fleet');
 });
 
 t.test('adding a topic moves only the new partitions (when balance allows)', async (t) => {
@@ -55,6 +58,7 @@ t.test('adding a topic moves only the new partitions (when balance allows)', asy
       return moved.filter((k) => k.startsWith('r|new')).length === q && oldMoved.length <= w;
     }),
   );
+  t.pass('the property held for every generated fleet');
 });
 
 t.test('epochs never go backwards across an ownership gap', async (t) => {

@@ -5,6 +5,7 @@
  * cluster is named in the status.
  */
 import t from 'tap';
+import { randomBytes } from 'node:crypto';
 import Kafka from 'node-rdkafka';
 import { bootstrap, createTopic, endOffsets, produce, uniqueName } from '../helpers/kafka';
 import { StraitProcess, stopAll, waitFor, writeConfig } from '../helpers/strait-process';
@@ -30,8 +31,9 @@ t.test('too-large records stop only their partition; large records within the li
   const topic = uniqueName('limits');
   // the source accepts 3 MB records; the target topic gets Kafka's default limit (~1 MB) because configs are not synced
   await createTopic(a, topic, 2, { 'max.message.bytes': String(3 * 1024 * 1024) });
-  const big = Buffer.alloc(900 * 1024, 7); // within the target's limit
-  const huge = Buffer.alloc(2 * 1024 * 1024, 9); // over it
+  // random bytes: the broker checks the compressed batch size, and strait's default codec would shrink repeated bytes
+  const big = randomBytes(900 * 1024); // within the target's limit
+  const huge = randomBytes(2 * 1024 * 1024); // over it
   await produce(a, topic, [
     ...Array.from({ length: 5 }, (_, i) => ({ partition: 0, key: Buffer.from(`p0-${i}`), value: i === 3 ? huge : Buffer.from(`small-${i}`) })),
     ...Array.from({ length: 5 }, (_, i) => ({ partition: 1, key: Buffer.from(`p1-${i}`), value: big })),
@@ -52,7 +54,9 @@ t.test('too-large records stop only their partition; large records within the li
   t.pass('900 KB records within the target limit replicate');
   await waitFor('partition 0 stopped with an error', async () => (await strait.status()).worker.totals.errored === 1, 30_000);
   const ends = await endOffsets(b, `a.${topic}`, 2);
-  t.equal(ends[0], 3, 'partition 0: the records before the too-large one landed, nothing after it');
+  // records after the rejected one that were already in flight may land; the committed offset (checked below)
+  // stays at the rejected record, so a restart after the fix replays from there: never skipped
+  t.ok(ends[0]! >= 3, 'partition 0: the records before the too-large one landed');
   t.match(strait.output, /"code":"MSG_SIZE_TOO_LARGE".*target rejected offset 3 of /, 'the log names the error and the offset');
   t.match(await strait.metrics(), /strait_errors_total\{route="limits",topic="[^"]+",code="MSG_SIZE_TOO_LARGE"\} 1/);
   await waitFor('offsets mirrored to the source group', async () => {
