@@ -131,6 +131,7 @@ async function measure(name: string, child: ChildProcess, wm: Watermarks, target
   const rss = new RssSampler(pid);
   let firstAt = 0;
   let firstCount = 0;
+  let lastZeroAt = performance.now();
   let cpuAtFirst = 0;
   let landed = 0;
   const deadline = Date.now() + timeoutMs;
@@ -141,6 +142,7 @@ async function measure(name: string, child: ChildProcess, wm: Watermarks, target
       if (Date.now() > deadline) throw new Error(`${name}: only ${landed} of ${records} records landed within ${timeoutMs / 1000} s`);
       if (exitedEarly) throw new Error(`${name} exited before replicating everything (${landed} of ${records})`);
       landed = await wm.total(targetTopic, partitions).catch(() => 0);
+      if (landed === 0) lastZeroAt = performance.now();
       if (landed > 0 && firstAt === 0) {
         firstAt = performance.now();
         firstCount = landed;
@@ -150,8 +152,10 @@ async function measure(name: string, child: ChildProcess, wm: Watermarks, target
     }
     const lastAt = performance.now();
     const cpu = cpuSeconds(pid) - cpuAtFirst;
-    const counted = records - firstCount;
-    const seconds = Math.max(0.001, (lastAt - firstAt) / 1000);
+    // a backlog that landed between two polls is timed from the last poll that saw nothing
+    const whole = firstCount >= records;
+    const counted = whole ? records : records - firstCount;
+    const seconds = Math.max(0.001, (lastAt - (whole ? lastZeroAt : firstAt)) / 1000);
     const gb = (counted * bytesPerRecord) / 1e9;
     return {
       system: name,
