@@ -8,6 +8,7 @@ import { closeSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import Kafka from 'node-rdkafka';
+import * as hdr from 'hdr-histogram-js';
 import { stringify } from 'yaml';
 import { StraitError } from '../shared/errors';
 import { ensureKafka, projectRoot, runKafkaClass, spawnKafkaClass, type KafkaRuntime } from './kafka-runtime';
@@ -27,11 +28,19 @@ export interface BenchOptions {
   codecs: string[];
   out: string;
   systems: SystemName[];
+  /** latency scenario: records/s to produce (default: half of strait's throughput result, else 5000) */
+  rate?: number;
+  /** latency scenario: seconds of steady production */
+  durationSec?: number;
   log: (line: string) => void;
 }
 
 export interface SystemResult {
   system: string;
+  /** latency scenario: source CreateTime -> readable on the target, ms */
+  p50Ms?: number;
+  p99Ms?: number;
+  p999Ms?: number;
   records: number;
   seconds: number;
   recordsPerSec: number;
@@ -271,6 +280,116 @@ async function ceilingResults(c: Clusters, dir: string, topic: string, o: { reco
   return out;
 }
 
+
+/** Starts one replicator for `topic`; returns the child and the topic it writes on the target. */
+async function startSystem(system: SystemName, c: Clusters, work: string, topic: string, partitions: number, codec: string, records: number, jsBatch = 1000): Promise<{ child: ChildProcess; targetTopic: string }> {
+  const alias = system.replace(/[^a-z0-9]/g, '');
+  if (system === 'strait' || system === 'strait-lan') {
+    const cfg = straitConfig(work, alias, c, topic, system === 'strait' ? 'default' : 'lan', codec);
+    const child = spawn(process.execPath, [join(projectRoot(), 'dist', 'bin', 'strait.js'), 'run', '-c', cfg, '--no-status-line'], { stdio: ['ignore', 'ignore', 'inherit'] });
+    return { child, targetTopic: `${alias}.${topic}` };
+  }
+  if (system === 'js-baseline') {
+    const targetTopic = `js.${topic}`;
+    await createTopic(c.target, targetTopic, partitions, { 'compression.type': codec === 'none' ? 'producer' : codec });
+    const child = spawn(process.execPath, [join(projectRoot(), 'dist', 'bench', 'js-loop.js'), c.source, c.target, topic, targetTopic, String(partitions), String(records), String(jsBatch)], { stdio: ['ignore', 'ignore', 'inherit'] });
+    return { child, targetTopic };
+  }
+  const cfg = mm2Config(work, alias, c, topic, system === 'mm2-tuned', codec);
+  const logFd = openSync(join(work, `${alias}.log`), 'w');
+  const child = spawnKafkaClass(c.runtime, 'org.apache.kafka.connect.mirror.MirrorMaker', [cfg], { heap: '1g', log4j: log4jQuiet(work), stdio: ['ignore', logFd, logFd] });
+  closeSync(logFd);
+  return { child, targetTopic: `${alias}.${topic}` };
+}
+
+
+/**
+ * Steady production at `rate` for `durationSec` into a fresh source topic while `system` replicates it; a consumer
+ * on the target records, for every record, the time from its source CreateTime until it was read (HDR histogram).
+ */
+async function latencyRun(system: SystemName, c: Clusters, work: string, o: { rate: number; durationSec: number; partitions: number; recordSize: number; codec: string; log: (l: string) => void }): Promise<SystemResult> {
+  const topic = `lat-${system}-${Date.now().toString(36)}`;
+  await createTopic(c.source, topic, o.partitions);
+  const WARM = 200;
+  const total = WARM + o.rate * o.durationSec;
+  const { child, targetTopic } = await startSystem(system, c, work, topic, o.partitions, o.codec, total, 50);
+  const rss = new RssSampler(child.pid!);
+  // the measuring clients must not add latency of their own: no linger to speak of, no Nagle
+  const producer = new Kafka.Producer({ 'bootstrap.servers': c.source, 'linger.ms': 1, 'socket.nagle.disable': true, 'queue.buffering.max.messages': 1000000, log_level: 0 } as Kafka.ProducerGlobalConfig);
+  await new Promise<void>((res, rej) => producer.connect({ timeout: 10_000 }, (e) => (e ? rej(e) : res())));
+  producer.setPollInterval(10);
+  const value = Buffer.alloc(o.recordSize, 'x');
+  const produceOne = (key: string) => {
+    for (;;) {
+      try {
+        producer.produce(topic, null, value, Buffer.from(key), Date.now());
+        return;
+      } catch {
+        producer.poll(); // local queue full: serve delivery reports and retry
+      }
+    }
+  };
+  const hist = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000, numberOfSignificantValueDigits: 3 });
+  const wm = new Watermarks(c.target);
+  let consumer: Kafka.KafkaConsumer | undefined;
+  try {
+    for (let i = 0; i < WARM; i++) produceOne(`w${i}`);
+    const warmDeadline = Date.now() + 180_000;
+    while ((await wm.total(targetTopic, o.partitions)) < WARM) {
+      if (Date.now() > warmDeadline) throw new Error(`${system}: warm-up records did not arrive within 180 s`);
+      if (child.exitCode !== null) throw new Error(`${system} exited during warm-up`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const cons = new Kafka.KafkaConsumer({ 'bootstrap.servers': c.target, 'group.id': `lat-${Date.now()}`, 'enable.auto.commit': false, 'fetch.wait.max.ms': 5, 'socket.nagle.disable': true, log_level: 0 }, {});
+    consumer = cons;
+    await new Promise<void>((res, rej) => cons.connect({ timeout: 10_000 }, (e) => (e ? rej(e) : res())));
+    cons.setDefaultConsumeTimeout(20);
+    cons.assign(Array.from({ length: o.partitions }, (_, p) => ({ topic: targetTopic, partition: p, offset: 0 })));
+    let measured = 0;
+    let sent = 0;
+    const started = Date.now();
+    const target = o.rate * o.durationSec;
+    const ticker = setInterval(() => {
+      const due = Math.min(target, Math.floor(((Date.now() - started) / 1000) * o.rate));
+      while (sent < due) produceOne(`m${sent++}`);
+    }, 5);
+    const deadline = started + (o.durationSec + 60) * 1000;
+    while (measured < target && Date.now() < deadline) {
+      // small batches: node-rdkafka's consume(n) keeps collecting until n records or one consume times out, so a
+      // large n at a steady trickle would hold records for seconds and measure the measuring client
+      const batch = await new Promise<Kafka.Message[]>((res, rej) => cons.consume(50, (e, m) => (e ? rej(e) : res(m))));
+      const now = Date.now();
+      for (const m of batch) {
+        if (m.key?.[0] !== 0x6d /* 'm' */) continue;
+        hist.recordValue(Math.max(1, now - (m.timestamp ?? now)));
+        measured++;
+      }
+    }
+    clearInterval(ticker);
+    if (measured < target) throw new Error(`${system}: ${measured} of ${target} records arrived within ${o.durationSec + 60} s`);
+    return {
+      system,
+      records: measured,
+      seconds: o.durationSec,
+      recordsPerSec: o.rate,
+      mbPerSec: Number(((o.rate * o.recordSize) / 1e6).toFixed(1)),
+      cpuSecondsPerGB: 0,
+      peakRssMB: Math.round(rss.stop() / 1e6),
+      p50Ms: hist.getValueAtPercentile(50),
+      p99Ms: hist.getValueAtPercentile(99),
+      p999Ms: hist.getValueAtPercentile(99.9),
+    };
+  } finally {
+    rss.stop();
+    if (consumer) await new Promise<void>((res) => consumer!.disconnect(() => res()));
+    await new Promise<void>((res) => producer.disconnect(() => res()));
+    await wm.close();
+    await stopChild(child);
+    await deleteTopic(c.target, targetTopic);
+    await deleteTopic(c.source, topic);
+  }
+}
+
 export async function runBench(opts: BenchOptions): Promise<ScenarioResult[]> {
   const out = resolve(opts.out);
   const work = join(out, 'work');
@@ -285,10 +404,12 @@ export async function runBench(opts: BenchOptions): Promise<ScenarioResult[]> {
   try {
     for (const recordSize of opts.recordSizes) {
       for (const codec of opts.codecs) {
+        if (!opts.scenarios.includes('throughput') && !opts.scenarios.includes('ceiling') && !opts.scenarios.includes('latency')) continue;
         const topic = `bench-${recordSize}b-${codec}-${Date.now().toString(36)}`;
-        opts.log(`preloading ${opts.records} records of ${recordSize} B (${codec}) into ${topic} (${opts.partitions} partitions) ...`);
+        const preload = opts.scenarios.includes('throughput') || opts.scenarios.includes('ceiling');
+        if (preload) opts.log(`preloading ${opts.records} records of ${recordSize} B (${codec}) into ${topic} (${opts.partitions} partitions) ...`);
         await createTopic(c.source, topic, opts.partitions);
-        const pre = runKafkaClass(c.runtime, 'org.apache.kafka.tools.ProducerPerformance', [
+        const pre = !preload ? { status: 0, stderr: '' } : runKafkaClass(c.runtime, 'org.apache.kafka.tools.ProducerPerformance', [
           '--topic', topic, '--num-records', String(opts.records), '--record-size', String(recordSize), '--throughput', '-1',
           '--producer-props', `bootstrap.servers=${c.source}`, 'acks=1', 'linger.ms=10', 'batch.size=1048576', `compression.type=${codec}`,
         ], { heap: '1g', log4j: log4jQuiet(work) });
@@ -297,22 +418,7 @@ export async function runBench(opts: BenchOptions): Promise<ScenarioResult[]> {
         const timeoutMs = Math.max(180_000, (opts.records / 2000) * 1000);
         if (opts.scenarios.includes('throughput')) {
           for (const system of opts.systems) {
-            const alias = system.replace(/[^a-z0-9]/g, '');
-            let child: ChildProcess;
-            let targetTopic = `${alias}.${topic}`;
-            if (system === 'strait' || system === 'strait-lan') {
-              const cfg = straitConfig(work, alias, c, topic, system === 'strait' ? 'default' : 'lan', codec);
-              child = spawn(process.execPath, [join(projectRoot(), 'dist', 'bin', 'strait.js'), 'run', '-c', cfg, '--no-status-line'], { stdio: ['ignore', 'ignore', 'inherit'] });
-            } else if (system === 'js-baseline') {
-              targetTopic = `js.${topic}`;
-              await createTopic(c.target, targetTopic, opts.partitions, { 'compression.type': codec === 'none' ? 'producer' : codec });
-              child = spawn(process.execPath, [join(projectRoot(), 'dist', 'bench', 'js-loop.js'), c.source, c.target, topic, targetTopic, String(opts.partitions), String(opts.records)], { stdio: ['ignore', 'ignore', 'inherit'] });
-            } else {
-              const cfg = mm2Config(work, alias, c, topic, system === 'mm2-tuned', codec);
-              const logFd = openSync(join(work, `${alias}.log`), 'w');
-              child = spawnKafkaClass(c.runtime, 'org.apache.kafka.connect.mirror.MirrorMaker', [cfg], { heap: '1g', log4j: log4jQuiet(work), stdio: ['ignore', logFd, logFd] });
-              closeSync(logFd);
-            }
+            const { child, targetTopic } = await startSystem(system, c, work, topic, opts.partitions, codec, opts.records);
             running.add(child);
             // a fresh client per system: librdkafka caches metadata of topics that did not exist yet
             const wm = new Watermarks(c.target);
@@ -333,8 +439,26 @@ export async function runBench(opts: BenchOptions): Promise<ScenarioResult[]> {
           }
         }
         if (opts.scenarios.includes('ceiling')) scenario.results.push(...(await ceilingResults(c, work, topic, { records: opts.records, recordSize, partitions: opts.partitions, codec })));
-        results.push(scenario);
+        if (preload) results.push(scenario);
         await deleteTopic(c.source, topic);
+        if (opts.scenarios.includes('latency')) {
+          const straitMax = scenario.results.find((r) => r.system === 'strait')?.recordsPerSec;
+          const rate = opts.rate ?? Math.min(100_000, straitMax ? Math.round(straitMax / 2) : 5000);
+          const durationSec = opts.durationSec ?? 20;
+          const lat: ScenarioResult = { scenario: `latency at ${rate} records/s for ${durationSec} s`, recordSize, codec, partitions: opts.partitions, records: rate * durationSec, results: [] };
+          for (const system of opts.systems) {
+            opts.log(`  latency ${system}: ${rate} records/s for ${durationSec} s ...`);
+            try {
+              const r = await latencyRun(system, c, work, { rate, durationSec, partitions: opts.partitions, recordSize, codec, log: opts.log });
+              lat.results.push(r);
+              opts.log(`  latency ${system}: p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms, p99.9 ${r.p999Ms} ms`);
+            } catch (e) {
+              lat.results.push({ system, records: 0, seconds: 0, recordsPerSec: 0, mbPerSec: 0, cpuSecondsPerGB: 0, peakRssMB: 0, note: (e as Error).message });
+              opts.log(`  latency ${system}: FAILED ${(e as Error).message}`);
+            }
+          }
+          results.push(lat);
+        }
       }
     }
   } finally {
@@ -358,6 +482,13 @@ export function markdown(opts: BenchOptions, results: ScenarioResult[]): string 
     '',
   ];
   for (const s of results) {
+    if (s.scenario.startsWith('latency')) {
+      lines.push(`### ${s.scenario}: ${s.recordSize} B, ${s.partitions} partitions, codec ${s.codec} (source CreateTime -> read on the target)`, '');
+      lines.push('| system | p50 ms | p99 ms | p99.9 ms | peak RSS MB | note |', '|---|---:|---:|---:|---:|---|');
+      for (const r of s.results) lines.push(`| ${r.system} | ${r.p50Ms ?? '-'} | ${r.p99Ms ?? '-'} | ${r.p999Ms ?? '-'} | ${r.peakRssMB || '-'} | ${r.note ?? ''} |`);
+      lines.push('');
+      continue;
+    }
     lines.push(`### ${s.scenario}: ${s.records} records x ${s.recordSize} B, ${s.partitions} partitions, codec ${s.codec}`, '');
     lines.push('| system | records/s | MB/s | CPU s/GB | peak RSS MB | note |', '|---|---:|---:|---:|---:|---|');
     for (const r of s.results) lines.push(`| ${r.system} | ${r.recordsPerSec} | ${r.mbPerSec} | ${r.cpuSecondsPerGB || '-'} | ${r.peakRssMB || '-'} | ${r.note ?? ''} |`);

@@ -1,12 +1,13 @@
 /**
  * The JavaScript baseline: a plain node-rdkafka consume-then-produce loop (every record crosses into JavaScript and
  * back), the way a replicator written directly on node-rdkafka works. Run as its own process by the bench:
- *   node dist/bench/js-loop.js <source> <target> <topic> <targetTopic> <partitions> <records>
+ *   node dist/bench/js-loop.js <source> <target> <topic> <targetTopic> <partitions> <records> [consumeBatch]
  */
 import Kafka from 'node-rdkafka';
 
 async function main(): Promise<void> {
-  const [source, target, topic, targetTopic, partitionsArg, recordsArg] = process.argv.slice(2);
+  const [source, target, topic, targetTopic, partitionsArg, recordsArg, batchArg] = process.argv.slice(2);
+  const batchSize = Number(batchArg ?? 1000);
   const partitions = Number(partitionsArg);
   const expected = Number(recordsArg);
   const consumer = new Kafka.KafkaConsumer(
@@ -23,7 +24,7 @@ async function main(): Promise<void> {
   consumer.assign(Array.from({ length: partitions }, (_, p) => ({ topic: topic!, partition: p, offset: 0 })));
   let consumed = 0;
   while (consumed < expected) {
-    const batch = await new Promise<Kafka.Message[]>((res, rej) => consumer.consume(1000, (e, m) => (e ? rej(e) : res(m))));
+    const batch = await new Promise<Kafka.Message[]>((res, rej) => consumer.consume(batchSize, (e, m) => (e ? rej(e) : res(m))));
     for (const m of batch) {
       for (;;) {
         try {

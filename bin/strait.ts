@@ -130,7 +130,7 @@ export function buildProgram(): Command {
 
   program
     .command('bench [scenarios...]')
-    .description('compare strait with MirrorMaker 2, a node-rdkafka JS loop and Kafka\'s perf-tool ceiling (scenarios: throughput, ceiling)')
+    .description('compare strait with MirrorMaker 2, a node-rdkafka JS loop and Kafka\'s perf-tool ceiling (scenarios: throughput, ceiling, latency)')
     .option('--source <bootstrap>', "source cluster (default: local clusters started by the harness)")
     .option('--target <bootstrap>', 'target cluster')
     .option('--records <n>', 'records to preload per run', int('--records', 1, 1_000_000_000), 1_000_000)
@@ -139,14 +139,16 @@ export function buildProgram(): Command {
     .option('--codec <codec,...>', 'none|gzip|snappy|lz4|zstd', 'none')
     .option('--systems <names>', 'which systems to run', 'strait,strait-lan,js-baseline,mm2-default,mm2-tuned')
     .option('--out <dir>', 'where results.json and results.md go', 'bench-results')
-    .action(async (scenarios: string[], o: { source?: string; target?: string; records: number; recordSize: string; partitions: number; codec: string; systems: string; out: string }) => {
+    .option('--rate <records/s>', 'latency: steady production rate (default: half of strait\'s throughput)', int('--rate', 1, 10_000_000))
+    .option('--duration <seconds>', 'latency: seconds of steady production', int('--duration', 1, 3600), 20)
+    .action(async (scenarios: string[], o: { source?: string; target?: string; records: number; recordSize: string; partitions: number; codec: string; systems: string; out: string; rate?: number; duration: number }) => {
       const { runBench, SYSTEMS, markdown } = await import('../bench/bench');
       const list = (field: string, v: string, allowed: readonly string[]) => {
         const items = v.split(',').map((x) => x.trim()).filter(Boolean);
         for (const i of items) if (!allowed.includes(i)) throw new StraitError('STRAIT_USAGE', `--${field}: '${i}' is not allowed; allowed: ${allowed.join(', ')}`, { field });
         return items;
       };
-      const sc = scenarios.length > 0 ? list('scenario', scenarios.join(','), ['throughput', 'ceiling']) : ['throughput', 'ceiling'];
+      const sc = scenarios.length > 0 ? list('scenario', scenarios.join(','), ['throughput', 'ceiling', 'latency']) : ['throughput', 'ceiling', 'latency'];
       const sizes = o.recordSize.split(',').map((x) => {
         const n = Number(x);
         if (!Number.isInteger(n) || n < 1 || n > 10_000_000) throw new StraitError('STRAIT_USAGE', `--record-size: '${x}' is not a size in bytes from 1 to 10000000`, { field: 'record-size' });
@@ -157,6 +159,8 @@ export function buildProgram(): Command {
         codecs: list('codec', o.codec, ['none', 'gzip', 'snappy', 'lz4', 'zstd']),
         systems: list('systems', o.systems, SYSTEMS) as never,
         log: (l: string) => process.stderr.write(`${l}\n`),
+        durationSec: o.duration,
+        ...(o.rate !== undefined ? { rate: o.rate } : {}),
         ...(o.source ? { source: o.source } : {}),
         ...(o.target ? { target: o.target } : {}),
       };
