@@ -54,15 +54,25 @@ export function rssBytes(pid: number): number {
   return kb * 1024;
 }
 
-/** Samples a tree's RSS until stopped; `peak` is the largest sum seen. */
-export class RssSampler {
+/**
+ * Samples a tree until stopped: `peak` is the largest RSS sum seen, `cpu` the latest CPU seconds read while the tree
+ * was alive (a process that exits keeps its last reading instead of dropping to 0).
+ */
+export class ProcSampler {
   peak = 0;
+  cpu = 0;
   private readonly timer: NodeJS.Timeout;
 
-  constructor(pid: number, everyMs = 100) {
-    const sample = () => (this.peak = Math.max(this.peak, rssBytes(pid)));
-    sample();
-    this.timer = setInterval(sample, everyMs);
+  constructor(private readonly pid: number, everyMs = 100) {
+    this.sample();
+    this.timer = setInterval(() => this.sample(), everyMs);
+  }
+
+  sample(): void {
+    const rss = rssBytes(this.pid);
+    if (rss === 0) return; // gone
+    this.peak = Math.max(this.peak, rss);
+    this.cpu = Math.max(this.cpu, cpuSeconds(this.pid));
   }
 
   stop(): number {
