@@ -2,7 +2,8 @@
 # Debian packages strait needs before `npm install` can build it: a C++ toolchain, and the headers node-rdkafka's
 # librdkafka build looks for (without them it silently builds without zstd, lz4, SSL or SASL). Java 17 and Maven run
 # the local Kafka and ZooKeeper. Installs what is missing when run as root; otherwise says what to install.
-# Runs as npm's preinstall hook and from .ci/run.
+# Runs as npm's preinstall hook and from .ci/run. (Defining preinstall switches off npm's implicit `node-gyp rebuild`
+# for binding.gyp, which is why package.json names its install script explicitly.)
 set -u
 command -v dpkg >/dev/null 2>&1 || exit 0 # not Debian: nothing to check here
 need=()
