@@ -59,6 +59,7 @@ export async function run(opts: RunOptions): Promise<void> {
 
   const tty = opts.statusLine ?? process.stdout.isTTY === true;
   let prev = { t: Date.now(), records: 0, bytes: 0 };
+  let ticks = 0;
   const report = setInterval(() => {
     const t = worker.pipeline.totals;
     const now = Date.now();
@@ -72,7 +73,7 @@ export async function run(opts: RunOptions): Promise<void> {
         `\r\x1b[K${human(rps)} rec/s  ${human(bps, 'B')}/s  lag ${human(t.lag)}  partitions ${t.partitions}` +
           `${t.paused ? `  paused ${t.paused}` : ''}${t.errored ? `  errored ${t.errored}` : ''}${problems ? `  topic problems ${problems}` : ''}  total ${human(t.records)}`,
       );
-    } else if (now % 10_000 < 1000) {
+    } else if (++ticks % 10 === 0) {
       log.info({ recordsPerSec: Math.round(rps), bytesPerSec: Math.round(bps), lag: t.lag, partitions: t.partitions, paused: t.paused, errored: t.errored, records: t.records }, 'progress');
     }
   }, 1000);

@@ -42,7 +42,6 @@ Napi::Function Forwarder::Define(Napi::Env env) {
                          InstanceMethod<&Forwarder::Pump>("pump"),
                          InstanceMethod<&Forwarder::Progress>("progress"),
                          InstanceMethod<&Forwarder::Commit>("commit"),
-                         InstanceMethod<&Forwarder::Stats>("stats"),
                          InstanceMethod<&Forwarder::Close>("close"),
                      });
 }
@@ -614,15 +613,6 @@ Napi::Value Forwarder::Commit(const Napi::CallbackInfo& info) {
   rd_kafka_topic_partition_list_destroy(list);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) consumer_error_ = "commit: " + ErrName(err);
   return env.Undefined();
-}
-
-Napi::Value Forwarder::Stats(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("inflightBytes", Napi::Number::New(env, static_cast<double>(inflight_bytes_)));
-  o.Set("producerQueue", Napi::Number::New(env, producer_ != nullptr ? rd_kafka_outq_len(producer_) : 0));
-  o.Set("pending", Napi::Number::New(env, static_cast<double>(pending_.size())));
-  return o;
 }
 
 // close(flushTimeoutMs): waits for in-flight records up to the timeout, then purges the rest (they stay

@@ -66,7 +66,6 @@ export interface NativeForwarder {
   pump(maxWaitMs: number): number;
   progress(): ForwarderProgress;
   commit(offsets: { topic: string; partition: number; offset: number }[]): void;
-  stats(): { inflightBytes: number; producerQueue: number; pending: number };
   close(flushTimeoutMs?: number): void;
 }
 

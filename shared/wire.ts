@@ -24,7 +24,6 @@ export type ToPump =
   | { type: 'assign'; route: string; entries: AssignEntry[] }
   | { type: 'unassign'; route: string; entries: { topic: string; partition: number }[] }
   | { type: 'commit'; route: string; offsets: { topic: string; partition: number; offset: number }[] }
-  | { type: 'routes'; routes: RouteClients[] }
   | { type: 'stop'; flushTimeoutMs: number };
 
 export type FromPump =

@@ -47,9 +47,6 @@ export default async function pump(task: PumpTask): Promise<void> {
         case 'commit':
           forwarders.get(m.route)?.commit(m.offsets);
           break;
-        case 'routes':
-          for (const r of m.routes) clients.set(r.route, r);
-          break;
         case 'stop':
           stopping = { flushTimeoutMs: m.flushTimeoutMs };
           break;
