@@ -6,7 +6,7 @@ import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, re
 import { join } from 'node:path';
 import { pack, unpack } from 'msgpackr';
 import { StraitError } from './errors';
-import type { CommitResult, CoordinationStore, OffsetCommit } from './store';
+import type { CommitResult, CoordinationStore, LeaderCallbacks, OffsetCommit } from './store';
 import { partitionKey, type Assignment, type CommittedOffset, type PartitionAssignment, type WorkerInfo } from './wire';
 
 interface FileState {
@@ -22,6 +22,8 @@ export class EmbeddedStore implements CoordinationStore {
   private readonly workers = new Map<string, WorkerInfo>();
   private readonly workerWatchers = new Set<(w: WorkerInfo[]) => void>();
   private readonly assignmentWatchers = new Map<string, Set<(a: Assignment | undefined) => void>>();
+  /** campaigners in arrival order; the first one leads (one process, so nothing else can take it) */
+  private readonly campaigners: { id: string; cb: LeaderCallbacks }[] = [];
 
   constructor(dir: string) {
     mkdirSync(dir, { recursive: true });
@@ -83,6 +85,12 @@ export class EmbeddedStore implements CoordinationStore {
     return () => set.delete(cb);
   }
 
+  async deleteAssignment(worker: string): Promise<void> {
+    if (!(worker in this.state.assignments)) return;
+    delete this.state.assignments[worker];
+    for (const cb of this.assignmentWatchers.get(worker) ?? []) queueMicrotask(() => cb(undefined));
+  }
+
   async readOffsets(route: string): Promise<Map<string, CommittedOffset>> {
     return new Map(Object.entries(this.state.offsets[route] ?? {}));
   }
@@ -133,8 +141,35 @@ export class EmbeddedStore implements CoordinationStore {
     }
   }
 
+  async campaign(id: string, cb: LeaderCallbacks): Promise<() => Promise<void>> {
+    const entry = { id, cb };
+    this.campaigners.push(entry);
+    if (this.campaigners[0] === entry) queueMicrotask(() => cb.elected());
+    return async () => {
+      const i = this.campaigners.indexOf(entry);
+      if (i < 0) return;
+      this.campaigners.splice(i, 1);
+      const next = this.campaigners[0];
+      if (i === 0 && next) queueMicrotask(() => next.cb.elected());
+    };
+  }
+
+  async readLeader(): Promise<string | undefined> {
+    return this.campaigners[0]?.id;
+  }
+
+  /** The embedded store has no session to lose. */
+  onSessionLost(_cb: () => void): () => void {
+    return () => {};
+  }
+
+  onSessionRestored(_cb: () => void): () => void {
+    return () => {};
+  }
+
   async close(): Promise<void> {
     this.workerWatchers.clear();
     this.assignmentWatchers.clear();
+    this.campaigners.length = 0;
   }
 }

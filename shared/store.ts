@@ -17,6 +17,14 @@ export interface CommitResult {
   fenced: { topic: string; partition: number; epoch: number }[];
 }
 
+/** What a campaigner hears from a leader election (`CoordinationStore.campaign`). */
+export interface LeaderCallbacks {
+  /** this campaigner now leads; act as the controller */
+  elected(): void;
+  /** this campaigner no longer leads (its session was lost, or its leader record vanished); stop acting at once */
+  lost(): void;
+}
+
 export interface CoordinationStore {
   registerWorker(info: WorkerInfo): Promise<void>;
   listWorkers(): Promise<WorkerInfo[]>;
@@ -26,6 +34,8 @@ export interface CoordinationStore {
   writeAssignment(worker: string, partitions: PartitionAssignment[]): Promise<Assignment>;
   readAssignment(worker: string): Promise<Assignment | undefined>;
   watchAssignment(worker: string, cb: (a: Assignment | undefined) => void): () => void;
+  /** removes a worker's assignment (e.g. after the worker left for good); watchers of it see `undefined` */
+  deleteAssignment(worker: string): Promise<void>;
 
   /** committed source offsets of a route, keyed by `topic/partition` */
   readOffsets(route: string): Promise<Map<string, CommittedOffset>>;
@@ -37,6 +47,23 @@ export interface CoordinationStore {
   /** target topics a route created (and so may expand) */
   readManagedTopics(route: string): Promise<Set<string>>;
   addManagedTopic(route: string, topic: string): Promise<void>;
+
+  /**
+   * Runs for leadership under `id` until the returned `resign` is called: `cb.elected()` when this campaigner
+   * becomes the leader, `cb.lost()` when it stops being one. Resolves once the first attempt is made (elected or
+   * standing by). `resign()` gives leadership up without calling `cb.lost()`.
+   */
+  campaign(id: string, cb: LeaderCallbacks): Promise<() => Promise<void>>;
+  /** the id of the current leader, if any */
+  readLeader(): Promise<string | undefined>;
+
+  /**
+   * Called at once when this process's store session is gone (its ephemeral registrations may already belong to
+   * nobody, and another worker may be handed its partitions): stop owning anything. Returns an unsubscribe.
+   */
+  onSessionLost(cb: () => void): () => void;
+  /** Called when a new session has replaced a lost one and this process's registrations and watches are back. */
+  onSessionRestored(cb: () => void): () => void;
 
   close(): Promise<void>;
 }

@@ -1,0 +1,1057 @@
+/**
+ * The ZooKeeper coordination store of distributed deployments (DESIGN.md, "Coordination store"). Layout under
+ * `<root>/<deployment>/`:
+ *
+ *   workers/<id>                          ephemeral, a WorkerInfo
+ *   assignments/<worker>                  an Assignment; its version is a counter kept in the record
+ *   offsets/<route>/<topic>/<partition>   {offset, epoch}; read-check-write with the znode version, fenced by epoch
+ *   managed/<route>/<topic>               target topics the route created
+ *   controller/leader                     ephemeral, the leading controller's id
+ *
+ * Every record is msgpack `{ v: <format>, ...fields }`. Readers take the fields they know and ignore the rest, so a
+ * newer writer may add fields without breaking an older reader. Path segments are URI-encoded (Kafka topic names
+ * come through unchanged; '/', '%', control characters, '.' and '..' cannot break the tree).
+ *
+ * Sessions. A disconnection alone keeps the session: the C client reconnects with the same session id and re-sends
+ * its watches (ZooKeeper's SetWatches), so ephemeral nodes and watches survive a server restart. The session counts
+ * as lost when the server says it expired (the binding then closes its handle and emits 'close' with
+ * ZOO_EXPIRED_SESSION_STATE), or when this process stayed disconnected for `lostAfterDisconnectMs` (default: the
+ * session timeout): a client only learns of an expiry when it reaches a server again, but by then the controller may
+ * already have handed this worker's partitions to another one, so a worker cut off that long must stop without
+ * waiting for the server's word (Curator's rule too). Offset commits stay fenced by epoch either way. On a loss the onSessionLost callbacks (and `lost()` of a leading campaign) run at once; then a new
+ * session is opened, this process's ephemeral nodes are created again, campaigns re-run, watches re-armed (each
+ * delivers the current state once), and the onSessionRestored callbacks run.
+ *
+ * The `zookeeper` package (the official C client, single-threaded, driven by libuv) reports error codes as numbers
+ * to the `a_*` callbacks; its promise API folds them into message strings, so this module uses the callbacks.
+ */
+import { randomUUID } from 'node:crypto';
+import { Packr } from 'msgpackr';
+import ZooKeeper from 'zookeeper';
+import { StraitError } from './errors';
+import type { Logger } from './logger';
+import type { CommitResult, CoordinationStore, LeaderCallbacks, OffsetCommit } from './store';
+import { partitionKey, type Assignment, type CommittedOffset, type PartitionAssignment, type WorkerInfo } from './wire';
+
+type ZkClient = InstanceType<typeof ZooKeeper>;
+
+const C = ZooKeeper.constants;
+/** our own code for "the session this call was issued on ended before it answered" (never a ZooKeeper code) */
+const SESSION_GONE = -10_000;
+/** the format version written into every record */
+const FORMAT = 1;
+/**
+ * ZooKeeper refuses a request larger than jute.maxbuffer (1 MiB by default) by dropping the connection, which a
+ * client would retry forever; refuse it here instead, with the path and the size.
+ */
+const MAX_NODE_BYTES = 1_000_000;
+
+/** Codes after which the same call may succeed on a reconnected or a new session. */
+const RETRIABLE = new Set<number>([
+  C.ZCONNECTIONLOSS,
+  C.ZOPERATIONTIMEOUT,
+  C.ZSESSIONEXPIRED,
+  C.ZSESSIONMOVED,
+  C.ZINVALIDSTATE,
+  C.ZCLOSING,
+  SESSION_GONE,
+]);
+
+const CODE_NAMES = new Map<number, string>(
+  Object.entries(C)
+    .filter(([name, value]) => /^Z[A-Z]+$/.test(name) && typeof value === 'number')
+    .map(([name, value]) => [value as number, name]),
+);
+
+function codeName(rc: number): string {
+  return rc === SESSION_GONE ? 'SESSION_GONE' : (CODE_NAMES.get(rc) ?? 'UNKNOWN');
+}
+
+/** The part of a znode Stat this store reads (the binding builds it in createStatObject). */
+interface NodeStat {
+  version: number;
+  czxid: number;
+  /** hex session id ('0' for a persistent node) */
+  ephemeralOwner: string;
+}
+
+export interface ZooKeeperStoreOptions {
+  /** `host:port[,host:port...][/chroot]` */
+  connect: string;
+  /** the replication deployment; its subtree is `<root>/<deployment>` */
+  deployment: string;
+  /** default `/strait` */
+  root?: string;
+  /** requested session timeout, ms; the server negotiates it within its min/max. Default 10 000 */
+  sessionTimeoutMs?: number;
+  /** how long `connect()`, and each attempt to replace a lost session, waits for a session. Default 15 000 */
+  connectTimeoutMs?: number;
+  /**
+   * disconnected this long, the session counts as lost. Default: the negotiated session timeout (Curator's rule), so a
+   * ZooKeeper restart shorter than about two thirds of it keeps the session (the C client retries every third of it)
+   */
+  lostAfterDisconnectMs?: number;
+  /** how long one store call keeps retrying through disconnections before it fails (retriable). Default 30 000 */
+  operationTimeoutMs?: number;
+  /**
+   * how long registering waits for a node of the same name that another session holds (a restarted worker's previous
+   * incarnation, not yet expired) to go away. Default twice the session timeout
+   */
+  staleNodeWaitMs?: number;
+  /** the C client's own log level (0 silent, 1 error ... 4 debug); process-wide, printed to stdout. Default 0 */
+  clientLogLevel?: number;
+  log?: Logger;
+}
+
+interface FilledOptions {
+  connect: string;
+  deployment: string;
+  root: string;
+  sessionTimeoutMs: number;
+  connectTimeoutMs: number;
+  lostAfterDisconnectMs: number | undefined;
+  operationTimeoutMs: number;
+  staleNodeWaitMs: number;
+  clientLogLevel: number;
+  log: Logger | undefined;
+}
+
+/** One ZooKeeper session: a client handle from the moment it is created until it is closed or expires. */
+class Session {
+  /** hex session id, known once connected */
+  id = '';
+  /** negotiated session timeout, ms */
+  timeoutMs = 0;
+  /** set before we close the handle ourselves, so its 'close' event is not taken for an expiry */
+  closing = false;
+  ended = false;
+  /** calls issued on this session that have not answered yet; each fails with SESSION_GONE when the session ends */
+  readonly pending = new Set<() => void>();
+
+  constructor(readonly zk: ZkClient) {}
+}
+
+/** Runs `fn`; a trigger while it runs makes it run once more afterwards, so runs never overlap and none is lost. */
+class Rerun {
+  private running: Promise<void> | undefined;
+  private dirty = false;
+  /** the error that ended the last run, if it failed */
+  lastError: unknown;
+
+  constructor(
+    private readonly fn: () => Promise<void>,
+    private readonly onError: (e: unknown) => void,
+  ) {}
+
+  trigger(): Promise<void> {
+    if (this.running) {
+      this.dirty = true;
+      return this.running;
+    }
+    this.running = (async () => {
+      this.lastError = undefined;
+      try {
+        do {
+          this.dirty = false;
+          await this.fn();
+        } while (this.dirty);
+      } catch (e) {
+        this.lastError = e;
+        this.onError(e);
+      } finally {
+        this.running = undefined;
+      }
+    })();
+    return this.running;
+  }
+
+  /** resolves when no run is in progress */
+  async idle(): Promise<void> {
+    while (this.running) await this.running;
+  }
+}
+
+interface Watch {
+  active: boolean;
+  /** what was last delivered; RESET forces the next read to be delivered */
+  last: string | symbol;
+  job: Rerun;
+}
+
+interface Campaign {
+  id: string;
+  /** tells this campaign's leader record from another campaign of the same session */
+  token: string;
+  cb: LeaderCallbacks;
+  active: boolean;
+  leader: boolean;
+  job: Rerun;
+}
+
+const RESET = Symbol('reset');
+
+const packr = new Packr({ useRecords: false });
+
+function encode(fields: Record<string, unknown>): Buffer {
+  return packr.pack({ v: FORMAT, ...fields });
+}
+
+function badRecord(path: string, why: string, cause?: unknown): StraitError {
+  return new StraitError('STRAIT_STORE', `the ZooKeeper record ${path} is unreadable: ${why}`, { cause });
+}
+
+/** Unpacks a record; any format version >= 1 is accepted (newer writers only add fields). */
+function decode(data: Buffer | null, path: string): Record<string, unknown> {
+  if (!data || data.length === 0) throw badRecord(path, 'it is empty');
+  let r: unknown;
+  try {
+    r = packr.unpack(data);
+  } catch (e) {
+    throw badRecord(path, 'it is not msgpack', e);
+  }
+  if (typeof r !== 'object' || r === null || Array.isArray(r)) throw badRecord(path, 'it is not a msgpack map');
+  const v = (r as Record<string, unknown>).v;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw badRecord(path, "it has no format version field 'v'");
+  return r as Record<string, unknown>;
+}
+
+function num(r: Record<string, unknown>, key: string, path: string): number {
+  const x = r[key];
+  if (typeof x !== 'number' || !Number.isFinite(x)) throw badRecord(path, `field '${key}' is not a number`);
+  return x;
+}
+
+function str(r: Record<string, unknown>, key: string, path: string): string {
+  const x = r[key];
+  if (typeof x !== 'string') throw badRecord(path, `field '${key}' is not a string`);
+  return x;
+}
+
+function decodeWorker(data: Buffer | null, path: string): WorkerInfo {
+  const r = decode(data, path);
+  return {
+    id: str(r, 'id', path),
+    host: str(r, 'host', path),
+    pid: num(r, 'pid', path),
+    threads: num(r, 'threads', path),
+    version: str(r, 'version', path),
+    startedAt: str(r, 'startedAt', path),
+  };
+}
+
+function decodeAssignment(data: Buffer | null, path: string): Assignment {
+  const r = decode(data, path);
+  const parts = r.partitions;
+  if (!Array.isArray(parts)) throw badRecord(path, "field 'partitions' is not a list");
+  const partitions: PartitionAssignment[] = parts.map((p: unknown, i) => {
+    if (typeof p !== 'object' || p === null) throw badRecord(path, `partitions[${i}] is not a map`);
+    const q = p as Record<string, unknown>;
+    const at = `${path} partitions[${i}]`;
+    return {
+      route: str(q, 'route', at),
+      topic: str(q, 'topic', at),
+      partition: num(q, 'partition', at),
+      targetTopic: str(q, 'targetTopic', at),
+      compression: str(q, 'compression', at),
+      epoch: num(q, 'epoch', at),
+    };
+  });
+  return { worker: str(r, 'worker', path), version: num(r, 'version', path), partitions };
+}
+
+/** `offset` is optional so that a record that only carries an epoch (a newer writer's fence) still reads. */
+function decodeOffset(data: Buffer | null, path: string): { offset: number | undefined; epoch: number } {
+  const r = decode(data, path);
+  return { offset: r.offset === undefined ? undefined : num(r, 'offset', path), epoch: num(r, 'epoch', path) };
+}
+
+/** A znode name for any string: URI-encoded, with '.' and '..' (not allowed as znode names) spelled out. */
+function segment(name: string, what: string): string {
+  if (name.length === 0) throw new StraitError('STRAIT_STORE', `${what} must not be empty`, { field: what });
+  if (name === '.') return '%2E';
+  if (name === '..') return '%2E%2E';
+  try {
+    return encodeURIComponent(name);
+  } catch (e) {
+    throw new StraitError('STRAIT_STORE', `${what} '${name}' is not valid Unicode`, { field: what, cause: e });
+  }
+}
+
+function unsegment(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
+function parentOf(path: string): string {
+  return path.slice(0, path.lastIndexOf('/')) || '/';
+}
+
+export class ZooKeeperStore implements CoordinationStore {
+  /** counters for operators (and tests): how often a versioned write lost a race and was retried, sessions opened */
+  readonly stats = { versionConflicts: 0, sessions: 0, sessionsLost: 0 };
+
+  private readonly opts: FilledOptions;
+  private readonly base: string;
+  private current: Session | undefined;
+  private state: 'connected' | 'disconnected' | 'lost' | 'closed' = 'lost';
+  private closed = false;
+  private lostTimer: NodeJS.Timeout | undefined;
+  /** ids of this process's earlier sessions: a node one of them still holds is ours to replace */
+  private readonly previousSessions = new Set<string>();
+  /** ephemeral nodes this process keeps (worker registrations): path -> data, created again on a new session */
+  private readonly ephemerals = new Map<string, Buffer>();
+  private readonly watches = new Set<Watch>();
+  private readonly campaigns = new Set<Campaign>();
+  private readonly lostCallbacks = new Set<() => void>();
+  private readonly restoredCallbacks = new Set<() => void>();
+  /** wake-ups for calls waiting on a session or backing off; close() and every session change run them */
+  private readonly waiters = new Set<() => void>();
+  /** persistent paths known to exist, so commits do not re-create parents */
+  private readonly knownPaths = new Set<string>();
+
+  private constructor(opts: ZooKeeperStoreOptions) {
+    const root = (opts.root ?? '/strait').replace(/\/+$/, '');
+    if (!root.startsWith('/')) throw new StraitError('STRAIT_STORE', `the ZooKeeper root '${opts.root}' must start with '/'`, { field: 'store.root' });
+    this.opts = {
+      connect: opts.connect,
+      deployment: opts.deployment,
+      root,
+      sessionTimeoutMs: opts.sessionTimeoutMs ?? 10_000,
+      connectTimeoutMs: opts.connectTimeoutMs ?? 15_000,
+      lostAfterDisconnectMs: opts.lostAfterDisconnectMs,
+      operationTimeoutMs: opts.operationTimeoutMs ?? 30_000,
+      staleNodeWaitMs: opts.staleNodeWaitMs ?? 2 * (opts.sessionTimeoutMs ?? 10_000),
+      clientLogLevel: opts.clientLogLevel ?? 0,
+      log: opts.log,
+    };
+    this.base = `${root}/${segment(opts.deployment, 'deployment')}`;
+  }
+
+  /**
+   * Opens a session (StraitError STRAIT_STORE naming the connect string if none comes within connectTimeoutMs) and
+   * creates the deployment's folders.
+   */
+  static async connect(opts: ZooKeeperStoreOptions): Promise<ZooKeeperStore> {
+    const store = new ZooKeeperStore(opts);
+    store.adopt(await store.openSession());
+    try {
+      for (const dir of ['workers', 'assignments', 'offsets', 'managed', 'controller']) await store.ensurePath(`${store.base}/${dir}`);
+    } catch (e) {
+      await store.close();
+      throw e;
+    }
+    return store;
+  }
+
+  /** the current session's id (hex), if there is one */
+  get sessionId(): string | undefined {
+    return this.current?.id || undefined;
+  }
+
+  /**
+   * The current session's id and password (hex), e.g. for an operator tool or a test that takes the session over
+   * and closes it, which expires it for real.
+   */
+  sessionCredentials(): { id: string; password: string } | undefined {
+    const s = this.current;
+    return s?.id ? { id: s.id, password: String(s.zk.client_password) } : undefined;
+  }
+
+  // ---- paths
+
+  private workerPath(id: string): string {
+    return `${this.base}/workers/${segment(id, 'worker id')}`;
+  }
+
+  private assignmentPath(worker: string): string {
+    return `${this.base}/assignments/${segment(worker, 'worker id')}`;
+  }
+
+  private offsetsRoute(route: string): string {
+    return `${this.base}/offsets/${segment(route, 'route')}`;
+  }
+
+  private offsetPath(route: string, topic: string, partition: number): string {
+    if (!Number.isInteger(partition) || partition < 0) throw new StraitError('STRAIT_STORE', `partition ${partition} of ${topic} is not a partition number`, { field: 'partition' });
+    return `${this.offsetsRoute(route)}/${segment(topic, 'topic')}/${partition}`;
+  }
+
+  private get leaderPath(): string {
+    return `${this.base}/controller/leader`;
+  }
+
+  // ---- sessions
+
+  private openSession(): Promise<Session> {
+    const { connect, sessionTimeoutMs, connectTimeoutMs, clientLogLevel } = this.opts;
+    const zk = new ZooKeeper({
+      connect,
+      timeout: sessionTimeoutMs,
+      debug_level: clientLogLevel,
+      host_order_deterministic: false,
+      // The binding closes the handle as if the session expired after this many socket wake-ups in a row that did
+      // not complete a response (node-zk.cpp zk_io_cb; default 10). A response of a few hundred KB arrives in more
+      // pieces than that, so large reads would look like expiries; real connection loss is the C client's to detect.
+      response_counter_limit: 2 ** 31 - 1,
+    });
+    const s = new Session(zk);
+    return new Promise<Session>((resolve, reject) => {
+      let opened = false;
+      const fail = (e: StraitError) => {
+        clearTimeout(timer);
+        this.endSession(s);
+        reject(e);
+      };
+      const timer = setTimeout(
+        () => fail(new StraitError('STRAIT_STORE', `no ZooKeeper session with ${connect} within ${connectTimeoutMs} ms (is ZooKeeper running and reachable there?)`, { retriable: true })),
+        connectTimeoutMs,
+      );
+      zk.on('connect', () => {
+        if (opened) return this.sessionEvent(s, 'connect');
+        opened = true;
+        clearTimeout(timer);
+        s.id = String(zk.client_id);
+        s.timeoutMs = Number(zk.timeout) > 0 ? Number(zk.timeout) : sessionTimeoutMs;
+        if (this.closed) return fail(new StraitError('STRAIT_STORE', 'the ZooKeeper store was closed'));
+        resolve(s);
+      });
+      zk.on('connecting', () => this.sessionEvent(s, 'connecting'));
+      zk.on('close', (_zk: unknown, code: number) => {
+        if (s.closing) return;
+        if (!opened) {
+          fail(new StraitError('STRAIT_STORE', `ZooKeeper at ${connect} ended the session before it started: ${codeName(code)} (${code})`, { retriable: code !== C.ZOO_AUTH_FAILED_STATE }));
+          return;
+        }
+        this.sessionEvent(s, 'close', code);
+      });
+      try {
+        zk.init({});
+      } catch (e) {
+        fail(new StraitError('STRAIT_STORE', `cannot start a ZooKeeper client for ${connect}: ${(e as Error).message}`, { cause: e }));
+      }
+    });
+  }
+
+  private adopt(s: Session): void {
+    this.current = s;
+    this.state = 'connected';
+    this.stats.sessions++;
+    this.opts.log?.info({ zookeeper: this.opts.connect, session: s.id, timeoutMs: s.timeoutMs }, 'ZooKeeper session open');
+    this.wake();
+  }
+
+  /** Ends a session's handle: its pending calls fail with SESSION_GONE (their callers retry elsewhere). */
+  private endSession(s: Session): void {
+    if (s.ended) return;
+    s.closing = true;
+    s.ended = true;
+    for (const fail of [...s.pending]) fail();
+    s.pending.clear();
+    // closes the session on the server when connected (its ephemeral nodes go at once); a no-op on a closed handle
+    s.zk.close();
+  }
+
+  private sessionEvent(s: Session, event: 'connect' | 'connecting' | 'close', code?: number): void {
+    if (s !== this.current || this.closed) return;
+    if (event === 'connecting') {
+      if (this.state !== 'connected') return;
+      this.state = 'disconnected';
+      const limit = this.opts.lostAfterDisconnectMs ?? s.timeoutMs;
+      this.opts.log?.warn({ zookeeper: this.opts.connect, session: s.id, lostAfterMs: limit }, 'disconnected from ZooKeeper; reconnecting');
+      clearTimeout(this.lostTimer);
+      this.lostTimer = setTimeout(() => {
+        if (s === this.current && this.state === 'disconnected') this.sessionLost(`disconnected for ${limit} ms`);
+      }, limit);
+      this.lostTimer.unref();
+    } else if (event === 'connect') {
+      clearTimeout(this.lostTimer);
+      if (this.state === 'disconnected') this.opts.log?.info({ zookeeper: this.opts.connect, session: s.id }, 'reconnected to ZooKeeper; session kept');
+      this.state = 'connected';
+      this.wake();
+    } else {
+      this.sessionLost(code === C.ZOO_EXPIRED_SESSION_STATE ? 'the session expired' : `the client closed: ${codeName(code ?? 0)} (${code})`);
+    }
+  }
+
+  private sessionLost(reason: string): void {
+    const s = this.current;
+    if (!s || this.closed) return;
+    this.current = undefined;
+    this.state = 'lost';
+    this.stats.sessionsLost++;
+    clearTimeout(this.lostTimer);
+    if (s.id) this.previousSessions.add(s.id);
+    this.opts.log?.error({ zookeeper: this.opts.connect, session: s.id, reason }, 'ZooKeeper session lost; stopping ownership and opening a new session');
+    // first of all: whoever acted on this session stops
+    for (const c of this.campaigns) {
+      if (!c.leader) continue;
+      c.leader = false;
+      this.safely(() => c.cb.lost(), 'leader lost callback');
+    }
+    for (const cb of [...this.lostCallbacks]) this.safely(cb, 'session lost callback');
+    this.endSession(s);
+    this.wake();
+    // the binding may be inside its own event dispatch here; build the next client from a clean stack
+    setImmediate(() => void this.reconnect());
+  }
+
+  private async reconnect(): Promise<void> {
+    let delay = 200;
+    while (!this.closed && !this.current) {
+      try {
+        const s = await this.openSession();
+        if (this.closed) {
+          this.endSession(s);
+          return;
+        }
+        this.adopt(s);
+        await this.restore(s);
+        return;
+      } catch (e) {
+        if (this.closed) return;
+        this.opts.log?.warn({ zookeeper: this.opts.connect, err: (e as Error).message }, 'cannot open a ZooKeeper session yet; retrying');
+        await this.wait(delay);
+        delay = Math.min(delay * 2, 5000);
+      }
+    }
+  }
+
+  /** After a new session: ephemeral nodes again, campaigns again, watches re-armed (each delivers), then callbacks. */
+  private async restore(s: Session): Promise<void> {
+    for (;;) {
+      if (s !== this.current || this.closed) return;
+      try {
+        for (const [path, data] of this.ephemerals) await this.createEphemeral(path, data, 'worker');
+        for (const c of this.campaigns) void c.job.trigger();
+        const rearms: Promise<void>[] = [];
+        for (const w of this.watches) {
+          w.last = RESET;
+          rearms.push(w.job.trigger());
+        }
+        await Promise.all(rearms);
+        break;
+      } catch (e) {
+        if (s !== this.current || this.closed) return;
+        this.opts.log?.error({ err: (e as Error).message }, 'restoring registrations on the new ZooKeeper session failed; retrying');
+        await this.wait(1000);
+      }
+    }
+    if (s !== this.current || this.closed) return;
+    this.opts.log?.info({ zookeeper: this.opts.connect, session: s.id }, 'ZooKeeper session restored');
+    for (const cb of [...this.restoredCallbacks]) this.safely(cb, 'session restored callback');
+  }
+
+  private safely(fn: () => void, what: string): void {
+    try {
+      fn();
+    } catch (e) {
+      this.opts.log?.error({ err: (e as Error).message }, `${what} threw`);
+    }
+  }
+
+  /** Resolves after `ms`, or earlier on any session change or close. */
+  private wait(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.waiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, Math.max(0, ms));
+      this.waiters.add(done);
+    });
+  }
+
+  private wake(): void {
+    for (const w of [...this.waiters]) w();
+  }
+
+  private closedError(): StraitError {
+    return new StraitError('STRAIT_STORE', `the ZooKeeper store for ${this.opts.connect} is closed`);
+  }
+
+  private async liveSession(deadline: number): Promise<Session> {
+    for (;;) {
+      if (this.closed) throw this.closedError();
+      if (this.state === 'connected' && this.current) return this.current;
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        throw new StraitError('STRAIT_STORE', `no ZooKeeper session with ${this.opts.connect} for ${this.opts.operationTimeoutMs} ms`, { retriable: true });
+      }
+      await this.wait(left);
+    }
+  }
+
+  // ---- calls
+
+  /** Issues one call on one session; never throws for a ZooKeeper code (rc), only for a call the binding refused. */
+  private issue<T>(s: Session, start: (zk: ZkClient, done: (rc: number, value?: T) => void) => unknown): Promise<{ rc: number; value: T | undefined }> {
+    return new Promise((resolve) => {
+      let settled = false;
+      const finish = (rc: number, value?: T) => {
+        if (settled) return;
+        settled = true;
+        s.pending.delete(gone);
+        resolve({ rc, value });
+      };
+      const gone = () => finish(SESSION_GONE);
+      if (s.ended) return gone();
+      s.pending.add(gone);
+      let rc: unknown;
+      try {
+        rc = start(s.zk, finish);
+      } catch {
+        rc = C.ZBADARGUMENTS;
+      }
+      if (typeof rc === 'number' && rc !== C.ZOK) finish(rc);
+    });
+  }
+
+  /**
+   * Runs a call on the live session, retrying through disconnections and session changes until the operation
+   * deadline. Returns on ZOK or on a code in `accept`; throws StraitError otherwise.
+   */
+  private async call<T>(
+    op: string,
+    path: string,
+    start: (zk: ZkClient, done: (rc: number, value?: T) => void, s: Session) => unknown,
+    accept: readonly number[] = [],
+  ): Promise<{ rc: number; value: T | undefined }> {
+    const deadline = Date.now() + this.opts.operationTimeoutMs;
+    for (;;) {
+      const s = await this.liveSession(deadline);
+      const r = await this.issue<T>(s, (zk, done) => start(zk, done, s));
+      if (r.rc === C.ZOK || accept.includes(r.rc)) return r;
+      if (this.closed) throw this.closedError();
+      const retriable = RETRIABLE.has(r.rc);
+      if (!retriable || Date.now() >= deadline) {
+        throw new StraitError('STRAIT_STORE', `ZooKeeper ${op} ${path} on ${this.opts.connect} failed: ${codeName(r.rc)} (${r.rc})`, { retriable });
+      }
+      await this.wait(Math.min(100, deadline - Date.now()));
+    }
+  }
+
+  private async getNode(path: string): Promise<{ stat: NodeStat; data: Buffer | null } | undefined> {
+    const r = await this.call<{ stat: NodeStat; data: Buffer | null }>('get', path, (zk, done) =>
+      zk.a_get(path, false, (rc, _e, stat, data) => done(rc, { stat: stat as unknown as NodeStat, data: (data as Buffer | null) ?? null })),
+      [C.ZNONODE],
+    );
+    return r.rc === C.ZOK ? r.value : undefined;
+  }
+
+  private async children(path: string): Promise<string[]> {
+    const r = await this.call<string[]>('get children', path, (zk, done) => zk.a_get_children(path, false, (rc, _e, ch) => done(rc, ch)), [C.ZNONODE]);
+    return r.rc === C.ZOK ? (r.value ?? []) : [];
+  }
+
+  /** exists() that leaves a watch (also on a missing node, for its creation); `onEvent` runs for node events only */
+  private async existsWatch(path: string, onEvent: () => void): Promise<NodeStat | undefined> {
+    const r = await this.call<NodeStat>('exists', path, (zk, done, s) =>
+      zk.aw_exists(path, this.watcher(s, onEvent), (rc, _e, stat) => done(rc, stat as unknown as NodeStat)),
+      [C.ZNONODE],
+    );
+    return r.rc === C.ZOK ? r.value : undefined;
+  }
+
+  private async childrenWatch(path: string, onEvent: () => void): Promise<string[]> {
+    const r = await this.call<string[]>('get children', path, (zk, done, s) =>
+      zk.aw_get_children(path, this.watcher(s, onEvent), (rc, _e, ch) => done(rc, ch)),
+      [C.ZNONODE],
+    );
+    return r.rc === C.ZOK ? (r.value ?? []) : [];
+  }
+
+  /**
+   * The C client also hands every watcher the session's state changes (type ZOO_SESSION_EVENT) without consuming
+   * the watch; only node events (created, deleted, changed, child) mean "read again".
+   */
+  private watcher(s: Session, onEvent: () => void): (type: number) => void {
+    return (type: number) => {
+      if (type === C.ZOO_SESSION_EVENT || type === C.ZOO_NOTWATCHING_EVENT) return;
+      if (s !== this.current || this.closed) return;
+      onEvent();
+    };
+  }
+
+  private checkSize(path: string, data: Buffer): void {
+    if (data.length > MAX_NODE_BYTES) {
+      throw new StraitError('STRAIT_STORE', `the record for ${path} is ${data.length} bytes, over the ${MAX_NODE_BYTES} bytes a ZooKeeper node can hold`);
+    }
+  }
+
+  /** Creates a node; 'exists' if it is already there. Missing parents are created (persistent). */
+  private async createNode(path: string, data: Buffer, flags: number): Promise<'created' | 'exists'> {
+    this.checkSize(path, data);
+    for (;;) {
+      const r = await this.call<string>('create', path, (zk, done) => zk.a_create(path, data, flags, (rc, _e, p) => done(rc, p)), [C.ZNODEEXISTS, C.ZNONODE]);
+      if (r.rc === C.ZOK) return 'created';
+      if (r.rc === C.ZNODEEXISTS) return 'exists';
+      // a parent is missing (never made, or removed by hand): make it and try again
+      this.knownPaths.delete(parentOf(path));
+      await this.ensurePath(parentOf(path), true);
+    }
+  }
+
+  /** setData with an expected version: the new Stat, or undefined when the version moved on or the node is gone. */
+  private async setNode(path: string, data: Buffer, version: number): Promise<NodeStat | undefined> {
+    this.checkSize(path, data);
+    const r = await this.call<NodeStat>('set', path, (zk, done) => zk.a_set(path, data, version, (rc, _e, stat) => done(rc, stat as unknown as NodeStat)), [
+      C.ZBADVERSION,
+      C.ZNONODE,
+    ]);
+    return r.rc === C.ZOK ? r.value : undefined;
+  }
+
+  private async deleteNode(path: string, version: number): Promise<boolean> {
+    const r = await this.call<void>('delete', path, (zk, done) => zk.a_delete_(path, version, (rc) => done(rc)), [C.ZBADVERSION, C.ZNONODE]);
+    return r.rc === C.ZOK;
+  }
+
+  /** Creates `path` and its parents as persistent nodes (NODEEXISTS from a racing creator is fine). */
+  private async ensurePath(path: string, force = false): Promise<void> {
+    if (!force && this.knownPaths.has(path)) return;
+    let at = '';
+    for (const part of path.split('/').slice(1)) {
+      at += `/${part}`;
+      if (!force && this.knownPaths.has(at)) continue;
+      const r = await this.call<string>('create', at, (zk, done) => zk.a_create(at, Buffer.alloc(0), C.ZOO_PERSISTENT, (rc, _e, p) => done(rc, p)), [C.ZNODEEXISTS]);
+      if (r.rc === C.ZOK || r.rc === C.ZNODEEXISTS) this.knownPaths.add(at);
+    }
+  }
+
+  /**
+   * Creates an ephemeral node owned by the current session. A node of the same name held by one of this process's
+   * earlier sessions is replaced; one held by another session (a previous incarnation that has not expired yet)
+   * is waited for, up to staleNodeWaitMs, then reported.
+   */
+  private async createEphemeral(path: string, data: Buffer, what: string): Promise<void> {
+    const deadline = Date.now() + this.opts.staleNodeWaitMs;
+    for (;;) {
+      if (this.closed) throw this.closedError();
+      if ((await this.createNode(path, data, C.ZOO_EPHEMERAL)) === 'created') return;
+      const node = await this.getNode(path);
+      if (!node) continue;
+      const owner = node.stat.ephemeralOwner;
+      if (owner === this.current?.id) {
+        // created by an earlier try whose answer was lost, or registered before: make the data current
+        if (await this.setNode(path, data, node.stat.version)) return;
+        continue;
+      }
+      if (this.previousSessions.has(owner)) {
+        await this.deleteNode(path, node.stat.version);
+        continue;
+      }
+      if (owner === '0') throw new StraitError('STRAIT_STORE', `${path} is a persistent node; a ${what} registration must be ephemeral (remove it by hand)`);
+      if (Date.now() >= deadline) {
+        throw new StraitError('STRAIT_STORE', `the ${what} node ${path} is held by another live ZooKeeper session (0x${owner}) after ${this.opts.staleNodeWaitMs} ms: is a second process running with the same id?`, {
+          retriable: true,
+        });
+      }
+      await this.wait(Math.min(250, deadline - Date.now()));
+    }
+  }
+
+  // ---- workers
+
+  async registerWorker(info: WorkerInfo): Promise<void> {
+    const path = this.workerPath(info.id);
+    const data = encode({ ...info });
+    this.ephemerals.set(path, data);
+    await this.createEphemeral(path, data, 'worker');
+  }
+
+  async listWorkers(): Promise<WorkerInfo[]> {
+    return this.readWorkers(await this.children(`${this.base}/workers`));
+  }
+
+  private async readWorkers(names: string[]): Promise<WorkerInfo[]> {
+    const dir = `${this.base}/workers`;
+    const nodes = await Promise.all(names.map(async (n) => ({ path: `${dir}/${n}`, node: await this.getNode(`${dir}/${n}`) })));
+    const out: WorkerInfo[] = [];
+    for (const { path, node } of nodes) if (node) out.push(decodeWorker(node.data, path));
+    return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  /** Delivers the full list once the watch is armed, then after every change of the set of workers. */
+  watchWorkers(cb: (workers: WorkerInfo[]) => void): () => void {
+    const dir = `${this.base}/workers`;
+    const w: Watch = {
+      active: true,
+      last: RESET,
+      job: new Rerun(
+        async () => {
+          if (!w.active || this.closed) return;
+          const names = await this.childrenWatch(dir, () => void w.job.trigger());
+          const list = await this.readWorkers(names);
+          const key = list.map((x) => x.id).join('\n');
+          if (!w.active || this.closed || key === w.last) return;
+          w.last = key;
+          this.safely(() => cb(list), 'workers watch callback');
+        },
+        (e) => this.watchFailed(e, dir),
+      ),
+    };
+    this.watches.add(w);
+    void w.job.trigger();
+    return () => {
+      w.active = false;
+      this.watches.delete(w);
+    };
+  }
+
+  private watchFailed(e: unknown, path: string): void {
+    if (this.closed) return;
+    // a failed re-arm is retried on the next session change; until then this watch is quiet
+    this.opts.log?.error({ err: (e as Error).message, path }, 're-arming a ZooKeeper watch failed');
+  }
+
+  // ---- assignments
+
+  async writeAssignment(worker: string, partitions: PartitionAssignment[]): Promise<Assignment> {
+    const path = this.assignmentPath(worker);
+    const parts = partitions.map((p) => ({ route: p.route, topic: p.topic, partition: p.partition, targetTopic: p.targetTopic, compression: p.compression, epoch: p.epoch }));
+    for (;;) {
+      const cur = await this.getNode(path);
+      if (!cur) {
+        const a: Assignment = { worker, version: 1, partitions: parts };
+        if ((await this.createNode(path, encode({ ...a }), C.ZOO_PERSISTENT)) === 'created') return a;
+      } else {
+        const a: Assignment = { worker, version: decodeAssignment(cur.data, path).version + 1, partitions: parts };
+        if (await this.setNode(path, encode({ ...a }), cur.stat.version)) return a;
+      }
+      this.stats.versionConflicts++;
+    }
+  }
+
+  async readAssignment(worker: string): Promise<Assignment | undefined> {
+    const path = this.assignmentPath(worker);
+    const node = await this.getNode(path);
+    return node ? decodeAssignment(node.data, path) : undefined;
+  }
+
+  async deleteAssignment(worker: string): Promise<void> {
+    const path = this.assignmentPath(worker);
+    await this.deleteNode(path, -1);
+  }
+
+  /** Delivers the current assignment (or undefined) once the watch is armed, then after every write or delete. */
+  watchAssignment(worker: string, cb: (a: Assignment | undefined) => void): () => void {
+    const path = this.assignmentPath(worker);
+    const w: Watch = {
+      active: true,
+      last: RESET,
+      job: new Rerun(
+        async () => {
+          for (;;) {
+            if (!w.active || this.closed) return;
+            const stat = await this.existsWatch(path, () => void w.job.trigger());
+            let a: Assignment | undefined;
+            let key = 'none';
+            if (stat) {
+              const node = await this.getNode(path);
+              if (!node) continue; // deleted between the two reads: look again (the watch fired too)
+              a = decodeAssignment(node.data, path);
+              key = `${node.stat.czxid}:${node.stat.version}`;
+            }
+            if (!w.active || this.closed || key === w.last) return;
+            w.last = key;
+            this.safely(() => cb(a), 'assignment watch callback');
+            return;
+          }
+        },
+        (e) => this.watchFailed(e, path),
+      ),
+    };
+    this.watches.add(w);
+    void w.job.trigger();
+    return () => {
+      w.active = false;
+      this.watches.delete(w);
+    };
+  }
+
+  // ---- offsets
+
+  async readOffsets(route: string): Promise<Map<string, CommittedOffset>> {
+    const dir = this.offsetsRoute(route);
+    const out = new Map<string, CommittedOffset>();
+    const topics = await this.children(dir);
+    await Promise.all(
+      topics.map(async (t) => {
+        const partitions = await this.children(`${dir}/${t}`);
+        await Promise.all(
+          partitions.map(async (p) => {
+            if (!/^\d+$/.test(p)) return;
+            const path = `${dir}/${t}/${p}`;
+            const node = await this.getNode(path);
+            if (!node) return;
+            const rec = decodeOffset(node.data, path);
+            if (rec.offset !== undefined) out.set(partitionKey(unsegment(t), Number(p)), { offset: rec.offset, epoch: rec.epoch });
+          }),
+        );
+      }),
+    );
+    return out;
+  }
+
+  async commitOffsets(route: string, commits: OffsetCommit[]): Promise<CommitResult> {
+    const results = await Promise.all(commits.map((c) => this.commitOne(route, c)));
+    return { fenced: results.filter((r): r is CommitResult['fenced'][number] => r !== undefined) };
+  }
+
+  /** Read, check the epoch, write with the version read; a lost race reads again. */
+  private async commitOne(route: string, c: OffsetCommit): Promise<CommitResult['fenced'][number] | undefined> {
+    const path = this.offsetPath(route, c.topic, c.partition);
+    const data = encode({ offset: c.offset, epoch: c.epoch });
+    for (;;) {
+      const cur = await this.getNode(path);
+      if (!cur) {
+        if (!this.knownPaths.has(parentOf(path))) await this.ensurePath(parentOf(path));
+        if ((await this.createNode(path, data, C.ZOO_PERSISTENT)) === 'created') return undefined;
+      } else {
+        const rec = decodeOffset(cur.data, path);
+        if (rec.epoch > c.epoch) return { topic: c.topic, partition: c.partition, epoch: rec.epoch };
+        if (rec.epoch === c.epoch && rec.offset === c.offset) return undefined;
+        if (await this.setNode(path, data, cur.stat.version)) return undefined;
+      }
+      this.stats.versionConflicts++;
+    }
+  }
+
+  /**
+   * Raises the stored epoch of partitions that have a committed offset, like the embedded store: a partition that
+   * never committed has no record to fence, and no offset a stale owner could move backwards.
+   */
+  async fence(route: string, partitions: { topic: string; partition: number; epoch: number }[]): Promise<void> {
+    await Promise.all(
+      partitions.map(async (p) => {
+        const path = this.offsetPath(route, p.topic, p.partition);
+        for (;;) {
+          const cur = await this.getNode(path);
+          if (!cur) return;
+          const rec = decodeOffset(cur.data, path);
+          if (rec.epoch >= p.epoch) return;
+          if (await this.setNode(path, encode({ offset: rec.offset, epoch: p.epoch }), cur.stat.version)) return;
+          this.stats.versionConflicts++;
+        }
+      }),
+    );
+  }
+
+  // ---- managed topics
+
+  async readManagedTopics(route: string): Promise<Set<string>> {
+    return new Set((await this.children(`${this.base}/managed/${segment(route, 'route')}`)).map(unsegment));
+  }
+
+  async addManagedTopic(route: string, topic: string): Promise<void> {
+    const path = `${this.base}/managed/${segment(route, 'route')}/${segment(topic, 'topic')}`;
+    await this.createNode(path, encode({ addedAt: new Date().toISOString() }), C.ZOO_PERSISTENT);
+  }
+
+  // ---- leader election
+
+  async campaign(id: string, cb: LeaderCallbacks): Promise<() => Promise<void>> {
+    const c: Campaign = {
+      id,
+      token: randomUUID(),
+      cb,
+      active: true,
+      leader: false,
+      job: new Rerun(
+        () => this.contest(c),
+        (e) => this.watchFailed(e, `${this.leaderPath} (campaign ${id})`),
+      ),
+    };
+    const resign = async () => {
+      if (!c.active) return;
+      c.active = false;
+      this.campaigns.delete(c);
+      await c.job.idle();
+      c.leader = false;
+      if (this.closed) return;
+      // by the record, not by c.leader: a round cut short by resign may have created it without electing anyone
+      const node = await this.getNode(this.leaderPath);
+      if (node && node.stat.ephemeralOwner === this.current?.id && decode(node.data, this.leaderPath).token === c.token) {
+        await this.deleteNode(this.leaderPath, node.stat.version);
+      }
+    };
+    this.campaigns.add(c);
+    await c.job.trigger();
+    if (c.job.lastError !== undefined && !c.leader) {
+      await resign().catch(() => {});
+      throw c.job.lastError;
+    }
+    return resign;
+  }
+
+  /** One round: try to create the leader node; whoever holds it, leave a watch that runs the next round. */
+  private async contest(c: Campaign): Promise<void> {
+    const path = this.leaderPath;
+    for (;;) {
+      if (!c.active || this.closed) return;
+      await this.createNode(path, encode({ id: c.id, token: c.token, since: new Date().toISOString() }), C.ZOO_EPHEMERAL);
+      const stat = await this.existsWatch(path, () => void c.job.trigger());
+      if (!stat) continue; // gone already (its holder left): contest again
+      if (this.previousSessions.has(stat.ephemeralOwner)) {
+        // left by this process's lost session, which the server has not expired yet
+        await this.deleteNode(path, stat.version);
+        continue;
+      }
+      let mine = false;
+      if (stat.ephemeralOwner === this.current?.id) {
+        const node = await this.getNode(path);
+        if (!node) continue;
+        mine = node.stat.ephemeralOwner === this.current?.id && decode(node.data, path).token === c.token;
+      }
+      if (!c.active || this.closed) return;
+      if (mine && !c.leader) {
+        c.leader = true;
+        this.opts.log?.info({ id: c.id, session: this.current?.id }, 'elected leader');
+        this.safely(() => c.cb.elected(), 'elected callback');
+      } else if (!mine && c.leader) {
+        c.leader = false;
+        this.safely(() => c.cb.lost(), 'leader lost callback');
+      }
+      return;
+    }
+  }
+
+  async readLeader(): Promise<string | undefined> {
+    const node = await this.getNode(this.leaderPath);
+    return node ? str(decode(node.data, this.leaderPath), 'id', this.leaderPath) : undefined;
+  }
+
+  // ---- session callbacks, close
+
+  onSessionLost(cb: () => void): () => void {
+    this.lostCallbacks.add(cb);
+    return () => this.lostCallbacks.delete(cb);
+  }
+
+  onSessionRestored(cb: () => void): () => void {
+    this.restoredCallbacks.add(cb);
+    return () => this.restoredCallbacks.delete(cb);
+  }
+
+  /** Closes the session (the server drops its ephemeral nodes at once) and every watch; no handle or timer is left. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.state = 'closed';
+    clearTimeout(this.lostTimer);
+    for (const w of this.watches) w.active = false;
+    this.watches.clear();
+    for (const c of this.campaigns) c.active = false;
+    this.campaigns.clear();
+    this.lostCallbacks.clear();
+    this.restoredCallbacks.clear();
+    const s = this.current;
+    this.current = undefined;
+    if (s) this.endSession(s);
+    this.wake();
+  }
+}
