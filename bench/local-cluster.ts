@@ -21,6 +21,11 @@ export interface ClusterState {
   clusterId: string;
   dir: string;
   logDir: string;
+  /** SASL_PLAINTEXT (PLAIN) listener, when started with `sasl`: users in DEV_SASL_USERS, ACLs enforced there */
+  saslBootstrap?: string;
+  saslPort?: number;
+  /** a listener advertised through a proxy port (the bench's `wan` scenario puts its delay proxy there) */
+  wan?: { port: number; proxyPort: number; bootstrap: string };
 }
 
 export interface ZooKeeperState {
@@ -50,7 +55,17 @@ export interface UpOptions {
   heap?: string;
   /** extra server.properties lines for every broker */
   brokerProperties?: Record<string, string>;
+  /** add a SASL_PLAINTEXT listener (PLAIN, users DEV_SASL_USERS) and the ACL authorizer to every broker */
+  sasl?: boolean;
+  /** add a listener advertised through a proxy port to every broker (`ClusterState.wan`) */
+  wanListener?: boolean;
 }
+
+/**
+ * The harness's SASL users. `admin` is a super user (so is ANONYMOUS: the PLAINTEXT listener and the KRaft
+ * controller listener stay unrestricted); every other user gets only the ACLs a test grants it.
+ */
+export const DEV_SASL_USERS: Record<string, string> = { admin: 'admin-secret', strait: 'strait-secret', limited: 'limited-secret' };
 
 export const DEFAULT_DEV_DIR = '.strait/dev';
 
@@ -82,6 +97,13 @@ export function isOurs(pid: number, marker: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** `n` distinct free ports on 127.0.0.1. */
+async function freePorts(n: number): Promise<number[]> {
+  const out = new Set<number>();
+  while (out.size < n) out.add(await freePort());
+  return [...out];
 }
 
 export async function freePort(): Promise<number> {
@@ -123,15 +145,43 @@ function kraftId(): string {
   }
 }
 
+function listenerProperties(c: ClusterState): Record<string, string> {
+  const listeners = [`PLAINTEXT://127.0.0.1:${c.port}`, `CONTROLLER://127.0.0.1:${c.controllerPort}`];
+  const advertised = [`PLAINTEXT://127.0.0.1:${c.port}`];
+  const protocols = ['PLAINTEXT:PLAINTEXT', 'CONTROLLER:PLAINTEXT'];
+  const props: Record<string, string> = {};
+  if (c.saslPort) {
+    listeners.push(`SASL_PLAINTEXT://127.0.0.1:${c.saslPort}`);
+    advertised.push(`SASL_PLAINTEXT://127.0.0.1:${c.saslPort}`);
+    protocols.push('SASL_PLAINTEXT:SASL_PLAINTEXT');
+    const users = Object.entries(DEV_SASL_USERS).map(([u, pw]) => `user_${u}="${pw}"`).join(' ');
+    Object.assign(props, {
+      'sasl.enabled.mechanisms': 'PLAIN',
+      'listener.name.sasl_plaintext.plain.sasl.jaas.config': `org.apache.kafka.common.security.plain.PlainLoginModule required ${users};`,
+      'authorizer.class.name': 'org.apache.kafka.metadata.authorizer.StandardAuthorizer',
+      'super.users': 'User:ANONYMOUS;User:admin',
+    });
+  }
+  if (c.wan) {
+    listeners.push(`WAN://127.0.0.1:${c.wan.port}`);
+    advertised.push(`WAN://127.0.0.1:${c.wan.proxyPort}`);
+    protocols.push('WAN:PLAINTEXT');
+  }
+  return {
+    ...props,
+    listeners: listeners.join(','),
+    'advertised.listeners': advertised.join(','),
+    'listener.security.protocol.map': protocols.join(','),
+  };
+}
+
 function brokerProperties(c: ClusterState, extra: Record<string, string>): string {
   const props: Record<string, string> = {
     'process.roles': 'broker,controller',
     'node.id': '1',
     'controller.quorum.voters': `1@127.0.0.1:${c.controllerPort}`,
-    listeners: `PLAINTEXT://127.0.0.1:${c.port},CONTROLLER://127.0.0.1:${c.controllerPort}`,
-    'advertised.listeners': `PLAINTEXT://127.0.0.1:${c.port}`,
+    ...listenerProperties(c),
     'controller.listener.names': 'CONTROLLER',
-    'listener.security.protocol.map': 'PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
     'inter.broker.listener.name': 'PLAINTEXT',
     'log.dirs': join(c.dir, 'data'),
     'num.partitions': '1',
@@ -326,11 +376,19 @@ export async function up(opts: UpOptions = {}): Promise<DevState> {
   const state: DevState = { clusters: {}, kafkaHome: runtime.home, kafkaVersion: runtime.version, startedAt: new Date().toISOString() };
   for (let i = 0; i < count; i++) {
     const alias = aliasFor(i);
-    const port = await freePort();
-    let controllerPort = await freePort();
-    while (controllerPort === port) controllerPort = await freePort();
+    const ports = await freePorts(2 + (opts.sasl ? 1 : 0) + (opts.wanListener ? 2 : 0));
+    const [port, controllerPort] = [ports.shift()!, ports.shift()!];
     const cdir = join(dir, 'clusters', alias);
-    state.clusters[alias] = { bootstrap: `127.0.0.1:${port}`, pid: 0, port, controllerPort, clusterId: kraftId(), dir: cdir, logDir: join(cdir, 'logs') };
+    const c: ClusterState = { bootstrap: `127.0.0.1:${port}`, pid: 0, port, controllerPort, clusterId: kraftId(), dir: cdir, logDir: join(cdir, 'logs') };
+    if (opts.sasl) {
+      c.saslPort = ports.shift()!;
+      c.saslBootstrap = `127.0.0.1:${c.saslPort}`;
+    }
+    if (opts.wanListener) {
+      const [wanPort, proxyPort] = [ports.shift()!, ports.shift()!];
+      c.wan = { port: wanPort, proxyPort, bootstrap: `127.0.0.1:${proxyPort}` };
+    }
+    state.clusters[alias] = c;
   }
   if (opts.zookeeper) {
     const port = await freePort();

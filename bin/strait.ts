@@ -35,14 +35,15 @@ export function buildProgram(): Command {
     .description('fetch the pinned Kafka jars (Maven Central) and start N single-node KRaft clusters, optionally ZooKeeper')
     .option('--clusters <n>', 'number of clusters (aliases a, b, c, ...)', int('--clusters', 1, 26), 2)
     .option('--zookeeper', 'also start a ZooKeeper server', false)
+    .option('--sasl', 'also open a SASL_PLAINTEXT (PLAIN) listener with ACLs enforced (users admin, strait, limited; password <user>-secret)', false)
     .option('--kafka-version <v>', 'Apache Kafka version to fetch and run', DEFAULT_KAFKA_VERSION)
     .option('--dir <dir>', 'state folder', dev.DEFAULT_DEV_DIR)
     .option('--json', 'print the state as JSON', false)
-    .action(async (o: { clusters: number; zookeeper: boolean; kafkaVersion: string; dir: string; json: boolean }) => {
+    .action(async (o: { clusters: number; zookeeper: boolean; sasl: boolean; kafkaVersion: string; dir: string; json: boolean }) => {
       const started = Date.now();
-      const state = await dev.up({ clusters: o.clusters, zookeeper: o.zookeeper, kafkaVersion: o.kafkaVersion, dir: o.dir, log: (l) => process.stderr.write(`${l}\n`) });
+      const state = await dev.up({ clusters: o.clusters, zookeeper: o.zookeeper, sasl: o.sasl, kafkaVersion: o.kafkaVersion, dir: o.dir, log: (l) => process.stderr.write(`${l}\n`) });
       if (o.json) return print(JSON.stringify(state, null, 2));
-      for (const [alias, c] of Object.entries(state.clusters)) print(`kafka ${alias}: ${c.bootstrap} (pid ${c.pid}, logs ${c.logDir})`);
+      for (const [alias, c] of Object.entries(state.clusters)) print(`kafka ${alias}: ${c.bootstrap}${c.saslBootstrap ? `, SASL ${c.saslBootstrap}` : ''} (pid ${c.pid}, logs ${c.logDir})`);
       if (state.zookeeper) print(`zookeeper: ${state.zookeeper.connect} (pid ${state.zookeeper.pid})`);
       print(`ready in ${((Date.now() - started) / 1000).toFixed(1)} s; state in ${dev.statePath(o.dir)}; stop with 'strait dev down'`);
     });

@@ -43,8 +43,10 @@ export interface TopicProblem {
   route: string;
   topic: string;
   targetTopic: string;
-  code: 'STRAIT_TOPIC_CONFLICT' | 'STRAIT_KAFKA' | 'STRAIT_CLUSTER_UNREACHABLE';
+  code: 'STRAIT_TOPIC_CONFLICT' | 'STRAIT_KAFKA' | 'STRAIT_CLUSTER_UNREACHABLE' | 'STRAIT_CLUSTER_AUTH' | 'STRAIT_NOT_AUTHORIZED';
   message: string;
+  /** for a failed cluster: when it is asked again (backoff) */
+  retryInMs?: number;
 }
 
 export interface RefreshResult {
@@ -56,6 +58,13 @@ export interface RefreshResult {
 
 type TopicMeta = Map<string, number>;
 
+const MIN_BACKOFF_MS = 1000;
+const MAX_BACKOFF_MS = 60_000;
+
+// librdkafka error codes (rdkafka.h)
+const ERR_TOPIC_AUTHORIZATION_FAILED = 29;
+const ERR_CLUSTER_AUTHORIZATION_FAILED = 31;
+
 interface ClusterClients {
   metadata: Kafka.Producer;
   admin: Kafka.IAdminClient;
@@ -64,6 +73,7 @@ interface ClusterClients {
 
 export class TopicManager {
   private readonly clients = new Map<string, Promise<ClusterClients>>();
+  private readonly backoff = new Map<string, { until: number; delayMs: number; error: Error }>();
   private readonly native = loadNative();
 
   constructor(
@@ -82,11 +92,16 @@ export class TopicManager {
     if (!p) {
       p = (async () => {
         const props = this.props(alias);
-        const metadata = new Kafka.Producer({ ...props, log_level: 0 } as Kafka.ProducerGlobalConfig);
+        // librdkafka says why a connection failed (SASL or TLS handshake) only in its error-level logs; connect()
+        // itself reports "broker transport failure"
+        const metadata = new Kafka.Producer({ ...props, log_level: 3, event_cb: true } as Kafka.ProducerGlobalConfig);
+        let authError: { message: string } | undefined;
+        metadata.on('event.log', (e: { message: string }) => {
+          const m = /(SASL authentication error|SSL handshake failed|Authentication failed)[^]*$/.exec(e.message);
+          if (m) authError = { message: m[0] };
+        });
         await new Promise<void>((res, rej) =>
-          metadata.connect({ timeout: 10_000 }, (err) =>
-            err ? rej(new StraitError('STRAIT_CLUSTER_UNREACHABLE', `cluster '${alias}' (${this.config.clusters[alias]!.bootstrap}) is unreachable: ${err.message}`, { retriable: true })) : res(),
-          ),
+          metadata.connect({ timeout: 10_000 }, (err) => (err ? rej(this.connectError(alias, err, authError)) : res())),
         );
         const admin = Kafka.AdminClient.create({ ...props, log_level: 0 } as Kafka.GlobalConfig);
         const configs = new this.native.Admin(props);
@@ -96,6 +111,52 @@ export class TopicManager {
       p.catch(() => this.clients.delete(alias));
     }
     return p;
+  }
+
+  private connectError(alias: string, err: { message: string }, authError: { message: string } | undefined): StraitError {
+    const c = this.config.clusters[alias]!;
+    if (authError) {
+      const user = c.properties['sasl.username'];
+      const how = `${String(c.properties['security.protocol'] ?? 'plaintext')}/${String(c.properties['sasl.mechanism'] ?? 'GSSAPI')}${user !== undefined ? ` as '${String(user)}'` : ''}`;
+      return new StraitError('STRAIT_CLUSTER_AUTH', `cluster '${alias}' (${c.bootstrap}): authentication failed (${how}): ${authError.message}; check clusters.${alias}.properties`, { retriable: true, field: `clusters.${alias}.properties` });
+    }
+    return new StraitError('STRAIT_CLUSTER_UNREACHABLE', `cluster '${alias}' (${c.bootstrap}) is unreachable: ${err.message}`, { retriable: true });
+  }
+
+  /** "not authorized" errors name the principal, the operation it lacks and where (Kafka's own words say neither). */
+  private authzError(alias: string, what: string, operation: string, err: Kafka.LibrdKafkaError): StraitError {
+    const c = this.config.clusters[alias]!;
+    const user = c.properties['sasl.username'];
+    const principal = user !== undefined ? `User:${String(user)}` : 'the client principal';
+    if (err.code === ERR_TOPIC_AUTHORIZATION_FAILED || err.code === ERR_CLUSTER_AUTHORIZATION_FAILED) {
+      return new StraitError('STRAIT_NOT_AUTHORIZED', `${what} on cluster '${alias}' (${c.bootstrap}) was refused: ${principal} needs the ${operation} ACL (${err.message})`);
+    }
+    return new StraitError('STRAIT_KAFKA', `${what} on '${alias}' failed: ${err.message}`);
+  }
+
+  /**
+   * A cluster that failed is not asked again until its backoff ends (1 s doubling to 60 s, reset by a success); in
+   * between, its last error is reported again, so status stays accurate without hammering a cluster that is down.
+   */
+  private async topicsWithBackoff(alias: string): Promise<TopicMeta> {
+    const b = this.backoff.get(alias);
+    if (b && Date.now() < b.until) throw b.error;
+    try {
+      const m = await this.topics(alias);
+      this.backoff.delete(alias);
+      return m;
+    } catch (e) {
+      const delayMs = Math.min(MAX_BACKOFF_MS, b ? b.delayMs * 2 : MIN_BACKOFF_MS);
+      this.backoff.set(alias, { until: Date.now() + delayMs, delayMs, error: e as Error });
+      this.log.debug({ cluster: alias, retryInMs: delayMs }, 'cluster failed; backing off');
+      throw e;
+    }
+  }
+
+  /** Milliseconds until a failed cluster is asked again (0 when it is healthy); for status and tests. */
+  backoffMs(alias: string): number {
+    const b = this.backoff.get(alias);
+    return b ? Math.max(0, b.until - Date.now()) : 0;
   }
 
   private async topics(alias: string): Promise<TopicMeta> {
@@ -119,7 +180,7 @@ export class TopicManager {
     await new Promise<void>((res, rej) =>
       admin.createTopic({ topic, num_partitions: partitions, replication_factor: replicationFactor, config }, 15_000, (err) =>
         // TOPIC_ALREADY_EXISTS (36): another controller or an earlier attempt made it; the next refresh checks it
-        err && err.code !== 36 ? rej(new StraitError('STRAIT_KAFKA', `creating ${topic} on '${alias}' failed: ${err.message}`)) : res(),
+        err && err.code !== 36 ? rej(this.authzError(alias, `creating topic '${topic}'`, `CREATE (on the topic or the cluster)`, err)) : res(),
       ),
     );
   }
@@ -127,7 +188,7 @@ export class TopicManager {
   private async addPartitions(alias: string, topic: string, total: number): Promise<void> {
     const { admin } = await this.cluster(alias);
     await new Promise<void>((res, rej) =>
-      admin.createPartitions(topic, total, 15_000, (err) => (err ? rej(new StraitError('STRAIT_KAFKA', `adding partitions to ${topic} on '${alias}' failed: ${err.message}`)) : res())),
+      admin.createPartitions(topic, total, 15_000, (err) => (err ? rej(this.authzError(alias, `adding partitions to '${topic}'`, 'ALTER on the topic', err)) : res())),
     );
   }
 
@@ -160,19 +221,30 @@ export class TopicManager {
     const result: RefreshResult = { partitions: [], problems: [], topics: {} };
     const aliases = Object.keys(this.config.clusters);
     const writers = new Map<string, string>(); // `${target}|${targetTopic}` -> route name
+    // every cluster a live route uses is asked at once, so one slow or failing cluster costs one timeout, not one per route
     const metaCache = new Map<string, Promise<TopicMeta>>();
     const meta = (alias: string) => {
       let m = metaCache.get(alias);
-      if (!m) metaCache.set(alias, (m = this.topics(alias)));
+      if (!m) {
+        metaCache.set(alias, (m = this.topicsWithBackoff(alias)));
+        m.catch(() => {}); // awaited (and reported) by the routes that use it
+      }
       return m;
     };
+    for (const route of this.config.routes) {
+      if (route.paused || paused.has(route.name)) continue;
+      meta(route.source);
+      meta(route.target);
+    }
     for (const route of this.config.routes) {
       if (route.paused || paused.has(route.name)) continue;
       try {
         await this.refreshRoute(route, aliases, meta, writers, result);
       } catch (e) {
         const err = e as StraitError;
-        result.problems.push({ route: route.name, topic: '*', targetTopic: '*', code: err.code === 'STRAIT_CLUSTER_UNREACHABLE' ? err.code : 'STRAIT_KAFKA', message: err.message });
+        const code = err.code === 'STRAIT_CLUSTER_UNREACHABLE' || err.code === 'STRAIT_CLUSTER_AUTH' ? err.code : 'STRAIT_KAFKA';
+        const retryInMs = Math.max(this.backoffMs(route.source), this.backoffMs(route.target));
+        result.problems.push({ route: route.name, topic: '*', targetTopic: '*', code, message: err.message, ...(retryInMs > 0 ? { retryInMs } : {}) });
         this.log.warn({ route: route.name, err: err.message }, 'route refresh failed; retrying next interval');
       }
     }
@@ -237,7 +309,7 @@ export class TopicManager {
           }
         }
       } catch (e) {
-        problem('STRAIT_KAFKA', (e as Error).message);
+        problem((e as StraitError).code === 'STRAIT_NOT_AUTHORIZED' ? 'STRAIT_NOT_AUTHORIZED' : 'STRAIT_KAFKA', `${(e as Error).message}; topic held`);
         continue;
       }
       const codec = targetCodec(route, sourceCfg[topic]?.['compression.type']?.value ?? undefined);

@@ -75,6 +75,9 @@ t.test('an unreachable cluster is named, and strait keeps running', async (t) =>
   }));
   await waitFor('problem reported', async () => (await strait.status()).controller.problems.some((p) => /cluster 'a' \(127\.0\.0\.1:1\) is unreachable/.test(p.message)), 60_000, 500);
   t.pass('status names the unreachable cluster and its bootstrap');
+  // refreshes run every second, but the dead cluster is asked less and less often (1 s doubling, up to 60 s)
+  await waitFor('backoff grows past the refresh interval', async () => (await strait.status()).controller.problems.some((p) => (p.retryInMs ?? 0) > 1500), 60_000, 500);
+  t.pass('the controller backs off from the unreachable cluster');
   t.equal(strait.child.exitCode, null, 'still running');
   t.equal(await strait.stop(), 0);
 });
