@@ -13,9 +13,12 @@ import { stringify } from 'yaml';
 import { StraitError } from '../shared/errors';
 import { ensureKafka, projectRoot, runKafkaClass, spawnKafkaClass, type KafkaRuntime } from './kafka-runtime';
 import * as dev from './local-cluster';
+import { renderCharts } from './chart';
 import { ProcSampler } from './proc-stats';
+import { startTcpProxy } from './tcp-proxy';
 
-export const SYSTEMS = ['strait', 'strait-lan', 'js-baseline', 'mm2-default', 'mm2-tuned'] as const;
+export const SYSTEMS = ['strait', 'strait-lan', 'strait-wan', 'js-baseline', 'mm2-default', 'mm2-tuned'] as const;
+export const SCENARIOS = ['throughput', 'ceiling', 'latency', 'wan'] as const;
 export type SystemName = (typeof SYSTEMS)[number];
 
 export interface BenchOptions {
@@ -32,7 +35,15 @@ export interface BenchOptions {
   rate?: number;
   /** latency scenario: seconds of steady production */
   durationSec?: number;
+  /** latency scenario: seconds of production at the rate before measuring starts (default 5) */
+  warmupSec?: number;
+  /** where the local clusters' state goes (default .strait/bench) */
+  clusterDir?: string;
+  /** wan scenario: added round-trip time, ms (default 50) */
+  rttMs?: number;
   log: (line: string) => void;
+  /** called while loading and replicating: a label, work done and work to do (records) */
+  progress?: (label: string, done: number, total: number) => void;
 }
 
 export interface SystemResult {
@@ -62,6 +73,8 @@ export interface ScenarioResult {
 interface Clusters {
   source: string;
   target: string;
+  /** the source's listener advertised through the delay proxy's port (local clusters only) */
+  sourceWan?: { bootstrap: string; upstream: string; port: number };
   runtime: KafkaRuntime;
   stop: () => Promise<void>;
 }
@@ -70,12 +83,24 @@ const MM2_TASKS = 2; // one per core on the 2-core bench machine
 
 async function clusters(opts: BenchOptions): Promise<Clusters> {
   const runtime = ensureKafka(undefined, opts.log);
-  if (opts.source && opts.target) return { source: opts.source, target: opts.target, runtime, stop: async () => {} };
+  if (opts.source && opts.target) {
+    if (opts.scenarios.includes('wan')) {
+      throw new StraitError('STRAIT_USAGE', "the wan scenario runs on local clusters only: its delay proxy must be the source broker's advertised listener; drop --source/--target or the wan scenario", { field: 'scenario' });
+    }
+    return { source: opts.source, target: opts.target, runtime, stop: async () => {} };
+  }
   if (opts.source || opts.target) throw new StraitError('STRAIT_USAGE', '--source and --target go together (or neither, for local clusters)', { field: opts.source ? 'target' : 'source' });
-  const dir = resolve('.strait', 'bench');
+  const dir = resolve(opts.clusterDir ?? join('.strait', 'bench'));
   await dev.down({ dir });
-  const state = await dev.up({ clusters: 2, dir, log: opts.log, heap: '1g' });
-  return { source: state.clusters.a!.bootstrap, target: state.clusters.b!.bootstrap, runtime, stop: async () => void (await dev.down({ dir })) };
+  const state = await dev.up({ clusters: 2, dir, log: opts.log, heap: '1g', wanListener: opts.scenarios.includes('wan') });
+  const a = state.clusters.a!;
+  return {
+    source: a.bootstrap,
+    target: state.clusters.b!.bootstrap,
+    ...(a.wan ? { sourceWan: { bootstrap: a.wan.bootstrap, upstream: `127.0.0.1:${a.wan.port}`, port: a.wan.proxyPort } } : {}),
+    runtime,
+    stop: async () => void (await dev.down({ dir })),
+  };
 }
 
 async function admin<T>(brokers: string, fn: (a: Kafka.IAdminClient) => Promise<T>): Promise<T> {
@@ -135,7 +160,7 @@ function stopChild(child: ChildProcess, graceMs = 20_000): Promise<void> {
 }
 
 /** Runs one replicator until `records` have landed in `targetTopic`; rate from first to last landing. */
-async function measure(name: string, child: ChildProcess, wm: Watermarks, targetTopic: string, partitions: number, records: number, bytesPerRecord: number, timeoutMs: number): Promise<SystemResult> {
+async function measure(name: string, child: ChildProcess, wm: Watermarks, targetTopic: string, partitions: number, records: number, bytesPerRecord: number, timeoutMs: number, progress?: BenchOptions['progress']): Promise<SystemResult> {
   const pid = child.pid!;
   const rss = new ProcSampler(pid);
   let firstAt = 0;
@@ -151,6 +176,7 @@ async function measure(name: string, child: ChildProcess, wm: Watermarks, target
       if (Date.now() > deadline) throw new Error(`${name}: only ${landed} of ${records} records landed within ${timeoutMs / 1000} s`);
       const exited = exitedEarly; // read before the watermarks: a system that finished and exited is fine
       landed = await wm.total(targetTopic, partitions).catch(() => 0);
+      progress?.(name, landed, records);
       if (exited && landed < records) throw new Error(`${name} exited before replicating everything (${landed} of ${records})`);
       if (landed === 0) lastZeroAt = performance.now();
       if (landed > 0 && firstAt === 0) {
@@ -183,13 +209,13 @@ async function measure(name: string, child: ChildProcess, wm: Watermarks, target
   }
 }
 
-function straitConfig(dir: string, alias: string, c: Clusters, topic: string, profile: string, codec: string): string {
+function straitConfig(dir: string, alias: string, c: Clusters, source: string, topic: string, profile: string, codec: string): string {
   const file = join(dir, `${alias}.yaml`);
   writeFileSync(
     file,
     stringify({
       deployment: `bench-${alias}`,
-      clusters: { [alias]: { bootstrap: c.source }, target: { bootstrap: c.target } },
+      clusters: { [alias]: { bootstrap: source }, target: { bootstrap: c.target } },
       routes: [{ name: alias, source: alias, target: 'target', topics: { include: [topic] }, profile, compression: codec === 'none' ? 'none' : codec, syncTopicConfigs: false }],
       store: { type: 'embedded', path: join(dir, `${alias}-store`) },
       metrics: { enabled: false },
@@ -199,11 +225,11 @@ function straitConfig(dir: string, alias: string, c: Clusters, topic: string, pr
   return file;
 }
 
-function mm2Config(dir: string, alias: string, c: Clusters, topic: string, tuned: boolean, codec: string): string {
+function mm2Config(dir: string, alias: string, c: Clusters, source: string, topic: string, tuned: boolean, codec: string): string {
   const file = join(dir, `${alias}.properties`);
   const lines = [
     `clusters = ${alias}, target`,
-    `${alias}.bootstrap.servers = ${c.source}`,
+    `${alias}.bootstrap.servers = ${source}`,
     `target.bootstrap.servers = ${c.target}`,
     `${alias}->target.enabled = true`,
     `${alias}->target.topics = ${topic}`,
@@ -285,20 +311,20 @@ async function ceilingResults(c: Clusters, dir: string, topic: string, o: { reco
 
 
 /** Starts one replicator for `topic`; returns the child and the topic it writes on the target. */
-async function startSystem(system: SystemName, c: Clusters, work: string, topic: string, partitions: number, codec: string, records: number, jsBatch = 1000): Promise<{ child: ChildProcess; targetTopic: string }> {
+async function startSystem(system: SystemName, c: Clusters, work: string, topic: string, partitions: number, codec: string, records: number, jsBatch = 1000, source = c.source): Promise<{ child: ChildProcess; targetTopic: string }> {
   const alias = system.replace(/[^a-z0-9]/g, '');
-  if (system === 'strait' || system === 'strait-lan') {
-    const cfg = straitConfig(work, alias, c, topic, system === 'strait' ? 'default' : 'lan', codec);
+  if (system.startsWith('strait')) {
+    const cfg = straitConfig(work, alias, c, source, topic, system === 'strait' ? 'default' : system.slice('strait-'.length), codec);
     const child = spawn(process.execPath, [join(projectRoot(), 'dist', 'bin', 'strait.js'), 'run', '-c', cfg, '--no-status-line'], { stdio: ['ignore', 'ignore', 'inherit'] });
     return { child, targetTopic: `${alias}.${topic}` };
   }
   if (system === 'js-baseline') {
     const targetTopic = `js.${topic}`;
     await createTopic(c.target, targetTopic, partitions, { 'compression.type': codec === 'none' ? 'producer' : codec });
-    const child = spawn(process.execPath, [join(projectRoot(), 'dist', 'bench', 'js-loop.js'), c.source, c.target, topic, targetTopic, String(partitions), String(records), String(jsBatch)], { stdio: ['ignore', 'ignore', 'inherit'] });
+    const child = spawn(process.execPath, [join(projectRoot(), 'dist', 'bench', 'js-loop.js'), source, c.target, topic, targetTopic, String(partitions), String(records), String(jsBatch)], { stdio: ['ignore', 'ignore', 'inherit'] });
     return { child, targetTopic };
   }
-  const cfg = mm2Config(work, alias, c, topic, system === 'mm2-tuned', codec);
+  const cfg = mm2Config(work, alias, c, source, topic, system === 'mm2-tuned', codec);
   const logFd = openSync(join(work, `${alias}.log`), 'w');
   const child = spawnKafkaClass(c.runtime, 'org.apache.kafka.connect.mirror.MirrorMaker', [cfg], { heap: '1g', log4j: log4jQuiet(work), stdio: ['ignore', logFd, logFd] });
   closeSync(logFd);
@@ -310,12 +336,14 @@ async function startSystem(system: SystemName, c: Clusters, work: string, topic:
  * Steady production at `rate` for `durationSec` into a fresh source topic while `system` replicates it; a consumer
  * on the target records, for every record, the time from its source CreateTime until it was read (HDR histogram).
  */
-async function latencyRun(system: SystemName, c: Clusters, work: string, o: { rate: number; durationSec: number; partitions: number; recordSize: number; codec: string; log: (l: string) => void }): Promise<SystemResult> {
+async function latencyRun(system: SystemName, c: Clusters, work: string, o: { rate: number; durationSec: number; warmupSec: number; partitions: number; recordSize: number; codec: string; log: (l: string) => void; progress?: BenchOptions['progress']; track: (ch: ChildProcess) => void }): Promise<SystemResult> {
   const topic = `lat-${system}-${Date.now().toString(36)}`;
   await createTopic(c.source, topic, o.partitions);
-  const WARM = 200;
-  const total = WARM + o.rate * o.durationSec;
+  const READY = 200; // records that prove the replicator is up before the clock starts
+  const warm = o.rate * o.warmupSec; // then production at the rate, not measured, so start-up effects wash out
+  const total = READY + warm + o.rate * o.durationSec;
   const { child, targetTopic } = await startSystem(system, c, work, topic, o.partitions, o.codec, total, 50);
+  o.track(child);
   const rss = new ProcSampler(child.pid!);
   // the measuring clients must not add latency of their own: no linger to speak of, no Nagle
   const producer = new Kafka.Producer({ 'bootstrap.servers': c.source, 'linger.ms': 1, 'socket.nagle.disable': true, 'queue.buffering.max.messages': 1000000, log_level: 0 } as Kafka.ProducerGlobalConfig);
@@ -336,11 +364,11 @@ async function latencyRun(system: SystemName, c: Clusters, work: string, o: { ra
   const wm = new Watermarks(c.target);
   let consumer: Kafka.KafkaConsumer | undefined;
   try {
-    for (let i = 0; i < WARM; i++) produceOne(`w${i}`);
-    const warmDeadline = Date.now() + 180_000;
-    while ((await wm.total(targetTopic, o.partitions)) < WARM) {
-      if (Date.now() > warmDeadline) throw new Error(`${system}: warm-up records did not arrive within 180 s`);
-      if (child.exitCode !== null) throw new Error(`${system} exited during warm-up`);
+    for (let i = 0; i < READY; i++) produceOne(`r${i}`);
+    const readyDeadline = Date.now() + 180_000;
+    while ((await wm.total(targetTopic, o.partitions)) < READY) {
+      if (Date.now() > readyDeadline) throw new Error(`${system}: the first ${READY} records did not arrive within 180 s`);
+      if (child.exitCode !== null) throw new Error(`${system} exited while starting`);
       await new Promise((r) => setTimeout(r, 200));
     }
     const cons = new Kafka.KafkaConsumer({ 'bootstrap.servers': c.target, 'group.id': `lat-${Date.now()}`, 'enable.auto.commit': false, 'fetch.wait.max.ms': 5, 'socket.nagle.disable': true, log_level: 0 }, {});
@@ -353,10 +381,10 @@ async function latencyRun(system: SystemName, c: Clusters, work: string, o: { ra
     const started = Date.now();
     const target = o.rate * o.durationSec;
     const ticker = setInterval(() => {
-      const due = Math.min(target, Math.floor(((Date.now() - started) / 1000) * o.rate));
-      while (sent < due) produceOne(`m${sent++}`);
+      const due = Math.min(warm + target, Math.floor(((Date.now() - started) / 1000) * o.rate));
+      for (; sent < due; sent++) produceOne(sent < warm ? `w${sent}` : `m${sent}`);
     }, 5);
-    const deadline = started + (o.durationSec + 60) * 1000;
+    const deadline = started + (o.warmupSec + o.durationSec + 60) * 1000;
     while (measured < target && Date.now() < deadline) {
       // small batches: node-rdkafka's consume(n) keeps collecting until n records or one consume times out, so a
       // large n at a steady trickle would hold records for seconds and measure the measuring client
@@ -367,9 +395,10 @@ async function latencyRun(system: SystemName, c: Clusters, work: string, o: { ra
         hist.recordValue(Math.max(1, now - (m.timestamp ?? now)));
         measured++;
       }
+      if (batch.length > 0) o.progress?.(`latency ${system}`, measured, target);
     }
     clearInterval(ticker);
-    if (measured < target) throw new Error(`${system}: ${measured} of ${target} records arrived within ${o.durationSec + 60} s`);
+    if (measured < target) throw new Error(`${system}: ${measured} of ${target} records arrived within ${o.warmupSec + o.durationSec + 60} s`);
     return {
       system,
       records: measured,
@@ -393,69 +422,143 @@ async function latencyRun(system: SystemName, c: Clusters, work: string, o: { ra
   }
 }
 
+/** Replicates the preloaded backlog of `topic` with each system in turn (throughput and wan scenarios). */
+async function replicateBacklog(ctx: RunContext, scenario: ScenarioResult, systems: SystemName[], topic: string, source: string): Promise<void> {
+  const { opts, c, work } = ctx;
+  const timeoutMs = Math.max(180_000, (opts.records / 2000) * 1000);
+  for (const system of systems) {
+    ctx.checkAborted();
+    const { child, targetTopic } = await startSystem(system, c, work, topic, opts.partitions, scenario.codec, opts.records, 1000, source);
+    ctx.running.add(child);
+    // a fresh client per system: librdkafka caches metadata of topics that did not exist yet
+    const wm = new Watermarks(c.target);
+    opts.log(`  ${scenario.scenario} ${system}: replicating into ${targetTopic} ...`);
+    try {
+      const r = await measure(system, child, wm, targetTopic, opts.partitions, opts.records, scenario.recordSize, timeoutMs, opts.progress && ((l, d, t) => opts.progress!(`${scenario.scenario} ${l}`, d, t)));
+      scenario.results.push(r);
+      opts.log(`  ${scenario.scenario} ${system}: ${r.recordsPerSec} rec/s, ${r.mbPerSec} MB/s, ${r.cpuSecondsPerGB} CPU s/GB, peak RSS ${r.peakRssMB} MB`);
+    } catch (e) {
+      ctx.checkAborted();
+      scenario.results.push({ system, records: 0, seconds: 0, recordsPerSec: 0, mbPerSec: 0, cpuSecondsPerGB: 0, peakRssMB: 0, note: (e as Error).message });
+      opts.log(`  ${scenario.scenario} ${system}: FAILED ${(e as Error).message}`);
+    } finally {
+      await wm.close();
+      await stopChild(child);
+      ctx.running.delete(child);
+      await deleteTopic(c.target, targetTopic);
+    }
+  }
+}
+
+interface RunContext {
+  opts: BenchOptions;
+  c: Clusters;
+  work: string;
+  running: Set<ChildProcess>;
+  checkAborted: () => void;
+}
+
+/** Fills `topic` with N records through Kafka's ProducerPerformance (acks=1), reporting progress from the watermarks. */
+async function preload(ctx: RunContext, topic: string, recordSize: number, codec: string): Promise<void> {
+  const { opts, c, work } = ctx;
+  opts.log(`preloading ${opts.records} records of ${recordSize} B (${codec}) into ${topic} (${opts.partitions} partitions) ...`);
+  let stderr = '';
+  const child = spawnKafkaClass(c.runtime, 'org.apache.kafka.tools.ProducerPerformance', [
+    '--topic', topic, '--num-records', String(opts.records), '--record-size', String(recordSize), '--throughput', '-1',
+    '--producer-props', `bootstrap.servers=${c.source}`, 'acks=1', 'linger.ms=10', 'batch.size=1048576', `compression.type=${codec}`,
+  ], { heap: '1g', log4j: log4jQuiet(work), stdio: ['ignore', 'ignore', 'pipe'] });
+  ctx.running.add(child);
+  child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+  const exited = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
+  const wm = new Watermarks(c.source);
+  try {
+    let done = false;
+    void exited.then(() => (done = true));
+    while (!done) {
+      opts.progress?.('preload', await wm.total(topic, opts.partitions), opts.records);
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 500))]);
+    }
+    ctx.checkAborted();
+    const code = await exited;
+    if (code !== 0) throw new StraitError('STRAIT_KAFKA', `preload failed (exit ${code}): ${stderr.trim().split('\n').slice(-3).join(' ')}`);
+    opts.progress?.('preload', opts.records, opts.records);
+  } finally {
+    ctx.running.delete(child);
+    await wm.close();
+  }
+}
+
 export async function runBench(opts: BenchOptions): Promise<ScenarioResult[]> {
   const out = resolve(opts.out);
   const work = join(out, 'work');
   mkdirSync(work, { recursive: true });
   const c = await clusters(opts);
   const results: ScenarioResult[] = [];
+  let aborted = false;
   const running = new Set<ChildProcess>();
-  const interrupt = () => {
+  const ctx: RunContext = {
+    opts, c, work, running,
+    checkAborted: () => {
+      if (aborted) throw new StraitError('STRAIT_INTERRUPTED', 'bench interrupted; every process it started was stopped');
+    },
+  };
+  // Ctrl-C / SIGTERM: stop what runs now (the loops then see `aborted`), then the finally below stops the clusters
+  const interrupt = (signal: string) => {
+    if (aborted) return;
+    aborted = true;
+    opts.log(`${signal}: stopping the bench ...`);
     for (const ch of running) ch.kill('SIGKILL');
   };
-  process.once('SIGINT', interrupt);
+  const onInt = () => interrupt('SIGINT');
+  const onTerm = () => interrupt('SIGTERM');
+  process.on('SIGINT', onInt);
+  process.on('SIGTERM', onTerm);
+  const wants = (s: string) => opts.scenarios.includes(s);
   try {
     for (const recordSize of opts.recordSizes) {
       for (const codec of opts.codecs) {
-        if (!opts.scenarios.includes('throughput') && !opts.scenarios.includes('ceiling') && !opts.scenarios.includes('latency')) continue;
         const topic = `bench-${recordSize}b-${codec}-${Date.now().toString(36)}`;
-        const preload = opts.scenarios.includes('throughput') || opts.scenarios.includes('ceiling');
-        if (preload) opts.log(`preloading ${opts.records} records of ${recordSize} B (${codec}) into ${topic} (${opts.partitions} partitions) ...`);
+        const backlog = wants('throughput') || wants('ceiling') || wants('wan');
         await createTopic(c.source, topic, opts.partitions);
-        const pre = !preload ? { status: 0, stderr: '' } : runKafkaClass(c.runtime, 'org.apache.kafka.tools.ProducerPerformance', [
-          '--topic', topic, '--num-records', String(opts.records), '--record-size', String(recordSize), '--throughput', '-1',
-          '--producer-props', `bootstrap.servers=${c.source}`, 'acks=1', 'linger.ms=10', 'batch.size=1048576', `compression.type=${codec}`,
-        ], { heap: '1g', log4j: log4jQuiet(work) });
-        if (pre.status !== 0) throw new StraitError('STRAIT_KAFKA', `preload failed: ${pre.stderr.trim().split('\n').slice(-3).join(' ')}`);
-        const scenario: ScenarioResult = { scenario: 'throughput', recordSize, codec, partitions: opts.partitions, records: opts.records, results: [] };
-        const timeoutMs = Math.max(180_000, (opts.records / 2000) * 1000);
-        if (opts.scenarios.includes('throughput')) {
-          for (const system of opts.systems) {
-            const { child, targetTopic } = await startSystem(system, c, work, topic, opts.partitions, codec, opts.records);
-            running.add(child);
-            // a fresh client per system: librdkafka caches metadata of topics that did not exist yet
-            const wm = new Watermarks(c.target);
-            opts.log(`  ${system}: replicating into ${targetTopic} ...`);
+        try {
+          if (backlog) await preload(ctx, topic, recordSize, codec);
+          const scenario: ScenarioResult = { scenario: 'throughput', recordSize, codec, partitions: opts.partitions, records: opts.records, results: [] };
+          if (wants('throughput')) await replicateBacklog(ctx, scenario, opts.systems.filter((s) => s !== 'strait-wan'), topic, c.source);
+          ctx.checkAborted();
+          if (wants('ceiling')) scenario.results.push(...(await ceilingResults(c, work, topic, { records: opts.records, recordSize, partitions: opts.partitions, codec })));
+          if (wants('throughput') || wants('ceiling')) results.push(scenario);
+          if (wants('wan')) {
+            const rtt = opts.rttMs ?? 50;
+            const wan: ScenarioResult = { scenario: `wan (+${rtt} ms round trip to the source)`, recordSize, codec, partitions: opts.partitions, records: opts.records, results: [] };
+            // the delay proxy stands where the source broker's WAN listener is advertised; its queue bound (8 MiB
+            // per direction and connection) plays the part of the TCP window a real long link has
+            const proxy = await startTcpProxy(c.sourceWan!.upstream, { port: c.sourceWan!.port, delayMs: rtt / 2, maxQueuedBytes: 8 * 1024 * 1024 });
             try {
-              const r = await measure(system, child, wm, targetTopic, opts.partitions, opts.records, recordSize, timeoutMs);
-              scenario.results.push(r);
-              opts.log(`  ${system}: ${r.recordsPerSec} rec/s, ${r.mbPerSec} MB/s, ${r.cpuSecondsPerGB} CPU s/GB, peak RSS ${r.peakRssMB} MB`);
-            } catch (e) {
-              scenario.results.push({ system, records: 0, seconds: 0, recordsPerSec: 0, mbPerSec: 0, cpuSecondsPerGB: 0, peakRssMB: 0, note: (e as Error).message });
-              opts.log(`  ${system}: FAILED ${(e as Error).message}`);
+              const systems = [...new Set<SystemName>(['strait', 'strait-wan', ...opts.systems.filter((s) => s.startsWith('mm2'))])];
+              await replicateBacklog(ctx, wan, systems, topic, c.sourceWan!.bootstrap);
             } finally {
-              await wm.close();
-              await stopChild(child);
-              running.delete(child);
-              await deleteTopic(c.target, targetTopic);
+              await proxy.close();
             }
+            results.push(wan);
           }
+        } finally {
+          await deleteTopic(c.source, topic);
         }
-        if (opts.scenarios.includes('ceiling')) scenario.results.push(...(await ceilingResults(c, work, topic, { records: opts.records, recordSize, partitions: opts.partitions, codec })));
-        if (preload) results.push(scenario);
-        await deleteTopic(c.source, topic);
-        if (opts.scenarios.includes('latency')) {
-          const straitMax = scenario.results.find((r) => r.system === 'strait')?.recordsPerSec;
+        if (wants('latency')) {
+          const straitMax = results.find((r) => r.scenario === 'throughput' && r.recordSize === recordSize && r.codec === codec)?.results.find((r) => r.system === 'strait')?.recordsPerSec;
           const rate = opts.rate ?? Math.min(100_000, straitMax ? Math.round(straitMax / 2) : 5000);
           const durationSec = opts.durationSec ?? 20;
-          const lat: ScenarioResult = { scenario: `latency at ${rate} records/s for ${durationSec} s`, recordSize, codec, partitions: opts.partitions, records: rate * durationSec, results: [] };
+          const warmupSec = opts.warmupSec ?? 5;
+          const lat: ScenarioResult = { scenario: `latency at ${rate} records/s for ${durationSec} s (after ${warmupSec} s warm-up)`, recordSize, codec, partitions: opts.partitions, records: rate * durationSec, results: [] };
           for (const system of opts.systems) {
-            opts.log(`  latency ${system}: ${rate} records/s for ${durationSec} s ...`);
+            ctx.checkAborted();
+            opts.log(`  latency ${system}: ${rate} records/s, ${warmupSec} s warm-up + ${durationSec} s measured ...`);
             try {
-              const r = await latencyRun(system, c, work, { rate, durationSec, partitions: opts.partitions, recordSize, codec, log: opts.log });
+              const r = await latencyRun(system, c, work, { rate, durationSec, warmupSec, partitions: opts.partitions, recordSize, codec, log: opts.log, track: (ch) => running.add(ch), ...(opts.progress ? { progress: opts.progress } : {}) });
               lat.results.push(r);
               opts.log(`  latency ${system}: p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms, p99.9 ${r.p999Ms} ms`);
             } catch (e) {
+              ctx.checkAborted();
               lat.results.push({ system, records: 0, seconds: 0, recordsPerSec: 0, mbPerSec: 0, cpuSecondsPerGB: 0, peakRssMB: 0, note: (e as Error).message });
               opts.log(`  latency ${system}: FAILED ${(e as Error).message}`);
             }
@@ -465,11 +568,12 @@ export async function runBench(opts: BenchOptions): Promise<ScenarioResult[]> {
       }
     }
   } finally {
-    process.removeListener('SIGINT', interrupt);
+    process.removeListener('SIGINT', onInt);
+    process.removeListener('SIGTERM', onTerm);
     for (const ch of running) await stopChild(ch, 5000);
     await c.stop();
   }
-  writeResults(out, opts, results);
+  await writeResults(out, opts, results);
   return results;
 }
 
@@ -478,10 +582,9 @@ function ratio(a: number | undefined, b: number | undefined): string {
 }
 
 export function markdown(opts: BenchOptions, results: ScenarioResult[]): string {
-  const cpu = cpus()[0]?.model ?? 'unknown CPU';
   const lines = [
-    `Machine: ${cpus().length} cores (${cpu}), ${Math.round(totalmem() / 2 ** 30)} GiB RAM; brokers: local single-node KRaft Kafka (harness), MirrorMaker 2 tasks.max=${MM2_TASKS} (default) / ${MM2_TASKS * 2} (tuned).`,
-    `Command: \`strait bench ${opts.scenarios.join(' ')} --records ${opts.records} --record-size ${opts.recordSizes.join(',')} --partitions ${opts.partitions} --codec ${opts.codecs.join(',')}\``,
+    `Machine: ${machineLine()}; brokers: local single-node KRaft Kafka (harness), MirrorMaker 2 tasks.max=${MM2_TASKS} (default) / ${MM2_TASKS * 2} (tuned).`,
+    `Command: \`${commandLine(opts)}\``,
     '',
   ];
   for (const s of results) {
@@ -496,6 +599,10 @@ export function markdown(opts: BenchOptions, results: ScenarioResult[]): string 
     lines.push('| system | records/s | MB/s | CPU s/GB | peak RSS MB | note |', '|---|---:|---:|---:|---:|---|');
     for (const r of s.results) lines.push(`| ${r.system} | ${r.recordsPerSec} | ${r.mbPerSec} | ${r.cpuSecondsPerGB || '-'} | ${r.peakRssMB || '-'} | ${r.note ?? ''} |`);
     const get = (n: string) => s.results.find((r) => r.system === n)?.recordsPerSec;
+    if (s.scenario.startsWith('wan')) {
+      lines.push('', `strait-wan / MirrorMaker 2 default: ${ratio(get('strait-wan'), get('mm2-default'))}; strait-wan / MirrorMaker 2 tuned: ${ratio(get('strait-wan'), get('mm2-tuned'))}; strait-wan / strait (default profile): ${ratio(get('strait-wan'), get('strait'))}`, '');
+      continue;
+    }
     const ceiling = Math.min(...s.results.filter((r) => r.system.startsWith('ceiling')).map((r) => r.recordsPerSec).filter((x) => x > 0));
     lines.push(
       '',
@@ -507,7 +614,18 @@ export function markdown(opts: BenchOptions, results: ScenarioResult[]): string 
   return lines.join('\n');
 }
 
-function writeResults(out: string, opts: BenchOptions, results: ScenarioResult[]): void {
-  writeFileSync(join(out, 'results.json'), JSON.stringify({ at: new Date().toISOString(), machine: { cores: cpus().length, cpu: cpus()[0]?.model, memGiB: Math.round(totalmem() / 2 ** 30) }, options: { ...opts, log: undefined }, results }, null, 2));
+function machineLine(): string {
+  return `${cpus().length} cores (${cpus()[0]?.model ?? 'unknown CPU'}), ${Math.round(totalmem() / 2 ** 30)} GiB RAM`;
+}
+
+function commandLine(opts: BenchOptions): string {
+  return `strait bench ${opts.scenarios.join(' ')} --records ${opts.records} --record-size ${opts.recordSizes.join(',')} --partitions ${opts.partitions} --codec ${opts.codecs.join(',')}`;
+}
+
+async function writeResults(out: string, opts: BenchOptions, results: ScenarioResult[]): Promise<void> {
+  writeFileSync(join(out, 'results.json'), JSON.stringify({ at: new Date().toISOString(), machine: { cores: cpus().length, cpu: cpus()[0]?.model, memGiB: Math.round(totalmem() / 2 ** 30) }, options: { ...opts, log: undefined, progress: undefined }, results }, null, 2));
   writeFileSync(join(out, 'results.md'), markdown(opts, results));
+  const { svg, html } = await renderCharts(results, { title: 'strait bench', machine: machineLine(), command: commandLine(opts) });
+  writeFileSync(join(out, 'chart.svg'), svg);
+  writeFileSync(join(out, 'report.html'), html);
 }

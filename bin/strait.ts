@@ -22,6 +22,23 @@ function print(line: string): void {
   process.stdout.write(`${line}\n`);
 }
 
+/** Progress bars on a TTY (one per loading/replicating step, cli-progress); plain log lines otherwise. */
+async function progressBars(): Promise<{ log: (l: string) => void; progress?: (label: string, done: number, total: number) => void; stop: () => void }> {
+  if (!process.stderr.isTTY) return { log: (l) => process.stderr.write(`${l}\n`), stop: () => {} };
+  const { MultiBar, Presets } = await import('cli-progress');
+  const multi = new MultiBar({ format: ' {bar} {percentage}% | {value}/{total} records | {label}', hideCursor: true, clearOnComplete: false, stream: process.stderr }, Presets.shades_classic);
+  const bars = new Map<string, import('cli-progress').SingleBar>();
+  return {
+    log: (l) => multi.log(`${l}\n`),
+    progress: (label, done, total) => {
+      let bar = bars.get(label);
+      if (!bar) bars.set(label, (bar = multi.create(total, 0, { label })));
+      bar.update(Math.min(done, total), { label });
+    },
+    stop: () => multi.stop(),
+  };
+}
+
 export function buildProgram(): Command {
   const program = new Command('strait')
     .description('strait — Apache Kafka cross-cluster replication (active-passive, active-active, exact offset translation)')
@@ -131,42 +148,47 @@ export function buildProgram(): Command {
 
   program
     .command('bench [scenarios...]')
-    .description('compare strait with MirrorMaker 2, a node-rdkafka JS loop and Kafka\'s perf-tool ceiling (scenarios: throughput, ceiling, latency)')
+    .description('compare strait with MirrorMaker 2, a node-rdkafka JS loop and Kafka\'s perf-tool ceiling (scenarios: throughput, ceiling, latency, wan)')
     .option('--source <bootstrap>', "source cluster (default: local clusters started by the harness)")
     .option('--target <bootstrap>', 'target cluster')
     .option('--records <n>', 'records to preload per run', int('--records', 1, 1_000_000_000), 1_000_000)
     .option('--record-size <bytes,...>', 'record sizes', '1024,100')
     .option('--partitions <n>', 'partitions of the bench topic', int('--partitions', 1, 10_000), 16)
     .option('--codec <codec,...>', 'none|gzip|snappy|lz4|zstd', 'none')
-    .option('--systems <names>', 'which systems to run', 'strait,strait-lan,js-baseline,mm2-default,mm2-tuned')
+    .option('--systems <names>', 'which systems to run (the wan scenario always runs strait and strait-wan, plus the mm2 systems listed)', 'strait,strait-lan,js-baseline,mm2-default,mm2-tuned')
     .option('--out <dir>', 'where results.json and results.md go', 'bench-results')
     .option('--rate <records/s>', 'latency: steady production rate (default: half of strait\'s throughput)', int('--rate', 1, 10_000_000))
     .option('--duration <seconds>', 'latency: seconds of steady production', int('--duration', 1, 3600), 20)
-    .action(async (scenarios: string[], o: { source?: string; target?: string; records: number; recordSize: string; partitions: number; codec: string; systems: string; out: string; rate?: number; duration: number }) => {
-      const { runBench, SYSTEMS, markdown } = await import('../bench/bench');
+    .option('--warmup <seconds>', 'latency: seconds of production at the rate before measuring', int('--warmup', 0, 3600), 5)
+    .option('--rtt <ms>', 'wan: round-trip time the delay proxy adds in front of the source', int('--rtt', 0, 10_000), 50)
+    .action(async (scenarios: string[], o: { source?: string; target?: string; records: number; recordSize: string; partitions: number; codec: string; systems: string; out: string; rate?: number; duration: number; warmup: number; rtt: number }) => {
+      const { runBench, SYSTEMS, SCENARIOS, markdown } = await import('../bench/bench');
       const list = (field: string, v: string, allowed: readonly string[]) => {
         const items = v.split(',').map((x) => x.trim()).filter(Boolean);
         for (const i of items) if (!allowed.includes(i)) throw new StraitError('STRAIT_USAGE', `--${field}: '${i}' is not allowed; allowed: ${allowed.join(', ')}`, { field });
         return items;
       };
-      const sc = scenarios.length > 0 ? list('scenario', scenarios.join(','), ['throughput', 'ceiling', 'latency']) : ['throughput', 'ceiling', 'latency'];
+      const sc = scenarios.length > 0 ? list('scenario', scenarios.join(','), SCENARIOS) : ['throughput', 'ceiling', 'latency', 'wan'];
       const sizes = o.recordSize.split(',').map((x) => {
         const n = Number(x);
         if (!Number.isInteger(n) || n < 1 || n > 10_000_000) throw new StraitError('STRAIT_USAGE', `--record-size: '${x}' is not a size in bytes from 1 to 10000000`, { field: 'record-size' });
         return n;
       });
-      const opts = {
+      const opts: Omit<import('../bench/bench').BenchOptions, 'log'> = {
         scenarios: sc, records: o.records, recordSizes: sizes, partitions: o.partitions, out: o.out,
         codecs: list('codec', o.codec, ['none', 'gzip', 'snappy', 'lz4', 'zstd']),
         systems: list('systems', o.systems, SYSTEMS) as never,
-        log: (l: string) => process.stderr.write(`${l}\n`),
         durationSec: o.duration,
+        warmupSec: o.warmup,
+        rttMs: o.rtt,
         ...(o.rate !== undefined ? { rate: o.rate } : {}),
         ...(o.source ? { source: o.source } : {}),
         ...(o.target ? { target: o.target } : {}),
       };
-      const results = await runBench(opts);
-      print(markdown(opts, results));
+      const bars = await progressBars();
+      const results = await runBench({ ...opts, log: bars.log, ...(bars.progress ? { progress: bars.progress } : {}) }).finally(() => bars.stop());
+      print(markdown({ ...opts, log: () => {} }, results));
+      print(`results: ${o.out}/results.json, results.md, chart.svg, report.html`);
     });
 
   program

@@ -25,7 +25,9 @@ export const PROFILES: Record<RouteConfig['profile'], { consumer: ClientProps; p
     producer: {
       'socket.send.buffer.bytes': 8388608,
       'linger.ms': 25,
-      'batch.size': 4194304,
+      // a batch is one record batch on the broker, so it must fit the target's max.message.bytes (Kafka's default
+      // 1048588): a bigger batch.size gets whole batches rejected as too large
+      'batch.size': 1048576,
       'batch.num.messages': 50000,
       'max.in.flight.requests.per.connection': 5,
     },

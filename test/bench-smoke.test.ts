@@ -40,3 +40,34 @@ t.test('bench throughput + ceiling smoke run', async (t) => {
   t.match(md, /strait \/ MirrorMaker 2 default: [\d.]+x/);
   t.ok(JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')).results.length === 1, 'results.json written');
 });
+
+t.test('bench latency smoke run: percentiles present and ordered, every record measured', async (t) => {
+  const out = mkdtempSync(join(tmpdir(), 'strait-bench-'));
+  const results = await runBench({
+    scenarios: ['latency'], source: bootstrap('a'), target: bootstrap('b'), records: 1, recordSizes: [100], partitions: 2, codecs: ['none'], out,
+    systems: ['strait'], rate: 200, durationSec: 2, warmupSec: 1, log: (l) => t.comment(l),
+  });
+  const r = results[0]?.results.find((x) => x.system === 'strait');
+  t.equal(r?.note, undefined, 'no failure note');
+  t.equal(r?.records, 400, 'every one of the 400 measured records arrived');
+  t.ok((r?.p50Ms ?? 0) >= 1 && r!.p50Ms! <= r!.p99Ms! && r!.p99Ms! <= r!.p999Ms!, `p50 ${r?.p50Ms} <= p99 ${r?.p99Ms} <= p99.9 ${r?.p999Ms}`);
+  t.match(readFileSync(join(out, 'report.html'), 'utf8'), /<svg/, 'report.html holds the chart');
+});
+
+t.test('bench wan smoke run: the delay proxy is in the path and every system replicates the backlog', async (t) => {
+  const out = mkdtempSync(join(tmpdir(), 'strait-bench-'));
+  // its own local clusters: the source's WAN listener must be advertised through the proxy port
+  const results = await runBench({
+    scenarios: ['wan'], records: 3000, recordSizes: [200], partitions: 2, codecs: ['none'], out, clusterDir: join(out, 'clusters'),
+    systems: ['mm2-default'], rttMs: 100, log: (l) => t.comment(l),
+  });
+  const wan = results.find((s) => s.scenario.startsWith('wan'));
+  t.ok(wan, 'wan scenario ran');
+  for (const name of ['strait', 'strait-wan', 'mm2-default']) {
+    const s = wan?.results.find((x) => x.system === name);
+    t.equal(s?.note, undefined, `${name}: no failure note`);
+    t.equal(s?.records, 3000, `${name}: replicated exactly the preloaded records`);
+    t.ok((s?.recordsPerSec ?? 0) > 0, `${name}: positive rate`);
+  }
+  t.match(readFileSync(join(out, 'results.md'), 'utf8'), /### wan \(\+100 ms round trip to the source\)/);
+});
