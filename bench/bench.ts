@@ -311,8 +311,10 @@ async function ceilingResults(c: Clusters, dir: string, topic: string, o: { reco
 
 
 /** Starts one replicator for `topic`; returns the child and the topic it writes on the target. */
-async function startSystem(system: SystemName, c: Clusters, work: string, topic: string, partitions: number, codec: string, records: number, jsBatch = 1000, source = c.source): Promise<{ child: ChildProcess; targetTopic: string }> {
-  const alias = system.replace(/[^a-z0-9]/g, '');
+async function startSystem(system: SystemName, c: Clusters, work: string, topic: string, partitions: number, codec: string, records: number, jsBatch = 1000, source = c.source, tag = ''): Promise<{ child: ChildProcess; targetTopic: string }> {
+  // the alias names the config, the store, strait's deployment and MirrorMaker 2's source cluster, hence where each
+  // keeps its committed offsets: every scenario gets its own, so one scenario never resumes from another's offsets
+  const alias = `${tag}${system.replace(/[^a-z0-9]/g, '')}`;
   if (system.startsWith('strait')) {
     const cfg = straitConfig(work, alias, c, source, topic, system === 'strait' ? 'default' : system.slice('strait-'.length), codec);
     const child = spawn(process.execPath, [join(projectRoot(), 'dist', 'bin', 'strait.js'), 'run', '-c', cfg, '--no-status-line'], { stdio: ['ignore', 'ignore', 'inherit'] });
@@ -423,12 +425,12 @@ async function latencyRun(system: SystemName, c: Clusters, work: string, o: { ra
 }
 
 /** Replicates the preloaded backlog of `topic` with each system in turn (throughput and wan scenarios). */
-async function replicateBacklog(ctx: RunContext, scenario: ScenarioResult, systems: SystemName[], topic: string, source: string): Promise<void> {
+async function replicateBacklog(ctx: RunContext, scenario: ScenarioResult, systems: SystemName[], topic: string, source: string, tag: string): Promise<void> {
   const { opts, c, work } = ctx;
   const timeoutMs = Math.max(180_000, (opts.records / 2000) * 1000);
   for (const system of systems) {
     ctx.checkAborted();
-    const { child, targetTopic } = await startSystem(system, c, work, topic, opts.partitions, scenario.codec, opts.records, 1000, source);
+    const { child, targetTopic } = await startSystem(system, c, work, topic, opts.partitions, scenario.codec, opts.records, 1000, source, tag);
     ctx.running.add(child);
     // a fresh client per system: librdkafka caches metadata of topics that did not exist yet
     const wm = new Watermarks(c.target);
@@ -523,7 +525,7 @@ export async function runBench(opts: BenchOptions): Promise<ScenarioResult[]> {
         try {
           if (backlog) await preload(ctx, topic, recordSize, codec);
           const scenario: ScenarioResult = { scenario: 'throughput', recordSize, codec, partitions: opts.partitions, records: opts.records, results: [] };
-          if (wants('throughput')) await replicateBacklog(ctx, scenario, opts.systems.filter((s) => s !== 'strait-wan'), topic, c.source);
+          if (wants('throughput')) await replicateBacklog(ctx, scenario, opts.systems.filter((s) => s !== 'strait-wan'), topic, c.source, '');
           ctx.checkAborted();
           if (wants('ceiling')) scenario.results.push(...(await ceilingResults(c, work, topic, { records: opts.records, recordSize, partitions: opts.partitions, codec })));
           if (wants('throughput') || wants('ceiling')) results.push(scenario);
@@ -535,7 +537,7 @@ export async function runBench(opts: BenchOptions): Promise<ScenarioResult[]> {
             const proxy = await startTcpProxy(c.sourceWan!.upstream, { port: c.sourceWan!.port, delayMs: rtt / 2, maxQueuedBytes: 8 * 1024 * 1024 });
             try {
               const systems = [...new Set<SystemName>(['strait', 'strait-wan', ...opts.systems.filter((s) => s.startsWith('mm2'))])];
-              await replicateBacklog(ctx, wan, systems, topic, c.sourceWan!.bootstrap);
+              await replicateBacklog(ctx, wan, systems, topic, c.sourceWan!.bootstrap, 'wan');
             } finally {
               await proxy.close();
             }

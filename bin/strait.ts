@@ -147,6 +147,24 @@ export function buildProgram(): Command {
     });
 
   program
+    .command('controller')
+    .description('distributed: campaign for leadership in ZooKeeper; the leader discovers topics and assigns partitions to workers')
+    .requiredOption('-c, --config <file>', 'config file (store.type: zookeeper)')
+    .action(async (o: { config: string }) => {
+      const { runController } = await import('./distributed');
+      await runController(o.config);
+    });
+
+  program
+    .command('worker')
+    .description('distributed: register in ZooKeeper and replicate the partitions the leading controller assigns')
+    .requiredOption('-c, --config <file>', 'config file (store.type: zookeeper)')
+    .action(async (o: { config: string }) => {
+      const { runWorker } = await import('./distributed');
+      await runWorker(o.config);
+    });
+
+  program
     .command('bench [scenarios...]')
     .description('compare strait with MirrorMaker 2, a node-rdkafka JS loop and Kafka\'s perf-tool ceiling (scenarios: throughput, ceiling, latency, wan)')
     .option('--source <bootstrap>', "source cluster (default: local clusters started by the harness)")

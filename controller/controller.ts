@@ -49,6 +49,12 @@ export class Controller {
 
   async start(): Promise<void> {
     this.workers = await this.store.listWorkers();
+    // A controller that takes over (standby elected, or restarted) continues from the assignments in the store, so
+    // nothing moves just because the leader changed.
+    for (const w of this.workers) {
+      const a = await this.store.readAssignment(w.id);
+      for (const p of a?.partitions ?? []) this.current.set(key(p), { worker: w.id, epoch: p.epoch });
+    }
     this.unwatch = this.store.watchWorkers((w) => {
       this.workers = w;
       void this.reassign();
@@ -94,7 +100,8 @@ export class Controller {
   }
 
   private async reassign(): Promise<void> {
-    if (this.stopped) return;
+    // nothing to assign before the first refresh: an empty desired set would take every partition from every worker
+    if (this.stopped || this.last === undefined) return;
     if (this.epochs.size === 0) {
       // epochs survive restarts through the store: start above anything a previous controller handed out
       for (const route of this.config.routes) {
@@ -114,6 +121,7 @@ export class Controller {
       if (before) changedWorkers.add(before.worker);
     }
     for (const [k, o] of this.current) if (!assignment.has(k)) changedWorkers.add(o.worker);
+    const live = new Set(this.workers.map((w) => w.id));
     // fence before anyone starts: the previous owner's commits are refused from here on
     const byRoute = new Map<string, { topic: string; partition: number; epoch: number }[]>();
     for (const k of moved) {
@@ -131,7 +139,9 @@ export class Controller {
         const d = this.desired.get(k)!;
         parts.push({ route: d.route, topic: d.topic, partition: d.partition, targetTopic: d.targetTopic, compression: d.compression, epoch: o.epoch });
       }
-      await this.store.writeAssignment(w, parts);
+      // a departed worker gets an empty assignment with a higher version: if it comes back (a new session) it sees
+      // that, not the partitions it had, which others own now
+      await this.store.writeAssignment(w, live.has(w) ? parts : []);
     }
     if (moved.length > 0) this.log.info({ moved: moved.length, workers: this.workers.length, partitions: assignment.size }, 'assignment updated');
   }

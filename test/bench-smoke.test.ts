@@ -58,8 +58,8 @@ t.test('bench wan smoke run: the delay proxy is in the path and every system rep
   const out = mkdtempSync(join(tmpdir(), 'strait-bench-'));
   // its own local clusters: the source's WAN listener must be advertised through the proxy port
   const results = await runBench({
-    scenarios: ['wan'], records: 3000, recordSizes: [200], partitions: 2, codecs: ['none'], out, clusterDir: join(out, 'clusters'),
-    systems: ['mm2-default'], rttMs: 100, log: (l) => t.comment(l),
+    scenarios: ['throughput', 'wan'], records: 3000, recordSizes: [200], partitions: 2, codecs: ['none'], out, clusterDir: join(out, 'clusters'),
+    systems: ['strait', 'mm2-default'], rttMs: 100, log: (l) => t.comment(l),
   });
   const wan = results.find((s) => s.scenario.startsWith('wan'));
   t.ok(wan, 'wan scenario ran');

@@ -23,6 +23,9 @@ export class Worker {
   private owned = new Map<string, PartitionAssignment>();
   private unwatch: (() => void) | undefined;
   private applying: Promise<void> = Promise.resolve();
+  /** assignments up to this version are stale (this worker lost its session holding them) */
+  private staleUpTo = 0;
+  private lastVersion = 0;
 
   constructor(
     private readonly config: StraitConfig,
@@ -48,11 +51,27 @@ export class Worker {
     this.enqueue(await this.store.readAssignment(this.id));
   }
 
-  private enqueue(a: Assignment | undefined): void {
-    this.applying = this.applying.then(() => this.apply(a)).catch((e: Error) => this.log.error({ err: e.message }, 'applying assignment failed'));
+  private enqueue(a: Assignment | undefined, force = false): void {
+    this.applying = this.applying.then(() => this.apply(a, force)).catch((e: Error) => this.log.error({ err: e.message }, 'applying assignment failed'));
   }
 
-  private async apply(a: Assignment | undefined): Promise<void> {
+  /**
+   * The store lost this worker's session: another worker may own its partitions at any moment, so stop them all now
+   * (in-flight records are flushed and committed under the old epochs, which fencing refuses if they already moved).
+   * The assignment it held is stale from here on; only a newer one from the controller starts partitions again.
+   */
+  suspend(): void {
+    this.staleUpTo = Math.max(this.staleUpTo, this.lastVersion);
+    this.log.warn({ worker: this.id, partitions: this.owned.size, staleUpTo: this.staleUpTo }, 'coordination session lost: stopping every partition until a new assignment');
+    this.enqueue(undefined, true);
+  }
+
+  private async apply(a: Assignment | undefined, force = false): Promise<void> {
+    if (a && a.version <= this.staleUpTo && !force) {
+      this.log.info({ version: a.version, staleUpTo: this.staleUpTo }, 'ignoring an assignment from before the session loss');
+      return;
+    }
+    if (a) this.lastVersion = a.version;
     const next = new Map<string, PartitionAssignment>();
     for (const p of a?.partitions ?? []) next.set(key(p), p);
     const removed = [...this.owned.entries()].filter(([k]) => !next.has(k)).map(([, p]) => p);

@@ -17,8 +17,8 @@ export class StraitProcess {
   metricsUrl: Promise<string>;
   readonly exited: Promise<number | null>;
 
-  constructor(readonly configFile: string) {
-    this.child = spawn(process.execPath, [join(projectRoot(), 'dist', 'bin', 'strait.js'), 'run', '-c', configFile, '--no-status-line'], {
+  constructor(readonly configFile: string, readonly role: 'run' | 'controller' | 'worker' = 'run') {
+    this.child = spawn(process.execPath, [join(projectRoot(), 'dist', 'bin', 'strait.js'), role, '-c', configFile, ...(role === 'run' ? ['--no-status-line'] : [])], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, STRAIT_LOG_LEVEL: 'info' },
     });
@@ -41,6 +41,10 @@ export class StraitProcess {
   async status(): Promise<{ controller: { problems: { topic: string; code: string; message: string; retryInMs?: number }[] }; worker: { totals: { records: number; errored: number } } }> {
     const res = await fetch(`${await this.metricsUrl}/v1/status`);
     return (await res.json()) as never;
+  }
+
+  async json<T>(path: string): Promise<T> {
+    return (await (await fetch(`${await this.metricsUrl}${path}`)).json()) as T;
   }
 
   async metrics(): Promise<string> {

@@ -1,0 +1,114 @@
+/**
+ * The distributed deployment: `strait controller` (two or more for HA; the elected leader alone assigns) and
+ * `strait worker` (as many as needed), coordinated through ZooKeeper (shared/zookeeper-store.ts). Wiring only.
+ */
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { Controller } from '../controller/controller';
+import { loadConfig, redactConfig, type StraitConfig } from '../shared/config';
+import { StraitError } from '../shared/errors';
+import { createLogger, type Logger } from '../shared/logger';
+import { StraitMetrics, serveMetrics } from '../shared/metrics';
+import { ZooKeeperStore } from '../shared/zookeeper-store';
+import { Worker } from '../worker/worker';
+
+type Handler = (req: IncomingMessage, res: ServerResponse) => boolean;
+
+function json(res: ServerResponse, status: number, body: unknown): true {
+  res.writeHead(status, { 'content-type': 'application/json' });
+  res.end(JSON.stringify(body, null, 2));
+  return true;
+}
+
+async function setUp(configFile: string, role: string): Promise<{ config: StraitConfig; log: Logger; metrics: StraitMetrics; store: ZooKeeperStore }> {
+  const config = loadConfig(configFile);
+  if (config.store.type !== 'zookeeper' || config.store.connect === undefined) {
+    throw new StraitError('STRAIT_USAGE', `store.type is '${config.store.type}': 'strait ${role}' needs store.type: zookeeper and store.connect (host:port[,host:port...]); use 'strait run' for the embedded store`, { field: 'store.type' });
+  }
+  const log = createLogger(`strait-${role}`, config.log.level);
+  log.info({ config: redactConfig(config) }, `starting strait ${role}`);
+  const metrics = new StraitMetrics();
+  const store = await ZooKeeperStore.connect({ connect: config.store.connect, deployment: config.deployment, root: config.store.root, sessionTimeoutMs: config.store.sessionTimeoutMs, log });
+  return { config, log, metrics, store };
+}
+
+async function serve(config: StraitConfig, metrics: StraitMetrics, log: Logger, handler: Handler): Promise<Server | undefined> {
+  if (!config.metrics.enabled) return undefined;
+  const server = await serveMetrics(metrics, config.metrics.host, config.metrics.port, (req, res) => {
+    if (req.method !== 'GET') return false;
+    if (req.url === '/v1/health') return json(res, 200, { status: 'ok' });
+    return handler(req, res);
+  });
+  const addr = server.address();
+  log.info({ metrics: typeof addr === 'object' && addr ? `http://${addr.address}:${addr.port}/metrics` : '' }, 'metrics endpoint up');
+  return server;
+}
+
+function untilSignal(log: Logger): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      log.info({ signal }, 'stopping');
+      resolve();
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+}
+
+/** `strait controller`: campaigns for leadership; the leader discovers topics and assigns partitions. */
+export async function runController(configFile: string): Promise<void> {
+  const { config, log, metrics, store } = await setUp(configFile, 'controller');
+  const id = `${hostname()}-${process.pid}-${randomBytes(2).toString('hex')}`;
+  let controller: Controller | undefined;
+  let transition: Promise<void> = Promise.resolve();
+  const lead = (on: boolean) => {
+    transition = transition.then(async () => {
+      if (on && !controller) {
+        log.info({ controller: id }, 'elected leader: assigning');
+        const c = new Controller(config, store, log, metrics);
+        controller = c;
+        await c.start();
+      } else if (!on && controller) {
+        log.warn({ controller: id }, 'leadership lost: standing by');
+        const c = controller;
+        controller = undefined;
+        await c.stop();
+      }
+    }).catch((e: Error) => log.error({ err: e.message }, 'leadership change failed'));
+  };
+  const server = await serve(config, metrics, log, (req, res) => {
+    if (req.url !== '/v1/status') return false;
+    void store.readLeader().then(
+      (leader) => json(res, 200, { id, leader: leader ?? null, isLeader: controller !== undefined, controller: controller?.status() ?? null }),
+      (e: Error) => json(res, 503, { code: 'STRAIT_STORE', message: e.message }),
+    );
+    return true;
+  });
+  const resign = await store.campaign(id, { elected: () => lead(true), lost: () => lead(false) });
+  await untilSignal(log);
+  await resign();
+  lead(false);
+  await transition;
+  await store.close();
+  await new Promise<void>((res) => (server ? server.close(() => res()) : res()));
+  log.info('stopped');
+}
+
+/** `strait worker`: registers, replicates what the leader assigns it, stops everything when its session is lost. */
+export async function runWorker(configFile: string): Promise<void> {
+  const { config, log, metrics, store } = await setUp(configFile, 'worker');
+  const worker = new Worker(config, store, log, metrics);
+  store.onSessionLost(() => worker.suspend());
+  store.onSessionRestored(() => log.info({ worker: worker.id }, 'coordination session restored: waiting for a new assignment'));
+  const server = await serve(config, metrics, log, (req, res) => {
+    if (req.url !== '/v1/status') return false;
+    return json(res, 200, { worker: { id: worker.id, totals: worker.pipeline.totals } });
+  });
+  await worker.start();
+  await untilSignal(log);
+  await worker.stop();
+  await store.close();
+  await new Promise<void>((res) => (server ? server.close(() => res()) : res()));
+  log.info('stopped');
+}

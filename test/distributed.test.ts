@@ -1,0 +1,100 @@
+/**
+ * The distributed deployment against the real ZooKeeper and two real Kafka clusters: two `strait controller`
+ * processes (one leads) and three `strait worker` processes share a 12-partition topic. kill -9 of a worker moves
+ * its partitions within the session timeout + 5 s and nothing is lost; kill -9 of the leading controller hands the
+ * lead to the standby within the session timeout + 2 s, and replication goes on.
+ */
+import t from 'tap';
+import { bootstrap, createTopic, endOffsets, produce, readAll, testClusters, uniqueName } from './helpers/kafka';
+import { StraitProcess, stopAll, waitFor, writeConfig } from './helpers/strait-process';
+
+t.teardown(stopAll);
+
+const SESSION_MS = 4000;
+const PARTITIONS = 12;
+
+interface ControllerStatusBody {
+  id: string;
+  leader: string | null;
+  isLeader: boolean;
+  controller: { assigned: number; workers: { id: string }[] } | null;
+}
+
+async function batch(topic: string, from: number, n: number): Promise<void> {
+  await produce(bootstrap('a'), topic, Array.from({ length: n }, (_, i) => ({ partition: (from + i) % PARTITIONS, key: Buffer.from(`k${from + i}`), value: Buffer.from(`v${from + i}`) })));
+}
+
+async function landed(topic: string): Promise<number> {
+  try {
+    return (await endOffsets(bootstrap('b'), `a.${topic}`, PARTITIONS)).reduce((x, y) => x + y, 0);
+  } catch {
+    return 0;
+  }
+}
+
+t.test('controllers elect one leader; a worker or the leader killed with -9 loses nothing', async (t) => {
+  const zk = testClusters().zookeeper;
+  if (!zk) throw new Error('test clusters have no ZooKeeper');
+  const topic = uniqueName('dist');
+  await createTopic(bootstrap('a'), topic, PARTITIONS);
+  await batch(topic, 0, 6000);
+  const config = writeConfig({
+    deployment: uniqueName('d'),
+    clusters: { a: { bootstrap: bootstrap('a') }, b: { bootstrap: bootstrap('b') } },
+    routes: [{ name: 'dist', source: 'a', target: 'b', topics: { include: [topic] } }],
+    store: { type: 'zookeeper', connect: zk.connect, sessionTimeoutMs: SESSION_MS },
+    controller: { refreshTopicsIntervalMs: 1000 },
+    worker: { threads: 1, commitIntervalMs: 300 },
+  });
+  const controllers = [new StraitProcess(config, 'controller'), new StraitProcess(config, 'controller')];
+  const workers = [new StraitProcess(config, 'worker'), new StraitProcess(config, 'worker'), new StraitProcess(config, 'worker')];
+  const statuses = () => Promise.all(controllers.filter((c) => c.child.exitCode === null).map((c) => c.json<ControllerStatusBody>('/v1/status')));
+  await waitFor('one leader with all partitions on three workers', async () => {
+    const s = await statuses();
+    const leaders = s.filter((x) => x.isLeader);
+    return leaders.length === 1 && leaders[0]!.controller!.assigned === PARTITIONS && leaders[0]!.controller!.workers.length === 3;
+  }, 60_000, 500);
+  const s0 = await statuses();
+  t.equal(s0.filter((x) => x.isLeader).length, 1, 'exactly one controller leads');
+  t.ok(s0.every((x) => x.leader === s0.find((y) => y.isLeader)!.id), 'both controllers name the same leader');
+  await waitFor('the first 6000 records replicated', async () => (await landed(topic)) >= 6000, 60_000, 500);
+
+  // a worker dies without a word: its session expires and its partitions move
+  const victim = workers[0]!;
+  await victim.kill9();
+  const killedAt = Date.now();
+  await batch(topic, 6000, 6000);
+  await waitFor('the dead worker is gone and its partitions reassigned', async () => {
+    const leader = (await statuses()).find((x) => x.isLeader);
+    return leader?.controller?.workers.length === 2 && leader.controller.assigned === PARTITIONS;
+  }, SESSION_MS + 30_000, 200);
+  const movedAfter = Date.now() - killedAt;
+  t.ok(movedAfter <= SESSION_MS + 5000, `partitions reassigned ${movedAfter} ms after kill -9 (session timeout ${SESSION_MS} ms + 5 s allowed)`);
+  await waitFor('all 12000 records replicated after the move', async () => (await landed(topic)) >= 12_000, 60_000, 500);
+
+  // the leading controller dies: the standby leads, replication never depended on it
+  const leaderIdx = (await Promise.all(controllers.map((c) => c.json<ControllerStatusBody>('/v1/status')))).findIndex((x) => x.isLeader);
+  await controllers[leaderIdx]!.kill9();
+  const leaderKilledAt = Date.now();
+  await batch(topic, 12_000, 6000);
+  const standby = controllers[1 - leaderIdx]!;
+  await waitFor('the standby leads', async () => (await standby.json<ControllerStatusBody>('/v1/status')).isLeader, SESSION_MS + 30_000, 200);
+  const tookOver = Date.now() - leaderKilledAt;
+  t.ok(tookOver <= SESSION_MS + 2000, `standby led ${tookOver} ms after the leader's kill -9 (session timeout ${SESSION_MS} ms + 2 s allowed)`);
+  await waitFor('all 18000 records replicated', async () => (await landed(topic)) >= 18_000, 60_000, 500);
+  const after = await standby.json<ControllerStatusBody>('/v1/status');
+  t.equal(after.controller?.assigned, PARTITIONS, 'the new leader kept every partition assigned');
+
+  // nothing lost: every key is on the target; duplicates only from the moved partitions' in-flight window
+  const total = await landed(topic);
+  const rows = await readAll(bootstrap('b'), `a.${topic}`, PARTITIONS, total);
+  const keys = new Set(rows.map((r) => r.key?.toString()));
+  let missing = 0;
+  for (let i = 0; i < 18_000; i++) if (!keys.has(`k${i}`)) missing++;
+  t.equal(missing, 0, 'every one of the 18000 keys landed');
+  t.comment(`duplicates (in-flight window of the killed worker): ${total - 18_000}`);
+  const srcEnds = await endOffsets(bootstrap('a'), topic, PARTITIONS);
+  const dstEnds = await endOffsets(bootstrap('b'), `a.${topic}`, PARTITIONS);
+  t.ok(dstEnds.every((e, p) => e >= srcEnds[p]!), 'every target partition holds at least its source partition');
+  for (const p of [...workers.slice(1), standby]) t.equal(await p.stop(), 0, `${p.role} stopped cleanly`);
+});
