@@ -6,6 +6,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { Controller } from '../controller/controller';
+import { buildRestApi } from '../controller/rest';
 import { loadConfig, redactConfig, type StraitConfig } from '../shared/config';
 import { StraitError } from '../shared/errors';
 import { createLogger, type Logger } from '../shared/logger';
@@ -59,7 +60,7 @@ function untilSignal(log: Logger): Promise<void> {
 /** `strait controller`: campaigns for leadership; the leader discovers topics and assigns partitions. */
 export async function runController(configFile: string): Promise<void> {
   const { config, log, metrics, store } = await setUp(configFile, 'controller');
-  const id = `${hostname()}-${process.pid}-${randomBytes(2).toString('hex')}`;
+  const id = config.controller.id ?? `${hostname()}-${process.pid}-${randomBytes(2).toString('hex')}`;
   let controller: Controller | undefined;
   let transition: Promise<void> = Promise.resolve();
   const lead = (on: boolean) => {
@@ -85,11 +86,15 @@ export async function runController(configFile: string): Promise<void> {
     );
     return true;
   });
+  const rest = buildRestApi({ id, config, store, leader: () => controller });
+  const restUrl = await rest.listen({ host: config.controller.rest.host, port: config.controller.rest.port });
+  log.info({ rest: restUrl }, 'REST API up');
   const resign = await store.campaign(id, { elected: () => lead(true), lost: () => lead(false) });
   await untilSignal(log);
   await resign();
   lead(false);
   await transition;
+  await rest.close();
   await store.close();
   await new Promise<void>((res) => (server ? server.close(() => res()) : res()));
   log.info('stopped');

@@ -164,6 +164,30 @@ export function buildProgram(): Command {
       await runWorker(o.config);
     });
 
+  // ---- REST clients of a controller
+  const api = (cmd: Command) =>
+    cmd
+      .option('--url <url>', 'a controller\'s REST API (controller.rest)', process.env.STRAIT_URL ?? 'http://127.0.0.1:8470')
+      .option('--token <token>', 'bearer token (controller.rest.token; or STRAIT_TOKEN)', process.env.STRAIT_TOKEN)
+      .option('--json', 'print the API\'s JSON', false);
+  type ApiOpts = { url: string; token?: string; json: boolean };
+  const show = async (what: string, o: ApiOpts, method: 'GET' | 'POST', path: string) => {
+    const { callApi, render } = await import('./client');
+    print(render(what, await callApi(o, method, path), o.json));
+  };
+  api(program.command('status').description('a controller\'s view: leader, workers, partitions, problems')).action((o: ApiOpts) => show('status', o, 'GET', '/v1/status'));
+  api(program.command('rebalance').description('ask the leader to recompute the assignment now')).action((o: ApiOpts) => show('rebalance', o, 'POST', '/v1/rebalance'));
+  const routesCmd = program.command('routes').description('list routes, show one, its topics, pause or resume it');
+  api(routesCmd.command('list')).action((o: ApiOpts) => show('routes', o, 'GET', '/v1/routes'));
+  for (const [sub, method, suffix] of [['get', 'GET', ''], ['topics', 'GET', '/topics'], ['pause', 'POST', '/pause'], ['resume', 'POST', '/resume']] as const) {
+    api(routesCmd.command(`${sub} <name>`)).action((name: string, o: ApiOpts) => show('route', o, method, `/v1/routes/${encodeURIComponent(name)}${suffix}`));
+  }
+  const workersCmd = program.command('workers').description('list workers, drain or undrain one');
+  api(workersCmd.command('list')).action((o: ApiOpts) => show('workers', o, 'GET', '/v1/workers'));
+  for (const sub of ['drain', 'undrain'] as const) {
+    api(workersCmd.command(`${sub} <id>`)).action((id: string, o: ApiOpts) => show('worker', o, 'POST', `/v1/workers/${encodeURIComponent(id)}/${sub}`));
+  }
+
   program
     .command('bench [scenarios...]')
     .description('compare strait with MirrorMaker 2, a node-rdkafka JS loop and Kafka\'s perf-tool ceiling (scenarios: throughput, ceiling, latency, wan)')

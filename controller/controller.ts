@@ -37,6 +37,8 @@ export class Controller {
   private unwatch: (() => void) | undefined;
   private internalReady = false;
   readonly paused = new Set<string>();
+  /** workers that keep running but receive no partitions (operator drain) */
+  readonly drained = new Set<string>();
 
   constructor(
     private readonly config: StraitConfig,
@@ -48,6 +50,9 @@ export class Controller {
   }
 
   async start(): Promise<void> {
+    const control = await this.store.readControl();
+    for (const r of control.paused) this.paused.add(r);
+    for (const w of control.drained) this.drained.add(w);
     this.workers = await this.store.listWorkers();
     // A controller that takes over (standby elected, or restarted) continues from the assignments in the store, so
     // nothing moves just because the leader changed.
@@ -110,7 +115,7 @@ export class Controller {
     }
     const { assignment, moved } = assign({
       current: this.current,
-      workers: this.workers.map((w) => w.id),
+      workers: this.workers.map((w) => w.id).filter((w) => !this.drained.has(w)),
       partitions: [...this.desired.keys()],
       epochs: this.epochs,
     });
@@ -144,6 +149,39 @@ export class Controller {
       await this.store.writeAssignment(w, live.has(w) ? parts : []);
     }
     if (moved.length > 0) this.log.info({ moved: moved.length, workers: this.workers.length, partitions: assignment.size }, 'assignment updated');
+  }
+
+  /** Pauses or resumes a route (kept in the store, so a new leader keeps it); its partitions stop or start. */
+  async setPaused(route: string, paused: boolean): Promise<void> {
+    await this.store.setPaused(route, paused);
+    if (paused) this.paused.add(route);
+    else this.paused.delete(route);
+    await this.tick();
+  }
+
+  /** Drains a worker (its partitions move to the others; it gets none until undrained), kept in the store. */
+  async setDrained(worker: string, drained: boolean): Promise<number> {
+    await this.store.setDrained(worker, drained);
+    const before = this.assignments().filter((a) => a.worker === worker).length;
+    if (drained) this.drained.add(worker);
+    else this.drained.delete(worker);
+    await this.reassign();
+    return before;
+  }
+
+  /** partition -> worker and epoch, as last written */
+  assignments(): { route: string; topic: string; partition: number; targetTopic: string; worker: string; epoch: number }[] {
+    const out = [];
+    for (const [k, o] of this.current) {
+      const d = this.desired.get(k);
+      if (d) out.push({ route: d.route, topic: d.topic, partition: d.partition, targetTopic: d.targetTopic, worker: o.worker, epoch: o.epoch });
+    }
+    return out;
+  }
+
+  /** partitions that should be replicated (routes not paused, topics not held) */
+  desiredCount(): number {
+    return this.desired.size;
   }
 
   status(): ControllerStatus {

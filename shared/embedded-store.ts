@@ -14,6 +14,8 @@ interface FileState {
   offsets: Record<string, Record<string, CommittedOffset>>;
   managedTopics: Record<string, string[]>;
   assignments: Record<string, Assignment>;
+  /** added later in format 1; absent in older files */
+  control?: { drained: string[]; paused: string[] };
 }
 
 export class EmbeddedStore implements CoordinationStore {
@@ -127,6 +129,26 @@ export class EmbeddedStore implements CoordinationStore {
       }
     }
     if (changed) this.persist();
+  }
+
+  async readControl(): Promise<{ drained: Set<string>; paused: Set<string> }> {
+    return { drained: new Set(this.state.control?.drained ?? []), paused: new Set(this.state.control?.paused ?? []) };
+  }
+
+  async setDrained(worker: string, drained: boolean): Promise<void> {
+    this.setFlag('drained', worker, drained);
+  }
+
+  async setPaused(route: string, paused: boolean): Promise<void> {
+    this.setFlag('paused', route, paused);
+  }
+
+  private setFlag(kind: 'drained' | 'paused', name: string, on: boolean): void {
+    const control = (this.state.control ??= { drained: [], paused: [] });
+    const list = control[kind].filter((x) => x !== name);
+    if (on) list.push(name);
+    control[kind] = list;
+    this.persist();
   }
 
   async readManagedTopics(route: string): Promise<Set<string>> {

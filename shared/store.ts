@@ -37,6 +37,11 @@ export interface CoordinationStore {
   /** removes a worker's assignment (e.g. after the worker left for good); watchers of it see `undefined` */
   deleteAssignment(worker: string): Promise<void>;
 
+  /** operator state that outlives a leader change: drained workers and paused routes */
+  readControl(): Promise<{ drained: Set<string>; paused: Set<string> }>;
+  setDrained(worker: string, drained: boolean): Promise<void>;
+  setPaused(route: string, paused: boolean): Promise<void>;
+
   /** committed source offsets of a route, keyed by `topic/partition` */
   readOffsets(route: string): Promise<Map<string, CommittedOffset>>;
   /** writes offsets; a partition whose stored epoch is newer than the commit's is refused (fenced), never moved */

@@ -943,6 +943,26 @@ export class ZooKeeperStore implements CoordinationStore {
 
   // ---- managed topics
 
+  // ---- operator control: <base>/control/drained/<worker>, <base>/control/paused/<route> (presence is the state)
+
+  async readControl(): Promise<{ drained: Set<string>; paused: Set<string> }> {
+    const [drained, paused] = await Promise.all([this.children(`${this.base}/control/drained`), this.children(`${this.base}/control/paused`)]);
+    return { drained: new Set(drained.map(unsegment)), paused: new Set(paused.map(unsegment)) };
+  }
+
+  async setDrained(worker: string, drained: boolean): Promise<void> {
+    await this.setFlag(`${this.base}/control/drained/${segment(worker, 'worker')}`, drained);
+  }
+
+  async setPaused(route: string, paused: boolean): Promise<void> {
+    await this.setFlag(`${this.base}/control/paused/${segment(route, 'route')}`, paused);
+  }
+
+  private async setFlag(path: string, on: boolean): Promise<void> {
+    if (on) await this.createNode(path, encode({ at: new Date().toISOString() }), C.ZOO_PERSISTENT);
+    else await this.deleteNode(path, -1);
+  }
+
   async readManagedTopics(route: string): Promise<Set<string>> {
     return new Set((await this.children(`${this.base}/managed/${segment(route, 'route')}`)).map(unsegment));
   }

@@ -15,6 +15,8 @@ export class StraitProcess {
   readonly child: ChildProcess;
   output = '';
   metricsUrl: Promise<string>;
+  /** `strait controller` only: the REST API's base URL */
+  restUrl: Promise<string>;
   readonly exited: Promise<number | null>;
 
   constructor(readonly configFile: string, readonly role: 'run' | 'controller' | 'worker' = 'run') {
@@ -25,10 +27,14 @@ export class StraitProcess {
     running.add(this);
     let resolveUrl: (u: string) => void = () => {};
     this.metricsUrl = new Promise((r) => (resolveUrl = r));
+    let resolveRest: (u: string) => void = () => {};
+    this.restUrl = new Promise((r) => (resolveRest = r));
     const onData = (d: Buffer) => {
       this.output += d.toString();
       const m = /"metrics":"(http:\/\/[^"]+)\/metrics"/.exec(this.output);
       if (m) resolveUrl(m[1]!);
+      const rest = /"rest":"(http:\/\/[^"]+)"/.exec(this.output);
+      if (rest) resolveRest(rest[1]!);
     };
     this.child.stdout!.on('data', onData);
     this.child.stderr!.on('data', onData);
