@@ -18,7 +18,7 @@ import { ProcSampler } from './proc-stats';
 import { startTcpProxy } from './tcp-proxy';
 
 export const SYSTEMS = ['strait', 'strait-lan', 'strait-wan', 'js-baseline', 'mm2-default', 'mm2-tuned'] as const;
-export const SCENARIOS = ['throughput', 'ceiling', 'latency', 'wan'] as const;
+export const SCENARIOS = ['throughput', 'ceiling', 'latency', 'wan', 'rest'] as const;
 export type SystemName = (typeof SYSTEMS)[number];
 
 export interface BenchOptions {
@@ -48,6 +48,9 @@ export interface BenchOptions {
 
 export interface SystemResult {
   system: string;
+  /** rest scenario: requests/s answered with 2xx, and errors (non-2xx or failed) */
+  requestsPerSec?: number;
+  errors?: number;
   /** latency scenario: source CreateTime -> readable on the target, ms */
   p50Ms?: number;
   p99Ms?: number;
@@ -73,6 +76,8 @@ export interface ScenarioResult {
 interface Clusters {
   source: string;
   target: string;
+  /** local clusters started with ZooKeeper (rest scenario) */
+  zookeeper?: string;
   /** the source's listener advertised through the delay proxy's port (local clusters only) */
   sourceWan?: { bootstrap: string; upstream: string; port: number };
   runtime: KafkaRuntime;
@@ -87,16 +92,20 @@ async function clusters(opts: BenchOptions): Promise<Clusters> {
     if (opts.scenarios.includes('wan')) {
       throw new StraitError('STRAIT_USAGE', "the wan scenario runs on local clusters only: its delay proxy must be the source broker's advertised listener; drop --source/--target or the wan scenario", { field: 'scenario' });
     }
+    if (opts.scenarios.includes('rest')) {
+      throw new StraitError('STRAIT_USAGE', 'the rest scenario runs on local clusters only (it starts its own ZooKeeper, controller and worker); drop --source/--target or the rest scenario', { field: 'scenario' });
+    }
     return { source: opts.source, target: opts.target, runtime, stop: async () => {} };
   }
   if (opts.source || opts.target) throw new StraitError('STRAIT_USAGE', '--source and --target go together (or neither, for local clusters)', { field: opts.source ? 'target' : 'source' });
   const dir = resolve(opts.clusterDir ?? join('.strait', 'bench'));
   await dev.down({ dir });
-  const state = await dev.up({ clusters: 2, dir, log: opts.log, heap: '1g', wanListener: opts.scenarios.includes('wan') });
+  const state = await dev.up({ clusters: 2, dir, log: opts.log, heap: '1g', wanListener: opts.scenarios.includes('wan'), zookeeper: opts.scenarios.includes('rest') });
   const a = state.clusters.a!;
   return {
     source: a.bootstrap,
     target: state.clusters.b!.bootstrap,
+    ...(state.zookeeper ? { zookeeper: state.zookeeper.connect } : {}),
     ...(a.wan ? { sourceWan: { bootstrap: a.wan.bootstrap, upstream: `127.0.0.1:${a.wan.port}`, port: a.wan.proxyPort } } : {}),
     runtime,
     stop: async () => void (await dev.down({ dir })),
@@ -424,6 +433,83 @@ async function latencyRun(system: SystemName, c: Clusters, work: string, o: { ra
   }
 }
 
+/**
+ * `rest`: a real deployment (ZooKeeper, one `strait controller`, one `strait worker`, a 16-partition route) and
+ * autocannon against the controller's REST API: requests/s and latency percentiles per endpoint.
+ */
+async function restScenario(ctx: RunContext): Promise<ScenarioResult> {
+  const { opts, c, work } = ctx;
+  const topic = `rest-${Date.now().toString(36)}`;
+  await createTopic(c.source, topic, 16);
+  const cfg = join(work, 'rest.yaml');
+  writeFileSync(cfg, stringify({
+    deployment: `bench-rest-${Date.now().toString(36)}`,
+    clusters: { a: { bootstrap: c.source }, b: { bootstrap: c.target } },
+    routes: [{ name: 'bench', source: 'a', target: 'b', topics: { include: [topic] } }],
+    store: { type: 'zookeeper', connect: c.zookeeper!, sessionTimeoutMs: 6000 },
+    controller: { refreshTopicsIntervalMs: 2000, rest: { port: 0 } },
+    metrics: { port: 0 },
+    worker: { threads: 1 },
+    log: { level: 'info' },
+  }));
+  const start = (role: string) => {
+    const ch = spawn(process.execPath, [join(projectRoot(), 'dist', 'bin', 'strait.js'), role, '-c', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
+    ctx.running.add(ch);
+    return ch;
+  };
+  const controller = start('controller');
+  const worker = start('worker');
+  const scenario: ScenarioResult = { scenario: 'rest', recordSize: 0, codec: 'none', partitions: 16, records: 0, results: [] };
+  try {
+    const url = await new Promise<string>((res, rej) => {
+      let out = '';
+      const timer = setTimeout(() => rej(new Error(`the controller did not log its REST address within 60 s: ${out.slice(-500)}`)), 60_000);
+      const onData = (d: Buffer) => {
+        out += d.toString();
+        const m = /"rest":"(http:\/\/[^"]+)"/.exec(out);
+        if (m) {
+          clearTimeout(timer);
+          res(m[1]!);
+        }
+      };
+      controller.stdout!.on('data', onData);
+      controller.stderr!.on('data', onData);
+    });
+    for (const ch of [controller, worker]) {
+      ch.stdout!.resume();
+      ch.stderr!.resume();
+    }
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const s = (await (await fetch(`${url}/v1/status`)).json()) as { partitions?: { assigned: number } | null };
+      if (s.partitions?.assigned === 16) break;
+      if (Date.now() > deadline) throw new Error('the controller did not assign the 16 partitions within 60 s');
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    const autocannon = require('autocannon') as (o: Record<string, unknown>) => Promise<{ requests: { average: number }; latency: { p50: number; p99: number }; non2xx: number; errors: number; timeouts: number; duration: number }>;
+    for (const path of ['/v1/health', '/v1/status', '/v1/assignments']) {
+      ctx.checkAborted();
+      const rss = new ProcSampler(controller.pid!);
+      const r = await autocannon({ url: `${url}${path}`, connections: 10, duration: opts.durationSec ?? 10 });
+      const rps = Math.round(r.requests.average);
+      scenario.results.push({
+        system: `strait controller GET ${path}`,
+        records: 0, seconds: r.duration, recordsPerSec: 0, mbPerSec: 0, cpuSecondsPerGB: 0,
+        peakRssMB: Math.round(rss.stop() / 1e6),
+        requestsPerSec: rps, p50Ms: r.latency.p50, p99Ms: r.latency.p99, errors: r.non2xx + r.errors + r.timeouts,
+      });
+      opts.log(`  rest GET ${path}: ${rps} req/s, p50 ${r.latency.p50} ms, p99 ${r.latency.p99} ms`);
+    }
+  } finally {
+    for (const ch of [worker, controller]) {
+      await stopChild(ch);
+      ctx.running.delete(ch);
+    }
+    await deleteTopic(c.source, topic);
+  }
+  return scenario;
+}
+
 /** Replicates the preloaded backlog of `topic` with each system in turn (throughput and wan scenarios). */
 async function replicateBacklog(ctx: RunContext, scenario: ScenarioResult, systems: SystemName[], topic: string, source: string, tag: string): Promise<void> {
   const { opts, c, work } = ctx;
@@ -569,6 +655,10 @@ export async function runBench(opts: BenchOptions): Promise<ScenarioResult[]> {
         }
       }
     }
+    if (wants('rest')) {
+      ctx.checkAborted();
+      results.push(await restScenario(ctx));
+    }
   } finally {
     process.removeListener('SIGINT', onInt);
     process.removeListener('SIGTERM', onTerm);
@@ -590,6 +680,13 @@ export function markdown(opts: BenchOptions, results: ScenarioResult[]): string 
     '',
   ];
   for (const s of results) {
+    if (s.scenario === 'rest') {
+      lines.push('### rest: autocannon, 10 connections, against the leading controller (one worker, 16 partitions)', '');
+      lines.push('| endpoint | requests/s | p50 ms | p99 ms | errors | controller peak RSS MB |', '|---|---:|---:|---:|---:|---:|');
+      for (const r of s.results) lines.push(`| ${r.system} | ${r.requestsPerSec ?? 0} | ${r.p50Ms ?? '-'} | ${r.p99Ms ?? '-'} | ${r.errors ?? 0} | ${r.peakRssMB || '-'} |`);
+      lines.push('');
+      continue;
+    }
     if (s.scenario.startsWith('latency')) {
       lines.push(`### ${s.scenario}: ${s.recordSize} B, ${s.partitions} partitions, codec ${s.codec} (source CreateTime -> read on the target)`, '');
       lines.push('| system | p50 ms | p99 ms | p99.9 ms | peak RSS MB | note |', '|---|---:|---:|---:|---:|---|');
@@ -627,7 +724,7 @@ function commandLine(opts: BenchOptions): string {
 async function writeResults(out: string, opts: BenchOptions, results: ScenarioResult[]): Promise<void> {
   writeFileSync(join(out, 'results.json'), JSON.stringify({ at: new Date().toISOString(), machine: { cores: cpus().length, cpu: cpus()[0]?.model, memGiB: Math.round(totalmem() / 2 ** 30) }, options: { ...opts, log: undefined, progress: undefined }, results }, null, 2));
   writeFileSync(join(out, 'results.md'), markdown(opts, results));
-  const { svg, html } = await renderCharts(results, { title: 'strait bench', machine: machineLine(), command: commandLine(opts) });
+  const { svg, html } = await renderCharts(results.filter((r) => r.scenario !== 'rest'), { title: 'strait bench', machine: machineLine(), command: commandLine(opts) });
   writeFileSync(join(out, 'chart.svg'), svg);
   writeFileSync(join(out, 'report.html'), html);
 }

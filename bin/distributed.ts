@@ -87,7 +87,14 @@ export async function runController(configFile: string): Promise<void> {
     return true;
   });
   const rest = buildRestApi({ id, config, store, leader: () => controller });
-  const restUrl = await rest.listen({ host: config.controller.rest.host, port: config.controller.rest.port });
+  let restUrl: string;
+  try {
+    restUrl = await rest.listen({ host: config.controller.rest.host, port: config.controller.rest.port });
+  } catch (e) {
+    await store.close();
+    await new Promise<void>((res) => (server ? server.close(() => res()) : res()));
+    throw new StraitError('STRAIT_USAGE', `controller.rest: cannot listen on ${config.controller.rest.host}:${config.controller.rest.port} (${(e as Error).message}); choose another controller.rest.port (0 picks a free one)`, { field: 'controller.rest.port' });
+  }
   log.info({ rest: restUrl }, 'REST API up');
   const resign = await store.campaign(id, { elected: () => lead(true), lost: () => lead(false) });
   await untilSignal(log);

@@ -190,7 +190,7 @@ export function buildProgram(): Command {
 
   program
     .command('bench [scenarios...]')
-    .description('compare strait with MirrorMaker 2, a node-rdkafka JS loop and Kafka\'s perf-tool ceiling (scenarios: throughput, ceiling, latency, wan)')
+    .description('compare strait with MirrorMaker 2, a node-rdkafka JS loop and Kafka\'s perf-tool ceiling (scenarios: throughput, ceiling, latency, wan, rest)')
     .option('--source <bootstrap>', "source cluster (default: local clusters started by the harness)")
     .option('--target <bootstrap>', 'target cluster')
     .option('--records <n>', 'records to preload per run', int('--records', 1, 1_000_000_000), 1_000_000)
@@ -210,7 +210,7 @@ export function buildProgram(): Command {
         for (const i of items) if (!allowed.includes(i)) throw new StraitError('STRAIT_USAGE', `--${field}: '${i}' is not allowed; allowed: ${allowed.join(', ')}`, { field });
         return items;
       };
-      const sc = scenarios.length > 0 ? list('scenario', scenarios.join(','), SCENARIOS) : ['throughput', 'ceiling', 'latency', 'wan'];
+      const sc = scenarios.length > 0 ? list('scenario', scenarios.join(','), SCENARIOS) : ['throughput', 'ceiling', 'latency', 'wan', 'rest'];
       const sizes = o.recordSize.split(',').map((x) => {
         const n = Number(x);
         if (!Number.isInteger(n) || n < 1 || n > 10_000_000) throw new StraitError('STRAIT_USAGE', `--record-size: '${x}' is not a size in bytes from 1 to 10000000`, { field: 'record-size' });

@@ -71,3 +71,19 @@ t.test('bench wan smoke run: the delay proxy is in the path and every system rep
   }
   t.match(readFileSync(join(out, 'results.md'), 'utf8'), /### wan \(\+100 ms round trip to the source\)/);
 });
+
+t.test('bench rest smoke run: autocannon against a real controller answers every endpoint without errors', async (t) => {
+  const out = mkdtempSync(join(tmpdir(), 'strait-bench-'));
+  const results = await runBench({
+    scenarios: ['rest'], records: 1, recordSizes: [100], partitions: 1, codecs: ['none'], out, clusterDir: join(out, 'clusters'),
+    systems: ['strait'], durationSec: 2, log: (l) => t.comment(l),
+  });
+  const rest = results.find((s) => s.scenario === 'rest');
+  t.equal(rest?.results.length, 3, 'three endpoints measured');
+  for (const r of rest?.results ?? []) {
+    t.ok((r.requestsPerSec ?? 0) > 0, `${r.system}: ${r.requestsPerSec} req/s`);
+    t.equal(r.errors, 0, `${r.system}: no errors`);
+    t.ok((r.p99Ms ?? -1) >= (r.p50Ms ?? 0), `${r.system}: p99 >= p50`);
+  }
+  t.match(readFileSync(join(out, 'results.md'), 'utf8'), /\| strait controller GET \/v1\/status \| \d+ \|/);
+});

@@ -43,7 +43,7 @@ t.test('controllers elect one leader; a worker or the leader killed with -9 lose
     clusters: { a: { bootstrap: bootstrap('a') }, b: { bootstrap: bootstrap('b') } },
     routes: [{ name: 'dist', source: 'a', target: 'b', topics: { include: [topic] } }],
     store: { type: 'zookeeper', connect: zk.connect, sessionTimeoutMs: SESSION_MS },
-    controller: { refreshTopicsIntervalMs: 1000 },
+    controller: { refreshTopicsIntervalMs: 1000, rest: { port: 0 } },
     worker: { threads: 1, commitIntervalMs: 300 },
   });
   const controllers = [new StraitProcess(config, 'controller'), new StraitProcess(config, 'controller')];
@@ -55,6 +55,7 @@ t.test('controllers elect one leader; a worker or the leader killed with -9 lose
     return leaders.length === 1 && leaders[0]!.controller!.assigned === PARTITIONS && leaders[0]!.controller!.workers.length === 3;
   }, 60_000, 500);
   const s0 = await statuses();
+  t.equal(s0.length, 2, 'both controllers run (one leads, one stands by)');
   t.equal(s0.filter((x) => x.isLeader).length, 1, 'exactly one controller leads');
   t.ok(s0.every((x) => x.leader === s0.find((y) => y.isLeader)!.id), 'both controllers name the same leader');
   await waitFor('the first 6000 records replicated', async () => (await landed(topic)) >= 6000, 60_000, 500);
