@@ -2,7 +2,6 @@
  * The distributed deployment: `strait controller` (two or more for HA; the elected leader alone assigns) and
  * `strait worker` (as many as needed), coordinated through ZooKeeper (shared/zookeeper-store.ts). Wiring only.
  */
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { Controller } from '../controller/controller';
@@ -10,17 +9,10 @@ import { buildRestApi } from '../controller/rest';
 import { loadConfig, redactConfig, type StraitConfig } from '../shared/config';
 import { StraitError } from '../shared/errors';
 import { createLogger, type Logger } from '../shared/logger';
-import { StraitMetrics, serveMetrics } from '../shared/metrics';
+import { StraitMetrics } from '../shared/metrics';
 import { ZooKeeperStore } from '../shared/zookeeper-store';
 import { Worker } from '../worker/worker';
-
-type Handler = (req: IncomingMessage, res: ServerResponse) => boolean;
-
-function json(res: ServerResponse, status: number, body: unknown): true {
-  res.writeHead(status, { 'content-type': 'application/json' });
-  res.end(JSON.stringify(body, null, 2));
-  return true;
-}
+import { closeHttp, json, serveHttp, untilSignal } from './serve';
 
 async function setUp(configFile: string, role: string): Promise<{ config: StraitConfig; log: Logger; metrics: StraitMetrics; store: ZooKeeperStore }> {
   const config = loadConfig(configFile);
@@ -32,29 +24,6 @@ async function setUp(configFile: string, role: string): Promise<{ config: Strait
   const metrics = new StraitMetrics();
   const store = await ZooKeeperStore.connect({ connect: config.store.connect, deployment: config.deployment, root: config.store.root, sessionTimeoutMs: config.store.sessionTimeoutMs, log });
   return { config, log, metrics, store };
-}
-
-async function serve(config: StraitConfig, metrics: StraitMetrics, log: Logger, handler: Handler): Promise<Server | undefined> {
-  if (!config.metrics.enabled) return undefined;
-  const server = await serveMetrics(metrics, config.metrics.host, config.metrics.port, (req, res) => {
-    if (req.method !== 'GET') return false;
-    if (req.url === '/v1/health') return json(res, 200, { status: 'ok' });
-    return handler(req, res);
-  });
-  const addr = server.address();
-  log.info({ metrics: typeof addr === 'object' && addr ? `http://${addr.address}:${addr.port}/metrics` : '' }, 'metrics endpoint up');
-  return server;
-}
-
-function untilSignal(log: Logger): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      log.info({ signal }, 'stopping');
-      resolve();
-    };
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
-  });
 }
 
 /** `strait controller`: campaigns for leadership; the leader discovers topics and assigns partitions. */
@@ -78,7 +47,7 @@ export async function runController(configFile: string): Promise<void> {
       }
     }).catch((e: Error) => log.error({ err: e.message }, 'leadership change failed'));
   };
-  const server = await serve(config, metrics, log, (req, res) => {
+  const server = await serveHttp(config, metrics, log, (req, res) => {
     if (req.url !== '/v1/status') return false;
     void store.readLeader().then(
       (leader) => json(res, 200, { id, leader: leader ?? null, isLeader: controller !== undefined, controller: controller?.status() ?? null }),
@@ -92,18 +61,18 @@ export async function runController(configFile: string): Promise<void> {
     restUrl = await rest.listen({ host: config.controller.rest.host, port: config.controller.rest.port });
   } catch (e) {
     await store.close();
-    await new Promise<void>((res) => (server ? server.close(() => res()) : res()));
+    await closeHttp(server);
     throw new StraitError('STRAIT_USAGE', `controller.rest: cannot listen on ${config.controller.rest.host}:${config.controller.rest.port} (${(e as Error).message}); choose another controller.rest.port (0 picks a free one)`, { field: 'controller.rest.port' });
   }
   log.info({ rest: restUrl }, 'REST API up');
   const resign = await store.campaign(id, { elected: () => lead(true), lost: () => lead(false) });
-  await untilSignal(log);
+  await untilSignal(log, 'stopping');
   await resign();
   lead(false);
   await transition;
   await rest.close();
   await store.close();
-  await new Promise<void>((res) => (server ? server.close(() => res()) : res()));
+  await closeHttp(server);
   log.info('stopped');
 }
 
@@ -113,14 +82,14 @@ export async function runWorker(configFile: string): Promise<void> {
   const worker = new Worker(config, store, log, metrics);
   store.onSessionLost(() => worker.suspend());
   store.onSessionRestored(() => log.info({ worker: worker.id }, 'coordination session restored: waiting for a new assignment'));
-  const server = await serve(config, metrics, log, (req, res) => {
+  const server = await serveHttp(config, metrics, log, (req, res) => {
     if (req.url !== '/v1/status') return false;
     return json(res, 200, { worker: { id: worker.id, totals: worker.pipeline.totals } });
   });
   await worker.start();
-  await untilSignal(log);
+  await untilSignal(log, 'stopping');
   await worker.stop();
   await store.close();
-  await new Promise<void>((res) => (server ? server.close(() => res()) : res()));
+  await closeHttp(server);
   log.info('stopped');
 }

@@ -2,14 +2,14 @@
  * `strait run`: the standalone deployment — controller and worker in one process, connected through the embedded
  * store (the same interface ZooKeeper implements for distributed deployments). Wiring only.
  */
-import type { Server } from 'node:http';
 import { Controller } from '../controller/controller';
 import { loadConfig, redactConfig } from '../shared/config';
 import { EmbeddedStore } from '../shared/embedded-store';
 import { StraitError } from '../shared/errors';
 import { createLogger } from '../shared/logger';
-import { StraitMetrics, serveMetrics } from '../shared/metrics';
+import { StraitMetrics } from '../shared/metrics';
 import { Worker } from '../worker/worker';
+import { closeHttp, json, serveHttp, untilSignal } from './serve';
 
 export interface RunOptions {
   config: string;
@@ -35,25 +35,9 @@ export async function run(opts: RunOptions): Promise<void> {
   const store = new EmbeddedStore(config.store.path);
   const worker = new Worker(config, store, log, metrics);
   const controller = new Controller(config, store, log, metrics);
-  let server: Server | undefined;
-  if (config.metrics.enabled) {
-    server = await serveMetrics(metrics, config.metrics.host, config.metrics.port, (req, res) => {
-      if (req.method !== 'GET') return false;
-      if (req.url === '/v1/health') {
-        res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ status: 'ok' }));
-        return true;
-      }
-      if (req.url === '/v1/status') {
-        res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ controller: controller.status(), worker: { id: worker.id, totals: worker.pipeline.totals } }, null, 2));
-        return true;
-      }
-      return false;
-    });
-    const addr = server.address();
-    log.info({ metrics: typeof addr === 'object' && addr ? `http://${addr.address}:${addr.port}/metrics` : '' }, 'metrics endpoint up');
-  }
+  const server = await serveHttp(config, metrics, log, (req, res) =>
+    req.url === '/v1/status' && json(res, 200, { controller: controller.status(), worker: { id: worker.id, totals: worker.pipeline.totals } }),
+  );
   await worker.start();
   await controller.start();
 
@@ -78,19 +62,12 @@ export async function run(opts: RunOptions): Promise<void> {
     }
   }, 1000);
 
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      log.info({ signal }, 'stopping: flushing in-flight records and committing');
-      resolve();
-    };
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
-  });
+  await untilSignal(log, 'stopping: flushing in-flight records and committing');
   clearInterval(report);
   if (tty) process.stdout.write('\n');
   await controller.stop();
   await worker.stop();
   await store.close();
-  await new Promise<void>((res) => (server ? server.close(() => res()) : res()));
+  await closeHttp(server);
   log.info('stopped');
 }
