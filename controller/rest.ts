@@ -7,7 +7,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { closest } from 'fastest-levenshtein';
-import { redactProperties, type StraitConfig } from '../shared/config';
+import { redactProperties, type RouteConfig, type StraitConfig } from '../shared/config';
 import type { CoordinationStore } from '../shared/store';
 import type { Controller } from './controller';
 
@@ -89,16 +89,17 @@ export function buildRestApi(ctx: RestContext): FastifyInstance {
     };
   });
 
-  app.get('/v1/routes', async () => {
-    const s = ctx.leader()?.status();
-    return ctx.config.routes.map((r) => ({ ...r, consumer: redactProperties(r.consumer), producer: redactProperties(r.producer), paused: s?.routes[r.name]?.paused ?? r.paused, partitions: s?.routes[r.name]?.partitions ?? null }));
-  });
+  /** a route as the API shows it: config with secrets redacted, and the leader's view of it (null on a standby) */
+  const routeView = (r: RouteConfig) => {
+    const live = ctx.leader()?.status().routes[r.name];
+    return { ...r, consumer: redactProperties(r.consumer), producer: redactProperties(r.producer), paused: live?.paused ?? r.paused, partitions: live?.partitions ?? null };
+  };
+
+  app.get('/v1/routes', async () => ctx.config.routes.map(routeView));
 
   app.get<{ Params: { name: string } }>('/v1/routes/:name', async (req, reply) => {
     const r = findRoute(req.params.name, reply);
-    if (!r) return reply;
-    const s = ctx.leader()?.status();
-    return { ...r, consumer: redactProperties(r.consumer), producer: redactProperties(r.producer), paused: s?.routes[r.name]?.paused ?? r.paused, partitions: s?.routes[r.name]?.partitions ?? null };
+    return r ? routeView(r) : reply;
   });
 
   app.get<{ Params: { name: string } }>('/v1/routes/:name/topics', async (req, reply) => {
