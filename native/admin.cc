@@ -4,6 +4,10 @@
 
 #include "conf.h"
 
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <utility>
@@ -34,19 +38,19 @@ rd_kafka_event_t* WaitFor(rd_kafka_queue_t* q, int timeout_ms) { return rd_kafka
 
 class DescribeWorker : public Napi::AsyncWorker {
  public:
-  DescribeWorker(Napi::Env env, rd_kafka_t* rk, std::vector<std::string> topics, int timeout_ms)
-      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), rk_(rk), topics_(std::move(topics)),
+  DescribeWorker(Napi::Env env, std::shared_ptr<rd_kafka_t> rk, std::vector<std::string> topics, int timeout_ms)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), rk_(std::move(rk)), topics_(std::move(topics)),
         timeout_ms_(timeout_ms) {}
   Napi::Promise Promise() { return deferred_.Promise(); }
 
   void Execute() override {
     std::vector<rd_kafka_ConfigResource_t*> res;
     for (auto& t : topics_) res.push_back(rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, t.c_str()));
-    rd_kafka_queue_t* q = rd_kafka_queue_new(rk_);
-    rd_kafka_AdminOptions_t* opts = rd_kafka_AdminOptions_new(rk_, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
+    rd_kafka_queue_t* q = rd_kafka_queue_new(rk_.get());
+    rd_kafka_AdminOptions_t* opts = rd_kafka_AdminOptions_new(rk_.get(), RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
     char errstr[256];
     rd_kafka_AdminOptions_set_request_timeout(opts, timeout_ms_, errstr, sizeof(errstr));
-    rd_kafka_DescribeConfigs(rk_, res.data(), res.size(), opts, q);
+    rd_kafka_DescribeConfigs(rk_.get(), res.data(), res.size(), opts, q);
     rd_kafka_event_t* ev = WaitFor(q, timeout_ms_);
     if (ev == nullptr) {
       SetError("describe configs timed out");
@@ -110,7 +114,7 @@ class DescribeWorker : public Napi::AsyncWorker {
 
  private:
   Napi::Promise::Deferred deferred_;
-  rd_kafka_t* rk_;
+  std::shared_ptr<rd_kafka_t> rk_;
   std::vector<std::string> topics_;
   int timeout_ms_;
   std::vector<ResourceResult> results_;
@@ -118,9 +122,9 @@ class DescribeWorker : public Napi::AsyncWorker {
 
 class AlterWorker : public Napi::AsyncWorker {
  public:
-  AlterWorker(Napi::Env env, rd_kafka_t* rk, std::string topic, std::vector<std::pair<std::string, std::string>> set,
+  AlterWorker(Napi::Env env, std::shared_ptr<rd_kafka_t> rk, std::string topic, std::vector<std::pair<std::string, std::string>> set,
               std::vector<std::string> del, int timeout_ms)
-      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), rk_(rk), topic_(std::move(topic)),
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), rk_(std::move(rk)), topic_(std::move(topic)),
         set_(std::move(set)), del_(std::move(del)), timeout_ms_(timeout_ms) {}
   Napi::Promise Promise() { return deferred_.Promise(); }
 
@@ -141,11 +145,11 @@ class AlterWorker : public Napi::AsyncWorker {
           rd_kafka_ConfigResource_add_incremental_config(res, k.c_str(), RD_KAFKA_ALTER_CONFIG_OP_TYPE_DELETE, nullptr);
       if (e != nullptr) rd_kafka_error_destroy(e);
     }
-    rd_kafka_queue_t* q = rd_kafka_queue_new(rk_);
-    rd_kafka_AdminOptions_t* opts = rd_kafka_AdminOptions_new(rk_, RD_KAFKA_ADMIN_OP_INCREMENTALALTERCONFIGS);
+    rd_kafka_queue_t* q = rd_kafka_queue_new(rk_.get());
+    rd_kafka_AdminOptions_t* opts = rd_kafka_AdminOptions_new(rk_.get(), RD_KAFKA_ADMIN_OP_INCREMENTALALTERCONFIGS);
     char errstr[256];
     rd_kafka_AdminOptions_set_request_timeout(opts, timeout_ms_, errstr, sizeof(errstr));
-    rd_kafka_IncrementalAlterConfigs(rk_, &res, 1, opts, q);
+    rd_kafka_IncrementalAlterConfigs(rk_.get(), &res, 1, opts, q);
     rd_kafka_event_t* ev = WaitFor(q, timeout_ms_);
     if (ev == nullptr) {
       SetError("alter configs timed out");
@@ -172,12 +176,414 @@ class AlterWorker : public Napi::AsyncWorker {
 
  private:
   Napi::Promise::Deferred deferred_;
-  rd_kafka_t* rk_;
+  std::shared_ptr<rd_kafka_t> rk_;
   std::string topic_;
   std::vector<std::pair<std::string, std::string>> set_;
   std::vector<std::string> del_;
   int timeout_ms_;
 };
+
+// ---- consumer groups ----
+
+std::string ErrorText(const rd_kafka_error_t* e) {
+  return std::string(rd_kafka_error_name(e)) + ": " + rd_kafka_error_string(e);
+}
+
+std::string ErrText(rd_kafka_resp_err_t err) { return std::string(rd_kafka_err2name(err)) + ": " + rd_kafka_err2str(err); }
+
+struct GroupListingOut {
+  std::string group_id;
+  std::string state;
+  bool is_simple = false;
+};
+
+struct GroupDescriptionOut {
+  std::string group_id;
+  std::string state;
+  size_t members = 0;
+  std::string error;
+};
+
+struct TopicPartitionIn {
+  std::string topic;
+  int32_t partition = 0;
+  int64_t offset = 0;
+  bool has_metadata = false;
+  std::string metadata;
+};
+
+struct GroupOffsetOut {
+  std::string topic;
+  int32_t partition = 0;
+  int64_t offset = -1;
+  bool has_metadata = false;
+  std::string metadata;
+  std::string error;
+};
+
+// One consumer group admin request on a private queue with the request timeout set; subclasses start the request and
+// read the result event on the thread pool, and build JavaScript values in OnOK on the main thread.
+class GroupWorker : public Napi::AsyncWorker {
+ public:
+  GroupWorker(Napi::Env env, std::shared_ptr<rd_kafka_t> rk, const char* name, rd_kafka_admin_op_t op, int timeout_ms)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), rk_(std::move(rk)), name_(name), op_(op),
+        timeout_ms_(timeout_ms) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    rd_kafka_queue_t* q = rd_kafka_queue_new(rk_.get());
+    rd_kafka_AdminOptions_t* opts = rd_kafka_AdminOptions_new(rk_.get(), op_);
+    char errstr[256];
+    if (rd_kafka_AdminOptions_set_request_timeout(opts, timeout_ms_, errstr, sizeof(errstr)) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      Fail(std::string("timeoutMs: ") + errstr);
+    } else {
+      Start(opts, q);
+      rd_kafka_event_t* ev = WaitFor(q, timeout_ms_);
+      if (ev == nullptr) {
+        Fail("no result within " + std::to_string(timeout_ms_) + " ms");
+      } else if (rd_kafka_event_error(ev) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        Fail(std::string(rd_kafka_err2name(rd_kafka_event_error(ev))) + ": " + rd_kafka_event_error_string(ev));
+      } else {
+        Collect(ev);
+      }
+      if (ev != nullptr) rd_kafka_event_destroy(ev);
+    }
+    rd_kafka_AdminOptions_destroy(opts);
+    rd_kafka_queue_destroy(q);
+    Finish();
+  }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ protected:
+  virtual void Start(rd_kafka_AdminOptions_t* opts, rd_kafka_queue_t* q) = 0;
+  virtual void Collect(rd_kafka_event_t* ev) = 0;
+  // Frees what Start allocated, once the result is in (or abandoned).
+  virtual void Finish() {}
+  void Fail(const std::string& why) { SetError(std::string(name_) + ": " + why); }
+
+  Napi::Promise::Deferred deferred_;
+  std::shared_ptr<rd_kafka_t> rk_;
+
+ private:
+  const char* name_;
+  rd_kafka_admin_op_t op_;
+  int timeout_ms_;
+};
+
+Napi::Array OffsetsToJs(Napi::Env env, const std::vector<GroupOffsetOut>& offsets) {
+  Napi::Array out = Napi::Array::New(env, offsets.size());
+  for (size_t i = 0; i < offsets.size(); i++) {
+    const GroupOffsetOut& o = offsets[i];
+    Napi::Object e = Napi::Object::New(env);
+    e.Set("topic", o.topic);
+    e.Set("partition", o.partition);
+    e.Set("offset", static_cast<double>(o.offset));
+    if (o.has_metadata) e.Set("metadata", o.metadata);
+    if (!o.error.empty()) e.Set("error", o.error);
+    out.Set(static_cast<uint32_t>(i), e);
+  }
+  return out;
+}
+
+// The single group result of a List/AlterConsumerGroupOffsets event, sorted by topic and partition: a group-level
+// error fails the request, partition-level errors travel with their partition.
+bool ReadGroupOffsets(const rd_kafka_group_result_t** groups, size_t n, const std::string& group, std::string* failure,
+                      std::vector<GroupOffsetOut>* out) {
+  if (n != 1) {
+    *failure = "expected one group result, got " + std::to_string(n);
+    return false;
+  }
+  const rd_kafka_error_t* ge = rd_kafka_group_result_error(groups[0]);
+  if (ge != nullptr) {
+    *failure = "group '" + group + "': " + ErrorText(ge);
+    return false;
+  }
+  const rd_kafka_topic_partition_list_t* parts = rd_kafka_group_result_partitions(groups[0]);
+  for (int i = 0; parts != nullptr && i < parts->cnt; i++) {
+    const rd_kafka_topic_partition_t& p = parts->elems[i];
+    GroupOffsetOut o;
+    o.topic = p.topic;
+    o.partition = p.partition;
+    // RD_KAFKA_OFFSET_INVALID (-1001): the group has no committed offset for this partition
+    o.offset = p.offset >= 0 ? p.offset : -1;
+    if (p.metadata != nullptr && p.metadata_size > 0) {
+      o.has_metadata = true;
+      o.metadata.assign(static_cast<const char*>(p.metadata), p.metadata_size);
+    }
+    if (p.err != RD_KAFKA_RESP_ERR_NO_ERROR) o.error = ErrText(p.err);
+    out->push_back(std::move(o));
+  }
+  std::sort(out->begin(), out->end(), [](const GroupOffsetOut& a, const GroupOffsetOut& b) {
+    return a.topic != b.topic ? a.topic < b.topic : a.partition < b.partition;
+  });
+  return true;
+}
+
+class ListGroupsWorker : public GroupWorker {
+ public:
+  ListGroupsWorker(Napi::Env env, std::shared_ptr<rd_kafka_t> rk, int timeout_ms)
+      : GroupWorker(env, std::move(rk), "listConsumerGroups", RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPS, timeout_ms) {}
+
+  void Start(rd_kafka_AdminOptions_t* opts, rd_kafka_queue_t* q) override { rd_kafka_ListConsumerGroups(rk_.get(), opts, q); }
+
+  void Collect(rd_kafka_event_t* ev) override {
+    const rd_kafka_ListConsumerGroups_result_t* r = rd_kafka_event_ListConsumerGroups_result(ev);
+    // Each broker answers for the groups it coordinates; one that failed makes the listing incomplete, and an
+    // incomplete listing would read as "group absent", so it fails the whole request.
+    size_t ne = 0;
+    const rd_kafka_error_t** errs = rd_kafka_ListConsumerGroups_result_errors(r, &ne);
+    if (ne > 0) {
+      std::string why;
+      for (size_t i = 0; i < ne; i++) why += (i > 0 ? "; " : "") + ErrorText(errs[i]);
+      Fail(why);
+      return;
+    }
+    size_t n = 0;
+    const rd_kafka_ConsumerGroupListing_t** gs = rd_kafka_ListConsumerGroups_result_valid(r, &n);
+    for (size_t i = 0; i < n; i++) {
+      GroupListingOut g;
+      g.group_id = rd_kafka_ConsumerGroupListing_group_id(gs[i]);
+      g.state = rd_kafka_consumer_group_state_name(rd_kafka_ConsumerGroupListing_state(gs[i]));
+      g.is_simple = rd_kafka_ConsumerGroupListing_is_simple_consumer_group(gs[i]) != 0;
+      groups_.push_back(std::move(g));
+    }
+  }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    Napi::Array out = Napi::Array::New(env, groups_.size());
+    for (size_t i = 0; i < groups_.size(); i++) {
+      Napi::Object g = Napi::Object::New(env);
+      g.Set("groupId", groups_[i].group_id);
+      g.Set("state", groups_[i].state);
+      g.Set("isSimple", groups_[i].is_simple);
+      out.Set(static_cast<uint32_t>(i), g);
+    }
+    deferred_.Resolve(out);
+  }
+
+ private:
+  std::vector<GroupListingOut> groups_;
+};
+
+class DescribeGroupsWorker : public GroupWorker {
+ public:
+  DescribeGroupsWorker(Napi::Env env, std::shared_ptr<rd_kafka_t> rk, std::vector<std::string> groups, int timeout_ms)
+      : GroupWorker(env, std::move(rk), "describeConsumerGroups", RD_KAFKA_ADMIN_OP_DESCRIBECONSUMERGROUPS, timeout_ms),
+        groups_(std::move(groups)) {}
+
+  void Start(rd_kafka_AdminOptions_t* opts, rd_kafka_queue_t* q) override {
+    std::vector<const char*> names;
+    for (auto& g : groups_) names.push_back(g.c_str());
+    rd_kafka_DescribeConsumerGroups(rk_.get(), names.data(), names.size(), opts, q);
+  }
+
+  void Collect(rd_kafka_event_t* ev) override {
+    size_t n = 0;
+    const rd_kafka_ConsumerGroupDescription_t** ds =
+        rd_kafka_DescribeConsumerGroups_result_groups(rd_kafka_event_DescribeConsumerGroups_result(ev), &n);
+    // librdkafka reports an unreachable coordinator per group, with a local (negative) code such as _TIMED_OUT or
+    // _TRANSPORT. When every group failed that way the request itself failed, and the caller is told so.
+    bool all_local = n > 0;
+    for (size_t i = 0; i < n && all_local; i++) {
+      const rd_kafka_error_t* e = rd_kafka_ConsumerGroupDescription_error(ds[i]);
+      all_local = e != nullptr && rd_kafka_error_code(e) < 0;
+    }
+    if (all_local) {
+      Fail(ErrorText(rd_kafka_ConsumerGroupDescription_error(ds[0])));
+      return;
+    }
+    for (size_t i = 0; i < n; i++) {
+      GroupDescriptionOut d;
+      d.group_id = rd_kafka_ConsumerGroupDescription_group_id(ds[i]);
+      d.state = rd_kafka_consumer_group_state_name(rd_kafka_ConsumerGroupDescription_state(ds[i]));
+      d.members = rd_kafka_ConsumerGroupDescription_member_count(ds[i]);
+      const rd_kafka_error_t* e = rd_kafka_ConsumerGroupDescription_error(ds[i]);
+      if (e != nullptr) d.error = ErrorText(e);
+      out_.push_back(std::move(d));
+    }
+  }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    Napi::Array out = Napi::Array::New(env, out_.size());
+    for (size_t i = 0; i < out_.size(); i++) {
+      Napi::Object d = Napi::Object::New(env);
+      d.Set("groupId", out_[i].group_id);
+      d.Set("state", out_[i].state);
+      d.Set("members", static_cast<double>(out_[i].members));
+      if (!out_[i].error.empty()) d.Set("error", out_[i].error);
+      out.Set(static_cast<uint32_t>(i), d);
+    }
+    deferred_.Resolve(out);
+  }
+
+ private:
+  std::vector<std::string> groups_;
+  std::vector<GroupDescriptionOut> out_;
+};
+
+class ListGroupOffsetsWorker : public GroupWorker {
+ public:
+  // `all`: every partition the group has offsets for (librdkafka takes a NULL partition list for that)
+  ListGroupOffsetsWorker(Napi::Env env, std::shared_ptr<rd_kafka_t> rk, std::string group, bool all,
+                         std::vector<TopicPartitionIn> partitions, int timeout_ms)
+      : GroupWorker(env, std::move(rk), "listConsumerGroupOffsets", RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS, timeout_ms),
+        group_(std::move(group)), all_(all), partitions_(std::move(partitions)) {}
+
+  void Start(rd_kafka_AdminOptions_t* opts, rd_kafka_queue_t* q) override {
+    rd_kafka_topic_partition_list_t* parts = nullptr;
+    if (!all_) {
+      parts = rd_kafka_topic_partition_list_new(static_cast<int>(partitions_.size()));
+      for (auto& p : partitions_) rd_kafka_topic_partition_list_add(parts, p.topic.c_str(), p.partition);
+    }
+    request_ = rd_kafka_ListConsumerGroupOffsets_new(group_.c_str(), parts);
+    if (parts != nullptr) rd_kafka_topic_partition_list_destroy(parts);
+    rd_kafka_ListConsumerGroupOffsets(rk_.get(), &request_, 1, opts, q);
+  }
+
+  void Collect(rd_kafka_event_t* ev) override {
+    size_t n = 0;
+    const rd_kafka_group_result_t** gs =
+        rd_kafka_ListConsumerGroupOffsets_result_groups(rd_kafka_event_ListConsumerGroupOffsets_result(ev), &n);
+    std::string failure;
+    if (!ReadGroupOffsets(gs, n, group_, &failure, &out_)) Fail(failure);
+  }
+
+  void Finish() override {
+    if (request_ != nullptr) rd_kafka_ListConsumerGroupOffsets_destroy(request_);
+    request_ = nullptr;
+  }
+
+  void OnOK() override { deferred_.Resolve(OffsetsToJs(Env(), out_)); }
+
+ private:
+  std::string group_;
+  bool all_;
+  std::vector<TopicPartitionIn> partitions_;
+  rd_kafka_ListConsumerGroupOffsets_t* request_ = nullptr;
+  std::vector<GroupOffsetOut> out_;
+};
+
+class AlterGroupOffsetsWorker : public GroupWorker {
+ public:
+  AlterGroupOffsetsWorker(Napi::Env env, std::shared_ptr<rd_kafka_t> rk, std::string group,
+                          std::vector<TopicPartitionIn> offsets, int timeout_ms)
+      : GroupWorker(env, std::move(rk), "alterConsumerGroupOffsets", RD_KAFKA_ADMIN_OP_ALTERCONSUMERGROUPOFFSETS, timeout_ms),
+        group_(std::move(group)), offsets_(std::move(offsets)) {}
+
+  void Start(rd_kafka_AdminOptions_t* opts, rd_kafka_queue_t* q) override {
+    rd_kafka_topic_partition_list_t* parts = rd_kafka_topic_partition_list_new(static_cast<int>(offsets_.size()));
+    for (auto& o : offsets_) {
+      rd_kafka_topic_partition_t* p = rd_kafka_topic_partition_list_add(parts, o.topic.c_str(), o.partition);
+      p->offset = o.offset;
+      if (o.has_metadata && !o.metadata.empty()) {
+        // the list owns its elements' metadata and frees it with the list
+        p->metadata = malloc(o.metadata.size());
+        memcpy(p->metadata, o.metadata.data(), o.metadata.size());
+        p->metadata_size = o.metadata.size();
+      }
+    }
+    request_ = rd_kafka_AlterConsumerGroupOffsets_new(group_.c_str(), parts);
+    rd_kafka_topic_partition_list_destroy(parts);
+    rd_kafka_AlterConsumerGroupOffsets(rk_.get(), &request_, 1, opts, q);
+  }
+
+  void Collect(rd_kafka_event_t* ev) override {
+    size_t n = 0;
+    const rd_kafka_group_result_t** gs =
+        rd_kafka_AlterConsumerGroupOffsets_result_groups(rd_kafka_event_AlterConsumerGroupOffsets_result(ev), &n);
+    std::string failure;
+    if (!ReadGroupOffsets(gs, n, group_, &failure, &out_)) Fail(failure);
+  }
+
+  void Finish() override {
+    if (request_ != nullptr) rd_kafka_AlterConsumerGroupOffsets_destroy(request_);
+    request_ = nullptr;
+  }
+
+  void OnOK() override { deferred_.Resolve(OffsetsToJs(Env(), out_)); }
+
+ private:
+  std::string group_;
+  std::vector<TopicPartitionIn> offsets_;
+  rd_kafka_AlterConsumerGroupOffsets_t* request_ = nullptr;
+  std::vector<GroupOffsetOut> out_;
+};
+
+// ---- argument checks: a bad argument rejects the returned promise with a TypeError naming the field ----
+
+struct BadArgument {
+  std::string message;
+};
+
+Napi::Value Rejected(Napi::Env env, const Napi::Error& e) {
+  Napi::Promise::Deferred d = Napi::Promise::Deferred::New(env);
+  d.Reject(e.Value());
+  return d.Promise();
+}
+
+std::string Describe(const Napi::Value& v) {
+  if (v.IsUndefined()) return "undefined";
+  if (v.IsNull()) return "null";
+  if (v.IsString()) return "\"" + v.As<Napi::String>().Utf8Value() + "\"";
+  if (v.IsNumber() || v.IsBoolean()) return v.ToString().Utf8Value();
+  if (v.IsArray()) return "an array";
+  return "an object";
+}
+
+int TimeoutArg(const Napi::CallbackInfo& info, size_t i) {
+  if (info.Length() <= i || info[i].IsUndefined()) return 10000;
+  // librdkafka's request.timeout.ms range for admin requests
+  double d = info[i].IsNumber() ? info[i].As<Napi::Number>().DoubleValue() : -1;
+  if (!(d >= 1 && d <= 3600000 && std::floor(d) == d)) {
+    throw BadArgument{"timeoutMs must be an integer from 1 to 3600000 (got " + Describe(info[i]) + ")"};
+  }
+  return static_cast<int>(d);
+}
+
+std::string GroupArg(const Napi::Value& v, const std::string& field) {
+  if (!v.IsString() || v.As<Napi::String>().Utf8Value().empty()) {
+    throw BadArgument{field + " must be a non-empty string (got " + Describe(v) + ")"};
+  }
+  return v.As<Napi::String>().Utf8Value();
+}
+
+int64_t IntegerField(const Napi::Object& o, const char* key, const std::string& path, double max) {
+  Napi::Value v = o.Get(key);
+  double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
+  if (!(d >= 0 && d <= max && std::floor(d) == d)) {
+    throw BadArgument{path + "." + key + " must be an integer >= 0 (got " + Describe(v) + ")"};
+  }
+  return static_cast<int64_t>(d);
+}
+
+// [{ topic, partition, offset?, metadata? }]; `with_offset` requires offset (and allows metadata)
+std::vector<TopicPartitionIn> PartitionsArg(const Napi::Value& v, const std::string& field, bool with_offset) {
+  if (!v.IsArray()) throw BadArgument{field + " must be an array (got " + Describe(v) + ")"};
+  Napi::Array arr = v.As<Napi::Array>();
+  std::vector<TopicPartitionIn> out;
+  for (uint32_t i = 0; i < arr.Length(); i++) {
+    std::string path = field + "[" + std::to_string(i) + "]";
+    Napi::Value e = arr.Get(i);
+    if (!e.IsObject() || e.IsArray()) throw BadArgument{path + " must be an object (got " + Describe(e) + ")"};
+    Napi::Object o = e.As<Napi::Object>();
+    TopicPartitionIn p;
+    p.topic = GroupArg(o.Get("topic"), path + ".topic");
+    p.partition = static_cast<int32_t>(IntegerField(o, "partition", path, 2147483647.0));
+    if (with_offset) {
+      p.offset = IntegerField(o, "offset", path, 9007199254740991.0);
+      Napi::Value m = o.Get("metadata");
+      if (!m.IsUndefined() && !m.IsNull()) {
+        if (!m.IsString()) throw BadArgument{path + ".metadata must be a string (got " + Describe(m) + ")"};
+        p.has_metadata = true;
+        p.metadata = m.As<Napi::String>().Utf8Value();
+      }
+    }
+    out.push_back(std::move(p));
+  }
+  return out;
+}
 
 }  // namespace
 
@@ -186,6 +592,10 @@ Napi::Function Admin::Define(Napi::Env env) {
                      {
                          InstanceMethod<&Admin::DescribeTopicConfigs>("describeTopicConfigs"),
                          InstanceMethod<&Admin::AlterTopicConfigs>("alterTopicConfigs"),
+                         InstanceMethod<&Admin::ListConsumerGroups>("listConsumerGroups"),
+                         InstanceMethod<&Admin::DescribeConsumerGroups>("describeConsumerGroups"),
+                         InstanceMethod<&Admin::ListConsumerGroupOffsets>("listConsumerGroupOffsets"),
+                         InstanceMethod<&Admin::AlterConsumerGroupOffsets>("alterConsumerGroupOffsets"),
                          InstanceMethod<&Admin::Close>("close"),
                      });
 }
@@ -202,16 +612,15 @@ Admin::Admin(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Admin>(info) {
     throw;
   }
   rd_kafka_conf_set(conf, "log_level", "0", errstr, sizeof(errstr));
-  rk_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-  if (rk_ == nullptr) {
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+  if (rk == nullptr) {
     rd_kafka_conf_destroy(conf);
     throw Napi::Error::New(env, errstr);
   }
+  rk_ = std::shared_ptr<rd_kafka_t>(rk, rd_kafka_destroy);
 }
 
-Admin::~Admin() {
-  if (rk_ != nullptr) rd_kafka_destroy(rk_);
-}
+Admin::~Admin() = default;
 
 // describeTopicConfigs(topics: string[], timeoutMs) -> Promise<{ [topic]: { [name]: entry } }>
 Napi::Value Admin::DescribeTopicConfigs(const Napi::CallbackInfo& info) {
@@ -251,10 +660,84 @@ Napi::Value Admin::AlterTopicConfigs(const Napi::CallbackInfo& info) {
   return p;
 }
 
+// listConsumerGroups(timeoutMs?) -> Promise<{ groupId, state, isSimple }[]>
+Napi::Value Admin::ListConsumerGroups(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  try {
+    if (!rk_) return Rejected(env, Napi::Error::New(env, "listConsumerGroups: Admin is closed"));
+    auto* w = new ListGroupsWorker(env, rk_, TimeoutArg(info, 0));
+    Napi::Promise p = w->Promise();
+    w->Queue();
+    return p;
+  } catch (const BadArgument& e) {
+    return Rejected(env, Napi::TypeError::New(env, "listConsumerGroups: " + e.message));
+  }
+}
+
+// describeConsumerGroups(groups: string[], timeoutMs?) -> Promise<{ groupId, state, members, error? }[]>
+Napi::Value Admin::DescribeConsumerGroups(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  try {
+    if (!rk_) return Rejected(env, Napi::Error::New(env, "describeConsumerGroups: Admin is closed"));
+    if (!info[0].IsArray()) throw BadArgument{"groups must be an array of group ids (got " + Describe(info[0]) + ")"};
+    Napi::Array arr = info[0].As<Napi::Array>();
+    std::vector<std::string> groups;
+    for (uint32_t i = 0; i < arr.Length(); i++) groups.push_back(GroupArg(arr.Get(i), "groups[" + std::to_string(i) + "]"));
+    int timeout = TimeoutArg(info, 1);
+    if (groups.empty()) return Rejected(env, Napi::TypeError::New(env, "describeConsumerGroups: groups is empty"));
+    auto* w = new DescribeGroupsWorker(env, rk_, std::move(groups), timeout);
+    Napi::Promise p = w->Promise();
+    w->Queue();
+    return p;
+  } catch (const BadArgument& e) {
+    return Rejected(env, Napi::TypeError::New(env, "describeConsumerGroups: " + e.message));
+  }
+}
+
+// listConsumerGroupOffsets(group, partitions: { topic, partition }[] | null, timeoutMs?)
+//   -> Promise<{ topic, partition, offset (-1: none), metadata?, error? }[]>
+Napi::Value Admin::ListConsumerGroupOffsets(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  try {
+    if (!rk_) return Rejected(env, Napi::Error::New(env, "listConsumerGroupOffsets: Admin is closed"));
+    std::string group = GroupArg(info[0], "group");
+    bool all = info[1].IsNull() || info[1].IsUndefined();
+    std::vector<TopicPartitionIn> partitions;
+    if (!all) partitions = PartitionsArg(info[1], "partitions", false);
+    int timeout = TimeoutArg(info, 2);
+    // librdkafka refuses an empty list (NULL means all); nothing asked, nothing to answer
+    if (!all && partitions.empty()) return Rejected(env, Napi::TypeError::New(env, "listConsumerGroupOffsets: partitions is empty (pass null for all)"));
+    auto* w = new ListGroupOffsetsWorker(env, rk_, std::move(group), all, std::move(partitions), timeout);
+    Napi::Promise p = w->Promise();
+    w->Queue();
+    return p;
+  } catch (const BadArgument& e) {
+    return Rejected(env, Napi::TypeError::New(env, "listConsumerGroupOffsets: " + e.message));
+  }
+}
+
+// alterConsumerGroupOffsets(group, offsets: { topic, partition, offset, metadata? }[], timeoutMs?)
+//   -> Promise<{ topic, partition, offset, metadata?, error? }[]>
+Napi::Value Admin::AlterConsumerGroupOffsets(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  try {
+    if (!rk_) return Rejected(env, Napi::Error::New(env, "alterConsumerGroupOffsets: Admin is closed"));
+    std::string group = GroupArg(info[0], "group");
+    std::vector<TopicPartitionIn> offsets = PartitionsArg(info[1], "offsets", true);
+    int timeout = TimeoutArg(info, 2);
+    if (offsets.empty()) return Rejected(env, Napi::TypeError::New(env, "alterConsumerGroupOffsets: offsets is empty"));
+    auto* w = new AlterGroupOffsetsWorker(env, rk_, std::move(group), std::move(offsets), timeout);
+    Napi::Promise p = w->Promise();
+    w->Queue();
+    return p;
+  } catch (const BadArgument& e) {
+    return Rejected(env, Napi::TypeError::New(env, "alterConsumerGroupOffsets: " + e.message));
+  }
+}
+
 Napi::Value Admin::Close(const Napi::CallbackInfo& info) {
-  // Pending workers hold rk_; closing is only called once the caller awaited them.
-  if (rk_ != nullptr) rd_kafka_destroy(rk_);
-  rk_ = nullptr;
+  // Requests still in flight hold their own reference; the handle goes when the last of them completes.
+  rk_.reset();
   return info.Env().Undefined();
 }
 

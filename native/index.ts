@@ -78,10 +78,31 @@ export interface TopicConfigEntry {
   source: string;
 }
 
+export interface GroupListing { groupId: string; state: string; isSimple: boolean }
+/** `state`: librdkafka's consumer group state name (Unknown, PreparingRebalance, CompletingRebalance, Stable, Dead, Empty) */
+export interface GroupDescription { groupId: string; state: string; members: number; error?: string }
+/** `error`: "<librdkafka error name>: <message>" for this partition. Offset lists come sorted by topic, partition. */
+export interface GroupOffset { topic: string; partition: number; offset: number; metadata?: string; error?: string }
+
+/**
+ * The group methods reject with a TypeError naming the field for bad arguments (empty lists included), and with
+ * "<method>: <librdkafka error name>: <message>" when the request as a whole fails (unreachable cluster, timeout,
+ * group-level broker error). `timeoutMs` defaults to 10 s.
+ */
 export interface NativeAdmin {
   /** per topic: config name -> entry; a topic that failed has `$error` */
   describeTopicConfigs(topics: string[], timeoutMs: number): Promise<Record<string, Record<string, TopicConfigEntry>>>;
   alterTopicConfigs(topic: string, set: Record<string, string>, remove: string[], timeoutMs: number): Promise<void>;
+  /** every group of the cluster; rejects if any broker could not answer (an incomplete list would hide groups) */
+  listConsumerGroups(timeoutMs?: number): Promise<GroupListing[]>;
+  /** a group whose coordinator did not answer has `error`; rejects when that is so for every group asked */
+  describeConsumerGroups(groups: string[], timeoutMs?: number): Promise<GroupDescription[]>;
+  /** committed offsets of `group`; `partitions` null = all partitions the group has offsets for. offset -1 = none */
+  listConsumerGroupOffsets(group: string, partitions: { topic: string; partition: number }[] | null, timeoutMs?: number): Promise<GroupOffset[]>;
+  /** commits offsets for a group with no active members (Kafka refuses otherwise; that refusal must come back as a
+   *  per-partition `error` string or a rejected promise whose message names the broker error, e.g. UNKNOWN_MEMBER_ID /
+   *  GROUP_SUBSCRIBED_TO_TOPIC / non-empty group) */
+  alterConsumerGroupOffsets(group: string, offsets: { topic: string; partition: number; offset: number; metadata?: string }[], timeoutMs?: number): Promise<GroupOffset[]>;
   close(): void;
 }
 
