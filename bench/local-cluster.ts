@@ -191,6 +191,8 @@ function brokerProperties(c: ClusterState, extra: Record<string, string>): strin
     'transaction.state.log.min.isr': '1',
     'transaction.state.log.num.partitions': '4',
     'group.initial.rebalance.delay.ms': '0',
+    // the log cleaner looks for compactable logs every second (default 15 s), so compaction is observable in tests
+    'log.cleaner.backoff.ms': '1000',
     'auto.create.topics.enable': 'false',
     'log.segment.bytes': String(256 * 1024 * 1024),
     'num.network.threads': '2',

@@ -164,6 +164,31 @@ export function buildProgram(): Command {
       await runWorker(o.config);
     });
 
+  // ---- consumer-group failover / failback (talks to the clusters directly; no controller needed)
+  for (const verb of ['failover', 'failback'] as const) {
+    program
+      .command(verb)
+      .description(
+        verb === 'failover'
+          ? "move a consumer group from a route's source to its target at exactly the next record (reads the newest checkpoints when the source is down)"
+          : 'move a consumer group back: what it read on --from (replicas and --from\'s own writes) becomes offsets on --to',
+      )
+      .requiredOption('-c, --config <file>', 'config file with the clusters and routes')
+      .requiredOption('--group <id>', 'consumer group id')
+      .requiredOption('--from <alias>', 'cluster alias the group leaves')
+      .requiredOption('--to <alias>', 'cluster alias the group moves to')
+      .option('--dry-run', 'print the translated offsets, write nothing', false)
+      .option('--timeout <seconds>', 'wait at most this long for records still in flight', int('--timeout', 0, 3600), 30)
+      .option('--json', 'print the report as JSON', false)
+      .action(async (o: { config: string; group: string; from: string; to: string; dryRun: boolean; timeout: number; json: boolean }) => {
+        const { failover, failback, formatMove } = await import('../controller/failover');
+        const config = loadConfig(o.config);
+        const opts = { group: o.group, from: o.from, to: o.to, dryRun: o.dryRun, timeoutMs: o.timeout * 1000, log: (l: string) => process.stderr.write(`${l}\n`) };
+        const report = verb === 'failover' ? await failover(config, opts) : await failback(config, opts);
+        print(o.json ? JSON.stringify(report, null, 2) : formatMove(report, verb));
+      });
+  }
+
   // ---- REST clients of a controller
   const api = (cmd: Command) =>
     cmd

@@ -9,6 +9,7 @@ import type { StraitMetrics } from '../shared/metrics';
 import type { CoordinationStore } from '../shared/store';
 import { partitionKey, type PartitionAssignment, type WorkerInfo } from '../shared/wire';
 import { assign, type Owned } from './assignment';
+import { Checkpointer } from './checkpointer';
 import { TopicManager, type DesiredPartition, type RefreshResult, type TopicProblem } from './topic-manager';
 
 export interface ControllerStatus {
@@ -25,6 +26,7 @@ function key(p: { route: string; topic: string; partition: number }): string {
 
 export class Controller {
   readonly topics: TopicManager;
+  readonly checkpoints: Checkpointer;
   private timer: NodeJS.Timeout | undefined;
   private workers: WorkerInfo[] = [];
   private current = new Map<string, Owned>();
@@ -47,6 +49,7 @@ export class Controller {
     private readonly metrics: StraitMetrics,
   ) {
     this.topics = new TopicManager(config, store, log);
+    this.checkpoints = new Checkpointer(config, log, metrics, () => this.config.routes.filter((r) => !r.paused && !this.paused.has(r.name)));
   }
 
   async start(): Promise<void> {
@@ -66,6 +69,7 @@ export class Controller {
     });
     await this.tick();
     this.timer = setInterval(() => void this.tick(), this.config.controller.refreshTopicsIntervalMs);
+    this.checkpoints.start();
   }
 
   /** One refresh + reassignment; never overlaps itself. */
@@ -198,6 +202,7 @@ export class Controller {
     if (this.timer) clearInterval(this.timer);
     this.unwatch?.();
     await this.running;
+    await this.checkpoints.stop();
     await this.topics.close();
   }
 }

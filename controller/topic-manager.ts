@@ -12,7 +12,7 @@ import type { Logger } from '../shared/logger';
 import { targetCodec } from '../shared/profiles';
 import { selectTopic, targetTopicName } from '../shared/replication-policy';
 import type { CoordinationStore } from '../shared/store';
-import { OFFSET_MAP_TOPIC } from '../shared/offset-map';
+import { CHECKPOINT_TOPIC, OFFSET_MAP_TOPIC } from '../shared/offset-map';
 
 /**
  * Topic configs never copied (after MirrorMaker 2's DefaultConfigPropertyFilter): replication throttles and ISR
@@ -203,15 +203,16 @@ export class TopicManager {
     return out;
   }
 
-  /** Makes sure strait's own compacted offset-map topic exists on every target cluster. */
+  /** Makes sure strait's own compacted topics (offset map, checkpoints) exist on every target cluster. */
   async ensureInternalTopics(): Promise<void> {
     const targets = new Set(this.config.routes.map((r) => r.target));
     for (const alias of targets) {
       const existing = await this.topics(alias);
-      if (!existing.has(OFFSET_MAP_TOPIC)) {
+      for (const topic of [OFFSET_MAP_TOPIC, CHECKPOINT_TOPIC]) {
+        if (existing.has(topic)) continue;
         const rf = Math.max(...this.config.routes.filter((r) => r.target === alias).map((r) => r.replicationFactor));
-        await this.createTopic(alias, OFFSET_MAP_TOPIC, 1, rf, { 'cleanup.policy': 'compact', 'min.compaction.lag.ms': '60000' });
-        this.log.info({ cluster: alias, topic: OFFSET_MAP_TOPIC }, 'created offset-map topic');
+        await this.createTopic(alias, topic, 1, rf, { 'cleanup.policy': 'compact', 'min.compaction.lag.ms': '60000' });
+        this.log.info({ cluster: alias, topic }, 'created internal topic');
       }
     }
   }

@@ -406,9 +406,11 @@ void Forwarder::Delivered(const rd_kafka_message_t* dr) {
       latency_counts_[b]++;
       latency_sum_ms_ += lat;
     }
-    // offset map: extend the open run when the delta holds, else close it and open a new one
+    // offset map: extend the open run when this record directly follows it on both sides (same delta, next source
+    // offset), else close it and open a new one. A gap on either side starts a new run, so a run never spans a source
+    // offset that does not exist or a target record that is not a replica (written there directly).
     int64_t delta = dr->offset - consumed->offset;
-    if (p->has_run && p->run.delta == delta && consumed->offset > p->run.src_end) {
+    if (p->has_run && p->run.delta == delta && consumed->offset == p->run.src_end + 1) {
       p->run.src_end = consumed->offset;
     } else {
       if (p->has_run) p->closed_runs.push_back(p->run);

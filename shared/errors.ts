@@ -19,7 +19,9 @@ export type StraitErrorCode =
   | 'STRAIT_KAFKA'
   | 'STRAIT_TOPIC_CONFLICT'
   | 'STRAIT_STORE'
-  | 'STRAIT_FENCED';
+  | 'STRAIT_FENCED'
+  | 'STRAIT_GROUP_ACTIVE'
+  | 'STRAIT_GROUP_UNKNOWN';
 
 export interface StraitErrorOptions {
   cause?: unknown;

@@ -77,6 +77,13 @@ export class StraitMetrics {
   readonly commits: Counter<'route'>;
   readonly fenced: Counter<'route'>;
   readonly inflightBytes: Gauge;
+  readonly checkpointAge: Gauge<'route' | 'group'>;
+  readonly groupsTranslated: Gauge<'route'>;
+  readonly translationMisses: Gauge<'route'>;
+  readonly checkpointsWritten: Counter<'route'>;
+  readonly groupOffsetsSynced: Counter<'route'>;
+  /** when each route/group's checkpoint was last confirmed current (ms since the epoch), for checkpointAge */
+  readonly checkpointTimes = new Map<string, { route: string; group: string; at: number }>();
 
   constructor(processMetrics = true) {
     if (processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'strait_process_' });
@@ -95,6 +102,21 @@ export class StraitMetrics {
     this.commits = new Counter({ name: 'strait_offset_commits_total', help: 'offset commits written to the store', labelNames: ['route'], registers: r });
     this.fenced = new Counter({ name: 'strait_offset_commits_fenced_total', help: 'commits refused because a newer epoch owns the partition', labelNames: ['route'], registers: r });
     this.inflightBytes = new Gauge({ name: 'strait_inflight_bytes', help: 'bytes consumed and not yet acknowledged by the target', registers: r });
+    const times = this.checkpointTimes;
+    this.checkpointAge = new Gauge({
+      name: 'strait_checkpoint_age_seconds',
+      help: "seconds since a consumer group's translated offsets were last checkpointed on the target",
+      labelNames: ['route', 'group'],
+      registers: r,
+      collect() {
+        const now = Date.now();
+        for (const t of times.values()) this.set({ route: t.route, group: t.group }, (now - t.at) / 1000);
+      },
+    });
+    this.groupsTranslated = new Gauge({ name: 'strait_groups_translated', help: 'consumer groups whose offsets the last checkpoint pass translated', labelNames: ['route'], registers: r });
+    this.translationMisses = new Gauge({ name: 'strait_translation_misses', help: 'group partitions whose committed offset is older than the retained offset map (resumed at the oldest mapped record)', labelNames: ['route'], registers: r });
+    this.checkpointsWritten = new Counter({ name: 'strait_checkpoints_written_total', help: 'checkpoint records written to __strait-checkpoints', labelNames: ['route'], registers: r });
+    this.groupOffsetsSynced = new Counter({ name: 'strait_group_offsets_synced_total', help: 'partition offsets written into target consumer groups (sync.group.offsets)', labelNames: ['route'], registers: r });
   }
 }
 

@@ -1,6 +1,6 @@
 /**
  * Persists offset-map runs (shared/offset-map.ts) to a target cluster. Runs are written before the offsets they
- * cover are committed, so every committed offset can be translated.
+ * cover are committed, so every committed offset can be translated. The checkpointer writes checkpoints with it too.
  */
 import Kafka from 'node-rdkafka';
 import { pack } from 'msgpackr';
@@ -37,14 +37,19 @@ export class OffsetMapWriter {
   }
 
   /** Resolves once every run is acknowledged by the target cluster. */
-  async write(records: OffsetMapRecord[]): Promise<void> {
+  write(records: OffsetMapRecord[]): Promise<void> {
+    return this.writeTo(OFFSET_MAP_TOPIC, records.map((r) => ({ key: offsetMapKey(r), value: pack(r) })));
+  }
+
+  /** Writes keyed records to one of strait's compacted topics; resolves once all are acknowledged. */
+  async writeTo(topic: string, records: { key: Buffer; value: Buffer }[]): Promise<void> {
     if (records.length === 0) return;
     const p = await this.connect();
     const acks: Promise<void>[] = [];
     for (const r of records) {
       const id = ++this.seq;
       acks.push(new Promise<void>((resolve, reject) => this.waiting.set(id, { resolve, reject })));
-      p.produce(OFFSET_MAP_TOPIC, null, pack(r), offsetMapKey(r), Date.now(), id);
+      p.produce(topic, null, r.value, r.key, Date.now(), id);
     }
     await Promise.all(acks);
   }
