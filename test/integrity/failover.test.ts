@@ -29,7 +29,7 @@ interface Got {
 }
 
 /** Reads up to `max` records as group `group` from its committed offsets (earliest when none), commits what it read. */
-async function consumeAndCommit(brokers: string, group: string, topics: string[], max: number, idleMs = 4000): Promise<Got[]> {
+async function consumeAndCommit(brokers: string, group: string, topics: string[], max: number, idleMs = 2500): Promise<Got[]> {
   const c = new Kafka.KafkaConsumer(
     { 'bootstrap.servers': brokers, 'group.id': group, 'enable.auto.commit': false, 'enable.partition.eof': false, 'isolation.level': 'read_committed', log_level: 0 },
     { 'auto.offset.reset': 'earliest' },
@@ -37,9 +37,19 @@ async function consumeAndCommit(brokers: string, group: string, topics: string[]
   await new Promise<void>((res, rej) => c.connect({ timeout: 10_000 }, (e) => (e ? rej(e) : res())));
   const out: Got[] = [];
   try {
-    const committed = await new Promise<Kafka.TopicPartitionOffset[]>((res, rej) =>
-      c.committed(topics.flatMap((topic) => Array.from({ length: P }, (_, partition) => ({ topic, partition }))), 10_000, (e, tp) => (e ? rej(e) : res(tp))),
-    );
+    // a fresh cluster's group coordinator may not be ready yet (NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS): retry
+    let committed: Kafka.TopicPartitionOffset[] = [];
+    for (let attempt = 0; ; attempt++) {
+      try {
+        committed = await new Promise<Kafka.TopicPartitionOffset[]>((res, rej) =>
+          c.committed(topics.flatMap((topic) => Array.from({ length: P }, (_, partition) => ({ topic, partition }))), 10_000, (e, tp) => (e ? rej(e) : res(tp))),
+        );
+        break;
+      } catch (e) {
+        if (attempt >= 30) throw e;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
     c.assign(committed.map((tp) => ({ topic: tp.topic, partition: tp.partition, offset: tp.offset !== undefined && tp.offset >= 0 ? tp.offset : -2 })) as never);
     let idleSince = Date.now();
     while (out.length < max && Date.now() - idleSince < idleMs) {
@@ -83,7 +93,10 @@ function config(routes: unknown[], clusters: Record<string, { bootstrap: string 
   return writeConfig({ clusters, routes, worker: { threads: 1, commitIntervalMs: 200 }, controller: { refreshTopicsIntervalMs: 500 } });
 }
 
-/** Every value exactly once across the two reads, and the second read holds exactly the rest. */
+/**
+ * Every value exactly once across the two reads, and the second read holds exactly the rest. The second read stops
+ * at the number of records left, so a record read twice would show up both as a duplicate and as a missing one.
+ */
 function checkExactlyRest(t: Test, all: string[], first: Got[], second: Got[], what: string): void {
   const firstSet = new Set(first.map((g) => g.value));
   const dup = second.filter((g) => firstSet.has(g.value)).length;
@@ -121,7 +134,7 @@ t.test('failover: the group resumes on the target at exactly the next record (an
   t.equal(run.code, 0, run.stderr);
   t.equal(run.report?.basis, 'live');
   t.equal(run.report?.maxDuplicates, 0);
-  const second = await consumeAndCommit(b, group, [`a.${topic}`], 10_000);
+  const second = await consumeAndCommit(b, group, [`a.${topic}`], 3000 - first.length);
   checkExactlyRest(t, records(topic, 0, 3000).map((r) => r.value.toString()), first, second, 'plain');
   await strait.stop();
 });
@@ -171,14 +184,14 @@ t.test('failover with a group lagging far behind, and with a compacted source to
   const firstCompact = await consumeAndCommit(a, group, [compacted], Math.floor(survivors.length / 2));
   const allCompact = (await readSource()).map((g) => g.value);
   await replicated(b, `a.${lagging}`, 30_000);
-  await waitFor('compacted topic replicated', async () => (await consumeAndCommit(b, uniqueName('probe'), [`a.${compacted}`], 100_000, 1500)).length >= allCompact.length, 60_000, 500);
+  await waitFor('compacted topic replicated', async () => (await consumeAndCommit(b, uniqueName('probe'), [`a.${compacted}`], allCompact.length, 1500)).length >= allCompact.length, 60_000, 500);
   const run = await cli(cfg, 'failover', group, 'a', 'b');
   t.equal(run.code, 0, run.stderr);
   t.equal(run.report?.rows.length, new Set([...firstLag, ...firstCompact].map((g) => `${g.topic}/${g.partition}`)).size, 'a row for every partition the group committed');
   t.ok(run.report?.rows.every((r) => r.kind === 'exact'), 'exact for every partition of both topics');
-  const secondLag = await consumeAndCommit(b, group, [`a.${lagging}`], 40_000);
+  const secondLag = await consumeAndCommit(b, group, [`a.${lagging}`], 30_000 - firstLag.length);
   checkExactlyRest(t, records(lagging, 0, 30_000).map((r) => r.value.toString()), firstLag, secondLag, 'lagging 29,980 records behind');
-  const secondCompact = await consumeAndCommit(b, group, [`a.${compacted}`], 10_000);
+  const secondCompact = await consumeAndCommit(b, group, [`a.${compacted}`], allCompact.length - firstCompact.length);
   checkExactlyRest(t, allCompact, firstCompact, secondCompact, 'compacted');
   await strait.stop();
 });
@@ -187,11 +200,32 @@ t.test('failover with transactional producers: committed and aborted transaction
   const topic = uniqueName('fo-txn');
   const group = uniqueName('fo-g');
   await createTopic(a, topic, P);
-  const producer = new Kafka.Producer({ 'bootstrap.servers': a, 'transactional.id': uniqueName('txn'), dr_cb: true, log_level: 0 });
-  await new Promise<void>((res, rej) => producer.connect({ timeout: 10_000 }, (e) => (e ? rej(e) : res())));
-  producer.setPollInterval(20);
   const call = (f: (cb: (e: Kafka.LibrdKafkaError | null) => void) => void) => new Promise<void>((res, rej) => f((e) => (e ? rej(new Error(e.message)) : res())));
-  await call((cb) => producer.initTransactions(10_000, cb));
+  const connect = async () => {
+    const p = new Kafka.Producer({ 'bootstrap.servers': a, 'transactional.id': uniqueName('txn'), dr_cb: true, log_level: 0 });
+    await new Promise<void>((res, rej) => p.connect({ timeout: 10_000 }, (e) => (e ? rej(e) : res())));
+    p.setPollInterval(20);
+    await call((cb) => p.initTransactions(10_000, cb));
+    return p;
+  };
+  // a fresh cluster's transaction coordinator may still be loading: commit an empty-topic transaction until one works
+  const warm = uniqueName('fo-txn-warm');
+  await createTopic(a, warm, 1);
+  await waitFor('transactions available', async () => {
+    const p = await connect().catch(() => undefined);
+    if (!p) return false;
+    try {
+      await call((cb) => p.beginTransaction(cb));
+      p.produce(warm, 0, Buffer.from('warm-up'));
+      await call((cb) => p.commitTransaction(10_000, cb));
+      return true;
+    } catch {
+      return false;
+    } finally {
+      await new Promise<void>((res) => p.disconnect(() => res()));
+    }
+  }, 60_000, 1000);
+  const producer = await connect();
   const committedValues: string[] = [];
   let n = 0;
   for (let txn = 0; txn < 6; txn++) {
@@ -210,11 +244,11 @@ t.test('failover with transactional producers: committed and aborted transaction
   const first = await consumeAndCommit(a, group, [topic], 90);
   t.equal(first.length, 90);
   t.ok(first.every((g) => !g.value.endsWith('-aborted')));
-  await waitFor('committed records replicated', async () => (await consumeAndCommit(b, uniqueName('probe'), [`a.${topic}`], 10_000, 1500)).length >= committedValues.length, 60_000, 500);
+  await waitFor('committed records replicated', async () => (await consumeAndCommit(b, uniqueName('probe'), [`a.${topic}`], committedValues.length, 1500)).length >= committedValues.length, 60_000, 500);
   const run = await cli(cfg, 'failover', group, 'a', 'b');
   t.equal(run.code, 0, run.stderr);
   t.ok(run.report?.rows.every((r) => r.kind === 'exact'));
-  const second = await consumeAndCommit(b, group, [`a.${topic}`], 10_000);
+  const second = await consumeAndCommit(b, group, [`a.${topic}`], committedValues.length - first.length);
   t.ok(second.every((g) => !g.value.endsWith('-aborted')), 'no aborted record reached the target');
   checkExactlyRest(t, committedValues, first, second, 'transactional');
   await strait.stop();
@@ -239,7 +273,7 @@ t.test('failover while records are still in flight: nothing lost, duplicates wit
   t.ok((run.report?.maxDuplicates ?? 0) > 0, `bound reported: at most ${run.report?.maxDuplicates} records read twice`);
   const second = new StraitProcess(cfg);
   await replicated(b, `a.${topic}`, 12_000);
-  const onB = await consumeAndCommit(b, group, [`a.${topic}`], 20_000);
+  const onB = await consumeAndCommit(b, group, [`a.${topic}`], 12_000 - read.length + (run.report?.maxDuplicates ?? 0));
   const firstSet = new Set(read.map((g) => g.value));
   const duplicates = onB.filter((g) => firstSet.has(g.value)).length;
   const seen = new Set([...firstSet, ...onB.map((g) => g.value)]);
@@ -284,7 +318,7 @@ t.test('source unreachable: failover from the checkpoints on the target; sync.gr
   t.equal(run.code, 0, run.stderr);
   t.equal(run.report?.basis, 'checkpoint', 'used the checkpoints on b');
   t.ok(run.report?.rows.every((r) => r.kind === 'exact'));
-  const second = await consumeAndCommit(b, group, [`a.${topic}`], 10_000);
+  const second = await consumeAndCommit(b, group, [`a.${topic}`], 2000 - first.length);
   checkExactlyRest(t, records(topic, 0, 2000).map((r) => r.value.toString()), first, second, 'from checkpoints');
   await strait.stop();
 });
@@ -311,7 +345,7 @@ t.test('failback after new writes on b reaches the consumers on a with nothing l
   const back = await cli(cfg, 'failback', group, 'b', 'a');
   t.equal(back.code, 0, back.stderr);
   t.ok(back.report?.rows.some((r) => r.toTopic === topic) && back.report.rows.some((r) => r.toTopic === `b.${topic}`), 'offsets for the original topic (inverse) and for the replica of b\'s writes (forward)');
-  const againOnA = await consumeAndCommit(a, group, [topic, `b.${topic}`], 10_000);
+  const againOnA = await consumeAndCommit(a, group, [topic, `b.${topic}`], 2400 - onA.length - onB.length);
   const all = [...records(topic, 0, 1500), ...bValues].map((r) => r.value.toString());
   checkExactlyRest(t, all, [...onA, ...onB], againOnA, 'failback');
 
@@ -324,7 +358,10 @@ t.test('failback after new writes on b reaches the consumers on a with nothing l
   const member = new Kafka.KafkaConsumer({ 'bootstrap.servers': a, 'group.id': group, log_level: 0 }, {});
   await new Promise<void>((res, rej) => member.connect({ timeout: 10_000 }, (e) => (e ? rej(e) : res())));
   member.subscribe([topic]);
-  member.consume();
+  let polling = true;
+  const poll = (async () => {
+    while (polling) await new Promise<void>((res) => member.consume(10, () => res()));
+  })();
   await waitFor('member joined', async () => {
     const admin = new (loadNative().Admin)({ 'bootstrap.servers': a });
     try {
@@ -336,6 +373,8 @@ t.test('failback after new writes on b reaches the consumers on a with nothing l
   const busy = await cli(cfg, 'failback', group, 'b', 'a');
   t.not(busy.code, 0);
   t.match(busy.stderr, /has 1 active member\(s\) on cluster 'a'/);
+  polling = false;
+  await poll;
   await new Promise<void>((res) => member.disconnect(() => res()));
   await strait.stop();
 });
