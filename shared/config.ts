@@ -302,9 +302,10 @@ function checkSemantics(config: StraitConfig, problems: FieldProblem[]): void {
     }
     if (r.source === r.target) problems.push({ path: `${base}.target`, message: `must differ from source ('${r.source}')` });
   });
-  problems.push(...separatorProblems(config.routes, aliases));
   // loop checks follow routes from cluster to cluster: only meaningful once every route's aliases exist
-  if (problems.length === 0) problems.push(...topologyProblems(config.routes));
+  const routesSound = problems.length === 0;
+  problems.push(...separatorProblems(config.routes, aliases));
+  if (routesSound) problems.push(...topologyProblems(config.routes));
   if (config.store.type === 'zookeeper' && config.store.connect === undefined) {
     problems.push({ path: 'store.connect', message: "is required when store.type is 'zookeeper' (host:port[,host:port...])" });
   }

@@ -131,29 +131,28 @@ export function topologyProblems(routes: RouteConfig[]): LoopProblem[] {
   const index = new Map(routes.map((r, i) => [r, i]));
   for (const probe of probes) {
     const live = routes.filter((r) => carries(r, probe));
-    const what = probe === undefined ? 'topics matched by their patterns' : `topic '${probe}'`;
+    const what = probe === undefined ? 'the topics their patterns match' : `topic '${probe}'`;
     // routes whose target leads back to their source are on a cycle; routes on one cycle share a strongly connected set
     const reach = new Map<string, Set<string>>();
     const reachOf = (c: string) => reach.get(c) ?? reach.set(c, reachable(live, c)).get(c)!;
     const cyclic = live.filter((r) => reachOf(r.target).has(r.source));
+    // each route is compared with the first route of its cycle, so one mismatch is reported once
     for (let j = 0; j < cyclic.length; j++) {
       const rj = cyclic[j]!;
-      for (let i = 0; i < j; i++) {
-        const ri = cyclic[i]!;
-        if (!(reachOf(ri.source).has(rj.source) && reachOf(rj.source).has(ri.source))) continue;
-        const [ii, jj] = [index.get(ri)!, index.get(rj)!];
-        const ring = [...reachOf(rj.source)].filter((c) => reachOf(c).has(rj.source)).join(', ');
-        if (ri.naming.policy !== rj.naming.policy) {
-          add({
-            path: `routes[${jj}].naming.policy`,
-            message: `'${rj.naming.policy}' differs from routes[${ii}].naming.policy ('${ri.naming.policy}') although both routes carry ${what} round the same cycle of clusters (${ring}); what one policy writes the other does not recognise as coming back, so it would circulate under ever longer names; use one policy for every route on the cycle`,
-          });
-        } else if (rj.naming.policy === 'prefix' && ri.naming.separator !== rj.naming.separator) {
-          add({
-            path: `routes[${jj}].naming.separator`,
-            message: `'${rj.naming.separator}' differs from routes[${ii}].naming.separator ('${ri.naming.separator}') although both routes carry ${what} round the same cycle of clusters (${ring}); a name prefixed with one separator is not recognised with the other, so topics would come back as new ones; use one separator for every route on the cycle`,
-          });
-        }
+      const ri = cyclic.find((r) => reachOf(r.source).has(rj.source) && reachOf(rj.source).has(r.source))!;
+      if (ri === rj) continue;
+      const [ii, jj] = [index.get(ri)!, index.get(rj)!];
+      const ring = [...reachOf(rj.source)].filter((c) => reachOf(c).has(rj.source)).join(', ');
+      if (ri.naming.policy !== rj.naming.policy) {
+        add({
+          path: `routes[${jj}].naming.policy`,
+          message: `'${rj.naming.policy}' differs from routes[${ii}].naming.policy ('${ri.naming.policy}') although both routes carry ${what} round the same cycle of clusters (${ring}); what one policy writes the other does not recognise as coming back, so it would circulate under ever longer names; use one policy for every route on the cycle`,
+        });
+      } else if (rj.naming.policy === 'prefix' && ri.naming.separator !== rj.naming.separator) {
+        add({
+          path: `routes[${jj}].naming.separator`,
+          message: `'${rj.naming.separator}' differs from routes[${ii}].naming.separator ('${ri.naming.separator}') although both routes carry ${what} round the same cycle of clusters (${ring}); a name prefixed with one separator is not recognised with the other, so topics would come back as new ones; use one separator for every route on the cycle`,
+        });
       }
     }
     // identity: from every origin, each cluster must be reached over exactly one route (records returning to the

@@ -121,6 +121,9 @@ t.test('route setups that would loop or duplicate are rejected, naming the field
   t.same(problems({ clusters, routes: [route('a', 'b', {}, ['orders']), route('b', 'a', { policy: 'identity' }, ['payments'])] }), []);
   ps = problems({ clusters, routes: [route('a', 'b', { separator: '_' }), route('b', 'c'), route('c', 'a', { separator: '_' })] });
   t.match(ps.find((p) => p.path === 'routes[1].naming.separator')?.message, /'\.' differs from routes\[0\]\.naming\.separator \('_'\)/);
+  // a ring of three with one odd route: reported once, at that route, next to an unrelated separator problem
+  ps = problems({ clusters: { ...clusters, 'dc.x': { bootstrap: 'h:4' } }, routes: [route('a', 'b', { policy: 'identity' }), route('b', 'c', { policy: 'identity' }), route('c', 'a')] });
+  t.same(ps.map((p) => p.path).sort(), ['routes[2].naming.policy', 'routes[2].naming.separator']);
   // identity: a pair and a ring are fine, a mesh gives a record two ways into a cluster
   const id = { policy: 'identity' };
   t.same(problems({ clusters, routes: [route('a', 'b', id), route('b', 'a', id)] }), []);
