@@ -14,6 +14,7 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { closest, distance } from 'fastest-levenshtein';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError, StraitError, type FieldProblem } from './errors';
+import { separatorProblems, topologyProblems } from './replication-policy';
 
 const Name = (description: string) => Type.String({ pattern: '^[A-Za-z0-9._-]+$', minLength: 1, maxLength: 200, description });
 const ClientProperties = Type.Record(Type.String({ minLength: 1 }), Type.Union([Type.String(), Type.Number(), Type.Boolean()]), {
@@ -285,7 +286,7 @@ function translate(err: ErrorObject, input: unknown): FieldProblem | undefined {
   }
 }
 
-/** Checks that need the whole config: aliases exist, names unique, naming unambiguous. */
+/** Checks that need the whole config: aliases exist, names unique, naming unambiguous, no route setup that loops. */
 function checkSemantics(config: StraitConfig, problems: FieldProblem[]): void {
   const aliases = Object.keys(config.clusters);
   const names = new Set<string>();
@@ -300,19 +301,11 @@ function checkSemantics(config: StraitConfig, problems: FieldProblem[]): void {
       }
     }
     if (r.source === r.target) problems.push({ path: `${base}.target`, message: `must differ from source ('${r.source}')` });
-    if (r.naming.policy === 'prefix') {
-      // With the prefix policy the source alias is read back from a topic name, so an alias containing the separator
-      // would make `a.b.orders` ambiguous (alias `a.b`, or alias `a` and topic `b.orders`).
-      for (const side of ['source', 'target'] as const) {
-        if (r[side].includes(r.naming.separator)) {
-          problems.push({
-            path: `${base}.naming.separator`,
-            message: `'${r.naming.separator}' occurs in the ${side} alias '${r[side]}', which makes prefixed topic names ambiguous; choose a separator that no alias contains`,
-          });
-        }
-      }
-    }
   });
+  // loop checks follow routes from cluster to cluster: only meaningful once every route's aliases exist
+  const routesSound = problems.length === 0;
+  problems.push(...separatorProblems(config.routes, aliases));
+  if (routesSound) problems.push(...topologyProblems(config.routes));
   if (config.store.type === 'zookeeper' && config.store.connect === undefined) {
     problems.push({ path: 'store.connect', message: "is required when store.type is 'zookeeper' (host:port[,host:port...])" });
   }

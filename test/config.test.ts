@@ -99,6 +99,42 @@ t.test('a separator that occurs in an alias is rejected for the prefix policy', 
   t.same(problems(ok), []);
 });
 
+t.test('a prefix separator is checked against every alias of the deployment, not only the route\'s two', async (t) => {
+  // 'dc.x' is neither end of the route, but a topic named by a route from it ('dc.x.orders') can reach 'a'
+  const third = { clusters: { a: { bootstrap: 'h:1' }, b: { bootstrap: 'h:2' }, 'dc.x': { bootstrap: 'h:3' } }, routes: [{ name: 'r', source: 'a', target: 'b' }] };
+  t.match(problems(third).find((p) => p.path === 'routes[0].naming.separator')?.message, /'\.' occurs in the cluster alias 'dc\.x' \(clusters\.dc\.x\)/);
+  // a multi-character separator: no alias contains '--', but 'a---orders' reads as 'a' + '-orders' or 'a-' + 'orders'
+  const shadow = { clusters: { a: { bootstrap: 'h:1' }, 'a-': { bootstrap: 'h:2' }, b: { bootstrap: 'h:3' } }, routes: [{ name: 'r', source: 'a', target: 'b', naming: { separator: '--' } }] };
+  t.match(problems(shadow).find((p) => p.path === 'routes[0].naming.separator')?.message, /aliases 'a' and 'a-' cannot be told apart/);
+  // aliases may contain a character of the separator as long as names stay unambiguous
+  const dashes = { clusters: { 'dc-a': { bootstrap: 'h:1' }, 'dc-b': { bootstrap: 'h:2' } }, routes: [{ name: 'r', source: 'dc-a', target: 'dc-b', naming: { separator: '--' } }, { name: 's', source: 'dc-b', target: 'dc-a', naming: { separator: '--' } }] };
+  t.same(problems(dashes), []);
+});
+
+t.test('route setups that would loop or duplicate are rejected, naming the field', async (t) => {
+  const clusters = { a: { bootstrap: 'h:1' }, b: { bootstrap: 'h:2' }, c: { bootstrap: 'h:3' } };
+  const route = (source: string, target: string, naming: Record<string, string> = {}, include = ['orders']) => ({ name: `${source}-${target}`, source, target, topics: { include }, naming });
+  // mixed policies round one cycle: b's identity copy of 'a.orders' comes back to b as 'a.a.orders', and so on
+  let ps = problems({ clusters, routes: [route('a', 'b', {}, ['.*']), route('b', 'a', { policy: 'identity' }, ['.*'])] });
+  t.match(ps.find((p) => p.path === 'routes[1].naming.policy')?.message, /'identity' differs from routes\[0\]\.naming\.policy \('prefix'\).*same cycle of clusters \(b, a\)/);
+  // the same routes carrying different topics never form a cycle
+  t.same(problems({ clusters, routes: [route('a', 'b', {}, ['orders']), route('b', 'a', { policy: 'identity' }, ['payments'])] }), []);
+  ps = problems({ clusters, routes: [route('a', 'b', { separator: '_' }), route('b', 'c'), route('c', 'a', { separator: '_' })] });
+  t.match(ps.find((p) => p.path === 'routes[1].naming.separator')?.message, /'\.' differs from routes\[0\]\.naming\.separator \('_'\)/);
+  // a ring of three with one odd route: reported once, at that route, next to an unrelated separator problem
+  ps = problems({ clusters: { ...clusters, 'dc.x': { bootstrap: 'h:4' } }, routes: [route('a', 'b', { policy: 'identity' }), route('b', 'c', { policy: 'identity' }), route('c', 'a')] });
+  t.same(ps.map((p) => p.path).sort(), ['routes[2].naming.policy', 'routes[2].naming.separator']);
+  // identity: a pair and a ring are fine, a mesh gives a record two ways into a cluster
+  const id = { policy: 'identity' };
+  t.same(problems({ clusters, routes: [route('a', 'b', id), route('b', 'a', id)] }), []);
+  t.same(problems({ clusters, routes: [route('a', 'b', id), route('b', 'c', id), route('c', 'a', id)] }), []);
+  ps = problems({ clusters, routes: [route('a', 'b', id), route('b', 'c', id), route('a', 'c', id)] });
+  t.match(ps.find((p) => p.path === 'routes[2].source')?.message, /originate on 'a' would reach 'c' both from 'b' and from 'a'/);
+  // a cycle a record enters without passing its origin (b <-> c, fed from a)
+  ps = problems({ clusters, routes: [route('a', 'b', id), route('b', 'c', id), route('c', 'b', id)] });
+  t.match(ps.find((p) => p.path === 'routes[2].source')?.message, /originate on 'a' would reach 'b' both from 'a' and from 'c'/);
+});
+
 t.test('secrets are never printed back', async (t) => {
   const bad = base() as Record<string, unknown>;
   (bad.clusters as Record<string, Record<string, Record<string, unknown>>>).b!.properties!['sasl.password'] = { nested: 'hunter2-secret' };

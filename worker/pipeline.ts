@@ -317,7 +317,11 @@ export class Pipeline {
       if (this.stoppedShards.size >= this.ports.length) res();
     });
     for (let shard = 0; shard < this.ports.length; shard++) this.send(shard, { type: 'stop', flushTimeoutMs });
-    await Promise.race([allStopped, new Promise((r) => setTimeout(r, flushTimeoutMs + 15_000))]);
+    // the fallback timer is cleared once the shards report: a pending timer would keep the process alive 25 s after
+    // it has stopped
+    let fallback: NodeJS.Timeout | undefined;
+    await Promise.race([allStopped, new Promise((r) => (fallback = setTimeout(r, flushTimeoutMs + 15_000)))]);
+    clearTimeout(fallback);
     await this.commit();
     await Promise.allSettled(this.tasks);
     for (const p of this.ports) p.close();
