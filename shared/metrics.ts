@@ -77,6 +77,8 @@ export class StraitMetrics {
   readonly commits: Counter<'route'>;
   readonly fenced: Counter<'route'>;
   readonly inflightBytes: Gauge;
+  readonly routeLag: Gauge<'route'>;
+  readonly moved: Counter;
 
   constructor(processMetrics = true) {
     if (processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'strait_process_' });
@@ -95,6 +97,8 @@ export class StraitMetrics {
     this.commits = new Counter({ name: 'strait_offset_commits_total', help: 'offset commits written to the store', labelNames: ['route'], registers: r });
     this.fenced = new Counter({ name: 'strait_offset_commits_fenced_total', help: 'commits refused because a newer epoch owns the partition', labelNames: ['route'], registers: r });
     this.inflightBytes = new Gauge({ name: 'strait_inflight_bytes', help: 'bytes consumed and not yet acknowledged by the target', registers: r });
+    this.routeLag = new Gauge({ name: 'strait_route_lag_records', help: 'controller: sum of the lag workers reported for a route (high watermark minus committed)', labelNames: ['route'], registers: r });
+    this.moved = new Counter({ name: 'strait_assignment_moved_total', help: 'controller: partitions that changed owner (a steadily growing count means flapping)', registers: r });
   }
 }
 
