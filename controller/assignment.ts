@@ -70,7 +70,8 @@ export function effectiveWeights(partitions: readonly string[], measured: Readon
       }
     }
   }
-  const mean = known > 0 && sum > 0 ? sum / known : 1;
+  // nothing measured: all 1; everything measured idle: all 0 (then uniform, so balanced by count)
+  const mean = known > 0 ? sum / known : 1;
   const floor = mean * MIN_SHARE;
   let uniform = true;
   for (let i = 0; i < weights.length; i++) {

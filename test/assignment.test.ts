@@ -125,6 +125,8 @@ t.test('unknown partitions weigh the mean of the measured ones; idle ones a floo
   const idle = effectiveWeights(['a', 'b'], new Map([['a', 0], ['b', 100]])).weights;
   t.equal(idle[0], 50 * MIN_SHARE, 'an idle partition still costs MIN_SHARE of the mean');
   t.same([...effectiveWeights(['a', 'b'], new Map([['a', 7], ['b', 7]])).weights.values()], [1, 1], 'all equal: counted as 1 each');
+  t.same([...effectiveWeights(['a', 'b', 'new'], new Map([['a', 0], ['b', 0]])).weights], [1, 1, 1], 'all measured idle: a new partition weighs the same, not 50 times more');
+  t.equal(effectiveWeights(['a', 'b'], new Map([['a', 0], ['b', 0]])).uniform, true);
   // two workers, one holds 4 measured partitions of 100 B/s; 4 new ones (unknown) go to the other
   const current = new Map(['p0', 'p1', 'p2', 'p3'].map((k) => [k, { worker: 'w0', epoch: 1 }]));
   const w = new Map(['p0', 'p1', 'p2', 'p3'].map((k) => [k, 100]));
