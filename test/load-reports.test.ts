@@ -9,6 +9,10 @@ import { unpack } from 'msgpackr';
 import t from 'tap';
 import ZooKeeper from 'zookeeper';
 import { EmbeddedStore } from '../shared/embedded-store';
+import { validateConfig } from '../shared/config';
+import { createLogger } from '../shared/logger';
+import { StraitMetrics } from '../shared/metrics';
+import { Pipeline, type PartitionRuntime } from '../worker/pipeline';
 import { ZooKeeperStore } from '../shared/zookeeper-store';
 import type { LoadReport, PartitionLoad } from '../shared/wire';
 import { testClusters, uniqueName } from './helpers/kafka';
@@ -102,4 +106,30 @@ t.test('embedded store: write, read, watch', async (t) => {
   await waitFor('delivered', () => seen.length === 2, 1000, 5);
   t.same(seen[1], [r]);
   t.same(await store.readReports(), [r]);
+});
+
+t.test("a worker's measurement: rates over the window since the last report, lag against the committed offset", async (t) => {
+  const config = validateConfig({ clusters: { a: { bootstrap: '127.0.0.1:1' }, b: { bootstrap: '127.0.0.1:2' } }, routes: [{ name: 'r', source: 'a', target: 'b' }] });
+  const store = new EmbeddedStore(mkdtempSync(join(tmpdir(), 'strait-measure-')));
+  t.teardown(() => store.close());
+  // never started: no pool threads, only the bookkeeping measureLoad reads
+  const pipeline = new Pipeline(config, 'w1', store, createLogger('test', 'warn'), new StraitMetrics(false));
+  const rt = (partition: number, extra: Partial<PartitionRuntime>): PartitionRuntime => ({
+    route: 'r', topic: 't', partition, targetTopic: 'a.t', epoch: 1, shard: 0, committed: -1, committable: -1, records: 0, bytes: 0,
+    lastTimestamp: -1, paused: false, draining: false, runs: new Map(), reported: { records: 0, bytes: 0, at: 1000 }, ...extra,
+  });
+  pipeline.partitions.set('r|t/0', rt(0, { records: 500, bytes: 50_000, committed: 400, highWatermark: 1000 }));
+  pipeline.partitions.set('r|t/1', rt(1, { highWatermark: 10 })); // nothing committed yet: lag unknown
+  pipeline.partitions.set('r|t/2', rt(2, { error: 'MSG_SIZE_TOO_LARGE', committed: 5, highWatermark: 5 }));
+  pipeline.partitions.set('r|t/3', rt(3, { draining: true, records: 9 }));
+  const first = pipeline.measureLoad(3000);
+  t.same(first.map((p) => p.partition), [0, 1, 2], 'draining partitions are not reported');
+  t.match(first[0], { bytesPerSec: 25_000, recordsPerSec: 250, lag: 600, errored: false }, '50,000 B and 500 records in 2 s; 1000 - 400');
+  t.match(first[1], { lag: -1, bytesPerSec: 0 });
+  t.match(first[2], { lag: 0, errored: true });
+  const p0 = pipeline.partitions.get('r|t/0')!;
+  p0.records += 100;
+  p0.bytes += 10_000;
+  const second = pipeline.measureLoad(4000);
+  t.match(second[0], { bytesPerSec: 10_000, recordsPerSec: 100 }, 'the next window counts only what came after the last report');
 });
