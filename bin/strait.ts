@@ -202,6 +202,9 @@ export function buildProgram(): Command {
   };
   api(program.command('status').description('a controller\'s view: leader, workers, partitions, problems')).action((o: ApiOpts) => show('status', o, 'GET', '/v1/status'));
   api(program.command('rebalance').description('ask the leader to recompute the assignment now')).action((o: ApiOpts) => show('rebalance', o, 'POST', '/v1/rebalance'));
+  api(program.command('partitions').description('every assigned partition: worker, epoch, bytes/s, records/s, lag (as the workers last reported)'))
+    .option('--lagging', 'only partitions with lag > 0, most lagging first', false)
+    .action((o: ApiOpts & { lagging: boolean }) => show('partitions', o, 'GET', `/v1/partitions${o.lagging ? '?lagging=true' : ''}`));
   const routesCmd = program.command('routes').description('list routes, show one, its topics, pause or resume it');
   api(routesCmd.command('list')).action((o: ApiOpts) => show('routes', o, 'GET', '/v1/routes'));
   for (const [sub, method, suffix] of [['get', 'GET', ''], ['topics', 'GET', '/topics'], ['pause', 'POST', '/pause'], ['resume', 'POST', '/resume']] as const) {

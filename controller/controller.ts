@@ -7,8 +7,8 @@ import type { StraitConfig } from '../shared/config';
 import type { Logger } from '../shared/logger';
 import type { StraitMetrics } from '../shared/metrics';
 import type { CoordinationStore } from '../shared/store';
-import { partitionKey, type PartitionAssignment, type WorkerInfo } from '../shared/wire';
-import { assign, type Owned } from './assignment';
+import { partitionKey, type LoadReport, type PartitionAssignment, type PartitionLoad, type WorkerInfo } from '../shared/wire';
+import { assign, changedWorkers, type Owned } from './assignment';
 import { Checkpointer } from './checkpointer';
 import { TopicManager, type DesiredPartition, type RefreshResult, type TopicProblem } from './topic-manager';
 
@@ -18,7 +18,29 @@ export interface ControllerStatus {
   problems: TopicProblem[];
   lastRefresh?: string;
   assigned: number;
+  /** sum of the lag the owners of assigned partitions last reported (partitions not reported yet count 0) */
+  lag: number;
+  /** assigned partitions whose owner reports them stopped on an error */
+  errored: number;
 }
+
+/** One assigned partition with what its owner last reported (null before the first report). */
+export interface PartitionView {
+  route: string;
+  topic: string;
+  partition: number;
+  targetTopic: string;
+  worker: string;
+  epoch: number;
+  bytesPerSec: number | null;
+  recordsPerSec: number | null;
+  lag: number | null;
+  errored: boolean;
+  reportedAt: string | null;
+}
+
+/** how many assignment writes run at once (a fleet-wide change is hundreds of writes) */
+const WRITE_CONCURRENCY = 16;
 
 function key(p: { route: string; topic: string; partition: number }): string {
   return `${p.route}|${partitionKey(p.topic, p.partition)}`;
@@ -37,7 +59,19 @@ export class Controller {
   private running: Promise<void> | undefined;
   private stopped = false;
   private unwatch: (() => void) | undefined;
+  private unwatchReports: (() => void) | undefined;
   private internalReady = false;
+  /** the last load each partition's owner reported, and who reported it */
+  private readonly loads = new Map<string, PartitionLoad & { worker: string; at: number }>();
+  /** bytes/s per partition, smoothed over reports; survives a move (the new owner reports soon) */
+  private readonly weights = new Map<string, number>();
+  /** the `at` of the last report taken from each worker (the watch delivers every report each time) */
+  private readonly reportSeen = new Map<string, number>();
+  /** workers that own partitions but are not registered: when they went */
+  private readonly departed = new Map<string, number>();
+  private graceTimer: NodeJS.Timeout | undefined;
+  /** reassignments run one at a time (worker watch, timer, REST) */
+  private assigning: Promise<void> = Promise.resolve();
   readonly paused = new Set<string>();
   /** workers that keep running but receive no partitions (operator drain) */
   readonly drained = new Set<string>();
@@ -67,6 +101,7 @@ export class Controller {
       this.workers = w;
       void this.reassign();
     });
+    this.unwatchReports = this.store.watchReports((r) => this.takeReports(r));
     await this.tick();
     this.timer = setInterval(() => void this.tick(), this.config.controller.refreshTopicsIntervalMs);
     this.checkpoints.start();
@@ -108,7 +143,36 @@ export class Controller {
     await this.reassign();
   }
 
-  private async reassign(): Promise<void> {
+  /**
+   * Keeps what the owners report: a report about a partition the worker no longer owns (it moved since) is ignored.
+   * The weight is smoothed (mean of the previous weight and the new rate) so one noisy window moves nothing.
+   */
+  private takeReports(reports: LoadReport[]): void {
+    const live = new Set(this.workers.map((w) => w.id));
+    for (const r of reports) {
+      if (!live.has(r.worker) || this.reportSeen.get(r.worker) === r.at) continue;
+      this.reportSeen.set(r.worker, r.at);
+      for (const p of r.partitions) {
+        const k = key(p);
+        if (this.current.get(k)?.worker !== r.worker) continue;
+        this.loads.set(k, { ...p, worker: r.worker, at: r.at });
+        const before = this.weights.get(k);
+        this.weights.set(k, before === undefined ? p.bytesPerSec : (before + p.bytesPerSec) / 2);
+      }
+    }
+    for (const w of this.reportSeen.keys()) if (!live.has(w)) this.reportSeen.delete(w);
+    const lag = new Map<string, number>(this.config.routes.map((r) => [r.name, 0]));
+    for (const [k, l] of this.loads) if (l.lag > 0 && this.current.get(k)?.worker === l.worker) lag.set(l.route, (lag.get(l.route) ?? 0) + l.lag);
+    for (const [route, n] of lag) this.metrics.routeLag.set({ route }, n);
+  }
+
+  private reassign(): Promise<void> {
+    const run = this.assigning.then(() => this.reassignNow());
+    this.assigning = run.catch((e: Error) => this.log.error({ err: e.message }, 'reassignment failed'));
+    return run;
+  }
+
+  private async reassignNow(): Promise<void> {
     // nothing to assign before the first refresh: an empty desired set would take every partition from every worker
     if (this.stopped || this.last === undefined) return;
     if (this.epochs.size === 0) {
@@ -117,43 +181,96 @@ export class Controller {
         for (const [pk, c] of await this.store.readOffsets(route.name)) this.epochs.set(`${route.name}|${pk}`, c.epoch);
       }
     }
+    const live = new Set(this.workers.map((w) => w.id));
+    const holding = this.holdingWorkers(live);
+    for (const k of this.weights.keys()) if (!this.desired.has(k)) this.weights.delete(k);
+    for (const k of this.loads.keys()) if (!this.desired.has(k)) this.loads.delete(k);
     const { assignment, moved } = assign({
       current: this.current,
       workers: this.workers.map((w) => w.id).filter((w) => !this.drained.has(w)),
       partitions: [...this.desired.keys()],
       epochs: this.epochs,
+      weights: this.weights,
+      tolerance: this.config.controller.balanceTolerance,
+      holding: holding.held,
     });
-    const changedWorkers = new Set<string>();
-    for (const k of moved) {
-      changedWorkers.add(assignment.get(k)!.worker);
-      const before = this.current.get(k);
-      if (before) changedWorkers.add(before.worker);
-    }
-    for (const [k, o] of this.current) if (!assignment.has(k)) changedWorkers.add(o.worker);
-    const live = new Set(this.workers.map((w) => w.id));
+    const changed = changedWorkers(this.current, assignment, moved);
+    // a worker back within its grace period lost its session meanwhile and ignores the assignment it had: write it again
+    for (const w of holding.returned) if ([...assignment.values()].some((o) => o.worker === w)) changed.add(w);
     // fence before anyone starts: the previous owner's commits are refused from here on
     const byRoute = new Map<string, { topic: string; partition: number; epoch: number }[]>();
     for (const k of moved) {
       const d = this.desired.get(k)!;
       const epoch = assignment.get(k)!.epoch;
       this.epochs.set(k, epoch);
-      byRoute.set(d.route, [...(byRoute.get(d.route) ?? []), { topic: d.topic, partition: d.partition, epoch }]);
+      let list = byRoute.get(d.route);
+      if (!list) byRoute.set(d.route, (list = []));
+      list.push({ topic: d.topic, partition: d.partition, epoch });
     }
     for (const [route, list] of byRoute) await this.store.fence(route, list);
     this.current = assignment;
-    for (const w of changedWorkers) {
-      const parts: PartitionAssignment[] = [];
-      for (const [k, o] of assignment) {
-        if (o.worker !== w) continue;
-        const d = this.desired.get(k)!;
-        parts.push({ route: d.route, topic: d.topic, partition: d.partition, targetTopic: d.targetTopic, compression: d.compression, epoch: o.epoch });
-      }
-      // a departed worker gets an empty assignment with a higher version: if it comes back (a new session) it sees
-      // that, not the partitions it had, which others own now
-      await this.store.writeAssignment(w, live.has(w) ? parts : []);
+    // one pass over the assignment for every changed worker, not one pass per worker
+    const parts = new Map<string, PartitionAssignment[]>([...changed].map((w) => [w, []]));
+    for (const [k, o] of assignment) {
+      const list = parts.get(o.worker);
+      if (!list) continue;
+      const d = this.desired.get(k)!;
+      list.push({ route: d.route, topic: d.topic, partition: d.partition, targetTopic: d.targetTopic, compression: d.compression, epoch: o.epoch });
     }
-    if (moved.length > 0) this.log.info({ moved: moved.length, workers: this.workers.length, partitions: assignment.size }, 'assignment updated');
+    // a departed worker (grace over) gets an empty assignment with a higher version: if it comes back (a new
+    // session) it sees that, not the partitions it had, which others own now
+    const queue = [...changed];
+    const writer = async () => {
+      for (let w = queue.shift(); w !== undefined; w = queue.shift()) {
+        await this.store.writeAssignment(w, live.has(w) || holding.held.includes(w) ? parts.get(w)! : []);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(WRITE_CONCURRENCY, queue.length) }, writer));
+    this.lastWrites = changed.size;
+    if (moved.length > 0) {
+      this.metrics.moved.inc(moved.length);
+      this.log.info({ moved: moved.length, written: changed.size, workers: this.workers.length, holding: holding.held, partitions: assignment.size }, 'assignment updated');
+    }
   }
+
+  /**
+   * Workers that own partitions but are not registered, still inside `controller.workerGraceMs`: they keep their
+   * partitions. Also the workers that came back within it. Arms a timer for the first grace period to end.
+   */
+  private holdingWorkers(live: ReadonlySet<string>): { held: string[]; returned: string[] } {
+    const now = Date.now();
+    const grace = this.config.controller.workerGraceMs;
+    const owners = new Set<string>();
+    for (const o of this.current.values()) owners.add(o.worker);
+    const returned: string[] = [];
+    for (const w of [...this.departed.keys()]) {
+      if (live.has(w)) {
+        if (now - this.departed.get(w)! < grace) returned.push(w);
+        this.departed.delete(w);
+      } else if (!owners.has(w)) {
+        this.departed.delete(w);
+      }
+    }
+    for (const w of owners) if (!live.has(w) && !this.departed.has(w)) this.departed.set(w, now);
+    const held: string[] = [];
+    let next = Infinity;
+    for (const [w, at] of this.departed) {
+      const left = at + grace - now;
+      if (left > 0) {
+        held.push(w);
+        next = Math.min(next, left);
+      }
+    }
+    clearTimeout(this.graceTimer);
+    if (held.length > 0 && !this.stopped) {
+      this.log.warn({ workers: held, graceMs: grace }, 'workers gone: their partitions stay theirs until the grace period ends');
+      this.graceTimer = setTimeout(() => void this.reassign(), next + 10);
+    }
+    return { held, returned };
+  }
+
+  /** workers written by the last reassignment (the bench and tests check it is proportional to the change) */
+  lastWrites = 0;
 
   /** Pauses or resumes a route (kept in the store, so a new leader keeps it); its partitions stop or start. */
   async setPaused(route: string, paused: boolean): Promise<void> {
@@ -183,6 +300,26 @@ export class Controller {
     return out;
   }
 
+  /** every assigned partition with its owner's last report */
+  partitions(): PartitionView[] {
+    const out: PartitionView[] = [];
+    for (const [k, o] of this.current) {
+      const d = this.desired.get(k);
+      if (!d) continue;
+      const l = this.loads.get(k);
+      const mine = l !== undefined && l.worker === o.worker;
+      out.push({
+        route: d.route, topic: d.topic, partition: d.partition, targetTopic: d.targetTopic, worker: o.worker, epoch: o.epoch,
+        bytesPerSec: mine ? l.bytesPerSec : null,
+        recordsPerSec: mine ? l.recordsPerSec : null,
+        lag: mine && l.lag >= 0 ? l.lag : null,
+        errored: mine ? l.errored : false,
+        reportedAt: mine ? new Date(l.at).toISOString() : null,
+      });
+    }
+    return out;
+  }
+
   /** partitions that should be replicated (routes not paused, topics not held) */
   desiredCount(): number {
     return this.desired.size;
@@ -194,14 +331,25 @@ export class Controller {
       const topics = this.last?.topics[r.name] ?? {};
       routes[r.name] = { topics, partitions: Object.values(topics).reduce((a, b) => a + b, 0), paused: r.paused || this.paused.has(r.name) };
     }
-    return { workers: this.workers, routes, problems: this.last?.problems ?? [], lastRefresh: this.lastRefresh?.toISOString(), assigned: this.current.size };
+    let lag = 0;
+    let errored = 0;
+    for (const [k, o] of this.current) {
+      const l = this.loads.get(k);
+      if (!l || l.worker !== o.worker) continue;
+      if (l.lag > 0) lag += l.lag;
+      if (l.errored) errored++;
+    }
+    return { workers: this.workers, routes, problems: this.last?.problems ?? [], lastRefresh: this.lastRefresh?.toISOString(), assigned: this.current.size, lag, errored };
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
+    clearTimeout(this.graceTimer);
     this.unwatch?.();
+    this.unwatchReports?.();
     await this.running;
+    await this.assigning;
     await this.checkpoints.stop();
     await this.topics.close();
   }

@@ -82,7 +82,8 @@ export function buildRestApi(ctx: RestContext): FastifyInstance {
       leader: (await ctx.store.readLeader()) ?? null,
       isLeader: c !== undefined,
       workers: s ? s.workers.length : (await ctx.store.listWorkers()).length,
-      partitions: s ? { desired: c!.desiredCount(), assigned: s.assigned, unassigned: c!.desiredCount() - s.assigned, heldTopics: s.problems.length } : null,
+      partitions: s ? { desired: c!.desiredCount(), assigned: s.assigned, unassigned: c!.desiredCount() - s.assigned, errored: s.errored, heldTopics: s.problems.length } : null,
+      lag: s ? s.lag : null,
       routes: s?.routes ?? null,
       problems: s?.problems ?? null,
       lastRefresh: s?.lastRefresh ?? null,
@@ -146,6 +147,28 @@ export function buildRestApi(ctx: RestContext): FastifyInstance {
     const c = await leaderOnly(reply);
     if (!c) return reply;
     return c.assignments();
+  });
+
+  /**
+   * Every assigned partition with its owner's last load report. `?lagging=true`: only those with lag > 0, most
+   * lagging first. Unknown query parameters and values other than true/false are refused (400, naming the field).
+   */
+  app.get<{ Querystring: Record<string, string | string[] | undefined> }>('/v1/partitions', async (req, reply) => {
+    const allowed = ['lagging'];
+    for (const name of Object.keys(req.query)) {
+      if (!allowed.includes(name)) {
+        return fail(reply, 400, { code: 'STRAIT_BAD_REQUEST', message: `unknown query parameter '${name}' (did you mean '${closest(name, allowed)}'?); allowed: ${allowed.join(', ')}`, field: name });
+      }
+    }
+    const lagging = req.query.lagging;
+    if (lagging !== undefined && lagging !== 'true' && lagging !== 'false') {
+      return fail(reply, 400, { code: 'STRAIT_BAD_REQUEST', message: `lagging must be true or false, got '${String(lagging)}'`, field: 'lagging' });
+    }
+    const c = await leaderOnly(reply);
+    if (!c) return reply;
+    const rows = c.partitions().map((p) => ({ route: p.route, topic: p.topic, partition: p.partition, worker: p.worker, epoch: p.epoch, bytesPerSec: p.bytesPerSec, recordsPerSec: p.recordsPerSec, lag: p.lag, errored: p.errored, reportedAt: p.reportedAt }));
+    if (lagging !== 'true') return rows;
+    return rows.filter((p) => p.lag !== null && p.lag > 0).sort((a, b) => b.lag! - a.lag!);
   });
 
   app.post('/v1/rebalance', async (_req, reply) => {

@@ -78,6 +78,8 @@ const ConfigSchema = Type.Object(
       {
         id: Type.Optional(Type.String({ minLength: 1 })),
         refreshTopicsIntervalMs: Ms(10_000, 100),
+        workerGraceMs: Type.Integer({ minimum: 0, maximum: 3_600_000, default: 0, description: 'how long a departed worker keeps its partitions before they move; 0 = move at session expiry' }),
+        balanceTolerance: Type.Number({ minimum: 0, maximum: 1, default: 0.1, description: 'how far (fraction of the mean) a worker\'s load may be from the mean before partitions move' }),
         rest: Type.Object(
           {
             host: Type.String({ minLength: 1, default: '127.0.0.1' }),
@@ -161,6 +163,8 @@ export interface StraitConfig {
   controller: {
     id?: string;
     refreshTopicsIntervalMs: number;
+    workerGraceMs: number;
+    balanceTolerance: number;
     rest: { host: string; port: number; token?: string };
   };
   worker: { id?: string; threads: number; inflightBytes: number; commitIntervalMs: number; reportIntervalMs: number };

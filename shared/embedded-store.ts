@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { pack, unpack } from 'msgpackr';
 import { StraitError } from './errors';
 import type { CommitResult, CoordinationStore, LeaderCallbacks, OffsetCommit } from './store';
-import { partitionKey, type Assignment, type CommittedOffset, type PartitionAssignment, type WorkerInfo } from './wire';
+import { partitionKey, type Assignment, type CommittedOffset, type LoadReport, type PartitionAssignment, type WorkerInfo } from './wire';
 
 interface FileState {
   format: 1;
@@ -24,6 +24,9 @@ export class EmbeddedStore implements CoordinationStore {
   private readonly workers = new Map<string, WorkerInfo>();
   private readonly workerWatchers = new Set<(w: WorkerInfo[]) => void>();
   private readonly assignmentWatchers = new Map<string, Set<(a: Assignment | undefined) => void>>();
+  /** load reports live in memory only: a restarted process measures again */
+  private readonly reports = new Map<string, LoadReport>();
+  private readonly reportWatchers = new Set<(r: LoadReport[]) => void>();
   /** campaigners in arrival order; the first one leads (one process, so nothing else can take it) */
   private readonly campaigners: { id: string; cb: LeaderCallbacks }[] = [];
 
@@ -190,8 +193,28 @@ export class EmbeddedStore implements CoordinationStore {
   }
 
   async close(): Promise<void> {
+    this.reportWatchers.clear();
     this.workerWatchers.clear();
     this.assignmentWatchers.clear();
     this.campaigners.length = 0;
+  }
+
+  // ---- load reports
+
+  async writeReport(report: LoadReport): Promise<void> {
+    this.reports.set(report.worker, report);
+    const list = [...this.reports.values()];
+    for (const cb of this.reportWatchers) queueMicrotask(() => cb(list));
+  }
+
+  async readReports(): Promise<LoadReport[]> {
+    return [...this.reports.values()];
+  }
+
+  watchReports(cb: (reports: LoadReport[]) => void): () => void {
+    this.reportWatchers.add(cb);
+    const list = [...this.reports.values()];
+    queueMicrotask(() => this.reportWatchers.has(cb) && cb(list));
+    return () => this.reportWatchers.delete(cb);
   }
 }

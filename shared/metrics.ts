@@ -84,6 +84,8 @@ export class StraitMetrics {
   readonly groupOffsetsSynced: Counter<'route'>;
   /** when each route/group's checkpoint was last confirmed current (ms since the epoch), for checkpointAge */
   readonly checkpointTimes = new Map<string, { route: string; group: string; at: number }>();
+  readonly routeLag: Gauge<'route'>;
+  readonly moved: Counter;
 
   constructor(processMetrics = true) {
     if (processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'strait_process_' });
@@ -117,6 +119,8 @@ export class StraitMetrics {
     this.translationMisses = new Gauge({ name: 'strait_translation_misses', help: 'group partitions whose committed offset is older than the retained offset map (resumed at the oldest mapped record)', labelNames: ['route'], registers: r });
     this.checkpointsWritten = new Counter({ name: 'strait_checkpoints_written_total', help: 'checkpoint records written to __strait-checkpoints', labelNames: ['route'], registers: r });
     this.groupOffsetsSynced = new Counter({ name: 'strait_group_offsets_synced_total', help: 'partition offsets written into target consumer groups (sync.group.offsets)', labelNames: ['route'], registers: r });
+    this.routeLag = new Gauge({ name: 'strait_route_lag_records', help: 'controller: sum of the lag workers reported for a route (high watermark minus committed)', labelNames: ['route'], registers: r });
+    this.moved = new Counter({ name: 'strait_assignment_moved_total', help: 'controller: partitions that changed owner (a steadily growing count means flapping)', registers: r });
   }
 }
 

@@ -3,7 +3,7 @@
  * offsets are committed with epoch fencing. Two implementations: embedded (a local file, for `strait run`) and
  * ZooKeeper (distributed deployments).
  */
-import type { Assignment, CommittedOffset, PartitionAssignment, WorkerInfo } from './wire';
+import type { Assignment, CommittedOffset, LoadReport, PartitionAssignment, WorkerInfo } from './wire';
 
 export interface OffsetCommit {
   topic: string;
@@ -71,4 +71,13 @@ export interface CoordinationStore {
   onSessionRestored(cb: () => void): () => void;
 
   close(): Promise<void>;
+
+  // load reports: what each worker last measured of its partitions (throughput, lag). One record per worker, gone
+  // when the worker's registration goes (ZooKeeper: an ephemeral node of its session).
+  /** replaces this worker's report */
+  writeReport(report: LoadReport): Promise<void>;
+  /** every worker's last report */
+  readReports(): Promise<LoadReport[]>;
+  /** delivers every worker's last report once the watch is armed, then after each report written or gone */
+  watchReports(cb: (reports: LoadReport[]) => void): () => void;
 }

@@ -58,6 +58,30 @@ export interface Assignment {
   partitions: PartitionAssignment[];
 }
 
+/** One partition's measured load, as its worker reports it (`LoadReport`). */
+export interface PartitionLoad {
+  route: string;
+  topic: string;
+  partition: number;
+  /** replicated bytes/s (key + value + headers) over the report window */
+  bytesPerSec: number;
+  recordsPerSec: number;
+  /** source high watermark minus committed offset; -1 while not known yet */
+  lag: number;
+  /** the partition stopped on an error */
+  errored: boolean;
+}
+
+/** What a worker reports every `worker.reportIntervalMs`: the load of every partition it replicates. */
+export interface LoadReport {
+  worker: string;
+  /** when it was measured, ms since the Unix epoch */
+  at: number;
+  /** the window the rates were measured over, ms */
+  windowMs: number;
+  partitions: PartitionLoad[];
+}
+
 export interface CommittedOffset {
   offset: number;
   epoch: number;

@@ -6,6 +6,7 @@
  *   assignments/<worker>                  an Assignment; its version is a counter kept in the record
  *   offsets/<route>/<topic>/<partition>   {offset, epoch}; read-check-write with the znode version, fenced by epoch
  *   managed/<route>/<topic>               target topics the route created
+ *   reports/<worker>                      ephemeral, the worker's last LoadReport (rates and lag per partition)
  *   controller/leader                     ephemeral, the leading controller's id
  *
  * Every record is msgpack `{ v: <format>, ...fields }`. Readers take the fields they know and ignore the rest, so a
@@ -31,7 +32,7 @@ import ZooKeeper from 'zookeeper';
 import { StraitError } from './errors';
 import type { Logger } from './logger';
 import type { CommitResult, CoordinationStore, LeaderCallbacks, OffsetCommit } from './store';
-import { partitionKey, type Assignment, type CommittedOffset, type PartitionAssignment, type WorkerInfo } from './wire';
+import { partitionKey, type Assignment, type CommittedOffset, type LoadReport, type PartitionAssignment, type WorkerInfo } from './wire';
 
 type ZkClient = InstanceType<typeof ZooKeeper>;
 
@@ -259,6 +260,43 @@ function decodeAssignment(data: Buffer | null, path: string): Assignment {
   return { worker: str(r, 'worker', path), version: num(r, 'version', path), partitions };
 }
 
+/** numbers per partition in a report record: partition, bytes/s, records/s, lag, errored (0/1) */
+const REPORT_FIELDS = 5;
+
+/**
+ * A load report is one znode per worker (1 MB at most), so it is packed: `routes: {route: {topic: [partition,
+ * bytesPerSec, recordsPerSec, lag, errored, partition, ...]}}`, rates rounded to whole numbers — about 15 bytes a
+ * partition, room for some 60,000 partitions on one worker.
+ */
+function encodeReport(r: LoadReport): Buffer {
+  const routes: Record<string, Record<string, number[]>> = {};
+  for (const p of r.partitions) {
+    const topics = (routes[p.route] ??= {});
+    (topics[p.topic] ??= []).push(p.partition, Math.round(p.bytesPerSec), Math.round(p.recordsPerSec), Math.round(p.lag), p.errored ? 1 : 0);
+  }
+  return encode({ worker: r.worker, at: r.at, windowMs: r.windowMs, routes });
+}
+
+function decodeReport(data: Buffer | null, path: string): LoadReport {
+  const r = decode(data, path);
+  const routes = r.routes;
+  if (typeof routes !== 'object' || routes === null) throw badRecord(path, "field 'routes' is not a map");
+  const partitions: LoadReport['partitions'] = [];
+  for (const [route, topics] of Object.entries(routes as Record<string, unknown>)) {
+    if (typeof topics !== 'object' || topics === null) throw badRecord(path, `routes.${route} is not a map`);
+    for (const [topic, rows] of Object.entries(topics as Record<string, unknown>)) {
+      if (!Array.isArray(rows) || rows.length % REPORT_FIELDS !== 0 || !rows.every((x) => typeof x === 'number' && Number.isFinite(x))) {
+        throw badRecord(path, `routes.${route}.${topic} is not a list of ${REPORT_FIELDS} numbers per partition`);
+      }
+      for (let i = 0; i < rows.length; i += REPORT_FIELDS) {
+        const [partition, bytesPerSec, recordsPerSec, lag, errored] = rows.slice(i, i + REPORT_FIELDS) as number[];
+        partitions.push({ route, topic, partition: partition!, bytesPerSec: bytesPerSec!, recordsPerSec: recordsPerSec!, lag: lag!, errored: errored === 1 });
+      }
+    }
+  }
+  return { worker: str(r, 'worker', path), at: num(r, 'at', path), windowMs: num(r, 'windowMs', path), partitions };
+}
+
 /** `offset` is optional so that a record that only carries an epoch (a newer writer's fence) still reads. */
 function decodeOffset(data: Buffer | null, path: string): { offset: number | undefined; epoch: number } {
   const r = decode(data, path);
@@ -338,7 +376,7 @@ export class ZooKeeperStore implements CoordinationStore {
     const store = new ZooKeeperStore(opts);
     store.adopt(await store.openSession());
     try {
-      for (const dir of ['workers', 'assignments', 'offsets', 'managed', 'controller']) await store.ensurePath(`${store.base}/${dir}`);
+      for (const dir of ['workers', 'assignments', 'offsets', 'managed', 'controller', 'reports']) await store.ensurePath(`${store.base}/${dir}`);
     } catch (e) {
       await store.close();
       throw e;
@@ -377,6 +415,10 @@ export class ZooKeeperStore implements CoordinationStore {
   private offsetPath(route: string, topic: string, partition: number): string {
     if (!Number.isInteger(partition) || partition < 0) throw new StraitError('STRAIT_STORE', `partition ${partition} of ${topic} is not a partition number`, { field: 'partition' });
     return `${this.offsetsRoute(route)}/${segment(topic, 'topic')}/${partition}`;
+  }
+
+  private reportPath(worker: string): string {
+    return `${this.base}/reports/${segment(worker, 'worker id')}`;
   }
 
   private get leaderPath(): string {
@@ -651,6 +693,15 @@ export class ZooKeeperStore implements CoordinationStore {
   private async existsWatch(path: string, onEvent: () => void): Promise<NodeStat | undefined> {
     const r = await this.call<NodeStat>('exists', path, (zk, done, s) =>
       zk.aw_exists(path, this.watcher(s, onEvent), (rc, _e, stat) => done(rc, stat as unknown as NodeStat)),
+      [C.ZNONODE],
+    );
+    return r.rc === C.ZOK ? r.value : undefined;
+  }
+
+  /** get() that leaves a data watch on an existing node (a missing one leaves none: ZooKeeper's rule) */
+  private async getWatch(path: string, onEvent: () => void): Promise<{ stat: NodeStat; data: Buffer | null } | undefined> {
+    const r = await this.call<{ stat: NodeStat; data: Buffer | null }>('get', path, (zk, done, s) =>
+      zk.aw_get(path, this.watcher(s, onEvent), (rc, _e, stat, data) => done(rc, { stat: stat as unknown as NodeStat, data: (data as Buffer | null) ?? null })),
       [C.ZNONODE],
     );
     return r.rc === C.ZOK ? r.value : undefined;
@@ -970,6 +1021,129 @@ export class ZooKeeperStore implements CoordinationStore {
   async addManagedTopic(route: string, topic: string): Promise<void> {
     const path = `${this.base}/managed/${segment(route, 'route')}/${segment(topic, 'topic')}`;
     await this.createNode(path, encode({ addedAt: new Date().toISOString() }), C.ZOO_PERSISTENT);
+  }
+
+  // ---- load reports
+
+  /**
+   * Overwrites the worker's report node, or creates it (ephemeral: it goes with this session). After a session
+   * loss the next report creates it again; it is not one of the registrations `restore` re-creates.
+   */
+  async writeReport(report: LoadReport): Promise<void> {
+    const path = this.reportPath(report.worker);
+    const data = encodeReport(report);
+    for (;;) {
+      if (this.closed) throw this.closedError();
+      if (await this.setNode(path, data, -1)) return;
+      if ((await this.createNode(path, data, C.ZOO_EPHEMERAL)) === 'created') return;
+    }
+  }
+
+  async readReports(): Promise<LoadReport[]> {
+    const dir = `${this.base}/reports`;
+    const names = await this.children(dir);
+    const nodes = await Promise.all(names.map(async (n) => ({ path: `${dir}/${n}`, node: await this.getNode(`${dir}/${n}`) })));
+    const out: LoadReport[] = [];
+    for (const { path, node } of nodes) {
+      if (!node) continue;
+      try {
+        out.push(decodeReport(node.data, path));
+      } catch (e) {
+        this.opts.log?.warn({ err: (e as Error).message }, 'skipping an unreadable load report');
+      }
+    }
+    return out;
+  }
+
+  /**
+   * One children watch on reports/ and one data watch per report node, so a new report costs one read of that node
+   * (not of all of them). The first delivery comes once every node present is read.
+   */
+  watchReports(cb: (reports: LoadReport[]) => void): () => void {
+    const dir = `${this.base}/reports`;
+    const known = new Map<string, LoadReport>();
+    const nodes = new Map<string, Watch>();
+    let active = true;
+    /** >0 while the list job reads new nodes: they deliver once, together */
+    let batching = 0;
+    const deliver = () => {
+      if (active && !this.closed && batching === 0) this.safely(() => cb([...known.values()]), 'reports watch callback');
+    };
+    const nodeWatch = (name: string): Watch => {
+      const path = `${dir}/${name}`;
+      const w: Watch = {
+        active: true,
+        last: RESET,
+        job: new Rerun(
+          async () => {
+            if (!w.active || this.closed) return;
+            const node = await this.getWatch(path, () => void w.job.trigger());
+            const key = node ? `${node.stat.czxid}:${node.stat.version}` : 'none';
+            if (!w.active || this.closed || key === w.last) return;
+            w.last = key;
+            known.delete(name);
+            if (node) {
+              try {
+                known.set(name, decodeReport(node.data, path));
+              } catch (e) {
+                this.opts.log?.warn({ err: (e as Error).message }, 'skipping an unreadable load report');
+              }
+            }
+            deliver();
+          },
+          (e) => this.watchFailed(e, path),
+        ),
+      };
+      return w;
+    };
+    const list: Watch = {
+      active: true,
+      last: RESET,
+      job: new Rerun(
+        async () => {
+          if (!list.active || this.closed) return;
+          const names = new Set(await this.childrenWatch(dir, () => void list.job.trigger()));
+          if (!list.active || this.closed) return;
+          let changed = list.last === RESET;
+          list.last = 'armed';
+          for (const [name, w] of nodes) {
+            if (names.has(name)) continue;
+            w.active = false;
+            this.watches.delete(w);
+            nodes.delete(name);
+            if (known.delete(name)) changed = true;
+          }
+          const reads: Promise<void>[] = [];
+          for (const name of names) {
+            if (nodes.has(name)) continue;
+            const w = nodeWatch(name);
+            nodes.set(name, w);
+            this.watches.add(w);
+            reads.push(w.job.trigger());
+            changed = true;
+          }
+          batching++;
+          try {
+            await Promise.all(reads);
+          } finally {
+            batching--;
+          }
+          if (changed) deliver();
+        },
+        (e) => this.watchFailed(e, dir),
+      ),
+    };
+    this.watches.add(list);
+    void list.job.trigger();
+    return () => {
+      active = false;
+      list.active = false;
+      this.watches.delete(list);
+      for (const w of nodes.values()) {
+        w.active = false;
+        this.watches.delete(w);
+      }
+    };
   }
 
   // ---- leader election

@@ -169,3 +169,13 @@ t.test('every profile keeps producer batches within Kafka\'s default max.message
     t.ok(batch <= 1048588, `${name}: batch.size ${batch} <= 1048588 (a larger batch is rejected whole by a default broker)`);
   }
 });
+
+t.test('balancing keys: defaults, and bad values named by path', async (t) => {
+  const c = validateConfig(base());
+  t.equal(c.controller.workerGraceMs, 0, 'grace 0: partitions move at session expiry');
+  t.equal(c.controller.balanceTolerance, 0.1);
+  t.equal(c.worker.reportIntervalMs, 5000);
+  t.match(problems({ ...base(), controller: { workerGraceMs: -1 } }), [{ path: 'controller.workerGraceMs' }]);
+  t.match(problems({ ...base(), controller: { balanceTolerance: 2 } }), [{ path: 'controller.balanceTolerance' }]);
+  t.equal(validateConfig({ ...base(), controller: { workerGraceMs: 30_000, balanceTolerance: 0.25 } }).controller.workerGraceMs, 30_000);
+});

@@ -24,7 +24,7 @@ t.test('REST API: auth, reads, pause/resume, rebalance, errors', async (t) => {
     routes: [{ name: 'orders', source: 'a', target: 'b', topics: { include: [topic] } }],
     store: { type: 'zookeeper', connect: zk.connect, sessionTimeoutMs: 4000 },
     controller: { refreshTopicsIntervalMs: 1000, rest: { port: 0, token: TOKEN } },
-    worker: { threads: 1 },
+    worker: { threads: 1, reportIntervalMs: 500 },
   });
   const leader = new StraitProcess(config, 'controller');
   await leader.restUrl; // up (and campaigning) before the standby starts, so it leads
@@ -72,6 +72,24 @@ t.test('REST API: auth, reads, pause/resume, rebalance, errors', async (t) => {
   t.equal(assignments.body.length, 4);
   t.ok((assignments.body as { worker: string; epoch: number }[]).every((a) => ids.includes(a.worker) && a.epoch >= 1), 'every partition on a registered worker, with an epoch');
 
+  // per-partition load, as the workers report it (every 500 ms here)
+  type PartitionRow = { route: string; topic: string; partition: number; worker: string; epoch: number; bytesPerSec: number | null; recordsPerSec: number | null; lag: number | null };
+  await waitFor('every partition reported by its worker', async () => ((await call('GET', '/v1/partitions')).body as PartitionRow[]).every((p) => p.bytesPerSec !== null), 30_000, 250);
+  const partitions = (await call('GET', '/v1/partitions')).body as PartitionRow[];
+  t.equal(partitions.length, 4);
+  t.ok(partitions.every((p) => p.route === 'orders' && p.topic === topic && ids.includes(p.worker) && p.epoch >= 1 && p.bytesPerSec === 0 && p.recordsPerSec === 0), 'route, topic, worker, epoch, and rates (0: nothing produced)');
+  t.same(partitions.map((p) => p.partition).sort(), [0, 1, 2, 3]);
+  const lagging = await call('GET', '/v1/partitions?lagging=true');
+  t.equal(lagging.status, 200);
+  t.same(lagging.body, [], 'nothing lags on an empty topic');
+  const badLagging = await call('GET', '/v1/partitions?lagging=yes');
+  t.equal(badLagging.status, 400);
+  t.match(badLagging.body, { code: 'STRAIT_BAD_REQUEST', field: 'lagging', message: /true or false/ });
+  const badParam = await call('GET', '/v1/partitions?route=orders');
+  t.equal(badParam.status, 400);
+  t.match(badParam.body, { code: 'STRAIT_BAD_REQUEST', field: 'route' });
+  t.match((await call('GET', '/v1/status')).body, { lag: 0, partitions: { errored: 0 } }, 'status: total lag and errored partitions');
+
   // drain moves a worker's partitions to the other, undrain gives it load again
   const drained = await call('POST', `/v1/workers/${ids[0]}/drain`);
   t.match(drained.body, { worker: ids[0], drained: true, partitionsBefore: 2, partitions: 0 });
@@ -116,6 +134,13 @@ t.test('REST API: auth, reads, pause/resume, rebalance, errors', async (t) => {
   const wl = cli('workers', 'list');
   t.match(wl.stdout, new RegExp(`^id\\s+host\\s+pid\\s+threads\\s+partitions\\s+drained\\s+version\\n`), 'a table for people');
   t.match(wl.stdout, ids[1]!);
+  const pl = cli('partitions');
+  t.equal(pl.status, 0, pl.stderr);
+  t.match(pl.stdout, /^route\s+topic\s+partition\s+worker\s+epoch\s+bytesPerSec\s+recordsPerSec\s+lag\n/, 'partitions as a table');
+  t.equal(pl.stdout.trim().split('\n').length, 5, 'a header and 4 partitions');
+  const plj = cli('partitions', '--lagging', '--json');
+  t.equal(plj.status, 0, plj.stderr);
+  t.same(JSON.parse(plj.stdout), [], '--lagging --json: the API\'s JSON');
   const bad = cli('routes', 'pause', 'ordrs');
   t.not(bad.status, 0);
   t.match(bad.stderr, /STRAIT_UNKNOWN_ROUTE.*did you mean 'orders'/);

@@ -11,7 +11,7 @@ import type { Logger } from '../shared/logger';
 import type { StraitMetrics } from '../shared/metrics';
 import { routeClientProps } from '../shared/profiles';
 import type { CoordinationStore } from '../shared/store';
-import { partitionKey, type FromPump, type PartitionAssignment, type PumpTask, type RouteClients, type ToPump } from '../shared/wire';
+import { partitionKey, type FromPump, type PartitionAssignment, type PartitionLoad, type PumpTask, type RouteClients, type ToPump } from '../shared/wire';
 import type { ForwarderProgress, PartitionProgress } from '../native';
 import type { OffsetMapRecord } from '../shared/offset-map';
 import { OffsetMapWriter } from './offset-map-writer';
@@ -37,6 +37,8 @@ export interface PartitionRuntime {
   /** unassigned, waiting for its last in-flight records before the final commit */
   draining: boolean;
   runs: Map<number, [number, number, number]>;
+  /** `records` and `bytes` at the last load report, and when it was measured (ms) */
+  reported: { records: number; bytes: number; at: number };
 }
 
 export interface PipelineTotals {
@@ -146,7 +148,7 @@ export class Pipeline {
         this.partitions.set(key, {
           route, topic: p.topic, partition: p.partition, targetTopic: p.targetTopic, epoch: p.epoch, shard,
           committed: committed?.offset ?? -1, committable: committed?.offset ?? -1, records: 0, bytes: 0, lastTimestamp: -1,
-          paused: false, draining: false, runs: new Map(),
+          paused: false, draining: false, runs: new Map(), reported: { records: 0, bytes: 0, at: Date.now() },
         });
         let msg = perShard.get(shard);
         if (!msg) perShard.set(shard, (msg = { type: 'assign', route, entries: [] }));
@@ -173,6 +175,29 @@ export class Pipeline {
     }
     for (const [k, msg] of perShard) this.send(Number(k.split('|')[0]), msg);
     this.updateAssignedGauge();
+  }
+
+  /**
+   * Every replicating partition's rates since the previous call (or since it was assigned) and its lag (source high
+   * watermark minus the committed offset; -1 until both are known). Draining partitions are left out.
+   */
+  measureLoad(now = Date.now()): PartitionLoad[] {
+    const out: PartitionLoad[] = [];
+    for (const rt of this.partitions.values()) {
+      if (rt.draining) continue;
+      const seconds = Math.max(0.001, (now - rt.reported.at) / 1000);
+      out.push({
+        route: rt.route,
+        topic: rt.topic,
+        partition: rt.partition,
+        bytesPerSec: (rt.bytes - rt.reported.bytes) / seconds,
+        recordsPerSec: (rt.records - rt.reported.records) / seconds,
+        lag: rt.highWatermark !== undefined && rt.committed >= 0 ? Math.max(0, rt.highWatermark - rt.committed) : -1,
+        errored: rt.error !== undefined,
+      });
+      rt.reported = { records: rt.records, bytes: rt.bytes, at: now };
+    }
+    return out;
   }
 
   private updateAssignedGauge(): void {

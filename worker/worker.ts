@@ -26,6 +26,9 @@ export class Worker {
   /** assignments up to this version are stale (this worker lost its session holding them) */
   private staleUpTo = 0;
   private lastVersion = 0;
+  private reportTimer: NodeJS.Timeout | undefined;
+  private reporting: Promise<void> | undefined;
+  private lastReportAt = Date.now();
 
   constructor(
     private readonly config: StraitConfig,
@@ -49,6 +52,21 @@ export class Worker {
       startedAt: new Date().toISOString(),
     });
     this.enqueue(await this.store.readAssignment(this.id));
+    this.reportTimer = setInterval(() => void this.report(), this.config.worker.reportIntervalMs);
+  }
+
+  /** Writes this worker's load report (rates and lag per partition) for the controller's balancing and REST. */
+  report(): Promise<void> {
+    // a slow store must not stack reports up: the next one measures the longer window
+    if (this.reporting) return this.reporting;
+    const now = Date.now();
+    const report = { worker: this.id, at: now, windowMs: now - this.lastReportAt, partitions: this.pipeline.measureLoad(now) };
+    this.lastReportAt = now;
+    this.reporting = this.store
+      .writeReport(report)
+      .catch((e: Error) => this.log.warn({ err: e.message, partitions: report.partitions.length }, 'writing the load report failed; the next one follows'))
+      .finally(() => (this.reporting = undefined));
+    return this.reporting;
   }
 
   private enqueue(a: Assignment | undefined, force = false): void {
@@ -87,6 +105,8 @@ export class Worker {
   }
 
   async stop(flushTimeoutMs = 10_000): Promise<void> {
+    clearInterval(this.reportTimer);
+    await this.reporting;
     this.unwatch?.();
     await this.applying;
     await this.pipeline.stop(flushTimeoutMs);
