@@ -36,6 +36,10 @@ export class Controller {
   private stopped = false;
   private unwatch: (() => void) | undefined;
   private internalReady = false;
+  /** worker id -> the store session it registered on, as last seen */
+  private sessions = new Map<string, string | undefined>();
+  /** workers whose assignment is written again at the next reassignment, even if none of their partitions moved */
+  private readonly rewrite = new Set<string>();
   readonly paused = new Set<string>();
   /** workers that keep running but receive no partitions (operator drain) */
   readonly drained = new Set<string>();
@@ -60,9 +64,16 @@ export class Controller {
       const a = await this.store.readAssignment(w.id);
       for (const p of a?.partitions ?? []) this.current.set(key(p), { worker: w.id, epoch: p.epoch });
     }
+    // A worker that lost its store session stopped everything and ignores the assignment it held then; only a newer
+    // version starts it again. So every worker gets a fresh write once from a new leader (it may have come back before
+    // this controller started), and again whenever it registers on a new session.
+    for (const w of this.workers) this.rewrite.add(w.id);
+    this.sessions = new Map(this.workers.map((w) => [w.id, w.session]));
     this.unwatch = this.store.watchWorkers((w) => {
+      for (const x of w) if (this.sessions.get(x.id) !== x.session) this.rewrite.add(x.id);
+      this.sessions = new Map(w.map((x) => [x.id, x.session]));
       this.workers = w;
-      void this.reassign();
+      this.reassign().catch((e: Error) => this.log.error({ err: e.message }, 'reassignment after a worker change failed; retrying next refresh'));
     });
     await this.tick();
     this.timer = setInterval(() => void this.tick(), this.config.controller.refreshTopicsIntervalMs);
@@ -127,6 +138,7 @@ export class Controller {
     }
     for (const [k, o] of this.current) if (!assignment.has(k)) changedWorkers.add(o.worker);
     const live = new Set(this.workers.map((w) => w.id));
+    for (const w of this.rewrite) if (live.has(w)) changedWorkers.add(w);
     // fence before anyone starts: the previous owner's commits are refused from here on
     const byRoute = new Map<string, { topic: string; partition: number; epoch: number }[]>();
     for (const k of moved) {
@@ -147,6 +159,7 @@ export class Controller {
       // a departed worker gets an empty assignment with a higher version: if it comes back (a new session) it sees
       // that, not the partitions it had, which others own now
       await this.store.writeAssignment(w, live.has(w) ? parts : []);
+      this.rewrite.delete(w);
     }
     if (moved.length > 0) this.log.info({ moved: moved.length, workers: this.workers.length, partitions: assignment.size }, 'assignment updated');
   }

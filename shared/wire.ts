@@ -39,6 +39,11 @@ export interface WorkerInfo {
   threads: number;
   version: string;
   startedAt: string;
+  /**
+   * Filled in by the store when it lists workers: the store session this registration belongs to. A worker that lost
+   * its session and registered again has a new one, which tells the controller to send it a fresh assignment.
+   */
+  session?: string;
 }
 
 /** One partition a worker owns; `epoch` grows each time ownership of the partition changes. */

@@ -227,9 +227,10 @@ function str(r: Record<string, unknown>, key: string, path: string): string {
   return x;
 }
 
-function decodeWorker(data: Buffer | null, path: string): WorkerInfo {
+function decodeWorker(data: Buffer | null, path: string, session: string): WorkerInfo {
   const r = decode(data, path);
   return {
+    session,
     id: str(r, 'id', path),
     host: str(r, 'host', path),
     pid: num(r, 'pid', path),
@@ -758,7 +759,8 @@ export class ZooKeeperStore implements CoordinationStore {
 
   async registerWorker(info: WorkerInfo): Promise<void> {
     const path = this.workerPath(info.id);
-    const data = encode({ ...info });
+    const { session: _session, ...fields } = info;
+    const data = encode(fields);
     this.ephemerals.set(path, data);
     await this.createEphemeral(path, data, 'worker');
   }
@@ -771,7 +773,7 @@ export class ZooKeeperStore implements CoordinationStore {
     const dir = `${this.base}/workers`;
     const nodes = await Promise.all(names.map(async (n) => ({ path: `${dir}/${n}`, node: await this.getNode(`${dir}/${n}`) })));
     const out: WorkerInfo[] = [];
-    for (const { path, node } of nodes) if (node) out.push(decodeWorker(node.data, path));
+    for (const { path, node } of nodes) if (node) out.push(decodeWorker(node.data, path, node.stat.ephemeralOwner));
     return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
@@ -786,7 +788,8 @@ export class ZooKeeperStore implements CoordinationStore {
           if (!w.active || this.closed) return;
           const names = await this.childrenWatch(dir, () => void w.job.trigger());
           const list = await this.readWorkers(names);
-          const key = list.map((x) => x.id).join('\n');
+          // a worker registered again on a new session counts as a change (see WorkerInfo.session)
+          const key = list.map((x) => `${x.id} ${x.session ?? ''}`).join('\n');
           if (!w.active || this.closed || key === w.last) return;
           w.last = key;
           this.safely(() => cb(list), 'workers watch callback');

@@ -81,6 +81,10 @@ export class Worker {
       const rt = this.pipeline.partitions.get(k);
       if (rt && this.owned.has(k)) rt.epoch = p.epoch;
     }
+    // one line per partition that starts or stops here, so an operator (and the fleet tests) can tell that a
+    // reassignment touched only the partitions that moved
+    for (const p of removed) this.log.info({ route: p.route, topic: p.topic, partition: p.partition, epoch: p.epoch }, 'partition stopped');
+    for (const p of added) this.log.info({ route: p.route, topic: p.topic, partition: p.partition, epoch: p.epoch }, 'partition started');
     if (removed.length > 0) this.pipeline.unassign(removed);
     if (added.length > 0) await this.pipeline.assign(added);
     this.owned = next;
