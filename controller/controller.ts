@@ -3,10 +3,10 @@
  * partitions with a new epoch, and writes each changed worker's assignment to the store. Workers never rebalance
  * among themselves; only the partitions that move are touched.
  */
-import type { StraitConfig } from '../shared/config';
+import type { RouteConfig, StraitConfig } from '../shared/config';
 import type { Logger } from '../shared/logger';
 import type { StraitMetrics } from '../shared/metrics';
-import type { CoordinationStore } from '../shared/store';
+import type { CoordinationStore, StoredRoute } from '../shared/store';
 import { partitionKey, type PartitionAssignment, type WorkerInfo } from '../shared/wire';
 import { assign, type Owned } from './assignment';
 import { TopicManager, type DesiredPartition, type RefreshResult, type TopicProblem } from './topic-manager';
@@ -35,7 +35,11 @@ export class Controller {
   private running: Promise<void> | undefined;
   private stopped = false;
   private unwatch: (() => void) | undefined;
-  private internalReady = false;
+  private unwatchRoutes: (() => void) | undefined;
+  /** routes created over REST, as last read from the store (a config-file route of the same name wins) */
+  private stored = new Map<string, StoredRoute>();
+  /** routes whose committed epochs have been read into `epochs` */
+  private readonly epochsLoaded = new Set<string>();
   /** worker id -> the store session it registered on, as last seen */
   private sessions = new Map<string, string | undefined>();
   /** workers whose assignment is written again at the next reassignment, even if none of their partitions moved */
@@ -50,7 +54,48 @@ export class Controller {
     private readonly log: Logger,
     private readonly metrics: StraitMetrics,
   ) {
-    this.topics = new TopicManager(config, store, log);
+    this.topics = new TopicManager(config, store, log, () => this.routes());
+  }
+
+  /** The routes to replicate: the config file's, then those created over REST. */
+  routes(): RouteConfig[] {
+    const fromFile = new Set(this.config.routes.map((r) => r.name));
+    return [...this.config.routes, ...[...this.stored.values()].filter((s) => !fromFile.has(s.route.name)).map((s) => s.route)];
+  }
+
+  /** A REST-managed route by name (undefined for config-file routes and unknown names). */
+  storedRoute(name: string): StoredRoute | undefined {
+    return this.config.routes.some((r) => r.name === name) ? undefined : this.stored.get(name);
+  }
+
+  /** Creates or replaces a REST-managed route; its partitions follow at once. */
+  async putRoute(route: RouteConfig): Promise<StoredRoute> {
+    const s = await this.store.writeRoute(route);
+    this.useStoredRoutes(new Map(this.stored).set(route.name, s));
+    await this.tick();
+    return s;
+  }
+
+  /** Deletes a REST-managed route: its partitions are unassigned; committed offsets stay in the store. */
+  async deleteRoute(name: string): Promise<boolean> {
+    const had = await this.store.deleteRoute(name);
+    if (this.paused.has(name)) await this.setPaused(name, false);
+    const next = new Map(this.stored);
+    next.delete(name);
+    this.useStoredRoutes(next);
+    await this.tick();
+    return had;
+  }
+
+  /** A changed definition is sent again to every worker holding partitions of that route. */
+  private useStoredRoutes(next: Map<string, StoredRoute>): void {
+    const changed = new Set<string>();
+    for (const [name, s] of next) if (this.stored.get(name)?.revision !== s.revision) changed.add(name);
+    for (const name of this.stored.keys()) if (!next.has(name)) changed.add(name);
+    this.stored = next;
+    if (changed.size === 0) return;
+    for (const [k, o] of this.current) if (changed.has(k.slice(0, k.indexOf('|')))) this.rewrite.add(o.worker);
+    this.log.info({ routes: [...changed] }, 'routes managed over REST changed');
   }
 
   async start(): Promise<void> {
@@ -67,6 +112,7 @@ export class Controller {
     // A worker that lost its store session stopped everything and ignores the assignment it held then; only a newer
     // version starts it again. So every worker gets a fresh write once from a new leader (it may have come back before
     // this controller started), and again whenever it registers on a new session.
+    this.stored = await this.store.readRoutes();
     for (const w of this.workers) this.rewrite.add(w.id);
     this.sessions = new Map(this.workers.map((w) => [w.id, w.session]));
     this.unwatch = this.store.watchWorkers((w) => {
@@ -74,6 +120,10 @@ export class Controller {
       this.sessions = new Map(w.map((x) => [x.id, x.session]));
       this.workers = w;
       this.reassign().catch((e: Error) => this.log.error({ err: e.message }, 'reassignment after a worker change failed; retrying next refresh'));
+    });
+    this.unwatchRoutes = this.store.watchRoutes((r) => {
+      this.useStoredRoutes(r);
+      void this.tick();
     });
     await this.tick();
     this.timer = setInterval(() => void this.tick(), this.config.controller.refreshTopicsIntervalMs);
@@ -90,13 +140,10 @@ export class Controller {
 
   private async refreshAndAssign(): Promise<void> {
     if (this.stopped) return;
-    if (!this.internalReady) {
-      try {
-        await this.topics.ensureInternalTopics();
-        this.internalReady = true;
-      } catch (e) {
-        this.log.warn({ err: (e as Error).message }, 'cannot create strait internal topics yet; retrying');
-      }
+    try {
+      await this.topics.ensureInternalTopics();
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message }, 'cannot create strait internal topics yet; retrying');
     }
     const result = await this.topics.refresh(this.paused);
     this.last = result;
@@ -118,11 +165,15 @@ export class Controller {
   private async reassign(): Promise<void> {
     // nothing to assign before the first refresh: an empty desired set would take every partition from every worker
     if (this.stopped || this.last === undefined) return;
-    if (this.epochs.size === 0) {
-      // epochs survive restarts through the store: start above anything a previous controller handed out
-      for (const route of this.config.routes) {
-        for (const [pk, c] of await this.store.readOffsets(route.name)) this.epochs.set(`${route.name}|${pk}`, c.epoch);
+    // epochs survive restarts through the store: start above anything a previous controller handed out (for a route
+    // created over REST too, which may reuse the name, and so the committed offsets, of a deleted one)
+    for (const route of this.routes()) {
+      if (this.epochsLoaded.has(route.name)) continue;
+      for (const [pk, c] of await this.store.readOffsets(route.name)) {
+        const k = `${route.name}|${pk}`;
+        this.epochs.set(k, Math.max(this.epochs.get(k) ?? 0, c.epoch));
       }
+      this.epochsLoaded.add(route.name);
     }
     const { assignment, moved } = assign({
       current: this.current,
@@ -158,7 +209,8 @@ export class Controller {
       }
       // a departed worker gets an empty assignment with a higher version: if it comes back (a new session) it sees
       // that, not the partitions it had, which others own now
-      await this.store.writeAssignment(w, live.has(w) ? parts : []);
+      const defs = [...new Set(parts.map((p) => p.route))].flatMap((r) => this.storedRoute(r)?.route ?? []);
+      await this.store.writeAssignment(w, live.has(w) ? parts : [], live.has(w) ? defs : []);
       this.rewrite.delete(w);
     }
     if (moved.length > 0) this.log.info({ moved: moved.length, workers: this.workers.length, partitions: assignment.size }, 'assignment updated');
@@ -199,7 +251,7 @@ export class Controller {
 
   status(): ControllerStatus {
     const routes: ControllerStatus['routes'] = {};
-    for (const r of this.config.routes) {
+    for (const r of this.routes()) {
       const topics = this.last?.topics[r.name] ?? {};
       routes[r.name] = { topics, partitions: Object.values(topics).reduce((a, b) => a + b, 0), paused: r.paused || this.paused.has(r.name) };
     }
@@ -210,6 +262,7 @@ export class Controller {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     this.unwatch?.();
+    this.unwatchRoutes?.();
     await this.running;
     await this.topics.close();
   }

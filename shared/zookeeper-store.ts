@@ -7,6 +7,8 @@
  *   offsets/<route>/<topic>/<partition>   {offset, epoch}; read-check-write with the znode version, fenced by epoch
  *   managed/<route>/<topic>               target topics the route created
  *   controller/leader                     ephemeral, the leading controller's id
+ *   control/drained/<worker>, control/paused/<route>   operator flags (presence is the state)
+ *   routes/<name>                         a route created over REST: {route, revision, updatedAt}
  *
  * Every record is msgpack `{ v: <format>, ...fields }`. Readers take the fields they know and ignore the rest, so a
  * newer writer may add fields without breaking an older reader. Path segments are URI-encoded (Kafka topic names
@@ -30,7 +32,8 @@ import { Packr } from 'msgpackr';
 import ZooKeeper from 'zookeeper';
 import { StraitError } from './errors';
 import type { Logger } from './logger';
-import type { CommitResult, CoordinationStore, LeaderCallbacks, OffsetCommit } from './store';
+import type { RouteConfig } from './config';
+import type { CommitResult, CoordinationStore, LeaderCallbacks, OffsetCommit, StoredRoute } from './store';
 import { partitionKey, type Assignment, type CommittedOffset, type PartitionAssignment, type WorkerInfo } from './wire';
 
 type ZkClient = InstanceType<typeof ZooKeeper>;
@@ -257,7 +260,26 @@ function decodeAssignment(data: Buffer | null, path: string): Assignment {
       epoch: num(q, 'epoch', at),
     };
   });
-  return { worker: str(r, 'worker', path), version: num(r, 'version', path), partitions };
+  const routes = r.routes === undefined ? undefined : decodeRouteList(r.routes, `${path} routes`);
+  return { worker: str(r, 'worker', path), version: num(r, 'version', path), partitions, ...(routes ? { routes } : {}) };
+}
+
+/** A route definition as the controller validated it; only the fields every reader relies on are checked. */
+function decodeRouteConfig(x: unknown, at: string): RouteConfig {
+  if (typeof x !== 'object' || x === null || Array.isArray(x)) throw badRecord(at, 'the route is not a map');
+  const q = x as Record<string, unknown>;
+  for (const k of ['name', 'source', 'target']) str(q, k, at);
+  return q as unknown as RouteConfig;
+}
+
+function decodeRouteList(x: unknown, at: string): RouteConfig[] {
+  if (!Array.isArray(x)) throw badRecord(at, 'it is not a list');
+  return x.map((r, i) => decodeRouteConfig(r, `${at}[${i}]`));
+}
+
+function decodeStoredRoute(data: Buffer | null, path: string): StoredRoute {
+  const r = decode(data, path);
+  return { route: decodeRouteConfig(r.route, `${path} route`), revision: num(r, 'revision', path), updatedAt: str(r, 'updatedAt', path) };
 }
 
 /** `offset` is optional so that a record that only carries an epoch (a newer writer's fence) still reads. */
@@ -339,7 +361,7 @@ export class ZooKeeperStore implements CoordinationStore {
     const store = new ZooKeeperStore(opts);
     store.adopt(await store.openSession());
     try {
-      for (const dir of ['workers', 'assignments', 'offsets', 'managed', 'controller']) await store.ensurePath(`${store.base}/${dir}`);
+      for (const dir of ['workers', 'assignments', 'offsets', 'managed', 'controller', 'routes']) await store.ensurePath(`${store.base}/${dir}`);
     } catch (e) {
       await store.close();
       throw e;
@@ -657,6 +679,15 @@ export class ZooKeeperStore implements CoordinationStore {
     return r.rc === C.ZOK ? r.value : undefined;
   }
 
+  /** get() that leaves a data watch (fires when the node changes or goes) */
+  private async getWatch(path: string, onEvent: () => void): Promise<{ stat: NodeStat; data: Buffer | null } | undefined> {
+    const r = await this.call<{ stat: NodeStat; data: Buffer | null }>('get', path, (zk, done, s) =>
+      zk.aw_get(path, this.watcher(s, onEvent), (rc, _e, stat, data) => done(rc, { stat: stat as unknown as NodeStat, data: (data as Buffer | null) ?? null })),
+      [C.ZNONODE],
+    );
+    return r.rc === C.ZOK ? r.value : undefined;
+  }
+
   private async childrenWatch(path: string, onEvent: () => void): Promise<string[]> {
     const r = await this.call<string[]>('get children', path, (zk, done, s) =>
       zk.aw_get_children(path, this.watcher(s, onEvent), (rc, _e, ch) => done(rc, ch)),
@@ -813,16 +844,17 @@ export class ZooKeeperStore implements CoordinationStore {
 
   // ---- assignments
 
-  async writeAssignment(worker: string, partitions: PartitionAssignment[]): Promise<Assignment> {
+  async writeAssignment(worker: string, partitions: PartitionAssignment[], routes?: RouteConfig[]): Promise<Assignment> {
     const path = this.assignmentPath(worker);
     const parts = partitions.map((p) => ({ route: p.route, topic: p.topic, partition: p.partition, targetTopic: p.targetTopic, compression: p.compression, epoch: p.epoch }));
+    const extra = routes && routes.length > 0 ? { routes } : {};
     for (;;) {
       const cur = await this.getNode(path);
       if (!cur) {
-        const a: Assignment = { worker, version: 1, partitions: parts };
+        const a: Assignment = { worker, version: 1, partitions: parts, ...extra };
         if ((await this.createNode(path, encode({ ...a }), C.ZOO_PERSISTENT)) === 'created') return a;
       } else {
-        const a: Assignment = { worker, version: decodeAssignment(cur.data, path).version + 1, partitions: parts };
+        const a: Assignment = { worker, version: decodeAssignment(cur.data, path).version + 1, partitions: parts, ...extra };
         if (await this.setNode(path, encode({ ...a }), cur.stat.version)) return a;
       }
       this.stats.versionConflicts++;
@@ -1046,6 +1078,79 @@ export class ZooKeeperStore implements CoordinationStore {
   async readLeader(): Promise<string | undefined> {
     const node = await this.getNode(this.leaderPath);
     return node ? str(decode(node.data, this.leaderPath), 'id', this.leaderPath) : undefined;
+  }
+
+  // ---- routes managed over REST
+
+  private routePath(name: string): string {
+    return `${this.base}/routes/${segment(name, 'route')}`;
+  }
+
+  async readRoutes(): Promise<Map<string, StoredRoute>> {
+    const dir = `${this.base}/routes`;
+    const names = await this.children(dir);
+    const out = new Map<string, StoredRoute>();
+    await Promise.all(
+      names.map(async (n) => {
+        const node = await this.getNode(`${dir}/${n}`);
+        if (node) out.set(unsegment(n), decodeStoredRoute(node.data, `${dir}/${n}`));
+      }),
+    );
+    return out;
+  }
+
+  /** Read, write with the version read (a lost race reads again), so concurrent writers never skip a revision. */
+  async writeRoute(route: RouteConfig): Promise<StoredRoute> {
+    const path = this.routePath(route.name);
+    for (;;) {
+      const cur = await this.getNode(path);
+      const stored: StoredRoute = { route, revision: cur ? decodeStoredRoute(cur.data, path).revision + 1 : 1, updatedAt: new Date().toISOString() };
+      const data = encode({ ...stored });
+      if (!cur) {
+        if ((await this.createNode(path, data, C.ZOO_PERSISTENT)) === 'created') return stored;
+      } else if (await this.setNode(path, data, cur.stat.version)) {
+        return stored;
+      }
+      this.stats.versionConflicts++;
+    }
+  }
+
+  async deleteRoute(name: string): Promise<boolean> {
+    return this.deleteNode(this.routePath(name), -1);
+  }
+
+  /** A watch on the folder (routes created or deleted) and on every route's node (routes updated). */
+  watchRoutes(cb: (routes: Map<string, StoredRoute>) => void): () => void {
+    const dir = `${this.base}/routes`;
+    const w: Watch = {
+      active: true,
+      last: RESET,
+      job: new Rerun(
+        async () => {
+          if (!w.active || this.closed) return;
+          const names = await this.childrenWatch(dir, () => void w.job.trigger());
+          const out = new Map<string, StoredRoute>();
+          const versions: string[] = [];
+          for (const n of names.sort()) {
+            const node = await this.getWatch(`${dir}/${n}`, () => void w.job.trigger());
+            if (!node) continue;
+            out.set(unsegment(n), decodeStoredRoute(node.data, `${dir}/${n}`));
+            versions.push(`${n}:${node.stat.czxid}:${node.stat.version}`);
+          }
+          const key = versions.join('\n');
+          if (!w.active || this.closed || key === w.last) return;
+          w.last = key;
+          this.safely(() => cb(out), 'routes watch callback');
+        },
+        (e) => this.watchFailed(e, dir),
+      ),
+    };
+    this.watches.add(w);
+    void w.job.trigger();
+    return () => {
+      w.active = false;
+      this.watches.delete(w);
+    };
   }
 
   // ---- session callbacks, close
