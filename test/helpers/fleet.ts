@@ -96,6 +96,16 @@ export function partitionEvents(p: StraitProcess): PartitionEvent[] {
   return out;
 }
 
+/** `topic/partition` of what a worker runs now, by its log: started and not stopped since. */
+export function runningPartitions(p: StraitProcess): Set<string> {
+  const running = new Set<string>();
+  for (const e of partitionEvents(p)) {
+    if (e.what === 'started') running.add(`${e.topic}/${e.partition}`);
+    else running.delete(`${e.topic}/${e.partition}`);
+  }
+  return running;
+}
+
 /** The worker id a `strait worker` process registered under (its /v1/status). */
 export async function workerId(p: StraitProcess, timeoutMs = 30_000): Promise<string> {
   const deadline = Date.now() + timeoutMs;
