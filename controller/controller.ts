@@ -109,10 +109,10 @@ export class Controller {
       const a = await this.store.readAssignment(w.id);
       for (const p of a?.partitions ?? []) this.current.set(key(p), { worker: w.id, epoch: p.epoch });
     }
+    this.stored = await this.store.readRoutes();
     // A worker that lost its store session stopped everything and ignores the assignment it held then; only a newer
     // version starts it again. So every worker gets a fresh write once from a new leader (it may have come back before
     // this controller started), and again whenever it registers on a new session.
-    this.stored = await this.store.readRoutes();
     for (const w of this.workers) this.rewrite.add(w.id);
     this.sessions = new Map(this.workers.map((w) => [w.id, w.session]));
     this.unwatch = this.store.watchWorkers((w) => {
