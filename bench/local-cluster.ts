@@ -464,6 +464,27 @@ export async function startStoppedZooKeeper(opts: { dir?: string } = {}): Promis
   writeState(dir, state);
 }
 
+/**
+ * A ZooKeeper of its own in `dir` (port: a free one unless given), outside any state.json: for a test that stops and
+ * starts ZooKeeper without disturbing the shared one. Stop it with `stopOwnZooKeeper`; starting the same state again
+ * reuses its port and data.
+ */
+export async function startOwnZooKeeper(runtime: KafkaRuntime, dir: string, existing?: ZooKeeperState): Promise<ZooKeeperState> {
+  const port = existing?.port ?? (await freePort());
+  const z: ZooKeeperState = existing ?? { connect: `127.0.0.1:${port}`, pid: 0, port, dir, logDir: join(dir, 'logs') };
+  await startZooKeeper(runtime, z);
+  return z;
+}
+
+export async function stopOwnZooKeeper(z: ZooKeeperState, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  if (signal === 'SIGKILL') {
+    stopPid(z.pid, zkMarker(z), 'SIGKILL');
+    await waitGone(z.pid, zkMarker(z), 10_000);
+  } else {
+    await stopAndWait(z.pid, zkMarker(z));
+  }
+}
+
 function clusterOf(dir: string, alias: string): ClusterState {
   const state = readState(dir);
   if (!state) throw new StraitError('STRAIT_DEV_NOT_RUNNING', `no local clusters recorded in ${statePath(dir)}; run 'strait dev up'`);

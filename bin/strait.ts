@@ -196,7 +196,7 @@ export function buildProgram(): Command {
       .option('--token <token>', 'bearer token (controller.rest.token; or STRAIT_TOKEN)', process.env.STRAIT_TOKEN)
       .option('--json', 'print the API\'s JSON', false);
   type ApiOpts = { url: string; token?: string; json: boolean };
-  const show = async (what: string, o: ApiOpts, method: 'GET' | 'POST', path: string) => {
+  const show = async (what: string, o: ApiOpts, method: 'GET' | 'POST' | 'DELETE', path: string) => {
     const { callApi, render } = await import('./client');
     print(render(what, await callApi(o, method, path), o.json));
   };
@@ -205,11 +205,22 @@ export function buildProgram(): Command {
   api(program.command('partitions').description('every assigned partition: worker, epoch, bytes/s, records/s, lag (as the workers last reported)'))
     .option('--lagging', 'only partitions with lag > 0, most lagging first', false)
     .action((o: ApiOpts & { lagging: boolean }) => show('partitions', o, 'GET', `/v1/partitions${o.lagging ? '?lagging=true' : ''}`));
-  const routesCmd = program.command('routes').description('list routes, show one, its topics, pause or resume it');
+    const routesCmd = program.command('routes').description('list routes, show one, its topics, pause or resume it; create, update or delete routes managed over REST');
   api(routesCmd.command('list')).action((o: ApiOpts) => show('routes', o, 'GET', '/v1/routes'));
   for (const [sub, method, suffix] of [['get', 'GET', ''], ['topics', 'GET', '/topics'], ['pause', 'POST', '/pause'], ['resume', 'POST', '/resume']] as const) {
     api(routesCmd.command(`${sub} <name>`)).action((name: string, o: ApiOpts) => show('route', o, method, `/v1/routes/${encodeURIComponent(name)}${suffix}`));
   }
+  for (const mode of ['create', 'update'] as const) {
+    api(routesCmd.command(mode).description(`${mode} a route managed over REST from a YAML or JSON file holding one route`).requiredOption('-f, --file <file>', 'the route (name, source, target, topics, ...)')).action(
+      async (o: ApiOpts & { file: string }) => {
+        const { putRouteFile, render } = await import('./client');
+        print(render('route', await putRouteFile(o, o.file, mode), o.json));
+      },
+    );
+  }
+  api(routesCmd.command('delete <name>').description('stop replicating a route created over REST (its committed offsets are kept)')).action((name: string, o: ApiOpts) =>
+    show('route', o, 'DELETE', `/v1/routes/${encodeURIComponent(name)}`),
+  );
   const workersCmd = program.command('workers').description('list workers, drain or undrain one');
   api(workersCmd.command('list')).action((o: ApiOpts) => show('workers', o, 'GET', '/v1/workers'));
   for (const sub of ['drain', 'undrain'] as const) {

@@ -3,10 +3,10 @@
  * partitions with a new epoch, and writes each changed worker's assignment to the store. Workers never rebalance
  * among themselves; only the partitions that move are touched.
  */
-import type { StraitConfig } from '../shared/config';
+import type { RouteConfig, StraitConfig } from '../shared/config';
 import type { Logger } from '../shared/logger';
 import type { StraitMetrics } from '../shared/metrics';
-import type { CoordinationStore } from '../shared/store';
+import type { CoordinationStore, StoredRoute } from '../shared/store';
 import { partitionKey, type LoadReport, type PartitionAssignment, type PartitionLoad, type WorkerInfo } from '../shared/wire';
 import { assign, changedWorkers, type Owned } from './assignment';
 import { Checkpointer } from './checkpointer';
@@ -72,6 +72,15 @@ export class Controller {
   private graceTimer: NodeJS.Timeout | undefined;
   /** reassignments run one at a time (worker watch, timer, REST) */
   private assigning: Promise<void> = Promise.resolve();
+  private unwatchRoutes: (() => void) | undefined;
+  /** routes created over REST, as last read from the store (a config-file route of the same name wins) */
+  private stored = new Map<string, StoredRoute>();
+  /** routes whose committed epochs have been read into `epochs` */
+  private readonly epochsLoaded = new Set<string>();
+  /** worker id -> the store session it registered on, as last seen */
+  private sessions = new Map<string, string | undefined>();
+  /** workers whose assignment is written again at the next reassignment, even if none of their partitions moved */
+  private readonly rewrite = new Set<string>();
   readonly paused = new Set<string>();
   /** workers that keep running but receive no partitions (operator drain) */
   readonly drained = new Set<string>();
@@ -82,8 +91,49 @@ export class Controller {
     private readonly log: Logger,
     private readonly metrics: StraitMetrics,
   ) {
-    this.topics = new TopicManager(config, store, log);
-    this.checkpoints = new Checkpointer(config, log, metrics, () => this.config.routes.filter((r) => !r.paused && !this.paused.has(r.name)));
+    this.topics = new TopicManager(config, store, log, () => this.routes());
+    this.checkpoints = new Checkpointer(config, log, metrics, () => this.routes().filter((r) => !r.paused && !this.paused.has(r.name)));
+  }
+
+  /** The routes to replicate: the config file's, then those created over REST. */
+  routes(): RouteConfig[] {
+    const fromFile = new Set(this.config.routes.map((r) => r.name));
+    return [...this.config.routes, ...[...this.stored.values()].filter((s) => !fromFile.has(s.route.name)).map((s) => s.route)];
+  }
+
+  /** A REST-managed route by name (undefined for config-file routes and unknown names). */
+  storedRoute(name: string): StoredRoute | undefined {
+    return this.config.routes.some((r) => r.name === name) ? undefined : this.stored.get(name);
+  }
+
+  /** Creates or replaces a REST-managed route; its partitions follow at once. */
+  async putRoute(route: RouteConfig): Promise<StoredRoute> {
+    const s = await this.store.writeRoute(route);
+    this.useStoredRoutes(new Map(this.stored).set(route.name, s));
+    await this.tick();
+    return s;
+  }
+
+  /** Deletes a REST-managed route: its partitions are unassigned; committed offsets stay in the store. */
+  async deleteRoute(name: string): Promise<boolean> {
+    const had = await this.store.deleteRoute(name);
+    if (this.paused.has(name)) await this.setPaused(name, false);
+    const next = new Map(this.stored);
+    next.delete(name);
+    this.useStoredRoutes(next);
+    await this.tick();
+    return had;
+  }
+
+  /** A changed definition is sent again to every worker holding partitions of that route. */
+  private useStoredRoutes(next: Map<string, StoredRoute>): void {
+    const changed = new Set<string>();
+    for (const [name, s] of next) if (this.stored.get(name)?.revision !== s.revision) changed.add(name);
+    for (const name of this.stored.keys()) if (!next.has(name)) changed.add(name);
+    this.stored = next;
+    if (changed.size === 0) return;
+    for (const [k, o] of this.current) if (changed.has(k.slice(0, k.indexOf('|')))) this.rewrite.add(o.worker);
+    this.log.info({ routes: [...changed] }, 'routes managed over REST changed');
   }
 
   async start(): Promise<void> {
@@ -97,9 +147,21 @@ export class Controller {
       const a = await this.store.readAssignment(w.id);
       for (const p of a?.partitions ?? []) this.current.set(key(p), { worker: w.id, epoch: p.epoch });
     }
+    this.stored = await this.store.readRoutes();
+    // A worker that lost its store session stopped everything and ignores the assignment it held then; only a newer
+    // version starts it again. So every worker gets a fresh write once from a new leader (it may have come back before
+    // this controller started), and again whenever it registers on a new session.
+    for (const w of this.workers) this.rewrite.add(w.id);
+    this.sessions = new Map(this.workers.map((w) => [w.id, w.session]));
     this.unwatch = this.store.watchWorkers((w) => {
+      for (const x of w) if (this.sessions.get(x.id) !== x.session) this.rewrite.add(x.id);
+      this.sessions = new Map(w.map((x) => [x.id, x.session]));
       this.workers = w;
-      void this.reassign();
+      this.reassign().catch((e: Error) => this.log.error({ err: e.message }, 'reassignment after a worker change failed; retrying next refresh'));
+    });
+    this.unwatchRoutes = this.store.watchRoutes((r) => {
+      this.useStoredRoutes(r);
+      void this.tick();
     });
     this.unwatchReports = this.store.watchReports((r) => this.takeReports(r));
     await this.tick();
@@ -118,13 +180,10 @@ export class Controller {
 
   private async refreshAndAssign(): Promise<void> {
     if (this.stopped) return;
-    if (!this.internalReady) {
-      try {
-        await this.topics.ensureInternalTopics();
-        this.internalReady = true;
-      } catch (e) {
-        this.log.warn({ err: (e as Error).message }, 'cannot create strait internal topics yet; retrying');
-      }
+    try {
+      await this.topics.ensureInternalTopics();
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message }, 'cannot create strait internal topics yet; retrying');
     }
     const result = await this.topics.refresh(this.paused);
     this.last = result;
@@ -161,7 +220,7 @@ export class Controller {
       }
     }
     for (const w of this.reportSeen.keys()) if (!live.has(w)) this.reportSeen.delete(w);
-    const lag = new Map<string, number>(this.config.routes.map((r) => [r.name, 0]));
+    const lag = new Map<string, number>(this.routes().map((r) => [r.name, 0]));
     for (const [k, l] of this.loads) if (l.lag > 0 && this.current.get(k)?.worker === l.worker) lag.set(l.route, (lag.get(l.route) ?? 0) + l.lag);
     for (const [route, n] of lag) this.metrics.routeLag.set({ route }, n);
   }
@@ -175,11 +234,15 @@ export class Controller {
   private async reassignNow(): Promise<void> {
     // nothing to assign before the first refresh: an empty desired set would take every partition from every worker
     if (this.stopped || this.last === undefined) return;
-    if (this.epochs.size === 0) {
-      // epochs survive restarts through the store: start above anything a previous controller handed out
-      for (const route of this.config.routes) {
-        for (const [pk, c] of await this.store.readOffsets(route.name)) this.epochs.set(`${route.name}|${pk}`, c.epoch);
+    // epochs survive restarts through the store: start above anything a previous controller handed out (for a route
+    // created over REST too, which may reuse the name, and so the committed offsets, of a deleted one)
+    for (const route of this.routes()) {
+      if (this.epochsLoaded.has(route.name)) continue;
+      for (const [pk, c] of await this.store.readOffsets(route.name)) {
+        const k = `${route.name}|${pk}`;
+        this.epochs.set(k, Math.max(this.epochs.get(k) ?? 0, c.epoch));
       }
+      this.epochsLoaded.add(route.name);
     }
     const live = new Set(this.workers.map((w) => w.id));
     const holding = this.holdingWorkers(live);
@@ -197,6 +260,8 @@ export class Controller {
     const changed = changedWorkers(this.current, assignment, moved);
     // a worker back within its grace period lost its session meanwhile and ignores the assignment it had: write it again
     for (const w of holding.returned) if ([...assignment.values()].some((o) => o.worker === w)) changed.add(w);
+    // so does a worker that registered on a new store session (and every worker once under a new leader)
+    for (const w of this.rewrite) if (live.has(w)) changed.add(w);
     // fence before anyone starts: the previous owner's commits are refused from here on
     const byRoute = new Map<string, { topic: string; partition: number; epoch: number }[]>();
     for (const k of moved) {
@@ -222,7 +287,11 @@ export class Controller {
     const queue = [...changed];
     const writer = async () => {
       for (let w = queue.shift(); w !== undefined; w = queue.shift()) {
-        await this.store.writeAssignment(w, live.has(w) || holding.held.includes(w) ? parts.get(w)! : []);
+        const list = live.has(w) || holding.held.includes(w) ? parts.get(w)! : [];
+        // the definitions of REST-managed routes travel with the assignment, so a worker knows every route it is given
+        const defs = [...new Set(list.map((p) => p.route))].flatMap((r) => this.storedRoute(r)?.route ?? []);
+        await this.store.writeAssignment(w, list, defs);
+        this.rewrite.delete(w);
       }
     };
     await Promise.all(Array.from({ length: Math.min(WRITE_CONCURRENCY, queue.length) }, writer));
@@ -327,7 +396,7 @@ export class Controller {
 
   status(): ControllerStatus {
     const routes: ControllerStatus['routes'] = {};
-    for (const r of this.config.routes) {
+    for (const r of this.routes()) {
       const topics = this.last?.topics[r.name] ?? {};
       routes[r.name] = { topics, partitions: Object.values(topics).reduce((a, b) => a + b, 0), paused: r.paused || this.paused.has(r.name) };
     }
@@ -348,6 +417,7 @@ export class Controller {
     clearTimeout(this.graceTimer);
     this.unwatch?.();
     this.unwatchReports?.();
+    this.unwatchRoutes?.();
     await this.running;
     await this.assigning;
     await this.checkpoints.stop();

@@ -1,14 +1,17 @@
 /**
  * The controller's REST API (fastify). Every controller answers reads; only the leader changes anything (pause,
- * resume, rebalance) — a standby answers 409 with the leader's id. Errors are JSON `{ code, message, field? }`: 4xx
+ * resume, rebalance, routes) — a standby answers 409 with the leader's id. Routes from the config file are read-only;
+ * routes created with `PUT /v1/routes/{name}` live in the coordination store (validated exactly like a config-file
+ * route) and can be updated and deleted. Errors are JSON `{ code, message, field? }`: 4xx
  * for bad input, never a crash. With `controller.rest.token` set, every request needs `Authorization: Bearer <token>`
  * (compared in constant time); secrets are never returned.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { closest } from 'fastest-levenshtein';
-import { redactProperties, type RouteConfig, type StraitConfig } from '../shared/config';
-import type { CoordinationStore } from '../shared/store';
+import { redactProperties, validateRoute, type RouteConfig, type StraitConfig } from '../shared/config';
+import { ConfigError, type FieldProblem } from '../shared/errors';
+import type { CoordinationStore, StoredRoute } from '../shared/store';
 import type { Controller } from './controller';
 
 export interface RestContext {
@@ -23,6 +26,8 @@ interface ApiError {
   code: string;
   message: string;
   field?: string;
+  /** every problem of an invalid body (the first one is `field`) */
+  problems?: FieldProblem[];
 }
 
 function fail(reply: FastifyReply, status: number, body: ApiError): FastifyReply {
@@ -57,15 +62,28 @@ export function buildRestApi(ctx: RestContext): FastifyInstance {
     fail(reply, 404, { code: 'STRAIT_NOT_FOUND', message: `no endpoint ${req.method} ${req.url.split('?')[0]}; see the README's REST API table` }),
   );
 
-  const routeNames = () => ctx.config.routes.map((r) => r.name);
-  const findRoute = (name: string, reply: FastifyReply) => {
-    const route = ctx.config.routes.find((r) => r.name === name);
-    if (!route) {
-      const near = routeNames().length > 0 ? closest(name, routeNames()) : undefined;
-      fail(reply, 404, { code: 'STRAIT_UNKNOWN_ROUTE', message: `no route '${name}'${near ? ` (did you mean '${near}'?)` : ''}; routes: ${routeNames().join(', ') || '(none)'}`, field: 'name' });
-    }
-    return route;
+  const fromFile = (name: string) => ctx.config.routes.some((r) => r.name === name);
+  /** the config file's routes, then those created over REST (a stored route shadowed by a file route is not listed) */
+  const allRoutes = async (): Promise<{ route: RouteConfig; stored?: StoredRoute }[]> => {
+    const stored = [...(await ctx.store.readRoutes()).values()].filter((s) => !fromFile(s.route.name)).sort((a, b) => a.route.name.localeCompare(b.route.name));
+    return [...ctx.config.routes.map((route) => ({ route })), ...stored.map((s) => ({ route: s.route, stored: s }))];
   };
+  const unknownRoute = (name: string, names: string[], reply: FastifyReply) => {
+    const near = names.length > 0 ? closest(name, names) : undefined;
+    return fail(reply, 404, { code: 'STRAIT_UNKNOWN_ROUTE', message: `no route '${name}'${near ? ` (did you mean '${near}'?)` : ''}; routes: ${names.join(', ') || '(none)'}`, field: 'name' });
+  };
+  const findRoute = async (name: string, reply: FastifyReply) => {
+    const all = await allRoutes();
+    const found = all.find((r) => r.route.name === name);
+    if (!found) unknownRoute(name, all.map((r) => r.route.name), reply);
+    return found;
+  };
+  const readOnly = (name: string, reply: FastifyReply) =>
+    fail(reply, 409, {
+      code: 'STRAIT_ROUTE_READ_ONLY',
+      message: `route '${name}' is defined in the config file, which the controller only reads: change it there and restart the controllers; routes created over REST (PUT /v1/routes/{name} with a new name) are the ones the API can change`,
+      field: 'name',
+    });
   const leaderOnly = async (reply: FastifyReply): Promise<Controller | undefined> => {
     const c = ctx.leader();
     if (!c) fail(reply, 409, { code: 'STRAIT_NOT_LEADER', message: `this controller (${ctx.id}) is a standby; send it to the leader '${(await ctx.store.readLeader()) ?? 'none elected'}'` });
@@ -90,22 +108,80 @@ export function buildRestApi(ctx: RestContext): FastifyInstance {
     };
   });
 
-  /** a route as the API shows it: config with secrets redacted, and the leader's view of it (null on a standby) */
-  const routeView = (r: RouteConfig) => {
+  /**
+   * a route as the API shows it: config with secrets redacted, where it is defined (`config` file: read-only, or
+   * `rest`: in the store, with its revision), and the leader's view of it (null on a standby)
+   */
+  const routeView = ({ route: r, stored }: { route: RouteConfig; stored?: StoredRoute }) => {
     const live = ctx.leader()?.status().routes[r.name];
-    return { ...r, consumer: redactProperties(r.consumer), producer: redactProperties(r.producer), paused: live?.paused ?? r.paused, partitions: live?.partitions ?? null };
+    return {
+      ...r,
+      consumer: redactProperties(r.consumer),
+      producer: redactProperties(r.producer),
+      paused: live?.paused ?? r.paused,
+      partitions: live?.partitions ?? null,
+      definedIn: stored ? 'rest' : 'config',
+      ...(stored ? { revision: stored.revision, updatedAt: stored.updatedAt } : {}),
+    };
   };
 
-  app.get('/v1/routes', async () => ctx.config.routes.map(routeView));
+  app.get('/v1/routes', async () => (await allRoutes()).map(routeView));
 
   app.get<{ Params: { name: string } }>('/v1/routes/:name', async (req, reply) => {
-    const r = findRoute(req.params.name, reply);
+    const r = await findRoute(req.params.name, reply);
     return r ? routeView(r) : reply;
   });
 
+  app.put<{ Params: { name: string }; Body: unknown }>('/v1/routes/:name', async (req, reply) => {
+    const name = req.params.name;
+    if (fromFile(name)) return readOnly(name, reply);
+    const c = await leaderOnly(reply);
+    if (!c) return reply;
+    const body = req.body;
+    if (body !== null && typeof body === 'object' && !Array.isArray(body)) {
+      const given = (body as Record<string, unknown>).name;
+      if (given !== undefined && given !== name) {
+        return fail(reply, 400, { code: 'STRAIT_BAD_REQUEST', message: `the body names route ${JSON.stringify(given)} but the path names '${name}'; they must agree (or leave name out of the body)`, field: 'body.name' });
+      }
+    }
+    let route: RouteConfig;
+    try {
+      route = validateRoute(body !== null && typeof body === 'object' && !Array.isArray(body) ? { ...body, name } : body, ctx.config, 'body');
+    } catch (e) {
+      if (!(e instanceof ConfigError)) throw e;
+      const problems = e.problems.map((p) => (p.path === 'body.name' ? { ...p, path: 'name', message: `the route name in the path ${p.message}` } : p));
+      return fail(reply, 400, { code: 'STRAIT_INVALID_ROUTE', message: problems.map((p) => `${p.path}: ${p.message}`).join('; '), field: problems[0]!.path, problems });
+    }
+    const before = c.storedRoute(name);
+    if (before) {
+      for (const side of ['source', 'target'] as const) {
+        if (before.route[side] !== route[side]) {
+          return fail(reply, 400, {
+            code: 'STRAIT_INVALID_ROUTE',
+            message: `body.${side}: a route's ${side} cluster cannot change ('${before.route[side]}' -> '${route[side]}'): its committed offsets belong to the clusters it has; delete it and create a route under another name`,
+            field: `body.${side}`,
+          });
+        }
+      }
+    }
+    const stored = await c.putRoute(route);
+    return reply.code(before ? 200 : 201).send({ ...routeView({ route: stored.route, stored }), created: !before });
+  });
+
+  app.delete<{ Params: { name: string } }>('/v1/routes/:name', async (req, reply) => {
+    const name = req.params.name;
+    if (fromFile(name)) return readOnly(name, reply);
+    const c = await leaderOnly(reply);
+    if (!c) return reply;
+    if (!c.storedRoute(name)) return unknownRoute(name, (await allRoutes()).map((r) => r.route.name), reply);
+    await c.deleteRoute(name);
+    return { route: name, deleted: true, offsets: 'kept' };
+  });
+
   app.get<{ Params: { name: string } }>('/v1/routes/:name/topics', async (req, reply) => {
-    const r = findRoute(req.params.name, reply);
-    if (!r) return reply;
+    const found = await findRoute(req.params.name, reply);
+    if (!found) return reply;
+    const r = found.route;
     const c = await leaderOnly(reply);
     if (!c) return reply;
     const s = c.status();
@@ -114,8 +190,9 @@ export function buildRestApi(ctx: RestContext): FastifyInstance {
 
   for (const action of ['pause', 'resume'] as const) {
     app.post<{ Params: { name: string } }>(`/v1/routes/:name/${action}`, async (req, reply) => {
-      const r = findRoute(req.params.name, reply);
-      if (!r) return reply;
+      const found = await findRoute(req.params.name, reply);
+      if (!found) return reply;
+      const r = found.route;
       const c = await leaderOnly(reply);
       if (!c) return reply;
       await c.setPaused(r.name, action === 'pause');

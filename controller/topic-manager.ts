@@ -75,11 +75,15 @@ export class TopicManager {
   private readonly clients = new Map<string, Promise<ClusterClients>>();
   private readonly backoff = new Map<string, { until: number; delayMs: number; error: Error }>();
   private readonly native = loadNative();
+  /** target clusters whose offset-map topic is known to exist */
+  private readonly internalDone = new Set<string>();
 
+  /** `routes`: the routes to replicate now (the config file's and those created over REST) */
   constructor(
     private readonly config: StraitConfig,
     private readonly store: CoordinationStore,
     private readonly log: Logger,
+    private readonly routes: () => RouteConfig[] = () => config.routes,
   ) {}
 
   private props(alias: string): ClientProps {
@@ -203,17 +207,20 @@ export class TopicManager {
     return out;
   }
 
-  /** Makes sure strait's own compacted topics (offset map, checkpoints) exist on every target cluster. */
+  /** Makes sure strait's own compacted topics (offset map, checkpoints) exist on every target cluster (each checked once). */
   async ensureInternalTopics(): Promise<void> {
-    const targets = new Set(this.config.routes.map((r) => r.target));
+    const routes = this.routes();
+    const targets = new Set(routes.map((r) => r.target));
     for (const alias of targets) {
+      if (this.internalDone.has(alias)) continue;
       const existing = await this.topics(alias);
       for (const topic of [OFFSET_MAP_TOPIC, CHECKPOINT_TOPIC]) {
         if (existing.has(topic)) continue;
-        const rf = Math.max(...this.config.routes.filter((r) => r.target === alias).map((r) => r.replicationFactor));
+        const rf = Math.max(...routes.filter((r) => r.target === alias).map((r) => r.replicationFactor));
         await this.createTopic(alias, topic, 1, rf, { 'cleanup.policy': 'compact', 'min.compaction.lag.ms': '60000' });
         this.log.info({ cluster: alias, topic }, 'created internal topic');
       }
+      this.internalDone.add(alias);
     }
   }
 
@@ -232,12 +239,13 @@ export class TopicManager {
       }
       return m;
     };
-    for (const route of this.config.routes) {
+    const routes = this.routes();
+    for (const route of routes) {
       if (route.paused || paused.has(route.name)) continue;
       meta(route.source);
       meta(route.target);
     }
-    for (const route of this.config.routes) {
+    for (const route of routes) {
       if (route.paused || paused.has(route.name)) continue;
       try {
         await this.refreshRoute(route, aliases, meta, writers, result);

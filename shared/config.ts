@@ -353,6 +353,24 @@ function fill(input: StraitConfigInput): StraitConfig {
   };
 }
 
+/**
+ * Validates one route on its own (a REST request body) with exactly the schema and checks of a config-file route,
+ * against the clusters `config` defines. Problems name the field under `base` (`body.topics.include[0]`).
+ */
+export function validateRoute(input: unknown, config: StraitConfig, base = 'body'): RouteConfig {
+  if (input === null || typeof input !== 'object' || Array.isArray(input)) {
+    throw new ConfigError(base, [{ path: base, message: 'must be a route object (name, source, target, topics, ...)' }]);
+  }
+  const clusters = Object.fromEntries(Object.entries(config.clusters).map(([alias, c]) => [alias, { bootstrap: c.bootstrap }]));
+  try {
+    return validateConfig({ clusters, routes: [input] }, base).routes[0]!;
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    const problems = e.problems.map((p) => ({ ...p, path: p.path.replace(/^routes\[0\]/, base) }));
+    throw new ConfigError(base, problems);
+  }
+}
+
 /** Reads a YAML or JSON file and validates it. */
 export function loadConfig(file: string): StraitConfig {
   let text: string;

@@ -6,7 +6,8 @@ import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, re
 import { join } from 'node:path';
 import { pack, unpack } from 'msgpackr';
 import { StraitError } from './errors';
-import type { CommitResult, CoordinationStore, LeaderCallbacks, OffsetCommit } from './store';
+import type { RouteConfig } from './config';
+import type { CommitResult, CoordinationStore, LeaderCallbacks, OffsetCommit, StoredRoute } from './store';
 import { partitionKey, type Assignment, type CommittedOffset, type LoadReport, type PartitionAssignment, type WorkerInfo } from './wire';
 
 interface FileState {
@@ -16,6 +17,8 @@ interface FileState {
   assignments: Record<string, Assignment>;
   /** added later in format 1; absent in older files */
   control?: { drained: string[]; paused: string[] };
+  /** added later in format 1: routes created over REST */
+  routes?: Record<string, StoredRoute>;
 }
 
 export class EmbeddedStore implements CoordinationStore {
@@ -29,6 +32,7 @@ export class EmbeddedStore implements CoordinationStore {
   private readonly reportWatchers = new Set<(r: LoadReport[]) => void>();
   /** campaigners in arrival order; the first one leads (one process, so nothing else can take it) */
   private readonly campaigners: { id: string; cb: LeaderCallbacks }[] = [];
+  private readonly routeWatchers = new Set<(r: Map<string, StoredRoute>) => void>();
 
   constructor(dir: string) {
     mkdirSync(dir, { recursive: true });
@@ -72,8 +76,8 @@ export class EmbeddedStore implements CoordinationStore {
     return () => this.workerWatchers.delete(cb);
   }
 
-  async writeAssignment(worker: string, partitions: PartitionAssignment[]): Promise<Assignment> {
-    const a: Assignment = { worker, version: (this.state.assignments[worker]?.version ?? 0) + 1, partitions };
+  async writeAssignment(worker: string, partitions: PartitionAssignment[], routes?: RouteConfig[]): Promise<Assignment> {
+    const a: Assignment = { worker, version: (this.state.assignments[worker]?.version ?? 0) + 1, partitions, ...(routes && routes.length > 0 ? { routes } : {}) };
     this.state.assignments[worker] = a;
     for (const cb of this.assignmentWatchers.get(worker) ?? []) queueMicrotask(() => cb(a));
     return a;
@@ -192,8 +196,42 @@ export class EmbeddedStore implements CoordinationStore {
     return () => {};
   }
 
+  // ---- routes managed over REST
+
+  async readRoutes(): Promise<Map<string, StoredRoute>> {
+    return new Map(Object.entries(structuredClone(this.state.routes ?? {})));
+  }
+
+  async writeRoute(route: RouteConfig): Promise<StoredRoute> {
+    const routes = (this.state.routes ??= {});
+    const stored: StoredRoute = { route: structuredClone(route), revision: (routes[route.name]?.revision ?? 0) + 1, updatedAt: new Date().toISOString() };
+    routes[route.name] = stored;
+    this.persist();
+    this.routesChanged();
+    return structuredClone(stored);
+  }
+
+  async deleteRoute(name: string): Promise<boolean> {
+    if (!this.state.routes?.[name]) return false;
+    delete this.state.routes[name];
+    this.persist();
+    this.routesChanged();
+    return true;
+  }
+
+  watchRoutes(cb: (routes: Map<string, StoredRoute>) => void): () => void {
+    this.routeWatchers.add(cb);
+    void this.readRoutes().then((r) => this.routeWatchers.has(cb) && cb(r));
+    return () => this.routeWatchers.delete(cb);
+  }
+
+  private routesChanged(): void {
+    for (const cb of this.routeWatchers) void this.readRoutes().then((r) => this.routeWatchers.has(cb) && cb(r));
+  }
+
   async close(): Promise<void> {
     this.reportWatchers.clear();
+    this.routeWatchers.clear();
     this.workerWatchers.clear();
     this.assignmentWatchers.clear();
     this.campaigners.length = 0;

@@ -3,6 +3,7 @@
  * offsets are committed with epoch fencing. Two implementations: embedded (a local file, for `strait run`) and
  * ZooKeeper (distributed deployments).
  */
+import type { RouteConfig } from './config';
 import type { Assignment, CommittedOffset, LoadReport, PartitionAssignment, WorkerInfo } from './wire';
 
 export interface OffsetCommit {
@@ -15,6 +16,15 @@ export interface OffsetCommit {
 export interface CommitResult {
   /** partitions whose commit was refused because a newer epoch owns them */
   fenced: { topic: string; partition: number; epoch: number }[];
+}
+
+/** A route created over REST, as the store keeps it (config-file routes are never stored). */
+export interface StoredRoute {
+  /** validated, defaults filled */
+  route: RouteConfig;
+  /** 1 when created, +1 on every update */
+  revision: number;
+  updatedAt: string;
 }
 
 /** What a campaigner hears from a leader election (`CoordinationStore.campaign`). */
@@ -31,7 +41,8 @@ export interface CoordinationStore {
   /** called whenever the set of registered workers changes */
   watchWorkers(cb: (workers: WorkerInfo[]) => void): () => void;
 
-  writeAssignment(worker: string, partitions: PartitionAssignment[]): Promise<Assignment>;
+  /** `routes`: definitions of the REST-managed routes these partitions belong to (Assignment.routes) */
+  writeAssignment(worker: string, partitions: PartitionAssignment[], routes?: RouteConfig[]): Promise<Assignment>;
   readAssignment(worker: string): Promise<Assignment | undefined>;
   watchAssignment(worker: string, cb: (a: Assignment | undefined) => void): () => void;
   /** removes a worker's assignment (e.g. after the worker left for good); watchers of it see `undefined` */
@@ -80,4 +91,14 @@ export interface CoordinationStore {
   readReports(): Promise<LoadReport[]>;
   /** delivers every worker's last report once the watch is armed, then after each report written or gone */
   watchReports(cb: (reports: LoadReport[]) => void): () => void;
+
+  // routes managed over REST
+  /** every stored route, by name */
+  readRoutes(): Promise<Map<string, StoredRoute>>;
+  /** creates or replaces a route (its revision grows by one) */
+  writeRoute(route: RouteConfig): Promise<StoredRoute>;
+  /** removes a route; false when there was none of that name */
+  deleteRoute(name: string): Promise<boolean>;
+  /** delivers every stored route once the watch is armed, then after every create, update or delete */
+  watchRoutes(cb: (routes: Map<string, StoredRoute>) => void): () => void;
 }

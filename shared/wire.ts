@@ -4,6 +4,7 @@
  */
 import type { MessagePort } from 'node:worker_threads';
 import type { AssignEntry, ForwarderOptions, ForwarderProgress } from '../native';
+import type { RouteConfig } from './config';
 
 /** Client settings for one route's forwarder, computed on the main thread. */
 export interface RouteClients {
@@ -22,6 +23,8 @@ export interface PumpTask {
 
 export type ToPump =
   | { type: 'assign'; route: string; entries: AssignEntry[] }
+  /** a route's client settings, new or changed; a forwarder of the old settings (idle by then) is closed */
+  | { type: 'route'; clients: RouteClients }
   | { type: 'unassign'; route: string; entries: { topic: string; partition: number }[] }
   | { type: 'commit'; route: string; offsets: { topic: string; partition: number; offset: number }[] }
   | { type: 'stop'; flushTimeoutMs: number };
@@ -39,6 +42,11 @@ export interface WorkerInfo {
   threads: number;
   version: string;
   startedAt: string;
+  /**
+   * Filled in by the store when it lists workers: the store session this registration belongs to. A worker that lost
+   * its session and registered again has a new one, which tells the controller to send it a fresh assignment.
+   */
+  session?: string;
 }
 
 /** One partition a worker owns; `epoch` grows each time ownership of the partition changes. */
@@ -56,6 +64,11 @@ export interface Assignment {
   /** grows with every write of this worker's assignment */
   version: number;
   partitions: PartitionAssignment[];
+  /**
+   * Definitions of the routes created over REST that `partitions` belong to: a worker learns them with the partitions
+   * that use them (config-file routes come from its own config file).
+   */
+  routes?: RouteConfig[];
 }
 
 /** One partition's measured load, as its worker reports it (`LoadReport`). */

@@ -8,6 +8,8 @@
  *   managed/<route>/<topic>               target topics the route created
  *   reports/<worker>                      ephemeral, the worker's last LoadReport (rates and lag per partition)
  *   controller/leader                     ephemeral, the leading controller's id
+ *   control/drained/<worker>, control/paused/<route>   operator flags (presence is the state)
+ *   routes/<name>                         a route created over REST: {route, revision, updatedAt}
  *
  * Every record is msgpack `{ v: <format>, ...fields }`. Readers take the fields they know and ignore the rest, so a
  * newer writer may add fields without breaking an older reader. Path segments are URI-encoded (Kafka topic names
@@ -31,7 +33,8 @@ import { Packr } from 'msgpackr';
 import ZooKeeper from 'zookeeper';
 import { StraitError } from './errors';
 import type { Logger } from './logger';
-import type { CommitResult, CoordinationStore, LeaderCallbacks, OffsetCommit } from './store';
+import type { RouteConfig } from './config';
+import type { CommitResult, CoordinationStore, LeaderCallbacks, OffsetCommit, StoredRoute } from './store';
 import { partitionKey, type Assignment, type CommittedOffset, type LoadReport, type PartitionAssignment, type WorkerInfo } from './wire';
 
 type ZkClient = InstanceType<typeof ZooKeeper>;
@@ -228,9 +231,10 @@ function str(r: Record<string, unknown>, key: string, path: string): string {
   return x;
 }
 
-function decodeWorker(data: Buffer | null, path: string): WorkerInfo {
+function decodeWorker(data: Buffer | null, path: string, session: string): WorkerInfo {
   const r = decode(data, path);
   return {
+    session,
     id: str(r, 'id', path),
     host: str(r, 'host', path),
     pid: num(r, 'pid', path),
@@ -257,7 +261,26 @@ function decodeAssignment(data: Buffer | null, path: string): Assignment {
       epoch: num(q, 'epoch', at),
     };
   });
-  return { worker: str(r, 'worker', path), version: num(r, 'version', path), partitions };
+  const routes = r.routes === undefined ? undefined : decodeRouteList(r.routes, `${path} routes`);
+  return { worker: str(r, 'worker', path), version: num(r, 'version', path), partitions, ...(routes ? { routes } : {}) };
+}
+
+/** A route definition as the controller validated it; only the fields every reader relies on are checked. */
+function decodeRouteConfig(x: unknown, at: string): RouteConfig {
+  if (typeof x !== 'object' || x === null || Array.isArray(x)) throw badRecord(at, 'the route is not a map');
+  const q = x as Record<string, unknown>;
+  for (const k of ['name', 'source', 'target']) str(q, k, at);
+  return q as unknown as RouteConfig;
+}
+
+function decodeRouteList(x: unknown, at: string): RouteConfig[] {
+  if (!Array.isArray(x)) throw badRecord(at, 'it is not a list');
+  return x.map((r, i) => decodeRouteConfig(r, `${at}[${i}]`));
+}
+
+function decodeStoredRoute(data: Buffer | null, path: string): StoredRoute {
+  const r = decode(data, path);
+  return { route: decodeRouteConfig(r.route, `${path} route`), revision: num(r, 'revision', path), updatedAt: str(r, 'updatedAt', path) };
 }
 
 /** numbers per partition in a report record: partition, bytes/s, records/s, lag, errored (0/1) */
@@ -376,7 +399,7 @@ export class ZooKeeperStore implements CoordinationStore {
     const store = new ZooKeeperStore(opts);
     store.adopt(await store.openSession());
     try {
-      for (const dir of ['workers', 'assignments', 'offsets', 'managed', 'controller', 'reports']) await store.ensurePath(`${store.base}/${dir}`);
+      for (const dir of ['workers', 'assignments', 'offsets', 'managed', 'controller', 'reports', 'routes']) await store.ensurePath(`${store.base}/${dir}`);
     } catch (e) {
       await store.close();
       throw e;
@@ -809,7 +832,8 @@ export class ZooKeeperStore implements CoordinationStore {
 
   async registerWorker(info: WorkerInfo): Promise<void> {
     const path = this.workerPath(info.id);
-    const data = encode({ ...info });
+    const { session: _session, ...fields } = info;
+    const data = encode(fields);
     this.ephemerals.set(path, data);
     await this.createEphemeral(path, data, 'worker');
   }
@@ -822,7 +846,7 @@ export class ZooKeeperStore implements CoordinationStore {
     const dir = `${this.base}/workers`;
     const nodes = await Promise.all(names.map(async (n) => ({ path: `${dir}/${n}`, node: await this.getNode(`${dir}/${n}`) })));
     const out: WorkerInfo[] = [];
-    for (const { path, node } of nodes) if (node) out.push(decodeWorker(node.data, path));
+    for (const { path, node } of nodes) if (node) out.push(decodeWorker(node.data, path, node.stat.ephemeralOwner));
     return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
@@ -837,7 +861,8 @@ export class ZooKeeperStore implements CoordinationStore {
           if (!w.active || this.closed) return;
           const names = await this.childrenWatch(dir, () => void w.job.trigger());
           const list = await this.readWorkers(names);
-          const key = list.map((x) => x.id).join('\n');
+          // a worker registered again on a new session counts as a change (see WorkerInfo.session)
+          const key = list.map((x) => `${x.id} ${x.session ?? ''}`).join('\n');
           if (!w.active || this.closed || key === w.last) return;
           w.last = key;
           this.safely(() => cb(list), 'workers watch callback');
@@ -861,16 +886,17 @@ export class ZooKeeperStore implements CoordinationStore {
 
   // ---- assignments
 
-  async writeAssignment(worker: string, partitions: PartitionAssignment[]): Promise<Assignment> {
+  async writeAssignment(worker: string, partitions: PartitionAssignment[], routes?: RouteConfig[]): Promise<Assignment> {
     const path = this.assignmentPath(worker);
     const parts = partitions.map((p) => ({ route: p.route, topic: p.topic, partition: p.partition, targetTopic: p.targetTopic, compression: p.compression, epoch: p.epoch }));
+    const extra = routes && routes.length > 0 ? { routes } : {};
     for (;;) {
       const cur = await this.getNode(path);
       if (!cur) {
-        const a: Assignment = { worker, version: 1, partitions: parts };
+        const a: Assignment = { worker, version: 1, partitions: parts, ...extra };
         if ((await this.createNode(path, encode({ ...a }), C.ZOO_PERSISTENT)) === 'created') return a;
       } else {
-        const a: Assignment = { worker, version: decodeAssignment(cur.data, path).version + 1, partitions: parts };
+        const a: Assignment = { worker, version: decodeAssignment(cur.data, path).version + 1, partitions: parts, ...extra };
         if (await this.setNode(path, encode({ ...a }), cur.stat.version)) return a;
       }
       this.stats.versionConflicts++;
@@ -1217,6 +1243,79 @@ export class ZooKeeperStore implements CoordinationStore {
   async readLeader(): Promise<string | undefined> {
     const node = await this.getNode(this.leaderPath);
     return node ? str(decode(node.data, this.leaderPath), 'id', this.leaderPath) : undefined;
+  }
+
+  // ---- routes managed over REST
+
+  private routePath(name: string): string {
+    return `${this.base}/routes/${segment(name, 'route')}`;
+  }
+
+  async readRoutes(): Promise<Map<string, StoredRoute>> {
+    const dir = `${this.base}/routes`;
+    const names = await this.children(dir);
+    const out = new Map<string, StoredRoute>();
+    await Promise.all(
+      names.map(async (n) => {
+        const node = await this.getNode(`${dir}/${n}`);
+        if (node) out.set(unsegment(n), decodeStoredRoute(node.data, `${dir}/${n}`));
+      }),
+    );
+    return out;
+  }
+
+  /** Read, write with the version read (a lost race reads again), so concurrent writers never skip a revision. */
+  async writeRoute(route: RouteConfig): Promise<StoredRoute> {
+    const path = this.routePath(route.name);
+    for (;;) {
+      const cur = await this.getNode(path);
+      const stored: StoredRoute = { route, revision: cur ? decodeStoredRoute(cur.data, path).revision + 1 : 1, updatedAt: new Date().toISOString() };
+      const data = encode({ ...stored });
+      if (!cur) {
+        if ((await this.createNode(path, data, C.ZOO_PERSISTENT)) === 'created') return stored;
+      } else if (await this.setNode(path, data, cur.stat.version)) {
+        return stored;
+      }
+      this.stats.versionConflicts++;
+    }
+  }
+
+  async deleteRoute(name: string): Promise<boolean> {
+    return this.deleteNode(this.routePath(name), -1);
+  }
+
+  /** A watch on the folder (routes created or deleted) and on every route's node (routes updated). */
+  watchRoutes(cb: (routes: Map<string, StoredRoute>) => void): () => void {
+    const dir = `${this.base}/routes`;
+    const w: Watch = {
+      active: true,
+      last: RESET,
+      job: new Rerun(
+        async () => {
+          if (!w.active || this.closed) return;
+          const names = await this.childrenWatch(dir, () => void w.job.trigger());
+          const out = new Map<string, StoredRoute>();
+          const versions: string[] = [];
+          for (const n of names.sort()) {
+            const node = await this.getWatch(`${dir}/${n}`, () => void w.job.trigger());
+            if (!node) continue;
+            out.set(unsegment(n), decodeStoredRoute(node.data, `${dir}/${n}`));
+            versions.push(`${n}:${node.stat.czxid}:${node.stat.version}`);
+          }
+          const key = versions.join('\n');
+          if (!w.active || this.closed || key === w.last) return;
+          w.last = key;
+          this.safely(() => cb(out), 'routes watch callback');
+        },
+        (e) => this.watchFailed(e, dir),
+      ),
+    };
+    this.watches.add(w);
+    void w.job.trigger();
+    return () => {
+      w.active = false;
+      this.watches.delete(w);
+    };
   }
 
   // ---- session callbacks, close

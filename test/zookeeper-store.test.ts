@@ -85,7 +85,9 @@ t.test('workers register from two sessions, are listed and watched, and vanish w
   await s1.registerWorker(info('w1'));
   await s2.registerWorker(info('w2'));
   await until('the watch to see both workers', () => seen.some((l) => l.join() === 'w1,w2'));
-  t.same(await s2.listWorkers(), [info('w1'), info('w2')], 'every field of both registrations, read from the other session');
+  const listed = await s2.listWorkers();
+  t.same(listed.map(({ session: _s, ...w }) => w), [info('w1'), info('w2')], 'every field of both registrations, read from the other session');
+  t.same(listed.map((w) => w.session), [s1.sessionId, s2.sessionId], 'each listed with the session it registered on');
   t.equal((await rawGet(raw, `/strait/${dep}/workers/w1`)).stat.ephemeralOwner, s1.sessionId, 'w1 is an ephemeral node of the first session');
   t.equal((await rawGet(raw, `/strait/${dep}/workers/w2`)).stat.ephemeralOwner, s2.sessionId, 'w2 is an ephemeral node of the second session');
 

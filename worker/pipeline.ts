@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
-import type { StraitConfig } from '../shared/config';
+import type { RouteConfig, StraitConfig } from '../shared/config';
 import type { Logger } from '../shared/logger';
 import type { StraitMetrics } from '../shared/metrics';
 import { routeClientProps } from '../shared/profiles';
@@ -64,6 +64,10 @@ export class Pipeline {
   private commitTimer: NodeJS.Timeout | undefined;
   private committing: Promise<void> | undefined;
   private stoppedShards = new Set<number>();
+  /** routes created over REST, as the last assignment carried them */
+  private readonly carried = new Map<string, RouteConfig>();
+  /** route -> the client settings the pool threads have (JSON), to tell a changed route from an unchanged one */
+  private readonly sentClients = new Map<string, string>();
   private onStopped: (() => void) | undefined;
   readonly totals: PipelineTotals = { records: 0, bytes: 0, partitions: 0, lag: 0, errored: 0, paused: 0 };
   /** fired after a progress batch changes totals (the TTY status line listens) */
@@ -77,22 +81,76 @@ export class Pipeline {
     private readonly metrics: StraitMetrics,
   ) {}
 
+  /** a route's definition: one carried by an assignment, else the config file's */
+  route(name: string): RouteConfig | undefined {
+    return this.carried.get(name) ?? this.config.routes.find((r) => r.name === name);
+  }
+
+  private routeList(): RouteConfig[] {
+    return [...this.config.routes.filter((r) => !this.carried.has(r.name)), ...this.carried.values()];
+  }
+
   private routeClients(): RouteClients[] {
+    return this.config.routes.map((r) => this.clientsOf(r));
+  }
+
+  private clientsOf(r: RouteConfig): RouteClients {
     const threads = this.config.worker.threads;
-    return this.config.routes.map((r) => {
-      const props = routeClientProps(this.config, r, this.workerId);
-      return {
-        route: r.name,
-        options: {
-          // the prefetch queue is bounded like the in-flight budget: memory stays within twice the budget
-          consumer: { 'queued.max.messages.kbytes': Math.max(1024, Math.floor(this.config.worker.inflightBytes / threads / 1024)), ...props.consumer },
-          producer: props.producer,
-          inflightBytes: Math.max(1 << 20, Math.floor(this.config.worker.inflightBytes / threads)),
-          compression: 'lz4',
-          ...(r.naming.policy === 'identity' ? { provenance: { localOrigin: r.source, dropOrigin: r.target, maxHops: 8 } } : {}),
-        },
-      };
-    });
+    const props = routeClientProps(this.config, r, this.workerId);
+    return {
+      route: r.name,
+      options: {
+        // the prefetch queue is bounded like the in-flight budget: memory stays within twice the budget
+        consumer: { 'queued.max.messages.kbytes': Math.max(1024, Math.floor(this.config.worker.inflightBytes / threads / 1024)), ...props.consumer },
+        producer: props.producer,
+        inflightBytes: Math.max(1 << 20, Math.floor(this.config.worker.inflightBytes / threads)),
+        compression: 'lz4',
+        ...(r.naming.policy === 'identity' ? { provenance: { localOrigin: r.source, dropOrigin: r.target, maxHops: 8 } } : {}),
+      },
+    };
+  }
+
+  /**
+   * Takes the route definitions an assignment carries. New routes go to the pool threads at once; the names of
+   * routes whose client settings changed are returned, and reach the threads only through `sendRoute` once none
+   * of their partitions runs here (a thread replaces a route's forwarder only while it is idle).
+   */
+  learnRoutes(defs: RouteConfig[]): Set<string> {
+    const changed = new Set<string>();
+    for (const def of defs) {
+      const missing = [def.source, def.target].filter((a) => this.config.clusters[a] === undefined);
+      if (missing.length > 0) {
+        this.log.error({ route: def.name, clusters: missing }, `route '${def.name}' uses cluster aliases this worker's config file does not define (${missing.join(', ')}); its partitions cannot run here`);
+        continue;
+      }
+      this.carried.set(def.name, def);
+      const clients = this.clientsOf(def);
+      const json = JSON.stringify(clients);
+      const sent = this.sentClients.get(def.name);
+      if (sent === json) continue;
+      if (sent === undefined) this.sendRoute(def.name);
+      else changed.add(def.name);
+    }
+    return changed;
+  }
+
+  /** Sends a route's current client settings to every pool thread. */
+  sendRoute(name: string): void {
+    const def = this.route(name);
+    if (!def) return;
+    const clients = this.clientsOf(def);
+    this.sentClients.set(name, JSON.stringify(clients));
+    for (let shard = 0; shard < this.ports.length; shard++) this.send(shard, { type: 'route', clients });
+  }
+
+  /** Resolves once none of `keys` (`route|topic/partition`) runs here any more, or after `timeoutMs` (false). */
+  async drained(keys: string[], timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (keys.some((k) => this.partitions.has(k))) {
+      if (Date.now() > deadline) return false;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return true;
   }
 
   start(): void {
@@ -108,6 +166,7 @@ export class Pipeline {
       atomics: 'disabled',
     });
     const routes = this.routeClients();
+    for (const r of routes) this.sentClients.set(r.route, JSON.stringify(r));
     for (let shard = 0; shard < threads; shard++) {
       const { port1, port2 } = new MessageChannel();
       port1.on('message', (m: FromPump) => this.onMessage(m));
@@ -133,8 +192,11 @@ export class Pipeline {
     const byRoute = new Map<string, PartitionAssignment[]>();
     for (const p of parts) byRoute.set(p.route, [...(byRoute.get(p.route) ?? []), p]);
     for (const [route, list] of byRoute) {
-      const routeCfg = this.config.routes.find((r) => r.name === route);
-      if (!routeCfg) continue;
+      const routeCfg = this.route(route);
+      if (!routeCfg) {
+        this.log.error({ route, partitions: list.length }, 'assigned partitions of a route this worker has no definition of (not in its config file, not carried by the assignment); skipped');
+        continue;
+      }
       const offsets = await this.store.readOffsets(route);
       const perShard = new Map<number, ToPump & { type: 'assign' }>();
       for (const p of list) {
@@ -202,7 +264,7 @@ export class Pipeline {
 
   private updateAssignedGauge(): void {
     const counts = new Map<string, number>();
-    for (const r of this.config.routes) counts.set(r.name, 0);
+    for (const r of this.routeList()) counts.set(r.name, 0);
     for (const p of this.partitions.values()) if (!p.draining) counts.set(p.route, (counts.get(p.route) ?? 0) + 1);
     for (const [route, n] of counts) this.metrics.assigned.set({ route }, n);
     this.totals.partitions = [...counts.values()].reduce((a, b) => a + b, 0);
@@ -283,7 +345,7 @@ export class Pipeline {
   }
 
   private writer(route: string): OffsetMapWriter {
-    const r = this.config.routes.find((x) => x.name === route)!;
+    const r = this.route(route)!;
     let w = this.writers.get(r.target);
     if (!w) {
       const props = routeClientProps(this.config, r, this.workerId).producer;

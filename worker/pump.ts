@@ -41,6 +41,16 @@ export default async function pump(task: PumpTask): Promise<void> {
         case 'assign':
           forwarderFor(m.route)?.assign(m.entries);
           break;
+        case 'route': {
+          clients.set(m.clients.route, m.clients);
+          // the main thread sends changed settings only once none of the route's partitions runs here
+          const old = forwarders.get(m.clients.route);
+          if (old) {
+            old.close(0);
+            forwarders.delete(m.clients.route);
+          }
+          break;
+        }
         case 'unassign':
           forwarders.get(m.route)?.unassign(m.entries);
           break;

@@ -92,14 +92,34 @@ export class Worker {
     if (a) this.lastVersion = a.version;
     const next = new Map<string, PartitionAssignment>();
     for (const p of a?.partitions ?? []) next.set(key(p), p);
-    const removed = [...this.owned.entries()].filter(([k]) => !next.has(k)).map(([, p]) => p);
-    const added = [...next.entries()].filter(([k]) => !this.owned.has(k)).map(([, p]) => p);
+    // routes created over REST come with the assignment; one whose client settings changed restarts here, and so
+    // does a partition whose target topic or compression changed (the route's naming or compression was updated)
+    const changedRoutes = this.pipeline.learnRoutes(a?.routes ?? []);
+    const restart = [...next.entries()].filter(([k, p]) => {
+      const o = this.owned.get(k);
+      return o !== undefined && (changedRoutes.has(p.route) || o.targetTopic !== p.targetTopic || o.compression !== p.compression);
+    });
+    const restarting = new Set(restart.map(([k]) => k));
+    const removed = [...this.owned.entries()].filter(([k]) => !next.has(k) || restarting.has(k)).map(([, p]) => p);
+    const added = [...next.entries()].filter(([k]) => !this.owned.has(k) || restarting.has(k)).map(([, p]) => p);
     // Same partition, new epoch (the controller restarted): keep replicating, commit under the new epoch.
     for (const [k, p] of next) {
       const rt = this.pipeline.partitions.get(k);
       if (rt && this.owned.has(k)) rt.epoch = p.epoch;
     }
+    // one line per partition that starts or stops here, so an operator (and the fleet tests) can tell that a
+    // reassignment touched only the partitions that moved
+    for (const p of removed) this.log.info({ route: p.route, topic: p.topic, partition: p.partition, epoch: p.epoch }, 'partition stopped');
+    for (const p of added) this.log.info({ route: p.route, topic: p.topic, partition: p.partition, epoch: p.epoch }, 'partition started');
     if (removed.length > 0) this.pipeline.unassign(removed);
+    if (changedRoutes.size > 0 || restart.length > 0) {
+      const routeKeys = [...this.owned.keys()].filter((k) => changedRoutes.has(k.slice(0, k.indexOf('|'))));
+      if (!(await this.pipeline.drained([...new Set([...routeKeys, ...restarting])], 30_000))) {
+        this.log.warn({ routes: [...changedRoutes] }, 'partitions of a changed route did not finish within 30 s; restarting them anyway');
+      }
+      for (const r of changedRoutes) this.pipeline.sendRoute(r);
+      this.log.info({ routes: [...changedRoutes], partitions: restart.length }, 'route definitions changed: partitions restarted with the new settings');
+    }
     if (added.length > 0) await this.pipeline.assign(added);
     this.owned = next;
   }

@@ -1,0 +1,144 @@
+/**
+ * Fleet operations on a real distributed deployment (a ZooKeeper of this test's own, two Kafka clusters, one
+ * controller, three then four workers) while a producer keeps writing a 24-partition topic:
+ *   (a) kill -9 of a worker: its partitions replicate again within the session timeout + 5 s, and the surviving
+ *       workers never stop a partition they kept (their logs list every partition start and stop);
+ *   (b) a fourth worker joins: it receives load, and only the partitions moved to it were stopped anywhere;
+ *   (c) ZooKeeper is stopped for longer than the session timeout and started again on the same port and data:
+ *       workers and controller re-register, replication resumes, nobody touches anything;
+ * and at the end every key produced is on the target.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import t from 'tap';
+import { runtimeOf, startOwnZooKeeper, stopOwnZooKeeper } from '../bench/local-cluster';
+import { assignmentMap, missingKeys, partitionEvents, runningPartitions, SteadyProducer, workerId, type PartitionEvent } from './helpers/fleet';
+import { bootstrap, createTopic, testClusters, totalRecords, uniqueName } from './helpers/kafka';
+import { StraitProcess, stopAll, waitFor, writeConfig } from './helpers/strait-process';
+
+t.teardown(stopAll);
+
+const SESSION_MS = 4000;
+const PARTITIONS = 24;
+
+interface ControllerStatusBody {
+  isLeader: boolean;
+  controller: { assigned: number; workers: { id: string }[] } | null;
+}
+
+const pk = (e: { topic: string; partition: number }) => `${e.topic}/${e.partition}`;
+const sorted = (xs: Iterable<string>) => [...xs].sort();
+
+t.test('a fleet survives kill -9 of a worker, grows by one, and rides out a ZooKeeper restart', async (t) => {
+  const zkDir = mkdtempSync(join(tmpdir(), 'strait-ops-zk-'));
+  let zk = await startOwnZooKeeper(runtimeOf(testClusters()), zkDir);
+  t.teardown(async () => {
+    await stopOwnZooKeeper(zk, 'SIGKILL');
+    rmSync(zkDir, { recursive: true, force: true });
+  });
+  const topic = uniqueName('ops');
+  await createTopic(bootstrap('a'), topic, PARTITIONS);
+  const config = writeConfig({
+    deployment: uniqueName('ops'),
+    clusters: { a: { bootstrap: bootstrap('a') }, b: { bootstrap: bootstrap('b') } },
+    routes: [{ name: 'ops', source: 'a', target: 'b', topics: { include: [topic] } }],
+    store: { type: 'zookeeper', connect: zk.connect, sessionTimeoutMs: SESSION_MS },
+    controller: { refreshTopicsIntervalMs: 1000, rest: { port: 0 } },
+    worker: { threads: 1, commitIntervalMs: 300 },
+  });
+  const controller = new StraitProcess(config, 'controller');
+  const workers = [new StraitProcess(config, 'worker'), new StraitProcess(config, 'worker'), new StraitProcess(config, 'worker')];
+  const producer = new SteadyProducer(bootstrap('a'), topic, PARTITIONS);
+  await producer.start();
+  t.teardown(() => producer.stop().catch(() => 0));
+  const status = () => controller.json<ControllerStatusBody>('/v1/status');
+  const settled = async (n: number) => {
+    const s = await status();
+    return s.isLeader && s.controller?.workers.length === n && s.controller.assigned === PARTITIONS;
+  };
+  await waitFor('24 partitions on three workers', () => settled(3), 60_000, 300);
+  const rest = await controller.restUrl;
+  const ids = await Promise.all(workers.map((w) => workerId(w)));
+  await waitFor('replication under way', async () => (await totalRecords(bootstrap('b'), `a.${topic}`, PARTITIONS)) > 1000, 60_000, 500);
+
+  // (a) kill -9 of a worker
+  const before = await assignmentMap(rest);
+  const victimId = ids[0]!;
+  const victimParts = sorted([...before].filter(([, w]) => w === victimId).map(([p]) => p));
+  t.ok(victimParts.length > 0, `the victim held ${victimParts.length} partitions`);
+  const survivors = workers.slice(1);
+  const eventsBefore = survivors.map((w) => partitionEvents(w).length);
+  await workers[0]!.kill9();
+  const killedAt = Date.now();
+  await waitFor('the victim\'s partitions reassigned', async () => {
+    if (!(await settled(2))) return false;
+    return [...(await assignmentMap(rest)).values()].every((w) => w !== victimId);
+  }, SESSION_MS + 30_000, 200);
+  const movedAfter = Date.now() - killedAt;
+  t.ok(movedAfter <= SESSION_MS + 5000, `partitions reassigned ${movedAfter} ms after kill -9 (session timeout ${SESSION_MS} ms + 5 s allowed)`);
+  await waitFor('the survivors started the victim\'s partitions', () => {
+    const started = survivors.flatMap((w, i) => partitionEvents(w).slice(eventsBefore[i]).filter((e) => e.what === 'started'));
+    return started.length >= victimParts.length;
+  }, 30_000, 200);
+  const afterKill: PartitionEvent[][] = survivors.map((w, i) => partitionEvents(w).slice(eventsBefore[i]));
+  t.same(afterKill.flat().filter((e) => e.what === 'stopped'), [], 'the surviving workers stopped no partition');
+  t.same(sorted(afterKill.flat().filter((e) => e.what === 'started').map(pk)), victimParts, 'the survivors started exactly the victim\'s partitions');
+  const lastStart = Math.max(...afterKill.flat().map((e) => e.at));
+  t.ok(lastStart - killedAt <= SESSION_MS + 5000, `the last of them started ${lastStart - killedAt} ms after kill -9`);
+
+  // (b) a fourth worker joins
+  const beforeJoin = await assignmentMap(rest);
+  const live = [...survivors];
+  const marks = live.map((w) => partitionEvents(w).length);
+  const fourth = new StraitProcess(config, 'worker');
+  const fourthId = await workerId(fourth);
+  await waitFor('the fourth worker holds partitions', async () => (await settled(3)) && [...(await assignmentMap(rest)).values()].includes(fourthId), 60_000, 200);
+  const afterJoin = await assignmentMap(rest);
+  const moved = sorted([...afterJoin].filter(([p, w]) => beforeJoin.get(p) !== w).map(([p]) => p));
+  t.ok(moved.length >= 4, `${moved.length} partitions moved to the fourth worker`);
+  t.ok(moved.every((p) => afterJoin.get(p) === fourthId), 'every moved partition went to the new worker');
+  await waitFor('the moved partitions stopped on their old owners', () => live.flatMap((w, i) => partitionEvents(w).slice(marks[i])).filter((e) => e.what === 'stopped').length >= moved.length, 30_000, 200);
+  const joinEvents = live.flatMap((w, i) => partitionEvents(w).slice(marks[i]));
+  t.same(sorted(joinEvents.filter((e) => e.what === 'stopped').map(pk)), moved, 'only the moved partitions were stopped, each once');
+  t.same(joinEvents.filter((e) => e.what === 'started'), [], 'the old workers started nothing');
+  await waitFor('the fourth worker started them', () => partitionEvents(fourth).filter((e) => e.what === 'started').length >= moved.length, 30_000, 200);
+  t.same(sorted(partitionEvents(fourth).filter((e) => e.what === 'started').map(pk)), moved, 'the fourth worker started exactly the moved partitions');
+  await waitFor('the fourth worker replicates records', async () => (await fourth.json<{ worker: { totals: { records: number } } }>('/v1/status')).worker.totals.records > 0, 30_000, 300);
+  live.push(fourth);
+
+  // (c) ZooKeeper goes away for longer than the session timeout and comes back on the same port and data
+  const leaderSessionsBefore = controller.output.split('\n').filter((l) => l.includes('elected leader: assigning')).length;
+  await stopOwnZooKeeper(zk);
+  const zkDownAt = Date.now();
+  await sleep(SESSION_MS + 2000);
+  zk = await startOwnZooKeeper(runtimeOf(testClusters()), zkDir, zk);
+  const zkUpAt = Date.now();
+  t.comment(`ZooKeeper down for ${zkUpAt - zkDownAt} ms`);
+  await waitFor('the controller leads again with three workers and every partition', async () => {
+    if (!(await settled(3))) return false;
+    const s = await status();
+    return sorted(s.controller!.workers.map((w) => w.id)).join() === sorted([ids[1]!, ids[2]!, fourthId]).join();
+  }, 60_000, 300);
+  t.comment(`controller settled ${Date.now() - zkUpAt} ms after ZooKeeper came back`);
+  const after = await assignmentMap(rest);
+  const liveIds = [ids[1]!, ids[2]!, fourthId];
+  const assignedTo = (id: string) => sorted([...after].filter(([, x]) => x === id).map(([p]) => p));
+  // every partition a worker holds in the store is running there again
+  await waitFor('every worker runs what it is assigned', () => live.every((w, i) => sorted(runningPartitions(w)).join() === assignedTo(liveIds[i]!).join()), 30_000, 300);
+  live.forEach((w, i) => t.same(sorted(runningPartitions(w)), assignedTo(liveIds[i]!), `worker ${liveIds[i]} runs exactly its ${assignedTo(liveIds[i]!).length} assigned partitions again`));
+  const landedBefore = await totalRecords(bootstrap('b'), `a.${topic}`, PARTITIONS);
+  await waitFor('replication resumed after the restart', async () => (await totalRecords(bootstrap('b'), `a.${topic}`, PARTITIONS)) > landedBefore + 500, 60_000, 500);
+  t.ok(controller.output.split('\n').filter((l) => l.includes('elected leader: assigning')).length >= leaderSessionsBefore, 'the controller leads (again)');
+
+  // nothing lost over all of it
+  const produced = await producer.stop();
+  await waitFor(`all ${produced} records on the target`, async () => (await totalRecords(bootstrap('b'), `a.${topic}`, PARTITIONS)) >= produced, 60_000, 500);
+  const present = await totalRecords(bootstrap('b'), `a.${topic}`, PARTITIONS);
+  const missing = await missingKeys(bootstrap('b'), `a.${topic}`, PARTITIONS, produced, present);
+  t.same(missing.slice(0, 20), [], `every one of the ${produced} keys landed (${missing.length} missing)`);
+  t.comment(`producer: ${producer.ticks} ticks, ${producer.refused} refused (${producer.lastRefusal ?? '-'})`);
+  t.comment(`produced ${produced}, on the target ${present} (duplicates from the killed worker's in-flight window and the restart: ${present - produced})`);
+  for (const p of [...live, controller]) t.equal(await p.stop(), 0, `${p.role} stopped cleanly`);
+});
