@@ -15,10 +15,14 @@ import { ensureKafka, projectRoot, runKafkaClass, spawnKafkaClass, type KafkaRun
 import * as dev from './local-cluster';
 import { renderCharts } from './chart';
 import { ProcSampler } from './proc-stats';
+import { produceNumbered, readAsGroup, recordNumber } from './numbered-records';
+import { loadNative } from '../native';
+import { loadConfig } from '../shared/config';
+import { failover } from '../controller/failover';
 import { startTcpProxy } from './tcp-proxy';
 
 export const SYSTEMS = ['strait', 'strait-lan', 'strait-wan', 'js-baseline', 'mm2-default', 'mm2-tuned'] as const;
-export const SCENARIOS = ['throughput', 'ceiling', 'latency', 'wan', 'rest'] as const;
+export const SCENARIOS = ['throughput', 'ceiling', 'latency', 'wan', 'rest', 'failover'] as const;
 export type SystemName = (typeof SYSTEMS)[number];
 
 export interface BenchOptions {
@@ -37,6 +41,8 @@ export interface BenchOptions {
   durationSec?: number;
   /** latency scenario: seconds of production at the rate before measuring starts (default 5) */
   warmupSec?: number;
+  /** failover scenario: records produced per system (default 200000) */
+  failoverRecords?: number;
   /** where the local clusters' state goes (default .strait/bench) */
   clusterDir?: string;
   /** wan scenario: added round-trip time, ms (default 50) */
@@ -51,6 +57,15 @@ export interface SystemResult {
   /** rest scenario: requests/s answered with 2xx, and errors (non-2xx or failed) */
   requestsPerSec?: number;
   errors?: number;
+  /** failover scenario: records the group read on the source before the switch and on the target after it */
+  readBeforeSwitch?: number;
+  readAfterSwitch?: number;
+  /** failover scenario: records read on the target that the group had read on the source already */
+  duplicates?: number;
+  /** failover scenario: records the group read on neither cluster */
+  missing?: number;
+  /** failover scenario: from the switch (the group stopped on the source) until its offsets on the target were ready */
+  offsetsReadySec?: number;
   /** latency scenario: source CreateTime -> readable on the target, ms */
   p50Ms?: number;
   p99Ms?: number;
@@ -133,6 +148,10 @@ class Watermarks {
   private client: Kafka.Producer | undefined;
   constructor(private readonly brokers: string) {}
   async total(topic: string, partitions: number): Promise<number> {
+    return (await this.perPartition(topic, partitions)).reduce((a, b) => a + b, 0);
+  }
+  /** high watermark of every partition (all 0 while the topic is unknown) */
+  async perPartition(topic: string, partitions: number): Promise<number[]> {
     if (!this.client) {
       const c = new Kafka.Producer({ 'bootstrap.servers': this.brokers, log_level: 0 });
       await new Promise<void>((res, rej) => c.connect({ timeout: 10_000 }, (e) => (e ? rej(e) : res())));
@@ -140,15 +159,14 @@ class Watermarks {
     }
     const c = this.client;
     try {
-      const parts = await Promise.all(
+      return await Promise.all(
         Array.from({ length: partitions }, (_, p) => new Promise<number>((res, rej) => c.queryWatermarkOffsets(topic, p, 2000, (e, o) => (e ? rej(e) : res(o.highOffset))))),
       );
-      return parts.reduce((a, b) => a + b, 0);
     } catch {
       // librdkafka keeps answering "unknown topic" for a topic that did not exist when first asked: start afresh
       this.client = undefined;
       await new Promise<void>((res) => c.disconnect(() => res()));
-      return 0;
+      return new Array<number>(partitions).fill(0);
     }
   }
   async close(): Promise<void> {
@@ -234,7 +252,11 @@ function straitConfig(dir: string, alias: string, c: Clusters, source: string, t
   return file;
 }
 
-function mm2Config(dir: string, alias: string, c: Clusters, source: string, topic: string, tuned: boolean, codec: string): string {
+/** MirrorMaker 2 checkpoint settings of the failover scenario: stated in the results next to the numbers */
+export const MM2_CHECKPOINT_INTERVAL_SEC = 1;
+export const MM2_FAILOVER_SETTINGS = `emit.checkpoints.enabled=true, sync.group.offsets.enabled=true, emit.checkpoints.interval.seconds=${MM2_CHECKPOINT_INTERVAL_SEC}, sync.group.offsets.interval.seconds=${MM2_CHECKPOINT_INTERVAL_SEC}, refresh.groups.interval.seconds=${MM2_CHECKPOINT_INTERVAL_SEC}, groups=<the bench group>, offset.lag.max=100 (default)`;
+
+function mm2Config(dir: string, alias: string, c: Clusters, source: string, topic: string, tuned: boolean, codec: string, group?: string): string {
   const file = join(dir, `${alias}.properties`);
   const lines = [
     `clusters = ${alias}, target`,
@@ -253,11 +275,26 @@ function mm2Config(dir: string, alias: string, c: Clusters, source: string, topi
     'status.storage.replication.factor = 1',
     'sync.topic.acls.enabled = false',
     'sync.topic.configs.enabled = false',
-    'emit.checkpoints.enabled = false',
     'refresh.topics.interval.seconds = 5',
     `${alias}.consumer.auto.offset.reset = earliest`,
     `target.producer.compression.type = ${codec}`,
   ];
+  if (group === undefined) {
+    lines.push('emit.checkpoints.enabled = false');
+  } else {
+    // failover scenario: checkpoints of the one bench group, synced into the group on the target, as often as MM2
+    // allows (whole seconds). offset.lag.max stays at its default (100): MM2 writes an offset sync about every 100
+    // records per partition, and a checkpoint translates to the newest sync at or before the group's offset.
+    const every = MM2_CHECKPOINT_INTERVAL_SEC;
+    lines.push(
+      'emit.checkpoints.enabled = true',
+      `emit.checkpoints.interval.seconds = ${every}`,
+      'sync.group.offsets.enabled = true',
+      `sync.group.offsets.interval.seconds = ${every}`,
+      `refresh.groups.interval.seconds = ${every}`,
+      `groups = ${group}`, // a regex; the bench's group names hold only [a-z0-9-]
+    );
+  }
   if (tuned) {
     // The tuning MirrorMaker 2 users apply for throughput: big batches, a linger, more requests in flight
     // (idempotent, so ordering holds), bigger fetches and polls.
@@ -320,26 +357,194 @@ async function ceilingResults(c: Clusters, dir: string, topic: string, o: { reco
 
 
 /** Starts one replicator for `topic`; returns the child and the topic it writes on the target. */
-async function startSystem(system: SystemName, c: Clusters, work: string, topic: string, partitions: number, codec: string, records: number, jsBatch = 1000, source = c.source, tag = ''): Promise<{ child: ChildProcess; targetTopic: string }> {
+async function startSystem(system: SystemName, c: Clusters, work: string, topic: string, partitions: number, codec: string, records: number, jsBatch = 1000, source = c.source, tag = '', group?: string): Promise<{ child: ChildProcess; targetTopic: string; config: string; alias: string }> {
   // the alias names the config, the store, strait's deployment and MirrorMaker 2's source cluster, hence where each
   // keeps its committed offsets: every scenario gets its own, so one scenario never resumes from another's offsets
   const alias = `${tag}${system.replace(/[^a-z0-9]/g, '')}`;
   if (system.startsWith('strait')) {
     const cfg = straitConfig(work, alias, c, source, topic, system === 'strait' ? 'default' : system.slice('strait-'.length), codec);
     const child = spawn(process.execPath, [join(projectRoot(), 'dist', 'bin', 'strait.js'), 'run', '-c', cfg, '--no-status-line'], { stdio: ['ignore', 'ignore', 'inherit'] });
-    return { child, targetTopic: `${alias}.${topic}` };
+    return { child, targetTopic: `${alias}.${topic}`, config: cfg, alias };
   }
   if (system === 'js-baseline') {
     const targetTopic = `js.${topic}`;
     await createTopic(c.target, targetTopic, partitions, { 'compression.type': codec === 'none' ? 'producer' : codec });
     const child = spawn(process.execPath, [join(projectRoot(), 'dist', 'bench', 'js-loop.js'), source, c.target, topic, targetTopic, String(partitions), String(records), String(jsBatch)], { stdio: ['ignore', 'ignore', 'inherit'] });
-    return { child, targetTopic };
+    return { child, targetTopic, config: '', alias };
   }
-  const cfg = mm2Config(work, alias, c, source, topic, system === 'mm2-tuned', codec);
+  const cfg = mm2Config(work, alias, c, source, topic, system === 'mm2-tuned', codec, group);
   const logFd = openSync(join(work, `${alias}.log`), 'w');
   const child = spawnKafkaClass(c.runtime, 'org.apache.kafka.connect.mirror.MirrorMaker', [cfg], { heap: '1g', log4j: log4jQuiet(work), stdio: ['ignore', logFd, logFd] });
   closeSync(logFd);
-  return { child, targetTopic: `${alias}.${topic}` };
+  return { child, targetTopic: `${alias}.${topic}`, config: cfg, alias };
+}
+
+const FAILOVER_READ_FRACTION = 0.4;
+const FAILOVER_SYSTEMS: readonly SystemName[] = ['strait', 'mm2-default', 'mm2-tuned'];
+
+function exited(child: ChildProcess): boolean {
+  return child.exitCode !== null || child.signalCode !== null;
+}
+
+async function until(ctx: RunContext, what: string, check: () => Promise<boolean>, timeoutMs: number, child?: ChildProcess): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    ctx.checkAborted();
+    if (child && exited(child)) throw new Error(`exited while waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${Math.round(timeoutMs / 1000)} s`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/**
+ * `failover`: one consumer group switches from the source to the target. For each system, with its own topic and
+ * group: N numbered records on the source; the group exists (offset 0 everywhere) before the system starts; the
+ * system replicates; the group reads 40% of every partition on the source, commits and stops (the switch); strait
+ * runs `strait failover` (live translation into the group on the target), MirrorMaker 2 syncs the group's offsets
+ * from its checkpoints (sync.group.offsets); once everything is replicated, the same group reads the target topic
+ * from its offsets there to the end. Every record is numbered, so re-reads and gaps are counted, not estimated.
+ */
+async function failoverScenario(ctx: RunContext): Promise<ScenarioResult> {
+  const { opts } = ctx;
+  const records = opts.failoverRecords ?? 200_000;
+  const recordSize = Math.min(...opts.recordSizes);
+  const codec = opts.codecs[0] ?? 'none';
+  const scenario: ScenarioResult = { scenario: 'failover', recordSize, codec, partitions: opts.partitions, records, results: [] };
+  for (const system of opts.systems.filter((s) => FAILOVER_SYSTEMS.includes(s))) {
+    ctx.checkAborted();
+    try {
+      const r = await failoverRun(ctx, system, records, recordSize, codec);
+      scenario.results.push(r);
+      opts.log(`  failover ${system}: read ${r.readBeforeSwitch} before the switch, ${r.readAfterSwitch} after; ${r.duplicates} duplicates, ${r.missing} missing; offsets ready after ${r.offsetsReadySec} s${r.note ? ` (${r.note})` : ''}`);
+    } catch (e) {
+      ctx.checkAborted();
+      scenario.results.push({ system, records: 0, seconds: 0, recordsPerSec: 0, mbPerSec: 0, cpuSecondsPerGB: 0, peakRssMB: 0, note: (e as Error).message });
+      opts.log(`  failover ${system}: FAILED ${(e as Error).message}`);
+    }
+  }
+  return scenario;
+}
+
+async function failoverRun(ctx: RunContext, system: SystemName, n: number, recordSize: number, codec: string): Promise<SystemResult> {
+  const { opts, c, work } = ctx;
+  const P = opts.partitions;
+  const id = Date.now().toString(36);
+  const topic = `fo-${system}-${id}`;
+  const group = `fobench-${system}-${id}`;
+  const mm2 = system.startsWith('mm2');
+  await createTopic(c.source, topic, P);
+  const onSource = new Watermarks(c.source);
+  const onTarget = new Watermarks(c.target);
+  const Admin = loadNative().Admin;
+  const sourceAdmin = new Admin({ 'bootstrap.servers': c.source });
+  const targetAdmin = new Admin({ 'bootstrap.servers': c.target });
+  let child: ChildProcess | undefined;
+  let targetTopic: string | undefined;
+  const targetOffsets = async (): Promise<Map<number, number>> => {
+    const list = await targetAdmin.listConsumerGroupOffsets(group, null, 5000).catch(() => []);
+    return new Map(list.filter((o) => o.topic === targetTopic && o.offset >= 0 && o.error === undefined).map((o) => [o.partition, o.offset]));
+  };
+  try {
+    opts.log(`  failover ${system}: producing ${n} numbered records of ${recordSize} B into ${topic} (${P} partitions) ...`);
+    await produceNumbered(c.source, topic, P, n, recordSize);
+    const highs = await onSource.perPartition(topic, P);
+    if (highs.reduce((a, b) => a + b, 0) !== n) throw new Error(`the source topic holds ${highs.reduce((a, b) => a + b, 0)} records, not ${n}`);
+    // the group exists before the system starts, as a deployment's groups do long before a switch
+    await sourceAdmin.alterConsumerGroupOffsets(group, highs.map((_, partition) => ({ topic, partition, offset: 0 })), 10_000);
+    const started = await startSystem(system, c, work, topic, P, codec, n, 1000, c.source, 'fo', group);
+    child = started.child;
+    ctx.running.add(child);
+    targetTopic = started.targetTopic;
+    const tt = targetTopic;
+    await until(ctx, `${system}: first records on the target`, async () => (await onTarget.total(tt, P)) > 0, 180_000, child);
+    // MirrorMaker 2: its checkpoint pipeline runs (offset 0 of the group is synced for some partition) before the
+    // switch, so the switch measures checkpointing, not MirrorMaker 2 starting up. Not every partition: MirrorMaker 2
+    // keeps at most 10 offset syncs in flight and replaces the waiting ones, so on a backlog many partitions get
+    // their first sync well after offset 0, and offset 0 there cannot be translated (too old for the sync store).
+    if (mm2) await until(ctx, `${system}: the group's first offsets synced to the target`, async () => (await targetOffsets()).size > 0, 180_000, child);
+    if (mm2) opts.log(`  failover ${system}: checkpoints flow (${(await targetOffsets()).size} of ${P} partitions of the group synced at offset 0)`);
+    const readOnSource = new Uint8Array(n);
+    const readBeforeSwitch = await readAsGroup(c.source, group, topic, P, {
+      limit: (p) => Math.floor(highs[p]! * FAILOVER_READ_FRACTION),
+      end: (p) => highs[p]!,
+      idleMs: 30_000,
+      onRecord: (m) => {
+        const i = recordNumber(m);
+        if (i >= 0 && i < n) readOnSource[i] = 1;
+      },
+    });
+    const switchAt = performance.now();
+    opts.log(`  failover ${system}: the group read ${readBeforeSwitch} records on the source and stopped; switching ...`);
+    let offsetsReadySec: number;
+    const notes: string[] = [];
+    if (!mm2) {
+      const report = await failover(loadConfig(started.config), { group, from: started.alias, to: 'target', dryRun: false, timeoutMs: 120_000 });
+      offsetsReadySec = (performance.now() - switchAt) / 1000;
+      const inexact = report.rows.filter((r) => r.kind !== 'exact').length;
+      if (inexact > 0) notes.push(`${inexact} partition(s) not exact (${report.rows.map((r) => r.kind).join(',')})`);
+    } else {
+      // ready: every partition's offset moved past 0, everything is replicated, and the offsets stayed the same for
+      // five sync intervals; the time is that of the last change
+      const stableMs = 5 * MM2_CHECKPOINT_INTERVAL_SEC * 1000;
+      const timeoutMs = Math.max(180_000, (n / 2000) * 1000);
+      let last = '';
+      let lastChange = performance.now();
+      for (;;) {
+        const got = await targetOffsets();
+        const key = [...got.entries()].sort((a, b) => a[0] - b[0]).join(';');
+        const now = performance.now();
+        if (key !== last) {
+          last = key;
+          lastChange = now;
+        }
+        const moved = highs.every((h, p) => Math.floor(h * FAILOVER_READ_FRACTION) === 0 || (got.get(p) ?? 0) > 0);
+        if (moved && now - lastChange >= stableMs && (await onTarget.total(tt, P)) >= n) break;
+        if (now - switchAt > timeoutMs) {
+          notes.push(`offsets not settled within ${Math.round(timeoutMs / 1000)} s (${got.size} of ${P} partitions synced)`);
+          break;
+        }
+        ctx.checkAborted();
+        if (exited(child)) throw new Error('exited while syncing offsets');
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      offsetsReadySec = (lastChange - switchAt) / 1000;
+    }
+    await until(ctx, `${system}: all ${n} records replicated`, async () => (await onTarget.total(tt, P)) >= n, Math.max(180_000, (n / 2000) * 1000), child);
+    await stopChild(child);
+    ctx.running.delete(child);
+    const targetHighs = await onTarget.perPartition(tt, P);
+    const readOnTarget = new Uint8Array(n);
+    let duplicates = 0;
+    const readAfterSwitch = await readAsGroup(c.target, group, tt, P, {
+      limit: () => Infinity,
+      end: (p) => targetHighs[p]!,
+      idleMs: 15_000,
+      onRecord: (m) => {
+        const i = recordNumber(m);
+        if (i < 0 || i >= n) return;
+        if (readOnSource[i] || readOnTarget[i]) duplicates++;
+        readOnTarget[i] = 1;
+      },
+    });
+    let missing = 0;
+    for (let i = 0; i < n; i++) if (!readOnSource[i] && !readOnTarget[i]) missing++;
+    return {
+      system, records: n, seconds: Number(offsetsReadySec.toFixed(2)), recordsPerSec: 0, mbPerSec: 0, cpuSecondsPerGB: 0, peakRssMB: 0,
+      readBeforeSwitch, readAfterSwitch, duplicates, missing, offsetsReadySec: Number(offsetsReadySec.toFixed(2)),
+      ...(notes.length > 0 ? { note: notes.join('; ') } : {}),
+    };
+  } finally {
+    if (child) {
+      await stopChild(child);
+      ctx.running.delete(child);
+    }
+    sourceAdmin.close();
+    targetAdmin.close();
+    await onSource.close();
+    await onTarget.close();
+    if (targetTopic) await deleteTopic(c.target, targetTopic);
+    await deleteTopic(c.source, topic);
+  }
 }
 
 
@@ -655,6 +860,10 @@ export async function runBench(opts: BenchOptions): Promise<ScenarioResult[]> {
         }
       }
     }
+    if (wants('failover')) {
+      ctx.checkAborted();
+      results.push(await failoverScenario(ctx));
+    }
     if (wants('rest')) {
       ctx.checkAborted();
       results.push(await restScenario(ctx));
@@ -680,6 +889,21 @@ export function markdown(opts: BenchOptions, results: ScenarioResult[]): string 
     '',
   ];
   for (const s of results) {
+    if (s.scenario === 'failover') {
+      lines.push(`### failover: ${s.records} records x ${s.recordSize} B per system, ${s.partitions} partitions; one consumer group reads ${FAILOVER_READ_FRACTION * 100}% of every partition on the source, then switches to the target`, '');
+      lines.push('| system | records | read before switch | read after switch | duplicates | duplicates % of read before | missing | offsets ready s | note |', '|---|---:|---:|---:|---:|---:|---:|---:|---|');
+      for (const r of s.results) {
+        const pct = r.readBeforeSwitch ? `${((100 * (r.duplicates ?? 0)) / r.readBeforeSwitch).toFixed(2)}%` : '-';
+        lines.push(`| ${r.system} | ${r.records} | ${r.readBeforeSwitch ?? '-'} | ${r.readAfterSwitch ?? '-'} | ${r.duplicates ?? '-'} | ${pct} | ${r.missing ?? '-'} | ${r.offsetsReadySec ?? '-'} | ${r.note ?? ''} |`);
+      }
+      lines.push(
+        '',
+        'strait: `strait failover` (live translation from the offset map) run at the switch; offsets ready = when it returned.',
+        `MirrorMaker 2: ${MM2_FAILOVER_SETTINGS}; offsets ready = the last change of the group's offsets on the target (synced from checkpoints), once every partition moved and they stayed put for ${5 * MM2_CHECKPOINT_INTERVAL_SEC} s.`,
+        '',
+      );
+      continue;
+    }
     if (s.scenario === 'rest') {
       lines.push('### rest: autocannon, 10 connections, against the leading controller (one worker, 16 partitions)', '');
       lines.push('| endpoint | requests/s | p50 ms | p99 ms | errors | controller peak RSS MB |', '|---|---:|---:|---:|---:|---:|');
@@ -718,13 +942,14 @@ function machineLine(): string {
 }
 
 function commandLine(opts: BenchOptions): string {
-  return `strait bench ${opts.scenarios.join(' ')} --records ${opts.records} --record-size ${opts.recordSizes.join(',')} --partitions ${opts.partitions} --codec ${opts.codecs.join(',')}`;
+  const failover = opts.scenarios.includes('failover') ? ` --failover-records ${opts.failoverRecords ?? 200_000}` : '';
+  return `strait bench ${opts.scenarios.join(' ')} --records ${opts.records} --record-size ${opts.recordSizes.join(',')} --partitions ${opts.partitions} --codec ${opts.codecs.join(',')} --systems ${opts.systems.join(',')}${failover}`;
 }
 
 async function writeResults(out: string, opts: BenchOptions, results: ScenarioResult[]): Promise<void> {
   writeFileSync(join(out, 'results.json'), JSON.stringify({ at: new Date().toISOString(), machine: { cores: cpus().length, cpu: cpus()[0]?.model, memGiB: Math.round(totalmem() / 2 ** 30) }, options: { ...opts, log: undefined, progress: undefined }, results }, null, 2));
   writeFileSync(join(out, 'results.md'), markdown(opts, results));
-  const { svg, html } = await renderCharts(results.filter((r) => r.scenario !== 'rest'), { title: 'strait bench', machine: machineLine(), command: commandLine(opts) });
+  const { svg, html } = await renderCharts(results.filter((r) => r.scenario !== 'rest' && r.scenario !== 'failover'), { title: 'strait bench', machine: machineLine(), command: commandLine(opts) });
   writeFileSync(join(out, 'chart.svg'), svg);
   writeFileSync(join(out, 'report.html'), html);
 }

@@ -229,7 +229,7 @@ export function buildProgram(): Command {
 
   program
     .command('bench [scenarios...]')
-    .description('compare strait with MirrorMaker 2, a node-rdkafka JS loop and Kafka\'s perf-tool ceiling (scenarios: throughput, ceiling, latency, wan, rest)')
+    .description('compare strait with MirrorMaker 2, a node-rdkafka JS loop and Kafka\'s perf-tool ceiling (scenarios: throughput, ceiling, latency, wan, rest, failover)')
     .option('--source <bootstrap>', "source cluster (default: local clusters started by the harness)")
     .option('--target <bootstrap>', 'target cluster')
     .option('--records <n>', 'records to preload per run', int('--records', 1, 1_000_000_000), 1_000_000)
@@ -242,14 +242,15 @@ export function buildProgram(): Command {
     .option('--duration <seconds>', 'latency: seconds of steady production', int('--duration', 1, 3600), 20)
     .option('--warmup <seconds>', 'latency: seconds of production at the rate before measuring', int('--warmup', 0, 3600), 5)
     .option('--rtt <ms>', 'wan: round-trip time the delay proxy adds in front of the source', int('--rtt', 0, 10_000), 50)
-    .action(async (scenarios: string[], o: { source?: string; target?: string; records: number; recordSize: string; partitions: number; codec: string; systems: string; out: string; rate?: number; duration: number; warmup: number; rtt: number }) => {
+    .option('--failover-records <n>', 'failover: numbered records produced per system (strait and the mm2 systems listed; smallest --record-size, first --codec)', int('--failover-records', 10, 100_000_000), 200_000)
+    .action(async (scenarios: string[], o: { source?: string; target?: string; records: number; recordSize: string; partitions: number; codec: string; systems: string; out: string; rate?: number; duration: number; warmup: number; rtt: number; failoverRecords: number }) => {
       const { runBench, SYSTEMS, SCENARIOS, markdown } = await import('../bench/bench');
       const list = (field: string, v: string, allowed: readonly string[]) => {
         const items = v.split(',').map((x) => x.trim()).filter(Boolean);
         for (const i of items) if (!allowed.includes(i)) throw new StraitError('STRAIT_USAGE', `--${field}: '${i}' is not allowed; allowed: ${allowed.join(', ')}`, { field });
         return items;
       };
-      const sc = scenarios.length > 0 ? list('scenario', scenarios.join(','), SCENARIOS) : ['throughput', 'ceiling', 'latency', 'wan', 'rest'];
+      const sc = scenarios.length > 0 ? list('scenario', scenarios.join(','), SCENARIOS) : [...SCENARIOS];
       const sizes = o.recordSize.split(',').map((x) => {
         const n = Number(x);
         if (!Number.isInteger(n) || n < 1 || n > 10_000_000) throw new StraitError('STRAIT_USAGE', `--record-size: '${x}' is not a size in bytes from 1 to 10000000`, { field: 'record-size' });
@@ -262,6 +263,7 @@ export function buildProgram(): Command {
         durationSec: o.duration,
         warmupSec: o.warmup,
         rttMs: o.rtt,
+        failoverRecords: o.failoverRecords,
         ...(o.rate !== undefined ? { rate: o.rate } : {}),
         ...(o.source ? { source: o.source } : {}),
         ...(o.target ? { target: o.target } : {}),

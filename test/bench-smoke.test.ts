@@ -87,3 +87,32 @@ t.test('bench rest smoke run: autocannon against a real controller answers every
   }
   t.match(readFileSync(join(out, 'results.md'), 'utf8'), /\| strait controller GET \/v1\/status \| \d+ \|/);
 });
+
+t.test('bench failover smoke run: strait switches a group with no duplicates; neither system loses a record', async (t) => {
+  const out = mkdtempSync(join(tmpdir(), 'strait-bench-'));
+  const started = Date.now();
+  const results = await runBench({
+    scenarios: ['failover'], source: bootstrap('a'), target: bootstrap('b'), records: 1, failoverRecords: 4000, recordSizes: [100], partitions: 4, codecs: ['none'], out,
+    systems: ['strait', 'mm2-default'], log: (l) => t.comment(l),
+  });
+  t.comment(`failover smoke run: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  const fo = results.find((s) => s.scenario === 'failover');
+  t.equal(fo?.results.length, 2, 'strait and mm2-default ran');
+  for (const name of ['strait', 'mm2-default']) {
+    const r = fo?.results.find((x) => x.system === name);
+    t.equal(r?.note, undefined, `${name}: no failure note`);
+    t.equal(r?.records, 4000);
+    // 40% of each partition's 1000 records
+    t.equal(r?.readBeforeSwitch, 1600, `${name}: the group read 40% on the source`);
+    t.equal(r?.missing, 0, `${name}: no record missing`);
+    t.equal((r?.readBeforeSwitch ?? 0) + (r?.readAfterSwitch ?? 0) - (r?.duplicates ?? 0), 4000, `${name}: every record read, duplicates aside`);
+    t.ok((r?.offsetsReadySec ?? -1) >= 0, `${name}: offsets ready after ${r?.offsetsReadySec} s`);
+  }
+  const strait = fo?.results.find((x) => x.system === 'strait');
+  t.equal(strait?.duplicates, 0, 'strait: no record read twice');
+  t.equal(strait?.readAfterSwitch, 2400, 'strait: the group read exactly the other 60% on the target');
+  const md = readFileSync(join(out, 'results.md'), 'utf8');
+  t.match(md, /\| strait \| 4000 \| 1600 \| 2400 \| 0 \| 0\.00% \| 0 \|/);
+  t.match(md, /\| mm2-default \| 4000 \| 1600 \| \d+ \| \d+ \| [\d.]+% \| 0 \|/);
+  t.match(md, /sync\.group\.offsets\.enabled=true/);
+});
