@@ -280,9 +280,10 @@ export function buildProgram(): Command {
     .option('--dir <dir>', 'state folder', dev.DEFAULT_DEV_DIR)
     .option('--duration <seconds>', 'stop after this many seconds (default: until Ctrl-C)', int('--duration', 1, 86400))
     .option('--rate <records/s>', 'demo producer rate', int('--rate', 1, 1_000_000), 2000)
-    .action(async (o: { dir: string; duration?: number; rate: number }) => {
+    .option('--distributed', 'replicate through a fleet: one ZooKeeper, two strait controllers, three strait workers', false)
+    .action(async (o: { dir: string; duration?: number; rate: number; distributed: boolean }) => {
       const { runDemo } = await import('../bench/demo');
-      await runDemo({ dir: o.dir, rate: o.rate, ...(o.duration !== undefined ? { durationSec: o.duration } : {}) });
+      await runDemo({ dir: o.dir, rate: o.rate, distributed: o.distributed, ...(o.duration !== undefined ? { durationSec: o.duration } : {}) });
     });
 
   return program;

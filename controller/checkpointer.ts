@@ -26,6 +26,7 @@ export class Checkpointer {
   private readonly written = new Map<string, string>();
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
+  private stopping = false;
 
   constructor(
     private readonly config: StraitConfig,
@@ -52,16 +53,16 @@ export class Checkpointer {
   private async runDue(force: boolean): Promise<void> {
     const now = Date.now();
     const due = this.routes().filter((r) => force || now - (this.lastRun.get(r.name) ?? 0) >= r.checkpointIntervalMs);
-    await Promise.all(
-      due.map(async (r) => {
-        this.lastRun.set(r.name, now);
-        try {
-          await this.checkpointRoute(r);
-        } catch (e) {
-          this.log.warn({ route: r.name, err: (e as Error).message }, 'checkpoint pass failed; retrying next interval');
-        }
-      }),
-    );
+    // one route after the other: they share the admin clients and the offset-map readers of their clusters
+    for (const r of due) {
+      if (this.stopping) return;
+      this.lastRun.set(r.name, now);
+      try {
+        await this.checkpointRoute(r);
+      } catch (e) {
+        this.log.warn({ route: r.name, err: (e as Error).message }, 'checkpoint pass failed; retrying next interval');
+      }
+    }
   }
 
   private map(alias: string): OffsetMapView {
@@ -140,9 +141,11 @@ export class Checkpointer {
   }
 
   async stop(): Promise<void> {
+    this.stopping = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
-    await this.running;
+    // a pass in flight ends within its request timeouts; never let it hold a shutdown longer than that
+    await Promise.race([this.running, new Promise((r) => setTimeout(r, 2 * TIMEOUT_MS).unref())]);
     for (const m of this.maps.values()) await m.close();
     for (const w of this.writers.values()) await w.close();
     this.maps.clear();

@@ -12,6 +12,8 @@ const OFFSET_BEGINNING = -2;
 export class TopicTail {
   private consumer: Kafka.KafkaConsumer | undefined;
   private readonly next = new Map<number, number>();
+  /** catch-ups run one at a time: one librdkafka consumer must never be assigned and polled from two loops at once */
+  private queue: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly clusterAlias: string,
@@ -58,8 +60,14 @@ export class TopicTail {
     );
   }
 
-  /** Reads everything appended up to the end as of now. Returns the number of records read. */
-  async catchUp(timeoutMs = 15_000): Promise<number> {
+  /** Reads everything appended up to the end as of now (as of when it starts). Returns the number of records read. */
+  catchUp(timeoutMs = 15_000): Promise<number> {
+    const run = this.queue.then(() => this.catchUpNow(timeoutMs));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async catchUpNow(timeoutMs: number): Promise<number> {
     const deadline = Date.now() + timeoutMs;
     const c = await this.connect(timeoutMs);
     const n = await this.partitions(c, timeoutMs);
@@ -94,6 +102,7 @@ export class TopicTail {
   }
 
   async close(): Promise<void> {
+    await this.queue;
     const c = this.consumer;
     this.consumer = undefined;
     if (c) await new Promise<void>((res) => c.disconnect(() => res()));

@@ -16,3 +16,20 @@ t.test('the demo replicates live between the local clusters and exits by itself'
   t.equal(m?.[2], m?.[1], 'every produced record reached the target');
   t.match(r.stdout, /\[\d+s\] source a: \d+ records .* -> {2}target b: \d+ records/, 'live progress lines');
 });
+
+t.test('the distributed demo: one ZooKeeper, two controllers, three workers replicate everything and stop', async (t) => {
+  const r = spawnSync(process.execPath, [join(projectRoot(), 'dist', 'bin', 'strait.js'), 'demo', '--distributed', '--dir', TEST_DEV_DIR, '--duration', '12', '--rate', '1000'], {
+    encoding: 'utf8',
+    timeout: 180_000,
+  });
+  t.equal(r.status, 0, r.stderr);
+  t.equal((r.stdout.match(/started strait controller/g) ?? []).length, 2, 'two controllers started');
+  t.equal((r.stdout.match(/started strait worker/g) ?? []).length, 3, 'three workers started');
+  t.match(r.stdout, /\| leader controller-[12], 3 workers, 9\/9 partitions assigned/, 'the leader assigned all 9 partitions over 3 workers');
+  const m = /final: source a (\d+) records, target b (\d+) records/.exec(r.stdout);
+  t.ok(Number(m?.[1]) > 0, 'the demo produced records');
+  t.equal(m?.[2], m?.[1], 'every produced record reached the target');
+  const pids = [...r.stdout.matchAll(/\(pid (\d+), config/g)].map((x) => Number(x[1]));
+  t.equal(pids.length, 5);
+  t.ok(pids.every((pid) => { try { process.kill(pid, 0); return false; } catch { return true; } }), 'every process the demo started is gone');
+});

@@ -97,14 +97,20 @@ t.test('a fleet survives kill -9 of a worker, grows by one, and rides out a ZooK
   await waitFor('the fourth worker holds partitions', async () => (await settled(3)) && [...(await assignmentMap(rest)).values()].includes(fourthId), 60_000, 200);
   const afterJoin = await assignmentMap(rest);
   const moved = sorted([...afterJoin].filter(([p, w]) => beforeJoin.get(p) !== w).map(([p]) => p));
-  t.ok(moved.length >= 4, `${moved.length} partitions moved to the fourth worker`);
-  t.ok(moved.every((p) => afterJoin.get(p) === fourthId), 'every moved partition went to the new worker');
-  await waitFor('the moved partitions stopped on their old owners', () => live.flatMap((w, i) => partitionEvents(w).slice(marks[i])).filter((e) => e.what === 'stopped').length >= moved.length, 30_000, 200);
-  const joinEvents = live.flatMap((w, i) => partitionEvents(w).slice(marks[i]));
-  t.same(sorted(joinEvents.filter((e) => e.what === 'stopped').map(pk)), moved, 'only the moved partitions were stopped, each once');
-  t.same(joinEvents.filter((e) => e.what === 'started'), [], 'the old workers started nothing');
-  await waitFor('the fourth worker started them', () => partitionEvents(fourth).filter((e) => e.what === 'started').length >= moved.length, 30_000, 200);
-  t.same(sorted(partitionEvents(fourth).filter((e) => e.what === 'started').map(pk)), moved, 'the fourth worker started exactly the moved partitions');
+  const toFourth = moved.filter((p) => afterJoin.get(p) === fourthId);
+  // balancing is by measured bytes/s, so the leader may also even out the old workers in the same step; what must
+  // hold is that only moved partitions stop and start, each once
+  t.ok(toFourth.length >= 1, `${toFourth.length} partitions moved to the fourth worker (${moved.length} moved in all)`);
+  const everyone = [...live, fourth];
+  const marksAll = [...marks, 0];
+  const joinEvents = () => everyone.flatMap((w, i) => partitionEvents(w).slice(marksAll[i]));
+  await waitFor('the moved partitions stopped on their old owners and started on their new ones', () => {
+    const ev = joinEvents();
+    return ev.filter((e) => e.what === 'stopped').length >= moved.length && ev.filter((e) => e.what === 'started').length >= moved.length;
+  }, 30_000, 200);
+  t.same(sorted(joinEvents().filter((e) => e.what === 'stopped').map(pk)), moved, 'only the moved partitions were stopped, each once');
+  t.same(sorted(joinEvents().filter((e) => e.what === 'started').map(pk)), moved, 'only the moved partitions were started, each once');
+  t.same(sorted(partitionEvents(fourth).filter((e) => e.what === 'started').map(pk)), toFourth, 'the fourth worker started exactly the partitions moved to it');
   await waitFor('the fourth worker replicates records', async () => (await fourth.json<{ worker: { totals: { records: number } } }>('/v1/status')).worker.totals.records > 0, 30_000, 300);
   live.push(fourth);
 
