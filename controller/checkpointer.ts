@@ -11,7 +11,7 @@ import type { StraitMetrics } from '../shared/metrics';
 import { CHECKPOINT_TOPIC, checkpointKey, type CheckpointRecord } from '../shared/offset-map';
 import { routeClientProps } from '../shared/profiles';
 import { OffsetMapWriter } from '../worker/offset-map-writer';
-import { Admins, OffsetMapView, groupOffsets, routeCoversGroup, translateGroups, type PartitionTranslation } from './translation';
+import { Admins, OffsetMapView, groupOffsets, inverseTranslate, lowestPerPartition, routeCoversGroup, translateGroups, type PartitionTranslation } from './translation';
 
 const TIMEOUT_MS = 10_000;
 /** group states in which Kafka accepts offsets from outside the group, and no consumer is reading */
@@ -84,6 +84,19 @@ export class Checkpointer {
     const listed = await this.admins.get(route.source).listConsumerGroups(TIMEOUT_MS);
     const groups = listed.map((g) => g.groupId).filter((g) => routeCoversGroup(route, g)).sort();
     const translated = await translateGroups(this.config, route, groups, this.admins, this.map(route.target), TIMEOUT_MS);
+    // Routes back from the target: a group here that also reads replicas of the target's topics (prefix: `b.orders`;
+    // identity: the same topic, interleaved with local records) resumes there through their maps (inverse). Both
+    // directions go into this route's checkpoints, so a failover with this cluster gone has them.
+    const back = this.routes().filter((r) => r.source === route.target && r.target === route.source);
+    if (back.length > 0) {
+      const index = await this.map(route.source).catchUp(TIMEOUT_MS);
+      for (const group of groups) {
+        const offsets = await groupOffsets(this.admins, route.source, group, TIMEOUT_MS);
+        const rows = translated.get(group) ?? [];
+        for (const r of back) rows.push(...inverseTranslate(this.config, r, group, offsets, index));
+        translated.set(group, rows);
+      }
+    }
     const records: CheckpointRecord[] = [];
     let misses = 0;
     const now = Date.now();
@@ -91,7 +104,7 @@ export class Checkpointer {
       for (const row of rows) {
         if (row.kind === 'miss') misses++;
         if (row.targetOffset === undefined) continue;
-        const rec: CheckpointRecord = { v: 1, route: route.name, group: row.group, sourceTopic: row.sourceTopic, partition: row.partition, targetTopic: row.targetTopic, sourceOffset: row.sourceOffset, targetOffset: row.targetOffset, kind: row.kind as CheckpointRecord['kind'], maxDuplicates: row.maxDuplicates, ts: now };
+        const rec: CheckpointRecord = { v: 1, route: route.name, group: row.group, sourceTopic: row.sourceTopic, partition: row.partition, targetTopic: row.targetTopic, sourceOffset: row.sourceOffset, targetOffset: row.targetOffset, kind: row.kind as CheckpointRecord['kind'], maxDuplicates: row.maxDuplicates, direction: row.direction, ts: now };
         const k = checkpointKey(rec).toString();
         const sig = `${rec.sourceOffset}/${rec.targetOffset}/${rec.kind}`;
         if (this.written.get(k) === sig) continue;
@@ -111,7 +124,7 @@ export class Checkpointer {
     for (const [group, rows] of translated) {
       if (rows.length === 0) continue;
       this.metrics.checkpointTimes.set(`${route.name}\u0000${group}`, { route: route.name, group, at: now });
-      if (route.syncGroupOffsets) await this.syncGroup(route, group, rows);
+      if (route.syncGroupOffsets) await this.syncGroup(route, group, lowestPerPartition(rows));
     }
   }
 

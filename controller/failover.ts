@@ -6,17 +6,18 @@
  * it is exact); with A gone, the newest checkpoints on B are used (exact where the checkpoint was; records that were
  * still in flight at the last checkpoint are re-read, and the report says at most how many).
  *
- * failback --group G --from B --to A: G has been consuming on B (replicas of A's topics, and B's own topics if B took
- * writes). Each offset on B becomes an offset on A: replicas of A's topics map back through the A->B route's map
- * (inverse translation), B's own topics map forward through a B->A route's map. When both apply to one partition
- * (identity naming with writes on both sides) the lower offset wins: nothing is lost.
+ * Both directions are always combined: the group's offsets on the cluster it leaves for that cluster's own topics map
+ * forward through its routes to the destination; its offsets on replicas of the destination's topics map back through
+ * the destination's routes to it (inverse translation). When both apply to one partition (identity naming with writes
+ * on both sides: one topic interleaves local records and replicas) the lower offset wins, so nothing is lost.
+ *
+ * failback --group G --from B --to A is the same move, named for the way back after a failover; it needs B reachable.
  */
 import { closest } from 'fastest-levenshtein';
 import type { RouteConfig, StraitConfig } from '../shared/config';
 import { StraitError } from '../shared/errors';
-import { selectTopic, targetTopicName } from '../shared/replication-policy';
 import type { Translation } from '../shared/offset-translation';
-import { Admins, OffsetMapView, groupOffsets, readCheckpoints, translateGroups, type PartitionTranslation } from './translation';
+import { Admins, OffsetMapView, groupOffsets, inverseTranslate, lowestPerPartition, readCheckpoints, translateGroups, type PartitionTranslation } from './translation';
 
 export interface MoveOptions {
   group: string;
@@ -120,12 +121,22 @@ async function apply(admins: Admins, alias: string, group: string, rows: MoveRow
   }
 }
 
-export async function failover(config: StraitConfig, opts: MoveOptions): Promise<MoveReport> {
+/**
+ * Moves `opts.group` from cluster `from` to cluster `to`. Forward: the group's offsets on `from`'s own topics, through
+ * the `from -> to` routes (live, or from the checkpoints on `to` when `from` is unreachable). Inverse: its offsets on
+ * replicas of `to`'s topics, through the `to -> from` routes' maps on `from`. For one destination partition the lowest
+ * offset wins.
+ */
+async function move(config: StraitConfig, opts: MoveOptions, verb: 'failover' | 'failback'): Promise<MoveReport> {
   checkAlias(config, opts.from, '--from');
   checkAlias(config, opts.to, '--to');
-  const routes = routesBetween(config, opts.from, opts.to);
-  if (routes.length === 0) {
+  const fwd = routesBetween(config, opts.from, opts.to);
+  const back = routesBetween(config, opts.to, opts.from);
+  if (verb === 'failover' && fwd.length === 0) {
     throw new StraitError('STRAIT_USAGE', `--to: no route replicates from '${opts.from}' to '${opts.to}' (routes: ${describeRoutes(config)})`, { field: '--to' });
+  }
+  if (fwd.length === 0 && back.length === 0) {
+    throw new StraitError('STRAIT_USAGE', `--to: no route connects '${opts.from}' and '${opts.to}' (routes: ${describeRoutes(config)})`, { field: '--to' });
   }
   const admins = new Admins(config);
   const maps = new Map<string, OffsetMapView>();
@@ -136,22 +147,38 @@ export async function failover(config: StraitConfig, opts: MoveOptions): Promise
     let checkpointAgeMs: number | undefined;
     try {
       await admins.get(opts.from).listConsumerGroupOffsets(opts.group, null, 5000);
-      translated = await translateLive(config, routes, opts.group, admins, maps, opts.timeoutMs, opts.log);
+      const forward = fwd.length > 0 ? await translateLive(config, fwd, opts.group, admins, maps, opts.timeoutMs, opts.log) : [];
+      const inverse: PartitionTranslation[] = [];
+      if (back.length > 0) {
+        // read after the forward part, so these offsets are no older than the ones it used
+        const onFrom = await groupOffsets(admins, opts.from, opts.group, 10_000);
+        let m = maps.get(opts.from);
+        if (!m) maps.set(opts.from, (m = new OffsetMapView(config, opts.from)));
+        const index = await m.catchUp(15_000);
+        for (const r of back) inverse.push(...inverseTranslate(config, r, opts.group, onFrom, index));
+      }
+      translated = [...forward, ...inverse];
     } catch (e) {
-      if (e instanceof StraitError && e.code !== 'STRAIT_CLUSTER_UNREACHABLE') throw e;
+      if (verb === 'failback' || (e instanceof StraitError && e.code !== 'STRAIT_CLUSTER_UNREACHABLE')) throw e;
       opts.log?.(`cluster '${opts.from}' is not reachable (${(e as Error).message}); using the newest checkpoints on '${opts.to}'`);
       basis = 'checkpoint';
-      const names = new Set(routes.map((r) => r.name));
+      const names = new Set([...fwd, ...back].map((r) => r.name));
       const cps = (await readCheckpoints(config, opts.to, 15_000)).filter((c) => names.has(c.route) && c.group === opts.group);
-      const now = Date.now();
-      checkpointAgeMs = cps.length > 0 ? now - Math.min(...cps.map((c) => c.ts)) : undefined;
-      translated = cps.map((c) => ({ route: c.route, group: c.group, sourceTopic: c.sourceTopic, partition: c.partition, targetTopic: c.targetTopic, sourceOffset: c.sourceOffset, targetOffset: c.targetOffset, kind: c.kind, maxDuplicates: c.maxDuplicates }));
+      checkpointAgeMs = cps.length > 0 ? Date.now() - Math.min(...cps.map((c) => c.ts)) : undefined;
+      translated = cps.map((c) => ({ route: c.route, group: c.group, sourceTopic: c.sourceTopic, partition: c.partition, targetTopic: c.targetTopic, sourceOffset: c.sourceOffset, targetOffset: c.targetOffset, kind: c.kind, maxDuplicates: c.maxDuplicates, direction: c.direction ?? 'forward' }));
     }
+    // the forward routes' runs on the destination count what a merged partition re-reads
+    let toMap = maps.get(opts.to);
+    if (!toMap && fwd.length > 0 && back.length > 0) {
+      maps.set(opts.to, (toMap = new OffsetMapView(config, opts.to)));
+      await toMap.catchUp(15_000);
+    }
+    translated = lowestPerPartition(translated, (row) => toMap?.index.get(row.route, row.sourceTopic, row.partition));
     if (translated.length === 0) {
       throw new StraitError(
         'STRAIT_GROUP_UNKNOWN',
         basis === 'live'
-          ? `group '${opts.group}' has no committed offsets on cluster '${opts.from}' for the topics of route(s) ${routes.map((r) => r.name).join(', ')}`
+          ? `group '${opts.group}' has no committed offsets on cluster '${opts.from}' for topics the routes between '${opts.from}' and '${opts.to}' replicate (${[...fwd, ...back].map((r) => r.name).join(', ')})`
           : `no checkpoints for group '${opts.group}' on cluster '${opts.to}' (checkpoints are written for groups the route's groups.include selects)`,
         { field: '--group' },
       );
@@ -176,67 +203,14 @@ export async function failover(config: StraitConfig, opts: MoveOptions): Promise
   }
 }
 
-export async function failback(config: StraitConfig, opts: MoveOptions): Promise<MoveReport> {
-  checkAlias(config, opts.from, '--from');
-  checkAlias(config, opts.to, '--to');
-  const back = routesBetween(config, opts.to, opts.from); // replicas on `from` of `to`'s topics: inverse translation
-  const fwd = routesBetween(config, opts.from, opts.to); // `from`'s own topics replicated to `to`: forward translation
-  if (back.length === 0 && fwd.length === 0) {
-    throw new StraitError('STRAIT_USAGE', `--to: no route connects '${opts.from}' and '${opts.to}' (routes: ${describeRoutes(config)})`, { field: '--to' });
-  }
-  const admins = new Admins(config);
-  const maps = new Map<string, OffsetMapView>();
-  const mapOf = (alias: string) => {
-    let m = maps.get(alias);
-    if (!m) maps.set(alias, (m = new OffsetMapView(config, alias)));
-    return m;
-  };
-  try {
-    await requireIdle(admins, opts.to, opts.group);
-    const aliases = Object.keys(config.clusters);
-    // forward part (waits for in-flight records of `from`'s own topics, like failover)
-    const forward = fwd.length > 0 ? await translateLive(config, fwd, opts.group, admins, maps, opts.timeoutMs, opts.log) : [];
-    // inverse part: the group's offsets on `from`, read after the forward part so they are no older
-    const onFrom = await groupOffsets(admins, opts.from, opts.group, 10_000);
-    const inverse: MoveRow[] = [];
-    if (back.length > 0) {
-      const index = await mapOf(opts.from).catchUp(15_000);
-      for (const [tp, offset] of onFrom) {
-        const slash = tp.lastIndexOf('/');
-        const topic = tp.slice(0, slash);
-        const partition = Number(tp.slice(slash + 1));
-        for (const r of back) {
-          const sourceTopic = index.sourceTopicOf(r.name, topic);
-          if (sourceTopic === undefined || targetTopicName(r, sourceTopic) !== topic || !selectTopic(r, sourceTopic, aliases).selected) continue;
-          const t = index.get(r.name, sourceTopic, partition)?.inverse(offset) ?? { kind: 'unmapped' as const };
-          inverse.push({ fromTopic: topic, partition, fromOffset: offset, toTopic: sourceTopic, toOffset: t.kind === 'unmapped' ? undefined : t.offset, previous: undefined, kind: t.kind, maxDuplicates: 0, route: r.name });
-        }
-      }
-    }
-    const merged = new Map<string, MoveRow>();
-    const candidates: MoveRow[] = [
-      ...forward.map((t) => ({ fromTopic: t.sourceTopic, partition: t.partition, fromOffset: t.sourceOffset, toTopic: t.targetTopic, toOffset: t.targetOffset, previous: undefined, kind: t.kind, maxDuplicates: t.maxDuplicates, route: t.route })),
-      ...inverse,
-    ];
-    for (const c of candidates) {
-      const k = `${c.toTopic}/${c.partition}`;
-      const prev = merged.get(k);
-      // two translations for one partition (identity naming, writes on both sides): the lower offset loses nothing
-      if (!prev || (c.toOffset !== undefined && (prev.toOffset === undefined || c.toOffset < prev.toOffset))) merged.set(k, c);
-    }
-    if (merged.size === 0) {
-      throw new StraitError('STRAIT_GROUP_UNKNOWN', `group '${opts.group}' has no committed offsets on cluster '${opts.from}' for topics the routes between '${opts.from}' and '${opts.to}' replicate`, { field: '--group' });
-    }
-    const previous = await groupOffsets(admins, opts.to, opts.group, 10_000);
-    const rows = [...merged.values()]
-      .map((r) => ({ ...r, previous: previous.get(`${r.toTopic}/${r.partition}`) }))
-      .sort((a, b) => a.toTopic.localeCompare(b.toTopic) || a.partition - b.partition);
-    if (!opts.dryRun) await apply(admins, opts.to, opts.group, rows);
-    return summarise({ group: opts.group, from: opts.from, to: opts.to, basis: 'live', rows, applied: !opts.dryRun });
-  } finally {
-    for (const m of maps.values()) await m.close();
-    admins.close();
-  }
+/** A group leaves a route's source for its target (the source may be down: then the checkpoints on the target). */
+export function failover(config: StraitConfig, opts: MoveOptions): Promise<MoveReport> {
+  return move(config, opts, 'failover');
+}
+
+/** The way back: what the group read on `from` (replicas and `from`'s own writes) becomes offsets on `to`. */
+export function failback(config: StraitConfig, opts: MoveOptions): Promise<MoveReport> {
+  return move(config, opts, 'failback');
 }
 
 /** A table for people: one line per partition. */
@@ -245,7 +219,7 @@ export function formatMove(report: MoveReport, verb: 'failover' | 'failback'): s
     `${verb} of group '${report.group}' from '${report.from}' to '${report.to}' (${report.basis === 'live' ? 'translated live' : `from checkpoints, oldest ${Math.round((report.checkpointAgeMs ?? 0) / 1000)} s old`})${report.applied ? '' : ' — dry run, nothing written'}`,
   ];
   const head = ['FROM TOPIC', 'PART', 'OFFSET', 'TO TOPIC', 'OFFSET', 'WAS', 'KIND'];
-  const body = report.rows.map((r) => [r.fromTopic, String(r.partition), String(r.fromOffset), r.toTopic, r.toOffset === undefined ? '-' : String(r.toOffset), r.previous === undefined ? '-' : String(r.previous), r.kind === 'pending' ? `pending (<= ${r.maxDuplicates} re-read)` : r.kind]);
+  const body = report.rows.map((r) => [r.fromTopic, String(r.partition), String(r.fromOffset), r.toTopic, r.toOffset === undefined ? '-' : String(r.toOffset), r.previous === undefined ? '-' : String(r.previous), r.kind === 'pending' ? `pending (<= ${r.maxDuplicates} re-read)` : r.maxDuplicates > 0 ? `${r.kind} (${r.maxDuplicates} re-read: both sides' records interleave)` : r.kind]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
   for (const row of [head, ...body]) lines.push(row.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd());
   const unmapped = report.rows.filter((r) => r.kind === 'unmapped').length;

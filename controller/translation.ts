@@ -10,7 +10,7 @@ import { loadNative, type GroupOffset, type NativeAdmin } from '../native';
 import type { ClientProps, RouteConfig, StraitConfig } from '../shared/config';
 import { StraitError } from '../shared/errors';
 import { CHECKPOINT_TOPIC, OFFSET_MAP_TOPIC, type CheckpointRecord, type OffsetMapRecord } from '../shared/offset-map';
-import { OffsetIndex, type Translation } from '../shared/offset-translation';
+import { OffsetIndex, type PartitionRuns, type Translation } from '../shared/offset-translation';
 import { sourceGroupId } from '../shared/profiles';
 import { selectTopic, targetTopicName } from '../shared/replication-policy';
 import { TopicTail } from './topic-tail';
@@ -25,8 +25,10 @@ export interface PartitionTranslation {
   /** undefined when nothing of the partition is mapped yet */
   targetOffset: number | undefined;
   kind: Translation['kind'];
-  /** upper bound of records a consumer resuming at targetOffset reads a second time (pending only) */
+  /** upper bound of records a consumer resuming at targetOffset reads a second time */
   maxDuplicates: number;
+  /** forward: through a route from the group's cluster; inverse: back through a route into it */
+  direction: 'forward' | 'inverse';
 }
 
 export function clusterProps(config: StraitConfig, alias: string): ClientProps {
@@ -158,10 +160,66 @@ export async function translateGroups(
         targetOffset: t.kind === 'unmapped' ? undefined : t.offset,
         kind: t.kind,
         maxDuplicates: t.kind === 'pending' ? t.maxDuplicates : 0,
+        direction: 'forward',
       });
     }
     rows.sort((a, b) => a.sourceTopic.localeCompare(b.sourceTopic) || a.partition - b.partition);
     out.set(group, rows);
   }
   return out;
+}
+
+/**
+ * The other direction: a group's committed offsets on `route`'s target (`offsets`, by `topic/partition`, read by the
+ * caller) become offsets on the route's source, through the route's offset map on the target (`index`). Rows name
+ * the target-side topic as `sourceTopic` (where the group is now) and the source-side topic as `targetTopic` (where it
+ * goes), like forward rows do.
+ */
+export function inverseTranslate(config: StraitConfig, route: RouteConfig, group: string, offsets: Map<string, number>, index: OffsetIndex): PartitionTranslation[] {
+  const aliases = Object.keys(config.clusters);
+  const rows: PartitionTranslation[] = [];
+  for (const [tp, offset] of offsets) {
+    const slash = tp.lastIndexOf('/');
+    const topic = tp.slice(0, slash);
+    const partition = Number(tp.slice(slash + 1));
+    const origin = index.sourceTopicOf(route.name, topic);
+    if (origin === undefined || targetTopicName(route, origin) !== topic || !selectTopic(route, origin, aliases).selected) continue;
+    const t = index.get(route.name, origin, partition)?.inverse(offset) ?? { kind: 'unmapped' as const };
+    rows.push({ route: route.name, group, sourceTopic: topic, partition, targetTopic: origin, sourceOffset: offset, targetOffset: t.kind === 'unmapped' ? undefined : t.offset, kind: t.kind, maxDuplicates: 0, direction: 'inverse' });
+  }
+  return rows;
+}
+
+/**
+ * Several translations for one destination partition (identity naming with writes on both sides: the forward one for
+ * records that came from the group's cluster, the inverse one for the destination's own records): the lowest offset
+ * loses nothing. What it re-reads is counted from the forward route's runs on the destination (`forwardRuns`): with
+ * the inverse offset lower, the replicas between the two (the group saw them); with the forward offset lower, the
+ * destination's own records between the two (the group saw those as replicas). Rows without an offset only count
+ * when nothing else speaks for the partition.
+ */
+export function lowestPerPartition(rows: PartitionTranslation[], forwardRuns?: (row: PartitionTranslation) => PartitionRuns | undefined): PartitionTranslation[] {
+  const byPartition = new Map<string, PartitionTranslation[]>();
+  for (const r of rows) {
+    const k = `${r.targetTopic}/${r.partition}`;
+    byPartition.set(k, [...(byPartition.get(k) ?? []), r]);
+  }
+  const out: PartitionTranslation[] = [];
+  for (const list of byPartition.values()) {
+    const mapped = list.filter((r) => r.targetOffset !== undefined);
+    if (mapped.length === 0) {
+      out.push(list[0]!);
+      continue;
+    }
+    const best = { ...mapped.reduce((x, y) => (y.targetOffset! < x.targetOffset! ? y : x)) };
+    const fwd = mapped.filter((r) => r.direction === 'forward').sort((x, y) => x.targetOffset! - y.targetOffset!)[0];
+    const inv = mapped.filter((r) => r.direction === 'inverse').sort((x, y) => x.targetOffset! - y.targetOffset!)[0];
+    const runs = fwd && inv ? forwardRuns?.(fwd) : undefined;
+    if (fwd && inv && runs) {
+      const [tf, ti] = [fwd.targetOffset!, inv.targetOffset!];
+      best.maxDuplicates += ti < tf ? runs.targetCount(ti, tf) : ti - tf - runs.targetCount(tf, ti);
+    }
+    out.push(best);
+  }
+  return out.sort((a, b) => a.targetTopic.localeCompare(b.targetTopic) || a.partition - b.partition);
 }

@@ -41,6 +41,8 @@ export interface CheckpointRecord {
   /** exact; pending (records still in flight: at most maxDuplicates re-read); miss (older than the map) */
   kind: 'exact' | 'pending' | 'miss';
   maxDuplicates: number;
+  /** forward: through this route; inverse: back through a route from the target (failover merges both). Absent = forward */
+  direction?: 'forward' | 'inverse';
   /** when the source offset was read (ms since the epoch) */
   ts: number;
 }

@@ -126,6 +126,19 @@ export class PartitionRuns {
     return lo;
   }
 
+  /** how many target offsets in [lo, hi) hold replicas (mapped records) of this partition */
+  targetCount(lo: number, hi: number): number {
+    let n = 0;
+    for (let i = this.firstTargetEndingAtOrAfter(lo); i < this.runs.length; i++) {
+      const r = this.runs[i]!;
+      const start = Math.max(lo, r.srcStart + r.delta);
+      const end = Math.min(hi, r.srcEnd + r.delta + 1);
+      if (start >= hi) break;
+      if (end > start) n += end - start;
+    }
+    return n;
+  }
+
   /** the last source offset mapped, if any */
   get lastSource(): number | undefined {
     const last = this.runs[this.runs.length - 1];

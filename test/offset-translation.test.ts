@@ -44,6 +44,15 @@ t.test('gaps: compacted-away offsets, transaction markers and aborted records', 
   t.same(txn.inverse(14), { kind: 'exact', offset: 21 });
 });
 
+t.test('targetCount: replicas inside a target offset range', async (t) => {
+  // replicas at target 0..4 and 7..9 (5 and 6 written on the target itself)
+  const p = index(runsOf([[0, 0], [1, 1], [2, 2], [3, 3], [4, 4], [5, 7], [6, 8], [7, 9]]));
+  t.equal(p.targetCount(0, 10), 8);
+  t.equal(p.targetCount(3, 8), 3, '3, 4 and 7');
+  t.equal(p.targetCount(5, 7), 0, 'only local records there');
+  t.equal(p.targetCount(9, 20), 1);
+});
+
 t.test('a committed offset older than the map is a miss at the oldest mapped record', async (t) => {
   const p = index([{ srcStart: 100, srcEnd: 199, delta: -100 }]);
   t.same(p.translate(50), { kind: 'miss', offset: 0 });
