@@ -105,6 +105,13 @@ export class TopicTail {
     await this.queue;
     const c = this.consumer;
     this.consumer = undefined;
-    if (c) await new Promise<void>((res) => c.disconnect(() => res()));
+    if (c) await new Promise<void>((res) => {
+      // bounded: a disconnect callback that never comes must not hold a shutdown
+      const timer = setTimeout(res, 30_000);
+      c.disconnect(() => {
+        clearTimeout(timer);
+        res();
+      });
+    });
   }
 }

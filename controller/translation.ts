@@ -70,11 +70,22 @@ export class Admins {
 
 /** Committed offsets of `group` on cluster `alias` by `topic/partition` (offsets < 0 = none). */
 export async function groupOffsets(admins: Admins, alias: string, group: string, timeoutMs: number): Promise<Map<string, number>> {
-  let list: GroupOffset[];
-  try {
-    list = await admins.get(alias).listConsumerGroupOffsets(group, null, timeoutMs);
-  } catch (e) {
-    throw new StraitError('STRAIT_CLUSTER_UNREACHABLE', `reading the offsets of group '${group}' on cluster '${alias}': ${(e as Error).message}`, { retriable: true, cause: e });
+  let list: GroupOffset[] = [];
+  // a group coordinator that is moving or still loading answers NOT_COORDINATOR / COORDINATOR_*: ask again shortly
+  for (let attempt = 0; ; attempt++) {
+    let coordinator: string | undefined;
+    try {
+      list = await admins.get(alias).listConsumerGroupOffsets(group, null, timeoutMs);
+      coordinator = list.find((o) => o.error !== undefined && /COORDINATOR/.test(o.error))?.error;
+    } catch (e) {
+      if (!/COORDINATOR/.test((e as Error).message) || attempt >= 5) {
+        throw new StraitError('STRAIT_CLUSTER_UNREACHABLE', `reading the offsets of group '${group}' on cluster '${alias}': ${(e as Error).message}`, { retriable: true, cause: e });
+      }
+      coordinator = (e as Error).message;
+    }
+    if (coordinator === undefined) break;
+    if (attempt >= 5) throw new StraitError('STRAIT_KAFKA', `reading the offsets of group '${group}' on cluster '${alias}': ${coordinator}`, { retriable: true });
+    await new Promise((r) => setTimeout(r, 500));
   }
   const out = new Map<string, number>();
   for (const o of list) if (o.error === undefined && o.offset >= 0) out.set(`${o.topic}/${o.partition}`, o.offset);

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <cstdio>
 #include <memory>
 #include <string>
 #include <utility>
@@ -612,7 +613,15 @@ Admin::Admin(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Admin>(info) {
     throw;
   }
   rd_kafka_conf_set(conf, "log_level", "0", errstr, sizeof(errstr));
-  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+  // A consumer handle with a group id of its own (never joined, nothing committed), not a producer handle: when a
+  // ListConsumerGroupOffsets answer says NOT_COORDINATOR (a group coordinator still loading, e.g. right after a broker
+  // start), librdkafka 2.12 asks the handle's own consumer group to look its coordinator up again, and a producer
+  // handle has none: it dereferences a null group and the process dies (seen as SIGSEGV in rd_kafka_cgrp_op).
+  char group[64];
+  snprintf(group, sizeof(group), "strait-admin-%p", static_cast<void*>(this));
+  rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr));
+  rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr));
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
   if (rk == nullptr) {
     rd_kafka_conf_destroy(conf);
     throw Napi::Error::New(env, errstr);

@@ -59,6 +59,13 @@ export class OffsetMapWriter {
     this.producer = undefined;
     if (!p) return;
     await new Promise<void>((res) => p.flush(5000, () => res()));
-    await new Promise<void>((res) => p.disconnect(() => res()));
+    await new Promise<void>((res) => {
+      // bounded: a disconnect callback that never comes must not hold a shutdown
+      const timer = setTimeout(res, 30_000);
+      p.disconnect(() => {
+        clearTimeout(timer);
+        res();
+      });
+    });
   }
 }

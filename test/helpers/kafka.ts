@@ -18,6 +18,20 @@ export function bootstrap(alias: string): string {
   return c.bootstrap;
 }
 
+/**
+ * Disconnects a node-rdkafka client, waiting at most `ms`: a disconnect callback that never comes (seen under load)
+ * must not hang a test; librdkafka's threads end with the process.
+ */
+export function disconnect(client: { disconnect(cb: () => void): unknown }, ms = 15_000): Promise<void> {
+  return new Promise<void>((res) => {
+    const timer = setTimeout(res, ms);
+    client.disconnect(() => {
+      clearTimeout(timer);
+      res();
+    });
+  });
+}
+
 export function uniqueName(prefix: string): string {
   return `${prefix}-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
 }
@@ -84,7 +98,7 @@ export async function produce(brokers: string, topic: string, records: TestRecor
     while (pending > 0 && !failure) await new Promise<void>((res) => { wake = res; setTimeout(res, 50); });
     if (failure) throw failure;
   } finally {
-    await new Promise<void>((res) => producer.disconnect(() => res()));
+    await disconnect(producer);
   }
 }
 
@@ -125,7 +139,7 @@ export async function readAll(brokers: string, topic: string, partitions: number
       }
     }
   } finally {
-    await new Promise<void>((res) => consumer.disconnect(() => res()));
+    await disconnect(consumer);
   }
   return out;
 }
@@ -145,7 +159,7 @@ export async function endOffsets(brokers: string, topic: string, partitions: num
     }
     return out;
   } finally {
-    await new Promise<void>((res) => producer.disconnect(() => res()));
+    await disconnect(producer);
   }
 }
 

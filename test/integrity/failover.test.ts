@@ -12,7 +12,7 @@ import Kafka from 'node-rdkafka';
 import { projectRoot } from '../../bench/kafka-runtime';
 import { loadNative } from '../../native';
 import type { MoveReport } from '../../controller/failover';
-import { bootstrap, createTopic, produce, totalRecords, uniqueName } from '../helpers/kafka';
+import { bootstrap, createTopic, disconnect, produce, totalRecords, uniqueName } from '../helpers/kafka';
 import { StraitProcess, stopAll, waitFor, writeConfig } from '../helpers/strait-process';
 
 t.teardown(stopAll);
@@ -61,7 +61,7 @@ async function consumeAndCommit(brokers: string, group: string, topics: string[]
     for (const g of out) next.set(`${g.topic}/${g.partition}`, { topic: g.topic, partition: g.partition, offset: g.offset + 1 });
     if (next.size > 0) c.commitSync([...next.values()]);
   } finally {
-    await new Promise<void>((res) => c.disconnect(() => res()));
+    await disconnect(c);
   }
   return out;
 }
@@ -222,7 +222,7 @@ t.test('failover with transactional producers: committed and aborted transaction
     } catch {
       return false;
     } finally {
-      await new Promise<void>((res) => p.disconnect(() => res()));
+      await disconnect(p);
     }
   }, 60_000, 1000);
   const producer = await connect();
@@ -238,7 +238,7 @@ t.test('failover with transactional producers: committed and aborted transaction
     }
     await call((cb) => (commit ? producer.commitTransaction(10_000, cb) : producer.abortTransaction(10_000, cb)));
   }
-  await new Promise<void>((res) => producer.disconnect(() => res()));
+  await disconnect(producer);
   const cfg = config([route('fo', 'a', 'b', [topic])]);
   const strait = new StraitProcess(cfg);
   const first = await consumeAndCommit(a, group, [topic], 90);
@@ -375,7 +375,7 @@ t.test('failback after new writes on b reaches the consumers on a with nothing l
   t.match(busy.stderr, /has 1 active member\(s\) on cluster 'a'/);
   polling = false;
   await poll;
-  await new Promise<void>((res) => member.disconnect(() => res()));
+  await disconnect(member);
   await strait.stop();
 });
 
