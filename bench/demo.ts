@@ -4,7 +4,7 @@
  * `--distributed`: the same through a fleet instead — one ZooKeeper, two `strait controller`s, three `strait worker`s.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import Kafka from 'node-rdkafka';
 import { stringify } from 'yaml';
@@ -79,10 +79,16 @@ async function startFleet(state: dev.DevState, dir: string, base: Record<string,
     logs.push(log);
     const fd = openSync(log, 'w');
     const child = spawn(process.execPath, [join(projectRoot(), 'dist', 'bin', 'strait.js'), role, '--config', file], { stdio: ['ignore', fd, fd] });
+    closeSync(fd); // the child has its own copy
     fleet.children.push(child);
     say(`started strait ${role} ${id} (pid ${child.pid}, config ${file}, log ${log})`);
   }
-  for (let i = 0; i < 2; i++) fleet.rest.push(await restUrlOf(logs[i]!, fleet.children[i]!));
+  try {
+    for (let i = 0; i < 2; i++) fleet.rest.push(await restUrlOf(logs[i]!, fleet.children[i]!));
+  } catch (e) {
+    await stopFleet(fleet); // nothing the demo started outlives it
+    throw e;
+  }
   say(`REST APIs: ${fleet.rest.join(' and ')}  (try: node dist/bin/strait.js status --url ${fleet.rest[0]})`);
   return fleet;
 }

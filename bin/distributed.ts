@@ -32,13 +32,23 @@ export async function runController(configFile: string): Promise<void> {
   const id = config.controller.id ?? `${hostname()}-${process.pid}-${randomBytes(2).toString('hex')}`;
   let controller: Controller | undefined;
   let transition: Promise<void> = Promise.resolve();
+  let leading = false;
   const lead = (on: boolean) => {
+    leading = on;
     transition = transition.then(async () => {
       if (on && !controller) {
         log.info({ controller: id }, 'elected leader: assigning');
         const c = new Controller(config, store, log, metrics);
         controller = c;
-        await c.start();
+        try {
+          await c.start();
+        } catch (e) {
+          // never a leader that does nothing: stop what started, and start again while still elected
+          log.error({ err: (e as Error).message }, 'controller failed to start; retrying in 2 s');
+          controller = undefined;
+          await c.stop().catch(() => undefined);
+          setTimeout(() => leading && lead(true), 2000).unref();
+        }
       } else if (!on && controller) {
         log.warn({ controller: id }, 'leadership lost: standing by');
         const c = controller;

@@ -75,7 +75,8 @@ export class Checkpointer {
     let w = this.writers.get(route.target);
     if (!w) {
       const props = routeClientProps(this.config, route, 'controller').producer;
-      this.writers.set(route.target, (w = new OffsetMapWriter(route.target, { ...props, 'client.id': 'strait-checkpointer' })));
+      // bounded delivery: a target that is down fails this pass (retried next interval) instead of holding every route
+      this.writers.set(route.target, (w = new OffsetMapWriter(route.target, { ...props, 'client.id': 'strait-checkpointer' }, TIMEOUT_MS * 3)));
     }
     return w;
   }
@@ -104,7 +105,7 @@ export class Checkpointer {
       for (const row of rows) {
         if (row.kind === 'miss') misses++;
         if (row.targetOffset === undefined) continue;
-        const rec: CheckpointRecord = { v: 1, route: route.name, group: row.group, sourceTopic: row.sourceTopic, partition: row.partition, targetTopic: row.targetTopic, sourceOffset: row.sourceOffset, targetOffset: row.targetOffset, kind: row.kind as CheckpointRecord['kind'], maxDuplicates: row.maxDuplicates, direction: row.direction, ts: now };
+        const rec: CheckpointRecord = { v: 1, route: row.route, group: row.group, sourceTopic: row.sourceTopic, partition: row.partition, targetTopic: row.targetTopic, sourceOffset: row.sourceOffset, targetOffset: row.targetOffset, kind: row.kind as CheckpointRecord['kind'], maxDuplicates: row.maxDuplicates, direction: row.direction, ts: now };
         const k = checkpointKey(rec).toString();
         const sig = `${rec.sourceOffset}/${rec.targetOffset}/${rec.kind}`;
         if (this.written.get(k) === sig) continue;

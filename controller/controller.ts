@@ -290,8 +290,14 @@ export class Controller {
         const list = live.has(w) || holding.held.includes(w) ? parts.get(w)! : [];
         // the definitions of REST-managed routes travel with the assignment, so a worker knows every route it is given
         const defs = [...new Set(list.map((p) => p.route))].flatMap((r) => this.storedRoute(r)?.route ?? []);
-        await this.store.writeAssignment(w, list, defs);
+        // cleared before the write: a new session registered meanwhile asks again and is not erased afterwards
         this.rewrite.delete(w);
+        try {
+          await this.store.writeAssignment(w, list, defs);
+        } catch (e) {
+          this.rewrite.add(w);
+          throw e;
+        }
       }
     };
     await Promise.all(Array.from({ length: Math.min(WRITE_CONCURRENCY, queue.length) }, writer));

@@ -35,11 +35,16 @@ export class TopicTail {
       } as Kafka.ConsumerGlobalConfig,
       { 'auto.offset.reset': 'earliest' },
     );
-    await new Promise<void>((res, rej) =>
-      c.connect({ timeout: timeoutMs }, (err) =>
-        err ? rej(new StraitError('STRAIT_CLUSTER_UNREACHABLE', `cluster '${this.clusterAlias}': ${err.message}`, { retriable: true })) : res(),
-      ),
-    );
+    try {
+      await new Promise<void>((res, rej) =>
+        c.connect({ timeout: timeoutMs }, (err) =>
+          err ? rej(new StraitError('STRAIT_CLUSTER_UNREACHABLE', `cluster '${this.clusterAlias}': ${err.message}`, { retriable: true })) : res(),
+        ),
+      );
+    } catch (e) {
+      c.disconnect(); // its librdkafka instance goes with it; the next pass makes a new one
+      throw e;
+    }
     this.consumer = c;
     return c;
   }

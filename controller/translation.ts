@@ -87,8 +87,10 @@ export async function groupOffsets(admins: Admins, alias: string, group: string,
     if (attempt >= 5) throw new StraitError('STRAIT_KAFKA', `reading the offsets of group '${group}' on cluster '${alias}': ${coordinator}`, { retriable: true });
     await new Promise((r) => setTimeout(r, 500));
   }
+  const failed = list.find((o) => o.error !== undefined);
+  if (failed) throw new StraitError('STRAIT_KAFKA', `reading the offsets of group '${group}' on cluster '${alias}': ${failed.topic}[${failed.partition}]: ${failed.error}`, { retriable: true });
   const out = new Map<string, number>();
-  for (const o of list) if (o.error === undefined && o.offset >= 0) out.set(`${o.topic}/${o.partition}`, o.offset);
+  for (const o of list) if (o.offset >= 0) out.set(`${o.topic}/${o.partition}`, o.offset);
   return out;
 }
 

@@ -16,11 +16,13 @@ export class OffsetMapWriter {
   constructor(
     private readonly clusterAlias: string,
     private readonly props: ClientProps,
+    /** 0 = retry until delivered (offset-map runs must land before the offsets they cover are committed) */
+    private readonly messageTimeoutMs = 0,
   ) {}
 
   private async connect(): Promise<Kafka.Producer> {
     if (this.producer) return this.producer;
-    const p = new Kafka.Producer({ ...this.props, dr_cb: true, 'enable.idempotence': true, 'linger.ms': 10, 'message.timeout.ms': 0, log_level: 0 } as Kafka.ProducerGlobalConfig);
+    const p = new Kafka.Producer({ ...this.props, dr_cb: true, 'enable.idempotence': true, 'linger.ms': 10, 'message.timeout.ms': this.messageTimeoutMs, log_level: 0 } as Kafka.ProducerGlobalConfig);
     p.on('delivery-report', (err, report) => {
       const w = this.waiting.get(report.opaque as number);
       if (!w) return;
@@ -58,7 +60,12 @@ export class OffsetMapWriter {
     const p = this.producer;
     this.producer = undefined;
     if (!p) return;
+    const rejectWaiting = () => {
+      for (const w of this.waiting.values()) w.reject(new StraitError('STRAIT_KAFKA', `write to ${this.clusterAlias} abandoned: the writer closed`, { retriable: true }));
+      this.waiting.clear();
+    };
     await new Promise<void>((res) => p.flush(5000, () => res()));
+    rejectWaiting();
     await new Promise<void>((res) => {
       // bounded: a disconnect callback that never comes must not hold a shutdown
       const timer = setTimeout(res, 30_000);
