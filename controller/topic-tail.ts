@@ -60,9 +60,15 @@ export class TopicTail {
   }
 
   private highWatermark(c: Kafka.KafkaConsumer, partition: number, timeoutMs: number): Promise<number> {
-    return new Promise((res, rej) =>
-      c.queryWatermarkOffsets(this.topic, partition, timeoutMs, (err, o) => (err ? rej(new StraitError('STRAIT_KAFKA', `${this.topic} on '${this.clusterAlias}': ${err.message}`, { retriable: true })) : res(o.highOffset))),
-    );
+    return new Promise((res, rej) => {
+      // librdkafka answers within its timeout; the extra bound covers a callback that never comes (seen under load)
+      const timer = setTimeout(() => rej(new StraitError('STRAIT_KAFKA', `${this.topic} on '${this.clusterAlias}': no watermark answer within ${timeoutMs + 5000} ms`, { retriable: true })), timeoutMs + 5000);
+      c.queryWatermarkOffsets(this.topic, partition, timeoutMs, (err, o) => {
+        clearTimeout(timer);
+        if (err) rej(new StraitError('STRAIT_KAFKA', `${this.topic} on '${this.clusterAlias}': ${err.message}`, { retriable: true }));
+        else res(o.highOffset);
+      });
+    });
   }
 
   /** Reads everything appended up to the end as of now (as of when it starts). Returns the number of records read. */

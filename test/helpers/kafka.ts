@@ -144,8 +144,32 @@ export async function readAll(brokers: string, topic: string, partitions: number
   return out;
 }
 
-/** High watermark of every partition. */
-export async function endOffsets(brokers: string, topic: string, partitions: number): Promise<number[]> {
+/**
+ * `promise`, or a rejection after `ms`: a node-rdkafka callback that never comes (seen under load: a watermark query
+ * whose callback never fired, leaving the test waiting on nothing) becomes a failure the caller can retry.
+ */
+export function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  return new Promise<T>((res, rej) => {
+    const timer = setTimeout(() => rej(new Error(`${what}: no answer within ${ms} ms`)), ms);
+    promise.then(
+      (v) => {
+        clearTimeout(timer);
+        res(v);
+      },
+      (e: unknown) => {
+        clearTimeout(timer);
+        rej(e as Error);
+      },
+    );
+  });
+}
+
+/** High watermark of every partition (bounded: 30 s). */
+export function endOffsets(brokers: string, topic: string, partitions: number): Promise<number[]> {
+  return within(endOffsetsNow(brokers, topic, partitions), 30_000, `watermarks of ${topic} on ${brokers}`);
+}
+
+async function endOffsetsNow(brokers: string, topic: string, partitions: number): Promise<number[]> {
   const producer = new Kafka.Producer({ 'bootstrap.servers': brokers, log_level: 0 });
   await new Promise<void>((res, rej) => producer.connect({ timeout: 10_000 }, (err) => (err ? rej(err) : res())));
   try {

@@ -12,7 +12,7 @@ import Kafka from 'node-rdkafka';
 import { projectRoot } from '../../bench/kafka-runtime';
 import { loadNative } from '../../native';
 import type { MoveReport } from '../../controller/failover';
-import { bootstrap, createTopic, disconnect, produce, totalRecords, uniqueName } from '../helpers/kafka';
+import { bootstrap, createTopic, disconnect, produce, totalRecords, uniqueName, within } from '../helpers/kafka';
 import { StraitProcess, stopAll, waitFor, writeConfig } from '../helpers/strait-process';
 
 t.teardown(stopAll);
@@ -29,7 +29,11 @@ interface Got {
 }
 
 /** Reads up to `max` records as group `group` from its committed offsets (earliest when none), commits what it read. */
-async function consumeAndCommit(brokers: string, group: string, topics: string[], max: number, idleMs = 2500): Promise<Got[]> {
+function consumeAndCommit(brokers: string, group: string, topics: string[], max: number, idleMs = 2500): Promise<Got[]> {
+  return within(consumeAndCommitNow(brokers, group, topics, max, idleMs), 120_000, `reading ${topics.join(', ')} as ${group}`);
+}
+
+async function consumeAndCommitNow(brokers: string, group: string, topics: string[], max: number, idleMs: number): Promise<Got[]> {
   const c = new Kafka.KafkaConsumer(
     { 'bootstrap.servers': brokers, 'group.id': group, 'enable.auto.commit': false, 'enable.partition.eof': false, 'isolation.level': 'read_committed', log_level: 0 },
     { 'auto.offset.reset': 'earliest' },
