@@ -18,8 +18,8 @@ interface Step {
   maxOverMean: number;
 }
 
-/** mulberry32: a seeded PRNG, so every run measures the same fleet */
-function prng(seed: number): () => number {
+/** mulberry32: a seeded PRNG, so every run measures the same fleet (and tests generate the same data) */
+export function prng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;

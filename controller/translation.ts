@@ -12,7 +12,7 @@ import { StraitError } from '../shared/errors';
 import { CHECKPOINT_TOPIC, OFFSET_MAP_TOPIC, type CheckpointRecord, type OffsetMapRecord } from '../shared/offset-map';
 import { OffsetIndex, type PartitionRuns, type Translation } from '../shared/offset-translation';
 import { sourceGroupId } from '../shared/profiles';
-import { selectTopic, targetTopicName } from '../shared/replication-policy';
+import { fullMatch, selectTopic, targetTopicName } from '../shared/replication-policy';
 import { TopicTail } from './topic-tail';
 
 export interface PartitionTranslation {
@@ -35,10 +35,6 @@ export function clusterProps(config: StraitConfig, alias: string): ClientProps {
   const c = config.clusters[alias];
   if (!c) throw new StraitError('STRAIT_USAGE', `unknown cluster alias '${alias}' (defined: ${Object.keys(config.clusters).join(', ')})`);
   return { ...c.properties, 'bootstrap.servers': c.bootstrap };
-}
-
-function fullMatch(patterns: string[], name: string): boolean {
-  return patterns.some((p) => new RegExp(`^(?:${p})$`).test(name));
 }
 
 /** Whether a route checkpoints `group`: its group patterns select it, and it is not one of strait's own. */

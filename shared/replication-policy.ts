@@ -28,7 +28,8 @@ export function prefixOrigins(topic: string, separator: string, aliases: string[
   }
 }
 
-function fullMatch(patterns: string[], topic: string): boolean {
+/** whether a name matches one of the patterns as a whole (topic and group patterns) */
+export function fullMatch(patterns: string[], topic: string): boolean {
   return patterns.some((p) => new RegExp(`^(?:${p})$`).test(topic));
 }
 

@@ -196,17 +196,8 @@ export async function totalRecords(brokers: string, topic: string, partitions: n
   }
 }
 
-/** A seeded PRNG (mulberry32) so generated test data is reproducible. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded PRNG (mulberry32) so generated test data is reproducible: the bench's. */
+export { prng } from '../../bench/assign';
 
 export function sameRecord(a: ReadRecord, b: ReadRecord): boolean {
   const eq = (x: Buffer | null, y: Buffer | null) => (x === null || y === null ? x === y : x.equals(y));
