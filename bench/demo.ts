@@ -152,6 +152,11 @@ export async function runDemo(opts: { dir: string; durationSec?: number; rate?: 
     say(`config: ${configFile}\nstarting: strait run --config ${configFile}   (Ctrl-C stops the demo; clusters keep running until 'strait dev down')`);
   } else {
     fleet = await startFleet(state, dir, base, say);
+    // produce once every worker holds its share: partitions moved while workers are still registering would be
+    // re-read from their committed offsets (the in-flight window), and the demo's counts would not match
+    const settled = new RegExp(`, 3 workers, ([1-9]\\d*)/\\1 partitions assigned`);
+    for (const until = Date.now() + 60_000; Date.now() < until && !settled.test(await fleetLine(fleet)); ) await new Promise((r) => setTimeout(r, 500));
+    say(`fleet ready: ${await fleetLine(fleet)}`);
   }
 
   const producer = await connect(new Kafka.Producer({ 'bootstrap.servers': a, 'linger.ms': 20, log_level: 0 }));
