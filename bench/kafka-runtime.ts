@@ -9,7 +9,7 @@ import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { StraitError } from '../shared/errors';
 
-export const DEFAULT_KAFKA_VERSION = '3.9.1';
+export const DEFAULT_KAFKA_VERSION = '4.3.1';
 
 /** The repository root (the folder with package.json), from source or from dist/. */
 export function projectRoot(): string {
@@ -37,6 +37,11 @@ export function requireJava(): void {
   requireTool('java', ['-version'], 'openjdk-17-jre-headless');
 }
 
+/** Kafka's major version: 3.x logs through reload4j, 4.x through log4j2 (and runs KRaft only). */
+export function majorOf(version: string): number {
+  return Number(version.split('.')[0]);
+}
+
 export interface KafkaRuntime {
   version: string;
   /** folder holding libs/ with every jar */
@@ -61,7 +66,7 @@ export function ensureKafka(version = DEFAULT_KAFKA_VERSION, log: (line: string)
     log(`fetching Apache Kafka ${version} jars from Maven Central into ${libs} ...`);
     rmSync(libs, { recursive: true, force: true });
     mkdirSync(home, { recursive: true });
-    const pom = join(projectRoot(), 'bench', 'kafka', 'pom.xml');
+    const pom = join(projectRoot(), 'bench', 'kafka', majorOf(version) >= 4 ? 'pom.xml' : 'pom-3.xml');
     const r = spawnSync(
       'mvn',
       ['-q', '-B', '-f', pom, `-Dkafka.version=${version}`, 'dependency:copy-dependencies', `-DoutputDirectory=${libs}`, '-DincludeScope=runtime'],
@@ -94,7 +99,8 @@ export function javaArgs(runtime: KafkaRuntime, mainClass: string, args: string[
     '-XX:MaxGCPauseMillis=20',
     '-XX:+ExitOnOutOfMemoryError',
     '-Djava.awt.headless=true',
-    ...(opts.log4j !== undefined ? [`-Dlog4j.configuration=file:${resolve(opts.log4j)}`] : []),
+    // Kafka 4 logs through log4j2, whose 1.2 bridge reads the same log4j 1 properties files when told to
+    ...(opts.log4j !== undefined ? [`-Dlog4j.configuration=file:${resolve(opts.log4j)}`, ...(majorOf(runtime.version) >= 4 ? ['-Dlog4j1.compatibility=true'] : [])] : []),
     ...(opts.jvmArgs ?? []),
     '-cp',
     runtime.classpath,
