@@ -14,7 +14,6 @@ import { closest, distance } from 'fastest-levenshtein';
 import { fieldPath, type FieldProblem } from './errors';
 
 export type ClientSide = 'consumer' | 'producer';
-type Value = string | number | boolean;
 
 interface IntRule { kind: 'int'; min: number; max: number; sides: readonly ClientSide[]; why?: string }
 interface BoolRule { kind: 'bool'; sides: readonly ClientSide[] }
