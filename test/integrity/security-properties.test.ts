@@ -8,10 +8,11 @@
  * and `strait config check` on random documents never crashes and never prints a secret.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
+import Kafka from 'node-rdkafka';
 import t from 'tap';
 import { stringify } from 'yaml';
 import { projectRoot } from '../../bench/kafka-runtime';
@@ -21,8 +22,22 @@ import { StraitProcess, stopAll, waitFor, writeConfig } from '../helpers/strait-
 
 t.teardown(stopAll);
 
+// the timeout only matters if a refused config were run: `strait run` would then keep running
 const strait = (args: string[], env: Record<string, string> = {}) =>
-  spawnSync(process.execPath, [join(projectRoot(), 'dist', 'bin', 'strait.js'), ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
+  spawnSync(process.execPath, [join(projectRoot(), 'dist', 'bin', 'strait.js'), ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 30_000 });
+
+/** The attack a refused property would carry out: GSSAPI with a kinit command of the attacker's. */
+const kinitAttack = (marker: string) => ({ 'security.protocol': 'SASL_PLAINTEXT', 'sasl.mechanism': 'GSSAPI', 'sasl.kerberos.kinit.cmd': `touch ${marker}` });
+
+t.test('control: librdkafka runs a kinit command it is given (what the refusals below prevent)', async (t) => {
+  const marker = join(tmpdir(), uniqueName('strait-kinit-control'));
+  const producer = new Kafka.Producer({ 'bootstrap.servers': bootstrap('a'), ...kinitAttack(marker), log_level: 0 } as Kafka.ProducerGlobalConfig);
+  producer.connect();
+  await waitFor('the kinit command ran', () => existsSync(marker), 15_000, 100);
+  t.ok(existsSync(marker), 'a client created with these properties ran the command');
+  producer.disconnect();
+  rmSync(marker, { force: true });
+});
 
 function fileWith(name: string, text: string): string {
   const file = join(mkdtempSync(join(tmpdir(), 'strait-sec-')), name);
@@ -34,13 +49,14 @@ t.test('config check refuses code-running and delivery-weakening properties, nam
   const marker = join(tmpdir(), uniqueName('strait-kinit-file'));
   const file = writeConfig({
     clusters: { a: { bootstrap: bootstrap('a'), properties: { acks: 0 } }, b: { bootstrap: bootstrap('b') } },
-    routes: [{ name: 'r', source: 'a', target: 'b', consumer: { 'sasl.kerberos.kinit.cmd': `touch ${marker}`, 'plugin.library.paths': '/tmp/evil.so' }, producer: { 'enable.idempotence': false, 'linger.ms': 5 } }],
+    routes: [{ name: 'r', source: 'a', target: 'b', consumer: { ...kinitAttack(marker), 'plugin.library.paths': '/tmp/evil.so' }, producer: { 'enable.idempotence': false, 'linger.ms': 5 } }],
   });
   const r = strait(['config', 'check', file]);
   t.equal(r.status, 1, 'exits non-zero');
   t.match(r.stderr, /routes\[0\]\.consumer\["sasl\.kerberos\.kinit\.cmd"\]: is refused: it runs or loads code in the strait process/);
   t.match(r.stderr, /routes\[0\]\.consumer\["plugin\.library\.paths"\]: is refused: it runs or loads code .*dlopen/);
   t.match(r.stderr, /routes\[0\]\.producer\["enable\.idempotence"\]: is refused: it weakens what strait guarantees/);
+  t.match(r.stderr, /routes\[0\]\.consumer\["security\.protocol"\]: is refused: it is a security\/identity setting/);
   t.match(r.stderr, /clusters\.a\.properties\.acks: is refused: it weakens what strait guarantees \(strait produces with acks=all\)/);
   t.notMatch(r.stderr, /linger/, 'the allowed tuning property is not a problem');
   t.notMatch(r.stderr + r.stdout, new RegExp(marker), 'the command is not echoed');
@@ -63,8 +79,14 @@ t.test('REST: forbidden properties and references in a route body are refused; t
     routes: [],
     store: { type: 'zookeeper', connect: zk.connect, sessionTimeoutMs: 4000 },
     controller: { refreshTopicsIntervalMs: 1000, rest: { port: 0, token: '${env:STRAIT_SEC_REST_TOKEN}' } },
+    worker: { threads: 1, commitIntervalMs: 300 },
   });
+  const topic = uniqueName('sec-rest');
+  await createTopic(bootstrap('a'), topic, 1);
+  await produce(bootstrap('a'), topic, Array.from({ length: 20 }, (_, i) => ({ partition: 0, key: Buffer.from(`k${i}`), value: Buffer.from(`v${i}`) })));
   const controller = new StraitProcess(config, 'controller');
+  // a live worker: a route the API accepted would run on it (the kinit command with it)
+  const worker = new StraitProcess(config, 'worker');
   const base = await controller.restUrl;
   const call = async (method: string, path: string, body?: unknown, auth = token) => {
     const res = await fetch(`${base}${path}`, { method, headers: { authorization: `Bearer ${auth}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) }, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
@@ -75,7 +97,10 @@ t.test('REST: forbidden properties and references in a route body are refused; t
   t.equal((await call('GET', '/v1/health', undefined, 'wrong-token-0123456789')).status, 401, 'a wrong token is refused: the reference resolved to the real one');
 
   const marker = join(tmpdir(), uniqueName('strait-kinit-rest'));
-  const kinit = await call('PUT', '/v1/routes/x', { source: 'a', target: 'b', consumer: { 'sasl.kerberos.kinit.cmd': `touch ${marker}` } });
+  const kinit = await call('PUT', '/v1/routes/x', { source: 'a', target: 'b', topics: { include: [topic] }, consumer: { 'sasl.kerberos.kinit.cmd': `touch ${marker}` } });
+  const full = await call('PUT', '/v1/routes/x', { source: 'a', target: 'b', topics: { include: [topic] }, consumer: kinitAttack(marker) });
+  t.equal(full.status, 400);
+  t.same((full.body.problems ?? []).map((p) => p.path).sort(), ['body.consumer["sasl.kerberos.kinit.cmd"]', 'body.consumer["sasl.mechanism"]', 'body.consumer["security.protocol"]']);
   t.equal(kinit.status, 400);
   t.equal(kinit.body.code, 'STRAIT_INVALID_ROUTE');
   t.equal(kinit.body.field, 'body.consumer["sasl.kerberos.kinit.cmd"]', 'names the field');
@@ -93,10 +118,20 @@ t.test('REST: forbidden properties and references in a route body are refused; t
   t.equal(probe.body.field, 'body.topics.include[0]');
   t.notOk(probe.text.includes(token), 'the controller\'s environment does not leak into the response');
 
-  const ok = await call('PUT', '/v1/routes/x', { source: 'a', target: 'b', topics: { include: [uniqueName('none')] }, producer: { 'linger.ms': 7 }, consumer: { 'fetch.min.bytes': 1024 } });
+  const ok = await call('PUT', '/v1/routes/x', { source: 'a', target: 'b', topics: { include: [topic] }, producer: { 'linger.ms': 7 }, consumer: { 'fetch.min.bytes': 1, 'fetch.wait.max.ms': 50 } });
   t.equal(ok.status, 201, 'a route with tuning properties only is accepted');
-  t.equal(await controller.stop(), 0);
+  await waitFor('the accepted route replicated on the worker', async () => {
+    try {
+      return (await endOffsets(bootstrap('b'), `a.${topic}`, 1))[0] === 20;
+    } catch {
+      return false;
+    }
+  }, 60_000, 300);
+  t.pass('the worker ran the accepted route (20 of 20 records)');
   t.notOk(existsSync(marker), 'the kinit command never ran');
+  t.equal(await worker.stop(), 0);
+  t.equal(await controller.stop(), 0);
+  t.notOk(worker.output.includes(token), 'the token is in no worker log line');
   t.notOk(controller.output.includes(token), 'the token is in no log line');
   t.match(controller.output, /\$\{env:STRAIT_SEC_REST_TOKEN\}/, 'the startup log shows the reference');
 });
