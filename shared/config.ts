@@ -238,6 +238,16 @@ function pointerKeys(pointer: string): string[] {
   return pointer.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
 }
 
+/**
+ * How a config value may appear in a message: the reference as written when it came from one (a user name from
+ * `${env:KAFKA_USER}` is shown as that), else the value itself.
+ */
+export function shownValue(config: StraitConfig, segments: readonly (string | number)[], value: unknown): string {
+  const path = fieldPath(segments);
+  const ref = (referencesOf.get(config) ?? []).find((r) => fieldPath(r.segments) === path);
+  return ref !== undefined ? ref.written : String(value);
+}
+
 /** `/routes/1/topics/include/0` -> `routes[1].topics.include[0]` */
 function toPath(pointer: string, extra?: string): string {
   return fieldPath(extra === undefined ? pointerKeys(pointer) : [...pointerKeys(pointer), extra]);

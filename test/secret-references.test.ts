@@ -10,7 +10,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { redactConfig, validateConfig } from '../shared/config';
+import { redactConfig, shownValue, validateConfig } from '../shared/config';
 import { ConfigError } from '../shared/errors';
 import { createLogger } from '../shared/logger';
 import { TUNING_PROPERTIES } from '../shared/client-properties';
@@ -56,6 +56,12 @@ t.test('redacted output shows references, not values, under any key', async (t) 
   t.equal(out.clusters.b!.properties['sasl.password'], `\${file:${secretFile}}`);
   t.equal(out.controller.rest.token, '${env:STRAIT_TEST_REF_TOKEN}');
   t.equal(out.clusters.b!.properties['sasl.mechanism'], 'PLAIN', 'literal non-secrets stay');
+});
+
+t.test('messages show a referenced value as its reference (the user in an authentication error)', async (t) => {
+  const c = validateConfig(doc());
+  t.equal(shownValue(c, ['clusters', 'b', 'properties', 'sasl.username'], c.clusters.b!.properties['sasl.username']), '${env:STRAIT_TEST_REF_USER}');
+  t.equal(shownValue(c, ['clusters', 'b', 'properties', 'sasl.mechanism'], 'PLAIN'), 'PLAIN', 'a literal is shown as is');
 });
 
 t.test('missing, empty, unreadable and malformed references name the path and the reference', async (t) => {
