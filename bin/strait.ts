@@ -128,7 +128,7 @@ export function buildProgram(): Command {
   const configCmd = program.command('config').description('configuration file tools');
   configCmd
     .command('check <file>')
-    .description('validate a config file (YAML or JSON) and print it with defaults filled and secrets redacted')
+    .description('validate a config file (YAML or JSON) and print it with defaults filled, secrets redacted and secret references shown as written')
     .option('--quiet', 'print nothing when valid', false)
     .action((file: string, o: { quiet: boolean }) => {
       const config = loadConfig(file);

@@ -6,7 +6,7 @@
  */
 import Kafka from 'node-rdkafka';
 import { loadNative, type NativeAdmin, type TopicConfigEntry } from '../native';
-import type { ClientProps, RouteConfig, StraitConfig } from '../shared/config';
+import { shownValue, type ClientProps, type RouteConfig, type StraitConfig } from '../shared/config';
 import { StraitError } from '../shared/errors';
 import type { Logger } from '../shared/logger';
 import { targetCodec } from '../shared/profiles';
@@ -121,7 +121,7 @@ export class TopicManager {
     const c = this.config.clusters[alias]!;
     if (authError) {
       const user = c.properties['sasl.username'];
-      const how = `${String(c.properties['security.protocol'] ?? 'plaintext')}/${String(c.properties['sasl.mechanism'] ?? 'GSSAPI')}${user !== undefined ? ` as '${String(user)}'` : ''}`;
+      const how = `${String(c.properties['security.protocol'] ?? 'plaintext')}/${String(c.properties['sasl.mechanism'] ?? 'GSSAPI')}${user !== undefined ? ` as '${shownValue(this.config, ['clusters', alias, 'properties', 'sasl.username'], user)}'` : ''}`;
       return new StraitError('STRAIT_CLUSTER_AUTH', `cluster '${alias}' (${c.bootstrap}): authentication failed (${how}): ${authError.message}; check clusters.${alias}.properties`, { retriable: true, field: `clusters.${alias}.properties` });
     }
     return new StraitError('STRAIT_CLUSTER_UNREACHABLE', `cluster '${alias}' (${c.bootstrap}) is unreachable: ${err.message}`, { retriable: true });
@@ -131,7 +131,7 @@ export class TopicManager {
   private authzError(alias: string, what: string, operation: string, err: Kafka.LibrdKafkaError): StraitError {
     const c = this.config.clusters[alias]!;
     const user = c.properties['sasl.username'];
-    const principal = user !== undefined ? `User:${String(user)}` : 'the client principal';
+    const principal = user !== undefined ? `User:${shownValue(this.config, ['clusters', alias, 'properties', 'sasl.username'], user)}` : 'the client principal';
     if (err.code === ERR_TOPIC_AUTHORIZATION_FAILED || err.code === ERR_CLUSTER_AUTHORIZATION_FAILED) {
       return new StraitError('STRAIT_NOT_AUTHORIZED', `${what} on cluster '${alias}' (${c.bootstrap}) was refused: ${principal} needs the ${operation} ACL (${err.message})`);
     }

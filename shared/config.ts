@@ -13,10 +13,13 @@ import Ajv, { type ErrorObject } from 'ajv';
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { closest, distance } from 'fastest-levenshtein';
 import { parse as parseYaml } from 'yaml';
-import { ConfigError, StraitError, type FieldProblem } from './errors';
+import { clusterPropertyProblems, routePropertyProblems } from './client-properties';
+import { ConfigError, StraitError, fieldPath, type FieldProblem } from './errors';
 import { separatorProblems, topologyProblems } from './replication-policy';
+import { resolveReferences, scrubSecrets, type ResolvedReference } from './secret-references';
 
 const Name = (description: string) => Type.String({ pattern: '^[A-Za-z0-9._-]+$', minLength: 1, maxLength: 200, description });
+// Which names and values are allowed is shared/client-properties.ts's policy, checked next to the schema.
 const ClientProperties = Type.Record(Type.String({ minLength: 1 }), Type.Union([Type.String(), Type.Number(), Type.Boolean()]), {
   description: 'librdkafka client properties (see librdkafka CONFIGURATION.md)',
 });
@@ -201,33 +204,67 @@ export function redactProperties(props: ClientProps): ClientProps {
   return out;
 }
 
-/** A copy of the whole config safe to log or return over REST. */
+/** Where the references of each validated config were: redacted output shows the reference, not its value. */
+const referencesOf = new WeakMap<StraitConfig, ResolvedReference[]>();
+
+/**
+ * A copy of the whole config safe to log or return over REST: literal secrets (by key) are `<redacted>`, and every
+ * value that came from a reference, whatever its key, is shown as the reference as written (`${env:KAFKA_PASSWORD}`).
+ */
 export function redactConfig(config: StraitConfig): StraitConfig {
   const copy = structuredClone(config);
-  for (const c of Object.values(copy.clusters)) c.properties = redactProperties(c.properties);
+  for (const ref of referencesOf.get(config) ?? []) {
+    let holder: unknown = copy;
+    for (const s of ref.segments.slice(0, -1)) holder = holder !== null && typeof holder === 'object' ? (holder as Record<string | number, unknown>)[s] : undefined;
+    const last = ref.segments[ref.segments.length - 1]!;
+    if (holder !== null && typeof holder === 'object' && last in holder) (holder as Record<string | number, unknown>)[last] = ref.written;
+  }
+  const fromReference = new Set((referencesOf.get(config) ?? []).map((r) => fieldPath(r.segments)));
+  const keep = (base: string, props: ClientProps): ClientProps => {
+    const out = redactProperties(props);
+    for (const k of Object.keys(out)) if (fromReference.has(fieldPath([k], base))) out[k] = props[k]!;
+    return out;
+  };
+  for (const [alias, c] of Object.entries(copy.clusters)) c.properties = keep(fieldPath(['clusters', alias, 'properties']), c.properties);
   for (const r of copy.routes) {
     r.consumer = redactProperties(r.consumer);
     r.producer = redactProperties(r.producer);
   }
-  if (copy.controller.rest.token !== undefined) copy.controller.rest.token = '<redacted>';
+  if (copy.controller.rest.token !== undefined && !fromReference.has('controller.rest.token')) copy.controller.rest.token = '<redacted>';
   return copy;
+}
+
+function pointerKeys(pointer: string): string[] {
+  return pointer.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+}
+
+/**
+ * How a config value may appear in a message: the reference as written when it came from one (a user name from
+ * `${env:KAFKA_USER}` is shown as that), else the value itself.
+ */
+export function shownValue(config: StraitConfig, segments: readonly (string | number)[], value: unknown): string {
+  const path = fieldPath(segments);
+  const ref = (referencesOf.get(config) ?? []).find((r) => fieldPath(r.segments) === path);
+  return ref !== undefined ? ref.written : String(value);
 }
 
 /** `/routes/1/topics/include/0` -> `routes[1].topics.include[0]` */
 function toPath(pointer: string, extra?: string): string {
-  const parts = pointer.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
-  if (extra !== undefined) parts.push(extra);
-  let out = '';
-  for (const p of parts) out += /^[0-9]+$/.test(p) ? `[${p}]` : out === '' ? p : `.${p}`;
-  return out === '' ? '(root)' : out;
+  return fieldPath(extra === undefined ? pointerKeys(pointer) : [...pointerKeys(pointer), extra]);
 }
 
+/** The last key of a display path (`...properties["sasl.password"]` -> `sasl.password`). */
 function lastKey(path: string): string {
+  const quoted = /\[("(?:[^"\\]|\\.)*")\]$/.exec(path);
+  if (quoted !== null) return JSON.parse(quoted[1]!) as string;
   const m = /([^.[\]]+)\]?$/.exec(path);
   return m?.[1] ?? path;
 }
 
-function show(path: string, value: unknown): string {
+/** A value for an error message; `referenced` maps paths whose value came from a reference to the reference. */
+function show(path: string, value: unknown, referenced: ReadonlyMap<string, string>): string {
+  const written = referenced.get(path);
+  if (written !== undefined) return `the value of ${written}`;
   if (isSecretKey(lastKey(path))) return '<redacted>';
   if (typeof value === 'string') return `'${value.length > 80 ? `${value.slice(0, 77)}...` : value}'`;
   if (value === null) return 'null';
@@ -254,7 +291,7 @@ function describeSchema(schema: TSchema | undefined): string {
   return '';
 }
 
-function translate(err: ErrorObject, input: unknown): FieldProblem | undefined {
+function translate(err: ErrorObject, input: unknown, referenced: ReadonlyMap<string, string>): FieldProblem | undefined {
   const path = toPath(err.instancePath);
   const value = valueAt(input, err.instancePath);
   switch (err.keyword) {
@@ -268,25 +305,25 @@ function translate(err: ErrorObject, input: unknown): FieldProblem | undefined {
     case 'required':
       return { path: toPath(err.instancePath, String(err.params.missingProperty)), message: 'is required' };
     case 'type':
-      return { path, message: `must be ${String(err.params.type)}, got ${show(path, value)}` };
+      return { path, message: `must be ${String(err.params.type)}, got ${show(path, value, referenced)}` };
     case 'pattern': {
       const what = (err.parentSchema as { description?: string }).description;
-      return { path, message: `${show(path, value)} does not match ${what ?? `the pattern ${String(err.params.pattern)}`}` };
+      return { path, message: `${show(path, value, referenced)} does not match ${what ?? `the pattern ${String(err.params.pattern)}`}` };
     }
     case 'anyOf': {
       const allowed = describeSchema(err.parentSchema as TSchema);
-      return { path, message: `${show(path, value)} is not allowed; allowed: ${allowed || 'see the config reference'}` };
+      return { path, message: `${show(path, value, referenced)} is not allowed; allowed: ${allowed || 'see the config reference'}` };
     }
     case 'const':
       return undefined; // reported through the enclosing anyOf
     case 'format':
-      return { path, message: `${show(path, value)} is not a valid regular expression (${regexError(String(value))})` };
+      return { path, message: `${show(path, value, referenced)} is not a valid regular expression (${regexError(String(value))})` };
     case 'not':
-      return { path, message: `${show(path, value)} is not allowed` };
+      return { path, message: `${show(path, value, referenced)} is not allowed` };
     case 'propertyNames':
       return undefined; // the pattern error on the name itself says it
     default:
-      return { path, message: `${err.message ?? 'is invalid'}${value === undefined ? '' : `, got ${show(path, value)}`}` };
+      return { path, message: `${err.message ?? 'is invalid'}${value === undefined ? '' : `, got ${show(path, value, referenced)}`}` };
   }
 }
 
@@ -315,23 +352,56 @@ function checkSemantics(config: StraitConfig, problems: FieldProblem[]): void {
   }
 }
 
-/** Validates a parsed config object and fills defaults. Throws ConfigError listing every problem. */
+/** Client property problems of the raw (not yet schema-checked) document: the policy of shared/client-properties.ts. */
+function propertyProblems(doc: Record<string, unknown>): FieldProblem[] {
+  const problems: FieldProblem[] = [];
+  const isMap = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+  if (isMap(doc.clusters)) {
+    for (const [alias, c] of Object.entries(doc.clusters)) {
+      if (isMap(c)) problems.push(...clusterPropertyProblems(c.properties, fieldPath(['clusters', alias, 'properties'])));
+    }
+  }
+  if (Array.isArray(doc.routes)) {
+    doc.routes.forEach((r: unknown, i) => {
+      if (!isMap(r)) return;
+      for (const side of ['consumer', 'producer'] as const) {
+        if (r[side] !== undefined && isMap(r[side])) problems.push(...routePropertyProblems(side, r[side], fieldPath(['routes', i, side])));
+      }
+    });
+  }
+  return problems;
+}
+
+/** A ConfigError whose text carries no value a reference resolved to, whatever check quoted it. */
+function invalid(source: string, problems: FieldProblem[]): ConfigError {
+  return new ConfigError(source, problems.map((p) => ({ path: scrubSecrets(p.path), message: scrubSecrets(p.message) })));
+}
+
+/**
+ * Validates a parsed config object and fills defaults; secret references are resolved first (and refused inside
+ * routes). Throws ConfigError listing every problem.
+ */
 export function validateConfig(input: unknown, source = 'config'): StraitConfig {
   const copy: unknown = structuredClone(input ?? {});
   const problems: FieldProblem[] = [];
   if (copy === null || typeof copy !== 'object' || Array.isArray(copy)) {
     throw new ConfigError(source, [{ path: '(root)', message: 'must be a mapping with clusters, routes, ...' }]);
   }
+  const references = resolveReferences(copy, problems);
+  if (problems.length > 0) throw invalid(source, problems);
+  const referenced = new Map(references.map((r) => [fieldPath(r.segments), r.written]));
+  problems.push(...propertyProblems(copy as Record<string, unknown>));
   if (!validateSchema(copy)) {
     for (const e of validateSchema.errors ?? []) {
-      const p = translate(e, copy);
+      const p = translate(e, copy, referenced);
       if (p !== undefined && !problems.some((q) => q.path === p.path && q.message === p.message)) problems.push(p);
     }
-    throw new ConfigError(source, problems);
   }
-  const config = fill(copy);
+  if (problems.length > 0) throw invalid(source, problems);
+  const config = fill(copy as StraitConfigInput);
   checkSemantics(config, problems);
-  if (problems.length > 0) throw new ConfigError(source, problems);
+  if (problems.length > 0) throw invalid(source, problems);
+  referencesOf.set(config, references);
   return config;
 }
 

@@ -65,3 +65,17 @@ export class ConfigError extends StraitError {
     this.problems = problems;
   }
 }
+
+/**
+ * The display form of a config path or request field: `routes[0].topics.include[1]`, and a key that is not a plain
+ * name (librdkafka properties have dots) in brackets: `routes[0].consumer["sasl.kerberos.kinit.cmd"]`.
+ */
+export function fieldPath(segments: readonly (string | number)[], base = ''): string {
+  let out = base;
+  for (const s of segments) {
+    if (typeof s === 'number' || /^[0-9]+$/.test(s)) out += `[${s}]`;
+    else if (/^[A-Za-z0-9_-]+$/.test(s)) out += out === '' ? s : `.${s}`;
+    else out += `[${JSON.stringify(s)}]`;
+  }
+  return out === '' ? '(root)' : out;
+}

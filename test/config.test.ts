@@ -1,5 +1,5 @@
 import t from 'tap';
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, StraitError } from '../shared/errors';
@@ -26,9 +26,18 @@ t.test('every example config in examples/ is valid', async (t) => {
   const files = readdirSync(dir).filter((f) => /\.(ya?ml|json)$/.test(f));
   t.ok(files.length >= 2, 'active-passive and active-active examples exist');
   t.ok(files.includes('active-passive.yaml') && files.includes('active-active.yaml'));
+  // the examples take their secrets from references: provide them (files under a temp dir stand in for /etc/strait)
+  const secrets = mkdtempSync(join(tmpdir(), 'strait-example-secrets-'));
+  const env = { STRAIT_STANDBY_SASL_PASSWORD: 'example-password', STRAIT_REST_TOKEN: 'example-token-0123456789' };
+  Object.assign(process.env, env);
   for (const f of files) {
-    const c = loadConfig(join(dir, f));
+    const text = readFileSync(join(dir, f), 'utf8');
+    for (const m of text.matchAll(/\$\{file:\/etc\/strait\/secrets\/([^}]+)\}/g)) writeFileSync(join(secrets, m[1]!), 'example-file-secret\n');
+    const copy = join(secrets, f);
+    writeFileSync(copy, text.replaceAll('${file:/etc/strait/secrets/', `\${file:${secrets}/`));
+    const c = loadConfig(copy);
     t.ok(c.routes.length >= 1, `${f}: has routes`);
+    t.notMatch(text, /password: (?!\$\{)/, `${f}: passwords are references`);
   }
   const aa = loadConfig(join(dir, 'active-active.yaml'));
   t.same(aa.routes.map((r) => `${r.source}->${r.target}:${r.naming.policy}`), ['east->west:identity', 'west->east:identity']);
@@ -146,7 +155,7 @@ t.test('secrets are never printed back', async (t) => {
   }
   t.ok(err instanceof ConfigError);
   t.notMatch((err as Error).message, /hunter2/, 'error text carries no secret');
-  t.match((err as Error).message, /clusters\.b\.properties\.sasl\.password/);
+  t.match((err as Error).message, /clusters\.b\.properties\["sasl\.password"\]/);
   const redacted = JSON.stringify(redactConfig(validateConfig(base())));
   t.notMatch(redacted, /hunter2/);
   t.match(redacted, /<redacted>/);
