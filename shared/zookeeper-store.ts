@@ -27,8 +27,22 @@
  *
  * The `zookeeper` package (the official C client, single-threaded, driven by libuv) reports error codes as numbers
  * to the `a_*` callbacks; its promise API folds them into message strings, so this module uses the callbacks.
+ *
+ * Authentication and ACLs (`auth`). What the binding (zookeeper 7.3, C client 3.8) offers, read in its node-zk.cpp:
+ * `add_auth(scheme, auth)` (digest works; the C client re-sends it when the same handle reconnects), `a_get_acl`,
+ * `a_set_acl(path, aclVersion, acl)`. It does NOT offer: an ACL on create (`a_create`/`a_create_ttl` always pass
+ * ZOO_OPEN_ACL_UNSAFE), multi-op transactions, SASL (`zookeeper_init_sasl` is never called; the bundled C client is
+ * built without Cyrus SASL) or TLS (`zookeeper_init_ssl`). So digest is the only scheme, and every node is created
+ * world-open and sealed right after. To keep that window harmless, with `auth` set a node is created by a sealing
+ * protocol: create it *empty* and, pipelined on the same session (ZooKeeper runs one session's requests in order),
+ * set its ACL expecting ACL version 0; then write the record expecting data version 0. Anyone who read the node in
+ * between read nothing; anyone who changed its ACL or data in between makes one of those versioned calls fail, and
+ * the node is deleted (this process holds DELETE on the sealed parent) and made again. Readers take an empty record
+ * for "not written yet" (absent), and a writer that meets someone else's empty node waits for it to be filled (or,
+ * after `placeholderGraceMs`, deletes it: its creator died half-way). Digest credentials travel in clear text, like
+ * the rest of the ZooKeeper protocol without TLS: keep ZooKeeper on a trusted network.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { Packr } from 'msgpackr';
 import ZooKeeper from 'zookeeper';
 import { StraitError } from './errors';
@@ -79,6 +93,36 @@ interface NodeStat {
   ephemeralOwner: string;
 }
 
+/** Digest authentication of the store's sessions, and the ACL every node gets. */
+export interface ZooKeeperAuth {
+  scheme: 'digest';
+  /** `user:password`; the password is never logged, printed or stored */
+  credentials: string;
+  /**
+   * further digest identities (`user:base64(sha1(user:password))`, the id of a ZooKeeper digest ACL) granted ALL on
+   * every node besides this process's own: a credential rotation adds the new identity here first (README, "Security")
+   */
+  alsoGrant?: string[];
+}
+
+/** A ZooKeeper ACL entry as the binding takes and gives it (`perms` on read; `perm` on write: helper.js maps it). */
+interface AclEntry {
+  perms: number;
+  scheme: string;
+  auth: string;
+}
+
+/** The id a digest ACL names for `user:password`: `user:base64(sha1("user:password"))` (DigestAuthenticationProvider). */
+export function digestId(credentials: string): string {
+  const user = credentials.slice(0, credentials.indexOf(':'));
+  return `${user}:${createHash('sha1').update(credentials, 'utf8').digest('base64')}`;
+}
+
+/** `user` of `user:password` (safe to log) */
+function digestUser(credentials: string): string {
+  return credentials.slice(0, Math.max(0, credentials.indexOf(':')));
+}
+
 export interface ZooKeeperStoreOptions {
   /** `host:port[,host:port...][/chroot]` */
   connect: string;
@@ -104,6 +148,19 @@ export interface ZooKeeperStoreOptions {
   staleNodeWaitMs?: number;
   /** the C client's own log level (0 silent, 1 error ... 4 debug); process-wide, printed to stdout. Default 0 */
   clientLogLevel?: number;
+  /**
+   * digest authentication; every node this store creates then grants ALL to this identity (and `alsoGrant`) and
+   * nothing to anyone else. Without it nodes are world-open (config check refuses that unless
+   * store.allowUnauthenticated is set)
+   */
+  auth?: ZooKeeperAuth;
+  /**
+   * with `auth`: on connect, set the ACL of every node of the deployment (and of the root above it) that differs from
+   * the configured one, so a tree made before auth was configured (or before a rotation) is closed. Default true
+   */
+  reconcileAcls?: boolean;
+  /** with `auth`: how long a writer waits for another session's empty (half-made) node to be filled before deleting it. Default 5000 */
+  placeholderGraceMs?: number;
   log?: Logger;
 }
 
@@ -117,6 +174,9 @@ interface FilledOptions {
   operationTimeoutMs: number;
   staleNodeWaitMs: number;
   clientLogLevel: number;
+  auth: ZooKeeperAuth | undefined;
+  reconcileAcls: boolean;
+  placeholderGraceMs: number;
   log: Logger | undefined;
 }
 
@@ -352,7 +412,7 @@ function parentOf(path: string): string {
 
 export class ZooKeeperStore implements CoordinationStore {
   /** counters for operators (and tests): how often a versioned write lost a race and was retried, sessions opened */
-  readonly stats = { versionConflicts: 0, sessions: 0, sessionsLost: 0 };
+  readonly stats = { versionConflicts: 0, sessions: 0, sessionsLost: 0, tamperedNodes: 0, aclsReconciled: 0 };
 
   private readonly opts: FilledOptions;
   private readonly base: string;
@@ -372,6 +432,10 @@ export class ZooKeeperStore implements CoordinationStore {
   private readonly waiters = new Set<() => void>();
   /** persistent paths known to exist, so commits do not re-create parents */
   private readonly knownPaths = new Set<string>();
+  /** the ACL of every node this store creates (auth configured), else undefined (world-open) */
+  private readonly acl: AclEntry[] | undefined;
+  /** persistent nodes this process created empty and has not filled yet (a retry after a lost answer takes them over) */
+  private readonly placeholders = new Set<string>();
 
   private constructor(opts: ZooKeeperStoreOptions) {
     const root = (opts.root ?? '/strait').replace(/\/+$/, '');
@@ -386,9 +450,19 @@ export class ZooKeeperStore implements CoordinationStore {
       operationTimeoutMs: opts.operationTimeoutMs ?? 30_000,
       staleNodeWaitMs: opts.staleNodeWaitMs ?? 2 * (opts.sessionTimeoutMs ?? 10_000),
       clientLogLevel: opts.clientLogLevel ?? 0,
+      auth: opts.auth,
+      reconcileAcls: opts.reconcileAcls ?? true,
+      placeholderGraceMs: opts.placeholderGraceMs ?? 5000,
       log: opts.log,
     };
     this.base = `${root}/${segment(opts.deployment, 'deployment')}`;
+    const auth = opts.auth;
+    if (auth) {
+      if (auth.scheme !== 'digest') throw new StraitError('STRAIT_STORE', `store.auth.scheme '${String(auth.scheme)}' is not supported; allowed: digest`, { field: 'store.auth.scheme' });
+      if (!/^[^:]+:.+$/s.test(auth.credentials)) throw new StraitError('STRAIT_STORE', "store.auth.credentials must be 'user:password' (the value is not shown)", { field: 'store.auth.credentials' });
+      const ids = [digestId(auth.credentials), ...(auth.alsoGrant ?? [])];
+      this.acl = [...new Set(ids)].map((id) => ({ perms: C.ZOO_PERM_ALL, scheme: 'digest', auth: id }));
+    }
   }
 
   /**
@@ -400,6 +474,7 @@ export class ZooKeeperStore implements CoordinationStore {
     store.adopt(await store.openSession());
     try {
       for (const dir of ['workers', 'assignments', 'offsets', 'managed', 'controller', 'reports', 'routes']) await store.ensurePath(`${store.base}/${dir}`);
+      if (store.acl && store.opts.reconcileAcls) await store.reconcileAcls();
     } catch (e) {
       await store.close();
       throw e;
@@ -474,14 +549,21 @@ export class ZooKeeperStore implements CoordinationStore {
         () => fail(new StraitError('STRAIT_STORE', `no ZooKeeper session with ${connect} within ${connectTimeoutMs} ms (is ZooKeeper running and reachable there?)`, { retriable: true })),
         connectTimeoutMs,
       );
+      // with auth, the session is handed out only once the server took the credentials: no request of ours may run
+      // as world:anyone (the C client sends add_auth first and again on every reconnect of this handle)
+      let authed = this.opts.auth === undefined;
+      const ready = () => {
+        if (!opened || !authed || s.ended) return;
+        clearTimeout(timer);
+        if (this.closed) return fail(new StraitError('STRAIT_STORE', 'the ZooKeeper store was closed'));
+        resolve(s);
+      };
       zk.on('connect', () => {
         if (opened) return this.sessionEvent(s, 'connect');
         opened = true;
-        clearTimeout(timer);
         s.id = String(zk.client_id);
         s.timeoutMs = Number(zk.timeout) > 0 ? Number(zk.timeout) : sessionTimeoutMs;
-        if (this.closed) return fail(new StraitError('STRAIT_STORE', 'the ZooKeeper store was closed'));
-        resolve(s);
+        ready();
       });
       zk.on('connecting', () => this.sessionEvent(s, 'connecting'));
       zk.on('close', (_zk: unknown, code: number) => {
@@ -494,6 +576,18 @@ export class ZooKeeperStore implements CoordinationStore {
       });
       try {
         zk.init({});
+        const auth = this.opts.auth;
+        if (auth) {
+          const rc = zk.add_auth(auth.scheme, auth.credentials, (code: number) => {
+            if (code !== C.ZOK) {
+              fail(new StraitError('STRAIT_STORE', `ZooKeeper at ${connect} refused the store.auth credentials of user '${digestUser(auth.credentials)}': ${codeName(code)} (${code})`, { field: 'store.auth.credentials', retriable: RETRIABLE.has(code) }));
+              return;
+            }
+            authed = true;
+            ready();
+          }) as unknown;
+          if (typeof rc === 'number' && rc !== C.ZOK) throw new Error(`add_auth: ${codeName(rc)} (${rc})`);
+        }
       } catch (e) {
         fail(new StraitError('STRAIT_STORE', `cannot start a ZooKeeper client for ${connect}: ${(e as Error).message}`, { cause: e }));
       }
@@ -693,13 +787,22 @@ export class ZooKeeperStore implements CoordinationStore {
       if (this.closed) throw this.closedError();
       const retriable = RETRIABLE.has(r.rc);
       if (!retriable || Date.now() >= deadline) {
-        throw new StraitError('STRAIT_STORE', `ZooKeeper ${op} ${path} on ${this.opts.connect} failed: ${codeName(r.rc)} (${r.rc})`, { retriable });
+        const auth = this.opts.auth;
+        const hint =
+          r.rc !== C.ZNOAUTH ? '' : auth ? `: the identity of store.auth (user '${digestUser(auth.credentials)}') has no access there (wrong credentials, or the node belongs to another identity)` : ': the node has an ACL; set store.auth';
+        throw new StraitError('STRAIT_STORE', `ZooKeeper ${op} ${path} on ${this.opts.connect} failed: ${codeName(r.rc)} (${r.rc})${hint}`, { retriable, ...(r.rc === C.ZNOAUTH ? { field: 'store.auth' } : {}) });
       }
       await this.wait(Math.min(100, deadline - Date.now()));
     }
   }
 
+  /** A record node; an empty one (being made by the sealing protocol, see the top) reads as absent. */
   private async getNode(path: string): Promise<{ stat: NodeStat; data: Buffer | null } | undefined> {
+    const node = await this.getRaw(path);
+    return node && node.data && node.data.length > 0 ? node : undefined;
+  }
+
+  private async getRaw(path: string): Promise<{ stat: NodeStat; data: Buffer | null } | undefined> {
     const r = await this.call<{ stat: NodeStat; data: Buffer | null }>('get', path, (zk, done) =>
       zk.a_get(path, false, (rc, _e, stat, data) => done(rc, { stat: stat as unknown as NodeStat, data: (data as Buffer | null) ?? null })),
       [C.ZNONODE],
@@ -727,7 +830,8 @@ export class ZooKeeperStore implements CoordinationStore {
       zk.aw_get(path, this.watcher(s, onEvent), (rc, _e, stat, data) => done(rc, { stat: stat as unknown as NodeStat, data: (data as Buffer | null) ?? null })),
       [C.ZNONODE],
     );
-    return r.rc === C.ZOK ? r.value : undefined;
+    // an empty node is still being made: absent for now; the data watch left on it fires when it is filled
+    return r.rc === C.ZOK && r.value?.data && r.value.data.length > 0 ? r.value : undefined;
   }
 
   private async childrenWatch(path: string, onEvent: () => void): Promise<string[]> {
@@ -756,9 +860,10 @@ export class ZooKeeperStore implements CoordinationStore {
     }
   }
 
-  /** Creates a node; 'exists' if it is already there. Missing parents are created (persistent). */
+  /** Creates a node; 'exists' if it is already there (with a record). Missing parents are created (persistent). */
   private async createNode(path: string, data: Buffer, flags: number): Promise<'created' | 'exists'> {
     this.checkSize(path, data);
+    if (this.acl) return this.createSealed(path, data, flags);
     for (;;) {
       const r = await this.call<string>('create', path, (zk, done) => zk.a_create(path, data, flags, (rc, _e, p) => done(rc, p)), [C.ZNODEEXISTS, C.ZNONODE]);
       if (r.rc === C.ZOK) return 'created';
@@ -767,6 +872,97 @@ export class ZooKeeperStore implements CoordinationStore {
       this.knownPaths.delete(parentOf(path));
       await this.ensurePath(parentOf(path), true);
     }
+  }
+
+  /**
+   * create(empty) and setACL(version 0) issued back to back on one session; resolves with both codes. Retries the
+   * pair through disconnections like `call`.
+   */
+  private async createAndSeal(path: string, data: Buffer, flags: number): Promise<{ created: number; sealed: number }> {
+    const acl = this.acl!;
+    const deadline = Date.now() + this.opts.operationTimeoutMs;
+    for (;;) {
+      const s = await this.liveSession(deadline);
+      const [c, a] = await Promise.all([
+        this.issue<string>(s, (zk, done) => zk.a_create(path, data, flags, (rc, _e, p) => done(rc, p))),
+        this.issue<void>(s, (zk, done) => zk.a_set_acl(path, 0, acl, (rc) => done(rc))),
+      ]);
+      if (this.closed) throw this.closedError();
+      if (!RETRIABLE.has(c.rc)) return { created: c.rc, sealed: a.rc };
+      if (Date.now() >= deadline) {
+        throw new StraitError('STRAIT_STORE', `ZooKeeper create ${path} on ${this.opts.connect} failed: ${codeName(c.rc)} (${c.rc})`, { retriable: true });
+      }
+      await this.wait(Math.min(100, deadline - Date.now()));
+    }
+  }
+
+  /** The sealing protocol (see the top of this file): empty node, ACL at once, then the record. */
+  private async createSealed(path: string, data: Buffer, flags: number): Promise<'created' | 'exists'> {
+    let waitingSince: { czxid: number; at: number } | undefined;
+    for (;;) {
+      const r = await this.createAndSeal(path, Buffer.alloc(0), flags);
+      if (r.created === C.ZNONODE) {
+        this.knownPaths.delete(parentOf(path));
+        await this.ensurePath(parentOf(path), true);
+        continue;
+      }
+      if (r.created === C.ZOK) {
+        if (flags === C.ZOO_PERSISTENT) this.placeholders.add(path);
+        if (r.sealed !== C.ZOK) {
+          await this.tampered(path, `its ACL was changed before this process sealed it (${codeName(r.sealed)})`);
+          continue;
+        }
+        const filled = await this.fill(path, data, 0);
+        if (filled !== 'retry') return filled;
+        continue;
+      }
+      if (r.created !== C.ZNODEEXISTS) {
+        throw new StraitError('STRAIT_STORE', `ZooKeeper create ${path} on ${this.opts.connect} failed: ${codeName(r.created)} (${r.created})`, { retriable: false });
+      }
+      // the node is there: a record (done), or an empty node someone is still filling
+      const node = await this.getRaw(path);
+      if (!node) continue;
+      if (node.data && node.data.length > 0) return 'exists';
+      if (this.placeholders.has(path) || (node.stat.ephemeralOwner !== '0' && node.stat.ephemeralOwner === this.current?.id)) {
+        // ours, from an attempt whose answers were lost: seal it (again) and fill it
+        const sealed = await this.call<void>('set ACL', path, (zk, done) => zk.a_set_acl(path, -1, this.acl!, (rc) => done(rc)), [C.ZNONODE]);
+        if (sealed.rc === C.ZNONODE) continue;
+        const filled = await this.fill(path, data, node.stat.version);
+        if (filled !== 'retry') return filled;
+        continue;
+      }
+      if (!waitingSince || waitingSince.czxid !== node.stat.czxid) waitingSince = { czxid: node.stat.czxid, at: Date.now() };
+      if (Date.now() - waitingSince.at >= this.opts.placeholderGraceMs) {
+        this.opts.log?.warn({ path, graceMs: this.opts.placeholderGraceMs }, 'a ZooKeeper node stayed empty (its creator stopped half-way); deleting it and making it again');
+        await this.deleteNode(path, node.stat.version);
+        continue;
+      }
+      await this.wait(50);
+    }
+  }
+
+  /** Writes the record into a sealed empty node; 'retry' when it must be made again. */
+  private async fill(path: string, data: Buffer, version: number): Promise<'created' | 'exists' | 'retry'> {
+    const r = await this.call<NodeStat>('set', path, (zk, done) => zk.a_set(path, data, version, (rc, _e, stat) => done(rc, stat as unknown as NodeStat)), [C.ZBADVERSION, C.ZNONODE]);
+    if (r.rc === C.ZOK) {
+      this.placeholders.delete(path);
+      return 'created';
+    }
+    if (r.rc === C.ZNONODE) {
+      // deleted under us (another writer's grace ran out): make it again
+      this.placeholders.delete(path);
+      return 'retry';
+    }
+    // only a writer that got in before the seal can have moved the version of a node nobody fills but its creator
+    await this.tampered(path, 'its data was written before this process sealed it');
+    return 'retry';
+  }
+
+  private async tampered(path: string, why: string): Promise<void> {
+    this.stats.tamperedNodes++;
+    this.opts.log?.error({ path, code: 'STRAIT_STORE_TAMPERED' }, `a ZooKeeper node strait had just created was changed by another client (${why}); deleting it and making it again`);
+    this.placeholders.delete(path);
+    await this.deleteNode(path, -1);
   }
 
   /** setData with an expected version: the new Stat, or undefined when the version moved on or the node is gone. */
@@ -784,16 +980,85 @@ export class ZooKeeperStore implements CoordinationStore {
     return r.rc === C.ZOK;
   }
 
-  /** Creates `path` and its parents as persistent nodes (NODEEXISTS from a racing creator is fine). */
+  /**
+   * Creates `path` and its parents as persistent nodes (NODEEXISTS from a racing creator is fine). With auth, each
+   * folder made here is sealed in the same pipelined step; one that exists already and still has the open ACL of
+   * version 0 (made before auth was configured) is sealed by the same request.
+   */
   private async ensurePath(path: string, force = false): Promise<void> {
     if (!force && this.knownPaths.has(path)) return;
     let at = '';
     for (const part of path.split('/').slice(1)) {
       at += `/${part}`;
       if (!force && this.knownPaths.has(at)) continue;
-      const r = await this.call<string>('create', at, (zk, done) => zk.a_create(at, Buffer.alloc(0), C.ZOO_PERSISTENT, (rc, _e, p) => done(rc, p)), [C.ZNODEEXISTS]);
-      if (r.rc === C.ZOK || r.rc === C.ZNODEEXISTS) this.knownPaths.add(at);
+      const here = at;
+      if (this.acl) {
+        const r = await this.createAndSeal(here, Buffer.alloc(0), C.ZOO_PERSISTENT);
+        if (r.created === C.ZOK && r.sealed !== C.ZOK) {
+          // someone changed the ACL of a folder this process had just made: it can not be trusted with children
+          this.stats.tamperedNodes++;
+          throw new StraitError('STRAIT_STORE', `the ZooKeeper node ${here} was changed by another client while strait created it (${codeName(r.sealed)}); remove it and start again`);
+        }
+        if (r.created !== C.ZOK && r.created !== C.ZNODEEXISTS) {
+          throw new StraitError('STRAIT_STORE', `ZooKeeper create ${here} on ${this.opts.connect} failed: ${codeName(r.created)} (${r.created})`);
+        }
+        this.knownPaths.add(here);
+        continue;
+      }
+      const r = await this.call<string>('create', here, (zk, done) => zk.a_create(here, Buffer.alloc(0), C.ZOO_PERSISTENT, (rc, _e, p) => done(rc, p)), [C.ZNODEEXISTS]);
+      if (r.rc === C.ZOK || r.rc === C.ZNODEEXISTS) this.knownPaths.add(here);
     }
+  }
+
+  /**
+   * Sets the configured ACL on every node of the deployment whose ACL differs (a tree made before auth, or before a
+   * rotation changed `alsoGrant`), and on the root folders above it while they are open to world:anyone. A node
+   * this identity can not read the ACL of is reported, not skipped silently.
+   */
+  async reconcileAcls(): Promise<{ nodes: number; changed: number; unreadable: string[] }> {
+    const want = this.acl;
+    if (!want) return { nodes: 0, changed: 0, unreadable: [] };
+    const wanted = want.map((a) => `${a.scheme}:${a.auth}:${a.perms}`).sort().join(',');
+    const result = { nodes: 0, changed: 0, unreadable: [] as string[] };
+    const visit = async (path: string, exact: boolean): Promise<void> => {
+      const r = await this.call<{ acl: AclEntry[]; stat: { aversion: number } }>(
+        'get ACL',
+        path,
+        (zk, done) => zk.a_get_acl(path, (rc, _e, acl, stat) => done(rc, { acl: (acl ?? []) as AclEntry[], stat: stat as unknown as { aversion: number } })),
+        [C.ZNONODE, C.ZNOAUTH],
+      );
+      if (r.rc === C.ZNONODE) return;
+      result.nodes++;
+      if (r.rc === C.ZNOAUTH || !r.value) {
+        result.unreadable.push(path);
+        return;
+      }
+      const have = r.value.acl.map((a) => `${a.scheme}:${a.auth}:${a.perms}`).sort().join(',');
+      const open = r.value.acl.some((a) => a.scheme === 'world');
+      if (exact ? have !== wanted : open) {
+        const set = await this.call<void>('set ACL', path, (zk, done) => zk.a_set_acl(path, r.value!.stat.aversion, want, (rc) => done(rc)), [C.ZNONODE, C.ZBADVERSION, C.ZNOAUTH]);
+        if (set.rc === C.ZOK) result.changed++;
+        else if (set.rc === C.ZNOAUTH) result.unreadable.push(path);
+        else if (set.rc === C.ZBADVERSION) return visit(path, exact); // changed meanwhile: look again
+      }
+    };
+    const walk = async (path: string): Promise<void> => {
+      await visit(path, true);
+      const kids = await this.children(path).catch(() => [] as string[]);
+      // a level at a time, bounded: a deployment holds a node per partition under offsets/
+      for (let i = 0; i < kids.length; i += 64) await Promise.all(kids.slice(i, i + 64).map((k) => walk(`${path}/${k}`)));
+    };
+    const parts = this.base.split('/').slice(1);
+    for (let i = 1; i < parts.length; i++) await visit(`/${parts.slice(0, i).join('/')}`, false);
+    await walk(this.base);
+    this.stats.aclsReconciled += result.changed;
+    if (result.changed > 0 || result.unreadable.length > 0) {
+      this.opts.log?.[result.unreadable.length > 0 ? 'error' : 'info'](
+        { nodes: result.nodes, changed: result.changed, unreadable: result.unreadable.slice(0, 20) },
+        result.unreadable.length > 0 ? 'some ZooKeeper nodes of this deployment are not accessible with store.auth (another identity holds them)' : 'ZooKeeper ACLs set to store.auth on existing nodes',
+      );
+    }
+    return result;
   }
 
   /**
@@ -929,9 +1194,11 @@ export class ZooKeeperStore implements CoordinationStore {
             let key = 'none';
             if (stat) {
               const node = await this.getNode(path);
-              if (!node) continue; // deleted between the two reads: look again (the watch fired too)
-              a = decodeAssignment(node.data, path);
-              key = `${node.stat.czxid}:${node.stat.version}`;
+              // deleted between the two reads, or not filled yet: the exists watch fires on either, and runs this again
+              if (node) {
+                a = decodeAssignment(node.data, path);
+                key = `${node.stat.czxid}:${node.stat.version}`;
+              }
             }
             if (!w.active || this.closed || key === w.last) return;
             w.last = key;
