@@ -1012,8 +1012,10 @@ export class ZooKeeperStore implements CoordinationStore {
 
   /**
    * Sets the configured ACL on every node of the deployment whose ACL differs (a tree made before auth, or before a
-   * rotation changed `alsoGrant`), and on the root folders above it while they are open to world:anyone. A node
-   * this identity can not read the ACL of is reported, not skipped silently.
+   * rotation changed `alsoGrant`), and on the root folders above it when they are open to world:anyone or name one
+   * of this store's identities (strait made them); a root folder that another identity alone holds (a root shared
+   * with deployments of other credentials) is left as it is. A node this identity can not read the ACL of is
+   * reported, not skipped silently.
    */
   async reconcileAcls(): Promise<{ nodes: number; changed: number; unreadable: string[] }> {
     const want = this.acl;
@@ -1034,8 +1036,8 @@ export class ZooKeeperStore implements CoordinationStore {
         return;
       }
       const have = r.value.acl.map((a) => `${a.scheme}:${a.auth}:${a.perms}`).sort().join(',');
-      const open = r.value.acl.some((a) => a.scheme === 'world');
-      if (exact ? have !== wanted : open) {
+      const ours = r.value.acl.some((a) => a.scheme === 'world' || (a.scheme === 'digest' && want.some((w) => w.auth === a.auth)));
+      if (have !== wanted && (exact || ours)) {
         const set = await this.call<void>('set ACL', path, (zk, done) => zk.a_set_acl(path, r.value!.stat.aversion, want, (rc) => done(rc)), [C.ZNONODE, C.ZBADVERSION, C.ZNOAUTH]);
         if (set.rc === C.ZOK) result.changed++;
         else if (set.rc === C.ZNOAUTH) result.unreadable.push(path);
