@@ -85,6 +85,13 @@ function codeName(rc: number): string {
   return rc === SESSION_GONE ? 'SESSION_GONE' : (CODE_NAMES.get(rc) ?? 'UNKNOWN');
 }
 
+/** What the sealing protocol reads of a fresh node's Stat. */
+interface SealStat {
+  version: number;
+  aversion: number;
+  numChildren: number;
+}
+
 /** The part of a znode Stat this store reads (the binding builds it in createStatObject). */
 interface NodeStat {
   version: number;
@@ -436,6 +443,8 @@ export class ZooKeeperStore implements CoordinationStore {
   private readonly acl: AclEntry[] | undefined;
   /** persistent nodes this process created empty and has not filled yet (a retry after a lost answer takes them over) */
   private readonly placeholders = new Set<string>();
+  /** paths this process is creating right now, with how many creations of each run (only a lone one takes over) */
+  private readonly creating = new Map<string, number>();
 
   private constructor(opts: ZooKeeperStoreOptions) {
     const root = (opts.root ?? '/strait').replace(/\/+$/, '');
@@ -875,20 +884,22 @@ export class ZooKeeperStore implements CoordinationStore {
   }
 
   /**
-   * create(empty) and setACL(version 0) issued back to back on one session; resolves with both codes. Retries the
-   * pair through disconnections like `call`.
+   * create(empty), setACL(ACL version 0) and exists() issued back to back on one session (ZooKeeper answers one
+   * session's requests in order), so the stat tells how the node looked right after it was sealed; resolves with all
+   * three. Retries the group through disconnections like `call`.
    */
-  private async createAndSeal(path: string, data: Buffer, flags: number): Promise<{ created: number; sealed: number }> {
+  private async createAndSeal(path: string, flags: number): Promise<{ created: number; sealed: number; stat: SealStat | undefined }> {
     const acl = this.acl!;
     const deadline = Date.now() + this.opts.operationTimeoutMs;
     for (;;) {
       const s = await this.liveSession(deadline);
-      const [c, a] = await Promise.all([
-        this.issue<string>(s, (zk, done) => zk.a_create(path, data, flags, (rc, _e, p) => done(rc, p))),
+      const [c, a, e] = await Promise.all([
+        this.issue<string>(s, (zk, done) => zk.a_create(path, Buffer.alloc(0), flags, (rc, _e, p) => done(rc, p))),
         this.issue<void>(s, (zk, done) => zk.a_set_acl(path, 0, acl, (rc) => done(rc))),
+        this.issue<SealStat>(s, (zk, done) => zk.a_exists(path, false, (rc, _e, stat) => done(rc, stat as unknown as SealStat))),
       ]);
       if (this.closed) throw this.closedError();
-      if (!RETRIABLE.has(c.rc)) return { created: c.rc, sealed: a.rc };
+      if (!RETRIABLE.has(c.rc)) return { created: c.rc, sealed: a.rc, stat: e.rc === C.ZOK ? e.value : undefined };
       if (Date.now() >= deadline) {
         throw new StraitError('STRAIT_STORE', `ZooKeeper create ${path} on ${this.opts.connect} failed: ${codeName(c.rc)} (${c.rc})`, { retriable: true });
       }
@@ -896,66 +907,80 @@ export class ZooKeeperStore implements CoordinationStore {
     }
   }
 
+  /** Why a node this process just created and sealed can not be trusted, if it can not. */
+  private tamperedReason(r: { created: number; sealed: number; stat: SealStat | undefined }): string | undefined {
+    if (r.created !== C.ZOK) return undefined;
+    if (r.sealed !== C.ZOK) return `its ACL was changed before this process sealed it (${codeName(r.sealed)})`;
+    if (!r.stat) return 'it was deleted before this process sealed it';
+    if (r.stat.version !== 0 || r.stat.aversion !== 1) return 'its data was written before this process sealed it';
+    return undefined;
+  }
+
   /** The sealing protocol (see the top of this file): empty node, ACL at once, then the record. */
   private async createSealed(path: string, data: Buffer, flags: number): Promise<'created' | 'exists'> {
     let waitingSince: { czxid: number; at: number } | undefined;
-    for (;;) {
-      const r = await this.createAndSeal(path, Buffer.alloc(0), flags);
-      if (r.created === C.ZNONODE) {
-        this.knownPaths.delete(parentOf(path));
-        await this.ensurePath(parentOf(path), true);
-        continue;
-      }
-      if (r.created === C.ZOK) {
-        if (flags === C.ZOO_PERSISTENT) this.placeholders.add(path);
-        if (r.sealed !== C.ZOK) {
-          await this.tampered(path, `its ACL was changed before this process sealed it (${codeName(r.sealed)})`);
+    this.creating.set(path, (this.creating.get(path) ?? 0) + 1);
+    try {
+      for (;;) {
+        const r = await this.createAndSeal(path, flags);
+        if (r.created === C.ZNONODE) {
+          this.knownPaths.delete(parentOf(path));
+          await this.ensurePath(parentOf(path), true);
           continue;
         }
-        const filled = await this.fill(path, data, 0);
-        if (filled !== 'retry') return filled;
-        continue;
+        if (r.created === C.ZOK) {
+          if (flags === C.ZOO_PERSISTENT) this.placeholders.add(path);
+          const why = this.tamperedReason(r);
+          if (why) {
+            await this.tampered(path, why);
+            continue;
+          }
+          const filled = await this.fill(path, data, 0);
+          if (filled !== 'retry') return filled;
+          continue;
+        }
+        if (r.created !== C.ZNODEEXISTS) {
+          throw new StraitError('STRAIT_STORE', `ZooKeeper create ${path} on ${this.opts.connect} failed: ${codeName(r.created)} (${r.created})`, { retriable: false });
+        }
+        // the node is there: a record (done), or an empty node someone is still filling
+        const node = await this.getRaw(path);
+        if (!node) continue;
+        if (node.data && node.data.length > 0) return 'exists';
+        const mine = this.placeholders.has(path) || (node.stat.ephemeralOwner !== '0' && node.stat.ephemeralOwner === this.current?.id);
+        if (mine && this.creating.get(path) === 1) {
+          // ours, from an attempt whose answers were lost: seal it (again) and fill it
+          const sealed = await this.call<void>('set ACL', path, (zk, done) => zk.a_set_acl(path, -1, this.acl!, (rc) => done(rc)), [C.ZNONODE]);
+          if (sealed.rc === C.ZNONODE) continue;
+          const filled = await this.fill(path, data, node.stat.version);
+          if (filled !== 'retry') return filled;
+          continue;
+        }
+        if (!waitingSince || waitingSince.czxid !== node.stat.czxid) waitingSince = { czxid: node.stat.czxid, at: Date.now() };
+        if (Date.now() - waitingSince.at >= this.opts.placeholderGraceMs) {
+          this.opts.log?.warn({ path, graceMs: this.opts.placeholderGraceMs }, 'a ZooKeeper node stayed empty (its creator stopped half-way); deleting it and making it again');
+          await this.deleteNode(path, node.stat.version);
+          continue;
+        }
+        await this.wait(50);
       }
-      if (r.created !== C.ZNODEEXISTS) {
-        throw new StraitError('STRAIT_STORE', `ZooKeeper create ${path} on ${this.opts.connect} failed: ${codeName(r.created)} (${r.created})`, { retriable: false });
-      }
-      // the node is there: a record (done), or an empty node someone is still filling
-      const node = await this.getRaw(path);
-      if (!node) continue;
-      if (node.data && node.data.length > 0) return 'exists';
-      if (this.placeholders.has(path) || (node.stat.ephemeralOwner !== '0' && node.stat.ephemeralOwner === this.current?.id)) {
-        // ours, from an attempt whose answers were lost: seal it (again) and fill it
-        const sealed = await this.call<void>('set ACL', path, (zk, done) => zk.a_set_acl(path, -1, this.acl!, (rc) => done(rc)), [C.ZNONODE]);
-        if (sealed.rc === C.ZNONODE) continue;
-        const filled = await this.fill(path, data, node.stat.version);
-        if (filled !== 'retry') return filled;
-        continue;
-      }
-      if (!waitingSince || waitingSince.czxid !== node.stat.czxid) waitingSince = { czxid: node.stat.czxid, at: Date.now() };
-      if (Date.now() - waitingSince.at >= this.opts.placeholderGraceMs) {
-        this.opts.log?.warn({ path, graceMs: this.opts.placeholderGraceMs }, 'a ZooKeeper node stayed empty (its creator stopped half-way); deleting it and making it again');
-        await this.deleteNode(path, node.stat.version);
-        continue;
-      }
-      await this.wait(50);
+    } finally {
+      const n = (this.creating.get(path) ?? 1) - 1;
+      if (n > 0) this.creating.set(path, n);
+      else this.creating.delete(path);
     }
   }
 
-  /** Writes the record into a sealed empty node; 'retry' when it must be made again. */
+  /**
+   * Writes the record into a sealed empty node; 'retry' when it must be made again. Once sealed only holders of the
+   * credentials can write, so a version that moved on means another strait writer filled it: the caller reads it.
+   */
   private async fill(path: string, data: Buffer, version: number): Promise<'created' | 'exists' | 'retry'> {
     const r = await this.call<NodeStat>('set', path, (zk, done) => zk.a_set(path, data, version, (rc, _e, stat) => done(rc, stat as unknown as NodeStat)), [C.ZBADVERSION, C.ZNONODE]);
-    if (r.rc === C.ZOK) {
-      this.placeholders.delete(path);
-      return 'created';
-    }
-    if (r.rc === C.ZNONODE) {
-      // deleted under us (another writer's grace ran out): make it again
-      this.placeholders.delete(path);
-      return 'retry';
-    }
-    // only a writer that got in before the seal can have moved the version of a node nobody fills but its creator
-    await this.tampered(path, 'its data was written before this process sealed it');
-    return 'retry';
+    this.placeholders.delete(path);
+    if (r.rc === C.ZOK) return 'created';
+    // deleted under us (another writer's grace ran out): make it again
+    if (r.rc === C.ZNONODE) return 'retry';
+    return 'exists';
   }
 
   private async tampered(path: string, why: string): Promise<void> {
@@ -993,12 +1018,9 @@ export class ZooKeeperStore implements CoordinationStore {
       if (!force && this.knownPaths.has(at)) continue;
       const here = at;
       if (this.acl) {
-        const r = await this.createAndSeal(here, Buffer.alloc(0), C.ZOO_PERSISTENT);
-        if (r.created === C.ZOK && r.sealed !== C.ZOK) {
-          // someone changed the ACL of a folder this process had just made: it can not be trusted with children
-          this.stats.tamperedNodes++;
-          throw new StraitError('STRAIT_STORE', `the ZooKeeper node ${here} was changed by another client while strait created it (${codeName(r.sealed)}); remove it and start again`);
-        }
+        const r = await this.createAndSeal(here, C.ZOO_PERSISTENT);
+        const why = this.tamperedReason(r);
+        if (why || (r.created === C.ZOK && r.stat && r.stat.numChildren > 0)) await this.checkFreshFolder(here, why);
         if (r.created !== C.ZOK && r.created !== C.ZNODEEXISTS) {
           throw new StraitError('STRAIT_STORE', `ZooKeeper create ${here} on ${this.opts.connect} failed: ${codeName(r.created)} (${r.created})`);
         }
@@ -1007,6 +1029,28 @@ export class ZooKeeperStore implements CoordinationStore {
       }
       const r = await this.call<string>('create', here, (zk, done) => zk.a_create(here, Buffer.alloc(0), C.ZOO_PERSISTENT, (rc, _e, p) => done(rc, p)), [C.ZNODEEXISTS]);
       if (r.rc === C.ZOK || r.rc === C.ZNODEEXISTS) this.knownPaths.add(here);
+    }
+  }
+
+  /**
+   * A folder this process just made had children (or a changed ACL) by the time it was sealed. A child made by
+   * another strait process is sealed by that process's own pipelined request at once; one still open to the world
+   * a moment later was made by someone without the credentials and is deleted. A folder whose ACL was changed
+   * can not be trusted at all.
+   */
+  private async checkFreshFolder(path: string, why: string | undefined): Promise<void> {
+    if (why && why !== 'its data was written before this process sealed it') {
+      this.stats.tamperedNodes++;
+      throw new StraitError('STRAIT_STORE', `the ZooKeeper node ${path} was changed by another client while strait created it (${why}); remove it and start again`);
+    }
+    await this.wait(200);
+    for (const child of await this.children(path)) {
+      const at = `${path}/${child}`;
+      const r = await this.call<AclEntry[]>('get ACL', at, (zk, done) => zk.a_get_acl(at, (rc, _e, acl) => done(rc, (acl ?? []) as AclEntry[])), [C.ZNONODE, C.ZNOAUTH]);
+      if (r.rc !== C.ZOK || !r.value?.some((a) => a.scheme === 'world')) continue;
+      this.stats.tamperedNodes++;
+      this.opts.log?.error({ path: at, code: 'STRAIT_STORE_TAMPERED' }, 'a world-open ZooKeeper node appeared in a folder strait had just created; deleting it');
+      await this.deleteNode(at, -1);
     }
   }
 
