@@ -111,7 +111,9 @@ const ConfigSchema = Type.Object(
         auth: Type.Optional(
           Type.Object(
             {
-              scheme: Type.Literal('digest'),
+              // anyOf, so a wrong value is reported with the allowed ones (a bare literal only yields 'const', and
+              // TypeBox folds a one-member union into that literal)
+              scheme: Type.Unsafe<'digest'>({ anyOf: [{ type: 'string', const: 'digest' }] }),
               credentials: Type.String({ minLength: 3, pattern: '^[^:]+:[\\s\\S]+$', description: "'user:password'" }),
               alsoGrant: Type.Array(Type.String({ pattern: '^[^:]+:[A-Za-z0-9+/]{27}=$', description: "a digest ACL id 'user:base64(sha1(user:password))'" }), { default: [] }),
             },
@@ -254,7 +256,7 @@ function lastKey(path: string): string {
 }
 
 function show(path: string, value: unknown): string {
-  if (isSecretKey(lastKey(path)) || path.startsWith('store.auth.')) return '<redacted>';
+  if (isSecretKey(lastKey(path)) || path.startsWith('store.auth.alsoGrant')) return '<redacted>';
   if (typeof value === 'string') return `'${value.length > 80 ? `${value.slice(0, 77)}...` : value}'`;
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';

@@ -29,8 +29,9 @@
  * to the `a_*` callbacks; its promise API folds them into message strings, so this module uses the callbacks.
  *
  * Authentication and ACLs (`auth`). What the binding (zookeeper 7.3, C client 3.8) offers, read in its node-zk.cpp:
- * `add_auth(scheme, auth)` (digest works; the C client re-sends it when the same handle reconnects), `a_get_acl`,
- * `a_set_acl(path, aclVersion, acl)`. It does NOT offer: an ACL on create (`a_create`/`a_create_ttl` always pass
+ * `add_auth(scheme, auth)` (digest works; the C client re-sends it when the same handle reconnects), `a_get_acl`
+ * (unusable: a getACL the server refuses, e.g. NOAUTH or NONODE, crashes the process — its callback frees a null
+ * ACL list), `a_set_acl(path, aclVersion, acl)`. It does NOT offer: an ACL on create (`a_create`/`a_create_ttl` always pass
  * ZOO_OPEN_ACL_UNSAFE), multi-op transactions, SASL (`zookeeper_init_sasl` is never called; the bundled C client is
  * built without Cyrus SASL) or TLS (`zookeeper_init_ssl`). So digest is the only scheme, and every node is created
  * world-open and sealed right after. To keep that window harmless, with `auth` set a node is created by a sealing
@@ -912,7 +913,7 @@ export class ZooKeeperStore implements CoordinationStore {
     if (r.created !== C.ZOK) return undefined;
     if (r.sealed !== C.ZOK) return `its ACL was changed before this process sealed it (${codeName(r.sealed)})`;
     if (!r.stat) return 'it was deleted before this process sealed it';
-    if (r.stat.version !== 0 || r.stat.aversion !== 1) return 'its data was written before this process sealed it';
+    if (r.stat.version !== 0) return 'its data was written before this process sealed it';
     return undefined;
   }
 
@@ -1034,9 +1035,9 @@ export class ZooKeeperStore implements CoordinationStore {
 
   /**
    * A folder this process just made had children (or a changed ACL) by the time it was sealed. A child made by
-   * another strait process is sealed by that process's own pipelined request at once; one still open to the world
-   * a moment later was made by someone without the credentials and is deleted. A folder whose ACL was changed
-   * can not be trusted at all.
+   * another strait process is sealed by that process's own pipelined request at once; one still unsealed (ACL
+   * version 0) a moment later, or one this identity can not read, was made by someone without the credentials and is
+   * deleted (this process holds DELETE on the folder). A folder whose ACL was changed can not be trusted at all.
    */
   private async checkFreshFolder(path: string, why: string | undefined): Promise<void> {
     if (why && why !== 'its data was written before this process sealed it') {
@@ -1046,64 +1047,48 @@ export class ZooKeeperStore implements CoordinationStore {
     await this.wait(200);
     for (const child of await this.children(path)) {
       const at = `${path}/${child}`;
-      const r = await this.call<AclEntry[]>('get ACL', at, (zk, done) => zk.a_get_acl(at, (rc, _e, acl) => done(rc, (acl ?? []) as AclEntry[])), [C.ZNONODE, C.ZNOAUTH]);
-      if (r.rc !== C.ZOK || !r.value?.some((a) => a.scheme === 'world')) continue;
+      const r = await this.call<SealStat>('get', at, (zk, done) => zk.a_get(at, false, (rc, _e, stat) => done(rc, stat as unknown as SealStat)), [C.ZNONODE, C.ZNOAUTH]);
+      if (r.rc === C.ZNONODE || (r.rc === C.ZOK && r.value && r.value.aversion > 0)) continue;
       this.stats.tamperedNodes++;
-      this.opts.log?.error({ path: at, code: 'STRAIT_STORE_TAMPERED' }, 'a world-open ZooKeeper node appeared in a folder strait had just created; deleting it');
+      this.opts.log?.error({ path: at, code: 'STRAIT_STORE_TAMPERED' }, 'an unsealed ZooKeeper node appeared in a folder strait had just created; deleting it');
       await this.deleteNode(at, -1);
     }
   }
 
   /**
-   * Sets the configured ACL on every node of the deployment whose ACL differs (a tree made before auth, or before a
-   * rotation changed `alsoGrant`), and on the root folders above it when they are open to world:anyone or name one
-   * of this store's identities (strait made them); a root folder that another identity alone holds (a root shared
-   * with deployments of other credentials) is left as it is. A node this identity can not read the ACL of is
-   * reported, not skipped silently.
+   * Sets the configured ACL on every node of the deployment and on the root folders above it (those this identity
+   * may administer), so a tree made before auth was configured, or before a rotation changed `alsoGrant`, is closed
+   * and handed over. It writes every node (one setACL each, ~10k nodes in about a second or two): the binding can not
+   * read an ACL safely — its getACL callback dereferences a null ACL list when the server answers with an error
+   * (node-zk.cpp acl_completion -> deallocate_ACL_vector(NULL)), and a node may vanish or be closed to us between
+   * listing and reading. A node this identity may not change is reported.
    */
-  async reconcileAcls(): Promise<{ nodes: number; changed: number; unreadable: string[] }> {
+  async reconcileAcls(): Promise<{ nodes: number; changed: number; refused: string[] }> {
     const want = this.acl;
-    if (!want) return { nodes: 0, changed: 0, unreadable: [] };
-    const wanted = want.map((a) => `${a.scheme}:${a.auth}:${a.perms}`).sort().join(',');
-    const result = { nodes: 0, changed: 0, unreadable: [] as string[] };
-    const visit = async (path: string, exact: boolean): Promise<void> => {
-      const r = await this.call<{ acl: AclEntry[]; stat: { aversion: number } }>(
-        'get ACL',
-        path,
-        (zk, done) => zk.a_get_acl(path, (rc, _e, acl, stat) => done(rc, { acl: (acl ?? []) as AclEntry[], stat: stat as unknown as { aversion: number } })),
-        [C.ZNONODE, C.ZNOAUTH],
-      );
+    const result = { nodes: 0, changed: 0, refused: [] as string[] };
+    if (!want) return result;
+    const seal = async (path: string, above: boolean): Promise<void> => {
+      const r = await this.call<void>('set ACL', path, (zk, done) => zk.a_set_acl(path, -1, want, (rc) => done(rc)), [C.ZNONODE, C.ZNOAUTH]);
       if (r.rc === C.ZNONODE) return;
       result.nodes++;
-      if (r.rc === C.ZNOAUTH || !r.value) {
-        result.unreadable.push(path);
-        return;
-      }
-      const have = r.value.acl.map((a) => `${a.scheme}:${a.auth}:${a.perms}`).sort().join(',');
-      const ours = r.value.acl.some((a) => a.scheme === 'world' || (a.scheme === 'digest' && want.some((w) => w.auth === a.auth)));
-      if (have !== wanted && (exact || ours)) {
-        const set = await this.call<void>('set ACL', path, (zk, done) => zk.a_set_acl(path, r.value!.stat.aversion, want, (rc) => done(rc)), [C.ZNONODE, C.ZBADVERSION, C.ZNOAUTH]);
-        if (set.rc === C.ZOK) result.changed++;
-        else if (set.rc === C.ZNOAUTH) result.unreadable.push(path);
-        else if (set.rc === C.ZBADVERSION) return visit(path, exact); // changed meanwhile: look again
-      }
+      if (r.rc === C.ZOK) result.changed++;
+      // a root folder above the deployment that another identity holds (a shared root) is theirs to keep
+      else if (!above) result.refused.push(path);
     };
     const walk = async (path: string): Promise<void> => {
-      await visit(path, true);
+      await seal(path, false);
       const kids = await this.children(path).catch(() => [] as string[]);
-      // a level at a time, bounded: a deployment holds a node per partition under offsets/
+      // bounded: a deployment holds a node per partition under offsets/
       for (let i = 0; i < kids.length; i += 64) await Promise.all(kids.slice(i, i + 64).map((k) => walk(`${path}/${k}`)));
     };
     const parts = this.base.split('/').slice(1);
-    for (let i = 1; i < parts.length; i++) await visit(`/${parts.slice(0, i).join('/')}`, false);
+    for (let i = 1; i < parts.length; i++) await seal(`/${parts.slice(0, i).join('/')}`, true);
     await walk(this.base);
     this.stats.aclsReconciled += result.changed;
-    if (result.changed > 0 || result.unreadable.length > 0) {
-      this.opts.log?.[result.unreadable.length > 0 ? 'error' : 'info'](
-        { nodes: result.nodes, changed: result.changed, unreadable: result.unreadable.slice(0, 20) },
-        result.unreadable.length > 0 ? 'some ZooKeeper nodes of this deployment are not accessible with store.auth (another identity holds them)' : 'ZooKeeper ACLs set to store.auth on existing nodes',
-      );
-    }
+    this.opts.log?.[result.refused.length > 0 ? 'error' : 'info'](
+      { nodes: result.nodes, sealed: result.changed, refused: result.refused.slice(0, 20) },
+      result.refused.length > 0 ? 'some ZooKeeper nodes of this deployment can not be changed with store.auth (another identity holds them)' : 'ZooKeeper ACLs of this deployment set to store.auth',
+    );
     return result;
   }
 

@@ -2,7 +2,7 @@
  * Security of the ZooKeeper store (issue 14, "ZooKeeper" and "Proof"), against the real test ZooKeeper and Kafka:
  * - with store.auth, every node of a running deployment carries an ACL granting ALL to strait's digest identity and
  *   nothing to anyone else; a client without credentials, or with wrong ones, is refused (NOAUTH) on every read and
- *   write of every node (get, set, getChildren, create below, delete, get/set ACL), while strait works end to end;
+ *   write of every node (get, set, getChildren, create below, delete, setACL), while strait works end to end;
  * - a tree made without auth (an older deployment) is closed when a store with auth connects, and a credential
  *   rotation through store.auth.alsoGrant hands the tree over without a moment nobody can read it;
  * - a forged route inside an assignment record (written with valid credentials: a compromised or stale writer),
@@ -76,7 +76,7 @@ async function notRefused(zk: ZooKeeper, path: string): Promise<string[]> {
     ['getChildren', (d) => zk.a_get_children(path, false, d)],
     ['set', (d) => zk.a_set(path, Buffer.from('forged'), -1, d)],
     ['create child', (d) => zk.a_create(`${path}/forged`, Buffer.from('forged'), C.ZOO_PERSISTENT, d)],
-    ['getACL', (d) => zk.a_get_acl(path, d)],
+    // getACL is not tried: the binding crashes on a refused one (its callback frees a null ACL list)
     ['setACL', (d) => zk.a_set_acl(path, -1, [{ perms: C.ZOO_PERM_ALL, scheme: 'world', auth: 'anyone' }], d)],
     ['delete', (d) => zk.a_delete_(path, -1, d)],
   ];
@@ -214,7 +214,7 @@ t.test('a running deployment with store.auth: every node closed to others; a for
   for (const [who, zk] of [['unauthenticated', anon], ['wrong credentials', impostor]] as const) {
     const leaks: string[] = [];
     for (const n of nodes) leaks.push(...(await notRefused(zk, n)));
-    t.same(leaks, [], `${who}: NOAUTH on get/getChildren/set/create/getACL/setACL/delete of all ${nodes.length} nodes`);
+    t.same(leaks, [], `${who}: NOAUTH on get/getChildren/set/create/setACL/delete of all ${nodes.length} nodes`);
   }
   t.same(await tree(owner, base).then((l) => l.filter((n) => n.endsWith('/forged'))), [], 'nothing was created by the refused clients');
 
