@@ -1138,9 +1138,11 @@ export class ZooKeeperStore implements CoordinationStore {
     return this.readWorkers(await this.children(`${this.base}/workers`));
   }
 
-  private async readWorkers(names: string[]): Promise<WorkerInfo[]> {
+  /** `onEvent`: leave a data watch on each node too (a registration still being filled counts once it is) */
+  private async readWorkers(names: string[], onEvent?: () => void): Promise<WorkerInfo[]> {
     const dir = `${this.base}/workers`;
-    const nodes = await Promise.all(names.map(async (n) => ({ path: `${dir}/${n}`, node: await this.getNode(`${dir}/${n}`) })));
+    const read = (path: string) => (onEvent ? this.getWatch(path, onEvent) : this.getNode(path));
+    const nodes = await Promise.all(names.map(async (n) => ({ path: `${dir}/${n}`, node: await read(`${dir}/${n}`) })));
     const out: WorkerInfo[] = [];
     for (const { path, node } of nodes) if (node) out.push(decodeWorker(node.data, path, node.stat.ephemeralOwner));
     return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
@@ -1156,7 +1158,7 @@ export class ZooKeeperStore implements CoordinationStore {
         async () => {
           if (!w.active || this.closed) return;
           const names = await this.childrenWatch(dir, () => void w.job.trigger());
-          const list = await this.readWorkers(names);
+          const list = await this.readWorkers(names, () => void w.job.trigger());
           // a worker registered again on a new session counts as a change (see WorkerInfo.session)
           const key = list.map((x) => `${x.id} ${x.session ?? ''}`).join('\n');
           if (!w.active || this.closed || key === w.last) return;
