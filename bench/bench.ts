@@ -93,6 +93,8 @@ interface Clusters {
   target: string;
   /** local clusters started with ZooKeeper (rest scenario) */
   zookeeper?: string;
+  /** store.auth for the harness ZooKeeper */
+  zookeeperAuth?: { scheme: 'digest'; credentials: string };
   /** the source's listener advertised through the delay proxy's port (local clusters only) */
   sourceWan?: { bootstrap: string; upstream: string; port: number };
   runtime: KafkaRuntime;
@@ -120,7 +122,7 @@ async function clusters(opts: BenchOptions): Promise<Clusters> {
   return {
     source: a.bootstrap,
     target: state.clusters.b!.bootstrap,
-    ...(state.zookeeper ? { zookeeper: state.zookeeper.connect } : {}),
+    ...(state.zookeeper ? { zookeeper: state.zookeeper.connect, zookeeperAuth: state.zookeeper.auth } : {}),
     ...(a.wan ? { sourceWan: { bootstrap: a.wan.bootstrap, upstream: `127.0.0.1:${a.wan.port}`, port: a.wan.proxyPort } } : {}),
     runtime,
     stop: async () => void (await dev.down({ dir })),
@@ -651,7 +653,7 @@ async function restScenario(ctx: RunContext): Promise<ScenarioResult> {
     deployment: `bench-rest-${Date.now().toString(36)}`,
     clusters: { a: { bootstrap: c.source }, b: { bootstrap: c.target } },
     routes: [{ name: 'bench', source: 'a', target: 'b', topics: { include: [topic] } }],
-    store: { type: 'zookeeper', connect: c.zookeeper!, sessionTimeoutMs: 6000 },
+    store: { type: 'zookeeper', connect: c.zookeeper!, sessionTimeoutMs: 6000, auth: c.zookeeperAuth },
     controller: { refreshTopicsIntervalMs: 2000, rest: { port: 0 } },
     metrics: { port: 0 },
     worker: { threads: 1 },

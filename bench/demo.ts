@@ -69,11 +69,13 @@ async function startFleet(state: dev.DevState, dir: string, base: Record<string,
       file,
       stringify({
         ...base,
-        store: { type: 'zookeeper', connect: zk.connect, sessionTimeoutMs: 6000 },
+        // the harness's digest credentials: the fleet's znodes are readable and writable by that identity only
+        store: { type: 'zookeeper', connect: zk.connect, sessionTimeoutMs: 6000, auth: zk.auth },
         controller: { id: role === 'controller' ? id : undefined, refreshTopicsIntervalMs: 2000, rest: { port: 0 } },
         worker: { id: role === 'worker' ? id : undefined, threads: 1 },
         log: { level: 'info' },
       }),
+      { mode: 0o600 },
     );
     const log = join(dir, `${id}.log`);
     logs.push(log);

@@ -34,6 +34,16 @@ export interface ZooKeeperState {
   port: number;
   dir: string;
   logDir: string;
+  /**
+   * the digest credentials strait processes of this harness authenticate with (store.auth), made up when the
+   * ZooKeeper state is created; kept in the state file (a local dev secret), never printed
+   */
+  auth: { scheme: 'digest'; credentials: string };
+}
+
+/** Fresh digest credentials for a harness ZooKeeper. */
+function newZooKeeperAuth(): ZooKeeperState['auth'] {
+  return { scheme: 'digest', credentials: `strait-dev:${randomBytes(18).toString('base64url')}` };
 }
 
 export interface DevState {
@@ -395,7 +405,7 @@ export async function up(opts: UpOptions = {}): Promise<DevState> {
   if (opts.zookeeper) {
     const port = await freePort();
     const zdir = join(dir, 'zookeeper');
-    state.zookeeper = { connect: `127.0.0.1:${port}`, pid: 0, port, dir: zdir, logDir: join(zdir, 'logs') };
+    state.zookeeper = { connect: `127.0.0.1:${port}`, pid: 0, port, dir: zdir, logDir: join(zdir, 'logs'), auth: newZooKeeperAuth() };
   }
   writeState(dir, state);
   log(`starting ${count} Kafka ${runtime.version} cluster${count > 1 ? 's' : ''}${opts.zookeeper ? ' and ZooKeeper' : ''} ...`);
@@ -471,7 +481,7 @@ export async function startStoppedZooKeeper(opts: { dir?: string } = {}): Promis
  */
 export async function startOwnZooKeeper(runtime: KafkaRuntime, dir: string, existing?: ZooKeeperState): Promise<ZooKeeperState> {
   const port = existing?.port ?? (await freePort());
-  const z: ZooKeeperState = existing ?? { connect: `127.0.0.1:${port}`, pid: 0, port, dir, logDir: join(dir, 'logs') };
+  const z: ZooKeeperState = existing ?? { connect: `127.0.0.1:${port}`, pid: 0, port, dir, logDir: join(dir, 'logs'), auth: newZooKeeperAuth() };
   await startZooKeeper(runtime, z);
   return z;
 }

@@ -24,7 +24,10 @@ async function setUp(configFile: string, role: string): Promise<{ config: Strait
   const log = createLogger(`strait-${role}`, config.log.level);
   log.info({ config: redactConfig(config) }, `starting strait ${role}`);
   const metrics = new StraitMetrics();
-  const store = await ZooKeeperStore.connect({ connect: config.store.connect, deployment: config.deployment, root: config.store.root, sessionTimeoutMs: config.store.sessionTimeoutMs, log });
+  const { connect, root, sessionTimeoutMs, auth } = config.store;
+  if (!auth) log.warn({ field: 'store.allowUnauthenticated' }, 'ZooKeeper store without auth: every znode of this deployment is readable and writable by anyone who reaches ZooKeeper');
+  // the controller (one per deployment at a time, standbys too) closes ACLs left open by an older tree; workers only create
+  const store = await ZooKeeperStore.connect({ connect, deployment: config.deployment, root, sessionTimeoutMs, log, ...(auth ? { auth } : {}), reconcileAcls: role === 'controller' });
   return { config, log, metrics, store };
 }
 
@@ -96,7 +99,7 @@ export async function runWorker(configFile: string): Promise<void> {
   store.onSessionRestored(() => log.info({ worker: worker.id }, 'coordination session restored: waiting for a new assignment'));
   const server = await serveHttp(config, metrics, log, (req, res) => {
     if (req.url !== '/v1/status') return false;
-    return json(res, 200, { worker: { id: worker.id, totals: worker.pipeline.totals } });
+    return json(res, 200, { worker: { id: worker.id, totals: worker.pipeline.totals, unverifiedRoutes: [...worker.unverifiedRoutes.keys()] } });
   });
   await worker.start();
   await untilSignal(log, 'stopping');

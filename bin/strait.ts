@@ -8,6 +8,14 @@ import { loadConfig, redactConfig } from '../shared/config';
 import * as dev from '../bench/local-cluster';
 import { DEFAULT_KAFKA_VERSION, ensureKafka, spawnKafkaClass } from '../bench/kafka-runtime';
 
+/** The harness state without the ZooKeeper password (it stays in state.json, for the harness's own fleets). */
+function printableState(state: dev.DevState): dev.DevState {
+  const zk = state.zookeeper;
+  if (!zk) return state;
+  const user = zk.auth.credentials.slice(0, zk.auth.credentials.indexOf(':'));
+  return { ...state, zookeeper: { ...zk, auth: { ...zk.auth, credentials: `${user}:<redacted>` } } };
+}
+
 const pkg = require('../../package.json') as { version: string };
 
 function int(name: string, min: number, max: number) {
@@ -59,7 +67,7 @@ export function buildProgram(): Command {
     .action(async (o: { clusters: number; zookeeper: boolean; sasl: boolean; kafkaVersion: string; dir: string; json: boolean }) => {
       const started = Date.now();
       const state = await dev.up({ clusters: o.clusters, zookeeper: o.zookeeper, sasl: o.sasl, kafkaVersion: o.kafkaVersion, dir: o.dir, log: (l) => process.stderr.write(`${l}\n`) });
-      if (o.json) return print(JSON.stringify(state, null, 2));
+      if (o.json) return print(JSON.stringify(printableState(state), null, 2));
       for (const [alias, c] of Object.entries(state.clusters)) print(`kafka ${alias}: ${c.bootstrap}${c.saslBootstrap ? `, SASL ${c.saslBootstrap}` : ''} (pid ${c.pid}, logs ${c.logDir})`);
       if (state.zookeeper) print(`zookeeper: ${state.zookeeper.connect} (pid ${state.zookeeper.pid})`);
       print(`ready in ${((Date.now() - started) / 1000).toFixed(1)} s; state in ${dev.statePath(o.dir)}; stop with 'strait dev down'`);
@@ -84,7 +92,7 @@ export function buildProgram(): Command {
         process.exitCode = 3;
         return;
       }
-      if (o.json) return print(JSON.stringify({ ...state, running: dev.runningProcesses(state) }, null, 2));
+      if (o.json) return print(JSON.stringify({ ...printableState(state), running: dev.runningProcesses(state) }, null, 2));
       const running = dev.runningProcesses(state).join(' ');
       for (const [alias, c] of Object.entries(state.clusters)) {
         print(`kafka ${alias}: ${c.bootstrap} pid ${c.pid} ${running.includes(`kafka ${alias} `) ? 'running' : 'STOPPED'}`);

@@ -111,6 +111,19 @@ const ConfigSchema = Type.Object(
         connect: Type.Optional(Type.String({ minLength: 1, pattern: '^[^,\\s]+:[0-9]+(,[^,\\s]+:[0-9]+)*(/.*)?$' })),
         root: Type.String({ pattern: '^/', default: '/strait' }),
         sessionTimeoutMs: Ms(10_000, 2000),
+        auth: Type.Optional(
+          Type.Object(
+            {
+              // anyOf, so a wrong value is reported with the allowed ones (a bare literal only yields 'const', and
+              // TypeBox folds a one-member union into that literal)
+              scheme: Type.Unsafe<'digest'>({ anyOf: [{ type: 'string', const: 'digest' }] }),
+              credentials: Type.String({ minLength: 3, pattern: '^[^:]+:[\\s\\S]+$', description: "'user:password'" }),
+              alsoGrant: Type.Array(Type.String({ pattern: '^[^:]+:[A-Za-z0-9+/]{27}=$', description: "a digest ACL id 'user:base64(sha1(user:password))'" }), { default: [] }),
+            },
+            { additionalProperties: false },
+          ),
+        ),
+        allowUnauthenticated: Type.Boolean({ default: false }),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -171,7 +184,16 @@ export interface StraitConfig {
     rest: { host: string; port: number; token?: string };
   };
   worker: { id?: string; threads: number; inflightBytes: number; commitIntervalMs: number; reportIntervalMs: number };
-  store: { type: 'embedded' | 'zookeeper'; path: string; connect?: string; root: string; sessionTimeoutMs: number };
+  store: {
+    type: 'embedded' | 'zookeeper';
+    path: string;
+    connect?: string;
+    root: string;
+    sessionTimeoutMs: number;
+    /** ZooKeeper digest auth; `credentials` is 'user:password' (secret), `alsoGrant` digest ids for a rotation */
+    auth?: { scheme: 'digest'; credentials: string; alsoGrant: string[] };
+    allowUnauthenticated: boolean;
+  };
   metrics: { enabled: boolean; host: string; port: number };
   log: { level: 'debug' | 'info' | 'warn' | 'error' };
 }
@@ -231,6 +253,13 @@ export function redactConfig(config: StraitConfig): StraitConfig {
     r.producer = redactProperties(r.producer);
   }
   if (copy.controller.rest.token !== undefined && !fromReference.has('controller.rest.token')) copy.controller.rest.token = '<redacted>';
+  // the user name is what an operator needs to tell identities apart; the password and the digests are not shown
+  // (credentials from a reference show the reference)
+  const auth = copy.store.auth;
+  if (auth) {
+    if (!fromReference.has('store.auth.credentials')) auth.credentials = `${auth.credentials.slice(0, Math.max(0, auth.credentials.indexOf(':')))}:<redacted>`;
+    auth.alsoGrant = auth.alsoGrant.map((id, i) => (fromReference.has(`store.auth.alsoGrant[${i}]`) ? id : `${id.slice(0, Math.max(0, id.indexOf(':')))}:<redacted>`));
+  }
   return copy;
 }
 
@@ -265,7 +294,7 @@ function lastKey(path: string): string {
 function show(path: string, value: unknown, referenced: ReadonlyMap<string, string>): string {
   const written = referenced.get(path);
   if (written !== undefined) return `the value of ${written}`;
-  if (isSecretKey(lastKey(path))) return '<redacted>';
+  if (isSecretKey(lastKey(path)) || path.startsWith('store.auth.alsoGrant')) return '<redacted>';
   if (typeof value === 'string') return `'${value.length > 80 ? `${value.slice(0, 77)}...` : value}'`;
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
@@ -349,6 +378,17 @@ function checkSemantics(config: StraitConfig, problems: FieldProblem[]): void {
   if (routesSound) problems.push(...topologyProblems(config.routes));
   if (config.store.type === 'zookeeper' && config.store.connect === undefined) {
     problems.push({ path: 'store.connect', message: "is required when store.type is 'zookeeper' (host:port[,host:port...])" });
+  }
+  // DESIGN.md, "Security model": ZooKeeper access is authenticated; an open tree lets anyone who reaches ZooKeeper
+  // rewrite assignments, offsets and routes, so going without is an explicit, visible choice
+  if (config.store.type === 'zookeeper' && config.store.auth === undefined && !config.store.allowUnauthenticated) {
+    problems.push({
+      path: 'store.auth',
+      message: "is required when store.type is 'zookeeper' ({ scheme: digest, credentials: 'user:password' }); set store.allowUnauthenticated: true to run with world-open znodes",
+    });
+  }
+  if (config.store.auth !== undefined && config.store.allowUnauthenticated) {
+    problems.push({ path: 'store.allowUnauthenticated', message: 'must not be true when store.auth is set' });
   }
 }
 

@@ -86,6 +86,7 @@ export class StraitMetrics {
   readonly checkpointTimes = new Map<string, { route: string; group: string; at: number }>();
   readonly routeLag: Gauge<'route'>;
   readonly moved: Counter;
+  readonly routeUnverified: Gauge<'route'>;
 
   constructor(processMetrics = true) {
     if (processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'strait_process_' });
@@ -121,6 +122,7 @@ export class StraitMetrics {
     this.groupOffsetsSynced = new Counter({ name: 'strait_group_offsets_synced_total', help: 'partition offsets written into target consumer groups (sync.group.offsets)', labelNames: ['route'], registers: r });
     this.routeLag = new Gauge({ name: 'strait_route_lag_records', help: 'controller: sum of the lag workers reported for a route (high watermark minus committed)', labelNames: ['route'], registers: r });
     this.moved = new Counter({ name: 'strait_assignment_moved_total', help: 'controller: partitions that changed owner (a steadily growing count means flapping)', registers: r });
+    this.routeUnverified = new Gauge({ name: 'strait_route_unverified', help: "worker: 1 while an assignment carries a definition of this route that matches neither the controller's stored route nor the worker's config file (its partitions are not started)", labelNames: ['route'], registers: r });
   }
 }
 

@@ -27,8 +27,23 @@
  *
  * The `zookeeper` package (the official C client, single-threaded, driven by libuv) reports error codes as numbers
  * to the `a_*` callbacks; its promise API folds them into message strings, so this module uses the callbacks.
+ *
+ * Authentication and ACLs (`auth`). What the binding (zookeeper 7.3, C client 3.8) offers, read in its node-zk.cpp:
+ * `add_auth(scheme, auth)` (digest works; the C client re-sends it when the same handle reconnects), `a_get_acl`
+ * (unusable: a getACL the server refuses, e.g. NOAUTH or NONODE, crashes the process — its callback frees a null
+ * ACL list), `a_set_acl(path, aclVersion, acl)`. It does NOT offer: an ACL on create (`a_create`/`a_create_ttl` always pass
+ * ZOO_OPEN_ACL_UNSAFE), multi-op transactions, SASL (`zookeeper_init_sasl` is never called; the bundled C client is
+ * built without Cyrus SASL) or TLS (`zookeeper_init_ssl`). So digest is the only scheme, and every node is created
+ * world-open and sealed right after. To keep that window harmless, with `auth` set a node is created by a sealing
+ * protocol: create it *empty* and, pipelined on the same session (ZooKeeper runs one session's requests in order),
+ * set its ACL expecting ACL version 0; then write the record expecting data version 0. Anyone who read the node in
+ * between read nothing; anyone who changed its ACL or data in between makes one of those versioned calls fail, and
+ * the node is deleted (this process holds DELETE on the sealed parent) and made again. Readers take an empty record
+ * for "not written yet" (absent), and a writer that meets someone else's empty node waits for it to be filled (or,
+ * after `placeholderGraceMs`, deletes it: its creator died half-way). Digest credentials travel in clear text, like
+ * the rest of the ZooKeeper protocol without TLS: keep ZooKeeper on a trusted network.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { Packr } from 'msgpackr';
 import ZooKeeper from 'zookeeper';
 import { StraitError } from './errors';
@@ -71,12 +86,49 @@ function codeName(rc: number): string {
   return rc === SESSION_GONE ? 'SESSION_GONE' : (CODE_NAMES.get(rc) ?? 'UNKNOWN');
 }
 
+/** What the sealing protocol reads of a fresh node's Stat. */
+interface SealStat {
+  version: number;
+  aversion: number;
+  numChildren: number;
+}
+
 /** The part of a znode Stat this store reads (the binding builds it in createStatObject). */
 interface NodeStat {
   version: number;
   czxid: number;
   /** hex session id ('0' for a persistent node) */
   ephemeralOwner: string;
+}
+
+/** Digest authentication of the store's sessions, and the ACL every node gets. */
+export interface ZooKeeperAuth {
+  scheme: 'digest';
+  /** `user:password`; the password is never logged, printed or stored */
+  credentials: string;
+  /**
+   * further digest identities (`user:base64(sha1(user:password))`, the id of a ZooKeeper digest ACL) granted ALL on
+   * every node besides this process's own: a credential rotation adds the new identity here first (README, "Security")
+   */
+  alsoGrant?: string[];
+}
+
+/** A ZooKeeper ACL entry as the binding takes and gives it (`perms` on read; `perm` on write: helper.js maps it). */
+interface AclEntry {
+  perms: number;
+  scheme: string;
+  auth: string;
+}
+
+/** The id a digest ACL names for `user:password`: `user:base64(sha1("user:password"))` (DigestAuthenticationProvider). */
+export function digestId(credentials: string): string {
+  const user = credentials.slice(0, credentials.indexOf(':'));
+  return `${user}:${createHash('sha1').update(credentials, 'utf8').digest('base64')}`;
+}
+
+/** `user` of `user:password` (safe to log) */
+function digestUser(credentials: string): string {
+  return credentials.slice(0, Math.max(0, credentials.indexOf(':')));
 }
 
 export interface ZooKeeperStoreOptions {
@@ -104,6 +156,19 @@ export interface ZooKeeperStoreOptions {
   staleNodeWaitMs?: number;
   /** the C client's own log level (0 silent, 1 error ... 4 debug); process-wide, printed to stdout. Default 0 */
   clientLogLevel?: number;
+  /**
+   * digest authentication; every node this store creates then grants ALL to this identity (and `alsoGrant`) and
+   * nothing to anyone else. Without it nodes are world-open (config check refuses that unless
+   * store.allowUnauthenticated is set)
+   */
+  auth?: ZooKeeperAuth;
+  /**
+   * with `auth`: on connect, set the ACL of every node of the deployment (and of the root above it) that differs from
+   * the configured one, so a tree made before auth was configured (or before a rotation) is closed. Default true
+   */
+  reconcileAcls?: boolean;
+  /** with `auth`: how long a writer waits for another session's empty (half-made) node to be filled before deleting it. Default 5000 */
+  placeholderGraceMs?: number;
   log?: Logger;
 }
 
@@ -117,6 +182,9 @@ interface FilledOptions {
   operationTimeoutMs: number;
   staleNodeWaitMs: number;
   clientLogLevel: number;
+  auth: ZooKeeperAuth | undefined;
+  reconcileAcls: boolean;
+  placeholderGraceMs: number;
   log: Logger | undefined;
 }
 
@@ -352,7 +420,7 @@ function parentOf(path: string): string {
 
 export class ZooKeeperStore implements CoordinationStore {
   /** counters for operators (and tests): how often a versioned write lost a race and was retried, sessions opened */
-  readonly stats = { versionConflicts: 0, sessions: 0, sessionsLost: 0 };
+  readonly stats = { versionConflicts: 0, sessions: 0, sessionsLost: 0, tamperedNodes: 0, aclsReconciled: 0 };
 
   private readonly opts: FilledOptions;
   private readonly base: string;
@@ -372,6 +440,12 @@ export class ZooKeeperStore implements CoordinationStore {
   private readonly waiters = new Set<() => void>();
   /** persistent paths known to exist, so commits do not re-create parents */
   private readonly knownPaths = new Set<string>();
+  /** the ACL of every node this store creates (auth configured), else undefined (world-open) */
+  private readonly acl: AclEntry[] | undefined;
+  /** persistent nodes this process created empty and has not filled yet (a retry after a lost answer takes them over) */
+  private readonly placeholders = new Set<string>();
+  /** paths this process is creating right now, with how many creations of each run (only a lone one takes over) */
+  private readonly creating = new Map<string, number>();
 
   private constructor(opts: ZooKeeperStoreOptions) {
     const root = (opts.root ?? '/strait').replace(/\/+$/, '');
@@ -386,9 +460,19 @@ export class ZooKeeperStore implements CoordinationStore {
       operationTimeoutMs: opts.operationTimeoutMs ?? 30_000,
       staleNodeWaitMs: opts.staleNodeWaitMs ?? 2 * (opts.sessionTimeoutMs ?? 10_000),
       clientLogLevel: opts.clientLogLevel ?? 0,
+      auth: opts.auth,
+      reconcileAcls: opts.reconcileAcls ?? true,
+      placeholderGraceMs: opts.placeholderGraceMs ?? 5000,
       log: opts.log,
     };
     this.base = `${root}/${segment(opts.deployment, 'deployment')}`;
+    const auth = opts.auth;
+    if (auth) {
+      if (auth.scheme !== 'digest') throw new StraitError('STRAIT_STORE', `store.auth.scheme '${String(auth.scheme)}' is not supported; allowed: digest`, { field: 'store.auth.scheme' });
+      if (!/^[^:]+:.+$/s.test(auth.credentials)) throw new StraitError('STRAIT_STORE', "store.auth.credentials must be 'user:password' (the value is not shown)", { field: 'store.auth.credentials' });
+      const ids = [digestId(auth.credentials), ...(auth.alsoGrant ?? [])];
+      this.acl = [...new Set(ids)].map((id) => ({ perms: C.ZOO_PERM_ALL, scheme: 'digest', auth: id }));
+    }
   }
 
   /**
@@ -400,6 +484,7 @@ export class ZooKeeperStore implements CoordinationStore {
     store.adopt(await store.openSession());
     try {
       for (const dir of ['workers', 'assignments', 'offsets', 'managed', 'controller', 'reports', 'routes']) await store.ensurePath(`${store.base}/${dir}`);
+      if (store.acl && store.opts.reconcileAcls) await store.reconcileAcls();
     } catch (e) {
       await store.close();
       throw e;
@@ -474,14 +559,21 @@ export class ZooKeeperStore implements CoordinationStore {
         () => fail(new StraitError('STRAIT_STORE', `no ZooKeeper session with ${connect} within ${connectTimeoutMs} ms (is ZooKeeper running and reachable there?)`, { retriable: true })),
         connectTimeoutMs,
       );
+      // with auth, the session is handed out only once the server took the credentials: no request of ours may run
+      // as world:anyone (the C client sends add_auth first and again on every reconnect of this handle)
+      let authed = this.opts.auth === undefined;
+      const ready = () => {
+        if (!opened || !authed || s.ended) return;
+        clearTimeout(timer);
+        if (this.closed) return fail(new StraitError('STRAIT_STORE', 'the ZooKeeper store was closed'));
+        resolve(s);
+      };
       zk.on('connect', () => {
         if (opened) return this.sessionEvent(s, 'connect');
         opened = true;
-        clearTimeout(timer);
         s.id = String(zk.client_id);
         s.timeoutMs = Number(zk.timeout) > 0 ? Number(zk.timeout) : sessionTimeoutMs;
-        if (this.closed) return fail(new StraitError('STRAIT_STORE', 'the ZooKeeper store was closed'));
-        resolve(s);
+        ready();
       });
       zk.on('connecting', () => this.sessionEvent(s, 'connecting'));
       zk.on('close', (_zk: unknown, code: number) => {
@@ -494,6 +586,18 @@ export class ZooKeeperStore implements CoordinationStore {
       });
       try {
         zk.init({});
+        const auth = this.opts.auth;
+        if (auth) {
+          const rc = zk.add_auth(auth.scheme, auth.credentials, (code: number) => {
+            if (code !== C.ZOK) {
+              fail(new StraitError('STRAIT_STORE', `ZooKeeper at ${connect} refused the store.auth credentials of user '${digestUser(auth.credentials)}': ${codeName(code)} (${code})`, { field: 'store.auth.credentials', retriable: RETRIABLE.has(code) }));
+              return;
+            }
+            authed = true;
+            ready();
+          }) as unknown;
+          if (typeof rc === 'number' && rc !== C.ZOK) throw new Error(`add_auth: ${codeName(rc)} (${rc})`);
+        }
       } catch (e) {
         fail(new StraitError('STRAIT_STORE', `cannot start a ZooKeeper client for ${connect}: ${(e as Error).message}`, { cause: e }));
       }
@@ -693,13 +797,22 @@ export class ZooKeeperStore implements CoordinationStore {
       if (this.closed) throw this.closedError();
       const retriable = RETRIABLE.has(r.rc);
       if (!retriable || Date.now() >= deadline) {
-        throw new StraitError('STRAIT_STORE', `ZooKeeper ${op} ${path} on ${this.opts.connect} failed: ${codeName(r.rc)} (${r.rc})`, { retriable });
+        const auth = this.opts.auth;
+        const hint =
+          r.rc !== C.ZNOAUTH ? '' : auth ? `: the identity of store.auth (user '${digestUser(auth.credentials)}') has no access there (wrong credentials, or the node belongs to another identity)` : ': the node has an ACL; set store.auth';
+        throw new StraitError('STRAIT_STORE', `ZooKeeper ${op} ${path} on ${this.opts.connect} failed: ${codeName(r.rc)} (${r.rc})${hint}`, { retriable, ...(r.rc === C.ZNOAUTH ? { field: 'store.auth' } : {}) });
       }
       await this.wait(Math.min(100, deadline - Date.now()));
     }
   }
 
+  /** A record node; an empty one (being made by the sealing protocol, see the top) reads as absent. */
   private async getNode(path: string): Promise<{ stat: NodeStat; data: Buffer | null } | undefined> {
+    const node = await this.getRaw(path);
+    return node && node.data && node.data.length > 0 ? node : undefined;
+  }
+
+  private async getRaw(path: string): Promise<{ stat: NodeStat; data: Buffer | null } | undefined> {
     const r = await this.call<{ stat: NodeStat; data: Buffer | null }>('get', path, (zk, done) =>
       zk.a_get(path, false, (rc, _e, stat, data) => done(rc, { stat: stat as unknown as NodeStat, data: (data as Buffer | null) ?? null })),
       [C.ZNONODE],
@@ -727,7 +840,8 @@ export class ZooKeeperStore implements CoordinationStore {
       zk.aw_get(path, this.watcher(s, onEvent), (rc, _e, stat, data) => done(rc, { stat: stat as unknown as NodeStat, data: (data as Buffer | null) ?? null })),
       [C.ZNONODE],
     );
-    return r.rc === C.ZOK ? r.value : undefined;
+    // an empty node is still being made: absent for now; the data watch left on it fires when it is filled
+    return r.rc === C.ZOK && r.value?.data && r.value.data.length > 0 ? r.value : undefined;
   }
 
   private async childrenWatch(path: string, onEvent: () => void): Promise<string[]> {
@@ -756,9 +870,10 @@ export class ZooKeeperStore implements CoordinationStore {
     }
   }
 
-  /** Creates a node; 'exists' if it is already there. Missing parents are created (persistent). */
+  /** Creates a node; 'exists' if it is already there (with a record). Missing parents are created (persistent). */
   private async createNode(path: string, data: Buffer, flags: number): Promise<'created' | 'exists'> {
     this.checkSize(path, data);
+    if (this.acl) return this.createSealed(path, data, flags);
     for (;;) {
       const r = await this.call<string>('create', path, (zk, done) => zk.a_create(path, data, flags, (rc, _e, p) => done(rc, p)), [C.ZNODEEXISTS, C.ZNONODE]);
       if (r.rc === C.ZOK) return 'created';
@@ -767,6 +882,113 @@ export class ZooKeeperStore implements CoordinationStore {
       this.knownPaths.delete(parentOf(path));
       await this.ensurePath(parentOf(path), true);
     }
+  }
+
+  /**
+   * create(empty), setACL(ACL version 0) and exists() issued back to back on one session (ZooKeeper answers one
+   * session's requests in order), so the stat tells how the node looked right after it was sealed; resolves with all
+   * three. Retries the group through disconnections like `call`.
+   */
+  private async createAndSeal(path: string, flags: number): Promise<{ created: number; sealed: number; stat: SealStat | undefined }> {
+    const acl = this.acl!;
+    const deadline = Date.now() + this.opts.operationTimeoutMs;
+    for (;;) {
+      const s = await this.liveSession(deadline);
+      const [c, a, e] = await Promise.all([
+        this.issue<string>(s, (zk, done) => zk.a_create(path, Buffer.alloc(0), flags, (rc, _e, p) => done(rc, p))),
+        this.issue<void>(s, (zk, done) => zk.a_set_acl(path, 0, acl, (rc) => done(rc))),
+        this.issue<SealStat>(s, (zk, done) => zk.a_exists(path, false, (rc, _e, stat) => done(rc, stat as unknown as SealStat))),
+      ]);
+      if (this.closed) throw this.closedError();
+      if (!RETRIABLE.has(c.rc)) return { created: c.rc, sealed: a.rc, stat: e.rc === C.ZOK ? e.value : undefined };
+      if (Date.now() >= deadline) {
+        throw new StraitError('STRAIT_STORE', `ZooKeeper create ${path} on ${this.opts.connect} failed: ${codeName(c.rc)} (${c.rc})`, { retriable: true });
+      }
+      await this.wait(Math.min(100, deadline - Date.now()));
+    }
+  }
+
+  /** Why a node this process just created and sealed can not be trusted, if it can not. */
+  private tamperedReason(r: { created: number; sealed: number; stat: SealStat | undefined }): string | undefined {
+    if (r.created !== C.ZOK) return undefined;
+    if (r.sealed !== C.ZOK) return `its ACL was changed before this process sealed it (${codeName(r.sealed)})`;
+    if (!r.stat) return 'it was deleted before this process sealed it';
+    if (r.stat.version !== 0) return 'its data was written before this process sealed it';
+    return undefined;
+  }
+
+  /** The sealing protocol (see the top of this file): empty node, ACL at once, then the record. */
+  private async createSealed(path: string, data: Buffer, flags: number): Promise<'created' | 'exists'> {
+    let waitingSince: { czxid: number; at: number } | undefined;
+    this.creating.set(path, (this.creating.get(path) ?? 0) + 1);
+    try {
+      for (;;) {
+        const r = await this.createAndSeal(path, flags);
+        if (r.created === C.ZNONODE) {
+          this.knownPaths.delete(parentOf(path));
+          await this.ensurePath(parentOf(path), true);
+          continue;
+        }
+        if (r.created === C.ZOK) {
+          if (flags === C.ZOO_PERSISTENT) this.placeholders.add(path);
+          const why = this.tamperedReason(r);
+          if (why) {
+            await this.tampered(path, why);
+            continue;
+          }
+          const filled = await this.fill(path, data, 0);
+          if (filled !== 'retry') return filled;
+          continue;
+        }
+        if (r.created !== C.ZNODEEXISTS) {
+          throw new StraitError('STRAIT_STORE', `ZooKeeper create ${path} on ${this.opts.connect} failed: ${codeName(r.created)} (${r.created})`, { retriable: false });
+        }
+        // the node is there: a record (done), or an empty node someone is still filling
+        const node = await this.getRaw(path);
+        if (!node) continue;
+        if (node.data && node.data.length > 0) return 'exists';
+        const mine = this.placeholders.has(path) || (node.stat.ephemeralOwner !== '0' && node.stat.ephemeralOwner === this.current?.id);
+        if (mine && this.creating.get(path) === 1) {
+          // ours, from an attempt whose answers were lost: seal it (again) and fill it
+          const sealed = await this.call<void>('set ACL', path, (zk, done) => zk.a_set_acl(path, -1, this.acl!, (rc) => done(rc)), [C.ZNONODE]);
+          if (sealed.rc === C.ZNONODE) continue;
+          const filled = await this.fill(path, data, node.stat.version);
+          if (filled !== 'retry') return filled;
+          continue;
+        }
+        if (!waitingSince || waitingSince.czxid !== node.stat.czxid) waitingSince = { czxid: node.stat.czxid, at: Date.now() };
+        if (Date.now() - waitingSince.at >= this.opts.placeholderGraceMs) {
+          this.opts.log?.warn({ path, graceMs: this.opts.placeholderGraceMs }, 'a ZooKeeper node stayed empty (its creator stopped half-way); deleting it and making it again');
+          await this.deleteNode(path, node.stat.version);
+          continue;
+        }
+        await this.wait(50);
+      }
+    } finally {
+      const n = (this.creating.get(path) ?? 1) - 1;
+      if (n > 0) this.creating.set(path, n);
+      else this.creating.delete(path);
+    }
+  }
+
+  /**
+   * Writes the record into a sealed empty node; 'retry' when it must be made again. Once sealed only holders of the
+   * credentials can write, so a version that moved on means another strait writer filled it: the caller reads it.
+   */
+  private async fill(path: string, data: Buffer, version: number): Promise<'created' | 'exists' | 'retry'> {
+    const r = await this.call<NodeStat>('set', path, (zk, done) => zk.a_set(path, data, version, (rc, _e, stat) => done(rc, stat as unknown as NodeStat)), [C.ZBADVERSION, C.ZNONODE]);
+    this.placeholders.delete(path);
+    if (r.rc === C.ZOK) return 'created';
+    // deleted under us (another writer's grace ran out): make it again
+    if (r.rc === C.ZNONODE) return 'retry';
+    return 'exists';
+  }
+
+  private async tampered(path: string, why: string): Promise<void> {
+    this.stats.tamperedNodes++;
+    this.opts.log?.error({ path, code: 'STRAIT_STORE_TAMPERED' }, `a ZooKeeper node strait had just created was changed by another client (${why}); deleting it and making it again`);
+    this.placeholders.delete(path);
+    await this.deleteNode(path, -1);
   }
 
   /** setData with an expected version: the new Stat, or undefined when the version moved on or the node is gone. */
@@ -784,16 +1006,90 @@ export class ZooKeeperStore implements CoordinationStore {
     return r.rc === C.ZOK;
   }
 
-  /** Creates `path` and its parents as persistent nodes (NODEEXISTS from a racing creator is fine). */
+  /**
+   * Creates `path` and its parents as persistent nodes (NODEEXISTS from a racing creator is fine). With auth, each
+   * folder made here is sealed in the same pipelined step; one that exists already and still has the open ACL of
+   * version 0 (made before auth was configured) is sealed by the same request.
+   */
   private async ensurePath(path: string, force = false): Promise<void> {
     if (!force && this.knownPaths.has(path)) return;
     let at = '';
     for (const part of path.split('/').slice(1)) {
       at += `/${part}`;
       if (!force && this.knownPaths.has(at)) continue;
-      const r = await this.call<string>('create', at, (zk, done) => zk.a_create(at, Buffer.alloc(0), C.ZOO_PERSISTENT, (rc, _e, p) => done(rc, p)), [C.ZNODEEXISTS]);
-      if (r.rc === C.ZOK || r.rc === C.ZNODEEXISTS) this.knownPaths.add(at);
+      const here = at;
+      if (this.acl) {
+        const r = await this.createAndSeal(here, C.ZOO_PERSISTENT);
+        const why = this.tamperedReason(r);
+        if (why || (r.created === C.ZOK && r.stat && r.stat.numChildren > 0)) await this.checkFreshFolder(here, why);
+        if (r.created !== C.ZOK && r.created !== C.ZNODEEXISTS) {
+          throw new StraitError('STRAIT_STORE', `ZooKeeper create ${here} on ${this.opts.connect} failed: ${codeName(r.created)} (${r.created})`);
+        }
+        this.knownPaths.add(here);
+        continue;
+      }
+      const r = await this.call<string>('create', here, (zk, done) => zk.a_create(here, Buffer.alloc(0), C.ZOO_PERSISTENT, (rc, _e, p) => done(rc, p)), [C.ZNODEEXISTS]);
+      if (r.rc === C.ZOK || r.rc === C.ZNODEEXISTS) this.knownPaths.add(here);
     }
+  }
+
+  /**
+   * A folder this process just made had children (or a changed ACL) by the time it was sealed. A child made by
+   * another strait process is sealed by that process's own pipelined request at once; one still unsealed (ACL
+   * version 0) a moment later, or one this identity can not read, was made by someone without the credentials and is
+   * deleted (this process holds DELETE on the folder). A folder whose ACL was changed can not be trusted at all.
+   */
+  private async checkFreshFolder(path: string, why: string | undefined): Promise<void> {
+    if (why && why !== 'its data was written before this process sealed it') {
+      this.stats.tamperedNodes++;
+      throw new StraitError('STRAIT_STORE', `the ZooKeeper node ${path} was changed by another client while strait created it (${why}); remove it and start again`);
+    }
+    await this.wait(200);
+    for (const child of await this.children(path)) {
+      const at = `${path}/${child}`;
+      const r = await this.call<SealStat>('get', at, (zk, done) => zk.a_get(at, false, (rc, _e, stat) => done(rc, stat as unknown as SealStat)), [C.ZNONODE, C.ZNOAUTH]);
+      if (r.rc === C.ZNONODE || (r.rc === C.ZOK && r.value && r.value.aversion > 0)) continue;
+      this.stats.tamperedNodes++;
+      this.opts.log?.error({ path: at, code: 'STRAIT_STORE_TAMPERED' }, 'an unsealed ZooKeeper node appeared in a folder strait had just created; deleting it');
+      await this.deleteNode(at, -1);
+    }
+  }
+
+  /**
+   * Sets the configured ACL on every node of the deployment and on the root folders above it (those this identity
+   * may administer), so a tree made before auth was configured, or before a rotation changed `alsoGrant`, is closed
+   * and handed over. It writes every node (one setACL each, ~10k nodes in about a second or two): the binding can not
+   * read an ACL safely — its getACL callback dereferences a null ACL list when the server answers with an error
+   * (node-zk.cpp acl_completion -> deallocate_ACL_vector(NULL)), and a node may vanish or be closed to us between
+   * listing and reading. A node this identity may not change is reported.
+   */
+  async reconcileAcls(): Promise<{ nodes: number; changed: number; refused: string[] }> {
+    const want = this.acl;
+    const result = { nodes: 0, changed: 0, refused: [] as string[] };
+    if (!want) return result;
+    const seal = async (path: string, above: boolean): Promise<void> => {
+      const r = await this.call<void>('set ACL', path, (zk, done) => zk.a_set_acl(path, -1, want, (rc) => done(rc)), [C.ZNONODE, C.ZNOAUTH]);
+      if (r.rc === C.ZNONODE) return;
+      result.nodes++;
+      if (r.rc === C.ZOK) result.changed++;
+      // a root folder above the deployment that another identity holds (a shared root) is theirs to keep
+      else if (!above) result.refused.push(path);
+    };
+    const walk = async (path: string): Promise<void> => {
+      await seal(path, false);
+      const kids = await this.children(path).catch(() => [] as string[]);
+      // bounded: a deployment holds a node per partition under offsets/
+      for (let i = 0; i < kids.length; i += 64) await Promise.all(kids.slice(i, i + 64).map((k) => walk(`${path}/${k}`)));
+    };
+    const parts = this.base.split('/').slice(1);
+    for (let i = 1; i < parts.length; i++) await seal(`/${parts.slice(0, i).join('/')}`, true);
+    await walk(this.base);
+    this.stats.aclsReconciled += result.changed;
+    this.opts.log?.[result.refused.length > 0 ? 'error' : 'info'](
+      { nodes: result.nodes, sealed: result.changed, refused: result.refused.slice(0, 20) },
+      result.refused.length > 0 ? 'some ZooKeeper nodes of this deployment can not be changed with store.auth (another identity holds them)' : 'ZooKeeper ACLs of this deployment set to store.auth',
+    );
+    return result;
   }
 
   /**
@@ -842,9 +1138,11 @@ export class ZooKeeperStore implements CoordinationStore {
     return this.readWorkers(await this.children(`${this.base}/workers`));
   }
 
-  private async readWorkers(names: string[]): Promise<WorkerInfo[]> {
+  /** `onEvent`: leave a data watch on each node too (a registration still being filled counts once it is) */
+  private async readWorkers(names: string[], onEvent?: () => void): Promise<WorkerInfo[]> {
     const dir = `${this.base}/workers`;
-    const nodes = await Promise.all(names.map(async (n) => ({ path: `${dir}/${n}`, node: await this.getNode(`${dir}/${n}`) })));
+    const read = (path: string) => (onEvent ? this.getWatch(path, onEvent) : this.getNode(path));
+    const nodes = await Promise.all(names.map(async (n) => ({ path: `${dir}/${n}`, node: await read(`${dir}/${n}`) })));
     const out: WorkerInfo[] = [];
     for (const { path, node } of nodes) if (node) out.push(decodeWorker(node.data, path, node.stat.ephemeralOwner));
     return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
@@ -860,7 +1158,7 @@ export class ZooKeeperStore implements CoordinationStore {
         async () => {
           if (!w.active || this.closed) return;
           const names = await this.childrenWatch(dir, () => void w.job.trigger());
-          const list = await this.readWorkers(names);
+          const list = await this.readWorkers(names, () => void w.job.trigger());
           // a worker registered again on a new session counts as a change (see WorkerInfo.session)
           const key = list.map((x) => `${x.id} ${x.session ?? ''}`).join('\n');
           if (!w.active || this.closed || key === w.last) return;
@@ -929,9 +1227,11 @@ export class ZooKeeperStore implements CoordinationStore {
             let key = 'none';
             if (stat) {
               const node = await this.getNode(path);
-              if (!node) continue; // deleted between the two reads: look again (the watch fired too)
-              a = decodeAssignment(node.data, path);
-              key = `${node.stat.czxid}:${node.stat.version}`;
+              // deleted between the two reads, or not filled yet: the exists watch fires on either, and runs this again
+              if (node) {
+                a = decodeAssignment(node.data, path);
+                key = `${node.stat.czxid}:${node.stat.version}`;
+              }
             }
             if (!w.active || this.closed || key === w.last) return;
             w.last = key;

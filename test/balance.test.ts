@@ -15,6 +15,7 @@ import { StraitMetrics } from '../shared/metrics';
 import { ZooKeeperStore } from '../shared/zookeeper-store';
 import type { PartitionLoad, WorkerInfo } from '../shared/wire';
 import { bootstrap, createTopic, testClusters, uniqueName } from './helpers/kafka';
+import { testStoreAuth } from './helpers/zookeeper';
 import { waitFor, writeConfig } from './helpers/strait-process';
 
 type Tap = Pick<typeof t, 'teardown'>;
@@ -26,7 +27,7 @@ function zkConnect(): string {
 }
 
 async function open(t: Tap, deployment: string): Promise<ZooKeeperStore> {
-  const store = await ZooKeeperStore.connect({ connect: zkConnect(), deployment, sessionTimeoutMs: 4000, connectTimeoutMs: 10_000 });
+  const store = await ZooKeeperStore.connect({ connect: zkConnect(), deployment, sessionTimeoutMs: 4000, connectTimeoutMs: 10_000, auth: testStoreAuth() });
   t.teardown(() => store.close());
   return store;
 }
@@ -44,12 +45,12 @@ async function setUp(t: Tap, partitions: number, controller: Record<string, unkn
       deployment,
       clusters: { a: { bootstrap: bootstrap('a') }, b: { bootstrap: bootstrap('b') } },
       routes: [{ name: 'r', source: 'a', target: 'b', topics: { include: [topic] } }],
-      store: { type: 'zookeeper', connect: zkConnect(), sessionTimeoutMs: 4000 },
+      store: { type: 'zookeeper', connect: zkConnect(), sessionTimeoutMs: 4000, auth: testStoreAuth() },
       // refreshes are driven by the test (tick)
       controller: { refreshTopicsIntervalMs: 600_000, rest: { port: 0 }, ...controller },
     }),
   );
-  const store = await ZooKeeperStore.connect({ connect: zkConnect(), deployment, sessionTimeoutMs: 4000, connectTimeoutMs: 10_000 });
+  const store = await ZooKeeperStore.connect({ connect: zkConnect(), deployment, sessionTimeoutMs: 4000, connectTimeoutMs: 10_000, auth: testStoreAuth() });
   const c = new Controller(config, store, createLogger('test-controller', 'warn'), new StraitMetrics(false));
   t.teardown(async () => {
     await c.stop();

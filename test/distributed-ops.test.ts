@@ -16,6 +16,7 @@ import t from 'tap';
 import { runtimeOf, startOwnZooKeeper, stopOwnZooKeeper } from '../bench/local-cluster';
 import { assignmentMap, missingKeys, partitionEvents, runningPartitions, SteadyProducer, workerId, type PartitionEvent } from './helpers/fleet';
 import { bootstrap, createTopic, testClusters, totalRecords, uniqueName } from './helpers/kafka';
+import { testStoreAuth } from './helpers/zookeeper';
 import { StraitProcess, stopAll, waitFor, writeConfig } from './helpers/strait-process';
 
 t.teardown(stopAll);
@@ -44,7 +45,7 @@ t.test('a fleet survives kill -9 of a worker, grows by one, and rides out a ZooK
     deployment: uniqueName('ops'),
     clusters: { a: { bootstrap: bootstrap('a') }, b: { bootstrap: bootstrap('b') } },
     routes: [{ name: 'ops', source: 'a', target: 'b', topics: { include: [topic] } }],
-    store: { type: 'zookeeper', connect: zk.connect, sessionTimeoutMs: SESSION_MS },
+    store: { type: 'zookeeper', connect: zk.connect, sessionTimeoutMs: SESSION_MS, auth: testStoreAuth() },
     controller: { refreshTopicsIntervalMs: 1000, rest: { port: 0 } },
     worker: { threads: 1, commitIntervalMs: 300 },
   });

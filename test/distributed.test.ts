@@ -6,6 +6,7 @@
  */
 import t from 'tap';
 import { bootstrap, createTopic, endOffsets, produce, readAll, testClusters, uniqueName } from './helpers/kafka';
+import { testStoreAuth } from './helpers/zookeeper';
 import { StraitProcess, stopAll, waitFor, writeConfig } from './helpers/strait-process';
 
 t.teardown(stopAll);
@@ -42,7 +43,7 @@ t.test('controllers elect one leader; a worker or the leader killed with -9 lose
     deployment: uniqueName('d'),
     clusters: { a: { bootstrap: bootstrap('a') }, b: { bootstrap: bootstrap('b') } },
     routes: [{ name: 'dist', source: 'a', target: 'b', topics: { include: [topic] } }],
-    store: { type: 'zookeeper', connect: zk.connect, sessionTimeoutMs: SESSION_MS },
+    store: { type: 'zookeeper', connect: zk.connect, sessionTimeoutMs: SESSION_MS, auth: testStoreAuth() },
     controller: { refreshTopicsIntervalMs: 1000, rest: { port: 0 } },
     worker: { threads: 1, commitIntervalMs: 300 },
   });

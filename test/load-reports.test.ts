@@ -7,7 +7,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { unpack } from 'msgpackr';
 import t from 'tap';
-import ZooKeeper from 'zookeeper';
 import { EmbeddedStore } from '../shared/embedded-store';
 import { validateConfig } from '../shared/config';
 import { createLogger } from '../shared/logger';
@@ -16,6 +15,7 @@ import { Pipeline, type PartitionRuntime } from '../worker/pipeline';
 import { ZooKeeperStore } from '../shared/zookeeper-store';
 import type { LoadReport, PartitionLoad } from '../shared/wire';
 import { testClusters, uniqueName } from './helpers/kafka';
+import { rawZooKeeper, testStoreAuth } from './helpers/zookeeper';
 import { waitFor } from './helpers/strait-process';
 
 type Tap = Pick<typeof t, 'teardown'>;
@@ -27,7 +27,7 @@ function zkConnect(): string {
 }
 
 async function open(t: Tap, deployment: string): Promise<ZooKeeperStore> {
-  const store = await ZooKeeperStore.connect({ connect: zkConnect(), deployment, sessionTimeoutMs: 4000, connectTimeoutMs: 10_000 });
+  const store = await ZooKeeperStore.connect({ connect: zkConnect(), deployment, sessionTimeoutMs: 4000, connectTimeoutMs: 10_000, auth: testStoreAuth() });
   t.teardown(() => store.close());
   return store;
 }
@@ -65,11 +65,7 @@ t.test('ZooKeeper: write, read and watch across sessions; rounded rates; ephemer
   t.equal(got.partitions.find((p) => p.route === 'r1' && p.partition === 2)!.errored, true);
 
   // the record: msgpack {v:1, ...}, ephemeral (owned by w1's session)
-  const raw = new ZooKeeper({ connect: zkConnect(), timeout: 4000, debug_level: 0, host_order_deterministic: false });
-  await new Promise<void>((res) => {
-    raw.once('connect', () => res());
-    raw.init({});
-  });
+  const raw = await rawZooKeeper(zkConnect(), testStoreAuth().credentials);
   t.teardown(() => void raw.close());
   const [stat, data] = (await raw.get(`/strait/${deployment}/reports/w%2F1`, false)) as [{ ephemeralOwner: string }, Buffer];
   t.equal(stat.ephemeralOwner, w1.sessionId, "ephemeral, owned by the worker's session");

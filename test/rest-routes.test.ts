@@ -13,6 +13,7 @@ import { stringify } from 'yaml';
 import { projectRoot } from '../bench/kafka-runtime';
 import { assignmentMap } from './helpers/fleet';
 import { bootstrap, createTopic, produce, testClusters, totalRecords, uniqueName } from './helpers/kafka';
+import { testStoreAuth } from './helpers/zookeeper';
 import { StraitProcess, stopAll, waitFor, writeConfig } from './helpers/strait-process';
 
 t.teardown(stopAll);
@@ -30,7 +31,7 @@ t.test('routes over REST: create, update, leader change, delete, bad input', asy
     deployment: uniqueName('rr'),
     clusters: { a: { bootstrap: bootstrap('a') }, b: { bootstrap: bootstrap('b') }, c: { bootstrap: bootstrap('c') } },
     routes: [{ name: 'fixed', source: 'a', target: 'b', topics: { include: [fixed] } }],
-    store: { type: 'zookeeper', connect: zk.connect, sessionTimeoutMs: 4000 },
+    store: { type: 'zookeeper', connect: zk.connect, sessionTimeoutMs: 4000, auth: testStoreAuth() },
     controller: { refreshTopicsIntervalMs: 1000, rest: { port: 0, token: TOKEN } },
     worker: { threads: 1, commitIntervalMs: 300 },
   });

@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { projectRoot } from '../bench/kafka-runtime';
 import { bootstrap, createTopic, testClusters, uniqueName } from './helpers/kafka';
+import { testStoreAuth } from './helpers/zookeeper';
 import { StraitProcess, stopAll, waitFor, writeConfig } from './helpers/strait-process';
 
 t.teardown(stopAll);
@@ -22,7 +23,7 @@ t.test('REST API: auth, reads, pause/resume, rebalance, errors', async (t) => {
     deployment: uniqueName('rest'),
     clusters: { a: { bootstrap: bootstrap('a') }, b: { bootstrap: bootstrap('b') } },
     routes: [{ name: 'orders', source: 'a', target: 'b', topics: { include: [topic] } }],
-    store: { type: 'zookeeper', connect: zk.connect, sessionTimeoutMs: 4000 },
+    store: { type: 'zookeeper', connect: zk.connect, sessionTimeoutMs: 4000, auth: testStoreAuth() },
     controller: { refreshTopicsIntervalMs: 1000, rest: { port: 0, token: TOKEN } },
     worker: { threads: 1, reportIntervalMs: 500 },
   });

@@ -14,6 +14,7 @@ import { EmbeddedStore } from '../shared/embedded-store';
 import type { CoordinationStore, StoredRoute } from '../shared/store';
 import { ZooKeeperStore } from '../shared/zookeeper-store';
 import { testClusters, uniqueName } from './helpers/kafka';
+import { testStoreAuth } from './helpers/zookeeper';
 
 function route(name: string, exclude: string[] = []): RouteConfig {
   return validateConfig({ clusters: { a: { bootstrap: 'h:1' }, b: { bootstrap: 'h:2' } }, routes: [{ name, source: 'a', target: 'b', topics: { include: ['orders.*'], exclude } }] }).routes[0]!;
@@ -69,5 +70,5 @@ t.test('ZooKeeper store', async (t) => {
   const zk = testClusters().zookeeper;
   if (!zk) throw new Error('test clusters have no ZooKeeper');
   const deployment = uniqueName('routes');
-  await exercise(t, () => ZooKeeperStore.connect({ connect: zk.connect, deployment, sessionTimeoutMs: 4000 }));
+  await exercise(t, () => ZooKeeperStore.connect({ connect: zk.connect, deployment, sessionTimeoutMs: 4000, auth: testStoreAuth() }));
 });

@@ -12,6 +12,7 @@ import { ZooKeeperStore, type ZooKeeperStoreOptions } from '../shared/zookeeper-
 import type { Assignment, PartitionAssignment, WorkerInfo } from '../shared/wire';
 import { prng, testClusters, uniqueName } from './helpers/kafka';
 import { startTcpProxy } from '../bench/tcp-proxy';
+import { testStoreAuth } from './helpers/zookeeper';
 
 /** short, so the election and loss tests stay quick; the test ZooKeeper allows 1 000 .. 60 000 ms */
 const SESSION_MS = 4000;
@@ -25,7 +26,7 @@ function zkConnect(): string {
 }
 
 async function open(t: Tap, deployment: string, extra: Partial<ZooKeeperStoreOptions> = {}): Promise<ZooKeeperStore> {
-  const store = await ZooKeeperStore.connect({ connect: zkConnect(), deployment, sessionTimeoutMs: SESSION_MS, connectTimeoutMs: 10_000, ...extra });
+  const store = await ZooKeeperStore.connect({ connect: zkConnect(), deployment, sessionTimeoutMs: SESSION_MS, connectTimeoutMs: 10_000, auth: testStoreAuth(), ...extra });
   t.teardown(() => store.close());
   return store;
 }
@@ -35,9 +36,13 @@ async function rawClient(t: Tap, extra: Record<string, string> = {}): Promise<Zo
   const zk = new ZooKeeper({ connect: zkConnect(), timeout: SESSION_MS, debug_level: 0, host_order_deterministic: false, ...extra });
   await new Promise<void>((res, rej) => {
     const timer = setTimeout(() => rej(new Error('no raw ZooKeeper session in 10 s')), 10_000);
+    // the store's nodes grant access to the harness's digest identity only
     zk.once('connect', () => {
-      clearTimeout(timer);
-      res();
+      zk.add_auth('digest', testStoreAuth().credentials, (rc: number) => {
+        clearTimeout(timer);
+        if (rc === ZooKeeper.constants.ZOK) res();
+        else rej(new Error(`add_auth failed: ${rc}`));
+      });
     });
     zk.init({});
   });
@@ -449,7 +454,11 @@ t.test('a disconnection of half the session timeout keeps the session, its watch
 t.test('close() leaves nothing behind: the process exits by itself and its ephemeral nodes are gone', async (t) => {
   const dep = uniqueName('zk-exit');
   const other = await open(t, dep);
-  const child = fork(join(__dirname, 'fixtures', 'zk-store-exit.js'), [zkConnect(), dep], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+  // the credentials go through the environment, not the command line other users' ps can read
+  const child = fork(join(__dirname, 'fixtures', 'zk-store-exit.js'), [zkConnect(), dep], {
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    env: { ...process.env, STRAIT_TEST_ZK_CREDENTIALS: testStoreAuth().credentials },
+  });
   let output = '';
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));

@@ -4,7 +4,7 @@
  */
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import type { StraitConfig } from '../shared/config';
+import type { RouteConfig, StraitConfig } from '../shared/config';
 import type { Logger } from '../shared/logger';
 import type { StraitMetrics } from '../shared/metrics';
 import type { CoordinationStore } from '../shared/store';
@@ -15,6 +15,13 @@ const pkg = require('../../package.json') as { version: string };
 
 function key(p: { route: string; topic: string; partition: number }): string {
   return `${p.route}|${partitionKey(p.topic, p.partition)}`;
+}
+
+/** JSON with object keys sorted (and undefined fields dropped), so two equal route definitions compare equal */
+function canonical(x: unknown): string {
+  return JSON.stringify(x, (_k, v: unknown) =>
+    v !== null && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v,
+  );
 }
 
 export class Worker {
@@ -29,12 +36,14 @@ export class Worker {
   private reportTimer: NodeJS.Timeout | undefined;
   private reporting: Promise<void> | undefined;
   private lastReportAt = Date.now();
+  /** routes whose definition in the last assignment could not be verified (name -> assignment version) */
+  readonly unverifiedRoutes = new Map<string, number>();
 
   constructor(
     private readonly config: StraitConfig,
     private readonly store: CoordinationStore,
     private readonly log: Logger,
-    metrics: StraitMetrics,
+    private readonly metrics: StraitMetrics,
   ) {
     this.id = config.worker.id ?? `${hostname()}-${process.pid}-${randomBytes(2).toString('hex')}`;
     this.pipeline = new Pipeline(config, this.id, store, log, metrics);
@@ -90,11 +99,12 @@ export class Worker {
       return;
     }
     if (a) this.lastVersion = a.version;
+    const { verified, refused } = await this.verifyRoutes(a);
     const next = new Map<string, PartitionAssignment>();
-    for (const p of a?.partitions ?? []) next.set(key(p), p);
+    for (const p of a?.partitions ?? []) if (!refused.has(p.route)) next.set(key(p), p);
     // routes created over REST come with the assignment; one whose client settings changed restarts here, and so
     // does a partition whose target topic or compression changed (the route's naming or compression was updated)
-    const changedRoutes = this.pipeline.learnRoutes(a?.routes ?? []);
+    const changedRoutes = this.pipeline.learnRoutes(verified);
     const restart = [...next.entries()].filter(([k, p]) => {
       const o = this.owned.get(k);
       return o !== undefined && (changedRoutes.has(p.route) || o.targetTopic !== p.targetTopic || o.compression !== p.compression);
@@ -122,6 +132,48 @@ export class Worker {
     }
     if (added.length > 0) await this.pipeline.assign(added);
     this.owned = next;
+  }
+
+  /**
+   * DESIGN.md, "Security model": a route definition carried by an assignment runs only if it is the one the
+   * controller stored (routes/<name>) or the one this worker's own config file holds under that name. Anything else
+   * (a forged or stale record) is an error state, and none of that route's partitions run here — not even under the
+   * config file's definition, since the assignment that names them is not trustworthy for that route.
+   */
+  private async verifyRoutes(a: Assignment | undefined): Promise<{ verified: RouteConfig[]; refused: Set<string> }> {
+    const carried = a?.routes ?? [];
+    const refused = new Set<string>();
+    const verified: RouteConfig[] = [];
+    if (carried.length > 0) {
+      const stored = await this.store.readRoutes();
+      for (const def of carried) {
+        const name = typeof def.name === 'string' ? def.name : '';
+        const own = this.config.routes.find((r) => r.name === name);
+        const fromStore = stored.get(name)?.route;
+        const seen = canonical(def);
+        if ((fromStore !== undefined && canonical(fromStore) === seen) || (own !== undefined && canonical(own) === seen)) {
+          verified.push(def);
+          continue;
+        }
+        refused.add(name);
+        if (this.unverifiedRoutes.get(name) !== a!.version) {
+          this.metrics.errors.inc({ route: name, topic: '', code: 'STRAIT_ROUTE_UNVERIFIED' });
+          this.log.error(
+            { route: name, code: 'STRAIT_ROUTE_UNVERIFIED', version: a!.version, stored: fromStore !== undefined, inConfigFile: own !== undefined },
+            `assignment ${a!.version} carries a definition of route '${name}' that matches neither the route the controller stored nor this worker's config file; its partitions are not started`,
+          );
+        }
+        this.unverifiedRoutes.set(name, a!.version);
+        this.metrics.routeUnverified.set({ route: name }, 1);
+      }
+    }
+    for (const name of [...this.unverifiedRoutes.keys()]) {
+      if (refused.has(name)) continue;
+      this.unverifiedRoutes.delete(name);
+      this.metrics.routeUnverified.set({ route: name }, 0);
+      this.log.info({ route: name }, 'route definition verified again');
+    }
+    return { verified, refused };
   }
 
   async stop(flushTimeoutMs = 10_000): Promise<void> {
