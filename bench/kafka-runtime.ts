@@ -9,7 +9,7 @@ import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { StraitError } from '../shared/errors';
 
-export const DEFAULT_KAFKA_VERSION = '4.3.1';
+export const DEFAULT_KAFKA_VERSION = '3.9.1';
 
 /** The repository root (the folder with package.json), from source or from dist/. */
 export function projectRoot(): string {
@@ -40,6 +40,12 @@ export function requireJava(): void {
 /** Kafka's major version: 3.x logs through reload4j, 4.x through log4j2 (and runs KRaft only). */
 export function majorOf(version: string): number {
   return Number(version.split('.')[0]);
+}
+
+/** Kafka 4 moved the admin tools from the Scala core into kafka-tools (org.apache.kafka.tools). */
+export function toolClass(runtime: KafkaRuntime, tool: 'AclCommand' | 'DumpLogSegments'): string {
+  if (majorOf(runtime.version) >= 4) return `org.apache.kafka.tools.${tool}`;
+  return tool === 'AclCommand' ? 'kafka.admin.AclCommand' : 'kafka.tools.DumpLogSegments';
 }
 
 export interface KafkaRuntime {

@@ -8,7 +8,7 @@ import t from 'tap';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runKafkaClass } from '../../bench/kafka-runtime';
+import { runKafkaClass, toolClass } from '../../bench/kafka-runtime';
 import { DEV_SASL_USERS, runtimeOf } from '../../bench/local-cluster';
 import { bootstrap, createTopic, endOffsets, produce, testClusters, uniqueName } from '../helpers/kafka';
 import { StraitProcess, stopAll, waitFor, writeConfig } from '../helpers/strait-process';
@@ -32,7 +32,7 @@ function grant(alias: string, args: string[]): void {
     `sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="${DEV_SASL_USERS.admin}";`,
     '',
   ].join('\n'));
-  const r = runKafkaClass(runtimeOf(testClusters()), 'kafka.admin.AclCommand', ['--bootstrap-server', c.saslBootstrap!, '--command-config', props, '--add', ...args]);
+  const r = runKafkaClass(runtimeOf(testClusters()), toolClass(runtimeOf(testClusters()), 'AclCommand'), ['--bootstrap-server', c.saslBootstrap!, '--command-config', props, '--add', ...args]);
   if (r.status !== 0) throw new Error(`kafka-acls failed: ${r.stderr.trim().split('\n').slice(-3).join(' ')}`);
 }
 

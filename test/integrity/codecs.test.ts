@@ -5,7 +5,7 @@
  */
 import t from 'tap';
 import { join } from 'node:path';
-import { runKafkaClass } from '../../bench/kafka-runtime';
+import { runKafkaClass, toolClass } from '../../bench/kafka-runtime';
 import { runtimeOf } from '../../bench/local-cluster';
 import { bootstrap, createTopic, endOffsets, produce, testClusters, uniqueName } from '../helpers/kafka';
 import { StraitProcess, stopAll, waitFor, writeConfig } from '../helpers/strait-process';
@@ -17,7 +17,7 @@ t.teardown(stopAll);
 function batchCodecs(targetTopic: string): string[] {
   const state = testClusters();
   const file = join(state.clusters.b!.dir, 'data', `${targetTopic}-0`, '00000000000000000000.log');
-  const r = runKafkaClass(runtimeOf(state), 'kafka.tools.DumpLogSegments', ['--files', file]);
+  const r = runKafkaClass(runtimeOf(state), toolClass(runtimeOf(state), 'DumpLogSegments'), ['--files', file]);
   return [...r.stdout.matchAll(/compresscodec: (\w+)/g)].map((m) => m[1]!.toLowerCase());
 }
 
