@@ -15,6 +15,12 @@ export default tseslint.config(
     },
   },
   {
+    // the install-time scripts are plain CommonJS run by npm before anything is built
+    files: ['scripts/**/*.js'],
+    languageOptions: { sourceType: 'commonjs', globals: { require: 'readonly', process: 'readonly' } },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
+  {
     // shared/ is used by controller and worker and must not depend on them (DESIGN.md, "Dependencies run one way").
     files: ['shared/**/*.ts', 'native/**/*.ts'],
     rules: {

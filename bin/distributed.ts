@@ -8,6 +8,7 @@ import { Controller } from '../controller/controller';
 import { buildRestApi } from '../controller/rest';
 import { loadConfig, redactConfig, type StraitConfig } from '../shared/config';
 import { StraitError } from '../shared/errors';
+import { checkLoadedFeatures } from '../shared/kafka/features';
 import { createLogger, type Logger } from '../shared/logger';
 import { StraitMetrics } from '../shared/metrics';
 import { ZooKeeperStore } from '../shared/zookeeper-store';
@@ -19,6 +20,7 @@ async function setUp(configFile: string, role: string): Promise<{ config: Strait
   if (config.store.type !== 'zookeeper' || config.store.connect === undefined) {
     throw new StraitError('STRAIT_USAGE', `store.type is '${config.store.type}': 'strait ${role}' needs store.type: zookeeper and store.connect (host:port[,host:port...]); use 'strait run' for the embedded store`, { field: 'store.type' });
   }
+  checkLoadedFeatures(config);
   const log = createLogger(`strait-${role}`, config.log.level);
   log.info({ config: redactConfig(config) }, `starting strait ${role}`);
   const metrics = new StraitMetrics();

@@ -6,6 +6,7 @@ import { Controller } from '../controller/controller';
 import { loadConfig, redactConfig } from '../shared/config';
 import { EmbeddedStore } from '../shared/embedded-store';
 import { StraitError } from '../shared/errors';
+import { checkLoadedFeatures } from '../shared/kafka/features';
 import { createLogger } from '../shared/logger';
 import { StraitMetrics } from '../shared/metrics';
 import { Worker } from '../worker/worker';
@@ -29,6 +30,7 @@ export async function run(opts: RunOptions): Promise<void> {
   if (config.store.type !== 'embedded') {
     throw new StraitError('STRAIT_USAGE', "store.type is 'zookeeper': run 'strait controller' and 'strait worker' for a distributed deployment, or set store.type: embedded for 'strait run'", { field: 'store.type' });
   }
+  checkLoadedFeatures(config);
   const log = createLogger('strait', config.log.level);
   log.info({ config: redactConfig(config) }, 'starting strait run');
   const metrics = new StraitMetrics();
