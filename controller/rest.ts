@@ -244,7 +244,17 @@ export function buildRestApi(ctx: RestContext): FastifyInstance {
     return r ? routeView(r) : reply;
   });
 
-  app.put<{ Params: { name: string }; Body: unknown }>('/v1/routes/:name', async (req, reply) => {
+  // Route changes run one at a time, so each is checked for loops against the routes every earlier change left (two
+  // concurrent PUTs could each pass alone and close a cycle together). Only the leader changes routes, and there is
+  // one leader, so a queue in this process is enough.
+  let changing: Promise<unknown> = Promise.resolve();
+  const oneAtATime = <T>(fn: () => Promise<T>): Promise<T> => {
+    const run = changing.then(fn, fn);
+    changing = run.catch(() => undefined);
+    return run;
+  };
+
+  app.put<{ Params: { name: string }; Body: unknown }>('/v1/routes/:name', (req, reply) => oneAtATime(async () => {
     const name = req.params.name;
     if (fromFile(name)) return readOnly(name, reply);
     const c = await leaderOnly(reply);
@@ -284,9 +294,9 @@ export function buildRestApi(ctx: RestContext): FastifyInstance {
     }
     const stored = await c.putRoute(route);
     return reply.code(before ? 200 : 201).send({ ...routeView({ route: stored.route, stored }), created: !before });
-  });
+  }));
 
-  app.delete<{ Params: { name: string } }>('/v1/routes/:name', async (req, reply) => {
+  app.delete<{ Params: { name: string } }>('/v1/routes/:name', (req, reply) => oneAtATime(async () => {
     const name = req.params.name;
     if (fromFile(name)) return readOnly(name, reply);
     const c = await leaderOnly(reply);
@@ -294,7 +304,7 @@ export function buildRestApi(ctx: RestContext): FastifyInstance {
     if (!c.storedRoute(name)) return unknownRoute(name, (await allRoutes()).map((r) => r.route.name), reply);
     await c.deleteRoute(name);
     return { route: name, deleted: true, offsets: 'kept' };
-  });
+  }));
 
   app.get<{ Params: { name: string } }>('/v1/routes/:name/topics', async (req, reply) => {
     const found = await findRoute(req.params.name, reply);

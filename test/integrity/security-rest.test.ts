@@ -312,6 +312,12 @@ t.test('TLS + mTLS + token controller: every door refuses what it must, the CLI 
   t.equal(bc.status, 400, 'a cycle closed with another REST route is found');
   t.match(parse(bc), { field: 'body.naming.policy', message: /route 'cb' \(created over REST\)/ });
   t.equal((await call({ path: '/v1/routes/bc' })).status, 404, 'not created');
+  // each of these is sound alone; together they make a cycle a <-> c with two policies
+  const q = { include: [`${prefix}-q.*`] };
+  const [q1, q2] = await Promise.all([put('q1', { source: 'a', target: 'c', naming: { policy: 'identity' }, topics: q }), put('q2', { source: 'c', target: 'a', topics: q })]);
+  t.same([q1.status, q2.status].sort(), [201, 400], 'two concurrent PUTs that close a cycle together: one is refused');
+  const winner = q1.status === 201 ? 'q1' : 'q2';
+  t.equal((await call({ method: 'DELETE', path: `/v1/routes/${winner}`, headers: { 'content-type': 'application/json' } })).status, 200);
 
   // patterns over REST: refused constructs name the field; catastrophic ones are accepted and harmless
   const look = await put('look', { source: 'a', target: 'c', topics: { include: ['ok', 'x(?=y)'] } });
