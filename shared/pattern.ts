@@ -57,21 +57,32 @@ export function patternError(pattern: string): string | undefined {
   }
 }
 
-/** compiled whole-name matchers; patterns come from config and from REST routes, so the cache is bounded */
-const compiled = new Map<string, RE2>();
+/** compiled whole-name matchers (null: RE2 refused the pattern); patterns come from config and REST, so bounded */
+const compiled = new Map<string, RE2 | null>();
 const MAX_COMPILED = 4096;
 
-function matcher(pattern: string): RE2 {
+function matcher(pattern: string): RE2 | null {
   let re = compiled.get(pattern);
   if (re === undefined) {
     if (compiled.size >= MAX_COMPILED) compiled.clear();
-    re = new RE2(`^(?:${pattern})$`);
+    try {
+      re = new RE2(`^(?:${pattern})$`);
+    } catch {
+      re = null;
+    }
     compiled.set(pattern, re);
   }
   return re;
 }
 
-/** Whether `name` matches one of `patterns` as a whole. Patterns were checked with `patternError` at config check. */
-export function matchesAny(patterns: string[], name: string): boolean {
-  return patterns.some((p) => matcher(p).test(name));
+/**
+ * Whether `name` matches one of `patterns` as a whole. Patterns are checked with `patternError` at config check and
+ * by the REST API; one that still does not compile (a route stored before patterns ran on RE2) matches nothing, or
+ * everything when `unusableMatches` is set — callers pass it for exclude lists, so such a route copies less, never more.
+ */
+export function matchesAny(patterns: string[], name: string, unusableMatches = false): boolean {
+  return patterns.some((p) => {
+    const re = matcher(p);
+    return re === null ? unusableMatches : re.test(name);
+  });
 }

@@ -29,9 +29,12 @@ export function prefixOrigins(topic: string, separator: string, aliases: string[
   }
 }
 
-/** whether a name matches one of the patterns as a whole (topic and group patterns), on RE2 (linear time) */
-export function fullMatch(patterns: string[], topic: string): boolean {
-  return matchesAny(patterns, topic);
+/**
+ * whether a name matches one of the patterns as a whole (topic and group patterns), on RE2 (linear time); `exclude`:
+ * the patterns are an exclude list, where a pattern RE2 refuses matches everything (shared/pattern.ts)
+ */
+export function fullMatch(patterns: string[], topic: string, exclude = false): boolean {
+  return matchesAny(patterns, topic, exclude);
 }
 
 export type Selection = { selected: true } | { selected: false; reason: 'internal' | 'excluded' | 'not-included' | 'from-target' };
@@ -40,7 +43,7 @@ export type Selection = { selected: true } | { selected: false; reason: 'interna
 export function selectTopic(route: RouteConfig, topic: string, aliases: string[]): Selection {
   if (isInternalTopic(topic)) return { selected: false, reason: 'internal' };
   if (!fullMatch(route.topics.include, topic)) return { selected: false, reason: 'not-included' };
-  if (fullMatch(route.topics.exclude, topic)) return { selected: false, reason: 'excluded' };
+  if (fullMatch(route.topics.exclude, topic, true)) return { selected: false, reason: 'excluded' };
   if (route.naming.policy === 'prefix' && prefixOrigins(topic, route.naming.separator, aliases).includes(route.target)) {
     return { selected: false, reason: 'from-target' };
   }

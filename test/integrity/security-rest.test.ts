@@ -21,7 +21,7 @@ import { stringify } from 'yaml';
 import { projectRoot } from '../../bench/kafka-runtime';
 import { validateConfig, type RouteConfig } from '../../shared/config';
 import { ConfigError } from '../../shared/errors';
-import { addedRouteProblems, fullMatch } from '../../shared/replication-policy';
+import { addedRouteProblems, fullMatch, selectTopic } from '../../shared/replication-policy';
 import { bootstrap, createTopic, testClusters, uniqueName } from '../helpers/kafka';
 import { StraitProcess, stopAll, waitFor, writeConfig } from '../helpers/strait-process';
 
@@ -191,6 +191,11 @@ t.test('patterns that are exponential on a backtracking engine match in linear t
     t.equal(matched, pattern === '(.*a){20}', `${pattern}: the right answer`);
   }
   t.ok(fullMatch(['(a*)*b'], 'aaab') && !fullMatch(['(a*)*b'], 'aaabx'), 'whole names only');
+  // a pattern RE2 refuses that still reaches matching (a route stored before patterns ran on RE2) never widens a route
+  const legacy = validateConfig({ clusters: { a: { bootstrap: '127.0.0.1:9092' }, b: { bootstrap: '127.0.0.1:9093' } }, routes: [{ name: 'r', source: 'a', target: 'b' }] }).routes[0]!;
+  t.same(selectTopic({ ...legacy, topics: { include: ['orders(?=x)'], exclude: [] } }, 'orders', ['a', 'b']), { selected: false, reason: 'not-included' }, 'in an include list it matches nothing');
+  t.same(selectTopic({ ...legacy, topics: { include: ['.*'], exclude: ['(a)\\1'] } }, 'orders', ['a', 'b']), { selected: false, reason: 'excluded' }, 'in an exclude list it matches everything');
+  t.same(selectTopic({ ...legacy, topics: { include: ['.*'], exclude: [] } }, 'orders', ['a', 'b']), { selected: true }, 'the same route without it selects the topic');
 });
 
 t.test('a REST route is checked for loops together with the config file\'s and the other stored routes', async (t) => {
