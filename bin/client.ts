@@ -3,6 +3,8 @@
  * for scripts). A standby's 409 names the leader; every API error is printed with its code and field.
  */
 import { readFileSync } from 'node:fs';
+import { request as httpRequest, type IncomingMessage, type RequestOptions } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { extname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { StraitError } from '../shared/errors';
@@ -11,23 +13,75 @@ export interface ClientOptions {
   url: string;
   token?: string;
   json: boolean;
+  /** PEM file of the CA that signed the controller's certificate (controller.rest.tls) */
+  ca?: string;
+  /** PEM client certificate and key files, for a controller with controller.rest.tls.clientCa (mTLS) */
+  cert?: string;
+  key?: string;
 }
 
 export type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
 
-/** Calls the API; a non-2xx answer throws with its code and message, and `status` on the error for callers. */
-export async function callApi(o: ClientOptions, method: Method, path: string, payload?: unknown): Promise<unknown> {
-  let res: Response;
-  const headers: Record<string, string> = o.token ? { authorization: `Bearer ${o.token}` } : {};
-  if (payload !== undefined) headers['content-type'] = 'application/json';
+function pem(option: 'ca' | 'cert' | 'key', file: string): Buffer {
   try {
-    res = await fetch(`${o.url.replace(/\/$/, '')}${path}`, { method, headers, ...(payload !== undefined ? { body: JSON.stringify(payload) } : {}) });
+    return readFileSync(file);
   } catch (e) {
-    throw new StraitError('STRAIT_USAGE', `cannot reach the controller at ${o.url} (${(e as Error).message}); pass --url http://host:port (controller.rest)`, { field: 'url' });
+    throw new StraitError('STRAIT_USAGE', `--${option} ${file}: cannot read it (${(e as Error).message})`, { field: option });
   }
-  const body = (await res.json().catch(() => ({}))) as { code?: string; message?: string; field?: string };
-  if (!res.ok) throw Object.assign(new StraitError('STRAIT_USAGE', `${res.status} ${body.code ?? ''}: ${body.message ?? res.statusText}`, body.field ? { field: body.field } : {}), { status: res.status });
-  return body;
+}
+
+/**
+ * Calls the API; a non-2xx answer throws with its code and message, and `status` on the error for callers. Every
+ * change (POST, PUT, DELETE) is sent as JSON, with an empty body when there is nothing to send: the API refuses
+ * changes without `Content-Type: application/json`.
+ */
+export async function callApi(o: ClientOptions, method: Method, path: string, payload?: unknown): Promise<unknown> {
+  let url: URL;
+  try {
+    url = new URL(`${o.url.replace(/\/$/, '')}${path}`);
+  } catch {
+    throw new StraitError('STRAIT_USAGE', `--url ${o.url} is not a URL; pass --url http://host:port or https://host:port (controller.rest)`, { field: 'url' });
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new StraitError('STRAIT_USAGE', `--url ${o.url}: only http:// and https:// are allowed`, { field: 'url' });
+  if (url.protocol === 'http:' && (o.ca ?? o.cert ?? o.key) !== undefined) {
+    throw new StraitError('STRAIT_USAGE', `--ca, --cert and --key need an https:// --url (got ${o.url})`, { field: 'url' });
+  }
+  if ((o.cert === undefined) !== (o.key === undefined)) throw new StraitError('STRAIT_USAGE', '--cert and --key go together (the client certificate and its private key)', { field: o.cert === undefined ? 'cert' : 'key' });
+  const headers: Record<string, string> = { accept: 'application/json' };
+  if (o.token) headers.authorization = `Bearer ${o.token}`;
+  const body = payload !== undefined ? JSON.stringify(payload) : '';
+  if (method !== 'GET') headers['content-type'] = 'application/json';
+  if (method !== 'GET') headers['content-length'] = String(Buffer.byteLength(body));
+  const opts: RequestOptions & { ca?: Buffer; cert?: Buffer; key?: Buffer } = { method, headers };
+  if (o.ca !== undefined) opts.ca = pem('ca', o.ca);
+  if (o.cert !== undefined && o.key !== undefined) Object.assign(opts, { cert: pem('cert', o.cert), key: pem('key', o.key) });
+  const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+  let res: IncomingMessage;
+  let text: string;
+  try {
+    ({ res, text } = await new Promise<{ res: IncomingMessage; text: string }>((resolve, reject) => {
+      const req = send(url, opts, (r) => {
+        const chunks: Buffer[] = [];
+        r.on('data', (c: Buffer) => chunks.push(c));
+        r.on('end', () => resolve({ res: r, text: Buffer.concat(chunks).toString('utf8') }));
+        r.on('error', reject);
+      });
+      req.on('error', reject);
+      req.setTimeout(30_000, () => req.destroy(new Error('no answer within 30 s')));
+      req.end(body);
+    }));
+  } catch (e) {
+    throw new StraitError('STRAIT_USAGE', `cannot reach the controller at ${o.url} (${(e as Error).message}); pass --url http(s)://host:port (controller.rest), and --ca/--cert/--key for TLS`, { field: 'url' });
+  }
+  let parsed: { code?: string; message?: string; field?: string } = {};
+  try {
+    parsed = JSON.parse(text) as typeof parsed;
+  } catch {
+    // a non-JSON answer is reported by its status line below
+  }
+  const status = res.statusCode ?? 0;
+  if (status < 200 || status >= 300) throw Object.assign(new StraitError('STRAIT_USAGE', `${status} ${parsed.code ?? ''}: ${parsed.message ?? res.statusMessage ?? ''}`, parsed.field ? { field: parsed.field } : {}), { status });
+  return parsed;
 }
 
 /** A route definition from a YAML or JSON file (one route, as under `routes:` in the config file). */

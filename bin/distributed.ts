@@ -70,7 +70,14 @@ export async function runController(configFile: string): Promise<void> {
     );
     return true;
   });
-  const rest = buildRestApi({ id, config, store, leader: () => controller });
+  let rest: ReturnType<typeof buildRestApi>;
+  try {
+    rest = buildRestApi({ id, config, store, leader: () => controller });
+  } catch (e) {
+    await store.close();
+    await closeHttp(server);
+    throw e;
+  }
   let restUrl: string;
   try {
     restUrl = await rest.listen({ host: config.controller.rest.host, port: config.controller.rest.port });

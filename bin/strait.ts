@@ -202,8 +202,11 @@ export function buildProgram(): Command {
     cmd
       .option('--url <url>', 'a controller\'s REST API (controller.rest)', process.env.STRAIT_URL ?? 'http://127.0.0.1:8470')
       .option('--token <token>', 'bearer token (controller.rest.token; or STRAIT_TOKEN)', process.env.STRAIT_TOKEN)
+      .option('--ca <file>', 'PEM CA that signed the controller\'s certificate, for an https:// --url (or STRAIT_CA)', process.env.STRAIT_CA)
+      .option('--cert <file>', 'PEM client certificate, for a controller that requires one (controller.rest.tls.clientCa; or STRAIT_CERT)', process.env.STRAIT_CERT)
+      .option('--key <file>', 'PEM private key of --cert (or STRAIT_KEY)', process.env.STRAIT_KEY)
       .option('--json', 'print the API\'s JSON', false);
-  type ApiOpts = { url: string; token?: string; json: boolean };
+  type ApiOpts = { url: string; token?: string; ca?: string; cert?: string; key?: string; json: boolean };
   const show = async (what: string, o: ApiOpts, method: 'GET' | 'POST' | 'DELETE', path: string) => {
     const { callApi, render } = await import('./client');
     print(render(what, await callApi(o, method, path), o.json));

@@ -40,7 +40,7 @@ export function clusterProps(config: StraitConfig, alias: string): ClientProps {
 /** Whether a route checkpoints `group`: its group patterns select it, and it is not one of strait's own. */
 export function routeCoversGroup(route: RouteConfig, group: string): boolean {
   if (group.startsWith('strait.') || group.startsWith('strait-')) return false;
-  return fullMatch(route.groups.include, group) && !fullMatch(route.groups.exclude, group);
+  return fullMatch(route.groups.include, group) && !fullMatch(route.groups.exclude, group, true);
 }
 
 /** Native admin clients per cluster alias, created on first use. */

@@ -15,6 +15,8 @@ import { closest, distance } from 'fastest-levenshtein';
 import { parse as parseYaml } from 'yaml';
 import { clusterPropertyProblems, routePropertyProblems } from './client-properties';
 import { ConfigError, StraitError, fieldPath, type FieldProblem } from './errors';
+import { isLoopbackHost } from './http-guard';
+import { patternError } from './pattern';
 import { separatorProblems, topologyProblems } from './replication-policy';
 import { resolveReferences, scrubSecrets, type ResolvedReference } from './secret-references';
 
@@ -88,6 +90,17 @@ const ConfigSchema = Type.Object(
             host: Type.String({ minLength: 1, default: '127.0.0.1' }),
             port: Type.Integer({ minimum: 0, maximum: 65535, default: 8470 }),
             token: Type.Optional(Type.String({ minLength: 16 })),
+            allowUnauthenticated: Type.Boolean({ default: false, description: 'serve a non-loopback host without a token (only behind something else that authenticates)' }),
+            tls: Type.Optional(
+              Type.Object(
+                {
+                  cert: Type.String({ minLength: 1, description: 'PEM server certificate (chain) file' }),
+                  key: Type.String({ minLength: 1, description: 'PEM private key file' }),
+                  clientCa: Type.Optional(Type.String({ minLength: 1, description: 'PEM CA file: when set, every client must present a certificate it signed (mTLS)' })),
+                },
+                { additionalProperties: false },
+              ),
+            ),
           },
           { additionalProperties: false, default: {} },
         ),
@@ -171,6 +184,13 @@ export interface ClusterConfig {
   properties: ClientProps;
 }
 
+/** `controller.rest.tls`: file paths, read when the API starts listening. */
+export interface RestTls {
+  cert: string;
+  key: string;
+  clientCa?: string;
+}
+
 /** The whole config after defaults are filled: what every component receives. */
 export interface StraitConfig {
   deployment: string;
@@ -181,7 +201,7 @@ export interface StraitConfig {
     refreshTopicsIntervalMs: number;
     workerGraceMs: number;
     balanceTolerance: number;
-    rest: { host: string; port: number; token?: string };
+    rest: { host: string; port: number; token?: string; allowUnauthenticated: boolean; tls?: RestTls };
   };
   worker: { id?: string; threads: number; inflightBytes: number; commitIntervalMs: number; reportIntervalMs: number };
   store: {
@@ -202,14 +222,9 @@ const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, allowUni
 ajv.addFormat('regex', (s: string) => regexError(s) === undefined);
 const validateSchema = ajv.compile<StraitConfigInput>(ConfigSchema);
 
-/** Topic and group patterns are JavaScript regular expressions matched against the whole name. */
+/** Topic and group patterns are regular expressions matched against the whole name, on RE2 (shared/pattern.ts). */
 function regexError(pattern: string): string | undefined {
-  try {
-    new RegExp(pattern);
-    return undefined;
-  } catch (e) {
-    return (e as Error).message.replace(/^Invalid regular expression: /, '');
-  }
+  return patternError(pattern);
 }
 
 /** Keys whose values are never printed: librdkafka secrets and strait's own token. */
@@ -346,7 +361,7 @@ function translate(err: ErrorObject, input: unknown, referenced: ReadonlyMap<str
     case 'const':
       return undefined; // reported through the enclosing anyOf
     case 'format':
-      return { path, message: `${show(path, value, referenced)} is not a valid regular expression (${regexError(String(value))})` };
+      return { path, message: `${show(path, value, referenced)} is not a valid regular expression: ${regexError(String(value))}` };
     case 'not':
       return { path, message: `${show(path, value, referenced)} is not allowed` };
     case 'propertyNames':
@@ -376,6 +391,13 @@ function checkSemantics(config: StraitConfig, problems: FieldProblem[]): void {
   const routesSound = problems.length === 0;
   problems.push(...separatorProblems(config.routes, aliases));
   if (routesSound) problems.push(...topologyProblems(config.routes));
+  const rest = config.controller.rest;
+  if (!isLoopbackHost(rest.host) && rest.token === undefined && !rest.allowUnauthenticated) {
+    problems.push({
+      path: 'controller.rest.host',
+      message: `'${rest.host}' is not a loopback address and controller.rest.token is not set: anyone who can reach it could change routes, pause replication and drain workers; set controller.rest.token (16+ characters), bind to 127.0.0.1, or set controller.rest.allowUnauthenticated: true if something in front of the API authenticates every request`,
+    });
+  }
   if (config.store.type === 'zookeeper' && config.store.connect === undefined) {
     problems.push({ path: 'store.connect', message: "is required when store.type is 'zookeeper' (host:port[,host:port...])" });
   }

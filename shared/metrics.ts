@@ -4,6 +4,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
 import { LATENCY_BUCKETS_MS } from '../native';
+import { hostHeaderAllowed, isLoopbackHost } from './http-guard';
 
 /** A histogram fed with bucket counts the native forwarder already aggregated (prom-client has no bulk observe). */
 class BucketHistogram {
@@ -128,22 +129,33 @@ export class StraitMetrics {
 
 export type Handler = (req: IncomingMessage, res: ServerResponse) => Promise<boolean> | boolean;
 
-/** Serves `/metrics` plus whatever `extra` handles; binds to the given host (127.0.0.1 by default). */
+/**
+ * Serves `/metrics` plus whatever `extra` handles; binds to the given host (127.0.0.1 by default). Read-only: it
+ * answers GET alone and changes nothing. Bound to loopback it answers only loopback `Host` names, so a web page cannot
+ * read it through DNS rebinding (shared/http-guard.ts). Errors are JSON `{code, message, field?}` like the REST API's.
+ */
 export async function serveMetrics(metrics: StraitMetrics, host: string, port: number, extra?: Handler): Promise<Server> {
-  const server = createServer((req, res) => {
+  const loopback = isLoopbackHost(host);
+  const fail = (res: ServerResponse, status: number, body: { code: string; message: string; field?: string }) => {
+    res.writeHead(status, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(body));
+  };
+  const server = createServer({ requireHostHeader: false }, (req, res) => {
     void (async () => {
       try {
+        if (loopback && !hostHeaderAllowed(req.headers.host, host)) {
+          return fail(res, 403, { code: 'STRAIT_FORBIDDEN_HOST', message: `this endpoint is bound to a loopback address (metrics.host ${host}) and answers only the Host names 127.0.0.1, localhost, [::1] and ${host}`, field: 'host' });
+        }
         if (req.method === 'GET' && req.url === '/metrics') {
           res.writeHead(200, { 'content-type': metrics.registry.contentType });
           res.end(await metrics.registry.metrics());
           return;
         }
         if (extra && (await extra(req, res))) return;
-        res.writeHead(404, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ error: { code: 'NOT_FOUND', message: `no such endpoint: ${req.method} ${req.url}` } }));
+        const path = (req.url ?? '').split('?')[0]!;
+        fail(res, 404, { code: 'STRAIT_NOT_FOUND', message: `no endpoint ${req.method} ${JSON.stringify(path.length > 100 ? `${path.slice(0, 97)}...` : path)} (this endpoint answers GET /metrics, /v1/health, /v1/status)` });
       } catch (e) {
-        res.writeHead(500, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ error: { code: 'INTERNAL', message: (e as Error).message } }));
+        fail(res, 500, { code: 'STRAIT_INTERNAL', message: (e as Error).message });
       }
     })();
   });

@@ -6,6 +6,7 @@
  * identity: same name; loops are stopped per record by the provenance header in the native path.
  */
 import type { RouteConfig } from './config';
+import { matchesAny } from './pattern';
 
 /** Kafka's own (`__consumer_offsets`, `__transaction_state`), strait's (`__strait-*`) and MirrorMaker 2's. */
 export function isInternalTopic(topic: string): boolean {
@@ -28,9 +29,12 @@ export function prefixOrigins(topic: string, separator: string, aliases: string[
   }
 }
 
-/** whether a name matches one of the patterns as a whole (topic and group patterns) */
-export function fullMatch(patterns: string[], topic: string): boolean {
-  return patterns.some((p) => new RegExp(`^(?:${p})$`).test(topic));
+/**
+ * whether a name matches one of the patterns as a whole (topic and group patterns), on RE2 (linear time); `exclude`:
+ * the patterns are an exclude list, where a pattern RE2 refuses matches everything (shared/pattern.ts)
+ */
+export function fullMatch(patterns: string[], topic: string, exclude = false): boolean {
+  return matchesAny(patterns, topic, exclude);
 }
 
 export type Selection = { selected: true } | { selected: false; reason: 'internal' | 'excluded' | 'not-included' | 'from-target' };
@@ -39,7 +43,7 @@ export type Selection = { selected: true } | { selected: false; reason: 'interna
 export function selectTopic(route: RouteConfig, topic: string, aliases: string[]): Selection {
   if (isInternalTopic(topic)) return { selected: false, reason: 'internal' };
   if (!fullMatch(route.topics.include, topic)) return { selected: false, reason: 'not-included' };
-  if (fullMatch(route.topics.exclude, topic)) return { selected: false, reason: 'excluded' };
+  if (fullMatch(route.topics.exclude, topic, true)) return { selected: false, reason: 'excluded' };
   if (route.naming.policy === 'prefix' && prefixOrigins(topic, route.naming.separator, aliases).includes(route.target)) {
     return { selected: false, reason: 'from-target' };
   }
@@ -175,4 +179,30 @@ export function topologyProblems(routes: RouteConfig[]): LoopProblem[] {
     }
   }
   return [...out.values()];
+}
+
+/**
+ * The separator and loop problems a new or changed route brings into a deployment: what `route` together with
+ * `others` (the config file's routes and the other stored routes) has that `others` alone do not. A route checked on
+ * its own can pass and still close a cycle with routes defined elsewhere, so REST routes are checked this way.
+ * Paths name the new route's fields under `base` (`body.naming.policy`); a problem the checks pin on another route is
+ * reported on the same field of the new one, naming the other route.
+ */
+export function addedRouteProblems(route: RouteConfig, others: { route: RouteConfig; definedIn: string }[], aliases: string[], base: string): LoopProblem[] {
+  const existing = others.map((o) => o.route);
+  const all = [...existing, route];
+  const at = existing.length;
+  const key = (p: LoopProblem) => `${p.path}|${p.message}`;
+  const before = new Set([...separatorProblems(existing, aliases), ...topologyProblems(existing)].map(key));
+  const name = (i: number) => (i === at ? base : `route '${all[i]!.name}' (${others[i]!.definedIn})`);
+  const rename = (text: string) => text.replace(/routes\[([0-9]+)\]/g, (_, i: string) => name(Number(i)));
+  const out: LoopProblem[] = [];
+  for (const p of [...separatorProblems(all, aliases), ...topologyProblems(all)]) {
+    if (before.has(key(p))) continue;
+    const m = /^routes\[([0-9]+)\](.*)$/.exec(p.path);
+    if (!m) continue;
+    const i = Number(m[1]);
+    out.push(i === at ? { path: `${base}${m[2]!}`, message: rename(p.message) } : { path: `${base}${m[2]!}`, message: `this route completes a setup in which ${name(i)}${m[2]!}: ${rename(p.message)}` });
+  }
+  return out;
 }

@@ -45,7 +45,8 @@ t.test('routes over REST: create, update, leader change, delete, bad input', asy
     const headers: Record<string, string> = {};
     if (opts.token !== null) headers.authorization = `Bearer ${opts.token ?? TOKEN}`;
     const payload = opts.raw ?? (opts.body !== undefined ? JSON.stringify(opts.body) : undefined);
-    if (payload !== undefined) headers['content-type'] = 'application/json';
+    // every change is sent as JSON (the API refuses changes without Content-Type: application/json)
+    if (payload !== undefined || method !== 'GET') headers['content-type'] = 'application/json';
     const res = await fetch(`${opts.url ?? base}${path}`, { method, headers, ...(payload !== undefined ? { body: payload } : {}) });
     return { status: res.status, body: (await res.json()) as Record<string, unknown> & unknown[] };
   };

@@ -40,7 +40,8 @@ t.test('REST API: auth, reads, pause/resume, rebalance, errors', async (t) => {
   const call = async (method: string, path: string, opts: { token?: string | null; body?: string; url?: string } = {}) => {
     const headers: Record<string, string> = {};
     if (opts.token !== null) headers.authorization = `Bearer ${opts.token ?? TOKEN}`;
-    if (opts.body !== undefined) headers['content-type'] = 'application/json';
+    // every change is sent as JSON (the API refuses changes without Content-Type: application/json)
+    if (opts.body !== undefined || method !== 'GET') headers['content-type'] = 'application/json';
     const res = await fetch(`${opts.url ?? base}${path}`, { method, headers, ...(opts.body !== undefined ? { body: opts.body } : {}) });
     const text = await res.text();
     t.notMatch(text, TOKEN, `${method} ${path}: the token is never in a response`);

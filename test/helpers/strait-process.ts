@@ -33,7 +33,7 @@ export class StraitProcess {
       this.output += d.toString();
       const m = /"metrics":"(http:\/\/[^"]+)\/metrics"/.exec(this.output);
       if (m) resolveUrl(m[1]!);
-      const rest = /"rest":"(http:\/\/[^"]+)"/.exec(this.output);
+      const rest = /"rest":"(https?:\/\/[^"]+)"/.exec(this.output);
       if (rest) resolveRest(rest[1]!);
     };
     this.child.stdout!.on('data', onData);
