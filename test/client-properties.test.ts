@@ -11,6 +11,7 @@ import { validateConfig, validateRoute } from '../shared/config';
 import { ConfigError } from '../shared/errors';
 import { PROFILES } from '../shared/profiles';
 import { projectRoot } from '../bench/kafka-runtime';
+import { configProblems } from './helpers/config';
 
 const clusters = { a: { bootstrap: '127.0.0.1:9092' }, b: { bootstrap: '127.0.0.1:9093' } };
 const withRoute = (extra: Record<string, unknown>, clusterProps: Record<string, unknown> = {}) => ({
@@ -18,15 +19,7 @@ const withRoute = (extra: Record<string, unknown>, clusterProps: Record<string, 
   routes: [{ name: 'r', source: 'a', target: 'b', ...extra }],
 });
 
-function problems(input: unknown): { path: string; message: string }[] {
-  try {
-    validateConfig(input);
-  } catch (e) {
-    if (e instanceof ConfigError) return e.problems;
-    throw e;
-  }
-  return [];
-}
+const problems = configProblems;
 
 t.test('each refused category names the field and why', async (t) => {
   const cases: [string, 'consumer' | 'producer', RegExp][] = [

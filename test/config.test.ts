@@ -5,21 +5,14 @@ import { join } from 'node:path';
 import { ConfigError, StraitError } from '../shared/errors';
 import { loadConfig, redactConfig, validateConfig } from '../shared/config';
 import { projectRoot } from '../bench/kafka-runtime';
+import { configProblems } from './helpers/config';
 
 const base = () => ({
   clusters: { a: { bootstrap: '127.0.0.1:9092' }, b: { bootstrap: '127.0.0.1:9093', properties: { 'sasl.password': 'hunter2-secret' } } },
   routes: [{ name: 'a-to-b', source: 'a', target: 'b', topics: { include: ['orders.*'] } }],
 });
 
-function problems(input: unknown): { path: string; message: string }[] {
-  try {
-    validateConfig(input);
-  } catch (e) {
-    if (e instanceof ConfigError) return e.problems;
-    throw e;
-  }
-  return [];
-}
+const problems = configProblems;
 
 t.test('every example config in examples/ is valid', async (t) => {
   const dir = join(projectRoot(), 'examples');

@@ -14,6 +14,7 @@ import { redactConfig, shownValue, validateConfig } from '../shared/config';
 import { ConfigError } from '../shared/errors';
 import { createLogger } from '../shared/logger';
 import { TUNING_PROPERTIES } from '../shared/client-properties';
+import { configProblems } from './helpers/config';
 
 const dir = mkdtempSync(join(tmpdir(), 'strait-refs-'));
 const secretFile = join(dir, 'password');
@@ -31,15 +32,7 @@ const doc = () => ({
   controller: { rest: { token: '${env:STRAIT_TEST_REF_TOKEN}' } },
 });
 
-function problemsOf(input: unknown): { path: string; message: string }[] {
-  try {
-    validateConfig(input);
-  } catch (e) {
-    if (e instanceof ConfigError) return e.problems;
-    throw e;
-  }
-  return [];
-}
+const problemsOf = configProblems;
 
 t.test('env and file references resolve; file contents are trimmed', async (t) => {
   const c = validateConfig(doc());
