@@ -7,11 +7,10 @@
  */
 import t from 'tap';
 import Kafka from 'node-rdkafka';
-import { validateConfig } from '../../shared/config';
-import { ConfigError } from '../../shared/errors';
 import { bootstrap, createTopic, produce, readAll, totalRecords, uniqueName, type ReadRecord, type TestRecord } from '../helpers/kafka';
 import { withClusterLock } from '../helpers/cluster-lock';
 import { StraitProcess, stopAll, waitFor, writeConfig } from '../helpers/strait-process';
+import { configProblems } from '../helpers/config';
 
 t.teardown(stopAll);
 
@@ -258,15 +257,7 @@ t.test('hop limit: a ring whose loop guard cannot see the origin (one cluster un
 }));
 
 t.test('config check: ambiguous alias/separator setups and looping route setups are rejected, naming the field', async (t) => {
-  const check = (input: unknown) => {
-    try {
-      validateConfig(input);
-      return [];
-    } catch (e) {
-      if (e instanceof ConfigError) return e.problems;
-      throw e;
-    }
-  };
+  const check = configProblems;
   const clusters = { 'dc-a': { bootstrap: '127.0.0.1:1' }, 'dc-b': { bootstrap: '127.0.0.1:2' }, 'dc-c': { bootstrap: '127.0.0.1:3' } };
   const ps = check({ clusters, routes: [{ name: 'ab', source: 'dc-a', target: 'dc-b', naming: { separator: '-' } }] });
   // 'dc-c' is in neither end of the route, but any alias may appear inside a prefixed name

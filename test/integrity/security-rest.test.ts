@@ -20,10 +20,10 @@ import t from 'tap';
 import { stringify } from 'yaml';
 import { projectRoot } from '../../bench/kafka-runtime';
 import { validateConfig, type RouteConfig } from '../../shared/config';
-import { ConfigError } from '../../shared/errors';
 import { addedRouteProblems, fullMatch, selectTopic } from '../../shared/replication-policy';
 import { bootstrap, createTopic, testClusters, uniqueName } from '../helpers/kafka';
 import { StraitProcess, stopAll, waitFor, writeConfig } from '../helpers/strait-process';
+import { configProblems } from '../helpers/config';
 
 t.teardown(stopAll);
 
@@ -118,15 +118,6 @@ function makeCertificates(): Record<'dir' | 'ca' | 'serverCert' | 'serverKey' | 
   return { dir, ca: p('ca.pem'), serverCert: p('server.pem'), serverKey: p('server.key'), clientCert: p('client.pem'), clientKey: p('client.key'), rogueCert: p('rogue.pem'), rogueKey: p('rogue.key') };
 }
 
-function configProblems(input: unknown): { path: string; message: string }[] {
-  try {
-    validateConfig(input);
-    return [];
-  } catch (e) {
-    if (e instanceof ConfigError) return e.problems;
-    throw e;
-  }
-}
 
 // ---------------------------------------------------------------- config check
 

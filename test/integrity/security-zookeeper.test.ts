@@ -19,12 +19,12 @@ import Kafka from 'node-rdkafka';
 import t from 'tap';
 import ZooKeeper from 'zookeeper';
 import { redactConfig, validateConfig, validateRoute } from '../../shared/config';
-import { ConfigError } from '../../shared/errors';
 import { digestId, ZooKeeperStore } from '../../shared/zookeeper-store';
 import { bootstrap, createTopic, produce, totalRecords, uniqueName } from '../helpers/kafka';
 import { partitionEvents } from '../helpers/fleet';
 import { StraitProcess, stopAll, waitFor, writeConfig } from '../helpers/strait-process';
 import { rawZooKeeper, testZooKeeper } from '../helpers/zookeeper';
+import { configProblems } from '../helpers/config';
 
 t.teardown(stopAll);
 
@@ -90,15 +90,7 @@ async function notRefused(zk: ZooKeeper, path: string): Promise<string[]> {
 
 t.test('config check: a ZooKeeper store needs store.auth or an explicit allowUnauthenticated; the password is never shown', async (t) => {
   const base = { clusters: { a: { bootstrap: 'x:1' }, b: { bootstrap: 'y:1' } }, routes: [{ name: 'r', source: 'a', target: 'b' }] };
-  const problems = (doc: unknown): { path: string; message: string }[] => {
-    try {
-      validateConfig(doc);
-      return [];
-    } catch (e) {
-      if (e instanceof ConfigError) return e.problems;
-      throw e;
-    }
-  };
+  const problems = configProblems;
   const none = problems({ ...base, store: { type: 'zookeeper', connect: 'z:2181' } });
   t.match(none, [{ path: 'store.auth', message: /required when store.type is 'zookeeper'.*allowUnauthenticated/ }]);
   t.same(problems({ ...base, store: { type: 'zookeeper', connect: 'z:2181', allowUnauthenticated: true } }), [], 'an explicit opt-out is accepted');
