@@ -12,7 +12,7 @@ import { createLogger, type Logger } from '../shared/logger';
 import { StraitMetrics } from '../shared/metrics';
 import { ZooKeeperStore } from '../shared/zookeeper-store';
 import { Worker } from '../worker/worker';
-import { closeHttp, json, serveHttp, untilSignal } from './serve';
+import { closeHttp, json, serveHttp, untilSignal, workerHealth, workerStatus } from './serve';
 
 async function setUp(configFile: string, role: string): Promise<{ config: StraitConfig; log: Logger; metrics: StraitMetrics; store: ZooKeeperStore }> {
   const config = loadConfig(configFile);
@@ -64,7 +64,10 @@ export async function runController(configFile: string): Promise<void> {
       (e: Error) => json(res, 503, { code: 'STRAIT_STORE', message: e.message }),
     );
     return true;
-  });
+  }, () => (controller?.status().erroredPartitions ?? []).map((p) => ({
+    code: p.code, route: p.route, topic: p.topic, partition: p.partition,
+    message: `${p.topic}[${p.partition}] of route '${p.route}' on worker '${p.worker}' makes no progress: ${p.code}`,
+  })));
   const rest = buildRestApi({ id, config, store, leader: () => controller });
   let restUrl: string;
   try {
@@ -92,10 +95,11 @@ export async function runWorker(configFile: string): Promise<void> {
   const worker = new Worker(config, store, log, metrics);
   store.onSessionLost(() => worker.suspend());
   store.onSessionRestored(() => log.info({ worker: worker.id }, 'coordination session restored: waiting for a new assignment'));
-  const server = await serveHttp(config, metrics, log, (req, res) => {
-    if (req.url !== '/v1/status') return false;
-    return json(res, 200, { worker: { id: worker.id, totals: worker.pipeline.totals } });
-  });
+  const server = await serveHttp(
+    config, metrics, log,
+    (req, res) => req.url === '/v1/status' && json(res, 200, { worker: workerStatus(worker) }),
+    () => workerHealth(worker.pipeline),
+  );
   await worker.start();
   await untilSignal(log, 'stopping');
   await worker.stop();

@@ -12,7 +12,8 @@ import type { StraitMetrics } from '../shared/metrics';
 import { routeClientProps } from '../shared/profiles';
 import type { CoordinationStore } from '../shared/store';
 import { partitionKey, type FromPump, type PartitionAssignment, type PartitionLoad, type PumpTask, type RouteClients, type ToPump } from '../shared/wire';
-import type { ForwarderProgress, PartitionProgress } from '../native';
+import type { ForwarderProgress, GapReport, PartitionProgress } from '../native';
+import { partitionErrorCode, type PartitionErrorCode } from '../shared/partition-errors';
 import type { OffsetMapRecord } from '../shared/offset-map';
 import { OffsetMapWriter } from './offset-map-writer';
 
@@ -32,8 +33,12 @@ export interface PartitionRuntime {
   bytes: number;
   lastTimestamp: number;
   paused: boolean;
+  /** why the partition makes no progress (the forwarder's message); absent while it is healthy */
   error?: string;
-  errorCode?: string;
+  errorCode?: PartitionErrorCode;
+  /** librdkafka's name of the underlying error */
+  kafkaCode?: string;
+  erroredAt?: number;
   /** unassigned, waiting for its last in-flight records before the final commit */
   draining: boolean;
   runs: Map<number, [number, number, number]>;
@@ -49,6 +54,28 @@ export interface PipelineTotals {
   errored: number;
   paused: number;
 }
+
+/** A partition that makes no progress, as /v1/status and /v1/health show it. */
+export interface ErroredPartition {
+  route: string;
+  topic: string;
+  partition: number;
+  code: PartitionErrorCode;
+  kafkaCode: string | null;
+  cause: string;
+  since: string;
+}
+
+/** An offset gap a partition went over (or stopped at), kept for the status endpoint. */
+export interface GapProblem extends GapReport {
+  route: string;
+  topic: string;
+  partition: number;
+  at: string;
+}
+
+/** how many recent gaps the status endpoint keeps */
+const GAP_HISTORY = 100;
 
 function runtimeKey(route: string, topic: string, partition: number): string {
   return `${route}|${partitionKey(topic, partition)}`;
@@ -69,6 +96,8 @@ export class Pipeline {
   /** route -> the client settings the pool threads have (JSON), to tell a changed route from an unchanged one */
   private readonly sentClients = new Map<string, string>();
   private onStopped: (() => void) | undefined;
+  /** the most recent offset gaps, newest last */
+  readonly gaps: GapProblem[] = [];
   readonly totals: PipelineTotals = { records: 0, bytes: 0, partitions: 0, lag: 0, errored: 0, paused: 0 };
   /** fired after a progress batch changes totals (the TTY status line listens) */
   onProgress: (() => void) | undefined;
@@ -105,6 +134,7 @@ export class Pipeline {
         producer: props.producer,
         inflightBytes: Math.max(1 << 20, Math.floor(this.config.worker.inflightBytes / threads)),
         compression: 'lz4',
+        onGap: r.onGap,
         ...(r.naming.policy === 'identity' ? { provenance: { localOrigin: r.source, dropOrigin: r.target, maxHops: 8 } } : {}),
       },
     };
@@ -207,6 +237,8 @@ export class Pipeline {
         const shard = this.shardLoad.indexOf(Math.min(...this.shardLoad));
         this.shardLoad[shard]!++;
         const start = committed ? committed.offset : routeCfg.start === 'earliest' ? -2 : -1;
+        const previous = this.partitions.get(key);
+        if (previous) this.clearError(previous, 'unassigned');
         this.partitions.set(key, {
           route, topic: p.topic, partition: p.partition, targetTopic: p.targetTopic, epoch: p.epoch, shard,
           committed: committed?.offset ?? -1, committable: committed?.offset ?? -1, records: 0, bytes: 0, lastTimestamp: -1,
@@ -256,6 +288,7 @@ export class Pipeline {
         recordsPerSec: (rt.records - rt.reported.records) / seconds,
         lag: rt.highWatermark !== undefined && rt.committed >= 0 ? Math.max(0, rt.highWatermark - rt.committed) : -1,
         errored: rt.error !== undefined,
+        ...(rt.errorCode !== undefined ? { errorCode: rt.errorCode } : {}),
       });
       rt.reported = { records: rt.records, bytes: rt.bytes, at: now };
     }
@@ -328,20 +361,80 @@ export class Pipeline {
     if (rt.highWatermark !== undefined && rt.committable >= 0) this.metrics.lag.set(labels, Math.max(0, rt.highWatermark - rt.committable));
     rt.paused = pp.paused;
     this.metrics.paused.set(labels, pp.paused ? 1 : 0);
-    if (pp.error && rt.error === undefined) {
-      rt.error = pp.error;
-      rt.errorCode = pp.errorCode;
-      this.metrics.errors.inc({ route: rt.route, topic: rt.topic, code: pp.errorCode ?? 'UNKNOWN' });
-      this.log.error({ route: rt.route, topic: rt.topic, partition: rt.partition, code: pp.errorCode, err: pp.error }, 'partition stopped');
-    }
+    this.applyError(rt, pp);
+    for (const gap of pp.gaps ?? []) this.applyGap(rt, gap);
     for (const run of pp.runs) rt.runs.set(run[0], run);
     if (!pp.assigned && pp.inflight === 0 && rt.draining) {
       // final state reported: commit it, then forget the partition
       void this.commit().then(() => {
         const cur = this.partitions.get(runtimeKey(rt.route, rt.topic, rt.partition));
-        if (cur === rt) this.partitions.delete(runtimeKey(rt.route, rt.topic, rt.partition));
+        if (cur === rt) {
+          this.partitions.delete(runtimeKey(rt.route, rt.topic, rt.partition));
+          this.clearError(rt, 'unassigned');
+        }
       });
     }
+  }
+
+  /** Enters, changes or leaves the errored state as the forwarder reports it. */
+  private applyError(rt: PartitionRuntime, pp: PartitionProgress): void {
+    if (pp.error === undefined) {
+      if (rt.error !== undefined && !rt.draining) this.clearError(rt, 'recovered');
+      return;
+    }
+    const code = partitionErrorCode(pp.errorKind, pp.errorCode);
+    if (rt.error !== undefined && rt.errorCode === code && rt.kafkaCode === pp.errorCode) {
+      rt.error = pp.error;
+      return;
+    }
+    if (rt.errorCode !== undefined && rt.errorCode !== code) this.metrics.partitionErrored.remove({ route: rt.route, topic: rt.topic, partition: String(rt.partition), code: rt.errorCode });
+    rt.error = pp.error;
+    rt.errorCode = code;
+    rt.kafkaCode = pp.errorCode;
+    rt.erroredAt = Date.now();
+    this.metrics.partitionErrored.set({ route: rt.route, topic: rt.topic, partition: String(rt.partition), code }, 1);
+    this.metrics.errors.inc({ route: rt.route, topic: rt.topic, code });
+    this.log.error(
+      { route: rt.route, topic: rt.topic, partition: rt.partition, code, kafkaCode: pp.errorCode, cause: pp.error },
+      `partition ${rt.topic}[${rt.partition}] of route '${rt.route}' makes no progress: ${code} (${pp.errorCode ?? 'no Kafka code'}): ${pp.error}`,
+    );
+  }
+
+  private clearError(rt: PartitionRuntime, why: 'recovered' | 'unassigned'): void {
+    if (rt.error === undefined) return;
+    if (rt.errorCode !== undefined) this.metrics.partitionErrored.remove({ route: rt.route, topic: rt.topic, partition: String(rt.partition), code: rt.errorCode });
+    if (why === 'recovered') {
+      const seconds = rt.erroredAt !== undefined ? Math.round((Date.now() - rt.erroredAt) / 1000) : undefined;
+      this.log.warn({ route: rt.route, topic: rt.topic, partition: rt.partition, code: rt.errorCode, erroredSeconds: seconds }, `partition ${rt.topic}[${rt.partition}] of route '${rt.route}' makes progress again (was ${rt.errorCode})`);
+    }
+    delete rt.error;
+    delete rt.errorCode;
+    delete rt.kafkaCode;
+    delete rt.erroredAt;
+  }
+
+  private applyGap(rt: PartitionRuntime, gap: GapReport): void {
+    // stopped: nothing is skipped yet (the offsets are gone, but the partition waits for the operator)
+    if (!gap.stopped) this.metrics.skipped.inc({ route: rt.route, topic: rt.topic, reason: gap.reason }, gap.skipped);
+    this.gaps.push({ route: rt.route, topic: rt.topic, partition: rt.partition, ...gap, at: new Date().toISOString() });
+    if (this.gaps.length > GAP_HISTORY) this.gaps.splice(0, this.gaps.length - GAP_HISTORY);
+    const where = `${rt.topic}[${rt.partition}] of route '${rt.route}'`;
+    const what =
+      gap.reason === 'retention'
+        ? `offsets ${gap.from}..${gap.to - 1} were deleted from the source (retention or deleteRecords) before strait read them: ${gap.skipped} offsets skipped`
+        : `offset ${gap.from} is above the source's log end ${gap.to} (log truncated, e.g. an unclean leader election): records strait replicated from offset ${gap.to} on are no longer in the source`;
+    const action = gap.stopped ? 'partition stopped (onGap: stop)' : `replication goes on from offset ${gap.to}`;
+    this.log.error({ route: rt.route, topic: rt.topic, partition: rt.partition, reason: gap.reason, from: gap.from, to: gap.to, skipped: gap.skipped, stopped: gap.stopped }, `${where}: ${what}; ${action}`);
+  }
+
+  /** every partition of this worker that makes no progress */
+  errored(): ErroredPartition[] {
+    const out: ErroredPartition[] = [];
+    for (const rt of this.partitions.values()) {
+      if (rt.error === undefined || rt.errorCode === undefined || rt.draining) continue;
+      out.push({ route: rt.route, topic: rt.topic, partition: rt.partition, code: rt.errorCode, kafkaCode: rt.kafkaCode ?? null, cause: rt.error, since: new Date(rt.erroredAt ?? Date.now()).toISOString() });
+    }
+    return out;
   }
 
   private writer(route: string): OffsetMapWriter {
