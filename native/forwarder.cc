@@ -30,7 +30,7 @@ bool NotFixedByRetry(rd_kafka_resp_err_t err) {
     case RD_KAFKA_RESP_ERR__NOT_IMPLEMENTED:  // librdkafka built without the batch's compression codec
     case RD_KAFKA_RESP_ERR__BAD_COMPRESSION:
     case RD_KAFKA_RESP_ERR__BAD_MSG:
-    case RD_KAFKA_RESP_ERR_CORRUPT_MESSAGE:
+    case RD_KAFKA_RESP_ERR_INVALID_MSG:  // Kafka CORRUPT_MESSAGE
     case RD_KAFKA_RESP_ERR_UNSUPPORTED_VERSION:
     case RD_KAFKA_RESP_ERR__UNSUPPORTED_FEATURE:
     case RD_KAFKA_RESP_ERR_UNSUPPORTED_COMPRESSION_TYPE:

@@ -12,7 +12,7 @@ export type PartitionErrorCode = Extract<
 const AUTHORIZATION = new Set(['TOPIC_AUTHORIZATION_FAILED', 'GROUP_AUTHORIZATION_FAILED', 'CLUSTER_AUTHORIZATION_FAILED', 'TRANSACTIONAL_ID_AUTHORIZATION_FAILED']);
 
 /** records the source returns but this consumer cannot decode: retrying the fetch returns the same bytes */
-const UNREADABLE = new Set(['_NOT_IMPLEMENTED', '_BAD_COMPRESSION', '_BAD_MSG', 'CORRUPT_MESSAGE', 'UNSUPPORTED_VERSION', '_UNSUPPORTED_FEATURE', 'UNSUPPORTED_COMPRESSION_TYPE', 'UNSUPPORTED_FOR_MESSAGE_FORMAT']);
+const UNREADABLE = new Set(['_NOT_IMPLEMENTED', '_BAD_COMPRESSION', '_BAD_MSG', 'INVALID_MSG', 'UNSUPPORTED_VERSION', '_UNSUPPORTED_FEATURE', 'UNSUPPORTED_COMPRESSION_TYPE', 'UNSUPPORTED_FOR_MESSAGE_FORMAT']);
 
 /** Every code a partition can be errored with, and what it means (the README lists the same). */
 export const PARTITION_ERROR_CODES: Record<PartitionErrorCode, string> = {
