@@ -28,7 +28,8 @@ export type StraitErrorCode =
   | 'STRAIT_SOURCE_FETCH_FAILED'
   | 'STRAIT_OFFSET_GAP'
   | 'STRAIT_TARGET_NOT_AUTHORIZED'
-  | 'STRAIT_TARGET_REJECTED';
+  | 'STRAIT_TARGET_REJECTED'
+  | 'STRAIT_COMMIT_FAILING';
 
 export interface StraitErrorOptions {
   cause?: unknown;

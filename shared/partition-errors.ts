@@ -6,7 +6,7 @@ import type { StraitErrorCode } from './errors';
 
 export type PartitionErrorCode = Extract<
   StraitErrorCode,
-  'STRAIT_SOURCE_NOT_AUTHORIZED' | 'STRAIT_SOURCE_UNREADABLE' | 'STRAIT_SOURCE_FETCH_FAILED' | 'STRAIT_OFFSET_GAP' | 'STRAIT_TARGET_NOT_AUTHORIZED' | 'STRAIT_TARGET_REJECTED'
+  'STRAIT_SOURCE_NOT_AUTHORIZED' | 'STRAIT_SOURCE_UNREADABLE' | 'STRAIT_SOURCE_FETCH_FAILED' | 'STRAIT_OFFSET_GAP' | 'STRAIT_TARGET_NOT_AUTHORIZED' | 'STRAIT_TARGET_REJECTED' | 'STRAIT_COMMIT_FAILING'
 >;
 
 const AUTHORIZATION = new Set(['TOPIC_AUTHORIZATION_FAILED', 'GROUP_AUTHORIZATION_FAILED', 'CLUSTER_AUTHORIZATION_FAILED', 'TRANSACTIONAL_ID_AUTHORIZATION_FAILED']);
@@ -22,6 +22,7 @@ export const PARTITION_ERROR_CODES: Record<PartitionErrorCode, string> = {
   STRAIT_OFFSET_GAP: 'the next offset is no longer in the source log and the route says onGap: stop (or the out-of-range offset could not be resolved)',
   STRAIT_TARGET_NOT_AUTHORIZED: 'the target refused a record for lack of an ACL; the partition stops until it is assigned again',
   STRAIT_TARGET_REJECTED: 'the target refused a record (e.g. too large, invalid); the partition stops until it is assigned again',
+  STRAIT_COMMIT_FAILING: "the route's offsets have not been committed for 10 commit intervals (offset map or store write failing or hanging); clears with the next successful commit",
 };
 
 export function partitionErrorCode(kind: 'source' | 'target' | 'gap' | undefined, kafkaCode: string | undefined): PartitionErrorCode {

@@ -88,3 +88,51 @@ t.test('a source consumer without READ errors its partitions with an authorizati
     acls('a', 'remove', ['--allow-principal', 'User:limited', '--operation', 'Read', '--operation', 'Describe', '--group', '*']);
   }
 });
+
+t.test('commits that keep failing (no WRITE on the offset map) error the route\'s partitions until they succeed again', async (t) => {
+  const topic = uniqueName('commitfail');
+  await createTopic(bootstrap('a'), topic, 1);
+  await produce(bootstrap('a'), topic, Array.from({ length: 100 }, (_, i) => ({ partition: 0, key: Buffer.from(`k${i}`), value: Buffer.from(`v${i}`) })));
+  const targetAcls: string[][] = [
+    ['--allow-principal', 'User:limited', '--operation', 'Create', '--operation', 'Describe', '--operation', 'Write', '--operation', 'DescribeConfigs', '--resource-pattern-type', 'prefixed', '--topic', `a.${topic}`],
+    ['--allow-principal', 'User:limited', '--operation', 'IdempotentWrite', '--operation', 'Describe', '--cluster'],
+    ['--allow-principal', 'User:limited', '--operation', 'Create', '--operation', 'Describe', '--operation', 'DescribeConfigs', '--operation', 'Read', '--topic', '__strait-offset-map'],
+    ['--allow-principal', 'User:limited', '--operation', 'Create', '--operation', 'Describe', '--operation', 'DescribeConfigs', '--operation', 'Read', '--operation', 'Write', '--topic', '__strait-checkpoints'],
+  ];
+  const writeMap = ['--allow-principal', 'User:limited', '--operation', 'Write', '--topic', '__strait-offset-map'];
+  for (const a of targetAcls) acls('b', 'add', a);
+  const strait = new StraitProcess(writeConfig({
+    clusters: { a: { bootstrap: bootstrap('a') }, y: saslCluster('b', 'limited') },
+    routes: [{ name: 'commitfail', source: 'a', target: 'y', topics: { include: [topic] } }],
+    controller: { refreshTopicsIntervalMs: 1000 },
+    worker: { commitIntervalMs: 500 },
+  }));
+  try {
+    await waitFor('records replicated although commits fail', async () => {
+      try {
+        return (await endOffsets(bootstrap('b'), `a.${topic}`, 1))[0] === 100;
+      } catch {
+        return false;
+      }
+    }, 90_000, 500);
+    await waitFor('the partition errored with STRAIT_COMMIT_FAILING', async () => (await strait.json<RunStatus>('/v1/status')).worker.errored.some((e) => e.code === 'STRAIT_COMMIT_FAILING'), 60_000, 500);
+    const errored = (await strait.json<RunStatus>('/v1/status')).worker.errored;
+    t.same(errored.map((e) => [e.route, e.topic, e.partition, e.code]), [['commitfail', topic, 0, 'STRAIT_COMMIT_FAILING']], 'the route\'s partition is errored');
+    const metrics = await strait.metrics();
+    const failures = Number(/strait_commit_failures_total\{route="commitfail"\} (\d+)/.exec(metrics)?.[1] ?? 0);
+    t.ok(failures >= 10, `strait_commit_failures_total counts the failed intervals (${failures})`);
+    t.match(metrics, new RegExp(`strait_partition_errored\\{route="commitfail",topic="${topic}",partition="0",code="STRAIT_COMMIT_FAILING"\\} 1`));
+    const h = await health(strait);
+    t.same([h.http, h.body.status, h.body.reasons?.map((r) => r.code)], [200, 'degraded', ['STRAIT_COMMIT_FAILING']], 'health is degraded (HTTP 200 by default)');
+    t.ok(strait.output.split('\n').some((l) => l.includes('"level":50') && l.includes('"code":"STRAIT_COMMIT_FAILING"')), 'an error-level log line');
+
+    acls('b', 'add', writeMap);
+    await waitFor('commits succeed again', async () => (await strait.json<RunStatus>('/v1/status')).worker.errored.length === 0, 60_000, 500);
+    t.notMatch(await strait.metrics(), /strait_partition_errored\{/, 'the errored series is gone');
+    t.equal((await health(strait)).body.status, 'ok');
+    t.match(await strait.metrics(), /strait_offset_commits_total\{route="commitfail"\} [1-9]/, 'offsets committed');
+    t.equal(await strait.stop(), 0);
+  } finally {
+    for (const a of [...targetAcls, writeMap]) acls('b', 'remove', a);
+  }
+});

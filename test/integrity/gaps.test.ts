@@ -97,12 +97,16 @@ t.test('a fresh partition still starts at `start` (no reset error): latest skips
     routes: [{ name: 'latest', source: 'a', target: 'b', start: 'latest', topics: { include: [topic] } }],
     controller: { refreshTopicsIntervalMs: 1000 },
   }));
-  await waitFor('target topic created and partition assigned', async () => {
-    const m = await strait.metrics();
-    return (await targetEnd(`a.${topic}`)) === 0 && /strait_partitions_assigned\{route="latest"\} 1/.test(m) && /strait_lag_records\{route="latest"/.test(m);
-  }, 90_000, 500);
+  // the partition is in the forwarder once its progress is reported (the paused gauge); `latest` is then resolved by
+  // one ListOffsets request, given a few seconds here
+  await waitFor('target topic created and the partition in the forwarder', async () =>
+    (await targetEnd(`a.${topic}`)) === 0 && new RegExp(`strait_partition_paused\\{route="latest",topic="${topic}",partition="0"\\} 0`).test(await strait.metrics()), 90_000, 500);
+  await new Promise((r) => setTimeout(r, 3000));
   await produce(bootstrap('a'), topic, records(100, 50));
   await waitFor('the 50 new records replicated', async () => (await targetEnd(`a.${topic}`)) === 50, 60_000, 500);
+  await new Promise((r) => setTimeout(r, 2000));
+  t.equal(await targetEnd(`a.${topic}`), 50, 'still 50: the 100 records written before the start were not copied');
+  t.same((await readAll(bootstrap('b'), `a.${topic}`, 1, 50)).map((r) => r.value!.toString()), records(100, 50).map((r) => r.value.toString()), 'exactly the records written after the start');
   const status = await strait.json<RunStatus>('/v1/status');
   t.same([status.worker.errored, status.worker.gaps], [[], []], 'no error, no gap');
   t.equal(await strait.stop(), 0);
