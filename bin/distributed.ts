@@ -13,7 +13,7 @@ import { createLogger, type Logger } from '../shared/logger';
 import { StraitMetrics } from '../shared/metrics';
 import { ZooKeeperStore } from '../shared/zookeeper-store';
 import { Worker } from '../worker/worker';
-import { closeHttp, json, serveHttp, untilSignal } from './serve';
+import { closeHttp, json, serveHttp, untilSignal, workerHealth, workerStatus } from './serve';
 
 async function setUp(configFile: string, role: string): Promise<{ config: StraitConfig; log: Logger; metrics: StraitMetrics; store: ZooKeeperStore }> {
   const config = loadConfig(configFile);
@@ -69,7 +69,10 @@ export async function runController(configFile: string): Promise<void> {
       (e: Error) => json(res, 503, { code: 'STRAIT_STORE', message: e.message }),
     );
     return true;
-  });
+  }, () => (controller?.status().erroredPartitions ?? []).map((p) => ({
+    code: p.code, route: p.route, topic: p.topic, partition: p.partition,
+    message: `${p.topic}[${p.partition}] of route '${p.route}' on worker '${p.worker}' makes no progress: ${p.code}`,
+  })));
   let rest: ReturnType<typeof buildRestApi>;
   try {
     rest = buildRestApi({ id, config, store, leader: () => controller });
@@ -104,10 +107,15 @@ export async function runWorker(configFile: string): Promise<void> {
   const worker = new Worker(config, store, log, metrics);
   store.onSessionLost(() => worker.suspend());
   store.onSessionRestored(() => log.info({ worker: worker.id }, 'coordination session restored: waiting for a new assignment'));
-  const server = await serveHttp(config, metrics, log, (req, res) => {
-    if (req.url !== '/v1/status') return false;
-    return json(res, 200, { worker: { id: worker.id, totals: worker.pipeline.totals, unverifiedRoutes: [...worker.unverifiedRoutes.keys()] } });
-  });
+  const server = await serveHttp(
+    config, metrics, log,
+    (req, res) => req.url === '/v1/status' && json(res, 200, { worker: { ...workerStatus(worker), unverifiedRoutes: [...worker.unverifiedRoutes.keys()] } }),
+    // a route refused for not matching its stored definition runs none of its partitions: that is degraded too
+    () => [
+      ...workerHealth(worker.pipeline),
+      ...[...worker.unverifiedRoutes.keys()].map((route) => ({ code: 'STRAIT_ROUTE_UNVERIFIED', route, message: `route '${route}' carried by the assignment matches neither the stored route nor this worker's config file: its partitions do not run` })),
+    ],
+  );
   await worker.start();
   await untilSignal(log, 'stopping');
   await worker.stop();

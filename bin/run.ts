@@ -10,7 +10,7 @@ import { checkLoadedFeatures } from '../shared/kafka/features';
 import { createLogger } from '../shared/logger';
 import { StraitMetrics } from '../shared/metrics';
 import { Worker } from '../worker/worker';
-import { closeHttp, json, serveHttp, untilSignal } from './serve';
+import { closeHttp, json, serveHttp, untilSignal, workerHealth, workerStatus } from './serve';
 
 export interface RunOptions {
   config: string;
@@ -37,8 +37,12 @@ export async function run(opts: RunOptions): Promise<void> {
   const store = new EmbeddedStore(config.store.path);
   const worker = new Worker(config, store, log, metrics);
   const controller = new Controller(config, store, log, metrics);
-  const server = await serveHttp(config, metrics, log, (req, res) =>
-    req.url === '/v1/status' && json(res, 200, { controller: controller.status(), worker: { id: worker.id, totals: worker.pipeline.totals } }),
+  // The worker's own view of its errored partitions is current within one progress interval; the controller's
+  // comes with the next load report. Health uses the worker's.
+  const server = await serveHttp(
+    config, metrics, log,
+    (req, res) => req.url === '/v1/status' && json(res, 200, { controller: controller.status(), worker: workerStatus(worker) }),
+    () => workerHealth(worker.pipeline),
   );
   await worker.start();
   await controller.start();

@@ -5,7 +5,17 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { StraitConfig } from '../shared/config';
 import type { Logger } from '../shared/logger';
+import type { Pipeline } from '../worker/pipeline';
 import { serveMetrics, type StraitMetrics } from '../shared/metrics';
+
+/** One reason /v1/health answers `degraded`. */
+export interface HealthReason {
+  code: string;
+  message: string;
+  route?: string;
+  topic?: string;
+  partition?: number;
+}
 
 export function json(res: ServerResponse, status: number, body: unknown): true {
   res.writeHead(status, { 'content-type': 'application/json' });
@@ -13,17 +23,42 @@ export function json(res: ServerResponse, status: number, body: unknown): true {
   return true;
 }
 
-/** Serves /metrics, /v1/health and whatever `handler` answers (return false for 404), unless metrics are disabled. */
-export async function serveHttp(config: StraitConfig, metrics: StraitMetrics, log: Logger, handler: (req: IncomingMessage, res: ServerResponse) => boolean): Promise<Server | undefined> {
+/**
+ * Serves /metrics, /v1/health and whatever `handler` answers (return false for 404), unless metrics are disabled.
+ * /v1/health answers `degraded` with the reasons `degraded()` returns, with HTTP `health.degradedStatus` (200 or 503).
+ */
+export async function serveHttp(
+  config: StraitConfig,
+  metrics: StraitMetrics,
+  log: Logger,
+  handler: (req: IncomingMessage, res: ServerResponse) => boolean,
+  degraded: () => HealthReason[] = () => [],
+): Promise<Server | undefined> {
   if (!config.metrics.enabled) return undefined;
   const server = await serveMetrics(metrics, config.metrics.host, config.metrics.port, (req, res) => {
     if (req.method !== 'GET') return false;
-    if (req.url === '/v1/health') return json(res, 200, { status: 'ok' });
+    if (req.url === '/v1/health') {
+      const reasons = degraded();
+      return reasons.length === 0 ? json(res, 200, { status: 'ok' }) : json(res, config.health.degradedStatus, { status: 'degraded', reasons });
+    }
     return handler(req, res);
   });
   const addr = server.address();
   log.info({ metrics: typeof addr === 'object' && addr ? `http://${addr.address}:${addr.port}/metrics` : '' }, 'metrics endpoint up');
   return server;
+}
+
+/** The reasons a worker is degraded: its errored partitions. */
+export function workerHealth(pipeline: Pipeline): HealthReason[] {
+  return pipeline.errored().map((p) => ({
+    code: p.code, route: p.route, topic: p.topic, partition: p.partition,
+    message: `${p.topic}[${p.partition}] of route '${p.route}' makes no progress since ${p.since}: ${p.code} (${p.kafkaCode ?? 'no Kafka code'}): ${p.cause}`,
+  }));
+}
+
+/** What a worker's /v1/status shows. */
+export function workerStatus(worker: { id: string; pipeline: Pipeline }): Record<string, unknown> {
+  return { id: worker.id, totals: worker.pipeline.totals, errored: worker.pipeline.errored(), gaps: worker.pipeline.gaps };
 }
 
 export function closeHttp(server: Server | undefined): Promise<void> {

@@ -20,8 +20,10 @@ export interface ControllerStatus {
   assigned: number;
   /** sum of the lag the owners of assigned partitions last reported (partitions not reported yet count 0) */
   lag: number;
-  /** assigned partitions whose owner reports them stopped on an error */
+  /** assigned partitions whose owner reports them making no progress because of an error */
   errored: number;
+  /** those partitions, with the code their owner reported */
+  erroredPartitions: { route: string; topic: string; partition: number; worker: string; code: string }[];
 }
 
 /** One assigned partition with what its owner last reported (null before the first report). */
@@ -36,6 +38,8 @@ export interface PartitionView {
   recordsPerSec: number | null;
   lag: number | null;
   errored: boolean;
+  /** STRAIT_* partition code while errored, else null */
+  errorCode: string | null;
   reportedAt: string | null;
 }
 
@@ -389,6 +393,7 @@ export class Controller {
         recordsPerSec: mine ? l.recordsPerSec : null,
         lag: mine && l.lag >= 0 ? l.lag : null,
         errored: mine ? l.errored : false,
+        errorCode: mine && l.errored ? (l.errorCode ?? null) : null,
         reportedAt: mine ? new Date(l.at).toISOString() : null,
       });
     }
@@ -407,14 +412,17 @@ export class Controller {
       routes[r.name] = { topics, partitions: Object.values(topics).reduce((a, b) => a + b, 0), paused: r.paused || this.paused.has(r.name) };
     }
     let lag = 0;
-    let errored = 0;
+    const erroredPartitions: ControllerStatus['erroredPartitions'] = [];
     for (const [k, o] of this.current) {
       const l = this.loads.get(k);
       if (!l || l.worker !== o.worker) continue;
       if (l.lag > 0) lag += l.lag;
-      if (l.errored) errored++;
+      if (l.errored) erroredPartitions.push({ route: l.route, topic: l.topic, partition: l.partition, worker: o.worker, code: l.errorCode ?? 'UNKNOWN' });
     }
-    return { workers: this.workers, routes, problems: this.last?.problems ?? [], lastRefresh: this.lastRefresh?.toISOString(), assigned: this.current.size, lag, errored };
+    return {
+      workers: this.workers, routes, problems: this.last?.problems ?? [], lastRefresh: this.lastRefresh?.toISOString(), assigned: this.current.size, lag,
+      errored: erroredPartitions.length, erroredPartitions,
+    };
   }
 
   async stop(): Promise<void> {

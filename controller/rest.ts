@@ -202,7 +202,14 @@ export function buildRestApi(ctx: RestContext): FastifyInstance {
     return c;
   };
 
-  app.get('/v1/health', async () => ({ status: 'ok', id: ctx.id, isLeader: ctx.leader() !== undefined }));
+  // Degraded while the leader sees errored partitions (its owners' load reports); a standby has nothing to judge.
+  app.get('/v1/health', async (_req, reply) => {
+    const errored = ctx.leader()?.status().erroredPartitions ?? [];
+    const base = { id: ctx.id, isLeader: ctx.leader() !== undefined };
+    if (errored.length === 0) return { status: 'ok', ...base };
+    const reasons = errored.map((p) => ({ code: p.code, route: p.route, topic: p.topic, partition: p.partition, worker: p.worker, message: `${p.topic}[${p.partition}] of route '${p.route}' on worker '${p.worker}' makes no progress: ${p.code}` }));
+    return reply.code(ctx.config.health.degradedStatus).send({ status: 'degraded', ...base, reasons });
+  });
 
   app.get('/v1/status', async () => {
     const c = ctx.leader();
@@ -371,7 +378,7 @@ export function buildRestApi(ctx: RestContext): FastifyInstance {
     }
     const c = await leaderOnly(reply);
     if (!c) return reply;
-    const rows = c.partitions().map((p) => ({ route: p.route, topic: p.topic, partition: p.partition, worker: p.worker, epoch: p.epoch, bytesPerSec: p.bytesPerSec, recordsPerSec: p.recordsPerSec, lag: p.lag, errored: p.errored, reportedAt: p.reportedAt }));
+    const rows = c.partitions().map((p) => ({ route: p.route, topic: p.topic, partition: p.partition, worker: p.worker, epoch: p.epoch, bytesPerSec: p.bytesPerSec, recordsPerSec: p.recordsPerSec, lag: p.lag, errored: p.errored, errorCode: p.errorCode, reportedAt: p.reportedAt }));
     if (lagging !== 'true') return rows;
     return rows.filter((p) => p.lag !== null && p.lag > 0).sort((a, b) => b.lag! - a.lag!);
   });

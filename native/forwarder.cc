@@ -22,6 +22,29 @@ int64_t NowMs() {
 
 std::string ErrName(rd_kafka_resp_err_t err) { return rd_kafka_err2name(err); }
 
+// Consumer errors that retrying the same fetch does not fix: the partition is errored at the first one. Others
+// (transport, leader changes) error it only when they repeat without a record in between.
+bool NotFixedByRetry(rd_kafka_resp_err_t err) {
+  switch (err) {
+    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR__NOT_IMPLEMENTED:  // librdkafka built without the batch's compression codec
+    case RD_KAFKA_RESP_ERR__BAD_COMPRESSION:
+    case RD_KAFKA_RESP_ERR__BAD_MSG:
+    case RD_KAFKA_RESP_ERR_INVALID_MSG:  // Kafka CORRUPT_MESSAGE
+    case RD_KAFKA_RESP_ERR_UNSUPPORTED_VERSION:
+    case RD_KAFKA_RESP_ERR__UNSUPPORTED_FEATURE:
+    case RD_KAFKA_RESP_ERR_UNSUPPORTED_COMPRESSION_TYPE:
+    case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
+      return true;
+    default:
+      return false;
+  }
+}
+
+constexpr int kSourceErrorRepeats = 3;
+constexpr int kGapRetries = 3;
+constexpr int kWatermarkTimeoutMs = 5000;
+
 std::string GetString(const Napi::Object& o, const char* key, const std::string& fallback) {
   Napi::Value v = o.Get(key);
   return v.IsString() ? v.As<Napi::String>().Utf8Value() : fallback;
@@ -54,6 +77,7 @@ Forwarder::Forwarder(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Forwarde
   budget_bytes_ = GetInt(opts, "inflightBytes", budget_bytes_);
   batch_size_ = static_cast<int>(GetInt(opts, "batchSize", batch_size_));
   default_codec_ = GetString(opts, "compression", "none");
+  stop_on_gap_ = GetString(opts, "onGap", "continue") == "stop";
   if (opts.Get("provenance").IsObject()) {
     Napi::Object p = opts.Get("provenance").As<Napi::Object>();
     provenance_.enabled = true;
@@ -67,7 +91,6 @@ Forwarder::Forwarder(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Forwarde
   rd_kafka_conf_t* cconf = rd_kafka_conf_new();
   // Defaults a forwarder depends on; the caller's properties come after and may override the tunables, but
   // auto commit and offset store stay off (commits are strait's, made only for acknowledged records).
-  rd_kafka_conf_set(cconf, "enable.partition.eof", "false", errstr, sizeof(errstr));
   rd_kafka_conf_set(cconf, "isolation.level", "read_committed", errstr, sizeof(errstr));
   rd_kafka_conf_set(cconf, "check.crcs", "false", errstr, sizeof(errstr));
   // Nagle's algorithm holds small requests back for the peer's delayed ACK (tens of ms); Kafka's Java clients
@@ -77,9 +100,6 @@ Forwarder::Forwarder(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Forwarde
   // queue is over queued.max.messages.kbytes; a forwarder drains that queue continuously, so a 1 s pause only
   // starves it (measured: 52k -> 286k records/s on the bench topic with 2 threads).
   rd_kafka_conf_set(cconf, "fetch.queue.backoff.ms", "10", errstr, sizeof(errstr));
-  // A committed offset outside the log (topic recreated, retention passed it) restarts from the earliest record:
-  // duplicates rather than loss. librdkafka's own default, latest, would skip everything in between.
-  rd_kafka_conf_set(cconf, "auto.offset.reset", "earliest", errstr, sizeof(errstr));
   try {
     if (opts.Get("consumer").IsObject()) ApplyProps(env, cconf, opts.Get("consumer").As<Napi::Object>(), "consumer");
   } catch (...) {
@@ -88,6 +108,13 @@ Forwarder::Forwarder(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Forwarde
   }
   rd_kafka_conf_set(cconf, "enable.auto.commit", "false", errstr, sizeof(errstr));
   rd_kafka_conf_set(cconf, "enable.auto.offset.store", "false", errstr, sizeof(errstr));
+  // A committed offset outside the log (retention passed it, the log was truncated) must not be reset silently:
+  // librdkafka then reports _AUTO_OFFSET_RESET and stops that partition's fetch, and ResolveGaps() decides with the
+  // watermarks where to go on and counts what was skipped.
+  rd_kafka_conf_set(cconf, "auto.offset.reset", "error", errstr, sizeof(errstr));
+  // End-of-partition events tell a partition whose fetch failed (authorization) that fetching works again even when
+  // no record arrives; each is sent once per offset reached, so they cost nothing on a busy partition.
+  rd_kafka_conf_set(cconf, "enable.partition.eof", "true", errstr, sizeof(errstr));
   rd_kafka_conf_set_opaque(cconf, this);
   rd_kafka_conf_set_log_cb(cconf, &Forwarder::OnLog);
   consumer_ = rd_kafka_new(RD_KAFKA_CONSUMER, cconf, errstr, sizeof(errstr));
@@ -267,11 +294,12 @@ Napi::Value Forwarder::Unassign(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-void Forwarder::FailPartition(PartitionState* p, const std::string& code, const std::string& message) {
+void Forwarder::FailPartition(PartitionState* p, const std::string& code, const std::string& message, const char* kind) {
   if (p->errored) return;
   p->errored = true;
   p->error_code = code;
   p->error = message;
+  p->error_kind = kind;
   if (p->assigned) {
     rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(list, p->topic.c_str(), p->partition);
@@ -287,6 +315,117 @@ void Forwarder::Release(PartitionState* p, rd_kafka_message_t* msg) {
   rd_kafka_message_destroy(msg);
 }
 
+void Forwarder::NoteSourceError(PartitionState* p, rd_kafka_resp_err_t err, const std::string& text) {
+  std::string code = ErrName(err);
+  if (code == p->source_error_code) p->source_error_repeats++;
+  else p->source_error_repeats = 1;
+  p->source_error_code = code;
+  p->source_error = "source " + p->topic + "[" + std::to_string(p->partition) + "]: " + text;
+  if (NotFixedByRetry(err) || p->source_error_repeats >= kSourceErrorRepeats) p->source_errored = true;
+}
+
+void Forwarder::ClearSourceError(PartitionState* p) {
+  if (p->source_error_repeats == 0 && !p->source_errored) return;
+  p->source_errored = false;
+  p->source_error_repeats = 0;
+  p->source_error.clear();
+  p->source_error_code.clear();
+}
+
+// Starts the partition's fetch again at `offset`. After _AUTO_OFFSET_RESET librdkafka has stopped the fetch (state
+// NONE, where seek() is refused with _STATE), so the partition is unassigned and assigned again.
+bool Forwarder::Restart(PartitionState* p, int64_t offset, std::string* why) {
+  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(list, p->topic.c_str(), p->partition);
+  rd_kafka_error_t* err = rd_kafka_incremental_unassign(consumer_, list);
+  if (err == nullptr) {
+    list->elems[0].offset = offset;
+    err = rd_kafka_incremental_assign(consumer_, list);
+  }
+  rd_kafka_topic_partition_list_destroy(list);
+  if (err != nullptr) {
+    *why = std::string(rd_kafka_error_name(err)) + ": " + rd_kafka_error_string(err);
+    rd_kafka_error_destroy(err);
+    return false;
+  }
+  // `committable` moves to `offset` once everything consumed before the gap is acknowledged (a placeholder entry in
+  // flight, as for dropped records).
+  if (p->inflight.empty()) p->committable = offset;
+  else p->inflight.emplace_back(offset - 1, nullptr);
+  p->consumed_next = offset;
+  if (p->budget_paused) {
+    std::vector<PartitionState*> one{p};
+    SetPaused(one, true);
+  }
+  return true;
+}
+
+// Offset out of range: compares the offset the fetch wanted with the partition's watermarks. Below the log start,
+// retention (or deleteRecords) removed records strait never read: they are counted as skipped and the partition goes
+// on from the log start (or stops, onGap=stop). Above the log end, the log was truncated (an unclean leader election):
+// nothing unread was lost, the partition goes on from the log end. Inside the watermarks the log start moved between
+// the fetch and the query: tried again at the same offset a few times.
+void Forwarder::ResolveGaps() {
+  if (!pending_.empty()) return;  // records of the partition queued before the gap must be handed over first
+  int64_t now = NowMs();
+  for (auto& t : topics_) {
+    for (auto& e : t.second->partitions) {
+      PartitionState* p = e.second.get();
+      if (!p->gap_pending || !p->assigned || p->errored || now < p->gap_next_try_ms) continue;
+      int64_t low = -1, high = -1;
+      rd_kafka_resp_err_t err =
+          rd_kafka_query_watermark_offsets(consumer_, p->topic.c_str(), p->partition, &low, &high, kWatermarkTimeoutMs);
+      if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        NoteSourceError(p, err, "offset " + std::to_string(p->gap_offset) +
+                                    " is out of range and the watermarks cannot be read: " + rd_kafka_err2str(err));
+        p->gap_next_try_ms = now + 1000;
+        continue;
+      }
+      int64_t from = p->gap_offset;
+      GapEvent gap{"", from, from, 0, false};
+      if (from < low) {
+        gap.reason = "retention";
+        gap.to = low;
+        gap.skipped = low - from;
+      } else if (from > high) {
+        gap.reason = "truncation";
+        gap.to = high;
+      } else if (++p->gap_retries <= kGapRetries) {
+        p->gap_pending = false;
+        std::string why;
+        if (!Restart(p, from, &why)) FailPartition(p, "OFFSET_OUT_OF_RANGE", "source " + p->topic + "[" + std::to_string(p->partition) + "]: cannot restart the fetch: " + why, "gap");
+        continue;
+      } else {
+        FailPartition(p, "OFFSET_OUT_OF_RANGE",
+                      "source " + p->topic + "[" + std::to_string(p->partition) + "]: offset " + std::to_string(from) +
+                          " is reported out of range although it lies within the log [" + std::to_string(low) + ", " +
+                          std::to_string(high) + ")",
+                      "gap");
+        continue;
+      }
+      p->gap_pending = false;
+      p->gap_retries = 0;
+      std::string where = "source " + p->topic + "[" + std::to_string(p->partition) + "]: offset " + std::to_string(from) +
+                          (gap.reason == "retention" ? " is below the log start " + std::to_string(low)
+                                                     : " is above the log end " + std::to_string(high));
+      if (stop_on_gap_) {
+        gap.stopped = true;
+        p->gaps.push_back(gap);
+        FailPartition(p, "OFFSET_OUT_OF_RANGE", where + " (onGap: stop)", "gap");
+        continue;
+      }
+      std::string why;
+      if (!Restart(p, gap.to, &why)) {
+        p->gap_pending = true;
+        p->gap_next_try_ms = now + 1000;
+        NoteSourceError(p, RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE, where + "; cannot restart the fetch: " + why);
+        continue;
+      }
+      p->gaps.push_back(gap);
+    }
+  }
+}
+
 // Returns false (and keeps ownership of msg) when the producer queue is full.
 bool Forwarder::Forward(rd_kafka_message_t* msg) {
   PartitionState* p = LookupConsumed(msg);
@@ -294,6 +433,7 @@ bool Forwarder::Forward(rd_kafka_message_t* msg) {
     rd_kafka_message_destroy(msg);
     return true;
   }
+  ClearSourceError(p);
   rd_kafka_headers_t* src_headers = nullptr;
   rd_kafka_message_headers(msg, &src_headers);
   rd_kafka_headers_t* headers = nullptr;
@@ -483,18 +623,20 @@ Napi::Value Forwarder::Pump(const Napi::CallbackInfo& info) {
     for (ssize_t i = 0; i < n; i++) {
       rd_kafka_message_t* msg = batch_[static_cast<size_t>(i)];
       if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-          std::string text = rd_kafka_message_errstr(msg);
-          consumer_error_ = ErrName(msg->err) + ": " + text;
-          if (msg->rkt != nullptr && msg->partition >= 0) {
-            PartitionState* p = LookupConsumed(msg);
-            // Topic or partition gone, or offset out of range with no reset: not something a retry fixes.
-            if (p != nullptr && (msg->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
-                                 msg->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ||
-                                 msg->err == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION)) {
-              FailPartition(p, ErrName(msg->err), "source " + p->topic + "[" + std::to_string(p->partition) + "]: " + text);
-            }
-          }
+        // Fetch errors carry their topic and partition (librdkafka's rd_kafka_consumer_err with the toppar); only
+        // errors of the client as a whole come without.
+        PartitionState* p = msg->rkt != nullptr && msg->partition >= 0 ? LookupConsumed(msg) : nullptr;
+        if (p != nullptr && !p->assigned) p = nullptr;
+        if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+          if (p != nullptr) ClearSourceError(p);
+        } else if (p != nullptr && msg->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET) {
+          p->gap_pending = true;
+          p->gap_offset = msg->offset;
+          p->gap_next_try_ms = 0;
+        } else if (p != nullptr) {
+          NoteSourceError(p, msg->err, rd_kafka_message_errstr(msg));
+        } else {
+          consumer_error_ = ErrName(msg->err) + ": " + rd_kafka_message_errstr(msg);
         }
         rd_kafka_message_destroy(msg);
         continue;
@@ -507,6 +649,7 @@ Napi::Value Forwarder::Pump(const Napi::CallbackInfo& info) {
     }
     rd_kafka_poll(producer_, 0);
   }
+  ResolveGaps();
   ApplyBudget();
   return Napi::Number::New(env, forwarded);
 }
@@ -543,6 +686,26 @@ Napi::Value Forwarder::Progress(const Napi::CallbackInfo& info) {
       if (p->errored) {
         o.Set("error", p->error);
         o.Set("errorCode", p->error_code);
+        o.Set("errorKind", p->error_kind);
+      } else if (p->source_errored) {
+        o.Set("error", p->source_error);
+        o.Set("errorCode", p->source_error_code);
+        o.Set("errorKind", "source");
+      }
+      if (!p->gaps.empty()) {
+        Napi::Array gaps = Napi::Array::New(env, p->gaps.size());
+        uint32_t g = 0;
+        for (const auto& gap : p->gaps) {
+          Napi::Object go = Napi::Object::New(env);
+          go.Set("reason", gap.reason);
+          go.Set("from", Napi::Number::New(env, static_cast<double>(gap.from)));
+          go.Set("to", Napi::Number::New(env, static_cast<double>(gap.to)));
+          go.Set("skipped", Napi::Number::New(env, static_cast<double>(gap.skipped)));
+          go.Set("stopped", gap.stopped);
+          gaps.Set(g++, go);
+        }
+        o.Set("gaps", gaps);
+        p->gaps.clear();
       }
       Napi::Array runs = Napi::Array::New(env);
       uint32_t r = 0;

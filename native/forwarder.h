@@ -29,15 +29,37 @@ struct OffsetRun {
   int64_t delta;
 };
 
+// An offset-out-of-range reset strait resolved, reported once by progress().
+struct GapEvent {
+  std::string reason;  // "retention" (below the log start) | "truncation" (above the log end)
+  int64_t from;        // the offset strait wanted to read
+  int64_t to;          // where it went on (or would have, when stopped)
+  int64_t skipped;     // offsets that existed in the source's log once and were never read
+  bool stopped;        // onGap=stop: the partition is errored instead
+};
+
 struct PartitionState {
   std::string topic;
   int32_t partition = 0;
   struct TopicState* topic_state = nullptr;
   bool assigned = true;    // false once unassigned; in-flight records still complete
-  bool errored = false;
+  bool errored = false;  // stopped for good (until assigned again): a record the target refused, or a gap under onGap=stop
   bool budget_paused = false;
   std::string error;
   std::string error_code;
+  std::string error_kind;  // "target" | "gap"
+  // A consumer error librdkafka attributed to this partition. The partition keeps fetching (librdkafka backs off and
+  // retries), so this clears by itself with the next record or end-of-partition event for it.
+  bool source_errored = false;
+  int source_error_repeats = 0;
+  std::string source_error;
+  std::string source_error_code;
+  // OFFSET_OUT_OF_RANGE (auto.offset.reset=error): the fetch stopped at `gap_offset`; Pump() asks the watermarks
+  // where to go on.
+  bool gap_pending = false;
+  int64_t gap_offset = -1;
+  int gap_retries = 0;
+  int64_t gap_next_try_ms = 0;
   // source offsets consumed and handed to the producer, oldest first (delivery reports arrive in this order:
   // the idempotent producer keeps per-partition order)
   std::deque<std::pair<int64_t, rd_kafka_message_t*>> inflight;
@@ -52,6 +74,7 @@ struct PartitionState {
   bool run_dirty = false;
   OffsetRun run{0, 0, 0};
   std::vector<OffsetRun> closed_runs;  // finished since last progress()
+  std::vector<GapEvent> gaps;          // since last progress()
 };
 
 struct TopicState {
@@ -89,7 +112,11 @@ class Forwarder : public Napi::ObjectWrap<Forwarder> {
   static void OnLog(const rd_kafka_t* rk, int level, const char* fac, const char* buf);
   void Delivered(const rd_kafka_message_t* msg);
   bool Forward(rd_kafka_message_t* msg);  // false: producer queue full, keep msg for later
-  void FailPartition(PartitionState* p, const std::string& code, const std::string& message);
+  void FailPartition(PartitionState* p, const std::string& code, const std::string& message, const char* kind = "target");
+  void NoteSourceError(PartitionState* p, rd_kafka_resp_err_t err, const std::string& text);
+  void ClearSourceError(PartitionState* p);
+  void ResolveGaps();
+  bool Restart(PartitionState* p, int64_t offset, std::string* why);
   void Release(PartitionState* p, rd_kafka_message_t* msg);
   void ApplyBudget();
   void SetPaused(const std::vector<PartitionState*>& parts, bool pause);
@@ -112,6 +139,7 @@ class Forwarder : public Napi::ObjectWrap<Forwarder> {
   bool over_budget_ = false;
   bool closed_ = false;
   int batch_size_ = 2000;
+  bool stop_on_gap_ = false;  // onGap: "stop" rather than "continue"
   // replication latency (source timestamp -> target ack) in fixed buckets, reset by progress()
   static constexpr int kBuckets = 16;
   int64_t latency_counts_[kBuckets + 1] = {0};

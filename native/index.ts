@@ -15,6 +15,8 @@ export interface ForwarderOptions {
   /** librdkafka compression.codec for target topics without their own: none|gzip|snappy|lz4|zstd */
   compression?: string;
   provenance?: { header?: string; localOrigin: string; dropOrigin: string; maxHops?: number };
+  /** offset out of range: go on from the log start and report the gap (default), or stop the partition */
+  onGap?: 'continue' | 'stop';
 }
 
 export interface AssignEntry {
@@ -44,9 +46,31 @@ export interface PartitionProgress {
   assigned: boolean;
   paused: boolean;
   highWatermark?: number;
+  /** why the partition makes no progress; absent once the cause is gone */
   error?: string;
+  /** librdkafka's name of the error (rd_kafka_err2name), e.g. TOPIC_AUTHORIZATION_FAILED */
   errorCode?: string;
+  /**
+   * source: a consumer error for this partition (it keeps fetching and clears with the next record or end of
+   * partition); target: a record the target refused (stopped until assigned again); gap: offset out of range under
+   * onGap=stop, or not resolvable (stopped until assigned again)
+   */
+  errorKind?: 'source' | 'target' | 'gap';
+  /** offset-out-of-range resets resolved since the previous progress() */
+  gaps?: GapReport[];
   runs: OffsetRunTuple[];
+}
+
+export interface GapReport {
+  /** retention: the offset was below the log start; truncation: above the log end */
+  reason: 'retention' | 'truncation';
+  /** the offset the fetch wanted */
+  from: number;
+  /** where the partition went on (or would have, when stopped) */
+  to: number;
+  /** offsets in [from, to) that were never read: `to - from` for retention, 0 for truncation */
+  skipped: number;
+  stopped: boolean;
 }
 
 export interface ForwarderProgress {

@@ -61,6 +61,11 @@ const RouteSchema = Type.Object(
       { additionalProperties: false, default: {} },
     ),
     start: Type.Union([Type.Literal('earliest'), Type.Literal('latest')], { default: 'earliest' }),
+    onGap: Type.Union([Type.Literal('continue'), Type.Literal('stop')], {
+      default: 'continue',
+      description:
+        "when a partition's next offset is no longer in the source log (retention or deleteRecords removed records strait had not read, or the log was truncated): 'continue' goes on from the log start (or end) and reports the skipped offsets (strait_records_skipped_total, an error-level log, the worker's status); 'stop' errors the partition with STRAIT_OFFSET_GAP instead",
+    }),
     compression: Type.Union(COMPRESSIONS.map((c) => Type.Literal(c)), { default: 'source' }),
     profile: Type.Union(PROFILES.map((p) => Type.Literal(p)), { default: 'default' }),
     replicationFactor: Type.Integer({ minimum: -1, maximum: 32767, not: { const: 0 }, default: -1 }),
@@ -148,6 +153,15 @@ const ConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    health: Type.Object(
+      {
+        degradedStatus: Type.Union([Type.Literal(200), Type.Literal(503)], {
+          default: 200,
+          description: "HTTP status of /v1/health while degraded (a partition errored): 200 with the reasons, or 503 for load balancers that only read the status",
+        }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     log: Type.Object(
       { level: Type.Union(['debug', 'info', 'warn', 'error'].map((l) => Type.Literal(l)), { default: 'info' }) },
       { additionalProperties: false, default: {} },
@@ -168,6 +182,7 @@ export interface RouteConfig {
   groups: { include: string[]; exclude: string[] };
   naming: { policy: (typeof NAMING_POLICIES)[number]; separator: string };
   start: 'earliest' | 'latest';
+  onGap: 'continue' | 'stop';
   compression: (typeof COMPRESSIONS)[number];
   profile: (typeof PROFILES)[number];
   replicationFactor: number;
@@ -215,6 +230,7 @@ export interface StraitConfig {
     allowUnauthenticated: boolean;
   };
   metrics: { enabled: boolean; host: string; port: number };
+  health: { degradedStatus: 200 | 503 };
   log: { level: 'debug' | 'info' | 'warn' | 'error' };
 }
 
@@ -481,6 +497,7 @@ function fill(input: StraitConfigInput): StraitConfig {
     worker: { ...worker, threads: worker.threads === 0 ? availableParallelism() : worker.threads },
     store: input.store as StraitConfig['store'],
     metrics: input.metrics as StraitConfig['metrics'],
+    health: input.health as StraitConfig['health'],
     log: input.log as StraitConfig['log'],
   };
 }

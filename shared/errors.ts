@@ -36,7 +36,15 @@ export type StraitErrorCode =
   | 'STRAIT_ROUTE_UNVERIFIED'
   | 'STRAIT_FENCED'
   | 'STRAIT_GROUP_ACTIVE'
-  | 'STRAIT_GROUP_UNKNOWN';
+  | 'STRAIT_GROUP_UNKNOWN'
+  // partition states (shared/partition-errors.ts): why a partition makes no progress
+  | 'STRAIT_SOURCE_NOT_AUTHORIZED'
+  | 'STRAIT_SOURCE_UNREADABLE'
+  | 'STRAIT_SOURCE_FETCH_FAILED'
+  | 'STRAIT_OFFSET_GAP'
+  | 'STRAIT_TARGET_NOT_AUTHORIZED'
+  | 'STRAIT_TARGET_REJECTED'
+  | 'STRAIT_COMMIT_FAILING';
 
 export interface StraitErrorOptions {
   cause?: unknown;

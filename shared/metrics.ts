@@ -75,8 +75,11 @@ export class StraitMetrics {
   readonly assigned: Gauge<'route'>;
   readonly errors: Counter<'route' | 'topic' | 'code'>;
   readonly topicErrors: Gauge<'route' | 'topic' | 'code'>;
+  readonly partitionErrored: Gauge<'route' | 'topic' | 'partition' | 'code'>;
+  readonly skipped: Counter<'route' | 'topic' | 'reason'>;
   readonly commits: Counter<'route'>;
   readonly fenced: Counter<'route'>;
+  readonly commitFailures: Counter<'route'>;
   readonly inflightBytes: Gauge;
   readonly checkpointAge: Gauge<'route' | 'group'>;
   readonly groupsTranslated: Gauge<'route'>;
@@ -103,8 +106,11 @@ export class StraitMetrics {
     this.assigned = new Gauge({ name: 'strait_partitions_assigned', help: 'partitions this worker replicates', labelNames: ['route'], registers: r });
     this.errors = new Counter({ name: 'strait_errors_total', help: 'errors by code', labelNames: ['route', 'topic', 'code'], registers: r });
     this.topicErrors = new Gauge({ name: 'strait_topic_error', help: '1 while a topic is held because of an error (code label)', labelNames: ['route', 'topic', 'code'], registers: r });
+    this.partitionErrored = new Gauge({ name: 'strait_partition_errored', help: '1 while a partition makes no progress because of an error (code label: a STRAIT_* partition code); the series goes away when it clears', labelNames: ['route', 'topic', 'partition', 'code'], registers: r });
+    this.skipped = new Counter({ name: 'strait_records_skipped_total', help: 'source offsets never read because they left the log first (reason: retention = below the log start when strait got there; truncation counts 0, see the README)', labelNames: ['route', 'topic', 'reason'], registers: r });
     this.commits = new Counter({ name: 'strait_offset_commits_total', help: 'offset commits written to the store', labelNames: ['route'], registers: r });
     this.fenced = new Counter({ name: 'strait_offset_commits_fenced_total', help: 'commits refused because a newer epoch owns the partition', labelNames: ['route'], registers: r });
+    this.commitFailures = new Counter({ name: 'strait_commit_failures_total', help: 'commit intervals in which a route\'s offsets could not be committed (the attempt failed, or an earlier one had not finished)', labelNames: ['route'], registers: r });
     this.inflightBytes = new Gauge({ name: 'strait_inflight_bytes', help: 'bytes consumed and not yet acknowledged by the target', registers: r });
     const times = this.checkpointTimes;
     this.checkpointAge = new Gauge({

@@ -81,8 +81,10 @@ export interface PartitionLoad {
   recordsPerSec: number;
   /** source high watermark minus committed offset; -1 while not known yet */
   lag: number;
-  /** the partition stopped on an error */
+  /** the partition makes no progress because of an error */
   errored: boolean;
+  /** its STRAIT_* partition code (shared/partition-errors.ts) while errored */
+  errorCode?: string;
 }
 
 /** What a worker reports every `worker.reportIntervalMs`: the load of every partition it replicates. */

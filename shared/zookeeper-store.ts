@@ -48,6 +48,7 @@ import { Packr } from 'msgpackr';
 import ZooKeeper from 'zookeeper';
 import { StraitError } from './errors';
 import type { Logger } from './logger';
+import { PARTITION_ERROR_CODES } from './partition-errors';
 import type { RouteConfig } from './config';
 import type { CommitResult, CoordinationStore, LeaderCallbacks, OffsetCommit, StoredRoute } from './store';
 import { partitionKey, type Assignment, type CommittedOffset, type LoadReport, type PartitionAssignment, type WorkerInfo } from './wire';
@@ -351,7 +352,10 @@ function decodeStoredRoute(data: Buffer | null, path: string): StoredRoute {
   return { route: decodeRouteConfig(r.route, `${path} route`), revision: num(r, 'revision', path), updatedAt: str(r, 'updatedAt', path) };
 }
 
-/** numbers per partition in a report record: partition, bytes/s, records/s, lag, errored (0/1) */
+/**
+ * numbers per partition in a report record: partition, bytes/s, records/s, lag, errored (0: no; 1: yes, code not
+ * known; 2 + i: yes, with the i-th of REPORTED_CODES)
+ */
 const REPORT_FIELDS = 5;
 
 /**
@@ -359,11 +363,19 @@ const REPORT_FIELDS = 5;
  * bytesPerSec, recordsPerSec, lag, errored, partition, ...]}}`, rates rounded to whole numbers — about 15 bytes a
  * partition, room for some 60,000 partitions on one worker.
  */
+const REPORTED_CODES = Object.keys(PARTITION_ERROR_CODES);
+
+function encodeErrored(p: LoadReport['partitions'][number]): number {
+  if (!p.errored) return 0;
+  const i = p.errorCode === undefined ? -1 : REPORTED_CODES.indexOf(p.errorCode);
+  return i < 0 ? 1 : 2 + i;
+}
+
 function encodeReport(r: LoadReport): Buffer {
   const routes: Record<string, Record<string, number[]>> = {};
   for (const p of r.partitions) {
     const topics = (routes[p.route] ??= {});
-    (topics[p.topic] ??= []).push(p.partition, Math.round(p.bytesPerSec), Math.round(p.recordsPerSec), Math.round(p.lag), p.errored ? 1 : 0);
+    (topics[p.topic] ??= []).push(p.partition, Math.round(p.bytesPerSec), Math.round(p.recordsPerSec), Math.round(p.lag), encodeErrored(p));
   }
   return encode({ worker: r.worker, at: r.at, windowMs: r.windowMs, routes });
 }
@@ -381,7 +393,8 @@ function decodeReport(data: Buffer | null, path: string): LoadReport {
       }
       for (let i = 0; i < rows.length; i += REPORT_FIELDS) {
         const [partition, bytesPerSec, recordsPerSec, lag, errored] = rows.slice(i, i + REPORT_FIELDS) as number[];
-        partitions.push({ route, topic, partition: partition!, bytesPerSec: bytesPerSec!, recordsPerSec: recordsPerSec!, lag: lag!, errored: errored === 1 });
+        const code = errored! >= 2 ? REPORTED_CODES[errored! - 2] : undefined;
+        partitions.push({ route, topic, partition: partition!, bytesPerSec: bytesPerSec!, recordsPerSec: recordsPerSec!, lag: lag!, errored: errored! >= 1, ...(code !== undefined ? { errorCode: code } : {}) });
       }
     }
   }

@@ -181,3 +181,14 @@ t.test('balancing keys: defaults, and bad values named by path', async (t) => {
   t.match(problems({ ...base(), controller: { balanceTolerance: 2 } }), [{ path: 'controller.balanceTolerance' }]);
   t.equal(validateConfig({ ...base(), controller: { workerGraceMs: 30_000, balanceTolerance: 0.25 } }).controller.workerGraceMs, 30_000);
 });
+
+t.test('failure-reporting keys: onGap and health.degradedStatus, defaults and bad values named by path', async (t) => {
+  const c = validateConfig(base());
+  t.equal(c.routes[0]!.onGap, 'continue', 'offset gaps: go on from the log start by default');
+  t.equal(c.health.degradedStatus, 200, '/v1/health answers 200 while degraded by default');
+  t.equal(validateConfig({ ...base(), routes: [{ ...base().routes[0]!, onGap: 'stop' }], health: { degradedStatus: 503 } }).routes[0]!.onGap, 'stop');
+  const gap = problems({ ...base(), routes: [{ ...base().routes[0]!, onGap: 'skip' }] });
+  t.match(gap, [{ path: 'routes[0].onGap', message: /continue.*stop|stop.*continue/ }], 'names the path and the allowed values');
+  const status = problems({ ...base(), health: { degradedStatus: 500 } });
+  t.match(status, [{ path: 'health.degradedStatus', message: /200.*503/ }]);
+});

@@ -51,6 +51,7 @@ t.test('ZooKeeper: write, read and watch across sessions; rounded rates; ephemer
 
   const topic = 'orders/eu.%1'; // a name that needs encoding in a path, never in the record
   const r1: LoadReport = { worker: 'w/1', at: 1000, windowMs: 5000, partitions: [...rows('r1', topic, 4), ...rows('r2', 'other', 2)] };
+  r1.partitions[3] = { ...r1.partitions[3]!, errored: true, errorCode: 'STRAIT_SOURCE_NOT_AUTHORIZED' };
   await w1.writeReport(r1);
   await waitFor('the watch delivers w/1', () => seen.at(-1)?.length === 1, 10_000, 20);
   const got = (await controller.readReports())[0]!;
@@ -63,13 +64,15 @@ t.test('ZooKeeper: write, read and watch across sessions; rounded rates; ephemer
   );
   t.equal(got.partitions.find((p) => p.route === 'r1' && p.partition === 0)!.lag, -1, 'unknown lag stays -1');
   t.equal(got.partitions.find((p) => p.route === 'r1' && p.partition === 2)!.errored, true);
+  t.equal(got.partitions.find((p) => p.route === 'r1' && p.partition === 2)!.errorCode, undefined, 'errored without a code: no code');
+  t.match(got.partitions.find((p) => p.route === 'r1' && p.partition === 3), { errored: true, errorCode: 'STRAIT_SOURCE_NOT_AUTHORIZED' }, 'the partition code travels with the report');
 
   // the record: msgpack {v:1, ...}, ephemeral (owned by w1's session)
   const raw = await rawZooKeeper(zkConnect(), testStoreAuth().credentials);
   t.teardown(() => void raw.close());
   const [stat, data] = (await raw.get(`/strait/${deployment}/reports/w%2F1`, false)) as [{ ephemeralOwner: string }, Buffer];
   t.equal(stat.ephemeralOwner, w1.sessionId, "ephemeral, owned by the worker's session");
-  t.match(unpack(data), { v: 1, worker: 'w/1', routes: { r1: { [topic]: [0, 1000, 11, -1, 0, 1, 2001, 11, 3, 0, 2, 3001, 11, 6, 1, 3, 4002, 11, 9, 0] } } });
+  t.match(unpack(data), { v: 1, worker: 'w/1', routes: { r1: { [topic]: [0, 1000, 11, -1, 0, 1, 2001, 11, 3, 0, 2, 3001, 11, 6, 1, 3, 4002, 11, 9, 2] } } }, "errored: 1 without a code, 2 + the code's index with one");
 
   // a second worker, then an update of the first: each delivery is the full set
   await w2.writeReport({ worker: 'w2', at: 2000, windowMs: 5000, partitions: rows('r1', 'x', 1) });

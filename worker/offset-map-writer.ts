@@ -48,10 +48,22 @@ export class OffsetMapWriter {
     if (records.length === 0) return;
     const p = await this.connect();
     const acks: Promise<void>[] = [];
-    for (const r of records) {
-      const id = ++this.seq;
-      acks.push(new Promise<void>((resolve, reject) => this.waiting.set(id, { resolve, reject })));
-      p.produce(topic, null, r.value, r.key, Date.now(), id);
+    const ids: number[] = [];
+    try {
+      for (const r of records) {
+        const id = ++this.seq;
+        const ack = new Promise<void>((resolve, reject) => this.waiting.set(id, { resolve, reject }));
+        // a batch abandoned below leaves its acks unawaited: they must not become unhandled rejections later
+        // (close() rejects whatever still waits), which would end the process
+        ack.catch(() => {});
+        acks.push(ack);
+        ids.push(id);
+        p.produce(topic, null, r.value, r.key, Date.now(), id);
+      }
+    } catch (e) {
+      // produce() throws when librdkafka refuses at once (e.g. the topic's authorization already failed)
+      for (const id of ids) this.waiting.delete(id);
+      throw new StraitError('STRAIT_KAFKA', `offset map write to ${this.clusterAlias} failed: ${(e as Error).message}`, { retriable: true, cause: e });
     }
     await Promise.all(acks);
   }

@@ -12,7 +12,8 @@ import type { StraitMetrics } from '../shared/metrics';
 import { routeClientProps } from '../shared/profiles';
 import type { CoordinationStore } from '../shared/store';
 import { partitionKey, type FromPump, type PartitionAssignment, type PartitionLoad, type PumpTask, type RouteClients, type ToPump } from '../shared/wire';
-import type { ForwarderProgress, PartitionProgress } from '../native';
+import type { ForwarderProgress, GapReport, PartitionProgress } from '../native';
+import { partitionErrorCode, type PartitionErrorCode } from '../shared/partition-errors';
 import type { OffsetMapRecord } from '../shared/offset-map';
 import { OffsetMapWriter } from './offset-map-writer';
 
@@ -32,8 +33,12 @@ export interface PartitionRuntime {
   bytes: number;
   lastTimestamp: number;
   paused: boolean;
+  /** why the partition makes no progress (the forwarder's message); absent while it is healthy */
   error?: string;
-  errorCode?: string;
+  errorCode?: PartitionErrorCode;
+  /** librdkafka's name of the underlying error */
+  kafkaCode?: string;
+  erroredAt?: number;
   /** unassigned, waiting for its last in-flight records before the final commit */
   draining: boolean;
   runs: Map<number, [number, number, number]>;
@@ -50,6 +55,45 @@ export interface PipelineTotals {
   paused: number;
 }
 
+/** A partition that makes no progress, as /v1/status and /v1/health show it. */
+export interface ErroredPartition {
+  route: string;
+  topic: string;
+  partition: number;
+  code: PartitionErrorCode;
+  kafkaCode: string | null;
+  cause: string;
+  since: string;
+}
+
+/** An offset gap a partition went over (or stopped at), kept for the status endpoint. */
+export interface GapProblem extends GapReport {
+  route: string;
+  topic: string;
+  partition: number;
+  at: string;
+}
+
+/** A route's commits: each route commits on its own, so one that cannot finish holds no other. */
+interface RouteCommitState {
+  running?: Promise<void>;
+  startedAt: number;
+  /** a commit asked for while one was running: it runs once that one ends */
+  again?: Promise<void>;
+  /** commit intervals in a row that ended without a successful commit */
+  failures: number;
+  lastError?: string;
+  /** since when the route is errored (STRAIT_COMMIT_FAILING), and the partitions marked */
+  erroredSince?: number;
+  marked: Map<string, { topic: string; partition: number }>;
+}
+
+/** commit intervals in a row without a successful commit before a route's partitions are errored */
+export const COMMIT_FAILURES_BEFORE_ERROR = 10;
+
+/** how many recent gaps the status endpoint keeps */
+const GAP_HISTORY = 100;
+
 function runtimeKey(route: string, topic: string, partition: number): string {
   return `${route}|${partitionKey(topic, partition)}`;
 }
@@ -62,13 +106,16 @@ export class Pipeline {
   readonly partitions = new Map<string, PartitionRuntime>();
   private readonly writers = new Map<string, OffsetMapWriter>();
   private commitTimer: NodeJS.Timeout | undefined;
-  private committing: Promise<void> | undefined;
+  /** per route: its commit in progress, and how long commits have been failing */
+  private readonly routeCommits = new Map<string, RouteCommitState>();
   private stoppedShards = new Set<number>();
   /** routes created over REST, as the last assignment carried them */
   private readonly carried = new Map<string, RouteConfig>();
   /** route -> the client settings the pool threads have (JSON), to tell a changed route from an unchanged one */
   private readonly sentClients = new Map<string, string>();
   private onStopped: (() => void) | undefined;
+  /** the most recent offset gaps, newest last */
+  readonly gaps: GapProblem[] = [];
   readonly totals: PipelineTotals = { records: 0, bytes: 0, partitions: 0, lag: 0, errored: 0, paused: 0 };
   /** fired after a progress batch changes totals (the TTY status line listens) */
   onProgress: (() => void) | undefined;
@@ -105,6 +152,7 @@ export class Pipeline {
         producer: props.producer,
         inflightBytes: Math.max(1 << 20, Math.floor(this.config.worker.inflightBytes / threads)),
         compression: 'lz4',
+        onGap: r.onGap,
         ...(r.naming.policy === 'identity' ? { provenance: { localOrigin: r.source, dropOrigin: r.target, maxHops: 8 } } : {}),
       },
     };
@@ -180,7 +228,10 @@ export class Pipeline {
         }),
       );
     }
-    this.commitTimer = setInterval(() => void this.commit(), this.config.worker.commitIntervalMs);
+    this.commitTimer = setInterval(() => {
+      this.checkStuckCommits();
+      void this.commit();
+    }, this.config.worker.commitIntervalMs);
   }
 
   private send(shard: number, m: ToPump): void {
@@ -207,6 +258,8 @@ export class Pipeline {
         const shard = this.shardLoad.indexOf(Math.min(...this.shardLoad));
         this.shardLoad[shard]!++;
         const start = committed ? committed.offset : routeCfg.start === 'earliest' ? -2 : -1;
+        const previous = this.partitions.get(key);
+        if (previous) this.clearError(previous, 'unassigned');
         this.partitions.set(key, {
           route, topic: p.topic, partition: p.partition, targetTopic: p.targetTopic, epoch: p.epoch, shard,
           committed: committed?.offset ?? -1, committable: committed?.offset ?? -1, records: 0, bytes: 0, lastTimestamp: -1,
@@ -248,6 +301,7 @@ export class Pipeline {
     for (const rt of this.partitions.values()) {
       if (rt.draining) continue;
       const seconds = Math.max(0.001, (now - rt.reported.at) / 1000);
+      const commitFailing = this.routeCommits.get(rt.route)?.marked.has(runtimeKey(rt.route, rt.topic, rt.partition)) === true;
       out.push({
         route: rt.route,
         topic: rt.topic,
@@ -255,7 +309,8 @@ export class Pipeline {
         bytesPerSec: (rt.bytes - rt.reported.bytes) / seconds,
         recordsPerSec: (rt.records - rt.reported.records) / seconds,
         lag: rt.highWatermark !== undefined && rt.committed >= 0 ? Math.max(0, rt.highWatermark - rt.committed) : -1,
-        errored: rt.error !== undefined,
+        errored: rt.error !== undefined || commitFailing,
+        ...(rt.errorCode !== undefined ? { errorCode: rt.errorCode } : commitFailing ? { errorCode: 'STRAIT_COMMIT_FAILING' } : {}),
       });
       rt.reported = { records: rt.records, bytes: rt.bytes, at: now };
     }
@@ -328,20 +383,87 @@ export class Pipeline {
     if (rt.highWatermark !== undefined && rt.committable >= 0) this.metrics.lag.set(labels, Math.max(0, rt.highWatermark - rt.committable));
     rt.paused = pp.paused;
     this.metrics.paused.set(labels, pp.paused ? 1 : 0);
-    if (pp.error && rt.error === undefined) {
-      rt.error = pp.error;
-      rt.errorCode = pp.errorCode;
-      this.metrics.errors.inc({ route: rt.route, topic: rt.topic, code: pp.errorCode ?? 'UNKNOWN' });
-      this.log.error({ route: rt.route, topic: rt.topic, partition: rt.partition, code: pp.errorCode, err: pp.error }, 'partition stopped');
-    }
+    this.applyError(rt, pp);
+    for (const gap of pp.gaps ?? []) this.applyGap(rt, gap);
     for (const run of pp.runs) rt.runs.set(run[0], run);
     if (!pp.assigned && pp.inflight === 0 && rt.draining) {
       // final state reported: commit it, then forget the partition
       void this.commit().then(() => {
         const cur = this.partitions.get(runtimeKey(rt.route, rt.topic, rt.partition));
-        if (cur === rt) this.partitions.delete(runtimeKey(rt.route, rt.topic, rt.partition));
+        if (cur === rt) {
+          this.partitions.delete(runtimeKey(rt.route, rt.topic, rt.partition));
+          this.clearError(rt, 'unassigned');
+        }
       });
     }
+  }
+
+  /** Enters, changes or leaves the errored state as the forwarder reports it. */
+  private applyError(rt: PartitionRuntime, pp: PartitionProgress): void {
+    if (pp.error === undefined) {
+      if (rt.error !== undefined && !rt.draining) this.clearError(rt, 'recovered');
+      return;
+    }
+    const code = partitionErrorCode(pp.errorKind, pp.errorCode);
+    if (rt.error !== undefined && rt.errorCode === code && rt.kafkaCode === pp.errorCode) {
+      rt.error = pp.error;
+      return;
+    }
+    if (rt.errorCode !== undefined && rt.errorCode !== code) this.metrics.partitionErrored.remove({ route: rt.route, topic: rt.topic, partition: String(rt.partition), code: rt.errorCode });
+    rt.error = pp.error;
+    rt.errorCode = code;
+    rt.kafkaCode = pp.errorCode;
+    rt.erroredAt = Date.now();
+    this.metrics.partitionErrored.set({ route: rt.route, topic: rt.topic, partition: String(rt.partition), code }, 1);
+    this.metrics.errors.inc({ route: rt.route, topic: rt.topic, code });
+    this.log.error(
+      { route: rt.route, topic: rt.topic, partition: rt.partition, code, kafkaCode: pp.errorCode, cause: pp.error },
+      `partition ${rt.topic}[${rt.partition}] of route '${rt.route}' makes no progress: ${code} (${pp.errorCode ?? 'no Kafka code'}): ${pp.error}`,
+    );
+  }
+
+  private clearError(rt: PartitionRuntime, why: 'recovered' | 'unassigned'): void {
+    if (rt.error === undefined) return;
+    if (rt.errorCode !== undefined) this.metrics.partitionErrored.remove({ route: rt.route, topic: rt.topic, partition: String(rt.partition), code: rt.errorCode });
+    if (why === 'recovered') {
+      const seconds = rt.erroredAt !== undefined ? Math.round((Date.now() - rt.erroredAt) / 1000) : undefined;
+      this.log.warn({ route: rt.route, topic: rt.topic, partition: rt.partition, code: rt.errorCode, erroredSeconds: seconds }, `partition ${rt.topic}[${rt.partition}] of route '${rt.route}' makes progress again (was ${rt.errorCode})`);
+    }
+    delete rt.error;
+    delete rt.errorCode;
+    delete rt.kafkaCode;
+    delete rt.erroredAt;
+  }
+
+  private applyGap(rt: PartitionRuntime, gap: GapReport): void {
+    // stopped: nothing is skipped yet (the offsets are gone, but the partition waits for the operator)
+    if (!gap.stopped) this.metrics.skipped.inc({ route: rt.route, topic: rt.topic, reason: gap.reason }, gap.skipped);
+    this.gaps.push({ route: rt.route, topic: rt.topic, partition: rt.partition, ...gap, at: new Date().toISOString() });
+    if (this.gaps.length > GAP_HISTORY) this.gaps.splice(0, this.gaps.length - GAP_HISTORY);
+    const where = `${rt.topic}[${rt.partition}] of route '${rt.route}'`;
+    const what =
+      gap.reason === 'retention'
+        ? `offsets ${gap.from}..${gap.to - 1} were deleted from the source (retention or deleteRecords) before strait read them: ${gap.skipped} offsets skipped`
+        : `offset ${gap.from} is above the source's log end ${gap.to} (log truncated, e.g. an unclean leader election): records strait replicated from offset ${gap.to} on are no longer in the source`;
+    const action = gap.stopped ? 'partition stopped (onGap: stop)' : `replication goes on from offset ${gap.to}`;
+    this.log.error({ route: rt.route, topic: rt.topic, partition: rt.partition, reason: gap.reason, from: gap.from, to: gap.to, skipped: gap.skipped, stopped: gap.stopped }, `${where}: ${what}; ${action}`);
+  }
+
+  /** every partition of this worker that makes no progress */
+  errored(): ErroredPartition[] {
+    const out: ErroredPartition[] = [];
+    for (const rt of this.partitions.values()) {
+      if (rt.error === undefined || rt.errorCode === undefined || rt.draining) continue;
+      out.push({ route: rt.route, topic: rt.topic, partition: rt.partition, code: rt.errorCode, kafkaCode: rt.kafkaCode ?? null, cause: rt.error, since: new Date(rt.erroredAt ?? Date.now()).toISOString() });
+    }
+    for (const [route, st] of this.routeCommits) {
+      if (st.erroredSince === undefined) continue;
+      for (const [k, m] of st.marked) {
+        if (!this.partitions.has(k)) continue;
+        out.push({ route, topic: m.topic, partition: m.partition, code: 'STRAIT_COMMIT_FAILING', kafkaCode: null, cause: `no commit for ${st.failures} commit intervals: ${st.lastError ?? ''}`, since: new Date(st.erroredSince).toISOString() });
+      }
+    }
+    return out;
   }
 
   private writer(route: string): OffsetMapWriter {
@@ -355,45 +477,104 @@ export class Pipeline {
     return w;
   }
 
-  /** Writes offset-map runs, then commits offsets to the store, then mirrors them to the source group. */
+  /**
+   * Writes offset-map runs, then commits offsets to the store, then mirrors them to the source group — each route on
+   * its own: a route whose commit cannot finish (target down, a missing ACL on the offset map) holds no other route.
+   * Resolves once every route due has committed (or failed); a route still busy commits again once it is done.
+   */
   commit(): Promise<void> {
-    if (this.committing) return this.committing.then(() => this.commit());
-    this.committing = this.doCommit()
-      .catch((e: Error) => this.log.warn({ err: e.message }, 'offset commit failed; retrying next interval'))
-      .finally(() => (this.committing = undefined));
-    return this.committing;
+    const due = new Set<string>();
+    for (const p of this.partitions.values()) if (p.committable > p.committed || p.runs.size > 0) due.add(p.route);
+    return Promise.all([...due].map((route) => this.commitRoute(route))).then(() => undefined);
   }
 
-  private async doCommit(): Promise<void> {
-    const due = [...this.partitions.values()].filter((p) => p.committable > p.committed || p.runs.size > 0);
-    if (due.length === 0) return;
-    const byRoute = new Map<string, PartitionRuntime[]>();
-    for (const p of due) byRoute.set(p.route, [...(byRoute.get(p.route) ?? []), p]);
-    for (const [route, list] of byRoute) {
-      const snapshot = list.map((p) => ({ p, committable: p.committable, runs: [...p.runs.values()] }));
-      const records: OffsetMapRecord[] = snapshot.flatMap(({ p, runs }) =>
-        runs.map(([srcStart, srcEnd, delta]) => ({ v: 1 as const, route, sourceTopic: p.topic, partition: p.partition, targetTopic: p.targetTopic, srcStart, srcEnd, delta })),
-      );
-      await this.writer(route).write(records);
-      for (const { p, runs } of snapshot) for (const r of runs) if (p.runs.get(r[0]) === r) p.runs.delete(r[0]);
-      const commits = snapshot.filter((s) => s.committable > s.p.committed).map((s) => ({ topic: s.p.topic, partition: s.p.partition, offset: s.committable, epoch: s.p.epoch }));
-      if (commits.length === 0) continue;
-      const result = await this.store.commitOffsets(route, commits);
-      this.metrics.commits.inc({ route }, commits.length - result.fenced.length);
-      const fenced = new Set(result.fenced.map((f) => partitionKey(f.topic, f.partition)));
-      if (result.fenced.length > 0) {
-        this.metrics.fenced.inc({ route }, result.fenced.length);
-        this.log.warn({ route, fenced: result.fenced }, 'commits refused: a newer epoch owns these partitions; stopping them here');
-        this.unassign(result.fenced.map((f) => ({ route, ...f })));
-      }
-      const mirrored: { topic: string; partition: number; offset: number }[][] = this.ports.map(() => []);
-      for (const s of snapshot) {
-        if (fenced.has(partitionKey(s.p.topic, s.p.partition)) || s.committable <= s.p.committed) continue;
-        s.p.committed = s.committable;
-        mirrored[s.p.shard]!.push({ topic: s.p.topic, partition: s.p.partition, offset: s.committable });
-      }
-      mirrored.forEach((offsets, shard) => offsets.length > 0 && this.send(shard, { type: 'commit', route, offsets }));
+  private commitState(route: string): RouteCommitState {
+    let st = this.routeCommits.get(route);
+    if (!st) this.routeCommits.set(route, (st = { startedAt: 0, failures: 0, marked: new Map() }));
+    return st;
+  }
+
+  private commitRoute(route: string): Promise<void> {
+    const st = this.commitState(route);
+    if (st.running) {
+      st.again ??= st.running.then(() => {
+        st.again = undefined;
+        return this.commitRoute(route);
+      });
+      return st.again;
     }
+    st.startedAt = Date.now();
+    st.running = this.doCommitRoute(route)
+      .then(
+        () => this.commitSucceeded(route, st),
+        (e: Error) => {
+          this.commitFailed(route, st, e.message);
+          this.log.warn({ route, err: e.message, failures: st.failures }, 'offset commit failed; retrying next interval');
+        },
+      )
+      .finally(() => (st.running = undefined));
+    return st.running;
+  }
+
+  /** A commit still running after a whole interval counts as a failed interval (it may never end: no timeout). */
+  private checkStuckCommits(): void {
+    const now = Date.now();
+    for (const [route, st] of this.routeCommits) {
+      if (st.running && now - st.startedAt >= this.config.worker.commitIntervalMs) this.commitFailed(route, st, `a commit has not finished for ${now - st.startedAt} ms`);
+    }
+  }
+
+  private commitFailed(route: string, st: RouteCommitState, message: string): void {
+    st.failures++;
+    st.lastError = message;
+    this.metrics.commitFailures.inc({ route });
+    if (st.failures < COMMIT_FAILURES_BEFORE_ERROR || st.erroredSince !== undefined) return;
+    st.erroredSince = Date.now();
+    for (const rt of this.partitions.values()) {
+      if (rt.route !== route || rt.draining) continue;
+      st.marked.set(runtimeKey(rt.route, rt.topic, rt.partition), { topic: rt.topic, partition: rt.partition });
+      this.metrics.partitionErrored.set({ route, topic: rt.topic, partition: String(rt.partition), code: 'STRAIT_COMMIT_FAILING' }, 1);
+      this.metrics.errors.inc({ route, topic: rt.topic, code: 'STRAIT_COMMIT_FAILING' });
+    }
+    this.log.error({ route, code: 'STRAIT_COMMIT_FAILING', failures: st.failures, partitions: st.marked.size, cause: message }, `offsets of route '${route}' have not been committed for ${st.failures} commit intervals: ${message}; a restart would re-read everything since the last commit`);
+  }
+
+  private commitSucceeded(route: string, st: RouteCommitState): void {
+    st.failures = 0;
+    delete st.lastError;
+    if (st.erroredSince === undefined) return;
+    for (const m of st.marked.values()) this.metrics.partitionErrored.remove({ route, topic: m.topic, partition: String(m.partition), code: 'STRAIT_COMMIT_FAILING' });
+    this.log.warn({ route, erroredSeconds: Math.round((Date.now() - st.erroredSince) / 1000) }, `offsets of route '${route}' are committed again`);
+    st.marked.clear();
+    delete st.erroredSince;
+  }
+
+  private async doCommitRoute(route: string): Promise<void> {
+    const list = [...this.partitions.values()].filter((p) => p.route === route && (p.committable > p.committed || p.runs.size > 0));
+    if (list.length === 0) return;
+    const snapshot = list.map((p) => ({ p, committable: p.committable, runs: [...p.runs.values()] }));
+    const records: OffsetMapRecord[] = snapshot.flatMap(({ p, runs }) =>
+      runs.map(([srcStart, srcEnd, delta]) => ({ v: 1 as const, route, sourceTopic: p.topic, partition: p.partition, targetTopic: p.targetTopic, srcStart, srcEnd, delta })),
+    );
+    await this.writer(route).write(records);
+    for (const { p, runs } of snapshot) for (const r of runs) if (p.runs.get(r[0]) === r) p.runs.delete(r[0]);
+    const commits = snapshot.filter((s) => s.committable > s.p.committed).map((s) => ({ topic: s.p.topic, partition: s.p.partition, offset: s.committable, epoch: s.p.epoch }));
+    if (commits.length === 0) return;
+    const result = await this.store.commitOffsets(route, commits);
+    this.metrics.commits.inc({ route }, commits.length - result.fenced.length);
+    const fenced = new Set(result.fenced.map((f) => partitionKey(f.topic, f.partition)));
+    if (result.fenced.length > 0) {
+      this.metrics.fenced.inc({ route }, result.fenced.length);
+      this.log.warn({ route, fenced: result.fenced }, 'commits refused: a newer epoch owns these partitions; stopping them here');
+      this.unassign(result.fenced.map((f) => ({ route, ...f })));
+    }
+    const mirrored: { topic: string; partition: number; offset: number }[][] = this.ports.map(() => []);
+    for (const s of snapshot) {
+      if (fenced.has(partitionKey(s.p.topic, s.p.partition)) || s.committable <= s.p.committed) continue;
+      s.p.committed = s.committable;
+      mirrored[s.p.shard]!.push({ topic: s.p.topic, partition: s.p.partition, offset: s.committable });
+    }
+    mirrored.forEach((offsets, shard) => offsets.length > 0 && this.send(shard, { type: 'commit', route, offsets }));
   }
 
   /** Flushes in-flight records (up to `flushTimeoutMs`), commits what landed, and stops the pool. */
@@ -409,7 +590,12 @@ export class Pipeline {
     let fallback: NodeJS.Timeout | undefined;
     await Promise.race([allStopped, new Promise((r) => (fallback = setTimeout(r, flushTimeoutMs + 15_000)))]);
     clearTimeout(fallback);
-    await this.commit();
+    // bounded: a route whose commit cannot finish (target down) must not hold the shutdown; what it did not commit
+    // is read again after the restart
+    let commitBound: NodeJS.Timeout | undefined;
+    const committed = await Promise.race([this.commit().then(() => true), new Promise<false>((r) => (commitBound = setTimeout(() => r(false), flushTimeoutMs)))]);
+    clearTimeout(commitBound);
+    if (!committed) this.log.error({ routes: [...this.routeCommits].filter(([, st]) => st.running).map(([r]) => r), waitedMs: flushTimeoutMs }, 'stopping without the final commit of these routes: it did not finish in time; their partitions resume from the last committed offsets');
     await Promise.allSettled(this.tasks);
     for (const p of this.ports) p.close();
     await this.pool?.destroy();

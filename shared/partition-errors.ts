@@ -1,0 +1,37 @@
+/**
+ * The one place where the librdkafka error names a forwarder reports for a partition (rd_kafka_err2name) become
+ * strait codes. Nothing here parses error text.
+ */
+import type { StraitErrorCode } from './errors';
+
+export type PartitionErrorCode = Extract<
+  StraitErrorCode,
+  'STRAIT_SOURCE_NOT_AUTHORIZED' | 'STRAIT_SOURCE_UNREADABLE' | 'STRAIT_SOURCE_FETCH_FAILED' | 'STRAIT_OFFSET_GAP' | 'STRAIT_TARGET_NOT_AUTHORIZED' | 'STRAIT_TARGET_REJECTED' | 'STRAIT_COMMIT_FAILING'
+>;
+
+const AUTHORIZATION = new Set(['TOPIC_AUTHORIZATION_FAILED', 'GROUP_AUTHORIZATION_FAILED', 'CLUSTER_AUTHORIZATION_FAILED', 'TRANSACTIONAL_ID_AUTHORIZATION_FAILED']);
+
+/** records the source returns but this consumer cannot decode: retrying the fetch returns the same bytes */
+const UNREADABLE = new Set(['_NOT_IMPLEMENTED', '_BAD_COMPRESSION', '_BAD_MSG', 'INVALID_MSG', 'UNSUPPORTED_VERSION', '_UNSUPPORTED_FEATURE', 'UNSUPPORTED_COMPRESSION_TYPE', 'UNSUPPORTED_FOR_MESSAGE_FORMAT']);
+
+/** Every code a partition can be errored with, and what it means (the README lists the same). */
+export const PARTITION_ERROR_CODES: Record<PartitionErrorCode, string> = {
+  STRAIT_SOURCE_NOT_AUTHORIZED: 'the source consumer may not read the topic (Kafka TOPIC_AUTHORIZATION_FAILED); clears once READ is granted',
+  STRAIT_SOURCE_UNREADABLE: 'the source returns batches this build cannot decode (codec not built in, corrupt batch, unsupported message format); clears once a record is read',
+  STRAIT_SOURCE_FETCH_FAILED: 'another fetch error repeated 3 times without a record in between; clears with the next record or end of partition',
+  STRAIT_OFFSET_GAP: 'the next offset is no longer in the source log and the route says onGap: stop (or the out-of-range offset could not be resolved)',
+  STRAIT_TARGET_NOT_AUTHORIZED: 'the target refused a record for lack of an ACL; the partition stops until it is assigned again',
+  STRAIT_TARGET_REJECTED: 'the target refused a record (e.g. too large, invalid); the partition stops until it is assigned again',
+  STRAIT_COMMIT_FAILING: "the route's offsets have not been committed for 10 commit intervals (offset map or store write failing or hanging); clears with the next successful commit",
+};
+
+export function partitionErrorCode(kind: 'source' | 'target' | 'gap' | undefined, kafkaCode: string | undefined): PartitionErrorCode {
+  const k = kafkaCode ?? '';
+  if (kind === 'gap') return 'STRAIT_OFFSET_GAP';
+  if (kind === 'source') {
+    if (AUTHORIZATION.has(k)) return 'STRAIT_SOURCE_NOT_AUTHORIZED';
+    if (UNREADABLE.has(k)) return 'STRAIT_SOURCE_UNREADABLE';
+    return 'STRAIT_SOURCE_FETCH_FAILED';
+  }
+  return AUTHORIZATION.has(k) ? 'STRAIT_TARGET_NOT_AUTHORIZED' : 'STRAIT_TARGET_REJECTED';
+}

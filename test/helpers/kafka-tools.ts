@@ -1,0 +1,41 @@
+/**
+ * Kafka's own command-line tools, run from the harness's Kafka runtime against the test clusters: ACLs (as the SASL
+ * super user) and deleteRecords.
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runKafkaClass } from '../../bench/kafka-runtime';
+import { DEV_SASL_USERS, runtimeOf } from '../../bench/local-cluster';
+import { bootstrap, testClusters } from './kafka';
+
+/** Connection settings for `user` on a test cluster's SASL_PLAINTEXT listener, as a strait cluster entry. */
+export function saslCluster(alias: string, user: string): { bootstrap: string; properties: Record<string, string> } {
+  const c = testClusters().clusters[alias]!;
+  if (!c.saslBootstrap) throw new Error(`test cluster '${alias}' has no SASL listener`);
+  return { bootstrap: c.saslBootstrap, properties: { 'security.protocol': 'SASL_PLAINTEXT', 'sasl.mechanism': 'PLAIN', 'sasl.username': user, 'sasl.password': DEV_SASL_USERS[user]! } };
+}
+
+/** kafka-acls --add/--remove as the super user; `args` are the tool's (principal, operations, resource). */
+export function acls(alias: string, action: 'add' | 'remove', args: string[]): void {
+  const c = testClusters().clusters[alias]!;
+  const dir = mkdtempSync(join(tmpdir(), 'strait-acl-'));
+  const props = join(dir, 'admin.properties');
+  writeFileSync(props, [
+    'security.protocol=SASL_PLAINTEXT',
+    'sasl.mechanism=PLAIN',
+    `sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="${DEV_SASL_USERS.admin}";`,
+    '',
+  ].join('\n'));
+  const r = runKafkaClass(runtimeOf(testClusters()), 'kafka.admin.AclCommand', ['--bootstrap-server', c.saslBootstrap!, '--command-config', props, `--${action}`, ...(action === 'remove' ? ['--force'] : []), ...args]);
+  if (r.status !== 0) throw new Error(`kafka-acls --${action} failed: ${r.stderr.trim().split('\n').slice(-3).join(' ')}`);
+}
+
+/** kafka-delete-records: moves the log start of each partition to `offset` (records below it are gone). */
+export function deleteRecords(alias: string, topic: string, offsets: { partition: number; offset: number }[]): void {
+  const dir = mkdtempSync(join(tmpdir(), 'strait-delete-'));
+  const file = join(dir, 'offsets.json');
+  writeFileSync(file, JSON.stringify({ version: 1, partitions: offsets.map((o) => ({ topic, partition: o.partition, offset: o.offset })) }));
+  const r = runKafkaClass(runtimeOf(testClusters()), 'org.apache.kafka.tools.DeleteRecordsCommand', ['--bootstrap-server', bootstrap(alias), '--offset-json-file', file]);
+  if (r.status !== 0) throw new Error(`kafka-delete-records failed: ${(r.stderr + r.stdout).trim().split('\n').slice(-3).join(' ')}`);
+}
