@@ -21,7 +21,7 @@ t.test('every example config in examples/ is valid', async (t) => {
   t.ok(files.includes('active-passive.yaml') && files.includes('active-active.yaml'));
   // the examples take their secrets from references: provide them (files under a temp dir stand in for /etc/strait)
   const secrets = mkdtempSync(join(tmpdir(), 'strait-example-secrets-'));
-  const env = { STRAIT_STANDBY_SASL_PASSWORD: 'example-password', STRAIT_REST_TOKEN: 'example-token-0123456789' };
+  const env = { STRAIT_STANDBY_SASL_PASSWORD: 'example-password', STRAIT_REST_TOKEN: 'example-token-0123456789', STRAIT_ZK_CREDENTIALS: 'strait:example-zk-password' };
   Object.assign(process.env, env);
   for (const f of files) {
     const text = readFileSync(join(dir, f), 'utf8');
