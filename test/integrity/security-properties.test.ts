@@ -77,7 +77,7 @@ t.test('REST: forbidden properties and references in a route body are refused; t
     deployment: uniqueName('secprops'),
     clusters: { a: { bootstrap: bootstrap('a') }, b: { bootstrap: bootstrap('b') } },
     routes: [],
-    store: { type: 'zookeeper', connect: zk.connect, sessionTimeoutMs: 4000 },
+    store: { type: 'zookeeper', connect: zk.connect, sessionTimeoutMs: 4000, auth: zk.auth },
     controller: { refreshTopicsIntervalMs: 1000, rest: { port: 0, token: '${env:STRAIT_SEC_REST_TOKEN}' } },
     worker: { threads: 1, commitIntervalMs: 300 },
   });

@@ -228,7 +228,7 @@ t.test('TLS + mTLS + token controller: every door refuses what it must, the CLI 
     deployment: uniqueName('sec'),
     clusters: { a: { bootstrap: bootstrap('a') }, b: { bootstrap: bootstrap('b') }, c: { bootstrap: bootstrap('c') } },
     routes: [{ name: 'evil', source: 'a', target: 'b', topics: { include: [`${prefix}-(a*)*b`, `${prefix}-(a|a)*b`] } }],
-    store: { type: 'zookeeper', connect: zk.connect, sessionTimeoutMs: 4000 },
+    store: { type: 'zookeeper', connect: zk.connect, sessionTimeoutMs: 4000, auth: zk.auth },
     controller: { refreshTopicsIntervalMs: 500, rest: { port: 0, token: TOKEN, tls: { cert: certs.serverCert, key: certs.serverKey, clientCa: certs.ca } } },
   });
   const controller = new StraitProcess(config, 'controller');
@@ -394,7 +394,7 @@ t.test('a TLS config whose files are unreadable or do not match is refused namin
     const config = writeConfig({
       deployment: uniqueName('sec-bad'),
       clusters: { a: { bootstrap: bootstrap('a') }, b: { bootstrap: bootstrap('b') } },
-      store: { type: 'zookeeper', connect: zk.connect, sessionTimeoutMs: 4000 },
+      store: { type: 'zookeeper', connect: zk.connect, sessionTimeoutMs: 4000, auth: zk.auth },
       controller: { rest: { port: 0, tls } },
     });
     const p = new StraitProcess(config, 'controller');
@@ -415,7 +415,7 @@ t.test('fuzz: random methods, paths, headers, bodies and sizes: never a 5xx, a c
     deployment: uniqueName('fz'),
     clusters: { a: { bootstrap: bootstrap('a') }, b: { bootstrap: bootstrap('b') } },
     routes: [{ name: 'fz', source: 'a', target: 'b', topics: { include: [`${prefix}-x`] } }],
-    store: { type: 'zookeeper', connect: zk.connect, sessionTimeoutMs: 4000 },
+    store: { type: 'zookeeper', connect: zk.connect, sessionTimeoutMs: 4000, auth: zk.auth },
     controller: { refreshTopicsIntervalMs: 1000, rest: { port: 0, token: TOKEN } },
   });
   const controller = new StraitProcess(config, 'controller');
