@@ -7,6 +7,7 @@
  * bounded by the in-flight window.
  */
 import t from 'tap';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Kafka from 'node-rdkafka';
 import * as dev from '../../bench/local-cluster';
@@ -17,7 +18,7 @@ import { StraitProcess, stopAll, waitFor, writeConfig } from '../helpers/strait-
 const DIR = join(projectRoot(), '.strait', 'test-chaos');
 const PARTITIONS = 12;
 /** records/s over all partitions, produced in 20 ms ticks */
-const RATE = 1200;
+const RATE = 600;
 const KILL_DOWN_MS = 20_000;
 const COMMIT_INTERVAL_MS = 1000;
 const INFLIGHT_BYTES = 4 * 1024 * 1024;
@@ -274,9 +275,16 @@ async function readTopic(bootstrap: string, topic: string, ends: number[], sourc
   return out;
 }
 
-t.test('rolling restarts and kill -9 of leaders on both sides: nothing lost, order kept, duplicates within the in-flight window', async (t) => {
+// Broker restarts are JVM starts: about 10 s each on an idle 2-core machine, a minute when it is saturated. The
+// steps take about 4 minutes idle; the limit leaves room for a busy CI machine.
+t.setTimeout(25 * 60_000);
+
+t.test('rolling restarts and kill -9 of leaders on both sides: nothing lost, order kept, duplicates within the in-flight window', { timeout: 24 * 60_000 }, async (t) => {
   await dev.down({ dir: DIR }); // leftovers of an interrupted run
+  let strait: StraitProcess | undefined;
   t.teardown(async () => {
+    // strait's log stays for a look after a failure (dev.down removes only the clusters)
+    if (strait) writeFileSync(join(DIR, 'strait.log'), strait.output);
     await stopAll();
     await dev.down({ dir: DIR });
   });
@@ -291,7 +299,7 @@ t.test('rolling restarts and kill -9 of leaders on both sides: nothing lost, ord
 
   const producer = await SteadyProducer.start(a.bootstrap, topic);
   t.teardown(() => producer.stop());
-  const strait = new StraitProcess(writeConfig({
+  strait = new StraitProcess(writeConfig({
     clusters: { a: { bootstrap: a.bootstrap }, b: { bootstrap: b.bootstrap } },
     routes: [{ name: 'chaos', source: 'a', target: 'b', topics: { include: [topic] } }],
     worker: { threads: THREADS, commitIntervalMs: COMMIT_INTERVAL_MS, inflightBytes: INFLIGHT_BYTES },
@@ -310,10 +318,22 @@ t.test('rolling restarts and kill -9 of leaders on both sides: nothing lost, ord
   await waitFor('the target to hold 3 s of production', () => sampler.last.reduce((x, y) => x + y, 0) >= 3 * RATE, 60_000, 250);
 
   const steps: StepResult[] = [];
+  const fmt = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+  // what a stalled step leaves to look at: the partitions behind, strait's own view of them, its warnings
+  const diagnose = async (want: number[]): Promise<string> => {
+    const behind = want.map((w, p) => (sampler.last[p]! < w ? `${p}: ${sampler.last[p]}/${w}` : '')).filter(Boolean).join(', ');
+    const metrics = await within(strait.metrics(), 5000, 'strait metrics').catch((e: Error) => e.message);
+    const partitionLines = metrics.split('\n').filter((l) => /^strait_(lag_records|partition_paused|errors_total|inflight_bytes)/.test(l) && !/ 0$/.test(l)).join('\n');
+    const warnings = strait.output.split('\n').filter((l) => /"level":(40|50|60)/.test(l)).slice(-15).join('\n');
+    return `target partitions behind (end/acked): ${behind || 'none'}\nstrait metrics (non-zero):\n${partitionLines}\nstrait warnings (last 15):\n${warnings}`;
+  };
   const caughtUp = async (name: string): Promise<number> => {
     const want = [...producer.acked];
-    await waitFor(`${name}: the target to hold every record the source acknowledged when the drill ended (${want.reduce((x, y) => x + y, 0)}); strait output tail:\n${strait.output.slice(-2000)}`,
-      () => sampler.last.every((e, p) => e >= want[p]!), 120_000, 100);
+    try {
+      await waitFor(`${name}: the target to hold every record the source acknowledged when the drill ended (${want.reduce((x, y) => x + y, 0)})`, () => sampler.last.every((e, p) => e >= want[p]!), 120_000, 100);
+    } catch (e) {
+      throw new Error(`${(e as Error).message}\n${await diagnose(want)}`);
+    }
     return Date.now();
   };
   const step = async (name: string, drill: () => Promise<string>) => {
@@ -325,6 +345,7 @@ t.test('rolling restarts and kill -9 of leaders on both sides: nothing lost, ord
     s.acked = producer.ackedTotal() - s.acked;
     t.equal(strait.child.exitCode, null, `${name}: strait still runs`);
     steps.push(s);
+    t.comment(`${name}: done — ${s.acked} records, longest replication pause ${fmt(sampler.longestPause(s.startedAt, s.recoveredAt))}, drill ${fmt(s.drillDoneAt - s.startedAt)}, full recovery ${fmt(s.recoveredAt - s.startedAt)} (${s.detail})`);
   };
   const roll = (alias: string) => async () => {
     const rolled = await dev.rollCluster(alias, { dir: DIR, log });
@@ -401,7 +422,6 @@ t.test('rolling restarts and kill -9 of leaders on both sides: nothing lost, ord
   const duplicates = dupAt.reduce((n, d) => n + d.length, 0);
   t.equal(duplicates, targetEnds.reduce((x, y) => x + y, 0) - total, 'duplicates = target records - source records');
 
-  const fmt = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
   steps.forEach((s, i) => {
     const nextStart = steps[i + 1]?.targetStart ?? targetEnds;
     const dups = dupAt.reduce((n, offsets, p) => n + offsets.filter((o) => o >= s.targetStart[p]! && o < nextStart[p]!).length, 0);
