@@ -281,10 +281,7 @@ t.setTimeout(25 * 60_000);
 
 t.test('rolling restarts and kill -9 of leaders on both sides: nothing lost, order kept, duplicates within the in-flight window', { timeout: 24 * 60_000 }, async (t) => {
   await dev.down({ dir: DIR }); // leftovers of an interrupted run
-  let strait: StraitProcess | undefined;
   t.teardown(async () => {
-    // strait's log stays for a look after a failure (dev.down removes only the clusters)
-    if (strait) writeFileSync(join(DIR, 'strait.log'), strait.output);
     await stopAll();
     await dev.down({ dir: DIR });
   });
@@ -299,12 +296,14 @@ t.test('rolling restarts and kill -9 of leaders on both sides: nothing lost, ord
 
   const producer = await SteadyProducer.start(a.bootstrap, topic);
   t.teardown(() => producer.stop());
-  strait = new StraitProcess(writeConfig({
+  const strait = new StraitProcess(writeConfig({
     clusters: { a: { bootstrap: a.bootstrap }, b: { bootstrap: b.bootstrap } },
     routes: [{ name: 'chaos', source: 'a', target: 'b', topics: { include: [topic] } }],
     worker: { threads: THREADS, commitIntervalMs: COMMIT_INTERVAL_MS, inflightBytes: INFLIGHT_BYTES },
     controller: { refreshTopicsIntervalMs: 1000 },
   }));
+  // strait's log stays for a look after a failure (dev.down removes only the clusters)
+  t.teardown(() => writeFileSync(join(DIR, 'strait.log'), strait.output));
   await waitFor('strait replicating the first records to the target', async () => {
     try {
       const h = await dev.clusterHealth(b.bootstrap);
