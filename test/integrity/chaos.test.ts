@@ -65,10 +65,12 @@ function value(p: number, seq: number): Buffer {
 }
 
 function headers(p: number, seq: number): { key: string; value: Buffer }[] {
-  // a repeated header name and an empty value: both must arrive as they are, in order
+  // A repeated header name and an empty value: both must arrive as they are, in order. Text only: node-rdkafka's
+  // producer turns header values into UTF-8 strings (src/producer.cc), so bytes that are not UTF-8 would be changed
+  // before they reach the source. Binary bytes are in the value.
   return [
     { key: 'seq', value: Buffer.from(String(seq)) },
-    { key: 'h', value: Buffer.from([p, seq & 0xff]) },
+    { key: 'h', value: Buffer.from(`${p}/${seq}`) },
     { key: 'h', value: Buffer.alloc(0) },
   ];
 }
@@ -353,12 +355,12 @@ t.test('rolling restarts and kill -9 of leaders on both sides: nothing lost, ord
   const killLeader = (alias: string, bootstrap: string, topicThere: string) => async () => {
     const leader = await busiestLeader(bootstrap, topicThere);
     await dev.killBroker(alias, leader.id, { dir: DIR });
-    const killedAt = Date.now();
     await new Promise((r) => setTimeout(r, KILL_DOWN_MS));
+    const restartAt = Date.now();
     await dev.startBroker(alias, leader.id, { dir: DIR });
     const startedAt = Date.now();
     await dev.waitForFullIsr(dev.readState(DIR)!.clusters[alias]!);
-    return `killed broker ${leader.id} (leader of ${leader.leads}/${PARTITIONS}), down ${((startedAt - killedAt) / 1000).toFixed(1)} s, ISR full ${((Date.now() - startedAt) / 1000).toFixed(1)} s after its start`;
+    return `killed broker ${leader.id} (leader of ${leader.leads}/${PARTITIONS}), restarted after ${fmt(KILL_DOWN_MS)}, start ${fmt(startedAt - restartAt)}, ISR full ${fmt(Date.now() - startedAt)} later`;
   };
 
   await step('roll every source broker', roll('a'));
@@ -379,7 +381,7 @@ t.test('rolling restarts and kill -9 of leaders on both sides: nothing lost, ord
 
   // the source itself: exactly the acknowledged records, once each, in order (proves the harness's acks=all setup)
   const source = await readTopic(a.bootstrap, topic, acked);
-  t.same(source.mismatches, [], 'source records are what the producer wrote');
+  t.same(source.mismatches.slice(0, 20), [], 'source records are what the producer wrote');
   for (let p = 0; p < PARTITIONS; p++) t.ok(source.seqs[p]!.every((s, i) => s === i), `source partition ${p}: records 0..${acked[p]! - 1} in order, once each`);
 
   const targetEnds = await (async () => {
