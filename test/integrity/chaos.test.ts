@@ -7,6 +7,7 @@
  * bounded by the in-flight window.
  */
 import t from 'tap';
+import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Kafka from 'node-rdkafka';
@@ -17,8 +18,11 @@ import { StraitProcess, stopAll, waitFor, writeConfig } from '../helpers/strait-
 
 // node-rdkafka runs connect, disconnect and watermark queries on libuv's thread pool (4 threads by default). While a
 // broker is down, the harness's metadata polls block threads for seconds each, and the end-offset sampler queued
-// behind them saw a 72 s "pause" that strait's own progress did not show. Set before the pool's first use.
-process.env.UV_THREADPOOL_SIZE ??= '32';
+// behind them saw a 72 s "pause" that strait's own progress did not show. The pool reads the size on its first use
+// (the randomBytes call); the variable is then removed so the strait child runs with its usual pool.
+process.env.UV_THREADPOOL_SIZE = '32';
+randomBytes(1, () => {});
+delete process.env.UV_THREADPOOL_SIZE;
 
 const DIR = join(projectRoot(), '.strait', 'test-chaos');
 const PARTITIONS = 12;
