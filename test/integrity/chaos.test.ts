@@ -8,7 +8,7 @@
  */
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Kafka from 'node-rdkafka';
 import * as dev from '../../bench/local-cluster';
@@ -334,7 +334,20 @@ t.test('rolling restarts and kill -9 of leaders on both sides: nothing lost, ord
     const metrics = await within(strait.metrics(), 5000, 'strait metrics').catch((e: Error) => e.message);
     const partitionLines = metrics.split('\n').filter((l) => /^strait_(lag_records|partition_paused|errors_total|inflight_bytes)/.test(l) && !/ 0$/.test(l)).join('\n');
     const warnings = strait.output.split('\n').filter((l) => /"level":(40|50|60)/.test(l)).slice(-15).join('\n');
-    return `target partitions behind (end/acked): ${behind || 'none'}\nstrait metrics (non-zero):\n${partitionLines}\nstrait warnings (last 15):\n${warnings}`;
+    // a strait that stopped answering: what its threads wait in (R running, S sleeping, D uninterruptible)
+    const threads = (() => {
+      try {
+        const pid = strait.child.pid!;
+        return readdirSync(`/proc/${pid}/task`).map((tid) => {
+          const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+          const wchan = (() => { try { return readFileSync(`/proc/${pid}/task/${tid}/wchan`, 'utf8'); } catch { return '?'; } })();
+          return `${/\((.*)\) (\S)/.exec(stat)?.slice(1).join(' ')} ${wchan}`;
+        }).join('; ');
+      } catch (e) {
+        return (e as Error).message;
+      }
+    })();
+    return `target partitions behind (end/acked): ${behind || 'none'}\nstrait metrics (non-zero):\n${partitionLines}\nstrait threads: ${threads}\nstrait warnings (last 15):\n${warnings}`;
   };
   const caughtUp = async (name: string): Promise<number> => {
     const want = [...producer.acked];
