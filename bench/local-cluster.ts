@@ -1,7 +1,8 @@
 /**
- * `strait dev`: real single-node KRaft Kafka clusters and a real ZooKeeper on 127.0.0.1, for the demo, the tests and
- * the bench. Every process is started detached with its pid recorded in `<dir>/state.json`; `down` stops exactly
- * those pids (after checking that each still runs our command line) and waits for them.
+ * `strait dev`: real KRaft Kafka clusters (one node each, or N nodes for fault drills) and a real ZooKeeper on
+ * 127.0.0.1, for the demo, the tests and the bench. Every process is started detached with its pid recorded in
+ * `<dir>/state.json`; `down`, `roll`, `kill` and `stop` signal exactly those pids (after checking that each still runs
+ * our command line) and wait for them.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -13,18 +14,36 @@ import Kafka from 'node-rdkafka';
 import { StraitError } from '../shared/errors';
 import { DEFAULT_KAFKA_VERSION, ensureKafka, javaArgs, requireJava, type KafkaRuntime } from './kafka-runtime';
 
+/** One KRaft node of a cluster: broker and controller in one JVM (see `brokerProperties` for why combined). */
+export interface BrokerState {
+  /** Kafka's node.id, 1..N */
+  id: number;
+  port: number;
+  controllerPort: number;
+  pid: number;
+  /** holds server.properties (the marker that proves a pid is this broker) and data/ */
+  dir: string;
+  logDir: string;
+  saslPort?: number;
+}
+
 export interface ClusterState {
+  /** every broker of the cluster, comma-separated */
   bootstrap: string;
+  /** pid, port, controllerPort and logDir are the first broker's, for callers written for single-broker clusters */
   pid: number;
   port: number;
   controllerPort: number;
   clusterId: string;
+  /** the cluster's folder; with one broker it is also that broker's `dir` (data in `<dir>/data`) */
   dir: string;
   logDir: string;
+  brokers: BrokerState[];
   /** SASL_PLAINTEXT (PLAIN) listener, when started with `sasl`: users in DEV_SASL_USERS, ACLs enforced there */
   saslBootstrap?: string;
+  /** the first broker's SASL port */
   saslPort?: number;
-  /** a listener advertised through a proxy port (the bench's `wan` scenario puts its delay proxy there) */
+  /** a listener advertised through a proxy port (the bench's `wan` scenario puts its delay proxy there); one broker only */
   wan?: { port: number; proxyPort: number; bootstrap: string };
 }
 
@@ -56,12 +75,14 @@ export interface DevState {
 
 export interface UpOptions {
   clusters?: number;
+  /** KRaft nodes per cluster, default 1; with 3 or more: replication factor 3 and min.insync.replicas 2 */
+  brokers?: number;
   zookeeper?: boolean;
   kafkaVersion?: string;
   /** state folder; default .strait/dev */
   dir?: string;
   log?: (line: string) => void;
-  /** broker heap, default 512m */
+  /** broker heap, default 512m with one broker per cluster, DEFAULT_MULTI_BROKER_HEAP with more */
   heap?: string;
   /** extra server.properties lines for every broker */
   brokerProperties?: Record<string, string>;
@@ -79,6 +100,15 @@ export const DEV_SASL_USERS: Record<string, string> = { admin: 'admin-secret', s
 
 export const DEFAULT_DEV_DIR = '.strait/dev';
 
+/**
+ * Heap of each node when a cluster has several. Two 3-node clusters, ZooKeeper, strait and MirrorMaker 2 share a
+ * 2-core, 24 GiB machine with other work. Measured during the chaos test (12 partitions at RF 3, a steady producer,
+ * strait replicating, brokers restarting): 160-190 MB of the heap in use, 320-360 MB resident per node.
+ */
+export const DEFAULT_MULTI_BROKER_HEAP = '384m';
+
+export const MAX_BROKERS = 9;
+
 export function aliasFor(i: number): string {
   return String.fromCharCode('a'.charCodeAt(0) + i);
 }
@@ -90,7 +120,12 @@ export function statePath(dir = DEFAULT_DEV_DIR): string {
 export function readState(dir = DEFAULT_DEV_DIR): DevState | undefined {
   const file = statePath(dir);
   if (!existsSync(file)) return undefined;
-  return JSON.parse(readFileSync(file, 'utf8')) as DevState;
+  const state = JSON.parse(readFileSync(file, 'utf8')) as DevState;
+  // a state.json written before clusters had brokers[] (a dev session still running across an upgrade)
+  for (const c of Object.values(state.clusters)) {
+    c.brokers ??= [{ id: 1, port: c.port, controllerPort: c.controllerPort, pid: c.pid, dir: c.dir, logDir: c.logDir, ...(c.saslPort ? { saslPort: c.saslPort } : {}) }];
+  }
+  return state;
 }
 
 function writeState(dir: string, state: DevState): void {
@@ -155,14 +190,14 @@ function kraftId(): string {
   }
 }
 
-function listenerProperties(c: ClusterState): Record<string, string> {
-  const listeners = [`PLAINTEXT://127.0.0.1:${c.port}`, `CONTROLLER://127.0.0.1:${c.controllerPort}`];
-  const advertised = [`PLAINTEXT://127.0.0.1:${c.port}`];
+function listenerProperties(c: ClusterState, b: BrokerState): Record<string, string> {
+  const listeners = [`PLAINTEXT://127.0.0.1:${b.port}`, `CONTROLLER://127.0.0.1:${b.controllerPort}`];
+  const advertised = [`PLAINTEXT://127.0.0.1:${b.port}`];
   const protocols = ['PLAINTEXT:PLAINTEXT', 'CONTROLLER:PLAINTEXT'];
   const props: Record<string, string> = {};
-  if (c.saslPort) {
-    listeners.push(`SASL_PLAINTEXT://127.0.0.1:${c.saslPort}`);
-    advertised.push(`SASL_PLAINTEXT://127.0.0.1:${c.saslPort}`);
+  if (b.saslPort) {
+    listeners.push(`SASL_PLAINTEXT://127.0.0.1:${b.saslPort}`);
+    advertised.push(`SASL_PLAINTEXT://127.0.0.1:${b.saslPort}`);
     protocols.push('SASL_PLAINTEXT:SASL_PLAINTEXT');
     const users = Object.entries(DEV_SASL_USERS).map(([u, pw]) => `user_${u}="${pw}"`).join(' ');
     Object.assign(props, {
@@ -185,20 +220,34 @@ function listenerProperties(c: ClusterState): Record<string, string> {
   };
 }
 
-function brokerProperties(c: ClusterState, extra: Record<string, string>): string {
+/**
+ * Every node runs broker and controller in one JVM (KRaft combined mode), and with N nodes all N are voters. A
+ * separate quorum would add 3 JVMs per cluster (about 1.5 GB and the CPU of their fetch loops on a 2-core machine
+ * shared with the other cluster, ZooKeeper, strait and MirrorMaker 2) and would leave the controllers out of every
+ * drill; combined, a roll or a kill -9 also moves the active controller, which is the harder case for clients.
+ * Three voters keep a quorum with one node down, which is all the drills ever take away.
+ */
+function brokerProperties(c: ClusterState, b: BrokerState, extra: Record<string, string>): string {
+  const n = c.brokers.length;
+  // Production shape from 3 nodes on: a record acknowledged with acks=all is on 2 replicas at least, so one node
+  // lost (killed, restarting) never loses an acknowledged record and never blocks producers.
+  const rf = String(Math.min(n, 3));
+  const minIsr = n >= 3 ? '2' : '1';
   const props: Record<string, string> = {
     'process.roles': 'broker,controller',
-    'node.id': '1',
-    'controller.quorum.voters': `1@127.0.0.1:${c.controllerPort}`,
-    ...listenerProperties(c),
+    'node.id': String(b.id),
+    'controller.quorum.voters': c.brokers.map((x) => `${x.id}@127.0.0.1:${x.controllerPort}`).join(','),
+    ...listenerProperties(c, b),
     'controller.listener.names': 'CONTROLLER',
     'inter.broker.listener.name': 'PLAINTEXT',
-    'log.dirs': join(c.dir, 'data'),
+    'log.dirs': join(b.dir, 'data'),
     'num.partitions': '1',
-    'offsets.topic.replication.factor': '1',
+    'default.replication.factor': rf,
+    'min.insync.replicas': minIsr,
+    'offsets.topic.replication.factor': rf,
     'offsets.topic.num.partitions': '8',
-    'transaction.state.log.replication.factor': '1',
-    'transaction.state.log.min.isr': '1',
+    'transaction.state.log.replication.factor': rf,
+    'transaction.state.log.min.isr': minIsr,
     'transaction.state.log.num.partitions': '4',
     'group.initial.rebalance.delay.ms': '0',
     // the log cleaner looks for compactable logs every second (default 15 s), so compaction is observable in tests
@@ -206,7 +255,11 @@ function brokerProperties(c: ClusterState, extra: Record<string, string>): strin
     'auto.create.topics.enable': 'false',
     'log.segment.bytes': String(256 * 1024 * 1024),
     'num.network.threads': '2',
-    'num.io.threads': '4',
+    'num.io.threads': n > 1 ? '2' : '4',
+    // A roll leaves the last restarted node leading nothing; Kafka moves leadership back to the preferred replicas
+    // every leader.imbalance.check.interval.seconds (300 by default), which would keep a 3-node cluster lopsided for
+    // minutes after each drill. 30 s restores the usual balance between drills.
+    ...(n > 1 ? { 'leader.imbalance.check.interval.seconds': '30' } : {}),
     ...extra,
   };
   return `${Object.entries(props).map(([k, v]) => `${k}=${v}`).join('\n')}\n`;
@@ -232,8 +285,11 @@ function spawnJava(args: string[], logFile: string): number {
   }
 }
 
-/** Waits until the broker answers a metadata request and lists itself. */
-export async function waitForMetadata(bootstrap: string, timeoutMs: number, alive: () => boolean): Promise<void> {
+/**
+ * Waits until the broker at `bootstrap` answers a metadata request and lists itself (`nodeId`: lists that node, which
+ * a KRaft broker does only once the controller has registered and unfenced it).
+ */
+export async function waitForMetadata(bootstrap: string, timeoutMs: number, alive: () => boolean, nodeId?: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = '';
   while (Date.now() < deadline) {
@@ -243,7 +299,8 @@ export async function waitForMetadata(bootstrap: string, timeoutMs: number, aliv
       const md = await new Promise<Kafka.Metadata>((res, rej) => {
         producer.connect({ timeout: 2000 }, (err, data) => (err ? rej(err) : res(data)));
       });
-      if (md.brokers.length > 0) return;
+      if (nodeId === undefined ? md.brokers.length > 0 : md.brokers.some((x) => x.id === nodeId)) return;
+      last = `node ${nodeId} not listed yet`;
     } catch (e) {
       last = (e as Error).message;
     } finally {
@@ -251,7 +308,7 @@ export async function waitForMetadata(bootstrap: string, timeoutMs: number, aliv
     }
     await sleep(250);
   }
-  throw new StraitError('STRAIT_DEV_START_FAILED', `the broker at ${bootstrap} did not answer a metadata request within ${timeoutMs} ms (${last})`);
+  throw new StraitError('STRAIT_DEV_START_FAILED', `the broker at ${bootstrap} did not answer a metadata request${nodeId === undefined ? '' : ` listing node ${nodeId}`} within ${timeoutMs} ms (${last})`);
 }
 
 async function waitForZooKeeper(port: number, timeoutMs: number, alive: () => boolean): Promise<void> {
@@ -272,24 +329,41 @@ async function waitForZooKeeper(port: number, timeoutMs: number, alive: () => bo
   throw new StraitError('STRAIT_DEV_START_FAILED', `ZooKeeper on 127.0.0.1:${port} did not answer 'ruok' within ${timeoutMs} ms`);
 }
 
-/** Formats (first time only) and starts one broker; resolves when it answers metadata. */
-export async function startCluster(runtime: KafkaRuntime, c: ClusterState, opts: { heap?: string; brokerProperties?: Record<string, string> } = {}): Promise<number> {
-  mkdirSync(c.logDir, { recursive: true });
-  const props = join(c.dir, 'server.properties');
-  const log4j = log4jConfig(c.dir);
-  if (!existsSync(join(c.dir, 'data', 'meta.properties'))) {
-    writeFileSync(props, brokerProperties(c, opts.brokerProperties ?? {}));
+/** Formats (first time only) and starts one node; resolves when it answers metadata listing itself. */
+async function startBrokerProcess(runtime: KafkaRuntime, c: ClusterState, b: BrokerState, opts: { heap?: string; brokerProperties?: Record<string, string> } = {}): Promise<number> {
+  mkdirSync(b.logDir, { recursive: true });
+  const props = brokerMarker(b);
+  const log4j = log4jConfig(b.dir);
+  if (!existsSync(join(b.dir, 'data', 'meta.properties'))) {
+    writeFileSync(props, brokerProperties(c, b, opts.brokerProperties ?? {}));
     const r = spawnSync('java', javaArgs(runtime, 'kafka.tools.StorageTool', ['format', '-t', c.clusterId, '-c', props], { heap: '128m', log4j }), { encoding: 'utf8' });
-    if (r.status !== 0) throw new StraitError('STRAIT_DEV_START_FAILED', `formatting ${c.dir} failed: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' ')}`);
+    if (r.status !== 0) throw new StraitError('STRAIT_DEV_START_FAILED', `formatting ${b.dir} failed: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' ')}`);
   }
-  const logFile = join(c.logDir, 'server.log');
-  c.pid = spawnJava(javaArgs(runtime, 'kafka.Kafka', [props], { heap: opts.heap ?? '512m', log4j }), logFile);
+  const logFile = join(b.logDir, 'server.log');
+  const heap = opts.heap ?? (c.brokers.length > 1 ? DEFAULT_MULTI_BROKER_HEAP : '512m');
+  b.pid = spawnJava(javaArgs(runtime, 'kafka.Kafka', [props], { heap, log4j }), logFile);
+  syncFirstBroker(c);
   try {
-    await waitForMetadata(c.bootstrap, 60_000, () => isOurs(c.pid, props));
+    // A node of a multi-node cluster waits for a quorum of its peers, which start at the same time.
+    await waitForMetadata(`127.0.0.1:${b.port}`, c.brokers.length > 1 ? 120_000 : 60_000, () => isOurs(b.pid, props), b.id);
   } catch (e) {
-    stopPid(c.pid, props);
-    throw new StraitError('STRAIT_DEV_START_FAILED', `${(e as Error).message}\n--- ${logFile} ---\n${tail(logFile)}`, { cause: e });
+    stopPid(b.pid, props);
+    throw new StraitError('STRAIT_DEV_START_FAILED', `${c.brokers.length > 1 ? `broker ${b.id}: ` : ''}${(e as Error).message}\n--- ${logFile} ---\n${tail(logFile)}`, { cause: e });
   }
+  return b.pid;
+}
+
+/** Keeps the single-broker fields (`pid`) in step with the first broker. */
+function syncFirstBroker(c: ClusterState): void {
+  c.pid = c.brokers[0]!.pid;
+}
+
+/** Starts every node of a cluster that is not running, at once (a KRaft node needs a quorum of its peers up). */
+export async function startCluster(runtime: KafkaRuntime, c: ClusterState, opts: { heap?: string; brokerProperties?: Record<string, string> } = {}): Promise<number> {
+  const stopped = c.brokers.filter((b) => !isOurs(b.pid, brokerMarker(b)));
+  const results = await Promise.allSettled(stopped.map((b) => startBrokerProcess(runtime, c, b, opts)));
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
   return c.pid;
 }
 
@@ -323,8 +397,8 @@ async function startZooKeeper(runtime: KafkaRuntime, z: ZooKeeperState): Promise
   }
 }
 
-function clusterMarker(c: ClusterState): string {
-  return join(c.dir, 'server.properties');
+function brokerMarker(b: BrokerState): string {
+  return join(b.dir, 'server.properties');
 }
 
 function zkMarker(z: ZooKeeperState): string {
@@ -361,9 +435,18 @@ async function stopAndWait(pid: number, marker: string, graceMs = 20_000): Promi
 
 export function runningProcesses(state: DevState): string[] {
   const out: string[] = [];
-  for (const [alias, c] of Object.entries(state.clusters)) if (isOurs(c.pid, clusterMarker(c))) out.push(`kafka ${alias} (pid ${c.pid})`);
+  for (const [alias, c] of Object.entries(state.clusters)) {
+    for (const b of c.brokers) {
+      if (isOurs(b.pid, brokerMarker(b))) out.push(c.brokers.length === 1 ? `kafka ${alias} (pid ${b.pid})` : `kafka ${alias} broker ${b.id} (pid ${b.pid})`);
+    }
+  }
   if (state.zookeeper && isOurs(state.zookeeper.pid, zkMarker(state.zookeeper))) out.push(`zookeeper (pid ${state.zookeeper.pid})`);
   return out;
+}
+
+/** Whether a broker's recorded pid still runs that broker. */
+export function brokerRunning(b: BrokerState): boolean {
+  return isOurs(b.pid, brokerMarker(b));
 }
 
 export async function up(opts: UpOptions = {}): Promise<DevState> {
@@ -371,6 +454,13 @@ export async function up(opts: UpOptions = {}): Promise<DevState> {
   const count = opts.clusters ?? 2;
   if (!Number.isInteger(count) || count < 1 || count > 26) {
     throw new StraitError('STRAIT_USAGE', `--clusters: '${count}' is not allowed; use a whole number from 1 to 26`, { field: 'clusters' });
+  }
+  const brokers = opts.brokers ?? 1;
+  if (!Number.isInteger(brokers) || brokers < 1 || brokers > MAX_BROKERS) {
+    throw new StraitError('STRAIT_USAGE', `--brokers: '${brokers}' is not allowed; use a whole number from 1 to ${MAX_BROKERS}`, { field: 'brokers' });
+  }
+  if (opts.wanListener && brokers > 1) {
+    throw new StraitError('STRAIT_USAGE', `--brokers: the wan listener (bench 'wan' scenario) proxies one broker; use --brokers 1 with it`, { field: 'brokers' });
   }
   const log = opts.log ?? (() => {});
   const existing = readState(dir);
@@ -386,19 +476,36 @@ export async function up(opts: UpOptions = {}): Promise<DevState> {
   rmSync(join(dir, 'clusters'), { recursive: true, force: true });
   rmSync(join(dir, 'zookeeper'), { recursive: true, force: true });
   const state: DevState = { clusters: {}, kafkaHome: runtime.home, kafkaVersion: runtime.version, startedAt: new Date().toISOString() };
+  // all at once: ports probed one call apart could come back twice
+  const ports = await freePorts(count * (brokers * (opts.sasl ? 3 : 2) + (opts.wanListener ? 2 : 0)));
   for (let i = 0; i < count; i++) {
     const alias = aliasFor(i);
-    const ports = await freePorts(2 + (opts.sasl ? 1 : 0) + (opts.wanListener ? 2 : 0));
-    const [port, controllerPort] = [ports.shift()!, ports.shift()!];
     const cdir = join(dir, 'clusters', alias);
-    const c: ClusterState = { bootstrap: `127.0.0.1:${port}`, pid: 0, port, controllerPort, clusterId: kraftId(), dir: cdir, logDir: join(cdir, 'logs') };
+    const nodes: BrokerState[] = [];
+    for (let id = 1; id <= brokers; id++) {
+      const [port, controllerPort, saslPort] = ports.splice(0, opts.sasl ? 3 : 2);
+      // one broker keeps the layout single-broker callers know (data in <cluster dir>/data)
+      const bdir = brokers === 1 ? cdir : join(cdir, `broker-${id}`);
+      nodes.push({ id, port: port!, controllerPort: controllerPort!, pid: 0, dir: bdir, logDir: join(bdir, 'logs'), ...(opts.sasl ? { saslPort: saslPort! } : {}) });
+    }
+    const first = nodes[0]!;
+    const c: ClusterState = {
+      bootstrap: nodes.map((b) => `127.0.0.1:${b.port}`).join(','),
+      pid: 0,
+      port: first.port,
+      controllerPort: first.controllerPort,
+      clusterId: kraftId(),
+      dir: cdir,
+      logDir: first.logDir,
+      brokers: nodes,
+    };
     if (opts.sasl) {
-      c.saslPort = ports.shift()!;
-      c.saslBootstrap = `127.0.0.1:${c.saslPort}`;
+      c.saslPort = first.saslPort!;
+      c.saslBootstrap = nodes.map((b) => `127.0.0.1:${b.saslPort}`).join(',');
     }
     if (opts.wanListener) {
-      const [wanPort, proxyPort] = [ports.shift()!, ports.shift()!];
-      c.wan = { port: wanPort, proxyPort, bootstrap: `127.0.0.1:${proxyPort}` };
+      const [wanPort, proxyPort] = ports.splice(0, 2);
+      c.wan = { port: wanPort!, proxyPort: proxyPort!, bootstrap: `127.0.0.1:${proxyPort}` };
     }
     state.clusters[alias] = c;
   }
@@ -408,7 +515,7 @@ export async function up(opts: UpOptions = {}): Promise<DevState> {
     state.zookeeper = { connect: `127.0.0.1:${port}`, pid: 0, port, dir: zdir, logDir: join(zdir, 'logs'), auth: newZooKeeperAuth() };
   }
   writeState(dir, state);
-  log(`starting ${count} Kafka ${runtime.version} cluster${count > 1 ? 's' : ''}${opts.zookeeper ? ' and ZooKeeper' : ''} ...`);
+  log(`starting ${count} Kafka ${runtime.version} cluster${count > 1 ? 's' : ''}${brokers > 1 ? ` of ${brokers} brokers` : ''}${opts.zookeeper ? ' and ZooKeeper' : ''} ...`);
   const starts: Promise<unknown>[] = Object.values(state.clusters).map((c) => startCluster(runtime, c, opts).then(() => writeState(dir, state)));
   if (state.zookeeper) starts.push(startZooKeeper(runtime, state.zookeeper).then(() => writeState(dir, state)));
   const results = await Promise.allSettled(starts);
@@ -426,7 +533,7 @@ export async function down(opts: { dir?: string } = {}): Promise<string[]> {
   const state = readState(dir);
   if (!state) return [];
   const stopped = runningProcesses(state);
-  const stops: Promise<void>[] = Object.values(state.clusters).map((c) => stopAndWait(c.pid, clusterMarker(c)));
+  const stops: Promise<void>[] = Object.values(state.clusters).flatMap((c) => c.brokers.map((b) => stopAndWait(b.pid, brokerMarker(b))));
   if (state.zookeeper) stops.push(stopAndWait(state.zookeeper.pid, zkMarker(state.zookeeper)));
   await Promise.all(stops);
   rmSync(statePath(dir), { force: true });
@@ -435,27 +542,176 @@ export async function down(opts: { dir?: string } = {}): Promise<string[]> {
   return stopped;
 }
 
-/** Stops one broker (its data is kept), e.g. to test a target outage. */
+/** Stops every broker of a cluster (its data is kept), e.g. to test a target outage. */
 export async function stopCluster(alias: string, opts: { dir?: string; signal?: NodeJS.Signals } = {}): Promise<void> {
   const dir = resolve(opts.dir ?? DEFAULT_DEV_DIR);
-  const c = clusterOf(dir, alias);
-  if (opts.signal === 'SIGKILL') {
-    stopPid(c.pid, clusterMarker(c), 'SIGKILL');
-    await waitGone(c.pid, clusterMarker(c), 10_000);
-  } else {
-    await stopAndWait(c.pid, clusterMarker(c));
+  const { c } = clusterOf(dir, alias);
+  await Promise.all(c.brokers.map((b) => stopBrokerProcess(b, opts.signal === 'SIGKILL')));
+}
+
+/** Starts the stopped brokers of a cluster again on the same ports with the same data. */
+export async function startStoppedCluster(alias: string, opts: { dir?: string; heap?: string } = {}): Promise<void> {
+  const dir = resolve(opts.dir ?? DEFAULT_DEV_DIR);
+  const { state, c } = clusterOf(dir, alias);
+  if (c.brokers.every(brokerRunning)) return;
+  try {
+    await startCluster(runtimeOf(state), c, opts);
+  } finally {
+    writeState(dir, state);
   }
 }
 
-/** Starts a stopped broker again on the same ports with the same data. */
-export async function startStoppedCluster(alias: string, opts: { dir?: string; heap?: string } = {}): Promise<void> {
+/** SIGTERM (a controlled shutdown: leadership moves away first) or SIGKILL, then waits for the process to end. */
+async function stopBrokerProcess(b: BrokerState, kill: boolean, graceMs = 60_000): Promise<void> {
+  if (kill) {
+    stopPid(b.pid, brokerMarker(b), 'SIGKILL');
+    if (!(await waitGone(b.pid, brokerMarker(b), 10_000))) throw new StraitError('STRAIT_DEV_START_FAILED', `broker ${b.id} (pid ${b.pid}) still runs 10 s after SIGKILL`);
+  } else {
+    await stopAndWait(b.pid, brokerMarker(b), graceMs);
+  }
+}
+
+export interface BrokerOptions {
+  dir?: string;
+  heap?: string;
+}
+
+/** Stops one broker of a cluster, keeping its data: SIGTERM by default, `kill: true` for kill -9. */
+export async function stopBroker(alias: string, id: number, opts: BrokerOptions & { kill?: boolean } = {}): Promise<BrokerState> {
   const dir = resolve(opts.dir ?? DEFAULT_DEV_DIR);
-  const state = readState(dir);
-  const c = clusterOf(dir, alias);
-  if (isOurs(c.pid, clusterMarker(c))) return;
-  await startCluster(runtimeOf(state!), c, opts);
-  state!.clusters[alias] = c;
-  writeState(dir, state!);
+  const { b } = brokerOf(dir, alias, id);
+  await stopBrokerProcess(b, opts.kill === true);
+  return b;
+}
+
+/** kill -9 of one broker by its recorded pid (no controlled shutdown, unflushed data left to log recovery). */
+export function killBroker(alias: string, id: number, opts: BrokerOptions = {}): Promise<BrokerState> {
+  return stopBroker(alias, id, { ...opts, kill: true });
+}
+
+/** Starts one stopped broker again (same ports, same data); resolves once the cluster lists it. */
+export async function startBroker(alias: string, id: number, opts: BrokerOptions = {}): Promise<BrokerState> {
+  const dir = resolve(opts.dir ?? DEFAULT_DEV_DIR);
+  const { state, c, b } = brokerOf(dir, alias, id);
+  if (brokerRunning(b)) return b;
+  try {
+    await startBrokerProcess(runtimeOf(state), c, b, opts);
+  } finally {
+    writeState(dir, state);
+  }
+  return b;
+}
+
+export interface PartitionHealth {
+  topic: string;
+  partition: number;
+  leader: number;
+  replicas: number[];
+  isr: number[];
+}
+
+export interface ClusterHealth {
+  /** registered, unfenced brokers */
+  brokers: number[];
+  partitions: PartitionHealth[];
+  /** partitions whose ISR is smaller than their replica set (Kafka's UnderReplicatedPartitions, cluster-wide) */
+  underReplicated: PartitionHealth[];
+  /** partitions without a leader */
+  offline: PartitionHealth[];
+}
+
+/** One metadata request (every topic, internal ones included) answered by any broker of `bootstrap`. */
+export async function clusterHealth(bootstrap: string, timeoutMs = 10_000): Promise<ClusterHealth> {
+  const producer = new Kafka.Producer({ 'metadata.broker.list': bootstrap, 'socket.connection.setup.timeout.ms': 2000, log_level: 0 });
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    // node-rdkafka's connect callback has been seen never to fire while brokers restart: bound it ourselves
+    const md = await Promise.race([
+      new Promise<Kafka.Metadata>((res, rej) => producer.connect({ timeout: timeoutMs, allTopics: true } as never, (err, data) => (err ? rej(err) : res(data)))),
+      new Promise<never>((_, rej) => (timer = setTimeout(() => rej(new Error(`no metadata from ${bootstrap} within ${timeoutMs} ms`)), timeoutMs + 2000))),
+    ]);
+    const partitions = md.topics.flatMap((t) => t.partitions.map((p) => ({ topic: t.name, partition: p.id, leader: p.leader, replicas: p.replicas, isr: p.isrs })));
+    return {
+      brokers: md.brokers.map((x) => x.id).sort((x, y) => x - y),
+      partitions,
+      underReplicated: partitions.filter((p) => p.isr.length < p.replicas.length),
+      offline: partitions.filter((p) => p.leader < 0),
+    };
+  } finally {
+    clearTimeout(timer);
+    if (producer.isConnected()) await new Promise<void>((res) => producer.disconnect(() => res()));
+  }
+}
+
+/**
+ * Waits until every broker of the cluster is registered and every partition's ISR is its full replica set again
+ * (under-replicated = 0, nothing offline), twice in a row: one broker's metadata cache may trail the controller's.
+ */
+export async function waitForFullIsr(c: ClusterState, timeoutMs = 180_000): Promise<ClusterHealth> {
+  const deadline = Date.now() + timeoutMs;
+  let last = 'no metadata yet';
+  let healthyOnce = false;
+  while (Date.now() < deadline) {
+    try {
+      const h = await clusterHealth(c.bootstrap);
+      const missing = c.brokers.map((b) => b.id).filter((id) => !h.brokers.includes(id));
+      if (missing.length === 0 && h.underReplicated.length === 0 && h.offline.length === 0) {
+        if (healthyOnce) return h;
+        healthyOnce = true;
+      } else {
+        healthyOnce = false;
+        last = [
+          missing.length > 0 ? `brokers not registered: ${missing.join(', ')}` : '',
+          h.underReplicated.length > 0 ? `${h.underReplicated.length} partitions under-replicated (e.g. ${h.underReplicated.slice(0, 3).map((p) => `${p.topic}-${p.partition} isr [${p.isr.join(',')}] of [${p.replicas.join(',')}]`).join('; ')})` : '',
+          h.offline.length > 0 ? `${h.offline.length} partitions offline` : '',
+        ].filter(Boolean).join(', ');
+      }
+    } catch (e) {
+      healthyOnce = false;
+      last = (e as Error).message;
+    }
+    await sleep(500);
+  }
+  throw new StraitError('STRAIT_DEV_START_FAILED', `cluster ${c.bootstrap}: ISR not full within ${timeoutMs} ms (${last})`);
+}
+
+export interface RollStep {
+  broker: number;
+  /** SIGTERM to process exit (the controlled shutdown) */
+  stopMs: number;
+  /** start to listed in metadata */
+  startMs: number;
+  /** listed to every partition's ISR full again */
+  isrMs: number;
+}
+
+/**
+ * A rolling restart as operators do it: for each broker in turn, a controlled shutdown (SIGTERM, wait for the exit),
+ * start it again, and wait until every partition's ISR is full before the next one — never two replicas away at once,
+ * so with min.insync.replicas 2 of 3 producers using acks=all never stop. The cluster must be healthy to begin.
+ */
+export async function rollCluster(alias: string, opts: BrokerOptions & { log?: (line: string) => void; isrTimeoutMs?: number } = {}): Promise<RollStep[]> {
+  const dir = resolve(opts.dir ?? DEFAULT_DEV_DIR);
+  const log = opts.log ?? (() => {});
+  const { c } = clusterOf(dir, alias);
+  const down = c.brokers.filter((b) => !brokerRunning(b)).map((b) => b.id);
+  if (down.length > 0) throw new StraitError('STRAIT_DEV_NOT_RUNNING', `cluster ${alias}: broker${down.length > 1 ? 's' : ''} ${down.join(', ')} not running; start ${down.length > 1 ? 'them' : 'it'} before a roll ('strait dev start ${alias} ${down[0]}')`);
+  await waitForFullIsr(c, opts.isrTimeoutMs);
+  const steps: RollStep[] = [];
+  for (const { id } of c.brokers) {
+    const t0 = Date.now();
+    const b = await stopBroker(alias, id, { dir });
+    const t1 = Date.now();
+    log(`kafka ${alias} broker ${id}: stopped (pid ${b.pid}) in ${((t1 - t0) / 1000).toFixed(1)} s`);
+    const started = await startBroker(alias, id, { dir, ...(opts.heap ? { heap: opts.heap } : {}) });
+    const t2 = Date.now();
+    log(`kafka ${alias} broker ${id}: started (pid ${started.pid}) in ${((t2 - t1) / 1000).toFixed(1)} s; waiting for the ISR to be full`);
+    await waitForFullIsr(clusterOf(dir, alias).c, opts.isrTimeoutMs);
+    const t3 = Date.now();
+    log(`kafka ${alias} broker ${id}: ISR full in ${((t3 - t2) / 1000).toFixed(1)} s`);
+    steps.push({ broker: id, stopMs: t1 - t0, startMs: t2 - t1, isrMs: t3 - t2 });
+  }
+  return steps;
 }
 
 /** Stops ZooKeeper (data kept) or starts it again on the same port. */
@@ -495,12 +751,19 @@ export async function stopOwnZooKeeper(z: ZooKeeperState, signal: NodeJS.Signals
   }
 }
 
-function clusterOf(dir: string, alias: string): ClusterState {
+function clusterOf(dir: string, alias: string): { state: DevState; c: ClusterState } {
   const state = readState(dir);
   if (!state) throw new StraitError('STRAIT_DEV_NOT_RUNNING', `no local clusters recorded in ${statePath(dir)}; run 'strait dev up'`);
   const c = state.clusters[alias];
   if (!c) throw new StraitError('STRAIT_USAGE', `unknown cluster alias '${alias}' (local clusters: ${Object.keys(state.clusters).join(', ')})`, { field: 'alias' });
-  return c;
+  return { state, c };
+}
+
+function brokerOf(dir: string, alias: string, id: number): { state: DevState; c: ClusterState; b: BrokerState } {
+  const { state, c } = clusterOf(dir, alias);
+  const b = c.brokers.find((x) => x.id === id);
+  if (!b) throw new StraitError('STRAIT_USAGE', `cluster ${alias} has no broker '${id}' (its brokers: ${c.brokers.map((x) => x.id).join(', ')})`, { field: 'broker-id' });
+  return { state, c, b };
 }
 
 export function runtimeOf(state: DevState): KafkaRuntime {

@@ -57,18 +57,25 @@ export function buildProgram(): Command {
   const devCmd = program.command('dev').description('run real Apache Kafka clusters and ZooKeeper on 127.0.0.1 for the demo, tests and bench');
   devCmd
     .command('up')
-    .description('fetch the pinned Kafka jars (Maven Central) and start N single-node KRaft clusters, optionally ZooKeeper')
+    .description('fetch the pinned Kafka jars (Maven Central) and start N KRaft clusters, optionally ZooKeeper')
     .option('--clusters <n>', 'number of clusters (aliases a, b, c, ...)', int('--clusters', 1, 26), 2)
+    .option('--brokers <n>', 'KRaft nodes per cluster (broker and controller each); 3 or more: replication factor 3, min.insync.replicas 2', int('--brokers', 1, dev.MAX_BROKERS), 1)
     .option('--zookeeper', 'also start a ZooKeeper server', false)
     .option('--sasl', 'also open a SASL_PLAINTEXT (PLAIN) listener with ACLs enforced (users admin, strait, limited; password <user>-secret)', false)
     .option('--kafka-version <v>', 'Apache Kafka version to fetch and run', DEFAULT_KAFKA_VERSION)
     .option('--dir <dir>', 'state folder', dev.DEFAULT_DEV_DIR)
     .option('--json', 'print the state as JSON', false)
-    .action(async (o: { clusters: number; zookeeper: boolean; sasl: boolean; kafkaVersion: string; dir: string; json: boolean }) => {
+    .action(async (o: { clusters: number; brokers: number; zookeeper: boolean; sasl: boolean; kafkaVersion: string; dir: string; json: boolean }) => {
       const started = Date.now();
-      const state = await dev.up({ clusters: o.clusters, zookeeper: o.zookeeper, sasl: o.sasl, kafkaVersion: o.kafkaVersion, dir: o.dir, log: (l) => process.stderr.write(`${l}\n`) });
+      const state = await dev.up({ clusters: o.clusters, brokers: o.brokers, zookeeper: o.zookeeper, sasl: o.sasl, kafkaVersion: o.kafkaVersion, dir: o.dir, log: (l) => process.stderr.write(`${l}\n`) });
       if (o.json) return print(JSON.stringify(printableState(state), null, 2));
-      for (const [alias, c] of Object.entries(state.clusters)) print(`kafka ${alias}: ${c.bootstrap}${c.saslBootstrap ? `, SASL ${c.saslBootstrap}` : ''} (pid ${c.pid}, logs ${c.logDir})`);
+      for (const [alias, c] of Object.entries(state.clusters)) {
+        if (c.brokers.length === 1) print(`kafka ${alias}: ${c.bootstrap}${c.saslBootstrap ? `, SASL ${c.saslBootstrap}` : ''} (pid ${c.pid}, logs ${c.logDir})`);
+        else {
+          print(`kafka ${alias}: ${c.bootstrap}${c.saslBootstrap ? `, SASL ${c.saslBootstrap}` : ''}`);
+          for (const b of c.brokers) print(`  broker ${b.id}: 127.0.0.1:${b.port} (pid ${b.pid}, logs ${b.logDir})`);
+        }
+      }
       if (state.zookeeper) print(`zookeeper: ${state.zookeeper.connect} (pid ${state.zookeeper.pid})`);
       print(`ready in ${((Date.now() - started) / 1000).toFixed(1)} s; state in ${dev.statePath(o.dir)}; stop with 'strait dev down'`);
     });
@@ -95,26 +102,61 @@ export function buildProgram(): Command {
       if (o.json) return print(JSON.stringify({ ...printableState(state), running: dev.runningProcesses(state) }, null, 2));
       const running = dev.runningProcesses(state).join(' ');
       for (const [alias, c] of Object.entries(state.clusters)) {
-        print(`kafka ${alias}: ${c.bootstrap} pid ${c.pid} ${running.includes(`kafka ${alias} `) ? 'running' : 'STOPPED'}`);
+        if (c.brokers.length === 1) print(`kafka ${alias}: ${c.bootstrap} pid ${c.pid} ${dev.brokerRunning(c.brokers[0]!) ? 'running' : 'STOPPED'}`);
+        else for (const b of c.brokers) print(`kafka ${alias} broker ${b.id}: 127.0.0.1:${b.port} pid ${b.pid} ${dev.brokerRunning(b) ? 'running' : 'STOPPED'}`);
       }
       if (state.zookeeper) print(`zookeeper: ${state.zookeeper.connect} pid ${state.zookeeper.pid} ${running.includes('zookeeper') ? 'running' : 'STOPPED'}`);
       print(`kafka ${state.kafkaVersion} from ${state.kafkaHome}`);
     });
+  const brokerId = int('broker-id', 1, dev.MAX_BROKERS);
   devCmd
-    .command('stop <alias>')
-    .description("stop one local cluster's broker, keeping its data (outage drills)")
+    .command('stop')
+    .argument('<alias>', 'cluster alias')
+    .argument('[broker-id]', 'only this broker', brokerId)
+    .description("stop a local cluster's brokers, or only the one given, with a controlled shutdown (SIGTERM), keeping their data (outage drills)")
     .option('--dir <dir>', 'state folder', dev.DEFAULT_DEV_DIR)
-    .action(async (alias: string, o: { dir: string }) => {
-      await dev.stopCluster(alias, { dir: o.dir });
-      print(`kafka ${alias} stopped`);
+    .action(async (alias: string, id: number | undefined, o: { dir: string }) => {
+      if (id === undefined) {
+        await dev.stopCluster(alias, { dir: o.dir });
+        print(`kafka ${alias} stopped`);
+      } else {
+        const b = await dev.stopBroker(alias, id, { dir: o.dir });
+        print(`kafka ${alias} broker ${b.id} stopped (pid ${b.pid})`);
+      }
     });
   devCmd
-    .command('start <alias>')
-    .description('start a stopped local cluster again (same ports, same data)')
+    .command('start')
+    .argument('<alias>', 'cluster alias')
+    .argument('[broker-id]', 'only this broker', brokerId)
+    .description('start a local cluster\'s stopped brokers again, or only the one given (same ports, same data)')
+    .option('--dir <dir>', 'state folder', dev.DEFAULT_DEV_DIR)
+    .action(async (alias: string, id: number | undefined, o: { dir: string }) => {
+      if (id === undefined) {
+        await dev.startStoppedCluster(alias, { dir: o.dir });
+        print(`kafka ${alias} started`);
+      } else {
+        const b = await dev.startBroker(alias, id, { dir: o.dir });
+        print(`kafka ${alias} broker ${b.id} started (pid ${b.pid})`);
+      }
+    });
+  devCmd
+    .command('kill')
+    .argument('<alias>', 'cluster alias')
+    .argument('<broker-id>', 'the broker (node.id) to kill', brokerId)
+    .description('kill -9 one broker of a local cluster by its recorded pid (crash drills; start it again with `strait dev start`)')
+    .option('--dir <dir>', 'state folder', dev.DEFAULT_DEV_DIR)
+    .action(async (alias: string, id: number, o: { dir: string }) => {
+      const b = await dev.killBroker(alias, id, { dir: o.dir });
+      print(`kafka ${alias} broker ${b.id} killed (pid ${b.pid})`);
+    });
+  devCmd
+    .command('roll <alias>')
+    .description('rolling restart: each broker in turn gets a controlled shutdown and a start, the next only once every partition\'s ISR is full again')
     .option('--dir <dir>', 'state folder', dev.DEFAULT_DEV_DIR)
     .action(async (alias: string, o: { dir: string }) => {
-      await dev.startStoppedCluster(alias, { dir: o.dir });
-      print(`kafka ${alias} started`);
+      const started = Date.now();
+      const steps = await dev.rollCluster(alias, { dir: o.dir, log: (l) => process.stderr.write(`${l}\n`) });
+      print(`kafka ${alias}: rolled ${steps.length} broker${steps.length === 1 ? '' : 's'} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     });
   devCmd
     .command('classpath')

@@ -21,7 +21,7 @@ t.test('--help lists every subcommand', async (t) => {
   t.ok(names.length >= 3);
   for (const n of names) t.match(r.out, new RegExp(`\\n  ${n}\\b`), `help lists ${n}`);
   const devHelp = strait('dev', '--help');
-  for (const n of ['up', 'down', 'status', 'stop', 'start', 'classpath', 'run-class']) t.match(devHelp.out, new RegExp(`\\n  ${n}\\b`), `dev help lists ${n}`);
+  for (const n of ['up', 'down', 'status', 'stop', 'start', 'kill', 'roll', 'classpath', 'run-class']) t.match(devHelp.out, new RegExp(`\\n  ${n}\\b`), `dev help lists ${n}`);
 });
 
 t.test('the shared test clusters: state.json, status, and a second up refuses', async (t) => {
@@ -30,6 +30,7 @@ t.test('the shared test clusters: state.json, status, and a second up refuses', 
   const a = state!.clusters.a!;
   t.match(a.bootstrap, /^127\.0\.0\.1:\d+$/);
   t.ok(a.pid > 0 && existsSync(a.logDir));
+  t.same(a.brokers.map((b) => [b.id, b.pid, b.port, b.dir, b.logDir]), [[1, a.pid, a.port, a.dir, a.logDir]], 'a single-broker cluster lists its one broker in brokers[]');
   t.match(state!.zookeeper?.connect, /^127\.0\.0\.1:\d+$/);
   t.ok(readdirSync(join(state!.kafkaHome, 'libs')).some((f) => /^connect-mirror-/.test(f)), 'MirrorMaker 2 jars fetched');
   t.ok(readdirSync(join(state!.kafkaHome, 'libs')).some((f) => /^kafka-tools-/.test(f)), 'perf tools jars fetched');
@@ -61,6 +62,15 @@ t.test('bad arguments and tools', async (t) => {
   const r = strait('dev', 'up', '--clusters', 'x');
   t.equal(r.code, 2);
   t.match(r.err, /--clusters must be a whole number from 1 to 26, got 'x'/);
+  const nb = strait('dev', 'up', '--brokers', '0', '--dir', mkdtempSync(join(tmpdir(), 'strait-dev-')));
+  t.equal(nb.code, 2);
+  t.match(nb.err, /--brokers must be a whole number from 1 to 9, got '0'/);
+  const kill = strait('dev', 'kill', 'a', 'x', '--dir', TEST_DEV_DIR);
+  t.equal(kill.code, 2);
+  t.match(kill.err, /broker-id must be a whole number from 1 to 9, got 'x'/);
+  const unknown = strait('dev', 'kill', 'a', '7', '--dir', TEST_DEV_DIR);
+  t.equal(unknown.code, 2, 'a broker the cluster does not have is a usage error, and nothing is killed');
+  t.match(unknown.err, /cluster a has no broker '7' \(its brokers: 1\)/);
   const v = strait('dev', 'up', '--kafka-version', 'latest', '--dir', mkdtempSync(join(tmpdir(), 'strait-dev-')));
   t.equal(v.code, 2);
   t.match(v.err, /--kafka-version: 'latest' is not a release version/);
