@@ -179,7 +179,9 @@ export async function runDemo(opts: { dir: string; durationSec?: number; rate?: 
   }, 100);
 
   const strait = fleet?.children[2] ?? spawn(process.execPath, [join(projectRoot(), 'dist', 'bin', 'strait.js'), 'run', '--config', configFile, '--no-status-line'], { stdio: ['ignore', 'inherit', 'inherit'] });
-  const watcher = await connect(new Kafka.Producer({ 'bootstrap.servers': b, log_level: 0 }));
+  // the target topics appear only once strait has created them: librdkafka caches a topic it did not find until the
+  // next metadata refresh (5 min by default), so the watcher refreshes every second or it would count them as empty
+  const watcher = await connect(new Kafka.Producer({ 'bootstrap.servers': b, log_level: 0, 'topic.metadata.refresh.interval.ms': 1000 }));
   const source = await connect(new Kafka.Producer({ 'bootstrap.servers': a, log_level: 0 }));
   const started = Date.now();
   const show = setInterval(() => {

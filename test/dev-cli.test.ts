@@ -1,6 +1,6 @@
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { projectRoot } from '../bench/kafka-runtime';
@@ -79,9 +79,17 @@ t.test('bad arguments and tools', async (t) => {
 });
 
 t.test('config check', async (t) => {
-  const ok = strait('config', 'check', 'examples/active-passive.yaml');
-  t.equal(ok.code, 0);
-  t.notMatch(ok.out, /change-me/, 'passwords redacted');
+  // the example takes its secrets from references: a copy whose /etc/strait/secrets files live in a temp dir, and
+  // the variables it names
+  const secrets = mkdtempSync(join(tmpdir(), 'strait-cfg-secrets-'));
+  const text = readFileSync(join(projectRoot(), 'examples', 'active-passive.yaml'), 'utf8');
+  for (const m of text.matchAll(/\$\{file:\/etc\/strait\/secrets\/([^}]+)\}/g)) writeFileSync(join(secrets, m[1]!), 'file-secret-7f3a9c\n');
+  writeFileSync(join(secrets, 'active-passive.yaml'), text.replaceAll('${file:/etc/strait/secrets/', `\${file:${secrets}/`));
+  Object.assign(process.env, { STRAIT_STANDBY_SASL_PASSWORD: 'env-secret-5b1d2e', STRAIT_REST_TOKEN: 'env-token-0123456789abcdef', STRAIT_ZK_CREDENTIALS: 'strait:zk-secret-9c8d7e' });
+  const ok = strait('config', 'check', join(secrets, 'active-passive.yaml'));
+  t.equal(ok.code, 0, ok.err);
+  t.notMatch(ok.out + ok.err, /secret-7f3a9c|secret-5b1d2e|token-0123456789abcdef|zk-secret-9c8d7e/, 'no resolved secret printed');
+  t.match(ok.out, /\$\{env:STRAIT_STANDBY_SASL_PASSWORD\}/, 'references printed as written');
   t.match(ok.err, /valid \(2 clusters, 1 routes\)/);
   const dir = mkdtempSync(join(tmpdir(), 'strait-cfg-'));
   writeFileSync(join(dir, 'c.yaml'), 'clusters: { a: { bootstrap: "h:1" } }\nroutes:\n  - { name: r, source: a, target: z }\n');
