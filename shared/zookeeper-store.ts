@@ -913,6 +913,15 @@ export class ZooKeeperStore implements CoordinationStore {
         this.issue<SealStat>(s, (zk, done) => zk.a_exists(path, false, (rc, _e, stat) => done(rc, stat as unknown as SealStat))),
       ]);
       if (this.closed) throw this.closedError();
+      if (c.rc === C.ZOK && a.rc === C.ZBADVERSION) {
+        // Another strait process of this deployment racing to make the same folder: its pipelined setACL(0) came in
+        // between our create and our setACL(0). Seal again at whatever ACL version it is now: that needs ADMIN, which
+        // our own identity's ACL (a peer's seal) or a world-open one grants, and an ACL that shuts this identity out
+        // does not (NOAUTH: tampered). The stat read after it still tells whether data was written meanwhile.
+        const again = await this.call<void>('set ACL', path, (zk, done) => zk.a_set_acl(path, -1, acl, (rc) => done(rc)), [C.ZNOAUTH, C.ZNONODE]);
+        const stat = again.rc === C.ZOK ? await this.call<SealStat>('exists', path, (zk, done) => zk.a_exists(path, false, (rc, _e, st) => done(rc, st as unknown as SealStat)), [C.ZNONODE]) : undefined;
+        return { created: c.rc, sealed: again.rc, stat: stat?.rc === C.ZOK ? stat.value : undefined };
+      }
       if (!RETRIABLE.has(c.rc)) return { created: c.rc, sealed: a.rc, stat: e.rc === C.ZOK ? e.value : undefined };
       if (Date.now() >= deadline) {
         throw new StraitError('STRAIT_STORE', `ZooKeeper create ${path} on ${this.opts.connect} failed: ${codeName(c.rc)} (${c.rc})`, { retriable: true });
