@@ -107,6 +107,18 @@ t.test('workers register from two sessions, are listed and watched, and vanish w
   t.equal(dropped.length, droppedBefore, 'an unsubscribed watch is not called again');
 });
 
+t.test('stores of one deployment opening at the same moment seal their folders without taking each other for an attacker', async (t) => {
+  // a peer's pipelined setACL(0) can land between this process's create and setACL(0) (ZBADVERSION): seen in CI when
+  // a controller and a worker started together; each round opens four stores on a deployment nobody made yet
+  for (let round = 0; round < 8; round++) {
+    const dep = uniqueName('zk-seal-race');
+    const stores = await Promise.all(Array.from({ length: 4 }, () => open(t, dep)));
+    await Promise.all(stores.map((s, i) => s.registerWorker({ id: `w${i}`, host: 'localhost', pid: process.pid, threads: 1, version: 'test', startedAt: new Date().toISOString() })));
+    t.equal((await stores[0]!.listWorkers()).length, 4, `round ${round}: all four opened and registered`);
+    await Promise.all(stores.map((s) => s.close()));
+  }
+});
+
 t.test('connect fails with STRAIT_STORE naming the connect string when nothing answers', async (t) => {
   const port = await new Promise<number>((res) => {
     const srv = createServer();
