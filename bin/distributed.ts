@@ -13,7 +13,7 @@ import { createLogger, type Logger } from '../shared/logger';
 import { StraitMetrics } from '../shared/metrics';
 import { ZooKeeperStore } from '../shared/zookeeper-store';
 import { Worker } from '../worker/worker';
-import { closeHttp, json, serveHttp, untilSignal, workerHealth, workerStatus } from './serve';
+import { closeHttp, exitIfStuck, json, serveHttp, untilSignal, workerHealth, workerStatus } from './serve';
 
 async function setUp(configFile: string, role: string): Promise<{ config: StraitConfig; log: Logger; metrics: StraitMetrics; store: ZooKeeperStore }> {
   const config = loadConfig(configFile);
@@ -99,6 +99,7 @@ export async function runController(configFile: string): Promise<void> {
   await store.close();
   await closeHttp(server);
   log.info('stopped');
+  exitIfStuck(log);
 }
 
 /** `strait worker`: registers, replicates what the leader assigns it, stops everything when its session is lost. */
@@ -122,4 +123,5 @@ export async function runWorker(configFile: string): Promise<void> {
   await store.close();
   await closeHttp(server);
   log.info('stopped');
+  exitIfStuck(log);
 }

@@ -10,7 +10,7 @@ import { checkLoadedFeatures } from '../shared/kafka/features';
 import { createLogger } from '../shared/logger';
 import { StraitMetrics } from '../shared/metrics';
 import { Worker } from '../worker/worker';
-import { closeHttp, json, serveHttp, untilSignal, workerHealth, workerStatus } from './serve';
+import { closeHttp, exitIfStuck, json, serveHttp, untilSignal, workerHealth, workerStatus } from './serve';
 
 export interface RunOptions {
   config: string;
@@ -76,4 +76,5 @@ export async function run(opts: RunOptions): Promise<void> {
   await store.close();
   await closeHttp(server);
   log.info('stopped');
+  exitIfStuck(log);
 }

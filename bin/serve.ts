@@ -76,3 +76,16 @@ export function untilSignal(log: Logger, message: string): Promise<void> {
     process.once('SIGTERM', () => stop('SIGTERM'));
   });
 }
+
+/**
+ * Called once everything is stopped and committed. A client something forgot to close (a librdkafka handle keeps the
+ * event loop alive without showing in it) would keep the process running for ever after 'stopped': the timer is
+ * unref'd, so it fires only then — it says so at error level, naming what still runs, and exits. A clean stop exits
+ * before it fires.
+ */
+export function exitIfStuck(log: Logger, graceMs = 5000): void {
+  setTimeout(() => {
+    log.error({ code: 'STRAIT_STOP_STUCK', resources: process.getActiveResourcesInfo() }, `still running ${graceMs} ms after stopping: a client was left open; exiting`);
+    process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0);
+  }, graceMs).unref();
+}
