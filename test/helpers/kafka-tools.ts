@@ -5,7 +5,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runKafkaClass } from '../../bench/kafka-runtime';
+import { runKafkaClass, toolClass } from '../../bench/kafka-runtime';
 import { DEV_SASL_USERS, runtimeOf } from '../../bench/local-cluster';
 import { bootstrap, testClusters } from './kafka';
 
@@ -27,7 +27,7 @@ export function acls(alias: string, action: 'add' | 'remove', args: string[]): v
     `sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="${DEV_SASL_USERS.admin}";`,
     '',
   ].join('\n'));
-  const r = runKafkaClass(runtimeOf(testClusters()), 'kafka.admin.AclCommand', ['--bootstrap-server', c.saslBootstrap!, '--command-config', props, `--${action}`, ...(action === 'remove' ? ['--force'] : []), ...args]);
+  const r = runKafkaClass(runtimeOf(testClusters()), toolClass(runtimeOf(testClusters()), 'AclCommand'), ['--bootstrap-server', c.saslBootstrap!, '--command-config', props, `--${action}`, ...(action === 'remove' ? ['--force'] : []), ...args]);
   if (r.status !== 0) throw new Error(`kafka-acls --${action} failed: ${r.stderr.trim().split('\n').slice(-3).join(' ')}`);
 }
 

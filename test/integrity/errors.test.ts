@@ -112,7 +112,11 @@ t.test('commits that keep failing (no WRITE on the offset map) error the route\'
     ['--allow-principal', 'User:limited', '--operation', 'Create', '--operation', 'Describe', '--operation', 'DescribeConfigs', '--operation', 'Read', '--operation', 'Write', '--topic', '__strait-checkpoints'],
   ];
   const writeMap = ['--allow-principal', 'User:limited', '--operation', 'Write', '--topic', '__strait-offset-map'];
+  // a DENY, not only a missing ALLOW: another test of the shared clusters (auth.test) leaves User:limited allowed to
+  // write every topic of b, which made this test's commits succeed in CI; Kafka's authorizer lets a DENY win
+  const denyMap = ['--deny-principal', 'User:limited', '--operation', 'Write', '--topic', '__strait-offset-map'];
   for (const a of targetAcls) acls('b', 'add', a);
+  acls('b', 'add', denyMap);
   const strait = new StraitProcess(writeConfig({
     clusters: { a: { bootstrap: bootstrap('a') }, y: saslCluster('b', 'limited') },
     routes: [{ name: 'commitfail', source: 'a', target: 'y', topics: { include: [topic] } }],
@@ -138,6 +142,7 @@ t.test('commits that keep failing (no WRITE on the offset map) error the route\'
     t.same([h.http, h.body.status, h.body.reasons?.map((r) => r.code)], [200, 'degraded', ['STRAIT_COMMIT_FAILING']], 'health is degraded (HTTP 200 by default)');
     t.ok(strait.output.split('\n').some((l) => l.includes('"level":50') && l.includes('"code":"STRAIT_COMMIT_FAILING"')), 'an error-level log line');
 
+    acls('b', 'remove', denyMap);
     acls('b', 'add', writeMap);
     await waitFor('commits succeed again', async () => (await statusOf(strait))?.worker.errored.length === 0, 60_000, 500);
     t.notMatch(await strait.metrics(), /strait_partition_errored\{/, 'the errored series is gone');
@@ -148,6 +153,6 @@ t.test('commits that keep failing (no WRITE on the offset map) error the route\'
     if (code !== 0) t.comment(strait.output.split('\n').filter((l) => !l.includes('"level":30')).slice(-30).join('\n'));
     t.equal(code, 0, 'stops cleanly');
   } finally {
-    for (const a of [...targetAcls, writeMap]) acls('b', 'remove', a);
+    for (const a of [...targetAcls, writeMap, denyMap]) acls('b', 'remove', a);
   }
 });

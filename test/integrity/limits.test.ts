@@ -57,8 +57,9 @@ t.test('too-large records stop only their partition; large records within the li
   // records after the rejected one that were already in flight may land; the committed offset (checked below)
   // stays at the rejected record, so a restart after the fix replays from there: never skipped
   t.ok(ends[0]! >= 3, 'partition 0: the records before the too-large one landed');
-  t.match(strait.output, /"code":"MSG_SIZE_TOO_LARGE".*target rejected offset 3 of /, 'the log names the error and the offset');
-  t.match(await strait.metrics(), /strait_errors_total\{route="limits",topic="[^"]+",code="MSG_SIZE_TOO_LARGE"\} 1/);
+  // the partition error codes of issue #12: strait's code, with Kafka's own name beside it
+  t.match(strait.output, /"code":"STRAIT_TARGET_REJECTED","kafkaCode":"MSG_SIZE_TOO_LARGE".*target rejected offset 3 of /, 'the log names the error and the offset');
+  t.match(await strait.metrics(), /strait_errors_total\{route="limits",topic="[^"]+",code="STRAIT_TARGET_REJECTED"\} 1/);
   await waitFor('offsets mirrored to the source group', async () => {
     const g = await groupOffsets(a, 'strait.limits.limits', topic, 2);
     return g[0] === 3 && g[1] === 5;
