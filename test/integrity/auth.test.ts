@@ -5,12 +5,9 @@
  * the held topic replicates in full without operator action.
  */
 import t from 'tap';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { runKafkaClass, toolClass } from '../../bench/kafka-runtime';
-import { DEV_SASL_USERS, runtimeOf } from '../../bench/local-cluster';
+import { DEV_SASL_USERS } from '../../bench/local-cluster';
 import { bootstrap, createTopic, endOffsets, produce, testClusters, uniqueName } from '../helpers/kafka';
+import { acls } from '../helpers/kafka-tools';
 import { StraitProcess, stopAll, waitFor, writeConfig } from '../helpers/strait-process';
 
 t.teardown(stopAll);
@@ -19,21 +16,6 @@ function sasl(alias: string, user: string, password: string): { bootstrap: strin
   const c = testClusters().clusters[alias]!;
   if (!c.saslBootstrap) throw new Error(`test cluster '${alias}' has no SASL listener`);
   return { bootstrap: c.saslBootstrap, properties: { 'security.protocol': 'SASL_PLAINTEXT', 'sasl.mechanism': 'PLAIN', 'sasl.username': user, 'sasl.password': password } };
-}
-
-/** Grants ACLs with Kafka's own kafka-acls tool, as the super user on the SASL listener. */
-function grant(alias: string, args: string[]): void {
-  const c = testClusters().clusters[alias]!;
-  const dir = mkdtempSync(join(tmpdir(), 'strait-acl-'));
-  const props = join(dir, 'admin.properties');
-  writeFileSync(props, [
-    'security.protocol=SASL_PLAINTEXT',
-    'sasl.mechanism=PLAIN',
-    `sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="${DEV_SASL_USERS.admin}";`,
-    '',
-  ].join('\n'));
-  const r = runKafkaClass(runtimeOf(testClusters()), toolClass(runtimeOf(testClusters()), 'AclCommand'), ['--bootstrap-server', c.saslBootstrap!, '--command-config', props, '--add', ...args]);
-  if (r.status !== 0) throw new Error(`kafka-acls failed: ${r.stderr.trim().split('\n').slice(-3).join(' ')}`);
 }
 
 t.test('bad credentials name the cluster and user; a healthy route keeps replicating', async (t) => {
@@ -82,8 +64,8 @@ t.test('a missing ACL names topic, cluster, principal and the ACL; granting it r
   t.match(problem.message, new RegExp(`^creating topic 'a\\.${topic}' on cluster 'b' \\([^)]+\\) was refused: User:limited needs the CREATE .*ACL .*topic held$`));
   t.match(await strait.metrics(), new RegExp(`strait_topic_error\\{route="acl",topic="${topic}",code="STRAIT_NOT_AUTHORIZED"\\} 1`));
   // what a replicator needs on the target: create/describe/write its topics (and its offset map), idempotent writes
-  grant('b', ['--allow-principal', 'User:limited', '--operation', 'Create', '--operation', 'Describe', '--operation', 'Write', '--operation', 'DescribeConfigs', '--topic', '*']);
-  grant('b', ['--allow-principal', 'User:limited', '--operation', 'IdempotentWrite', '--operation', 'Describe', '--cluster']);
+  acls('b', 'add', ['--allow-principal', 'User:limited', '--operation', 'Create', '--operation', 'Describe', '--operation', 'Write', '--operation', 'DescribeConfigs', '--topic', '*']);
+  acls('b', 'add', ['--allow-principal', 'User:limited', '--operation', 'IdempotentWrite', '--operation', 'Describe', '--cluster']);
   await waitFor('all records replicated after the grant', async () => {
     try {
       const ends = await endOffsets(bootstrap('b'), `a.${topic}`, 2);
