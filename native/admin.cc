@@ -10,13 +10,20 @@
 #include <cstring>
 #include <cstdio>
 #include <memory>
+#include <stdexcept>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
 namespace strait {
 
 namespace {
+
+// How much longer than its caller librdkafka keeps a consumer group request alive (see HandleSlot): the handle of an
+// abandoned request is destroyed within milliseconds of the caller's timeout, long before this runs out.
+constexpr int kAbandonMarginMs = 60000;
+constexpr int kMaxRequestTimeoutMs = 3600000;
 
 struct ConfigEntry {
   std::string name;
@@ -226,22 +233,26 @@ struct GroupOffsetOut {
 // read the result event on the thread pool, and build JavaScript values in OnOK on the main thread.
 class GroupWorker : public Napi::AsyncWorker {
  public:
-  GroupWorker(Napi::Env env, std::shared_ptr<rd_kafka_t> rk, const char* name, rd_kafka_admin_op_t op, int timeout_ms)
-      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), rk_(std::move(rk)), name_(name), op_(op),
-        timeout_ms_(timeout_ms) {}
+  GroupWorker(Napi::Env env, std::shared_ptr<HandleSlot> slot, std::shared_ptr<rd_kafka_t> rk, const char* name,
+              rd_kafka_admin_op_t op, int timeout_ms)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), rk_(std::move(rk)), slot_(std::move(slot)),
+        name_(name), op_(op), timeout_ms_(timeout_ms) {}
   Napi::Promise Promise() { return deferred_.Promise(); }
 
   void Execute() override {
     rd_kafka_queue_t* q = rd_kafka_queue_new(rk_.get());
     rd_kafka_AdminOptions_t* opts = rd_kafka_AdminOptions_new(rk_.get(), op_);
     char errstr[256];
-    if (rd_kafka_AdminOptions_set_request_timeout(opts, timeout_ms_, errstr, sizeof(errstr)) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    const int librdkafka_timeout = std::min(kMaxRequestTimeoutMs, timeout_ms_ + kAbandonMarginMs);
+    if (rd_kafka_AdminOptions_set_request_timeout(opts, librdkafka_timeout, errstr, sizeof(errstr)) != RD_KAFKA_RESP_ERR_NO_ERROR) {
       Fail(std::string("timeoutMs: ") + errstr);
     } else {
       Start(opts, q);
-      rd_kafka_event_t* ev = WaitFor(q, timeout_ms_);
+      rd_kafka_event_t* ev = rd_kafka_queue_poll(q, timeout_ms_);
       if (ev == nullptr) {
-        Fail("no result within " + std::to_string(timeout_ms_) + " ms");
+        // abandoned while librdkafka still holds it: this handle must go before the request could be sent late
+        slot_->Retire(rk_);
+        Fail("_TIMED_OUT: no result within " + std::to_string(timeout_ms_) + " ms (no broker, or not the group's coordinator, answered)");
       } else if (rd_kafka_event_error(ev) != RD_KAFKA_RESP_ERR_NO_ERROR) {
         Fail(std::string(rd_kafka_err2name(rd_kafka_event_error(ev))) + ": " + rd_kafka_event_error_string(ev));
       } else {
@@ -266,6 +277,7 @@ class GroupWorker : public Napi::AsyncWorker {
   std::shared_ptr<rd_kafka_t> rk_;
 
  private:
+  std::shared_ptr<HandleSlot> slot_;
   const char* name_;
   rd_kafka_admin_op_t op_;
   int timeout_ms_;
@@ -322,8 +334,8 @@ bool ReadGroupOffsets(const rd_kafka_group_result_t** groups, size_t n, const st
 
 class ListGroupsWorker : public GroupWorker {
  public:
-  ListGroupsWorker(Napi::Env env, std::shared_ptr<rd_kafka_t> rk, int timeout_ms)
-      : GroupWorker(env, std::move(rk), "listConsumerGroups", RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPS, timeout_ms) {}
+  ListGroupsWorker(Napi::Env env, std::shared_ptr<HandleSlot> slot, std::shared_ptr<rd_kafka_t> rk, int timeout_ms)
+      : GroupWorker(env, std::move(slot), std::move(rk), "listConsumerGroups", RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPS, timeout_ms) {}
 
   void Start(rd_kafka_AdminOptions_t* opts, rd_kafka_queue_t* q) override { rd_kafka_ListConsumerGroups(rk_.get(), opts, q); }
 
@@ -369,8 +381,8 @@ class ListGroupsWorker : public GroupWorker {
 
 class DescribeGroupsWorker : public GroupWorker {
  public:
-  DescribeGroupsWorker(Napi::Env env, std::shared_ptr<rd_kafka_t> rk, std::vector<std::string> groups, int timeout_ms)
-      : GroupWorker(env, std::move(rk), "describeConsumerGroups", RD_KAFKA_ADMIN_OP_DESCRIBECONSUMERGROUPS, timeout_ms),
+  DescribeGroupsWorker(Napi::Env env, std::shared_ptr<HandleSlot> slot, std::shared_ptr<rd_kafka_t> rk, std::vector<std::string> groups, int timeout_ms)
+      : GroupWorker(env, std::move(slot), std::move(rk), "describeConsumerGroups", RD_KAFKA_ADMIN_OP_DESCRIBECONSUMERGROUPS, timeout_ms),
         groups_(std::move(groups)) {}
 
   void Start(rd_kafka_AdminOptions_t* opts, rd_kafka_queue_t* q) override {
@@ -427,9 +439,9 @@ class DescribeGroupsWorker : public GroupWorker {
 class ListGroupOffsetsWorker : public GroupWorker {
  public:
   // `all`: every partition the group has offsets for (librdkafka takes a NULL partition list for that)
-  ListGroupOffsetsWorker(Napi::Env env, std::shared_ptr<rd_kafka_t> rk, std::string group, bool all,
+  ListGroupOffsetsWorker(Napi::Env env, std::shared_ptr<HandleSlot> slot, std::shared_ptr<rd_kafka_t> rk, std::string group, bool all,
                          std::vector<TopicPartitionIn> partitions, int timeout_ms)
-      : GroupWorker(env, std::move(rk), "listConsumerGroupOffsets", RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS, timeout_ms),
+      : GroupWorker(env, std::move(slot), std::move(rk), "listConsumerGroupOffsets", RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS, timeout_ms),
         group_(std::move(group)), all_(all), partitions_(std::move(partitions)) {}
 
   void Start(rd_kafka_AdminOptions_t* opts, rd_kafka_queue_t* q) override {
@@ -468,9 +480,9 @@ class ListGroupOffsetsWorker : public GroupWorker {
 
 class AlterGroupOffsetsWorker : public GroupWorker {
  public:
-  AlterGroupOffsetsWorker(Napi::Env env, std::shared_ptr<rd_kafka_t> rk, std::string group,
+  AlterGroupOffsetsWorker(Napi::Env env, std::shared_ptr<HandleSlot> slot, std::shared_ptr<rd_kafka_t> rk, std::string group,
                           std::vector<TopicPartitionIn> offsets, int timeout_ms)
-      : GroupWorker(env, std::move(rk), "alterConsumerGroupOffsets", RD_KAFKA_ADMIN_OP_ALTERCONSUMERGROUPOFFSETS, timeout_ms),
+      : GroupWorker(env, std::move(slot), std::move(rk), "alterConsumerGroupOffsets", RD_KAFKA_ADMIN_OP_ALTERCONSUMERGROUPOFFSETS, timeout_ms),
         group_(std::move(group)), offsets_(std::move(offsets)) {}
 
   void Start(rd_kafka_AdminOptions_t* opts, rd_kafka_queue_t* q) override {
@@ -598,10 +610,57 @@ Napi::Function Admin::Define(Napi::Env env) {
                          InstanceMethod<&Admin::ListConsumerGroupOffsets>("listConsumerGroupOffsets"),
                          InstanceMethod<&Admin::AlterConsumerGroupOffsets>("alterConsumerGroupOffsets"),
                          InstanceMethod<&Admin::Close>("close"),
+                         InstanceMethod<&Admin::RetiredHandles>("retiredHandles"),
                      });
 }
 
-// new Admin({ ...librdkafka properties })
+// Destroys a handle off the calling thread: rd_kafka_destroy waits for its broker threads, and the last holder may be
+// the JavaScript thread (close(), or a request's completion).
+void DestroyDetached(rd_kafka_t* rk) { std::thread([rk] { rd_kafka_destroy(rk); }).detach(); }
+
+HandleSlot::~HandleSlot() { rd_kafka_conf_destroy(conf_); }
+
+std::shared_ptr<rd_kafka_t> HandleSlot::Get() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (closed_) return nullptr;
+  if (rk_) return rk_;
+  rd_kafka_conf_t* conf = rd_kafka_conf_dup(conf_);
+  char errstr[512];
+  // A consumer handle with a group id of its own (never joined, nothing committed), not a producer handle: when a
+  // ListConsumerGroupOffsets answer says NOT_COORDINATOR (a group coordinator still loading, e.g. right after a broker
+  // start), librdkafka 2.12 asks the handle's own consumer group to look its coordinator up again, and a producer
+  // handle has none: it dereferences a null group and the process dies (seen as SIGSEGV in rd_kafka_cgrp_op).
+  char group[96];
+  snprintf(group, sizeof(group), "strait-admin-%p-%d", static_cast<void*>(this), generation_++);
+  rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr));
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+  if (rk == nullptr) {
+    rd_kafka_conf_destroy(conf);
+    throw std::runtime_error(errstr);
+  }
+  rk_ = std::shared_ptr<rd_kafka_t>(rk, DestroyDetached);
+  return rk_;
+}
+
+void HandleSlot::Retire(const std::shared_ptr<rd_kafka_t>& rk) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (rk_ != rk) return;
+  rk_.reset();
+  retired_++;
+}
+
+void HandleSlot::Close() {
+  std::lock_guard<std::mutex> lock(mu_);
+  closed_ = true;
+  rk_.reset();
+}
+
+int HandleSlot::Retired() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return retired_;
+}
+
+// new Admin({ ...librdkafka properties }): the first handle is made here, so a property librdkafka refuses throws now
 Admin::Admin(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Admin>(info) {
   Napi::Env env = info.Env();
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
@@ -613,20 +672,13 @@ Admin::Admin(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Admin>(info) {
     throw;
   }
   rd_kafka_conf_set(conf, "log_level", "0", errstr, sizeof(errstr));
-  // A consumer handle with a group id of its own (never joined, nothing committed), not a producer handle: when a
-  // ListConsumerGroupOffsets answer says NOT_COORDINATOR (a group coordinator still loading, e.g. right after a broker
-  // start), librdkafka 2.12 asks the handle's own consumer group to look its coordinator up again, and a producer
-  // handle has none: it dereferences a null group and the process dies (seen as SIGSEGV in rd_kafka_cgrp_op).
-  char group[64];
-  snprintf(group, sizeof(group), "strait-admin-%p", static_cast<void*>(this));
-  rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr));
   rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr));
-  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
-  if (rk == nullptr) {
-    rd_kafka_conf_destroy(conf);
-    throw Napi::Error::New(env, errstr);
+  slot_ = std::make_shared<HandleSlot>(conf);
+  try {
+    slot_->Get();
+  } catch (const std::runtime_error& e) {
+    throw Napi::Error::New(env, e.what());
   }
-  rk_ = std::shared_ptr<rd_kafka_t>(rk, rd_kafka_destroy);
 }
 
 Admin::~Admin() = default;
@@ -634,12 +686,14 @@ Admin::~Admin() = default;
 // describeTopicConfigs(topics: string[], timeoutMs) -> Promise<{ [topic]: { [name]: entry } }>
 Napi::Value Admin::DescribeTopicConfigs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (rk_ == nullptr) throw Napi::Error::New(env, "Admin is closed");
+  std::string why;
+  std::shared_ptr<rd_kafka_t> rk = Handle(&why);
+  if (!rk) throw Napi::Error::New(env, why);
   Napi::Array arr = info[0].As<Napi::Array>();
   std::vector<std::string> topics;
   for (uint32_t i = 0; i < arr.Length(); i++) topics.push_back(arr.Get(i).As<Napi::String>().Utf8Value());
   int timeout = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().Int32Value() : 10000;
-  auto* w = new DescribeWorker(env, rk_, std::move(topics), timeout);
+  auto* w = new DescribeWorker(env, rk, std::move(topics), timeout);
   Napi::Promise p = w->Promise();
   w->Queue();
   return p;
@@ -648,7 +702,9 @@ Napi::Value Admin::DescribeTopicConfigs(const Napi::CallbackInfo& info) {
 // alterTopicConfigs(topic, { name: value }, deleteNames: string[], timeoutMs) -> Promise<void>
 Napi::Value Admin::AlterTopicConfigs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (rk_ == nullptr) throw Napi::Error::New(env, "Admin is closed");
+  std::string why;
+  std::shared_ptr<rd_kafka_t> rk = Handle(&why);
+  if (!rk) throw Napi::Error::New(env, why);
   std::string topic = info[0].As<Napi::String>().Utf8Value();
   std::vector<std::pair<std::string, std::string>> set;
   Napi::Object obj = info[1].As<Napi::Object>();
@@ -663,7 +719,7 @@ Napi::Value Admin::AlterTopicConfigs(const Napi::CallbackInfo& info) {
     for (uint32_t i = 0; i < d.Length(); i++) del.push_back(d.Get(i).As<Napi::String>().Utf8Value());
   }
   int timeout = info.Length() > 3 && info[3].IsNumber() ? info[3].As<Napi::Number>().Int32Value() : 10000;
-  auto* w = new AlterWorker(env, rk_, topic, std::move(set), std::move(del), timeout);
+  auto* w = new AlterWorker(env, rk, topic, std::move(set), std::move(del), timeout);
   Napi::Promise p = w->Promise();
   w->Queue();
   return p;
@@ -673,8 +729,10 @@ Napi::Value Admin::AlterTopicConfigs(const Napi::CallbackInfo& info) {
 Napi::Value Admin::ListConsumerGroups(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   try {
-    if (!rk_) return Rejected(env, Napi::Error::New(env, "listConsumerGroups: Admin is closed"));
-    auto* w = new ListGroupsWorker(env, rk_, TimeoutArg(info, 0));
+    std::string why;
+    std::shared_ptr<rd_kafka_t> rk = Handle(&why);
+    if (!rk) return Rejected(env, Napi::Error::New(env, "listConsumerGroups: " + why));
+    auto* w = new ListGroupsWorker(env, slot_, rk, TimeoutArg(info, 0));
     Napi::Promise p = w->Promise();
     w->Queue();
     return p;
@@ -687,14 +745,16 @@ Napi::Value Admin::ListConsumerGroups(const Napi::CallbackInfo& info) {
 Napi::Value Admin::DescribeConsumerGroups(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   try {
-    if (!rk_) return Rejected(env, Napi::Error::New(env, "describeConsumerGroups: Admin is closed"));
+    std::string why;
+    std::shared_ptr<rd_kafka_t> rk = Handle(&why);
+    if (!rk) return Rejected(env, Napi::Error::New(env, "describeConsumerGroups: " + why));
     if (!info[0].IsArray()) throw BadArgument{"groups must be an array of group ids (got " + Describe(info[0]) + ")"};
     Napi::Array arr = info[0].As<Napi::Array>();
     std::vector<std::string> groups;
     for (uint32_t i = 0; i < arr.Length(); i++) groups.push_back(GroupArg(arr.Get(i), "groups[" + std::to_string(i) + "]"));
     int timeout = TimeoutArg(info, 1);
     if (groups.empty()) return Rejected(env, Napi::TypeError::New(env, "describeConsumerGroups: groups is empty"));
-    auto* w = new DescribeGroupsWorker(env, rk_, std::move(groups), timeout);
+    auto* w = new DescribeGroupsWorker(env, slot_, rk, std::move(groups), timeout);
     Napi::Promise p = w->Promise();
     w->Queue();
     return p;
@@ -708,7 +768,9 @@ Napi::Value Admin::DescribeConsumerGroups(const Napi::CallbackInfo& info) {
 Napi::Value Admin::ListConsumerGroupOffsets(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   try {
-    if (!rk_) return Rejected(env, Napi::Error::New(env, "listConsumerGroupOffsets: Admin is closed"));
+    std::string why;
+    std::shared_ptr<rd_kafka_t> rk = Handle(&why);
+    if (!rk) return Rejected(env, Napi::Error::New(env, "listConsumerGroupOffsets: " + why));
     std::string group = GroupArg(info[0], "group");
     bool all = info[1].IsNull() || info[1].IsUndefined();
     std::vector<TopicPartitionIn> partitions;
@@ -716,7 +778,7 @@ Napi::Value Admin::ListConsumerGroupOffsets(const Napi::CallbackInfo& info) {
     int timeout = TimeoutArg(info, 2);
     // librdkafka refuses an empty list (NULL means all); nothing asked, nothing to answer
     if (!all && partitions.empty()) return Rejected(env, Napi::TypeError::New(env, "listConsumerGroupOffsets: partitions is empty (pass null for all)"));
-    auto* w = new ListGroupOffsetsWorker(env, rk_, std::move(group), all, std::move(partitions), timeout);
+    auto* w = new ListGroupOffsetsWorker(env, slot_, rk, std::move(group), all, std::move(partitions), timeout);
     Napi::Promise p = w->Promise();
     w->Queue();
     return p;
@@ -730,12 +792,14 @@ Napi::Value Admin::ListConsumerGroupOffsets(const Napi::CallbackInfo& info) {
 Napi::Value Admin::AlterConsumerGroupOffsets(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   try {
-    if (!rk_) return Rejected(env, Napi::Error::New(env, "alterConsumerGroupOffsets: Admin is closed"));
+    std::string why;
+    std::shared_ptr<rd_kafka_t> rk = Handle(&why);
+    if (!rk) return Rejected(env, Napi::Error::New(env, "alterConsumerGroupOffsets: " + why));
     std::string group = GroupArg(info[0], "group");
     std::vector<TopicPartitionIn> offsets = PartitionsArg(info[1], "offsets", true);
     int timeout = TimeoutArg(info, 2);
     if (offsets.empty()) return Rejected(env, Napi::TypeError::New(env, "alterConsumerGroupOffsets: offsets is empty"));
-    auto* w = new AlterGroupOffsetsWorker(env, rk_, std::move(group), std::move(offsets), timeout);
+    auto* w = new AlterGroupOffsetsWorker(env, slot_, rk, std::move(group), std::move(offsets), timeout);
     Napi::Promise p = w->Promise();
     w->Queue();
     return p;
@@ -746,8 +810,24 @@ Napi::Value Admin::AlterConsumerGroupOffsets(const Napi::CallbackInfo& info) {
 
 Napi::Value Admin::Close(const Napi::CallbackInfo& info) {
   // Requests still in flight hold their own reference; the handle goes when the last of them completes.
-  rk_.reset();
+  slot_->Close();
   return info.Env().Undefined();
+}
+
+// retiredHandles() -> number: handles given up because a consumer group request got no answer in time (tests, status)
+Napi::Value Admin::RetiredHandles(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), slot_->Retired()); }
+
+// The handle for the next request, or none with the reason when closed or when librdkafka refuses to make a new one.
+std::shared_ptr<rd_kafka_t> Admin::Handle(std::string* why) {
+  std::shared_ptr<rd_kafka_t> rk;
+  try {
+    rk = slot_->Get();
+  } catch (const std::runtime_error& e) {
+    *why = std::string("cannot create a new admin handle: ") + e.what();
+    return nullptr;
+  }
+  if (!rk) *why = "Admin is closed";
+  return rk;
 }
 
 }  // namespace strait

@@ -127,6 +127,9 @@ export interface NativeAdmin {
    *  per-partition `error` string or a rejected promise whose message names the broker error, e.g. UNKNOWN_MEMBER_ID /
    *  GROUP_SUBSCRIBED_TO_TOPIC / non-empty group) */
   alterConsumerGroupOffsets(group: string, offsets: { topic: string; partition: number; offset: number; metadata?: string }[], timeoutMs?: number): Promise<GroupOffset[]>;
+  /** librdkafka handles given up since creation: a group request that got no answer in time (its coordinator was
+   *  unreachable) retires the handle it ran on, and the next request gets a new one (native/admin.h says why) */
+  retiredHandles(): number;
   close(): void;
 }
 

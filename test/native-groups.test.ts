@@ -170,8 +170,8 @@ t.test('an unreachable cluster rejects every group call with a clear message wit
     const ms = Date.now() - started;
     t.ok(err, `${name} rejects`);
     t.match(err?.message, new RegExp(`^${name}: (_TIMED_OUT|_TRANSPORT|_ALL_BROKERS_DOWN)\\b`), `${name} names the failure: ${err?.message}`);
-    // the request timeout plus the queue wait's 2 s grace, with room for a loaded machine
-    t.ok(ms < timeoutMs + 2000 + 5000, `${name} gave up in ${ms} ms`);
+    // the request timeout, with room for a loaded machine
+    t.ok(ms < timeoutMs + 5000, `${name} gave up in ${ms} ms`);
   }
   // close() while a request is in flight: the request keeps the handle alive and still settles
   const pending = admin.listConsumerGroups(timeoutMs).then(() => 'resolved', (e: unknown) => (e as Error).message);
