@@ -177,7 +177,11 @@ export class Controller {
   tick(): Promise<void> {
     if (this.running) return this.running;
     this.running = this.refreshAndAssign()
-      .catch((e: Error) => this.log.error({ err: e.message }, 'controller refresh failed'))
+      .catch((e: Error) => {
+        // leadership ended while this pass ran: what it could not write is the next leader's to decide
+        if (this.stopped) this.log.info({ err: e.message }, 'controller pass ended with the leadership');
+        else this.log.error({ err: e.message }, 'controller refresh failed');
+      })
       .finally(() => (this.running = undefined));
     return this.running;
   }
@@ -291,6 +295,8 @@ export class Controller {
     const queue = [...changed];
     const writer = async () => {
       for (let w = queue.shift(); w !== undefined; w = queue.shift()) {
+        // a controller being stopped (leadership lost) writes nothing more; the store refuses it anyway (term-bound)
+        if (this.stopped) return;
         const list = live.has(w) || holding.held.includes(w) ? parts.get(w)! : [];
         // the definitions of REST-managed routes travel with the assignment, so a worker knows every route it is given
         const defs = [...new Set(list.map((p) => p.route))].flatMap((r) => this.storedRoute(r)?.route ?? []);

@@ -258,8 +258,13 @@ interface Campaign {
   cb: LeaderCallbacks;
   active: boolean;
   leader: boolean;
+  /** grows by one each time this campaign is elected: a leader's writes belong to one term (see `leaderGuard`) */
+  term: number;
   job: Rerun;
 }
+
+/** Checks, before each attempt of a call, that the call may still run on this session (throws if not). */
+type SessionGuard = (s: Session) => void;
 
 const RESET = Symbol('reset');
 
@@ -801,10 +806,12 @@ export class ZooKeeperStore implements CoordinationStore {
     path: string,
     start: (zk: ZkClient, done: (rc: number, value?: T) => void, s: Session) => unknown,
     accept: readonly number[] = [],
+    guard?: SessionGuard,
   ): Promise<{ rc: number; value: T | undefined }> {
     const deadline = Date.now() + this.opts.operationTimeoutMs;
     for (;;) {
       const s = await this.liveSession(deadline);
+      guard?.(s);
       const r = await this.issue<T>(s, (zk, done) => start(zk, done, s));
       if (r.rc === C.ZOK || accept.includes(r.rc)) return r;
       if (this.closed) throw this.closedError();
@@ -1014,17 +1021,15 @@ export class ZooKeeperStore implements CoordinationStore {
   }
 
   /** setData with an expected version: the new Stat, or undefined when the version moved on or the node is gone. */
-  private async setNode(path: string, data: Buffer, version: number): Promise<NodeStat | undefined> {
+  private async setNode(path: string, data: Buffer, version: number, guard?: SessionGuard): Promise<NodeStat | undefined> {
     this.checkSize(path, data);
-    const r = await this.call<NodeStat>('set', path, (zk, done) => zk.a_set(path, data, version, (rc, _e, stat) => done(rc, stat as unknown as NodeStat)), [
-      C.ZBADVERSION,
-      C.ZNONODE,
-    ]);
+    const set = (zk: ZkClient, done: (rc: number, value?: NodeStat) => void) => zk.a_set(path, data, version, (rc, _e, stat) => done(rc, stat as unknown as NodeStat));
+    const r = await this.call<NodeStat>('set', path, set, [C.ZBADVERSION, C.ZNONODE], guard);
     return r.rc === C.ZOK ? r.value : undefined;
   }
 
-  private async deleteNode(path: string, version: number): Promise<boolean> {
-    const r = await this.call<void>('delete', path, (zk, done) => zk.a_delete_(path, version, (rc) => done(rc)), [C.ZBADVERSION, C.ZNONODE]);
+  private async deleteNode(path: string, version: number, guard?: SessionGuard): Promise<boolean> {
+    const r = await this.call<void>('delete', path, (zk, done) => zk.a_delete_(path, version, (rc) => done(rc)), [C.ZBADVERSION, C.ZNONODE], guard);
     return r.rc === C.ZOK;
   }
 
@@ -1207,6 +1212,7 @@ export class ZooKeeperStore implements CoordinationStore {
   // ---- assignments
 
   async writeAssignment(worker: string, partitions: PartitionAssignment[], routes?: RouteConfig[]): Promise<Assignment> {
+    const guard = this.leaderGuard(`write the assignment of worker '${worker}'`);
     const path = this.assignmentPath(worker);
     const parts = partitions.map((p) => ({ route: p.route, topic: p.topic, partition: p.partition, targetTopic: p.targetTopic, compression: p.compression, epoch: p.epoch }));
     const extra = routes && routes.length > 0 ? { routes } : {};
@@ -1214,10 +1220,11 @@ export class ZooKeeperStore implements CoordinationStore {
       const cur = await this.getNode(path);
       if (!cur) {
         const a: Assignment = { worker, version: 1, partitions: parts, ...extra };
+        guard?.(await this.liveSession(Date.now() + this.opts.operationTimeoutMs));
         if ((await this.createNode(path, encode({ ...a }), C.ZOO_PERSISTENT)) === 'created') return a;
       } else {
         const a: Assignment = { worker, version: decodeAssignment(cur.data, path).version + 1, partitions: parts, ...extra };
-        if (await this.setNode(path, encode({ ...a }), cur.stat.version)) return a;
+        if (await this.setNode(path, encode({ ...a }), cur.stat.version, guard)) return a;
       }
       this.stats.versionConflicts++;
     }
@@ -1231,7 +1238,24 @@ export class ZooKeeperStore implements CoordinationStore {
 
   async deleteAssignment(worker: string): Promise<void> {
     const path = this.assignmentPath(worker);
-    await this.deleteNode(path, -1);
+    await this.deleteNode(path, -1, this.leaderGuard(`delete the assignment of worker '${worker}'`));
+  }
+
+  /**
+   * Assignments are the leader's to write, and only within the leadership (term, session) a write was issued under.
+   * A call retries through session changes (`call`), so without this a controller that lost its session could still
+   * land a write queued before the loss after the next leader's writes, and hand a worker a stale assignment nobody
+   * corrects. In a process that runs no campaign (tools, tests writing assignments directly) writes are not bound.
+   */
+  private leaderGuard(what: string): SessionGuard | undefined {
+    if (this.campaigns.size === 0) return undefined;
+    const c = [...this.campaigns].find((x) => x.leader);
+    const term = c?.term;
+    const session = this.current;
+    return (s) => {
+      if (c && c.leader && c.term === term && s === session) return;
+      throw new StraitError('STRAIT_NOT_LEADER', `cannot ${what}: this process no longer leads in the term the write was issued in (its ZooKeeper session ${session?.id ?? '(none)'} was lost, or leadership moved)`, { retriable: false });
+    };
   }
 
   /** Delivers the current assignment (or undefined) once the watch is armed, then after every write or delete. */
@@ -1503,6 +1527,7 @@ export class ZooKeeperStore implements CoordinationStore {
       cb,
       active: true,
       leader: false,
+      term: 0,
       job: new Rerun(
         () => this.contest(c),
         (e) => this.watchFailed(e, `${this.leaderPath} (campaign ${id})`),
@@ -1552,6 +1577,7 @@ export class ZooKeeperStore implements CoordinationStore {
       if (!c.active || this.closed) return;
       if (mine && !c.leader) {
         c.leader = true;
+        c.term++;
         this.opts.log?.info({ id: c.id, session: this.current?.id }, 'elected leader');
         this.safely(() => c.cb.elected(), 'elected callback');
       } else if (!mine && c.leader) {

@@ -365,6 +365,33 @@ t.test('leader election: one leader among two, the standby takes over when the l
   t.notOk(events.includes('3 lost'), 'resign does not call lost()');
 });
 
+t.test('a leader’s assignment write queued before its session was lost never lands in the next term', async (t) => {
+  const dep = uniqueName('zk-term');
+  const proxy = await startTcpProxy(zkConnect());
+  t.teardown(() => proxy.close());
+  const a = await open(t, dep, { connect: proxy.address, lostAfterDisconnectMs: 1500 });
+  const events: string[] = [];
+  await a.campaign('ctl', { elected: () => events.push('elected'), lost: () => events.push('lost') });
+  await until('the election', () => events.includes('elected'));
+  t.equal((await a.writeAssignment('w1', [part('t', 0, 1)])).version, 1, 'the leader writes');
+
+  proxy.pause();
+  await sleep(300);
+  // issued while cut off: the store holds it until a session is back (as a controller's queued write would be)
+  const stale = a.writeAssignment('w1', [part('stale', 0, 1)]).then(() => 'landed', (e: { code?: string }) => e.code ?? 'failed');
+  await until('the loss', () => events.includes('lost'), 8000);
+  proxy.resume();
+  await until('the next term', () => events.filter((e) => e === 'elected').length === 2, 20_000);
+  t.equal(await stale, 'STRAIT_NOT_LEADER', 'the write from the lost term is refused, not replayed on the new session');
+  const fresh = await a.writeAssignment('w1', [part('fresh', 0, 2)]);
+  t.same((await a.readAssignment('w1'))?.partitions.map((p) => p.topic), ['fresh'], 'the new term writes (and only it did)');
+  t.equal(fresh.version, 2, 'one write since the first: the stale one never reached the node');
+
+  // a store whose process runs no campaign (tools, tests) is not bound
+  const b = await open(t, dep);
+  t.equal((await b.writeAssignment('w2', [part('t', 1, 1)])).version, 1, 'a store without a campaign writes freely');
+});
+
 t.test('session expiry by the server: lost at once, registrations and watches back on a new session', async (t) => {
   const dep = uniqueName('zk-expiry');
   const proxy = await startTcpProxy(zkConnect());
