@@ -47,7 +47,10 @@ struct PartitionState {
   bool budget_paused = false;
   std::string error;
   std::string error_code;
-  std::string error_kind;  // "target" | "gap"
+  std::string error_kind;  // "target" | "gap" | "producer" (the producer failed fatally: see Pump())
+  // A record was consumed but will never be delivered by this forwarder (purged at close): `committable` stays
+  // before it, so the next owner reads it again. Not an error by itself.
+  bool undelivered = false;
   // A consumer error librdkafka attributed to this partition. The partition keeps fetching (librdkafka backs off and
   // retries), so this clears by itself with the next record or end-of-partition event for it.
   bool source_errored = false;
@@ -80,6 +83,7 @@ struct PartitionState {
 struct TopicState {
   std::string source;
   std::string target;
+  std::string codec;  // the target topic's compression.codec
   rd_kafka_topic_t* target_rkt = nullptr;
   std::unordered_map<int32_t, std::unique_ptr<PartitionState>> partitions;
 };
@@ -107,6 +111,7 @@ class Forwarder : public Napi::ObjectWrap<Forwarder> {
   Napi::Value Progress(const Napi::CallbackInfo& info);
   Napi::Value Commit(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
+  Napi::Value TestFatalError(const Napi::CallbackInfo& info);
 
   static void OnDelivery(rd_kafka_t* rk, const rd_kafka_message_t* msg, void* opaque);
   static void OnLog(const rd_kafka_t* rk, int level, const char* fac, const char* buf);
