@@ -43,6 +43,12 @@ bool NotFixedByRetry(rd_kafka_resp_err_t err) {
   }
 }
 
+// Marks an in-flight entry whose record the producer gave up on (never dereferenced).
+rd_kafka_message_t* NotDelivered() {
+  static rd_kafka_message_t marker;
+  return &marker;
+}
+
 // Delivery failures that are the producer's, not the target's verdict on the record: the fatal error of the
 // idempotent producer and the purges that follow it (or close()).
 bool ProducerFailed(rd_kafka_resp_err_t err) {
@@ -255,6 +261,7 @@ Napi::Value Forwarder::Assign(const Napi::CallbackInfo& info) {
   std::vector<Action> actions(requests.size(), Action::kSkip);
   std::map<std::string, bool> replace_topic;  // topic -> its TopicState is made again (target or codec changed)
   std::map<std::pair<std::string, int32_t>, bool> seen;
+  std::map<std::string, std::pair<std::string, std::string>> wanted;  // topic -> (target, codec) of this call
   for (size_t i = 0; i < requests.size(); i++) {
     const AssignRequest& r = requests[i];
     if (seen[{r.topic, r.partition}]) continue;  // the same partition twice in one call
@@ -265,6 +272,13 @@ Napi::Value Forwarder::Assign(const Napi::CallbackInfo& info) {
     rd_kafka_topic_conf_destroy(probe);
     if (!codec_ok) {
       failures.Set(failed++, AssignFailure(env, r, "_INVALID_ARG", std::string("compression: ") + errstr));
+      continue;
+    }
+    // one target (and codec) per source topic: an entry naming another than an earlier one of this call is refused
+    auto first = wanted.emplace(r.topic, std::make_pair(r.target, r.codec)).first;
+    if (first->second.first != r.target || first->second.second != r.codec) {
+      failures.Set(failed++, AssignFailure(env, r, "_INVALID_ARG",
+                                           "another entry of the same assign sends " + r.topic + " to " + first->second.first));
       continue;
     }
     auto t = topics_.find(r.topic);
@@ -641,20 +655,23 @@ void Forwarder::Delivered(const rd_kafka_message_t* dr) {
     return;
   }
   PartitionState* p = pit->second.get();
-  if (dr->err != RD_KAFKA_RESP_ERR_NO_ERROR && closed_ && ProducerFailed(dr->err)) {
-    p->undelivered = true;  // purged by close(): read again by the next owner, not a target error
-  } else if (dr->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+  // A record the producer gave up on (purged after a fatal error, or by close()) was not delivered, but records before
+  // it may still be: after a fatal error librdkafka purges the queue at once and answers the requests already sent
+  // later, so their reports come after the purged ones. `committable` goes on over what was delivered and stops at
+  // the first record that was not (see the loop below), which the next forwarder reads again.
+  bool lost = dr->err != RD_KAFKA_RESP_ERR_NO_ERROR && ProducerFailed(dr->err);
+  if (dr->err != RD_KAFKA_RESP_ERR_NO_ERROR && !(lost && closed_)) {
     FailPartition(p, ErrName(dr->err),
-                  (ProducerFailed(dr->err) ? "the target producer failed fatally before offset " : "target rejected offset ") +
+                  (lost ? "the target producer failed fatally before offset " : "target rejected offset ") +
                       std::to_string(consumed->offset) + " of " + p->topic + "[" + std::to_string(p->partition) +
                       "] -> " + ts->target + ": " + rd_kafka_err2str(dr->err),
-                  ProducerFailed(dr->err) ? "producer" : "target");
+                  lost ? "producer" : "target");
   }
   // Mark this record done, then advance `committable` over the done prefix. The idempotent producer reports in
   // order, so normally the record is at the front.
   for (auto& entry : p->inflight) {
     if (entry.second == consumed) {
-      entry.second = nullptr;
+      entry.second = lost ? NotDelivered() : nullptr;
       break;
     }
   }
@@ -697,8 +714,10 @@ void Forwarder::Delivered(const rd_kafka_message_t* dr) {
     p->run_dirty = true;
   }
   // An errored partition keeps `committable` at the first record that failed.
-  while (!p->inflight.empty() && p->inflight.front().second == nullptr) {
-    if (!p->errored && !p->undelivered) p->committable = p->inflight.front().first + 1;
+  while (!p->inflight.empty() && (p->inflight.front().second == nullptr || p->inflight.front().second == NotDelivered())) {
+    if (p->inflight.front().second == NotDelivered()) p->undelivered = true;
+    bool target_refused = p->errored && p->error_kind != "producer";
+    if (!target_refused && !p->undelivered) p->committable = p->inflight.front().first + 1;
     p->inflight.pop_front();
   }
   Release(p, consumed);

@@ -48,8 +48,8 @@ struct PartitionState {
   std::string error;
   std::string error_code;
   std::string error_kind;  // "target" | "gap" | "producer" (the producer failed fatally: see Pump())
-  // A record was consumed but will never be delivered by this forwarder (purged at close): `committable` stays
-  // before it, so the next owner reads it again. Not an error by itself.
+  // A record before `committable`'s next step was not delivered (purged after a fatal producer error or by close()):
+  // `committable` stays at it, so the next forwarder or owner reads it again. Not an error by itself.
   bool undelivered = false;
   // A consumer error librdkafka attributed to this partition. The partition keeps fetching (librdkafka backs off and
   // retries), so this clears by itself with the next record or end-of-partition event for it.
@@ -64,7 +64,8 @@ struct PartitionState {
   int gap_retries = 0;
   int64_t gap_next_try_ms = 0;
   // source offsets consumed and handed to the producer, oldest first (delivery reports arrive in this order:
-  // the idempotent producer keeps per-partition order)
+  // the idempotent producer keeps per-partition order, except after a fatal error); the pointer is the consumed
+  // message, nullptr once done (or for a placeholder), NotDelivered() for a record the producer gave up on
   std::deque<std::pair<int64_t, rd_kafka_message_t*>> inflight;
   int64_t committable = -1;   // next source offset to read after a restart; -1 = nothing delivered yet
   int64_t consumed_next = -1; // next offset the consumer will hand us

@@ -14,6 +14,8 @@ import type { FromPump, PumpTask, RouteClients, ToPump } from '../shared/wire';
 /** delay before the first retry of a held partition, doubled per attempt up to RETRY_MAX_MS */
 export const RETRY_MIN_MS = 500;
 export const RETRY_MAX_MS = 30_000;
+/** how long a forwarder whose producer failed fatally waits for the answers to requests already sent */
+const TEARDOWN_FLUSH_MS = 2000;
 /** a producer that fails fatally again within this time after a restart waits longer before the next one */
 const FATAL_STREAK_MS = 60_000;
 
@@ -106,7 +108,9 @@ export default async function pump(task: PumpTask): Promise<void> {
    */
   const teardown = (route: string, fw: NativeForwarder, before?: ForwarderProgress) => {
     const first = before ?? fw.progress();
-    fw.close(0);
+    // librdkafka has purged what was queued; requests already sent still get their real answer (rdkafka.c,
+    // rd_kafka_set_fatal_error0): waiting for those keeps them from being sent twice
+    fw.close(TEARDOWN_FLUSH_MS);
     const last = fw.progress();
     forwarders.delete(route);
     const now = Date.now();

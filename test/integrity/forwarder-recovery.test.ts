@@ -34,6 +34,14 @@ async function ensureOffsetMapTopic(): Promise<void> {
   }
 }
 
+/** A fresh source topic on `a` and its target topic on `b` (the controller would create it), both with `partitions`. */
+async function topicPair(prefix: string, partitions: number): Promise<string> {
+  const topic = uniqueName(prefix);
+  await createTopic(bootstrap('a'), topic, partitions);
+  await createTopic(bootstrap('b'), `a.${topic}`, partitions);
+  return topic;
+}
+
 interface Harness {
   pipeline: Pipeline;
   metrics: StraitMetrics;
@@ -94,14 +102,13 @@ const counter = async (m: { get(): Promise<{ values: { labels: Record<string, st
   (await m.get()).values.filter((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x)).reduce((a, v) => a + v.value, 0);
 
 t.test('a fatal idempotent-producer error closes the forwarder and starts its partitions again; nothing is lost', async (t) => {
-  const topic = uniqueName('fatal');
   const route = 'fatal';
-  await createTopic(bootstrap('a'), topic, 2);
-  await createTopic(bootstrap('b'), `a.${topic}`, 2);
+  const topic = await topicPair(route, 2);
   const h = await startPipeline(t, route, topic, 2);
   const keys = new Set<string>();
   const batch = async (i: number) => {
-    const list = records(`b${i}`, 2000, 2);
+    // a backlog first, so that records are queued in the producer when the fatal error comes (librdkafka purges them)
+    const list = records(`b${i}`, i === 0 ? 20_000 : 2000, 2);
     await produce(bootstrap('a'), topic, list);
     for (const r of list) keys.add(r.key.toString());
   };
@@ -112,7 +119,6 @@ t.test('a fatal idempotent-producer error closes the forwarder and starts its pa
   const flowing = (async () => {
     for (let i = 1; i <= 8; i++) await batch(i);
   })();
-  await waitFor('the second batch is on its way', () => keys.size > 2000 || h.pipeline.totals.records >= 2000, 60_000, 20);
   h.pipeline.injectFatalErrorForTest(route, 'fatal error injected by forwarder-recovery.test');
 
   await waitFor('both partitions errored with STRAIT_PRODUCER_FATAL', () => new Set(h.seen.filter((s) => s.code === 'STRAIT_PRODUCER_FATAL').map((s) => s.partition)).size === 2, 30_000, 20);
@@ -131,15 +137,13 @@ t.test('a fatal idempotent-producer error closes the forwarder and starts its pa
   t.ok(h.logs.some((l) => l.level === 40 && typeof l.msg === 'string' && l.msg.includes('makes progress again (was STRAIT_PRODUCER_FATAL)')), 'a warning when it clears');
   await flowing;
   await assertAllLanded(t, topic, 2, keys);
-  await waitFor('offsets committed to the end', () => [...h.pipeline.partitions.values()].every((p) => p.committed === 9000), 60_000, 200);
+  await waitFor('offsets committed to the end', () => [...h.pipeline.partitions.values()].every((p) => p.committed === 18_000), 60_000, 200);
   t.pass('committed offsets reached the end of both partitions');
 });
 
 t.test('a partition re-assigned while it still drains on its pool thread is re-activated in place and replicates', async (t) => {
-  const topic = uniqueName('redrain');
   const route = 'redrain';
-  await createTopic(bootstrap('a'), topic, 3);
-  await createTopic(bootstrap('b'), `a.${topic}`, 3);
+  const topic = await topicPair(route, 3);
   const h = await startPipeline(t, route, topic, 2);
   const keys = new Set<string>();
   const perPartition = [0, 0, 0];
@@ -150,7 +154,7 @@ t.test('a partition re-assigned while it still drains on its pool thread is re-a
       perPartition[r.partition]!++;
     }
   };
-  await produceBatch(records('r0', 30_000, 3));
+  await produceBatch(records('r0', 60_000, 3));
   const all = [0, 1, 2].map((p) => assignment(route, topic, p));
   await h.pipeline.assign(all);
   await waitFor('records flowing', () => h.pipeline.totals.records > 0, 60_000, 10);
@@ -159,7 +163,7 @@ t.test('a partition re-assigned while it still drains on its pool thread is re-a
   })();
   // stop and start each partition again at once, several times, while its records are in flight
   let cycles = 0;
-  while (h.pipeline.totals.records < 40_000 && cycles < 30) {
+  while (cycles < 15) {
     const p = all[cycles % 3]!;
     h.pipeline.unassign([p]);
     t.equal(h.pipeline.partitions.get(`${route}|${topic}/${p.partition}`)?.draining, true, `cycle ${cycles}: partition ${p.partition} drains`);
@@ -168,7 +172,7 @@ t.test('a partition re-assigned while it still drains on its pool thread is re-a
     cycles++;
     await new Promise((r) => setTimeout(r, 30));
   }
-  t.ok(cycles >= 3, `${cycles} unassign/assign cycles while records flowed`);
+  t.comment(`15 unassign/assign cycles; ${h.pipeline.totals.records} of 80,000 records replicated by the last one`);
   await more;
   await assertAllLanded(t, topic, 3, keys);
   t.same(h.pipeline.errored(), [], 'no partition errored');
@@ -178,10 +182,8 @@ t.test('a partition re-assigned while it still drains on its pool thread is re-a
 });
 
 t.test('a failing assign errors only that partition with STRAIT_ASSIGN_FAILED, is retried, and clears once it starts', async (t) => {
-  const topic = uniqueName('assignfail');
   const route = 'assignfail';
-  await createTopic(bootstrap('a'), topic, 2);
-  await createTopic(bootstrap('b'), `a.${topic}`, 2);
+  const topic = await topicPair(route, 2);
   const list = records('f', 1000, 2);
   await produce(bootstrap('a'), topic, list);
   const h = await startPipeline(t, route, topic, 1);
