@@ -2,7 +2,9 @@
 
 #include "conf.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 
@@ -41,6 +43,18 @@ bool NotFixedByRetry(rd_kafka_resp_err_t err) {
   }
 }
 
+// Marks an in-flight entry whose record the producer gave up on (never dereferenced).
+rd_kafka_message_t* NotDelivered() {
+  static rd_kafka_message_t marker;
+  return &marker;
+}
+
+// Delivery failures that are the producer's, not the target's verdict on the record: the fatal error of the
+// idempotent producer and the purges that follow it (or close()).
+bool ProducerFailed(rd_kafka_resp_err_t err) {
+  return err == RD_KAFKA_RESP_ERR__FATAL || err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT;
+}
+
 constexpr int kSourceErrorRepeats = 3;
 constexpr int kGapRetries = 3;
 constexpr int kWatermarkTimeoutMs = 5000;
@@ -66,6 +80,7 @@ Napi::Function Forwarder::Define(Napi::Env env) {
                          InstanceMethod<&Forwarder::Progress>("progress"),
                          InstanceMethod<&Forwarder::Commit>("commit"),
                          InstanceMethod<&Forwarder::Close>("close"),
+                         InstanceMethod<&Forwarder::TestFatalError>("testFatalError"),
                      });
 }
 
@@ -192,69 +207,197 @@ PartitionState* Forwarder::LookupConsumed(const rd_kafka_message_t* msg) {
   return p == ts->partitions.end() ? nullptr : p->second.get();
 }
 
-// assign([{ topic, partition, offset, targetTopic, compression? }]); offset: >= 0, -2 earliest, -1 latest
+namespace {
+
+struct AssignRequest {
+  std::string topic;
+  std::string target;
+  std::string codec;
+  int32_t partition;
+  int64_t offset;
+};
+
+Napi::Object AssignFailure(Napi::Env env, const AssignRequest& r, const std::string& code, const std::string& message) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("topic", r.topic);
+  o.Set("partition", r.partition);
+  o.Set("errorCode", code);
+  o.Set("error", "assign " + r.topic + "[" + std::to_string(r.partition) + "]: " + message);
+  return o;
+}
+
+}  // namespace
+
+// assign([{ topic, partition, offset, targetTopic, compression? }]); offset: >= 0, -2 earliest, -1 latest.
+// Returns the entries that did not start, as [{ topic, partition, errorCode, error }]; every other entry fetches.
+// Every entry is checked before any state changes, so a refused entry leaves no half-made slot behind and holds no
+// other entry back. A malformed argument (a caller's bug) throws a TypeError and changes nothing.
+//
+// A partition that is still draining here (unassigned, records in flight) is re-activated in place: its in-flight
+// records complete and advance `committable` as before, and the fetch goes on after the last record handed to the
+// producer (or at `offset`, when a newer owner committed past that meanwhile). Only a draining partition whose
+// records the target refused is refused again until its last record in flight has come back.
 Napi::Value Forwarder::Assign(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CheckOpen(env);
   if (info.Length() < 1 || !info[0].IsArray()) throw Napi::TypeError::New(env, "assign: array required");
   Napi::Array arr = info[0].As<Napi::Array>();
-  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(static_cast<int>(arr.Length()));
-  std::vector<PartitionState*> added;
+  std::vector<AssignRequest> requests;
   for (uint32_t i = 0; i < arr.Length(); i++) {
+    if (!arr.Get(i).IsObject()) throw Napi::TypeError::New(env, "assign: each entry must be an object");
     Napi::Object a = arr.Get(i).As<Napi::Object>();
-    std::string topic = GetString(a, "topic", "");
-    std::string target = GetString(a, "targetTopic", "");
-    int32_t partition = static_cast<int32_t>(GetInt(a, "partition", -1));
-    int64_t offset = GetInt(a, "offset", RD_KAFKA_OFFSET_BEGINNING);
-    if (topic.empty() || target.empty() || partition < 0) {
-      rd_kafka_topic_partition_list_destroy(list);
+    AssignRequest r{GetString(a, "topic", ""), GetString(a, "targetTopic", ""), GetString(a, "compression", default_codec_),
+                    static_cast<int32_t>(GetInt(a, "partition", -1)), GetInt(a, "offset", RD_KAFKA_OFFSET_BEGINNING)};
+    if (r.topic.empty() || r.target.empty() || r.partition < 0) {
       throw Napi::TypeError::New(env, "assign: each entry needs topic, targetTopic and partition >= 0");
     }
-    auto& ts = topics_[topic];
+    requests.push_back(std::move(r));
+  }
+
+  // 1. Check every entry; nothing changes yet.
+  enum class Action { kSkip, kNew, kReactivate };
+  Napi::Array failures = Napi::Array::New(env);
+  uint32_t failed = 0;
+  std::vector<Action> actions(requests.size(), Action::kSkip);
+  std::map<std::string, bool> replace_topic;  // topic -> its TopicState is made again (target or codec changed)
+  std::map<std::pair<std::string, int32_t>, bool> seen;
+  std::map<std::string, std::pair<std::string, std::string>> wanted;  // topic -> (target, codec) of this call
+  for (size_t i = 0; i < requests.size(); i++) {
+    const AssignRequest& r = requests[i];
+    if (seen[{r.topic, r.partition}]) continue;  // the same partition twice in one call
+    seen[{r.topic, r.partition}] = true;
+    char errstr[256];
+    rd_kafka_topic_conf_t* probe = rd_kafka_topic_conf_new();
+    bool codec_ok = rd_kafka_topic_conf_set(probe, "compression.codec", r.codec.c_str(), errstr, sizeof(errstr)) == RD_KAFKA_CONF_OK;
+    rd_kafka_topic_conf_destroy(probe);
+    if (!codec_ok) {
+      failures.Set(failed++, AssignFailure(env, r, "_INVALID_ARG", std::string("compression: ") + errstr));
+      continue;
+    }
+    // one target (and codec) per source topic: an entry naming another than an earlier one of this call is refused
+    auto first = wanted.emplace(r.topic, std::make_pair(r.target, r.codec)).first;
+    if (first->second.first != r.target || first->second.second != r.codec) {
+      failures.Set(failed++, AssignFailure(env, r, "_INVALID_ARG",
+                                           "another entry of the same assign sends " + r.topic + " to " + first->second.first));
+      continue;
+    }
+    auto t = topics_.find(r.topic);
+    PartitionState* slot = t == topics_.end() ? nullptr : Lookup(r.topic.c_str(), r.partition);
+    if (t != topics_.end() && (t->second->target != r.target || t->second->codec != r.codec)) {
+      // The route's naming or compression changed: the topic's producer handle is made again, which only works
+      // once no partition of the topic is replicating (or reporting its last state) under the old one.
+      if (!t->second->partitions.empty()) {
+        failures.Set(failed++, AssignFailure(env, r, "_IN_PROGRESS",
+                                             "partitions of " + r.topic + " still replicate to " + t->second->target + " (" +
+                                                 t->second->codec + "); retried once they have stopped"));
+        continue;
+      }
+      replace_topic[r.topic] = true;
+      slot = nullptr;
+    }
+    if (slot != nullptr && slot->assigned) continue;  // already ours
+    if (slot != nullptr && slot->errored && !slot->inflight.empty()) {
+      failures.Set(failed++, AssignFailure(env, r, "_IN_PROGRESS",
+                                           "still has " + std::to_string(slot->inflight.size()) +
+                                               " records in flight from its previous assignment, which ended with " +
+                                               slot->error_code + "; retried once they have come back"));
+      continue;
+    }
+    actions[i] = slot != nullptr ? Action::kReactivate : Action::kNew;
+  }
+
+  // 2. Make the slots and start the fetch.
+  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(static_cast<int>(requests.size()) + 1);
+  std::vector<PartitionState*> added;
+  std::vector<bool> was_new;
+  std::vector<size_t> added_index;
+  for (size_t i = 0; i < requests.size(); i++) {
+    if (actions[i] == Action::kSkip) continue;
+    const AssignRequest& r = requests[i];
+    auto& ts = topics_[r.topic];
+    if (ts && replace_topic[r.topic]) {
+      for (auto it = source_rkt_cache_.begin(); it != source_rkt_cache_.end();) {
+        it = it->second == ts.get() ? source_rkt_cache_.erase(it) : std::next(it);
+      }
+      if (ts->target_rkt != nullptr) rd_kafka_topic_destroy(ts->target_rkt);
+      ts.reset();
+      replace_topic[r.topic] = false;
+    }
     if (!ts) {
       ts = std::make_unique<TopicState>();
-      ts->source = topic;
-      ts->target = target;
+      ts->source = r.topic;
+      ts->target = r.target;
+      ts->codec = r.codec;
       rd_kafka_topic_conf_t* tconf = rd_kafka_topic_conf_new();
       char errstr[256];
-      std::string codec = GetString(a, "compression", default_codec_);
-      if (rd_kafka_topic_conf_set(tconf, "compression.codec", codec.c_str(), errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK) {
-        rd_kafka_topic_conf_destroy(tconf);
-        rd_kafka_topic_partition_list_destroy(list);
-        topics_.erase(topic);
-        throw Napi::Error::New(env, std::string("compression: ") + errstr);
-      }
+      rd_kafka_topic_conf_set(tconf, "compression.codec", r.codec.c_str(), errstr, sizeof(errstr));  // checked above
       rd_kafka_topic_conf_set_opaque(tconf, ts.get());
-      ts->target_rkt = rd_kafka_topic_new(producer_, target.c_str(), tconf);
+      ts->target_rkt = rd_kafka_topic_new(producer_, r.target.c_str(), tconf);
+      if (ts->target_rkt == nullptr) {
+        failures.Set(failed++, AssignFailure(env, r, ErrName(rd_kafka_last_error()), "cannot make the target topic handle for " + r.target));
+        topics_.erase(r.topic);
+        continue;
+      }
     }
-    auto& slot = ts->partitions[partition];
-    if (slot && slot->assigned) continue;  // already ours
-    if (slot && !slot->inflight.empty()) {
-      rd_kafka_topic_partition_list_destroy(list);
-      throw Napi::Error::New(env, "assign: " + topic + "[" + std::to_string(partition) +
-                                      "] still has records in flight from its previous assignment");
+    int64_t start = r.offset;
+    PartitionState* p;
+    if (actions[i] == Action::kReactivate) {
+      p = ts->partitions[r.partition].get();
+      if (p->errored) {
+        // nothing in flight (checked above): start again after the last acknowledged record
+        p->errored = false;
+        p->error.clear();
+        p->error_code.clear();
+        p->error_kind.clear();
+        if (p->committable >= 0) start = std::max(p->committable, r.offset);
+      } else if (p->consumed_next >= 0) {
+        start = std::max(p->consumed_next, r.offset);
+      }
+      if (start >= 0 && start != p->consumed_next) {
+        if (p->inflight.empty()) p->committable = start;
+        else p->inflight.emplace_back(start - 1, nullptr);
+        p->consumed_next = start;
+      }
+      p->undelivered = false;
+      p->budget_paused = false;
+      p->gap_pending = false;
+      p->gap_retries = 0;
+      ClearSourceError(p);
+    } else {
+      auto& slot = ts->partitions[r.partition];
+      slot = std::make_unique<PartitionState>();
+      p = slot.get();
+      p->topic = r.topic;
+      p->partition = r.partition;
+      p->topic_state = ts.get();
+      if (start >= 0) {
+        p->committable = start;
+        p->consumed_next = start;
+      }
     }
-    slot = std::make_unique<PartitionState>();
-    slot->topic = topic;
-    slot->partition = partition;
-    slot->topic_state = ts.get();
-    if (offset >= 0) {
-      slot->committable = offset;
-      slot->consumed_next = offset;
-    }
-    rd_kafka_topic_partition_list_add(list, topic.c_str(), partition)->offset = offset;
-    added.push_back(slot.get());
+    p->assigned = true;
+    rd_kafka_topic_partition_list_add(list, r.topic.c_str(), r.partition)->offset = start;
+    added.push_back(p);
+    was_new.push_back(actions[i] == Action::kNew);
+    added_index.push_back(i);
   }
   rd_kafka_error_t* err = list->cnt > 0 ? rd_kafka_incremental_assign(consumer_, list) : nullptr;
   rd_kafka_topic_partition_list_destroy(list);
   if (err != nullptr) {
+    // None of them fetches: new slots go, re-activated ones drain on as before.
+    std::string code = rd_kafka_error_name(err);
     std::string msg = rd_kafka_error_string(err);
     rd_kafka_error_destroy(err);
-    for (auto* p : added) p->assigned = false;
-    throw Napi::Error::New(env, "assign: " + msg);
+    for (size_t k = 0; k < added.size(); k++) {
+      const AssignRequest& r = requests[added_index[k]];
+      failures.Set(failed++, AssignFailure(env, r, code, "the consumer refused the assignment: " + msg));
+      if (was_new[k]) topics_[r.topic]->partitions.erase(r.partition);
+      else added[k]->assigned = false;
+    }
+    return failures;
   }
   if (over_budget_) SetPaused(added, true);  // they resume with the others once the budget drains
-  return env.Undefined();
+  return failures;
 }
 
 // unassign([{ topic, partition }]): stops consuming; records in flight still complete and advance `committable`.
@@ -434,6 +577,9 @@ bool Forwarder::Forward(rd_kafka_message_t* msg) {
     return true;
   }
   ClearSourceError(p);
+  // A partition that started at a logical position (earliest, latest) has its concrete start offset from its first
+  // record on: a restart (a new owner, or a new producer after a fatal error) goes on from there, never from `latest`.
+  if (p->committable < 0 && p->inflight.empty()) p->committable = msg->offset;
   rd_kafka_headers_t* src_headers = nullptr;
   rd_kafka_message_headers(msg, &src_headers);
   rd_kafka_headers_t* headers = nullptr;
@@ -483,7 +629,8 @@ bool Forwarder::Forward(rd_kafka_message_t* msg) {
     if (headers != nullptr) rd_kafka_headers_destroy(headers);
     FailPartition(p, ErrName(err),
                   "cannot produce offset " + std::to_string(msg->offset) + " to " + p->topic_state->target + "[" +
-                      std::to_string(msg->partition) + "]: " + rd_kafka_err2str(err));
+                      std::to_string(msg->partition) + "]: " + rd_kafka_err2str(err),
+                  ProducerFailed(err) ? "producer" : "target");
     rd_kafka_message_destroy(msg);
     return true;
   }
@@ -508,16 +655,23 @@ void Forwarder::Delivered(const rd_kafka_message_t* dr) {
     return;
   }
   PartitionState* p = pit->second.get();
-  if (dr->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+  // A record the producer gave up on (purged after a fatal error, or by close()) was not delivered, but records before
+  // it may still be: after a fatal error librdkafka purges the queue at once and answers the requests already sent
+  // later, so their reports come after the purged ones. `committable` goes on over what was delivered and stops at
+  // the first record that was not (see the loop below), which the next forwarder reads again.
+  bool lost = dr->err != RD_KAFKA_RESP_ERR_NO_ERROR && ProducerFailed(dr->err);
+  if (dr->err != RD_KAFKA_RESP_ERR_NO_ERROR && !(lost && closed_)) {
     FailPartition(p, ErrName(dr->err),
-                  "target rejected offset " + std::to_string(consumed->offset) + " of " + p->topic + "[" +
-                      std::to_string(p->partition) + "] -> " + ts->target + ": " + rd_kafka_err2str(dr->err));
+                  (lost ? "the target producer failed fatally before offset " : "target rejected offset ") +
+                      std::to_string(consumed->offset) + " of " + p->topic + "[" + std::to_string(p->partition) +
+                      "] -> " + ts->target + ": " + rd_kafka_err2str(dr->err),
+                  lost ? "producer" : "target");
   }
   // Mark this record done, then advance `committable` over the done prefix. The idempotent producer reports in
   // order, so normally the record is at the front.
   for (auto& entry : p->inflight) {
     if (entry.second == consumed) {
-      entry.second = nullptr;
+      entry.second = lost ? NotDelivered() : nullptr;
       break;
     }
   }
@@ -560,8 +714,10 @@ void Forwarder::Delivered(const rd_kafka_message_t* dr) {
     p->run_dirty = true;
   }
   // An errored partition keeps `committable` at the first record that failed.
-  while (!p->inflight.empty() && p->inflight.front().second == nullptr) {
-    if (!p->errored) p->committable = p->inflight.front().first + 1;
+  while (!p->inflight.empty() && (p->inflight.front().second == nullptr || p->inflight.front().second == NotDelivered())) {
+    if (p->inflight.front().second == NotDelivered()) p->undelivered = true;
+    bool target_refused = p->errored && p->error_kind != "producer";
+    if (!target_refused && !p->undelivered) p->committable = p->inflight.front().first + 1;
     p->inflight.pop_front();
   }
   Release(p, consumed);
@@ -599,6 +755,10 @@ Napi::Value Forwarder::Pump(const Napi::CallbackInfo& info) {
   CheckOpen(env);
   int timeout = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : 100;
   rd_kafka_poll(producer_, 0);
+  // A fatal error of the idempotent producer (librdkafka: it can no longer guarantee order or no duplicates, e.g. an
+  // OUT_OF_ORDER_SEQUENCE_NUMBER it cannot recover from) ends this producer for good: every later record would fail.
+  // Nothing more is read; the caller closes this forwarder and starts its partitions in a new one (worker/pump.ts).
+  if (rd_kafka_fatal_error(producer_, nullptr, 0) != RD_KAFKA_RESP_ERR_NO_ERROR) return Napi::Number::New(env, -1);
   // Producer queue was full last time: those records go first, in order.
   while (!pending_.empty()) {
     if (!Forward(pending_.front())) break;
@@ -749,8 +909,10 @@ Napi::Value Forwarder::Progress(const Napi::CallbackInfo& info) {
   if (!consumer_error_.empty()) out.Set("consumerError", consumer_error_);
   consumer_error_.clear();
   char fatal[512];
-  if (producer_ != nullptr && rd_kafka_fatal_error(producer_, fatal, sizeof(fatal)) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+  rd_kafka_resp_err_t fatal_err = producer_ != nullptr ? rd_kafka_fatal_error(producer_, fatal, sizeof(fatal)) : RD_KAFKA_RESP_ERR_NO_ERROR;
+  if (fatal_err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     out.Set("fatal", std::string(fatal));
+    out.Set("fatalCode", ErrName(fatal_err));
   }
   {
     std::lock_guard<std::mutex> lock(log_mutex_);
@@ -778,6 +940,22 @@ Napi::Value Forwarder::Commit(const Napi::CallbackInfo& info) {
   rd_kafka_topic_partition_list_destroy(list);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) consumer_error_ = "commit: " + ErrName(err);
   return env.Undefined();
+}
+
+// testFatalError(reason): FOR TESTS ONLY. Raises a fatal error (OUT_OF_ORDER_SEQUENCE_NUMBER) in this forwarder's
+// producer through librdkafka's rd_kafka_test_fatal_error(), as the idempotent producer raises one when it cannot
+// keep its guarantees — which no real broker does on demand. Refused unless the process runs with
+// STRAIT_TEST_FAULTS=1. Returns librdkafka's answer (NO_ERROR, or _PREV_IN_PROGRESS when one was raised already).
+Napi::Value Forwarder::TestFatalError(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CheckOpen(env);
+  const char* enabled = std::getenv("STRAIT_TEST_FAULTS");
+  if (enabled == nullptr || std::string(enabled) != "1") {
+    throw Napi::Error::New(env, "testFatalError: fault injection is for tests only (STRAIT_TEST_FAULTS=1)");
+  }
+  std::string reason = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "injected";
+  rd_kafka_resp_err_t err = rd_kafka_test_fatal_error(producer_, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER, reason.c_str());
+  return Napi::String::New(env, ErrName(err));
 }
 
 // close(flushTimeoutMs): waits for in-flight records up to the timeout, then purges the rest (they stay

@@ -47,7 +47,10 @@ struct PartitionState {
   bool budget_paused = false;
   std::string error;
   std::string error_code;
-  std::string error_kind;  // "target" | "gap"
+  std::string error_kind;  // "target" | "gap" | "producer" (the producer failed fatally: see Pump())
+  // A record before `committable`'s next step was not delivered (purged after a fatal producer error or by close()):
+  // `committable` stays at it, so the next forwarder or owner reads it again. Not an error by itself.
+  bool undelivered = false;
   // A consumer error librdkafka attributed to this partition. The partition keeps fetching (librdkafka backs off and
   // retries), so this clears by itself with the next record or end-of-partition event for it.
   bool source_errored = false;
@@ -61,7 +64,8 @@ struct PartitionState {
   int gap_retries = 0;
   int64_t gap_next_try_ms = 0;
   // source offsets consumed and handed to the producer, oldest first (delivery reports arrive in this order:
-  // the idempotent producer keeps per-partition order)
+  // the idempotent producer keeps per-partition order, except after a fatal error); the pointer is the consumed
+  // message, nullptr once done (or for a placeholder), NotDelivered() for a record the producer gave up on
   std::deque<std::pair<int64_t, rd_kafka_message_t*>> inflight;
   int64_t committable = -1;   // next source offset to read after a restart; -1 = nothing delivered yet
   int64_t consumed_next = -1; // next offset the consumer will hand us
@@ -80,6 +84,7 @@ struct PartitionState {
 struct TopicState {
   std::string source;
   std::string target;
+  std::string codec;  // the target topic's compression.codec
   rd_kafka_topic_t* target_rkt = nullptr;
   std::unordered_map<int32_t, std::unique_ptr<PartitionState>> partitions;
 };
@@ -107,6 +112,7 @@ class Forwarder : public Napi::ObjectWrap<Forwarder> {
   Napi::Value Progress(const Napi::CallbackInfo& info);
   Napi::Value Commit(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
+  Napi::Value TestFatalError(const Napi::CallbackInfo& info);
 
   static void OnDelivery(rd_kafka_t* rk, const rd_kafka_message_t* msg, void* opaque);
   static void OnLog(const rd_kafka_t* rk, int level, const char* fac, const char* buf);

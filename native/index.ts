@@ -53,9 +53,11 @@ export interface PartitionProgress {
   /**
    * source: a consumer error for this partition (it keeps fetching and clears with the next record or end of
    * partition); target: a record the target refused (stopped until assigned again); gap: offset out of range under
-   * onGap=stop, or not resolvable (stopped until assigned again)
+   * onGap=stop, or not resolvable (stopped until assigned again); producer: the target producer failed fatally (the
+   * pool thread starts the partition again in a new forwarder); assign: the partition could not be started here (the
+   * pool thread retries). The last two are reported by worker/pump.ts, which owns the retry.
    */
-  errorKind?: 'source' | 'target' | 'gap';
+  errorKind?: 'source' | 'target' | 'gap' | 'producer' | 'assign';
   /** offset-out-of-range resets resolved since the previous progress() */
   gaps?: GapReport[];
   runs: OffsetRunTuple[];
@@ -80,17 +82,39 @@ export interface ForwarderProgress {
   pending: number;
   overBudget: boolean;
   consumerError?: string;
+  /** the producer's fatal error ("<reason>"); it can produce nothing more: see NativeForwarder.pump */
   fatal?: string;
+  /** librdkafka's name of the fatal error, e.g. OUT_OF_ORDER_SEQUENCE_NUMBER */
+  fatalCode?: string;
   log?: string;
 }
 
+/** An assign entry that did not start (the others did). */
+export interface AssignFailure {
+  topic: string;
+  partition: number;
+  /** librdkafka's error name, or _IN_PROGRESS (still draining here, try again later), _INVALID_ARG (compression) */
+  errorCode: string;
+  error: string;
+}
+
 export interface NativeForwarder {
-  assign(entries: AssignEntry[]): void;
+  /**
+   * Starts the entries' fetches; returns those that did not start. Each entry is checked before anything changes,
+   * so one refused entry holds no other back. A partition still draining here is re-activated in place.
+   */
+  assign(entries: AssignEntry[]): AssignFailure[];
   unassign(entries: { topic: string; partition: number }[]): void;
+  /** records handed to the producer; -1 once the producer has failed fatally (close this forwarder) */
   pump(maxWaitMs: number): number;
   progress(): ForwarderProgress;
   commit(offsets: { topic: string; partition: number; offset: number }[]): void;
   close(flushTimeoutMs?: number): void;
+  /**
+   * FOR TESTS ONLY: raises a fatal idempotent-producer error (OUT_OF_ORDER_SEQUENCE_NUMBER) through librdkafka's
+   * rd_kafka_test_fatal_error(). Throws unless the process runs with STRAIT_TEST_FAULTS=1.
+   */
+  testFatalError(reason: string): string;
 }
 
 export interface TopicConfigEntry {

@@ -44,7 +44,9 @@ export type StraitErrorCode =
   | 'STRAIT_OFFSET_GAP'
   | 'STRAIT_TARGET_NOT_AUTHORIZED'
   | 'STRAIT_TARGET_REJECTED'
-  | 'STRAIT_COMMIT_FAILING';
+  | 'STRAIT_COMMIT_FAILING'
+  | 'STRAIT_PRODUCER_FATAL'
+  | 'STRAIT_ASSIGN_FAILED';
 
 export interface StraitErrorOptions {
   cause?: unknown;

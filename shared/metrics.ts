@@ -80,6 +80,7 @@ export class StraitMetrics {
   readonly commits: Counter<'route'>;
   readonly fenced: Counter<'route'>;
   readonly commitFailures: Counter<'route'>;
+  readonly producerRestarts: Counter<'route'>;
   readonly inflightBytes: Gauge;
   readonly checkpointAge: Gauge<'route' | 'group'>;
   readonly groupsTranslated: Gauge<'route'>;
@@ -111,6 +112,7 @@ export class StraitMetrics {
     this.commits = new Counter({ name: 'strait_offset_commits_total', help: 'offset commits written to the store', labelNames: ['route'], registers: r });
     this.fenced = new Counter({ name: 'strait_offset_commits_fenced_total', help: 'commits refused because a newer epoch owns the partition', labelNames: ['route'], registers: r });
     this.commitFailures = new Counter({ name: 'strait_commit_failures_total', help: 'commit intervals in which a route\'s offsets could not be committed (the attempt failed, or an earlier one had not finished)', labelNames: ['route'], registers: r });
+    this.producerRestarts = new Counter({ name: 'strait_producer_restarts_total', help: "forwarders started again after their target producer failed fatally (one per pool thread and restart); the partitions are errored with STRAIT_PRODUCER_FATAL until then", labelNames: ['route'], registers: r });
     this.inflightBytes = new Gauge({ name: 'strait_inflight_bytes', help: 'bytes consumed and not yet acknowledged by the target', registers: r });
     const times = this.checkpointTimes;
     this.checkpointAge = new Gauge({

@@ -7,6 +7,7 @@ import type { StraitErrorCode } from './errors';
 export type PartitionErrorCode = Extract<
   StraitErrorCode,
   'STRAIT_SOURCE_NOT_AUTHORIZED' | 'STRAIT_SOURCE_UNREADABLE' | 'STRAIT_SOURCE_FETCH_FAILED' | 'STRAIT_OFFSET_GAP' | 'STRAIT_TARGET_NOT_AUTHORIZED' | 'STRAIT_TARGET_REJECTED' | 'STRAIT_COMMIT_FAILING'
+  | 'STRAIT_PRODUCER_FATAL' | 'STRAIT_ASSIGN_FAILED'
 >;
 
 const AUTHORIZATION = new Set(['TOPIC_AUTHORIZATION_FAILED', 'GROUP_AUTHORIZATION_FAILED', 'CLUSTER_AUTHORIZATION_FAILED', 'TRANSACTIONAL_ID_AUTHORIZATION_FAILED']);
@@ -23,11 +24,16 @@ export const PARTITION_ERROR_CODES: Record<PartitionErrorCode, string> = {
   STRAIT_TARGET_NOT_AUTHORIZED: 'the target refused a record for lack of an ACL; the partition stops until it is assigned again',
   STRAIT_TARGET_REJECTED: 'the target refused a record (e.g. too large, invalid); the partition stops until it is assigned again',
   STRAIT_COMMIT_FAILING: "the route's offsets have not been committed for 10 commit intervals (offset map or store write failing or hanging); clears with the next successful commit",
+  // appended, never inserted: load reports carry a code as its index in this list
+  STRAIT_PRODUCER_FATAL: "the target producer failed fatally (librdkafka's idempotent producer, e.g. OUT_OF_ORDER_SEQUENCE_NUMBER); its forwarder is closed and the partition starts again from its last acknowledged offset after a delay growing from 0.5 s to 30 s; clears once it runs",
+  STRAIT_ASSIGN_FAILED: 'the partition could not be started on this worker (still draining there after an error, no definition of its route, offsets unreadable, ...); retried with a growing delay; clears once it runs',
 };
 
-export function partitionErrorCode(kind: 'source' | 'target' | 'gap' | undefined, kafkaCode: string | undefined): PartitionErrorCode {
+export function partitionErrorCode(kind: 'source' | 'target' | 'gap' | 'producer' | 'assign' | undefined, kafkaCode: string | undefined): PartitionErrorCode {
   const k = kafkaCode ?? '';
   if (kind === 'gap') return 'STRAIT_OFFSET_GAP';
+  if (kind === 'producer') return 'STRAIT_PRODUCER_FATAL';
+  if (kind === 'assign') return 'STRAIT_ASSIGN_FAILED';
   if (kind === 'source') {
     if (AUTHORIZATION.has(k)) return 'STRAIT_SOURCE_NOT_AUTHORIZED';
     if (UNREADABLE.has(k)) return 'STRAIT_SOURCE_UNREADABLE';

@@ -27,11 +27,19 @@ export type ToPump =
   | { type: 'route'; clients: RouteClients }
   | { type: 'unassign'; route: string; entries: { topic: string; partition: number }[] }
   | { type: 'commit'; route: string; offsets: { topic: string; partition: number; offset: number }[] }
+  /** FOR TESTS ONLY (Pipeline.injectFatalErrorForTest): the route's forwarder raises a fatal producer error; refused
+   *  unless the process runs with STRAIT_TEST_FAULTS=1 */
+  | { type: 'test-fatal'; route: string; reason: string }
   | { type: 'stop'; flushTimeoutMs: number };
 
 export type FromPump =
   | { type: 'progress'; shard: number; routes: Record<string, ForwarderProgress> }
   | { type: 'error'; shard: number; route: string; message: string }
+  /** the route's producer failed fatally: its forwarder is closed, `partitions` start again in `retryInMs` (the
+   *  `streak`-th fatal error within a minute of the previous one) */
+  | { type: 'fatal'; shard: number; route: string; code?: string; cause: string; partitions: number; retryInMs: number; streak: number }
+  /** partitions held after a fatal producer error run again in a new forwarder */
+  | { type: 'restarted'; shard: number; route: string; partitions: number }
   | { type: 'stopped'; shard: number; routes: Record<string, ForwarderProgress> };
 
 /** A worker as it registers in the store. */

@@ -116,6 +116,8 @@ export class Pipeline {
   private onStopped: (() => void) | undefined;
   /** the most recent offset gaps, newest last */
   readonly gaps: GapProblem[] = [];
+  /** assigned partitions that could not be handed to a pool thread (see `assign`), by runtime key */
+  private readonly unstarted = new Map<string, ErroredPartition>();
   readonly totals: PipelineTotals = { records: 0, bytes: 0, partitions: 0, lag: 0, errored: 0, paused: 0 };
   /** fired after a progress batch changes totals (the TTY status line listens) */
   onProgress: (() => void) | undefined;
@@ -238,32 +240,47 @@ export class Pipeline {
     this.ports[shard]?.postMessage(m);
   }
 
-  /** Starts replicating partitions, each from its committed offset (or the route's start position). */
-  async assign(parts: PartitionAssignment[]): Promise<void> {
+  /**
+   * Starts replicating partitions, each from its committed offset (or the route's start position), and returns the
+   * keys (`route|topic/partition`) handed to a pool thread. A partition left out could not be started (no definition
+   * of its route, its offsets unreadable): it is errored with STRAIT_ASSIGN_FAILED until a later call starts it or
+   * `retainUnstarted` drops it. A pool thread retries what it cannot start itself (worker/pump.ts).
+   */
+  async assign(parts: PartitionAssignment[]): Promise<Set<string>> {
+    const started = new Set<string>();
     const byRoute = new Map<string, PartitionAssignment[]>();
     for (const p of parts) byRoute.set(p.route, [...(byRoute.get(p.route) ?? []), p]);
     for (const [route, list] of byRoute) {
       const routeCfg = this.route(route);
       if (!routeCfg) {
-        this.log.error({ route, partitions: list.length }, 'assigned partitions of a route this worker has no definition of (not in its config file, not carried by the assignment); skipped');
+        this.notStarted(route, list, 'this worker has no definition of the route (not in its config file, not carried by the assignment)');
         continue;
       }
-      const offsets = await this.store.readOffsets(route);
+      let offsets: Awaited<ReturnType<CoordinationStore['readOffsets']>>;
+      try {
+        offsets = await this.store.readOffsets(route);
+      } catch (e) {
+        this.notStarted(route, list, `reading the route's committed offsets failed: ${(e as Error).message}`);
+        continue;
+      }
       const perShard = new Map<number, ToPump & { type: 'assign' }>();
       for (const p of list) {
         const key = runtimeKey(route, p.topic, p.partition);
+        started.add(key);
+        this.startedNow(key);
         if (this.partitions.get(key)?.draining === false) continue;
         const committed = offsets.get(partitionKey(p.topic, p.partition));
-        // least-loaded shard; a partition stays on its shard for as long as it is assigned here
-        const shard = this.shardLoad.indexOf(Math.min(...this.shardLoad));
+        const previous = this.partitions.get(key);
+        // A partition still draining goes back to the thread that drains it, which re-activates it in place (its
+        // in-flight records stay counted); elsewhere the least-loaded thread. It stays on that thread while assigned.
+        const shard = previous ? previous.shard : this.shardLoad.indexOf(Math.min(...this.shardLoad));
         this.shardLoad[shard]!++;
         const start = committed ? committed.offset : routeCfg.start === 'earliest' ? -2 : -1;
-        const previous = this.partitions.get(key);
         if (previous) this.clearError(previous, 'unassigned');
         this.partitions.set(key, {
           route, topic: p.topic, partition: p.partition, targetTopic: p.targetTopic, epoch: p.epoch, shard,
-          committed: committed?.offset ?? -1, committable: committed?.offset ?? -1, records: 0, bytes: 0, lastTimestamp: -1,
-          paused: false, draining: false, runs: new Map(), reported: { records: 0, bytes: 0, at: Date.now() },
+          committed: committed?.offset ?? -1, committable: Math.max(committed?.offset ?? -1, previous?.committable ?? -1), records: 0, bytes: 0, lastTimestamp: -1,
+          paused: false, draining: false, runs: previous?.runs ?? new Map(), reported: { records: 0, bytes: 0, at: Date.now() },
         });
         let msg = perShard.get(shard);
         if (!msg) perShard.set(shard, (msg = { type: 'assign', route, entries: [] }));
@@ -273,6 +290,52 @@ export class Pipeline {
       this.log.info({ route, partitions: list.length }, 'partitions assigned');
     }
     this.updateAssignedGauge();
+    return started;
+  }
+
+  /** Partitions an assignment gave this worker that it could not hand to a pool thread: errored until started. */
+  private notStarted(route: string, list: PartitionAssignment[], cause: string): void {
+    const fresh: PartitionAssignment[] = [];
+    for (const p of list) {
+      const key = runtimeKey(route, p.topic, p.partition);
+      const cur = this.unstarted.get(key);
+      if (cur) {
+        cur.cause = cause;
+        continue;
+      }
+      fresh.push(p);
+      this.unstarted.set(key, { route, topic: p.topic, partition: p.partition, code: 'STRAIT_ASSIGN_FAILED', kafkaCode: null, cause, since: new Date().toISOString() });
+      this.metrics.partitionErrored.set({ route, topic: p.topic, partition: String(p.partition), code: 'STRAIT_ASSIGN_FAILED' }, 1);
+      this.metrics.errors.inc({ route, topic: p.topic, code: 'STRAIT_ASSIGN_FAILED' });
+    }
+    if (fresh.length > 0) {
+      this.log.error({ route, code: 'STRAIT_ASSIGN_FAILED', partitions: fresh.map((p) => `${p.topic}[${p.partition}]`), cause }, `${fresh.length} assigned partitions of route '${route}' cannot start on this worker: ${cause}; retried`);
+    }
+  }
+
+  private startedNow(key: string): void {
+    const u = this.unstarted.get(key);
+    if (!u) return;
+    this.unstarted.delete(key);
+    this.metrics.partitionErrored.remove({ route: u.route, topic: u.topic, partition: String(u.partition), code: u.code });
+    this.log.warn({ route: u.route, topic: u.topic, partition: u.partition, code: u.code }, `partition ${u.topic}[${u.partition}] of route '${u.route}' started (was ${u.code})`);
+  }
+
+  /** Forgets the partitions that could not start and are no longer assigned here (keys not in `assigned`). */
+  retainUnstarted(assigned: Set<string>): void {
+    for (const [key, u] of this.unstarted) {
+      if (assigned.has(key)) continue;
+      this.unstarted.delete(key);
+      this.metrics.partitionErrored.remove({ route: u.route, topic: u.topic, partition: String(u.partition), code: u.code });
+    }
+  }
+
+  /**
+   * FOR TESTS ONLY: every pool thread's forwarder of `route` raises a fatal idempotent-producer error (librdkafka's
+   * rd_kafka_test_fatal_error); the pool threads refuse it unless the process runs with STRAIT_TEST_FAULTS=1.
+   */
+  injectFatalErrorForTest(route: string, reason = 'injected by a test'): void {
+    for (let shard = 0; shard < this.ports.length; shard++) this.send(shard, { type: 'test-fatal', route, reason });
   }
 
   /** Stops partitions; their in-flight records complete and are committed. */
@@ -331,6 +394,18 @@ export class Pipeline {
       this.metrics.errors.inc({ route: m.route, topic: '', code: 'STRAIT_FORWARDER' });
       return;
     }
+    if (m.type === 'fatal') {
+      this.log.error(
+        { route: m.route, shard: m.shard, code: 'STRAIT_PRODUCER_FATAL', kafkaCode: m.code ?? null, cause: m.cause, partitions: m.partitions, retryInMs: m.retryInMs, streak: m.streak },
+        `the target producer of route '${m.route}' failed fatally (${m.code ?? 'no Kafka code'}: ${m.cause}); its forwarder is closed and its ${m.partitions} partitions start again from their last acknowledged offsets in ${m.retryInMs} ms`,
+      );
+      return;
+    }
+    if (m.type === 'restarted') {
+      this.metrics.producerRestarts.inc({ route: m.route });
+      this.log.warn({ route: m.route, shard: m.shard, partitions: m.partitions }, `route '${m.route}': ${m.partitions} partitions run again in a new forwarder after a fatal producer error`);
+      return;
+    }
     for (const [route, progress] of Object.entries(m.routes)) this.applyProgress(route, progress);
     if (m.type === 'stopped') {
       this.stoppedShards.add(m.shard);
@@ -342,7 +417,6 @@ export class Pipeline {
   private applyProgress(route: string, progress: ForwarderProgress): void {
     const latencyCount = progress.latency.counts.reduce((a, b) => a + b, 0);
     if (latencyCount > 0) this.metrics.latency.add({ route }, progress.latency.counts, progress.latency.sumMs / 1000);
-    if (progress.fatal) this.log.error({ route, err: progress.fatal }, 'target producer fatal error');
     if (progress.consumerError) this.log.warn({ route, err: progress.consumerError }, 'source consumer error');
     let lag = 0;
     for (const pp of progress.partitions) {
@@ -456,6 +530,7 @@ export class Pipeline {
       if (rt.error === undefined || rt.errorCode === undefined || rt.draining) continue;
       out.push({ route: rt.route, topic: rt.topic, partition: rt.partition, code: rt.errorCode, kafkaCode: rt.kafkaCode ?? null, cause: rt.error, since: new Date(rt.erroredAt ?? Date.now()).toISOString() });
     }
+    out.push(...this.unstarted.values());
     for (const [route, st] of this.routeCommits) {
       if (st.erroredSince === undefined) continue;
       for (const [k, m] of st.marked) {

@@ -13,6 +13,9 @@ import { Pipeline } from './pipeline';
 
 const pkg = require('../../package.json') as { version: string };
 
+/** how long a worker waits before it tries again to start assigned partitions that could not start */
+const ASSIGN_RETRY_MS = 5000;
+
 function key(p: { route: string; topic: string; partition: number }): string {
   return `${p.route}|${partitionKey(p.topic, p.partition)}`;
 }
@@ -36,6 +39,9 @@ export class Worker {
   private reportTimer: NodeJS.Timeout | undefined;
   private reporting: Promise<void> | undefined;
   private lastReportAt = Date.now();
+  /** the assignment applied last, applied again by `retryTimer` while some of its partitions could not start */
+  private current: Assignment | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
   /** routes whose definition in the last assignment could not be verified (name -> assignment version) */
   readonly unverifiedRoutes = new Map<string, number>();
 
@@ -99,6 +105,7 @@ export class Worker {
       return;
     }
     if (a) this.lastVersion = a.version;
+    this.current = a;
     const { verified, refused } = await this.verifyRoutes(a);
     const next = new Map<string, PartitionAssignment>();
     for (const p of a?.partitions ?? []) if (!refused.has(p.route)) next.set(key(p), p);
@@ -120,7 +127,6 @@ export class Worker {
     // one line per partition that starts or stops here, so an operator (and the fleet tests) can tell that a
     // reassignment touched only the partitions that moved
     for (const p of removed) this.log.info({ route: p.route, topic: p.topic, partition: p.partition, epoch: p.epoch }, 'partition stopped');
-    for (const p of added) this.log.info({ route: p.route, topic: p.topic, partition: p.partition, epoch: p.epoch }, 'partition started');
     if (removed.length > 0) this.pipeline.unassign(removed);
     if (changedRoutes.size > 0 || restart.length > 0) {
       const routeKeys = [...this.owned.keys()].filter((k) => changedRoutes.has(k.slice(0, k.indexOf('|'))));
@@ -130,8 +136,21 @@ export class Worker {
       for (const r of changedRoutes) this.pipeline.sendRoute(r);
       this.log.info({ routes: [...changedRoutes], partitions: restart.length }, 'route definitions changed: partitions restarted with the new settings');
     }
-    if (added.length > 0) await this.pipeline.assign(added);
+    // `owned` is what really started: a partition the pipeline could not start stays out of it (errored there as
+    // STRAIT_ASSIGN_FAILED), so applying the assignment again, a little later, starts it
+    const started = added.length > 0 ? await this.pipeline.assign(added) : new Set<string>();
+    this.pipeline.retainUnstarted(new Set(next.keys()));
+    for (const p of added) {
+      if (started.has(key(p))) this.log.info({ route: p.route, topic: p.topic, partition: p.partition, epoch: p.epoch }, 'partition started');
+      else next.delete(key(p));
+    }
     this.owned = next;
+    if (started.size < added.length && this.retryTimer === undefined) {
+      this.retryTimer = setTimeout(() => {
+        this.retryTimer = undefined;
+        this.enqueue(this.current);
+      }, ASSIGN_RETRY_MS);
+    }
   }
 
   /**
@@ -178,9 +197,11 @@ export class Worker {
 
   async stop(flushTimeoutMs = 10_000): Promise<void> {
     clearInterval(this.reportTimer);
+    clearTimeout(this.retryTimer);
     await this.reporting;
     this.unwatch?.();
     await this.applying;
+    clearTimeout(this.retryTimer);
     await this.pipeline.stop(flushTimeoutMs);
   }
 }
