@@ -139,7 +139,16 @@ t.test('a fleet survives kill -9 of a worker, grows by one, and rides out a ZooK
   const liveIds = [ids[1]!, ids[2]!, fourthId];
   const assignedTo = (id: string) => sorted([...after].filter(([, x]) => x === id).map(([p]) => p));
   // every partition a worker holds in the store is running there again
-  await waitFor('every worker runs what it is assigned', () => live.every((w, i) => sorted(runningPartitions(w)).join() === assignedTo(liveIds[i]!).join()), 30_000, 300);
+  await waitFor('every worker runs what it is assigned', () => live.every((w, i) => sorted(runningPartitions(w)).join() === assignedTo(liveIds[i]!).join()), 30_000, 300).catch((e: Error) => {
+    // what differs, and what each worker said about its session and assignments, for the note on a failure
+    live.forEach((w, i) => {
+      const running = runningPartitions(w);
+      const assigned = assignedTo(liveIds[i]!);
+      t.comment(`${liveIds[i]}: assigned but not running ${JSON.stringify(assigned.filter((p) => !running.has(p)))}, running but not assigned ${JSON.stringify([...running].filter((p) => !assigned.includes(p)))}`);
+      for (const line of w.output.split('\n').filter((l) => /session|assignment|applying/.test(l)).slice(-12)) t.comment(`  ${line.slice(0, 300)}`);
+    });
+    throw e;
+  });
   live.forEach((w, i) => t.same(sorted(runningPartitions(w)), assignedTo(liveIds[i]!), `worker ${liveIds[i]} runs exactly its ${assignedTo(liveIds[i]!).length} assigned partitions again`));
   const landedBefore = await totalRecords(bootstrap('b'), `a.${topic}`, PARTITIONS);
   await waitFor('replication resumed after the restart', async () => (await totalRecords(bootstrap('b'), `a.${topic}`, PARTITIONS)) > landedBefore + 500, 60_000, 500);
