@@ -36,6 +36,11 @@ export interface AssignInput {
   /** how far (fraction of the mean load) a worker may be from the mean before partitions move. Default 0.1 */
   tolerance?: number;
   /**
+   * false: only partitions without a live owner (orphaned, new) are placed, each on the least loaded worker; nothing
+   * owned moves. Default true (see Controller: load rebalances are spaced by `controller.rebalanceIntervalMs`)
+   */
+  rebalance?: boolean;
+  /**
    * workers that left but are inside their grace period: what they hold stays theirs (same epoch), they receive
    * nothing new, and neither they nor their partitions count for the balance of the others
    */
@@ -176,7 +181,7 @@ export function assign(input: AssignInput): AssignOutput {
       bin.load += weights[i]!;
       heap.push(bin);
     }
-    rebalance([...bins.values()], weights, tolerance, fresh);
+    if (input.rebalance !== false) rebalance([...bins.values()], weights, tolerance, fresh);
     for (const bin of bins.values()) for (const i of bin.parts) owner[i] = bin.id;
   }
 

@@ -83,6 +83,10 @@ export class Controller {
   private readonly epochsLoaded = new Set<string>();
   /** worker id -> the store session it registered on, as last seen */
   private sessions = new Map<string, string | undefined>();
+  /** when owned partitions last could move between live workers (a rebalance by load) */
+  private lastRebalanceAt = Date.now();
+  /** the workers that could receive partitions at the previous reassignment: one not among them has joined */
+  private knownWorkers = new Set<string>();
   /** workers whose assignment is written again at the next reassignment, even if none of their partitions moved */
   private readonly rewrite = new Set<string>();
   readonly paused = new Set<string>();
@@ -157,6 +161,7 @@ export class Controller {
     // this controller started), and again whenever it registers on a new session.
     for (const w of this.workers) this.rewrite.add(w.id);
     this.sessions = new Map(this.workers.map((w) => [w.id, w.session]));
+    this.knownWorkers = new Set(this.workers.map((w) => w.id).filter((w) => !this.drained.has(w)));
     this.unwatch = this.store.watchWorkers((w) => {
       for (const x of w) if (this.sessions.get(x.id) !== x.session) this.rewrite.add(x.id);
       this.sessions = new Map(w.map((x) => [x.id, x.session]));
@@ -256,9 +261,21 @@ export class Controller {
     const holding = this.holdingWorkers(live);
     for (const k of this.weights.keys()) if (!this.desired.has(k)) this.weights.delete(k);
     for (const k of this.loads.keys()) if (!this.desired.has(k)) this.loads.delete(k);
+    const eligible = this.workers.map((w) => w.id).filter((w) => !this.drained.has(w));
+    // Owned partitions move between live workers (a rebalance by load) when a worker joined, or at most once per
+    // controller.rebalanceIntervalMs: each move costs a pause and the in-flight window in duplicates, and measured
+    // loads are noisy (a partition that just moved reports its catch-up burst). A worker leaving, a new partition or
+    // a drain only places what has no live owner, on the least loaded workers. A new leader starts the interval anew,
+    // so a controller failover moves nothing by itself.
+    const now = Date.now();
+    const joined = eligible.some((w) => !this.knownWorkers.has(w));
+    const rebalance = joined || now - this.lastRebalanceAt >= this.config.controller.rebalanceIntervalMs;
+    this.knownWorkers = new Set(eligible);
+    if (rebalance) this.lastRebalanceAt = now;
     const { assignment, moved } = assign({
       current: this.current,
-      workers: this.workers.map((w) => w.id).filter((w) => !this.drained.has(w)),
+      rebalance,
+      workers: eligible,
       partitions: [...this.desired.keys()],
       epochs: this.epochs,
       weights: this.weights,

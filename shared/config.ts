@@ -90,6 +90,7 @@ const ConfigSchema = Type.Object(
         refreshTopicsIntervalMs: Ms(10_000, 100),
         workerGraceMs: Type.Integer({ minimum: 0, maximum: 3_600_000, default: 0, description: 'how long a departed worker keeps its partitions before they move; 0 = move at session expiry' }),
         balanceTolerance: Type.Number({ minimum: 0, maximum: 1, default: 0.1, description: 'how far (fraction of the mean) a worker\'s load may be from the mean before partitions move' }),
+        rebalanceIntervalMs: Type.Integer({ minimum: 0, maximum: 86_400_000, default: 60_000, description: 'least time between two rebalances by load (moving owned partitions between live workers); a worker joining rebalances at once; 0 = on every refresh' }),
         rest: Type.Object(
           {
             host: Type.String({ minLength: 1, default: '127.0.0.1' }),
@@ -216,6 +217,7 @@ export interface StraitConfig {
     refreshTopicsIntervalMs: number;
     workerGraceMs: number;
     balanceTolerance: number;
+    rebalanceIntervalMs: number;
     rest: { host: string; port: number; token?: string; allowUnauthenticated: boolean; tls?: RestTls };
   };
   worker: { id?: string; threads: number; inflightBytes: number; commitIntervalMs: number; reportIntervalMs: number };

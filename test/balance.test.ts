@@ -46,8 +46,8 @@ async function setUp(t: Tap, partitions: number, controller: Record<string, unkn
       clusters: { a: { bootstrap: bootstrap('a') }, b: { bootstrap: bootstrap('b') } },
       routes: [{ name: 'r', source: 'a', target: 'b', topics: { include: [topic] } }],
       store: { type: 'zookeeper', connect: zkConnect(), sessionTimeoutMs: 4000, auth: testStoreAuth() },
-      // refreshes are driven by the test (tick)
-      controller: { refreshTopicsIntervalMs: 600_000, rest: { port: 0 }, ...controller },
+      // refreshes are driven by the test (tick); load rebalances on every one unless the test says otherwise
+      controller: { refreshTopicsIntervalMs: 600_000, rebalanceIntervalMs: 0, rest: { port: 0 }, ...controller },
     }),
   );
   const store = await ZooKeeperStore.connect({ connect: zkConnect(), deployment, sessionTimeoutMs: 4000, connectTimeoutMs: 10_000, auth: testStoreAuth() });
@@ -122,6 +122,34 @@ t.test('reports balance by weight, once; only changed workers are written; /v1/p
   await w2.writeReport({ worker: 'w2', at: Date.now() + 1, windowMs: 5000, partitions: light.map((p, i) => ({ ...p, errored: i === 0 })) });
   await waitFor('the error is reported', async () => c.status().errored === 1, 10_000, 50);
   t.pass('status counts the errored partition');
+});
+
+t.test('controller.rebalanceIntervalMs: load moves nothing owned inside the interval; a worker joining rebalances at once', async (t) => {
+  const { deployment, c } = await setUp(t, 8, { rebalanceIntervalMs: 600_000 });
+  const w1 = await open(t, deployment);
+  const w2 = await open(t, deployment);
+  await w1.registerWorker(info('w1'));
+  await w2.registerWorker(info('w2'));
+  await c.start();
+  await waitFor('8 partitions on two workers', async () => c.status().assigned === 8 && c.status().workers.length === 2, 30_000, 100);
+  const before = new Map(c.assignments().map((a) => [`${a.topic}/${a.partition}`, a.worker]));
+  // the same skew that moves two partitions at once with the interval 0 (test above)
+  const load = (w: string, bytes: number): PartitionLoad[] =>
+    owned(c, w).map((a) => ({ route: 'r', topic: a.topic, partition: a.partition, bytesPerSec: bytes, recordsPerSec: bytes / 100, lag: 0, errored: false }));
+  await w1.writeReport({ worker: 'w1', at: Date.now(), windowMs: 5000, partitions: load('w1', 1000) });
+  await w2.writeReport({ worker: 'w2', at: Date.now(), windowMs: 5000, partitions: load('w2', 10) });
+  await waitFor('the controller has both reports', async () => c.partitions().every((p) => p.bytesPerSec !== null), 10_000, 50);
+  await c.tick();
+  await c.tick();
+  t.same(new Map(c.assignments().map((a) => [`${a.topic}/${a.partition}`, a.worker])), before, 'inside the interval a skew of 4000 vs 40 B/s moves nothing');
+
+  const w3 = await open(t, deployment);
+  await w3.registerWorker(info('w3'));
+  await waitFor('the third worker receives partitions', async () => owned(c, 'w3').length > 0, 30_000, 100);
+  const moved = c.assignments().filter((a) => before.get(`${a.topic}/${a.partition}`) !== a.worker);
+  t.ok(moved.some((a) => a.worker === 'w3'), `a join rebalances at once: ${moved.length} partitions moved, ${owned(c, 'w3').length} to the new worker`);
+  const loads = ['w1', 'w2', 'w3'].map((w) => owned(c, w).reduce((sum, a) => sum + (before.get(`${a.topic}/${a.partition}`) === 'w1' ? 1000 : 10), 0));
+  t.ok(Math.max(...loads) < 4040, `the busy worker gave load away (loads by the last reports: ${loads.join(', ')} B/s)`);
 });
 
 t.test('controller.workerGraceMs: a departed worker keeps its partitions for the grace period, and gets them back', async (t) => {
