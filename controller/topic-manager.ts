@@ -233,18 +233,23 @@ export class TopicManager {
   /** Makes sure strait's own compacted topics (offset map, checkpoints) exist on every target cluster (each checked once). */
   async ensureInternalTopics(): Promise<void> {
     const routes = this.routes();
-    const targets = new Set(routes.map((r) => r.target));
-    for (const alias of targets) {
-      if (this.internalDone.has(alias)) continue;
-      const existing = await this.topics(alias);
-      for (const topic of [OFFSET_MAP_TOPIC, CHECKPOINT_TOPIC]) {
-        if (existing.has(topic)) continue;
-        const rf = Math.max(...routes.filter((r) => r.target === alias).map((r) => r.replicationFactor));
-        await this.createTopic(alias, topic, 1, rf, { 'cleanup.policy': 'compact', 'min.compaction.lag.ms': '60000' });
-        this.log.info({ cluster: alias, topic }, 'created internal topic');
-      }
-      this.internalDone.add(alias);
+    const targets = [...new Set(routes.map((r) => r.target))].filter((alias) => !this.internalDone.has(alias));
+    // every target at once and each on its own: a target that cannot be reached (it waits out its backoff) must not
+    // keep the internal topics of the targets after it from being made
+    const results = await Promise.allSettled(targets.map((alias) => this.ensureInternalTopicsOn(alias, routes)));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+  }
+
+  private async ensureInternalTopicsOn(alias: string, routes: RouteConfig[]): Promise<void> {
+    const existing = await this.topicsWithBackoff(alias);
+    for (const topic of [OFFSET_MAP_TOPIC, CHECKPOINT_TOPIC]) {
+      if (existing.has(topic)) continue;
+      const rf = Math.max(...routes.filter((r) => r.target === alias).map((r) => r.replicationFactor));
+      await this.createTopic(alias, topic, 1, rf, { 'cleanup.policy': 'compact', 'min.compaction.lag.ms': '60000' });
+      this.log.info({ cluster: alias, topic }, 'created internal topic');
     }
+    this.internalDone.add(alias);
   }
 
   /** One discovery pass over every route that is not paused. */

@@ -64,16 +64,21 @@ function records(n: number, partitions: number): TestRecord[] {
 }
 
 /** Waits until `target` holds every record of `topic` on `source`, then compares them record by record. */
-async function assertMirrored(t: Test, source: string, topic: string, target: string, targetTopic: string, partitions: number, total: number): Promise<void> {
+async function assertMirrored(t: Test, source: string, topic: string, target: string, targetTopic: string, partitions: number, total: number, processes: StraitProcess[]): Promise<void> {
   const src = dev.readState(dir)!.clusters[source]!.bootstrap;
   const dst = dev.readState(dir)!.clusters[target]!.bootstrap;
-  await waitFor(`${total} records in ${targetTopic} on ${target}`, async () => {
-    try {
-      return (await endOffsets(dst, targetTopic, partitions)).reduce((x, y) => x + y, 0) >= total;
-    } catch {
-      return false;
-    }
-  }, 90_000, 500);
+  try {
+    await waitFor(`${total} records in ${targetTopic} on ${target}`, async () => {
+      try {
+        return (await endOffsets(dst, targetTopic, partitions)).reduce((x, y) => x + y, 0) >= total;
+      } catch {
+        return false;
+      }
+    }, 90_000, 500);
+  } catch (e) {
+    for (const p of processes) t.comment(`strait ${p.role} output:\n${p.output.split('\n').filter((l) => !l.includes('"progress"')).slice(-40).join('\n')}`);
+    throw e;
+  }
   const [a, b] = await Promise.all([readAll(src, topic, partitions, total), readAll(dst, targetTopic, partitions, total)]);
   t.equal(b.length, total, `${total} records on the target`);
   const mismatched = a.filter((r) => {
@@ -92,7 +97,7 @@ async function replicate(t: Test, from: [string, 'mtls' | 'scram512' | 'scram256
     routes: [{ name: 'secure', source: 'src', target: 'dst', topics: { include: [topic] } }],
     controller: { refreshTopicsIntervalMs: 1000 },
   }));
-  await assertMirrored(t, from[0], topic, to[0], `src.${topic}`, 2, 300);
+  await assertMirrored(t, from[0], topic, to[0], `src.${topic}`, 2, 300, [strait]);
   t.same((await strait.status()).controller.problems, [], 'no problems reported');
   t.notOk(strait.output.includes(password), 'the SCRAM password never appears in the output');
   t.equal(await strait.stop(), 0, 'stops cleanly');
@@ -140,7 +145,7 @@ t.test('examples/active-passive.yaml as written: only addresses, the CA path and
   await produce(primary.bootstrap, `${topic}.tmp`, records(10, 1));
   const controller = new StraitProcess(file, 'controller');
   const worker = new StraitProcess(workerFile, 'worker');
-  await assertMirrored(t, 'a', topic, 'b', `primary.${topic}`, 3, 600);
+  await assertMirrored(t, 'a', topic, 'b', `primary.${topic}`, 3, 600, [controller, worker]);
   const topics = await fetch(`http://127.0.0.1:${restPort}/v1/status`, { headers: { authorization: `Bearer ${token}` } });
   t.equal(topics.status, 200, 'the REST API answers with the token from the environment');
   t.notOk(stringify(await topics.json()).includes(`primary.${topic}.tmp`), 'the excluded .tmp topic is not replicated');
@@ -156,6 +161,7 @@ t.test('the usual mistakes: each names the cluster, the field and the cause, and
   const otherCa = makeCertificateAuthority(certs, 'other');
   const ca = { certificate: state.tls!.caLocation, key: state.tls!.caKeyLocation };
   const expired = issueCertificate(ca, certs, 'expired-client', { cn: 'strait', usage: 'client', expired: true });
+  const foreign = issueCertificate(otherCa, certs, 'foreign-client', { cn: 'strait', usage: 'client' });
   const key = readFileSync(state.tls!.keyLocation, 'utf8').split('\n').slice(1, -2).join('');
   process.env.TLS_TEST_WRONG_PASSWORD = 'wrong-password-3e9a1c';
   const mtls = through('b', 'mtls');
@@ -169,6 +175,9 @@ t.test('the usual mistakes: each names the cluster, the field and the cause, and
     'wrong-password': { ...scram, properties: { ...scram.properties, 'sasl.password': '${env:TLS_TEST_WRONG_PASSWORD}' } },
     // 127.1 is 127.0.0.1 to the resolver but not a name the broker's certificate carries (127.0.0.1, localhost)
     'hostname': { ...scram, bootstrap: hostname },
+    'foreign-cert': { ...mtls, properties: { ...mtls.properties, 'ssl.certificate.location': foreign.certificate, 'ssl.key.location': foreign.key } },
+    'no-ca-file': { ...scram, properties: { ...scram.properties, 'ssl.ca.location': join(certs, 'no-such-ca.pem') } },
+    'plaintext-port': { bootstrap: cluster('b').bootstrap, properties: { 'security.protocol': 'SSL', 'ssl.ca.location': mtls.properties['ssl.ca.location']! } },
   };
   const strait = new StraitProcess(writeConfig({
     clusters: { good: through('a', 'scram512'), ...broken },
@@ -176,7 +185,9 @@ t.test('the usual mistakes: each names the cluster, the field and the cause, and
     controller: { refreshTopicsIntervalMs: 1000 },
   }));
   const problems = async () => (await strait.status()).controller.problems;
+  const since = Date.now();
   await waitFor('a problem for each broken cluster', async () => (await problems()).length >= Object.keys(broken).length, 90_000, 500);
+  t.comment(`all ${Object.keys(broken).length} problems reported ${((Date.now() - since) / 1000).toFixed(1)} s after the start`);
   const messageOf = async (alias: string, code: string) => {
     const p = (await problems()).find((x) => x.route === `to-${alias}`);
     t.equal(p?.code, code, `${alias}: ${code}`);
@@ -190,6 +201,10 @@ t.test('the usual mistakes: each names the cluster, the field and the cause, and
   t.match(await messageOf('expired-cert', 'STRAIT_CLUSTER_TLS'), new RegExp(`${prefix('expired-cert', mtls.bootstrap)}TLS connection failed: the client certificate \\(CN=strait\\) expired on \\d{4}-\\d\\d-\\d\\dT[0-9:.]+Z; the broker refuses it; check clusters\\.expired-cert\\.properties\\["ssl\\.certificate\\.location"\\]$`), 'expired client certificate');
   t.match(await messageOf('wrong-password', 'STRAIT_CLUSTER_AUTH'), new RegExp(`${prefix('wrong-password', scram.bootstrap)}authentication failed \\(SASL_SSL/SCRAM-SHA-512 as 'strait'\\): the broker refused the user name or password \\(a wrong sasl\\.password, or no SCRAM-SHA-512 credential for 'strait' on this cluster\\); the broker said: .*invalid credentials.*; check clusters\\.wrong-password\\.properties\\["sasl\\.password"\\]$`), 'wrong SCRAM password');
   t.match(await messageOf('hostname', 'STRAIT_CLUSTER_TLS'), new RegExp(`${prefix('hostname', hostname)}TLS connection failed: hostname mismatch: the broker's certificate is for IP Address:127\\.0\\.0\\.1, DNS:localhost, not for '127\\.1'; .*check clusters\\.hostname\\.bootstrap$`), 'hostname mismatch');
+  t.match(await messageOf('foreign-cert', 'STRAIT_CLUSTER_TLS'), new RegExp(`${prefix('foreign-cert', mtls.bootstrap)}TLS connection failed: the broker refused the client certificate \\(CN=strait, issued by CN=other CA\\): it is not signed by a CA the broker trusts, or the broker revoked it; check clusters\\.foreign-cert\\.properties\\["ssl\\.certificate\\.location"\\]$`), 'client certificate from a CA the broker does not trust');
+  t.match(await messageOf('no-ca-file', 'STRAIT_CLUSTER_TLS'), new RegExp(`${prefix('no-ca-file', scram.bootstrap)}TLS connection failed: cannot read the CA certificate file ${bs(join(certs, 'no-such-ca.pem'))} \\(ENOENT\\); check clusters\\.no-ca-file\\.properties\\["ssl\\.ca\\.location"\\]$`), 'unreadable CA file');
+  const plain = cluster('b').bootstrap;
+  t.match(await messageOf('plaintext-port', 'STRAIT_CLUSTER_TLS'), new RegExp(`${prefix('plaintext-port', plain)}TLS connection failed: the broker at ${bs(plain)} did not complete a TLS handshake \\([A-Z_]+\\); is ${bs(plain)} a TLS listener \\(security\\.protocol SSL\\)\\?; check clusters\\.plaintext-port\\.properties\\["security\\.protocol"\\]$`), 'TLS to a plaintext port');
   // each is also an error-level log line
   for (const p of await problems()) t.ok(strait.output.includes(JSON.stringify(p.message).slice(1, -1)), `${p.route}: logged`);
   t.equal(await strait.stop(), 0, 'stops cleanly');
