@@ -59,6 +59,8 @@ interface Material {
   cert?: string;
   key?: string;
   passphrase?: string;
+  /** a PKCS#12 key store (ssl.keystore.location) instead of a PEM certificate and key */
+  pfx?: Buffer;
 }
 
 /** Reads the files (or inline PEM) the properties name; a problem with one of them is the diagnosis. */
@@ -69,7 +71,8 @@ function material(alias: string, props: ClientProps): { material: Material; prob
     const inline = props[name.replace(/\.location$/, '.pem')];
     if (typeof inline === 'string') return inline;
     const path = props[name];
-    if (path === undefined) return undefined;
+    // 'probe': librdkafka looks for the system's CA store; Node's default CAs stand in for it
+    if (path === undefined || (name === 'ssl.ca.location' && path === 'probe')) return undefined;
     try {
       if (statSync(String(path)).isDirectory()) return undefined; // a CA directory (c_rehash layout): librdkafka's business
       return readFileSync(String(path), 'utf8');
@@ -85,6 +88,15 @@ function material(alias: string, props: ClientProps): { material: Material; prob
   if (cert !== undefined) out.cert = cert;
   if (key !== undefined) out.key = key;
   if (props['ssl.key.password'] !== undefined) out.passphrase = String(props['ssl.key.password']);
+  const store = props['ssl.keystore.location'];
+  if (store !== undefined && out.cert === undefined) {
+    try {
+      out.pfx = readFileSync(String(store));
+    } catch (e) {
+      return { material: out, problem: { cause: `cannot read the key store file ${String(store)} (${(e as NodeJS.ErrnoException).code ?? 'error'})`, field: field('ssl.keystore.location') } };
+    }
+    if (props['ssl.keystore.password'] !== undefined) out.passphrase = String(props['ssl.keystore.password']);
+  }
   if (out.cert !== undefined) {
     let x: X509Certificate;
     try {
@@ -131,6 +143,7 @@ function handshake(alias: string, bootstrap: string, props: ClientProps, m: Mate
     ...(m.cert !== undefined ? { cert: m.cert } : {}),
     ...(m.key !== undefined ? { key: m.key } : {}),
     ...(m.passphrase !== undefined ? { passphrase: m.passphrase } : {}),
+    ...(m.pfx !== undefined ? { pfx: m.pfx } : {}),
     ...(checkHost ? {} : { checkServerIdentity: () => undefined }),
   };
   return new Promise((res) => {
@@ -164,7 +177,10 @@ function handshake(alias: string, bootstrap: string, props: ClientProps, m: Mate
           return done({ cause: `the broker's certificate (${raw ? subjectOf(raw) : 'unknown'}) expired on ${raw ? new Date(raw.validTo).toISOString() : 'an earlier date'}`, field: fieldPath(['clusters', alias, 'bootstrap']) });
         }
         if (UNTRUSTED.has(code)) {
-          const where = props['ssl.ca.location'] !== undefined ? `the CA in ${String(props['ssl.ca.location'])}` : props['ssl.ca.pem'] !== undefined ? 'the CA in ssl.ca.pem' : "the system's trusted CAs (no ssl.ca.location is set)";
+          const location = props['ssl.ca.location'];
+          const where = location === 'probe' ? "the system's trusted CAs (ssl.ca.location: probe)"
+            : location !== undefined ? `the CA in ${String(location)}`
+              : props['ssl.ca.pem'] !== undefined ? 'the CA in ssl.ca.pem' : "the system's trusted CAs (no ssl.ca.location is set)";
           return done({ cause: `certificate verify failed: the broker's certificate (${raw ? subjectOf(raw) : 'unknown'}, issued by ${raw ? issuerOf(raw) : 'unknown'}) is not signed by ${where}`, field: field('ssl.ca.location') });
         }
         return done({ cause: `certificate verify failed (${code}) for the broker's certificate (${raw ? subjectOf(raw) : 'unknown'})`, field: field('ssl.ca.location') });
@@ -175,6 +191,9 @@ function handshake(alias: string, bootstrap: string, props: ClientProps, m: Mate
     socket.on('error', (e: NodeJS.ErrnoException) => {
       const code = e.code ?? '';
       if (CLIENT_CERT_REFUSED.has(code)) {
+        if (m.pfx !== undefined) {
+          return done({ cause: 'the broker refused the client certificate of the key store: it is not signed by a CA the broker trusts, expired, or revoked', field: field('ssl.keystore.location') });
+        }
         if (m.cert === undefined) {
           return done({ cause: 'the broker requires a client certificate (mTLS) and none is configured; set ssl.certificate.location and ssl.key.location', field: field('ssl.certificate.location') });
         }

@@ -1,11 +1,13 @@
 /**
  * Security as deployed: two 1-broker clusters of this file's own (`strait dev up --tls`: SSL with client
  * certificates required, SASL_SSL with SCRAM-SHA-512, SASL_PLAINTEXT with SCRAM-SHA-256, a CA made on the spot).
- * strait replicates over each, both ways; examples/active-passive.yaml runs as written with only addresses, the CA
- * path and secrets changed; and each usual mistake (wrong CA, no client certificate, an expired one, a wrong SCRAM
- * password, a host name the certificate does not carry) is an error naming the cluster, the field and the cause,
- * with no secret in any output. The clusters are stopped by their recorded pids in teardown.
+ * strait replicates over each, both ways (mTLS with an encrypted key); examples/active-passive.yaml runs as written
+ * with only addresses, the CA path and secrets changed; and each usual mistake (wrong CA, no client certificate, an
+ * expired or foreign one, an unreadable CA file, TLS to a plaintext port, a wrong SCRAM password, a host name the
+ * certificate does not carry) is an error naming the cluster, the field and the cause, with no secret in any output.
+ * The clusters are stopped by their recorded pids in teardown.
  */
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -88,24 +90,38 @@ async function assertMirrored(t: Test, source: string, topic: string, target: st
   t.equal(mismatched.length, 0, 'every record byte-identical, same partition and offset');
 }
 
-async function replicate(t: Test, from: [string, 'mtls' | 'scram512' | 'scram256'], to: [string, 'mtls' | 'scram512' | 'scram256']): Promise<void> {
+type Listener = 'mtls' | 'scram512' | 'scram256';
+type Side = [string, Listener] | [string, Listener, { bootstrap: string; properties: Record<string, string> }];
+
+async function replicate(t: Test, from: Side, to: Side, secrets: string[] = []): Promise<void> {
   const topic = uniqueName('tls');
   await createTopic(cluster(from[0]).bootstrap, topic, 2);
   await produce(cluster(from[0]).bootstrap, topic, records(300, 2));
   const strait = new StraitProcess(writeConfig({
-    clusters: { src: through(from[0], from[1]), dst: through(to[0], to[1]) },
+    clusters: { src: from[2] ?? through(from[0], from[1]), dst: to[2] ?? through(to[0], to[1]) },
     routes: [{ name: 'secure', source: 'src', target: 'dst', topics: { include: [topic] } }],
     controller: { refreshTopicsIntervalMs: 1000 },
   }));
   await assertMirrored(t, from[0], topic, to[0], `src.${topic}`, 2, 300, [strait]);
   t.same((await strait.status()).controller.problems, [], 'no problems reported');
-  t.notOk(strait.output.includes(password), 'the SCRAM password never appears in the output');
+  for (const secret of [password, ...secrets]) t.notOk(strait.output.includes(secret), 'no password (SCRAM, key) appears in the output');
   t.equal(await strait.stop(), 0, 'stops cleanly');
 }
 
 t.test('SASL_SSL/SCRAM-SHA-512 source -> mTLS target', (t) => replicate(t, ['a', 'scram512'], ['b', 'mtls']));
 
-t.test('mTLS source -> SASL_SSL/SCRAM-SHA-512 target (the reverse)', (t) => replicate(t, ['b', 'mtls'], ['a', 'scram512']));
+t.test('mTLS source with an encrypted key -> SASL_SSL/SCRAM-SHA-512 target (the reverse)', async (t) => {
+  // the client key encrypted (PKCS#8, AES-256), its password from the environment
+  const keyPassword = 'key-password-8f2c4a';
+  const encrypted = join(dir, 'client-encrypted.key');
+  const r = spawnSync('openssl', ['pkcs8', '-topk8', '-v2', 'aes-256-cbc', '-in', cluster('b').tls.keyLocation, '-out', encrypted, '-passout', 'env:TLS_TEST_KEY_PASSWORD'], { env: { ...process.env, TLS_TEST_KEY_PASSWORD: keyPassword }, encoding: 'utf8' });
+  t.equal(r.status, 0, r.stderr);
+  t.match(readFileSync(encrypted, 'utf8'), /BEGIN ENCRYPTED PRIVATE KEY/);
+  process.env.TLS_TEST_KEY_PASSWORD = keyPassword;
+  const mtls = through('b', 'mtls');
+  const source = { bootstrap: mtls.bootstrap, properties: { ...mtls.properties, 'ssl.key.location': encrypted, 'ssl.key.password': '${env:TLS_TEST_KEY_PASSWORD}' } };
+  await replicate(t, ['b', 'mtls', source], ['a', 'scram512'], [keyPassword]);
+});
 
 t.test('SASL_PLAINTEXT/SCRAM-SHA-256 both ends', (t) => replicate(t, ['a', 'scram256'], ['b', 'scram256']));
 
