@@ -56,12 +56,15 @@ function through(alias: string, listener: 'mtls' | 'scram512' | 'scram256'): { b
 }
 
 function records(n: number, partitions: number): TestRecord[] {
+  // recent timestamps: the brokers' time-based retention (7 days, first checked 30 s after start) would delete
+  // records stamped long ago from the source before strait reads them
+  const base = Date.now() - 60_000;
   return Array.from({ length: n }, (_, i) => ({
     partition: i % partitions,
     key: i % 10 === 0 ? null : Buffer.from(`k${i}`),
     value: Buffer.from(`value-${i}-${'x'.repeat(i % 50)}`),
     headers: [{ key: 'h', value: Buffer.from(String(i)) }],
-    timestamp: 1_700_000_000_000 + i,
+    timestamp: base + i,
   }));
 }
 
@@ -78,7 +81,10 @@ async function assertMirrored(t: Test, source: string, topic: string, target: st
       }
     }, 90_000, 500);
   } catch (e) {
-    for (const p of processes) t.comment(`strait ${p.role} output:\n${p.output.split('\n').filter((l) => !l.includes('"progress"')).slice(-40).join('\n')}`);
+    for (const p of processes) {
+      t.comment(`strait ${p.role} output:\n${p.output.split('\n').slice(-60).join('\n')}`);
+      t.comment(`strait ${p.role} /v1/status: ${await p.json('/v1/status').then(JSON.stringify, (x: Error) => x.message)}`);
+    }
     throw e;
   }
   const [a, b] = await Promise.all([readAll(src, topic, partitions, total), readAll(dst, targetTopic, partitions, total)]);
