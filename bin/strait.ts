@@ -107,6 +107,7 @@ export function buildProgram(): Command {
       for (const [alias, c] of Object.entries(state.clusters)) {
         if (c.brokers.length === 1) print(`kafka ${alias}: ${c.bootstrap} pid ${c.pid} ${dev.brokerRunning(c.brokers[0]!) ? 'running' : 'STOPPED'}`);
         else for (const b of c.brokers) print(`kafka ${alias} broker ${b.id}: 127.0.0.1:${b.port} pid ${b.pid} ${dev.brokerRunning(b) ? 'running' : 'STOPPED'}`);
+        if (c.tls) print(`  SSL (mTLS) ${c.tls.ssl}, SASL_SSL (SCRAM-SHA-512) ${c.tls.saslSsl}, SASL_PLAINTEXT (SCRAM-SHA-256) ${c.tls.saslPlaintextScram}`);
       }
       if (state.zookeeper) print(`zookeeper: ${state.zookeeper.connect} pid ${state.zookeeper.pid} ${running.includes('zookeeper') ? 'running' : 'STOPPED'}`);
       print(`kafka ${state.kafkaVersion} from ${state.kafkaHome}`);
