@@ -132,7 +132,8 @@ t.test('mTLS source with an encrypted key -> SASL_SSL/SCRAM-SHA-512 target (the 
 t.test('SASL_PLAINTEXT/SCRAM-SHA-256 both ends', (t) => replicate(t, ['a', 'scram256'], ['b', 'scram256']));
 
 t.test('examples/active-passive.yaml as written: only addresses, the CA path and the secrets changed', async (t) => {
-  const work = mkdtempSync(join(tmpdir(), 'strait-tls-example-'));
+  // inside the test's folder, which teardown removes whatever happens here
+  const work = mkdtempSync(join(dir, 'example-'));
   const text = readFileSync(join(projectRoot(), 'examples', 'active-passive.yaml'), 'utf8');
   const primary = cluster('a');
   const standby = cluster('b');
