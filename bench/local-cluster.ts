@@ -12,6 +12,7 @@ import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Kafka from 'node-rdkafka';
 import { StraitError } from '../shared/errors';
+import { BROKER_ALT_NAMES, issueCertificate, makeCertificateAuthority, pemKeyStore } from './dev-certificates';
 import { DEFAULT_KAFKA_VERSION, ensureKafka, javaArgs, requireJava, type KafkaRuntime } from './kafka-runtime';
 
 /** One KRaft node of a cluster: broker and controller in one JVM (see `brokerProperties` for why combined). */
@@ -25,6 +26,27 @@ export interface BrokerState {
   dir: string;
   logDir: string;
   saslPort?: number;
+  /** with `tls`: the SSL (mTLS), SASL_SSL (SCRAM-SHA-512) and SASL_PLAINTEXT (SCRAM-SHA-256) listeners' ports */
+  sslPort?: number;
+  saslSslPort?: number;
+  scramPort?: number;
+}
+
+/** The secured listeners of a cluster started with `tls`, each as a comma-separated bootstrap of every broker. */
+export interface ClusterTls {
+  /** SSL, client certificate required (mTLS): `security.protocol: SSL` with the client certificate and key below */
+  ssl: string;
+  /** SASL_SSL, mechanism SCRAM-SHA-512, users DEV_SASL_USERS */
+  saslSsl: string;
+  /** SASL_PLAINTEXT, mechanism SCRAM-SHA-256, users DEV_SASL_USERS */
+  saslPlaintextScram: string;
+  /** PEM CA certificate that signed the brokers' certificate: `ssl.ca.location` */
+  caLocation: string;
+  /** PEM client certificate and key for the SSL listener: `ssl.certificate.location`, `ssl.key.location` */
+  certificateLocation: string;
+  keyLocation: string;
+  /** the brokers' PEM key store (their key and certificate chain) */
+  brokerKeyStore: string;
 }
 
 export interface ClusterState {
@@ -45,6 +67,22 @@ export interface ClusterState {
   saslPort?: number;
   /** a listener advertised through a proxy port (the bench's `wan` scenario puts its delay proxy there); one broker only */
   wan?: { port: number; proxyPort: number; bootstrap: string };
+  /** with `tls`: the SSL, SASL_SSL and SCRAM listeners and the files a client needs for them */
+  tls?: ClusterTls;
+}
+
+/** The harness's TLS material (`<dir>/tls`), shared by every cluster of a `tls` start. */
+export interface DevTls {
+  dir: string;
+  caLocation: string;
+  /** the CA's private key: tests issue more certificates with it */
+  caKeyLocation: string;
+  /** what every broker presents (subject alternative names 127.0.0.1 and localhost) */
+  brokerCertificateLocation: string;
+  /** Kafka's PEM key store: the broker's key and chain */
+  brokerKeyStore: string;
+  certificateLocation: string;
+  keyLocation: string;
 }
 
 export interface ZooKeeperState {
@@ -68,6 +106,7 @@ function newZooKeeperAuth(): ZooKeeperState['auth'] {
 export interface DevState {
   clusters: Record<string, ClusterState>;
   zookeeper?: ZooKeeperState;
+  tls?: DevTls;
   kafkaHome: string;
   kafkaVersion: string;
   startedAt: string;
@@ -90,6 +129,11 @@ export interface UpOptions {
   sasl?: boolean;
   /** add a listener advertised through a proxy port to every broker (`ClusterState.wan`) */
   wanListener?: boolean;
+  /**
+   * add SSL (client certificates required), SASL_SSL (SCRAM-SHA-512) and SASL_PLAINTEXT (SCRAM-SHA-256) listeners
+   * to every broker, with a CA and certificates made on the spot (`ClusterState.tls`, `DevState.tls`)
+   */
+  tls?: boolean;
 }
 
 /**
@@ -97,6 +141,9 @@ export interface UpOptions {
  * controller listener stay unrestricted); every other user gets only the ACLs a test grants it.
  */
 export const DEV_SASL_USERS: Record<string, string> = { admin: 'admin-secret', strait: 'strait-secret', limited: 'limited-secret' };
+
+/** The common name of the harness's client certificate; the brokers map `CN=strait` to the principal `User:strait`. */
+export const DEV_CLIENT_CN = 'strait';
 
 export const DEFAULT_DEV_DIR = '.strait/dev';
 
@@ -205,6 +252,29 @@ function listenerProperties(c: ClusterState, b: BrokerState): Record<string, str
       'listener.name.sasl_plaintext.plain.sasl.jaas.config': `org.apache.kafka.common.security.plain.PlainLoginModule required ${users};`,
       'authorizer.class.name': 'org.apache.kafka.metadata.authorizer.StandardAuthorizer',
       'super.users': 'User:ANONYMOUS;User:admin',
+    });
+  }
+  if (c.tls && b.sslPort && b.saslSslPort && b.scramPort) {
+    // Listener names SSL and SASL_SSL are the protocol names (what a Kafka operator expects to see); the SCRAM-SHA-256
+    // listener is SASL_PLAINTEXT under its own name, so it can sit beside the PLAIN one of `sasl`.
+    for (const [name, port, protocol] of [['SSL', b.sslPort, 'SSL'], ['SASL_SSL', b.saslSslPort, 'SASL_SSL'], ['SCRAM', b.scramPort, 'SASL_PLAINTEXT']] as const) {
+      listeners.push(`${name}://127.0.0.1:${port}`);
+      advertised.push(`${name}://127.0.0.1:${port}`);
+      protocols.push(`${name}:${protocol}`);
+    }
+    const scram = 'org.apache.kafka.common.security.scram.ScramLoginModule required;';
+    Object.assign(props, {
+      'ssl.keystore.type': 'PEM',
+      'ssl.keystore.location': c.tls.brokerKeyStore,
+      'ssl.truststore.type': 'PEM',
+      'ssl.truststore.location': c.tls.caLocation,
+      'listener.name.ssl.ssl.client.auth': 'required',
+      // an mTLS client is User:<CN> (the harness's client certificate: User:strait, the SCRAM user's name)
+      'ssl.principal.mapping.rules': 'RULE:^CN=([^,]+)$/$1/,DEFAULT',
+      'listener.name.sasl_ssl.sasl.enabled.mechanisms': 'SCRAM-SHA-512',
+      'listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config': scram,
+      'listener.name.scram.sasl.enabled.mechanisms': 'SCRAM-SHA-256',
+      'listener.name.scram.scram-sha-256.sasl.jaas.config': scram,
     });
   }
   if (c.wan) {
@@ -336,7 +406,9 @@ async function startBrokerProcess(runtime: KafkaRuntime, c: ClusterState, b: Bro
   const log4j = log4jConfig(b.dir);
   if (!existsSync(join(b.dir, 'data', 'meta.properties'))) {
     writeFileSync(props, brokerProperties(c, b, opts.brokerProperties ?? {}));
-    const r = spawnSync('java', javaArgs(runtime, 'kafka.tools.StorageTool', ['format', '-t', c.clusterId, '-c', props], { heap: '128m', log4j }), { encoding: 'utf8' });
+    // SCRAM credentials go into the bootstrap metadata at format time (KIP-900, Kafka 3.5+): no broker needs to be up
+    const scram = c.tls ? Object.entries(DEV_SASL_USERS).flatMap(([u, pw]) => ['SCRAM-SHA-256', 'SCRAM-SHA-512'].flatMap((m) => ['--add-scram', `${m}=[name=${u},password=${pw}]`])) : [];
+    const r = spawnSync('java', javaArgs(runtime, 'kafka.tools.StorageTool', ['format', '-t', c.clusterId, '-c', props, ...scram], { heap: '128m', log4j }), { encoding: 'utf8' });
     if (r.status !== 0) throw new StraitError('STRAIT_DEV_START_FAILED', `formatting ${b.dir} failed: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' ')}`);
   }
   const logFile = join(b.logDir, 'server.log');
@@ -449,6 +521,22 @@ export function brokerRunning(b: BrokerState): boolean {
   return isOurs(b.pid, brokerMarker(b));
 }
 
+/** A fresh CA, the brokers' certificate and key store, and a client certificate (CN=strait), in `dir`. */
+function makeDevTls(dir: string): DevTls {
+  const ca = makeCertificateAuthority(dir);
+  const broker = issueCertificate(ca, dir, 'broker', { cn: 'localhost', altNames: BROKER_ALT_NAMES, usage: 'server' });
+  const client = issueCertificate(ca, dir, 'client', { cn: DEV_CLIENT_CN, usage: 'client' });
+  return {
+    dir,
+    caLocation: ca.certificate,
+    caKeyLocation: ca.key,
+    brokerCertificateLocation: broker.certificate,
+    brokerKeyStore: pemKeyStore(join(dir, 'broker-keystore.pem'), broker, ca),
+    certificateLocation: client.certificate,
+    keyLocation: client.key,
+  };
+}
+
 export async function up(opts: UpOptions = {}): Promise<DevState> {
   const dir = resolve(opts.dir ?? DEFAULT_DEV_DIR);
   const count = opts.clusters ?? 2;
@@ -475,18 +563,27 @@ export async function up(opts: UpOptions = {}): Promise<DevState> {
   // A fresh start: data from an earlier run that was not brought down cleanly is discarded.
   rmSync(join(dir, 'clusters'), { recursive: true, force: true });
   rmSync(join(dir, 'zookeeper'), { recursive: true, force: true });
+  rmSync(join(dir, 'tls'), { recursive: true, force: true });
   const state: DevState = { clusters: {}, kafkaHome: runtime.home, kafkaVersion: runtime.version, startedAt: new Date().toISOString() };
   // all at once: ports probed one call apart could come back twice
-  const ports = await freePorts(count * (brokers * (opts.sasl ? 3 : 2) + (opts.wanListener ? 2 : 0)));
+  const perBroker = 2 + (opts.sasl ? 1 : 0) + (opts.tls ? 3 : 0);
+  const ports = await freePorts(count * (brokers * perBroker + (opts.wanListener ? 2 : 0)));
+  if (opts.tls) state.tls = makeDevTls(join(dir, 'tls'));
   for (let i = 0; i < count; i++) {
     const alias = aliasFor(i);
     const cdir = join(dir, 'clusters', alias);
     const nodes: BrokerState[] = [];
     for (let id = 1; id <= brokers; id++) {
-      const [port, controllerPort, saslPort] = ports.splice(0, opts.sasl ? 3 : 2);
+      const [port, controllerPort] = ports.splice(0, 2);
+      const saslPort = opts.sasl ? ports.shift() : undefined;
+      const [sslPort, saslSslPort, scramPort] = opts.tls ? ports.splice(0, 3) : [];
       // one broker keeps the layout single-broker callers know (data in <cluster dir>/data)
       const bdir = brokers === 1 ? cdir : join(cdir, `broker-${id}`);
-      nodes.push({ id, port: port!, controllerPort: controllerPort!, pid: 0, dir: bdir, logDir: join(bdir, 'logs'), ...(opts.sasl ? { saslPort: saslPort! } : {}) });
+      nodes.push({
+        id, port: port!, controllerPort: controllerPort!, pid: 0, dir: bdir, logDir: join(bdir, 'logs'),
+        ...(saslPort !== undefined ? { saslPort } : {}),
+        ...(opts.tls ? { sslPort: sslPort!, saslSslPort: saslSslPort!, scramPort: scramPort! } : {}),
+      });
     }
     const first = nodes[0]!;
     const c: ClusterState = {
@@ -502,6 +599,14 @@ export async function up(opts: UpOptions = {}): Promise<DevState> {
     if (opts.sasl) {
       c.saslPort = first.saslPort!;
       c.saslBootstrap = nodes.map((b) => `127.0.0.1:${b.saslPort}`).join(',');
+    }
+    if (state.tls) {
+      const t = state.tls;
+      const list = (pick: (b: BrokerState) => number | undefined) => nodes.map((b) => `127.0.0.1:${pick(b)}`).join(',');
+      c.tls = {
+        ssl: list((b) => b.sslPort), saslSsl: list((b) => b.saslSslPort), saslPlaintextScram: list((b) => b.scramPort),
+        caLocation: t.caLocation, certificateLocation: t.certificateLocation, keyLocation: t.keyLocation, brokerKeyStore: t.brokerKeyStore,
+      };
     }
     if (opts.wanListener) {
       const [wanPort, proxyPort] = ports.splice(0, 2);
@@ -539,6 +644,7 @@ export async function down(opts: { dir?: string } = {}): Promise<string[]> {
   rmSync(statePath(dir), { force: true });
   rmSync(join(dir, 'clusters'), { recursive: true, force: true });
   rmSync(join(dir, 'zookeeper'), { recursive: true, force: true });
+  rmSync(join(dir, 'tls'), { recursive: true, force: true });
   return stopped;
 }
 

@@ -62,12 +62,13 @@ export function buildProgram(): Command {
     .option('--brokers <n>', 'KRaft nodes per cluster (broker and controller each); 3 or more: replication factor 3, min.insync.replicas 2', int('--brokers', 1, dev.MAX_BROKERS), 1)
     .option('--zookeeper', 'also start a ZooKeeper server', false)
     .option('--sasl', 'also open a SASL_PLAINTEXT (PLAIN) listener with ACLs enforced (users admin, strait, limited; password <user>-secret)', false)
+    .option('--tls', 'also open SSL (client certificate required), SASL_SSL (SCRAM-SHA-512) and SASL_PLAINTEXT (SCRAM-SHA-256) listeners, with a CA and certificates made on the spot (SCRAM users as for --sasl)', false)
     .option('--kafka-version <v>', 'Apache Kafka version to fetch and run', DEFAULT_KAFKA_VERSION)
     .option('--dir <dir>', 'state folder', dev.DEFAULT_DEV_DIR)
     .option('--json', 'print the state as JSON', false)
-    .action(async (o: { clusters: number; brokers: number; zookeeper: boolean; sasl: boolean; kafkaVersion: string; dir: string; json: boolean }) => {
+    .action(async (o: { clusters: number; brokers: number; zookeeper: boolean; sasl: boolean; tls: boolean; kafkaVersion: string; dir: string; json: boolean }) => {
       const started = Date.now();
-      const state = await dev.up({ clusters: o.clusters, brokers: o.brokers, zookeeper: o.zookeeper, sasl: o.sasl, kafkaVersion: o.kafkaVersion, dir: o.dir, log: (l) => process.stderr.write(`${l}\n`) });
+      const state = await dev.up({ clusters: o.clusters, brokers: o.brokers, zookeeper: o.zookeeper, sasl: o.sasl, tls: o.tls, kafkaVersion: o.kafkaVersion, dir: o.dir, log: (l) => process.stderr.write(`${l}\n`) });
       if (o.json) return print(JSON.stringify(printableState(state), null, 2));
       for (const [alias, c] of Object.entries(state.clusters)) {
         if (c.brokers.length === 1) print(`kafka ${alias}: ${c.bootstrap}${c.saslBootstrap ? `, SASL ${c.saslBootstrap}` : ''} (pid ${c.pid}, logs ${c.logDir})`);
@@ -75,7 +76,9 @@ export function buildProgram(): Command {
           print(`kafka ${alias}: ${c.bootstrap}${c.saslBootstrap ? `, SASL ${c.saslBootstrap}` : ''}`);
           for (const b of c.brokers) print(`  broker ${b.id}: 127.0.0.1:${b.port} (pid ${b.pid}, logs ${b.logDir})`);
         }
+        if (c.tls) print(`  SSL (mTLS) ${c.tls.ssl}, SASL_SSL (SCRAM-SHA-512) ${c.tls.saslSsl}, SASL_PLAINTEXT (SCRAM-SHA-256) ${c.tls.saslPlaintextScram}`);
       }
+      if (state.tls) print(`tls: CA ${state.tls.caLocation}, client certificate ${state.tls.certificateLocation}, key ${state.tls.keyLocation}`);
       if (state.zookeeper) print(`zookeeper: ${state.zookeeper.connect} (pid ${state.zookeeper.pid})`);
       print(`ready in ${((Date.now() - started) / 1000).toFixed(1)} s; state in ${dev.statePath(o.dir)}; stop with 'strait dev down'`);
     });
@@ -104,6 +107,7 @@ export function buildProgram(): Command {
       for (const [alias, c] of Object.entries(state.clusters)) {
         if (c.brokers.length === 1) print(`kafka ${alias}: ${c.bootstrap} pid ${c.pid} ${dev.brokerRunning(c.brokers[0]!) ? 'running' : 'STOPPED'}`);
         else for (const b of c.brokers) print(`kafka ${alias} broker ${b.id}: 127.0.0.1:${b.port} pid ${b.pid} ${dev.brokerRunning(b) ? 'running' : 'STOPPED'}`);
+        if (c.tls) print(`  SSL (mTLS) ${c.tls.ssl}, SASL_SSL (SCRAM-SHA-512) ${c.tls.saslSsl}, SASL_PLAINTEXT (SCRAM-SHA-256) ${c.tls.saslPlaintextScram}`);
       }
       if (state.zookeeper) print(`zookeeper: ${state.zookeeper.connect} pid ${state.zookeeper.pid} ${running.includes('zookeeper') ? 'running' : 'STOPPED'}`);
       print(`kafka ${state.kafkaVersion} from ${state.kafkaHome}`);

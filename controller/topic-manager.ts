@@ -7,7 +7,8 @@
 import Kafka from 'node-rdkafka';
 import { loadNative, type NativeAdmin, type TopicConfigEntry } from '../native';
 import { shownValue, type ClientProps, type RouteConfig, type StraitConfig } from '../shared/config';
-import { StraitError } from '../shared/errors';
+import { StraitError, fieldPath } from '../shared/errors';
+import { diagnoseTls } from '../shared/kafka/tls-diagnosis';
 import type { Logger } from '../shared/logger';
 import { targetCodec } from '../shared/profiles';
 import { selectTopic, targetTopicName } from '../shared/replication-policy';
@@ -43,7 +44,7 @@ export interface TopicProblem {
   route: string;
   topic: string;
   targetTopic: string;
-  code: 'STRAIT_TOPIC_CONFLICT' | 'STRAIT_KAFKA' | 'STRAIT_CLUSTER_UNREACHABLE' | 'STRAIT_CLUSTER_AUTH' | 'STRAIT_NOT_AUTHORIZED';
+  code: 'STRAIT_TOPIC_CONFLICT' | 'STRAIT_KAFKA' | 'STRAIT_CLUSTER_UNREACHABLE' | 'STRAIT_CLUSTER_AUTH' | 'STRAIT_CLUSTER_TLS' | 'STRAIT_NOT_AUTHORIZED';
   message: string;
   /** for a failed cluster: when it is asked again (backoff) */
   retryInMs?: number;
@@ -98,15 +99,23 @@ export class TopicManager {
         const props = this.props(alias);
         // librdkafka says why a connection failed (SASL or TLS handshake) only in its error-level logs; connect()
         // itself reports "broker transport failure"
-        const metadata = new Kafka.Producer({ ...props, log_level: 3, event_cb: true } as Kafka.ProducerGlobalConfig);
+        let metadata: Kafka.Producer;
+        try {
+          metadata = new Kafka.Producer({ ...props, log_level: 3, event_cb: true } as Kafka.ProducerGlobalConfig);
+        } catch (e) {
+          // librdkafka refuses to make the client (an unreadable ssl.ca.location, a key it cannot load, ...)
+          throw await this.connectError(alias, e as Error, undefined);
+        }
         let authError: { message: string } | undefined;
         metadata.on('event.log', (e: { message: string }) => {
           const m = /(SASL authentication error|SSL handshake failed|Authentication failed)[^]*$/.exec(e.message);
           if (m) authError = { message: m[0] };
         });
-        await new Promise<void>((res, rej) =>
-          metadata.connect({ timeout: 10_000 }, (err) => (err ? rej(this.connectError(alias, err, authError)) : res())),
-        );
+        try {
+          await new Promise<void>((res, rej) => metadata.connect({ timeout: 10_000 }, (err) => (err ? rej(err) : res())));
+        } catch (e) {
+          throw await this.connectError(alias, e as Error, authError);
+        }
         const admin = Kafka.AdminClient.create({ ...props, log_level: 0 } as Kafka.GlobalConfig);
         const configs = new this.native.Admin(props);
         return { metadata, admin, configs };
@@ -117,12 +126,26 @@ export class TopicManager {
     return p;
   }
 
-  private connectError(alias: string, err: { message: string }, authError: { message: string } | undefined): StraitError {
+  /**
+   * The error for a cluster strait cannot connect to: a TLS problem (found by diagnoseTls, which looks for itself
+   * because librdkafka's words mislead), a SASL refusal, or a cluster that does not answer.
+   */
+  private async connectError(alias: string, err: { message: string }, authError: { message: string } | undefined): Promise<StraitError> {
     const c = this.config.clusters[alias]!;
+    const tls = await diagnoseTls(alias, c.bootstrap, c.properties);
+    if (tls) {
+      return new StraitError('STRAIT_CLUSTER_TLS', `cluster '${alias}' (${c.bootstrap}): TLS connection failed: ${tls.cause}; check ${tls.field}`, { retriable: true, field: tls.field });
+    }
     if (authError) {
       const user = c.properties['sasl.username'];
-      const how = `${String(c.properties['security.protocol'] ?? 'plaintext')}/${String(c.properties['sasl.mechanism'] ?? 'GSSAPI')}${user !== undefined ? ` as '${shownValue(this.config, ['clusters', alias, 'properties', 'sasl.username'], user)}'` : ''}`;
-      return new StraitError('STRAIT_CLUSTER_AUTH', `cluster '${alias}' (${c.bootstrap}): authentication failed (${how}): ${authError.message}; check clusters.${alias}.properties`, { retriable: true, field: `clusters.${alias}.properties` });
+      const mechanism = String(c.properties['sasl.mechanisms'] ?? c.properties['sasl.mechanism'] ?? 'GSSAPI');
+      const shownUser = user !== undefined ? shownValue(this.config, ['clusters', alias, 'properties', 'sasl.username'], user) : undefined;
+      const how = `${String(c.properties['security.protocol'] ?? 'plaintext')}/${mechanism}${shownUser !== undefined ? ` as '${shownUser}'` : ''}`;
+      const field = fieldPath(['clusters', alias, 'properties', 'sasl.password']);
+      const plain = shownUser !== undefined
+        ? `the broker refused the user name or password (a wrong sasl.password, or no ${mechanism} credential for '${shownUser}' on this cluster)`
+        : 'the broker refused the credentials';
+      return new StraitError('STRAIT_CLUSTER_AUTH', `cluster '${alias}' (${c.bootstrap}): authentication failed (${how}): ${plain}; the broker said: ${authError.message}; check ${field}`, { retriable: true, field });
     }
     return new StraitError('STRAIT_CLUSTER_UNREACHABLE', `cluster '${alias}' (${c.bootstrap}) is unreachable: ${err.message}`, { retriable: true });
   }
@@ -210,18 +233,23 @@ export class TopicManager {
   /** Makes sure strait's own compacted topics (offset map, checkpoints) exist on every target cluster (each checked once). */
   async ensureInternalTopics(): Promise<void> {
     const routes = this.routes();
-    const targets = new Set(routes.map((r) => r.target));
-    for (const alias of targets) {
-      if (this.internalDone.has(alias)) continue;
-      const existing = await this.topics(alias);
-      for (const topic of [OFFSET_MAP_TOPIC, CHECKPOINT_TOPIC]) {
-        if (existing.has(topic)) continue;
-        const rf = Math.max(...routes.filter((r) => r.target === alias).map((r) => r.replicationFactor));
-        await this.createTopic(alias, topic, 1, rf, { 'cleanup.policy': 'compact', 'min.compaction.lag.ms': '60000' });
-        this.log.info({ cluster: alias, topic }, 'created internal topic');
-      }
-      this.internalDone.add(alias);
+    const targets = [...new Set(routes.map((r) => r.target))].filter((alias) => !this.internalDone.has(alias));
+    // every target at once and each on its own: a target that cannot be reached (it waits out its backoff) must not
+    // keep the internal topics of the targets after it from being made
+    const results = await Promise.allSettled(targets.map((alias) => this.ensureInternalTopicsOn(alias, routes)));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+  }
+
+  private async ensureInternalTopicsOn(alias: string, routes: RouteConfig[]): Promise<void> {
+    const existing = await this.topicsWithBackoff(alias);
+    for (const topic of [OFFSET_MAP_TOPIC, CHECKPOINT_TOPIC]) {
+      if (existing.has(topic)) continue;
+      const rf = Math.max(...routes.filter((r) => r.target === alias).map((r) => r.replicationFactor));
+      await this.createTopic(alias, topic, 1, rf, { 'cleanup.policy': 'compact', 'min.compaction.lag.ms': '60000' });
+      this.log.info({ cluster: alias, topic }, 'created internal topic');
     }
+    this.internalDone.add(alias);
   }
 
   /** One discovery pass over every route that is not paused. */
@@ -251,7 +279,7 @@ export class TopicManager {
         await this.refreshRoute(route, aliases, meta, writers, result);
       } catch (e) {
         const err = e as StraitError;
-        const code = err.code === 'STRAIT_CLUSTER_UNREACHABLE' || err.code === 'STRAIT_CLUSTER_AUTH' ? err.code : 'STRAIT_KAFKA';
+        const code = err.code === 'STRAIT_CLUSTER_UNREACHABLE' || err.code === 'STRAIT_CLUSTER_AUTH' || err.code === 'STRAIT_CLUSTER_TLS' ? err.code : 'STRAIT_KAFKA';
         const retryInMs = Math.max(this.backoffMs(route.source), this.backoffMs(route.target));
         result.problems.push({ route: route.name, topic: '*', targetTopic: '*', code, message: err.message, ...(retryInMs > 0 ? { retryInMs } : {}) });
         this.log.warn({ route: route.name, err: err.message }, 'route refresh failed; retrying next interval');

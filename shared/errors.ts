@@ -15,6 +15,7 @@ export type StraitErrorCode =
   | 'STRAIT_LIBRDKAFKA_FEATURE_MISSING'
   | 'STRAIT_CLUSTER_UNREACHABLE'
   | 'STRAIT_CLUSTER_AUTH'
+  | 'STRAIT_CLUSTER_TLS'
   | 'STRAIT_INTERRUPTED'
   | 'STRAIT_NOT_AUTHORIZED'
   // answered by the REST API (controller/rest.ts) and the metrics endpoint

@@ -44,7 +44,7 @@ export class StraitProcess {
     }));
   }
 
-  async status(): Promise<{ controller: { problems: { topic: string; code: string; message: string; retryInMs?: number }[] }; worker: { totals: { records: number; errored: number } } }> {
+  async status(): Promise<{ controller: { problems: { route: string; topic: string; code: string; message: string; retryInMs?: number }[] }; worker: { totals: { records: number; errored: number } } }> {
     const res = await fetch(`${await this.metricsUrl}/v1/status`);
     return (await res.json()) as never;
   }
