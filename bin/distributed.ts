@@ -31,6 +31,14 @@ async function setUp(configFile: string, role: string): Promise<{ config: Strait
   return { config, log, metrics, store };
 }
 
+/** A rejection handler that closes the store, then rethrows: for a start-up step that fails after the store opened. */
+function closing(store: ZooKeeperStore): (e: unknown) => Promise<never> {
+  return async (e) => {
+    await store.close().catch(() => undefined);
+    throw e;
+  };
+}
+
 /** `strait controller`: campaigns for leadership; the leader discovers topics and assigns partitions. */
 export async function runController(configFile: string): Promise<void> {
   const { config, log, metrics, store } = await setUp(configFile, 'controller');
@@ -62,6 +70,7 @@ export async function runController(configFile: string): Promise<void> {
       }
     }).catch((e: Error) => log.error({ err: e.message }, 'leadership change failed'));
   };
+  // a process that cannot start closes its store session: an open session would keep it alive after the error
   const server = await serveHttp(config, metrics, log, (req, res) => {
     if (req.url !== '/v1/status') return false;
     void store.readLeader().then(
@@ -72,7 +81,7 @@ export async function runController(configFile: string): Promise<void> {
   }, () => (controller?.status().erroredPartitions ?? []).map((p) => ({
     code: p.code, route: p.route, topic: p.topic, partition: p.partition,
     message: `${p.topic}[${p.partition}] of route '${p.route}' on worker '${p.worker}' makes no progress: ${p.code}`,
-  })));
+  }))).catch(closing(store));
   let rest: ReturnType<typeof buildRestApi>;
   try {
     rest = buildRestApi({ id, config, store, leader: () => controller });
@@ -116,7 +125,7 @@ export async function runWorker(configFile: string): Promise<void> {
       ...workerHealth(worker.pipeline),
       ...[...worker.unverifiedRoutes.keys()].map((route) => ({ code: 'STRAIT_ROUTE_UNVERIFIED', route, message: `route '${route}' carried by the assignment matches neither the stored route nor this worker's config file: its partitions do not run` })),
     ],
-  );
+  ).catch(closing(store));
   await worker.start();
   await untilSignal(log, 'stopping');
   await worker.stop();

@@ -7,6 +7,7 @@ import type { StraitConfig } from '../shared/config';
 import type { Logger } from '../shared/logger';
 import type { Pipeline } from '../worker/pipeline';
 import { serveMetrics, type StraitMetrics } from '../shared/metrics';
+import { StraitError } from '../shared/errors';
 
 /** One reason /v1/health answers `degraded`. */
 export interface HealthReason {
@@ -42,6 +43,8 @@ export async function serveHttp(
       return reasons.length === 0 ? json(res, 200, { status: 'ok' }) : json(res, config.health.degradedStatus, { status: 'degraded', reasons });
     }
     return handler(req, res);
+  }).catch((e: Error) => {
+    throw new StraitError('STRAIT_USAGE', `metrics: cannot listen on ${config.metrics.host}:${config.metrics.port} (${e.message}); choose another metrics.port (0 picks a free one) or set metrics.enabled: false`, { field: 'metrics.port', cause: e });
   });
   const addr = server.address();
   log.info({ metrics: typeof addr === 'object' && addr ? `http://${addr.address}:${addr.port}/metrics` : '' }, 'metrics endpoint up');

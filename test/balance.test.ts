@@ -61,14 +61,20 @@ async function setUp(t: Tap, partitions: number, controller: Record<string, unkn
 
 const owned = (c: Controller, w: string) => c.assignments().filter((a) => a.worker === w);
 
-t.test('reports balance by weight, once; only changed workers are written; /v1/partitions and lag over REST', async (t) => {
-  const { config, deployment, topic, store, c } = await setUp(t, 8, {});
+/** Sessions w1 and w2 register, the controller starts, and 8 partitions are assigned between them. */
+async function twoWorkersAssigned(t: Tap, deployment: string, c: Controller): Promise<[ZooKeeperStore, ZooKeeperStore]> {
   const w1 = await open(t, deployment);
   const w2 = await open(t, deployment);
   await w1.registerWorker(info('w1'));
   await w2.registerWorker(info('w2'));
   await c.start();
   await waitFor('8 partitions on two workers', async () => c.status().assigned === 8 && c.status().workers.length === 2, 30_000, 100);
+  return [w1, w2];
+}
+
+t.test('reports balance by weight, once; only changed workers are written; /v1/partitions and lag over REST', async (t) => {
+  const { config, deployment, topic, store, c } = await setUp(t, 8, {});
+  const [w1, w2] = await twoWorkersAssigned(t, deployment, c);
   t.equal(owned(c, 'w1').length, 4, 'by count first: 4 + 4');
   const epochsBefore = new Map(c.assignments().map((a) => [`${a.topic}/${a.partition}`, a.epoch]));
 
@@ -126,12 +132,7 @@ t.test('reports balance by weight, once; only changed workers are written; /v1/p
 
 t.test('controller.rebalanceIntervalMs: load moves nothing owned inside the interval; a worker joining rebalances at once', async (t) => {
   const { deployment, c } = await setUp(t, 8, { rebalanceIntervalMs: 600_000 });
-  const w1 = await open(t, deployment);
-  const w2 = await open(t, deployment);
-  await w1.registerWorker(info('w1'));
-  await w2.registerWorker(info('w2'));
-  await c.start();
-  await waitFor('8 partitions on two workers', async () => c.status().assigned === 8 && c.status().workers.length === 2, 30_000, 100);
+  const [w1, w2] = await twoWorkersAssigned(t, deployment, c);
   const before = new Map(c.assignments().map((a) => [`${a.topic}/${a.partition}`, a.worker]));
   // the same skew that moves two partitions at once with the interval 0 (test above)
   const load = (w: string, bytes: number): PartitionLoad[] =>

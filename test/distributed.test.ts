@@ -4,6 +4,7 @@
  * its partitions within the session timeout + 5 s and nothing is lost; kill -9 of the leading controller hands the
  * lead to the standby within the session timeout + 2 s, and replication goes on.
  */
+import { createServer, type AddressInfo } from 'node:net';
 import t from 'tap';
 import { bootstrap, createTopic, endOffsets, produce, readAll, testClusters, uniqueName } from './helpers/kafka';
 import { testStoreAuth } from './helpers/zookeeper';
@@ -99,4 +100,31 @@ t.test('controllers elect one leader; a worker or the leader killed with -9 lose
   const dstEnds = await endOffsets(bootstrap('b'), `a.${topic}`, PARTITIONS);
   t.ok(dstEnds.every((e, p) => e >= srcEnds[p]!), 'every target partition holds at least its source partition');
   for (const p of [...workers.slice(1), standby]) t.equal(await p.stop(), 0, `${p.role} stopped cleanly`);
+});
+
+t.test('a controller or worker that cannot open its metrics port exits at once, naming metrics.port', async (t) => {
+  const zk = testClusters().zookeeper;
+  if (!zk) throw new Error('test clusters have no ZooKeeper');
+  const taken = createServer();
+  await new Promise<void>((res) => taken.listen(0, '127.0.0.1', res));
+  t.teardown(() => new Promise<void>((res) => taken.close(() => res())));
+  const port = (taken.address() as AddressInfo).port;
+  const config = writeConfig({
+    deployment: uniqueName('port'),
+    clusters: { a: { bootstrap: bootstrap('a') }, b: { bootstrap: bootstrap('b') } },
+    routes: [],
+    store: { type: 'zookeeper', connect: zk.connect, sessionTimeoutMs: SESSION_MS, auth: testStoreAuth() },
+    controller: { rest: { port: 0 } },
+    metrics: { port },
+  });
+  for (const role of ['controller', 'worker'] as const) {
+    const p = new StraitProcess(config, role);
+    const started = Date.now();
+    // before the fix the store session kept the failed process alive; the timeout here is what catches that
+    const code = await Promise.race([p.exited, new Promise<'alive'>((r) => setTimeout(() => r('alive'), 15_000))]);
+    t.not(code, 'alive', `strait ${role} exited by itself (${Date.now() - started} ms)`);
+    t.not(code, 0, `strait ${role} exited with an error code`);
+    t.match(p.output, new RegExp(`strait: metrics: cannot listen on 127\\.0\\.0\\.1:${port}[\\s\\S]*metrics\\.port`), `strait ${role} names metrics.port`);
+    await p.kill9();
+  }
 });
