@@ -640,8 +640,11 @@ export class Pipeline {
     const fenced = new Set(result.fenced.map((f) => partitionKey(f.topic, f.partition)));
     if (result.fenced.length > 0) {
       this.metrics.fenced.inc({ route }, result.fenced.length);
-      this.log.warn({ route, fenced: result.fenced }, 'commits refused: a newer epoch owns these partitions; stopping them here');
-      this.unassign(result.fenced.map((f) => ({ route, ...f })));
+      // a partition that came back here while this commit was in flight (moved away and back: its new runtime holds
+      // an epoch at least the fencing one) belongs to that runtime, which keeps running; only the others stop
+      const stale = result.fenced.filter((f) => (this.partitions.get(runtimeKey(route, f.topic, f.partition))?.epoch ?? 0) < f.epoch);
+      this.log.warn({ route, fenced: result.fenced, stopping: stale.length }, 'commits refused: a newer epoch owns these partitions; stopping them here unless they came back with it');
+      this.unassign(stale.map((f) => ({ route, ...f })));
     }
     const mirrored: { topic: string; partition: number; offset: number }[][] = this.ports.map(() => []);
     for (const s of snapshot) {

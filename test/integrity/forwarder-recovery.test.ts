@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { validateConfig } from '../../shared/config';
 import { EmbeddedStore } from '../../shared/embedded-store';
+import type { CoordinationStore } from '../../shared/store';
 import { createLogger } from '../../shared/logger';
 import { StraitMetrics } from '../../shared/metrics';
 import { OFFSET_MAP_TOPIC } from '../../shared/offset-map';
@@ -50,7 +51,7 @@ interface Harness {
   seen: { code: string; topic: string; partition: number; cause: string }[];
 }
 
-async function startPipeline(t: Test, route: string, topic: string, threads: number): Promise<Harness> {
+async function startPipeline(t: Test, route: string, topic: string, threads: number, wrap: (s: EmbeddedStore) => CoordinationStore = (s) => s): Promise<Harness> {
   await ensureOffsetMapTopic();
   const config = validateConfig({
     clusters: { a: { bootstrap: bootstrap('a') }, b: { bootstrap: bootstrap('b') } },
@@ -61,7 +62,7 @@ async function startPipeline(t: Test, route: string, topic: string, threads: num
   const logs: Record<string, unknown>[] = [];
   const logger = createLogger('test', 'info', { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) });
   const metrics = new StraitMetrics(false);
-  const pipeline = new Pipeline(config, 'w1', store, logger, metrics);
+  const pipeline = new Pipeline(config, 'w1', wrap(store), logger, metrics);
   const seen: Harness['seen'] = [];
   pipeline.onProgress = () => {
     for (const e of pipeline.errored()) seen.push({ code: e.code, topic: e.topic, partition: e.partition, cause: e.cause });
@@ -179,6 +180,61 @@ t.test('a partition re-assigned while it still drains on its pool thread is re-a
   t.notOk(h.seen.some((s) => s.code === 'STRAIT_ASSIGN_FAILED'), 'no assign failed on the way');
   await waitFor('offsets committed to the end', () => [...h.pipeline.partitions.values()].every((p) => !p.draining && p.committed === perPartition[p.partition]), 60_000, 200);
   t.pass('committed offsets reached the end of every partition');
+});
+
+t.test('a fenced commit that answers after the partition came back with a newer epoch leaves the new runtime running', async (t) => {
+  const route = 'comeback';
+  const topic = await topicPair(route, 1);
+  // the store's commits can be held at a gate: the commit then in flight was sent under the old epoch
+  let gate: { hit: () => void; release: Promise<void> } | undefined;
+  let store: EmbeddedStore | undefined;
+  const h = await startPipeline(t, route, topic, 1, (s) => {
+    store = s;
+    return new Proxy(s, {
+      get(target, name, receiver) {
+        if (name !== 'commitOffsets') return Reflect.get(target, name, receiver) as unknown;
+        return async (...args: Parameters<EmbeddedStore['commitOffsets']>) => {
+          const g = gate;
+          if (g) {
+            gate = undefined;
+            g.hit();
+            await g.release;
+          }
+          return target.commitOffsets(...args);
+        };
+      },
+    });
+  });
+  const keys = new Set<string>();
+  const send = async (prefix: string, n: number) => {
+    const list = records(prefix, n, 1);
+    await produce(bootstrap('a'), topic, list);
+    for (const r of list) keys.add(r.key.toString());
+  };
+  await send('first', 500);
+  await h.pipeline.assign([assignment(route, topic, 0)]);
+  await waitFor('a first commit', async () => ((await store!.readOffsets(route)).get(`${topic}/0`)?.offset ?? 0) > 0, 60_000, 50);
+
+  let release: () => void = () => {};
+  const hit = new Promise<void>((res) => (gate = { hit: res, release: new Promise<void>((r) => (release = r)) }));
+  await send('second', 500);
+  await hit;
+  // meanwhile the partition moved to another worker (epoch 2) and back here (epoch 3): the controller fences, the
+  // worker stops it and starts it again
+  await store!.fence(route, [{ topic, partition: 0, epoch: 3 }]);
+  h.pipeline.unassign([{ route, topic, partition: 0 }]);
+  await h.pipeline.assign([{ ...assignment(route, topic, 0), epoch: 3 }]);
+  release();
+
+  await waitFor('the refused commit answered', async () => (await counter(h.metrics.fenced, { route })) >= 1, 30_000, 50);
+  t.ok(h.logs.some((l) => l.msg === 'commits refused: a newer epoch owns these partitions; stopping them here unless they came back with it' && l.stopping === 0), 'the epoch-1 commit was refused, and nothing was stopped for it');
+  const rt = h.pipeline.partitions.get(`${route}|${topic}/0`);
+  t.equal(rt?.draining, false, 'the epoch-3 runtime still runs');
+  t.equal(rt?.epoch, 3, 'under the new epoch');
+  await send('third', 500);
+  await assertAllLanded(t, topic, 1, keys);
+  await waitFor('commits go on under the new epoch', async () => (await store!.readOffsets(route)).get(`${topic}/0`)?.offset === 1500, 60_000, 100);
+  t.equal((await store!.readOffsets(route)).get(`${topic}/0`)?.epoch, 3, 'the stored epoch is the new one');
 });
 
 t.test('a failing assign errors only that partition with STRAIT_ASSIGN_FAILED, is retried, and clears once it starts', async (t) => {
