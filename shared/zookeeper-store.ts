@@ -44,6 +44,7 @@
  * the rest of the ZooKeeper protocol without TLS: keep ZooKeeper on a trusted network.
  */
 import { createHash, randomUUID } from 'node:crypto';
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { Packr } from 'msgpackr';
 import ZooKeeper from 'zookeeper';
 import { StraitError } from './errors';
@@ -318,8 +319,34 @@ function decodeWorker(data: Buffer | null, path: string, session: string): Worke
   };
 }
 
+/** The most an assignment's compressed body may inflate to (a tampered node must not exhaust memory). */
+const MAX_INFLATED_BYTES = 256 * 1024 * 1024;
+
+/**
+ * An assignment record. Over ZooKeeper's node limit (about 9,000 partitions of one worker), its partitions and routes
+ * go deflated in `z` (topic and route names repeat, so it shrinks ~10x); below it the record stays plain, so a
+ * worker of an older version reads every assignment it could read before.
+ */
+function encodeAssignment(a: Assignment): Buffer {
+  const plain = encode({ ...a });
+  if (plain.length <= MAX_NODE_BYTES) return plain;
+  const { partitions, routes, ...rest } = a;
+  return encode({ ...rest, z: deflateRawSync(packr.pack({ partitions, ...(routes ? { routes } : {}) })) });
+}
+
 function decodeAssignment(data: Buffer | null, path: string): Assignment {
-  const r = decode(data, path);
+  let r = decode(data, path);
+  if (r.z !== undefined) {
+    if (!Buffer.isBuffer(r.z) && !(r.z instanceof Uint8Array)) throw badRecord(path, "field 'z' is not bytes");
+    let body: unknown;
+    try {
+      body = packr.unpack(inflateRawSync(r.z, { maxOutputLength: MAX_INFLATED_BYTES }));
+    } catch (e) {
+      throw badRecord(path, "field 'z' does not inflate to a msgpack map", e);
+    }
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw badRecord(path, "field 'z' is not a msgpack map");
+    r = { ...r, ...(body as Record<string, unknown>) };
+  }
   const parts = r.partitions;
   if (!Array.isArray(parts)) throw badRecord(path, "field 'partitions' is not a list");
   const partitions: PartitionAssignment[] = parts.map((p: unknown, i) => {
@@ -1221,13 +1248,25 @@ export class ZooKeeperStore implements CoordinationStore {
       if (!cur) {
         const a: Assignment = { worker, version: 1, partitions: parts, ...extra };
         guard?.(await this.liveSession(Date.now() + this.opts.operationTimeoutMs));
-        if ((await this.createNode(path, encode({ ...a }), C.ZOO_PERSISTENT)) === 'created') return a;
+        if ((await this.createNode(path, this.assignmentRecord(a, path), C.ZOO_PERSISTENT)) === 'created') return a;
       } else {
         const a: Assignment = { worker, version: decodeAssignment(cur.data, path).version + 1, partitions: parts, ...extra };
-        if (await this.setNode(path, encode({ ...a }), cur.stat.version, guard)) return a;
+        if (await this.setNode(path, this.assignmentRecord(a, path), cur.stat.version, guard)) return a;
       }
       this.stats.versionConflicts++;
     }
+  }
+
+  /** The record of an assignment, refused (naming the worker and what to do) if even compressed it is too large. */
+  private assignmentRecord(a: Assignment, path: string): Buffer {
+    const data = encodeAssignment(a);
+    if (data.length > MAX_NODE_BYTES) {
+      throw new StraitError(
+        'STRAIT_STORE',
+        `the assignment of worker '${a.worker}' (${a.partitions.length} partitions) is ${data.length} bytes compressed at ${path}, over the ${MAX_NODE_BYTES} bytes a ZooKeeper node can hold: run more workers, so each holds fewer partitions`,
+      );
+    }
+    return data;
   }
 
   async readAssignment(worker: string): Promise<Assignment | undefined> {
