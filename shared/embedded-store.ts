@@ -2,7 +2,8 @@
  * The embedded coordination store of `strait run`: controller and worker in one process, state in one local file
  * (msgpack, written to a temp file, fsynced, renamed), so a restart resumes from the committed offsets.
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { pack, unpack } from 'msgpackr';
 import { StraitError } from './errors';
@@ -34,9 +35,14 @@ export class EmbeddedStore implements CoordinationStore {
   private readonly campaigners: { id: string; cb: LeaderCallbacks }[] = [];
   private readonly routeWatchers = new Set<(r: Map<string, StoredRoute>) => void>();
 
+  private readonly lockFile: string;
+  private locked = false;
+
   constructor(dir: string) {
     mkdirSync(dir, { recursive: true });
     this.file = join(dir, 'store.msgpack');
+    this.lockFile = join(dir, 'store.lock');
+    this.lock(dir);
     this.state = { format: 1, offsets: {}, managedTopics: {}, assignments: {} };
     if (existsSync(this.file)) {
       try {
@@ -47,6 +53,49 @@ export class EmbeddedStore implements CoordinationStore {
         throw new StraitError('STRAIT_STORE', `cannot read the embedded store ${this.file}: ${(e as Error).message}`, { cause: e });
       }
     }
+  }
+
+  /**
+   * One process per store: two `strait run` on one store.path would each replicate every partition and overwrite
+   * each other's offsets. The lock file names the holder (pid, host); a holder that is gone (no such process, or not
+   * a node process any more) is taken over; a live one is refused, naming it.
+   */
+  private lock(dir: string): void {
+    const mine = JSON.stringify({ pid: process.pid, host: hostname(), since: new Date().toISOString() });
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        const fd = openSync(this.lockFile, 'wx');
+        try {
+          writeSync(fd, mine);
+        } finally {
+          closeSync(fd);
+        }
+        this.locked = true;
+        return;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new StraitError('STRAIT_STORE', `cannot lock the embedded store ${dir}: ${(e as Error).message}`, { cause: e, field: 'store.path' });
+      }
+      let holder: { pid?: number; host?: string; since?: string } = {};
+      try {
+        holder = JSON.parse(readFileSync(this.lockFile, 'utf8')) as typeof holder;
+      } catch {
+        // unreadable or half-written: treated as left behind
+      }
+      if (typeof holder.pid === 'number' && holder.host === hostname() && processAlive(holder.pid)) {
+        throw new StraitError(
+          'STRAIT_STORE',
+          `the embedded store ${dir} is in use by another strait process (pid ${holder.pid}, since ${holder.since ?? '?'}): stop it, or give this one another store.path`,
+          { field: 'store.path' },
+        );
+      }
+      // left by a process that is gone (killed, or the machine restarted): take it over
+      try {
+        unlinkSync(this.lockFile);
+      } catch {
+        // another starter removed it first; the next 'wx' decides
+      }
+    }
+    throw new StraitError('STRAIT_STORE', `cannot lock the embedded store ${dir}: another process keeps taking it`, { field: 'store.path' });
   }
 
   private persist(): void {
@@ -230,6 +279,14 @@ export class EmbeddedStore implements CoordinationStore {
   }
 
   async close(): Promise<void> {
+    if (this.locked) {
+      this.locked = false;
+      try {
+        unlinkSync(this.lockFile);
+      } catch {
+        // already gone
+      }
+    }
     this.reportWatchers.clear();
     this.routeWatchers.clear();
     this.workerWatchers.clear();
@@ -254,5 +311,19 @@ export class EmbeddedStore implements CoordinationStore {
     const list = [...this.reports.values()];
     queueMicrotask(() => this.reportWatchers.has(cb) && cb(list));
     return () => this.reportWatchers.delete(cb);
+  }
+}
+
+/** Whether `pid` is a running node process (a pid reused by another program after a restart does not count). */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    return /node/.test(readFileSync(`/proc/${pid}/cmdline`, 'utf8'));
+  } catch {
+    return true; // no /proc to ask: a live process it is
   }
 }
