@@ -228,6 +228,9 @@ export class Controller {
         const k = key(p);
         if (this.current.get(k)?.worker !== r.worker) continue;
         this.loads.set(k, { ...p, worker: r.worker, at: r.at });
+        // an errored partition moves nothing, which says nothing about its load: keep the weight it had (taking its
+        // 0 B/s would make its worker look idle and pile partitions onto the worker that already has a problem)
+        if (p.errored) continue;
         const before = this.weights.get(k);
         this.weights.set(k, before === undefined ? p.bytesPerSec : (before + p.bytesPerSec) / 2);
       }

@@ -153,6 +153,27 @@ t.test('controller.rebalanceIntervalMs: load moves nothing owned inside the inte
   t.ok(Math.max(...loads) < 4040, `the busy worker gave load away (loads by the last reports: ${loads.join(', ')} B/s)`);
 });
 
+t.test('errored partitions keep their weight: a worker with a problem does not look idle and receive more', async (t) => {
+  const { deployment, c } = await setUp(t, 8, {});
+  const [w1, w2] = await twoWorkersAssigned(t, deployment, c);
+  const load = (w: string, bytes: number, errored: boolean): PartitionLoad[] =>
+    owned(c, w).map((a) => ({ route: 'r', topic: a.topic, partition: a.partition, bytesPerSec: bytes, recordsPerSec: bytes / 100, lag: 0, errored, ...(errored ? { errorCode: 'STRAIT_TARGET_REJECTED' } : {}) }));
+  const report = async (b1: number, errored1: boolean) => {
+    const at = Date.now();
+    await w1.writeReport({ worker: 'w1', at, windowMs: 5000, partitions: load('w1', b1, errored1) });
+    await w2.writeReport({ worker: 'w2', at, windowMs: 5000, partitions: load('w2', 1000, false) });
+    await waitFor('the controller has both reports', async () => c.partitions().every((p) => p.bytesPerSec === (p.worker === 'w1' ? b1 : 1000)), 10_000, 50);
+  };
+  // balanced: 4 x 1000 B/s each
+  await report(1000, false);
+  await c.tick();
+  const before = new Map(c.assignments().map((a) => [`${a.topic}/${a.partition}`, a.worker]));
+  // w1's partitions are errored now: they move 0 B/s, and would weigh ~nothing if that were taken as their load
+  for (let i = 0; i < 3; i++) await report(0, true);
+  await c.tick();
+  t.same(new Map(c.assignments().map((a) => [`${a.topic}/${a.partition}`, a.worker])), before, 'nothing moves onto the worker whose partitions are errored');
+});
+
 t.test('controller.workerGraceMs: a departed worker keeps its partitions for the grace period, and gets them back', async (t) => {
   const GRACE = 4000;
   const { deployment, store, c } = await setUp(t, 4, { workerGraceMs: GRACE });
