@@ -7,7 +7,7 @@ import type { RouteConfig, StraitConfig } from '../shared/config';
 import type { Logger } from '../shared/logger';
 import type { StraitMetrics } from '../shared/metrics';
 import type { CoordinationStore, StoredRoute } from '../shared/store';
-import { partitionKey, type LoadReport, type PartitionAssignment, type PartitionLoad, type WorkerInfo } from '../shared/wire';
+import { partitionKey, type LoadReport, type PartitionAssignment, type PartitionLoad, type ReportedGap, type WorkerInfo } from '../shared/wire';
 import { assign, changedWorkers, type Owned } from './assignment';
 import { Checkpointer } from './checkpointer';
 import { TopicManager, type DesiredPartition, type RefreshResult, type TopicProblem } from './topic-manager';
@@ -24,6 +24,8 @@ export interface ControllerStatus {
   errored: number;
   /** those partitions, with the code their owner reported */
   erroredPartitions: { route: string; topic: string; partition: number; worker: string; code: string }[];
+  /** the offset gaps live workers reported last (records skipped, or a partition stopped by onGap: stop), oldest first */
+  gaps: (ReportedGap & { worker: string })[];
 }
 
 /** One assigned partition with what its owner last reported (null before the first report). */
@@ -69,6 +71,8 @@ export class Controller {
   private readonly loads = new Map<string, PartitionLoad & { worker: string; at: number }>();
   /** bytes/s per partition, smoothed over reports; survives a move (the new owner reports soon) */
   private readonly weights = new Map<string, number>();
+  /** each live worker's recent offset gaps, from its last report */
+  private readonly gaps = new Map<string, ReportedGap[]>();
   /** the `at` of the last report taken from each worker (the watch delivers every report each time) */
   private readonly reportSeen = new Map<string, number>();
   /** workers that own partitions but are not registered: when they went */
@@ -224,6 +228,7 @@ export class Controller {
     for (const r of reports) {
       if (!live.has(r.worker) || this.reportSeen.get(r.worker) === r.at) continue;
       this.reportSeen.set(r.worker, r.at);
+      this.gaps.set(r.worker, r.gaps ?? []);
       for (const p of r.partitions) {
         const k = key(p);
         if (this.current.get(k)?.worker !== r.worker) continue;
@@ -236,6 +241,7 @@ export class Controller {
       }
     }
     for (const w of this.reportSeen.keys()) if (!live.has(w)) this.reportSeen.delete(w);
+    for (const w of this.gaps.keys()) if (!live.has(w)) this.gaps.delete(w);
     const lag = new Map<string, number>(this.routes().map((r) => [r.name, 0]));
     for (const [k, l] of this.loads) if (l.lag > 0 && this.current.get(k)?.worker === l.worker) lag.set(l.route, (lag.get(l.route) ?? 0) + l.lag);
     for (const [route, n] of lag) this.metrics.routeLag.set({ route }, n);
@@ -448,6 +454,7 @@ export class Controller {
     return {
       workers: this.workers, routes, problems: this.last?.problems ?? [], lastRefresh: this.lastRefresh?.toISOString(), assigned: this.current.size, lag,
       errored: erroredPartitions.length, erroredPartitions,
+      gaps: [...this.gaps].filter(([w]) => this.workers.some((x) => x.id === w)).flatMap(([worker, list]) => list.map((g) => ({ ...g, worker }))).sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0)),
     };
   }
 

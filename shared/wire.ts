@@ -3,7 +3,7 @@
  * coordination store keeps. One file, named interfaces only (house style, after piscina's src/types.ts).
  */
 import type { MessagePort } from 'node:worker_threads';
-import type { AssignEntry, ForwarderOptions, ForwarderProgress } from '../native';
+import type { AssignEntry, ForwarderOptions, ForwarderProgress, GapReport } from '../native';
 import type { RouteConfig } from './config';
 
 /** Client settings for one route's forwarder, computed on the main thread. */
@@ -103,6 +103,17 @@ export interface LoadReport {
   /** the window the rates were measured over, ms */
   windowMs: number;
   partitions: PartitionLoad[];
+  /** the worker's most recent offset gaps (records skipped or a partition stopped), newest last; absent from older workers */
+  gaps?: ReportedGap[];
+}
+
+/** An offset gap a worker met (shared/partition-errors.ts: STRAIT_OFFSET_GAP), as its load report carries it. */
+export interface ReportedGap extends GapReport {
+  route: string;
+  topic: string;
+  partition: number;
+  /** when the worker met it, ISO 8601 */
+  at: string;
 }
 
 export interface CommittedOffset {

@@ -52,7 +52,7 @@ import type { Logger } from './logger';
 import { PARTITION_ERROR_CODES } from './partition-errors';
 import type { RouteConfig } from './config';
 import type { CommitResult, CoordinationStore, LeaderCallbacks, OffsetCommit, StoredRoute } from './store';
-import { partitionKey, type Assignment, type CommittedOffset, type LoadReport, type PartitionAssignment, type WorkerInfo } from './wire';
+import { partitionKey, type Assignment, type CommittedOffset, type LoadReport, type PartitionAssignment, type ReportedGap, type WorkerInfo } from './wire';
 
 type ZkClient = InstanceType<typeof ZooKeeper>;
 
@@ -409,7 +409,21 @@ function encodeReport(r: LoadReport): Buffer {
     const topics = (routes[p.route] ??= {});
     (topics[p.topic] ??= []).push(p.partition, Math.round(p.bytesPerSec), Math.round(p.recordsPerSec), Math.round(p.lag), encodeErrored(p));
   }
-  return encode({ worker: r.worker, at: r.at, windowMs: r.windowMs, routes });
+  return encode({ worker: r.worker, at: r.at, windowMs: r.windowMs, routes, ...(r.gaps && r.gaps.length > 0 ? { gaps: r.gaps } : {}) });
+}
+
+/** A report's gaps: each kept only if it has the fields a reader shows (a newer writer may add more). */
+function decodeGaps(x: unknown, path: string): ReportedGap[] {
+  if (x === undefined) return [];
+  if (!Array.isArray(x)) throw badRecord(path, "field 'gaps' is not a list");
+  return x.flatMap((g: unknown, i) => {
+    if (typeof g !== 'object' || g === null) throw badRecord(path, `gaps[${i}] is not a map`);
+    const q = g as Record<string, unknown>;
+    const at = `${path} gaps[${i}]`;
+    const reason = str(q, 'reason', at);
+    if (reason !== 'retention' && reason !== 'truncation') return [];
+    return [{ route: str(q, 'route', at), topic: str(q, 'topic', at), partition: num(q, 'partition', at), reason, from: num(q, 'from', at), to: num(q, 'to', at), skipped: num(q, 'skipped', at), stopped: q.stopped === true, at: str(q, 'at', at) }];
+  });
 }
 
 function decodeReport(data: Buffer | null, path: string): LoadReport {
@@ -430,7 +444,8 @@ function decodeReport(data: Buffer | null, path: string): LoadReport {
       }
     }
   }
-  return { worker: str(r, 'worker', path), at: num(r, 'at', path), windowMs: num(r, 'windowMs', path), partitions };
+  const gaps = decodeGaps(r.gaps, path);
+  return { worker: str(r, 'worker', path), at: num(r, 'at', path), windowMs: num(r, 'windowMs', path), partitions, ...(gaps.length > 0 ? { gaps } : {}) };
 }
 
 /** `offset` is optional so that a record that only carries an epoch (a newer writer's fence) still reads. */

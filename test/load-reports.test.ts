@@ -63,6 +63,11 @@ t.test('ZooKeeper: write, read and watch across sessions; rounded rates; ephemer
     'rates rounded to whole numbers; lag and partition kept',
   );
   t.equal(got.partitions.find((p) => p.route === 'r1' && p.partition === 0)!.lag, -1, 'unknown lag stays -1');
+  t.equal(got.gaps, undefined, 'a report without gaps has none');
+  const gap = { route: 'r1', topic, partition: 2, reason: 'retention' as const, from: 1000, to: 2200, skipped: 1200, stopped: false, at: '2026-11-30T12:00:00.000Z' };
+  await w1.writeReport({ ...r1, at: 1500, gaps: [gap, { ...gap, reason: 'truncation', from: 5000, to: 4000, skipped: 0, stopped: true }] });
+  await waitFor('the report with gaps', async () => (await controller.readReports())[0]?.at === 1500, 10_000, 20);
+  t.same((await controller.readReports())[0]!.gaps, [gap, { ...gap, reason: 'truncation', from: 5000, to: 4000, skipped: 0, stopped: true }], 'gaps travel whole');
   t.equal(got.partitions.find((p) => p.route === 'r1' && p.partition === 2)!.errored, true);
   t.equal(got.partitions.find((p) => p.route === 'r1' && p.partition === 2)!.errorCode, undefined, 'errored without a code: no code');
   t.match(got.partitions.find((p) => p.route === 'r1' && p.partition === 3), { errored: true, errorCode: 'STRAIT_SOURCE_NOT_AUTHORIZED' }, 'the partition code travels with the report');

@@ -11,7 +11,7 @@ import type { Logger } from '../shared/logger';
 import type { StraitMetrics } from '../shared/metrics';
 import { routeClientProps } from '../shared/profiles';
 import type { CoordinationStore } from '../shared/store';
-import { partitionKey, type FromPump, type PartitionAssignment, type PartitionLoad, type PumpTask, type RouteClients, type ToPump } from '../shared/wire';
+import { partitionKey, type FromPump, type PartitionAssignment, type PartitionLoad, type PumpTask, type ReportedGap, type RouteClients, type ToPump } from '../shared/wire';
 import type { ForwarderProgress, GapReport, PartitionProgress } from '../native';
 import { partitionErrorCode, type PartitionErrorCode } from '../shared/partition-errors';
 import type { OffsetMapRecord } from '../shared/offset-map';
@@ -67,12 +67,8 @@ export interface ErroredPartition {
 }
 
 /** An offset gap a partition went over (or stopped at), kept for the status endpoint. */
-export interface GapProblem extends GapReport {
-  route: string;
-  topic: string;
-  partition: number;
-  at: string;
-}
+/** An offset gap this worker met (the same record travels in its load reports). */
+export type GapProblem = ReportedGap;
 
 /** A route's commits: each route commits on its own, so one that cannot finish holds no other. */
 interface RouteCommitState {

@@ -13,6 +13,9 @@ import { Pipeline } from './pipeline';
 
 const pkg = require('../../package.json') as { version: string };
 
+/** how many of its most recent offset gaps a worker's load report carries (the controller shows them) */
+const REPORTED_GAPS = 20;
+
 /** how long a worker waits before it tries again to start assigned partitions that could not start */
 const ASSIGN_RETRY_MS = 5000;
 
@@ -75,7 +78,7 @@ export class Worker {
     // a slow store must not stack reports up: the next one measures the longer window
     if (this.reporting) return this.reporting;
     const now = Date.now();
-    const report = { worker: this.id, at: now, windowMs: now - this.lastReportAt, partitions: this.pipeline.measureLoad(now) };
+    const report = { worker: this.id, at: now, windowMs: now - this.lastReportAt, partitions: this.pipeline.measureLoad(now), gaps: this.pipeline.gaps.slice(-REPORTED_GAPS) };
     this.lastReportAt = now;
     this.reporting = this.store
       .writeReport(report)

@@ -54,6 +54,11 @@ t.test('onGap continue (default): skipped offsets are counted exactly, logged at
   const status = await strait.json<RunStatus>('/v1/status');
   t.same(status.worker.gaps.map((g) => [g.route, g.topic, g.partition, g.reason, g.from, g.to, g.skipped, g.stopped]), [['gap', topic, 0, 'retention', 1000, 2200, 1200, false]], 'the gap is a problem in the worker status');
   t.same(status.worker.errored, [], 'the partition is not errored: it goes on');
+  // the controller's view (what `strait controller` shows for a fleet): the gap comes with the worker's load report
+  let shown: (Gap & { worker: string })[] = [];
+  await waitFor('the gap in the controller status', async () => (shown = (await strait.json<{ controller: { gaps: (Gap & { worker: string })[] } }>('/v1/status')).controller.gaps).length > 0, 30_000, 500);
+  t.same(shown.map((g) => [g.route, g.topic, g.partition, g.reason, g.from, g.to, g.skipped, g.stopped]), [['gap', topic, 0, 'retention', 1000, 2200, 1200, false]], 'the controller status lists the gap too');
+  t.ok(shown.every((g) => typeof g.worker === 'string' && g.worker.length > 0), 'with the worker that met it');
   const lines = strait.output.split('\n').filter((l) => l.includes('"level":50') && l.includes('"reason":"retention"'));
   t.equal(lines.length, 1, 'one error-level log line for the gap');
   t.match(JSON.parse(lines[0]!), { route: 'gap', topic, partition: 0, from: 1000, to: 2200, skipped: 1200, msg: /1200 offsets skipped/ });
