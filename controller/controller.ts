@@ -71,6 +71,10 @@ export class Controller {
   private readonly loads = new Map<string, PartitionLoad & { worker: string; at: number }>();
   /** bytes/s per partition, smoothed over reports; survives a move (the new owner reports soon) */
   private readonly weights = new Map<string, number>();
+  /** when each worker's assignment was last written (a report measured soon after may not show it yet) */
+  private readonly writtenAt = new Map<string, number>();
+  /** workers whose last report disagreed with their assignment, and since when */
+  private readonly mismatchSince = new Map<string, number>();
   /** each live worker's recent offset gaps, from its last report */
   private readonly gaps = new Map<string, ReportedGap[]>();
   /** the `at` of the last report taken from each worker (the watch delivers every report each time) */
@@ -220,6 +224,43 @@ export class Controller {
   }
 
   /**
+   * Anti-entropy: a worker whose report (what it really runs, started or failing to start) differs from what this
+   * controller assigned it, in two reports in a row taken well after the last write to it, gets its assignment written
+   * again (a new version, which it applies). Whatever lost the difference — a write that never reached it, an
+   * assignment it dropped — a partition must not stay assigned and idle, or running twice, unseen.
+   */
+  private reconcile(r: LoadReport): void {
+    const now = Date.now();
+    const settle = 2 * this.config.worker.reportIntervalMs;
+    if (now - (this.writtenAt.get(r.worker) ?? 0) < settle || this.rewrite.has(r.worker)) {
+      this.mismatchSince.delete(r.worker);
+      return;
+    }
+    const reported = new Set(r.partitions.map((p) => key(p)));
+    const assigned = new Set<string>();
+    for (const [k, o] of this.current) if (o.worker === r.worker && this.desired.has(k)) assigned.add(k);
+    const missing = [...assigned].filter((k) => !reported.has(k));
+    const extra = [...reported].filter((k) => !assigned.has(k) && this.desired.has(k));
+    if (missing.length === 0 && extra.length === 0) {
+      this.mismatchSince.delete(r.worker);
+      return;
+    }
+    const since = this.mismatchSince.get(r.worker);
+    if (since === undefined) {
+      this.mismatchSince.set(r.worker, now);
+      return;
+    }
+    this.mismatchSince.delete(r.worker);
+    this.metrics.assignmentRepairs.inc();
+    this.log.error(
+      { worker: r.worker, missing: missing.slice(0, 10), extra: extra.slice(0, 10), missingCount: missing.length, extraCount: extra.length, sinceMs: now - since },
+      `worker '${r.worker}' runs other partitions than it is assigned (${missing.length} assigned but not running, ${extra.length} running but not assigned): writing its assignment again`,
+    );
+    this.rewrite.add(r.worker);
+    this.reassign().catch((e: Error) => this.log.error({ err: e.message }, 'writing a repaired assignment failed; retrying next refresh'));
+  }
+
+  /**
    * Keeps what the owners report: a report about a partition the worker no longer owns (it moved since) is ignored.
    * The weight is smoothed (mean of the previous weight and the new rate) so one noisy window moves nothing.
    */
@@ -229,6 +270,7 @@ export class Controller {
       if (!live.has(r.worker) || this.reportSeen.get(r.worker) === r.at) continue;
       this.reportSeen.set(r.worker, r.at);
       this.gaps.set(r.worker, r.gaps ?? []);
+      this.reconcile(r);
       for (const p of r.partitions) {
         const k = key(p);
         if (this.current.get(k)?.worker !== r.worker) continue;
@@ -242,6 +284,7 @@ export class Controller {
     }
     for (const w of this.reportSeen.keys()) if (!live.has(w)) this.reportSeen.delete(w);
     for (const w of this.gaps.keys()) if (!live.has(w)) this.gaps.delete(w);
+    for (const w of this.mismatchSince.keys()) if (!live.has(w)) this.mismatchSince.delete(w);
     const lag = new Map<string, number>(this.routes().map((r) => [r.name, 0]));
     for (const [k, l] of this.loads) if (l.lag > 0 && this.current.get(k)?.worker === l.worker) lag.set(l.route, (lag.get(l.route) ?? 0) + l.lag);
     for (const [route, n] of lag) this.metrics.routeLag.set({ route }, n);
@@ -330,6 +373,7 @@ export class Controller {
         this.rewrite.delete(w);
         try {
           await this.store.writeAssignment(w, list, defs);
+          this.writtenAt.set(w, Date.now());
         } catch (e) {
           this.rewrite.add(w);
           throw e;

@@ -91,6 +91,7 @@ export class StraitMetrics {
   readonly checkpointTimes = new Map<string, { route: string; group: string; at: number }>();
   readonly routeLag: Gauge<'route'>;
   readonly moved: Counter;
+  readonly assignmentRepairs: Counter;
   readonly routeUnverified: Gauge<'route'>;
 
   constructor(processMetrics = true) {
@@ -131,6 +132,7 @@ export class StraitMetrics {
     this.groupOffsetsSynced = new Counter({ name: 'strait_group_offsets_synced_total', help: 'partition offsets written into target consumer groups (sync.group.offsets)', labelNames: ['route'], registers: r });
     this.routeLag = new Gauge({ name: 'strait_route_lag_records', help: 'controller: sum of the lag workers reported for a route (high watermark minus committed)', labelNames: ['route'], registers: r });
     this.moved = new Counter({ name: 'strait_assignment_moved_total', help: 'controller: partitions that changed owner (a steadily growing count means flapping)', registers: r });
+    this.assignmentRepairs = new Counter({ name: 'strait_assignment_repairs_total', help: 'controller: assignments written again because a worker reported other partitions than it was assigned (should stay 0)', registers: r });
     this.routeUnverified = new Gauge({ name: 'strait_route_unverified', help: "worker: 1 while an assignment carries a definition of this route that matches neither the controller's stored route nor the worker's config file (its partitions are not started)", labelNames: ['route'], registers: r });
   }
 }

@@ -36,7 +36,7 @@ function info(id: string): WorkerInfo {
   return { id, host: 'test', pid: process.pid, threads: 1, version: '0', startedAt: new Date().toISOString() };
 }
 
-async function setUp(t: Tap, partitions: number, controller: Record<string, unknown>): Promise<{ config: StraitConfig; deployment: string; topic: string; store: ZooKeeperStore; c: Controller }> {
+async function setUp(t: Tap, partitions: number, controller: Record<string, unknown>): Promise<{ config: StraitConfig; deployment: string; topic: string; store: ZooKeeperStore; c: Controller; metrics: StraitMetrics }> {
   const topic = uniqueName('bal');
   await createTopic(bootstrap('a'), topic, partitions);
   const deployment = uniqueName('bal');
@@ -51,12 +51,13 @@ async function setUp(t: Tap, partitions: number, controller: Record<string, unkn
     }),
   );
   const store = await ZooKeeperStore.connect({ connect: zkConnect(), deployment, sessionTimeoutMs: 4000, connectTimeoutMs: 10_000, auth: testStoreAuth() });
-  const c = new Controller(config, store, createLogger('test-controller', 'warn'), new StraitMetrics(false));
+  const metrics = new StraitMetrics(false);
+  const c = new Controller(config, store, createLogger('test-controller', 'warn'), metrics);
   t.teardown(async () => {
     await c.stop();
     await store.close();
   });
-  return { config, deployment, topic, store, c };
+  return { config, deployment, topic, store, c, metrics };
 }
 
 const owned = (c: Controller, w: string) => c.assignments().filter((a) => a.worker === w);
@@ -172,6 +173,27 @@ t.test('errored partitions keep their weight: a worker with a problem does not l
   for (let i = 0; i < 3; i++) await report(0, true);
   await c.tick();
   t.same(new Map(c.assignments().map((a) => [`${a.topic}/${a.partition}`, a.worker])), before, 'nothing moves onto the worker whose partitions are errored');
+});
+
+t.test('a worker that reports other partitions than assigned, twice, gets its assignment written again', async (t) => {
+  const { deployment, store, c, config, metrics } = await setUp(t, 8, {});
+  config.worker.reportIntervalMs = 200; // the settle time after a write is two report intervals
+  const [w1, w2] = await twoWorkersAssigned(t, deployment, c);
+  const versionOf = async (w: string) => (await store.readAssignment(w))!.version;
+  const v1 = await versionOf('w1');
+  await sleep(500);
+  const load = (w: string, drop: number): PartitionLoad[] =>
+    owned(c, w).slice(drop).map((a) => ({ route: 'r', topic: a.topic, partition: a.partition, bytesPerSec: 100, recordsPerSec: 1, lag: 0, errored: false }));
+  // w2 reports what it was given; w1 lacks one partition (a write it never applied, say)
+  await w2.writeReport({ worker: 'w2', at: Date.now(), windowMs: 200, partitions: load('w2', 0) });
+  await w1.writeReport({ worker: 'w1', at: Date.now(), windowMs: 200, partitions: load('w1', 1) });
+  await sleep(300);
+  t.equal(await versionOf('w1'), v1, 'one report that disagrees is not acted on');
+  await w1.writeReport({ worker: 'w1', at: Date.now(), windowMs: 200, partitions: load('w1', 1) });
+  await waitFor('w1 written again', async () => (await versionOf('w1')) > v1, 10_000, 50);
+  t.same((await store.readAssignment('w1'))!.partitions.map((p) => p.partition).sort(), owned(c, 'w1').map((a) => a.partition).sort(), 'the same partitions, a new version');
+  t.equal(await versionOf('w2'), 1, 'the worker whose report agrees is not written');
+  t.match(await metrics.registry.metrics(), /strait_assignment_repairs_total 1\n/, 'strait_assignment_repairs_total counts it');
 });
 
 t.test('controller.workerGraceMs: a departed worker keeps its partitions for the grace period, and gets them back', async (t) => {

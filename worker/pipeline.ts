@@ -373,6 +373,12 @@ export class Pipeline {
       });
       rt.reported = { records: rt.records, bytes: rt.bytes, at: now };
     }
+    // assigned here but not started (STRAIT_ASSIGN_FAILED): reported too, so the controller knows this worker holds
+    // them (and shows them errored) rather than taking them for lost
+    for (const [k, u] of this.unstarted) {
+      if (this.partitions.get(k)?.draining === false) continue;
+      out.push({ route: u.route, topic: u.topic, partition: u.partition, bytesPerSec: 0, recordsPerSec: 0, lag: -1, errored: true, errorCode: u.code });
+    }
     return out;
   }
 
