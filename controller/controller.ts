@@ -63,6 +63,8 @@ export class Controller {
   private last: RefreshResult | undefined;
   private lastRefresh: Date | undefined;
   private running: Promise<void> | undefined;
+  /** the pass queued behind the running one (see tick) */
+  private next: Promise<void> | undefined;
   private stopped = false;
   private unwatch: (() => void) | undefined;
   private unwatchReports: (() => void) | undefined;
@@ -169,7 +171,7 @@ export class Controller {
     // this controller started), and again whenever it registers on a new session.
     for (const w of this.workers) this.rewrite.add(w.id);
     this.sessions = new Map(this.workers.map((w) => [w.id, w.session]));
-    this.knownWorkers = new Set(this.workers.map((w) => w.id).filter((w) => !this.drained.has(w)));
+    this.knownWorkers = new Set(this.eligibleWorkers());
     this.unwatch = this.store.watchWorkers((w) => {
       for (const x of w) if (this.sessions.get(x.id) !== x.session) this.rewrite.add(x.id);
       this.sessions = new Map(w.map((x) => [x.id, x.session]));
@@ -182,13 +184,26 @@ export class Controller {
     });
     this.unwatchReports = this.store.watchReports((r) => this.takeReports(r));
     await this.tick();
-    this.timer = setInterval(() => void this.tick(), this.config.controller.refreshTopicsIntervalMs);
+    // the periodic refresh skips a beat while a pass runs (a slow cluster must not make passes run back to back)
+    this.timer = setInterval(() => {
+      if (!this.running) void this.tick();
+    }, this.config.controller.refreshTopicsIntervalMs);
     this.checkpoints.start();
   }
 
-  /** One refresh + reassignment; never overlaps itself. */
+  /**
+   * One refresh + reassignment; never overlaps itself. A call made while a pass runs gets a pass that starts after it
+   * (calls made meanwhile share that one): the running pass may have read the state before the caller changed it (a
+   * pause, a resume), and the caller's change must have taken effect when its promise resolves.
+   */
   tick(): Promise<void> {
-    if (this.running) return this.running;
+    if (this.running) {
+      this.next ??= this.running.then(() => {
+        this.next = undefined;
+        return this.tick();
+      });
+      return this.next;
+    }
     this.running = this.refreshAndAssign()
       .catch((e: Error) => {
         // leadership ended while this pass ran: what it could not write is the next leader's to decide
@@ -282,9 +297,10 @@ export class Controller {
         this.weights.set(k, before === undefined ? p.bytesPerSec : (before + p.bytesPerSec) / 2);
       }
     }
-    for (const w of this.reportSeen.keys()) if (!live.has(w)) this.reportSeen.delete(w);
-    for (const w of this.gaps.keys()) if (!live.has(w)) this.gaps.delete(w);
-    for (const w of this.mismatchSince.keys()) if (!live.has(w)) this.mismatchSince.delete(w);
+    // what is kept per worker goes with the worker
+    for (const perWorker of [this.reportSeen, this.gaps, this.mismatchSince, this.writtenAt]) {
+      for (const w of perWorker.keys()) if (!live.has(w)) perWorker.delete(w);
+    }
     const lag = new Map<string, number>(this.routes().map((r) => [r.name, 0]));
     for (const [k, l] of this.loads) if (l.lag > 0 && this.current.get(k)?.worker === l.worker) lag.set(l.route, (lag.get(l.route) ?? 0) + l.lag);
     for (const [route, n] of lag) this.metrics.routeLag.set({ route }, n);
@@ -313,7 +329,7 @@ export class Controller {
     const holding = this.holdingWorkers(live);
     for (const k of this.weights.keys()) if (!this.desired.has(k)) this.weights.delete(k);
     for (const k of this.loads.keys()) if (!this.desired.has(k)) this.loads.delete(k);
-    const eligible = this.workers.map((w) => w.id).filter((w) => !this.drained.has(w));
+    const eligible = this.eligibleWorkers();
     // Owned partitions move between live workers (a rebalance by load) when a worker joined, or at most once per
     // controller.rebalanceIntervalMs: each move costs a pause and the in-flight window in duplicates, and measured
     // loads are noisy (a partition that just moved reports its catch-up burst). A worker leaving, a new partition or
@@ -445,6 +461,11 @@ export class Controller {
     return before;
   }
 
+  /** registered workers that may receive partitions (not drained) */
+  private eligibleWorkers(): string[] {
+    return this.workers.map((w) => w.id).filter((w) => !this.drained.has(w));
+  }
+
   /** partition -> worker and epoch, as last written */
   assignments(): { route: string; topic: string; partition: number; targetTopic: string; worker: string; epoch: number }[] {
     const out = [];
@@ -510,6 +531,7 @@ export class Controller {
     this.unwatchReports?.();
     this.unwatchRoutes?.();
     await this.running;
+    await this.next;
     await this.assigning;
     await this.checkpoints.stop();
     await this.topics.close();

@@ -105,11 +105,22 @@ t.test('REST API: auth, reads, pause/resume, rebalance, errors', async (t) => {
   t.match(unknownWorker.body, { code: 'STRAIT_UNKNOWN_WORKER', field: 'id' });
 
   // changes
-  const paused = await call('POST', '/v1/routes/orders/pause');
-  t.match(paused.body, { route: 'orders', paused: true });
-  t.match((await call('GET', '/v1/status')).body, { partitions: { desired: 0, assigned: 0 } });
-  t.match((await call('POST', '/v1/routes/orders/resume')).body, { route: 'orders', paused: false });
-  await waitFor('partitions back after resume', async () => ((await call('GET', '/v1/status')).body.partitions as { assigned: number }).assigned === 4, 30_000, 300);
+  // A pause has taken effect when its answer comes, even when it lands while a periodic refresh (every second here)
+  // runs with the state read before it: repeated at varying moments, so some land during a refresh.
+  const cycles = { paused: 0, resumed: 0 };
+  for (let i = 0; i < 12; i++) {
+    const paused = await call('POST', '/v1/routes/orders/pause');
+    if (paused.body.paused === true) cycles.paused++;
+    const after = (await call('GET', '/v1/status')).body.partitions as { desired: number; assigned: number };
+    if (after.desired !== 0 || after.assigned !== 0) t.fail(`cycle ${i}: pause answered before it took effect: ${JSON.stringify(after)}`);
+    const resumed = await call('POST', '/v1/routes/orders/resume');
+    if (resumed.body.paused === false) cycles.resumed++;
+    const back = (await call('GET', '/v1/status')).body.partitions as { desired: number; assigned: number };
+    if (back.desired !== 4 || back.assigned !== 4) t.fail(`cycle ${i}: resume answered before it took effect: ${JSON.stringify(back)}`);
+    await new Promise((r) => setTimeout(r, 37 + i * 71));
+  }
+  t.same(cycles, { paused: 12, resumed: 12 }, 'pause and resume answered, and took effect, in every cycle');
+  await waitFor('every partition reported again after the pauses', async () => ((await call('GET', '/v1/partitions')).body as PartitionRow[]).every((p) => p.bytesPerSec !== null), 30_000, 250);
   const rebalance = await call('POST', '/v1/rebalance');
   t.match(rebalance.body, { moved: 0, assigned: 4 }, 'a balanced fleet: rebalance moves nothing');
 
