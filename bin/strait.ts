@@ -218,6 +218,16 @@ export function buildProgram(): Command {
       await runWorker(o.config);
     });
 
+  const offsetsCmd = program.command('offsets').description("a route's committed offsets in the store");
+  offsetsCmd
+    .command('reset <route>')
+    .description("forget a route's committed offsets and recorded cluster ids (after STRAIT_CLUSTER_CHANGED): it starts again at its start position; run it while the route's partitions are stopped")
+    .requiredOption('-c, --config <file>', 'config file naming the store')
+    .action(async (route: string, o: { config: string }) => {
+      const { resetOffsets } = await import('./offsets');
+      print(await resetOffsets(o.config, route));
+    });
+
   // ---- consumer-group failover / failback (talks to the clusters directly; no controller needed)
   for (const verb of ['failover', 'failback'] as const) {
     program

@@ -230,7 +230,8 @@ export class Controller {
       this.log.error({ route: p.route, topic: p.topic, targetTopic: p.targetTopic, code: p.code }, p.message);
     }
     // A route whose source could not be read keeps its current partitions (the data path does not depend on us).
-    const failedRoutes = new Set(result.problems.filter((p) => p.topic === '*').map((p) => p.route));
+    // A route held because its clusters changed loses its partitions (its offsets belong to other clusters).
+    const failedRoutes = new Set(result.problems.filter((p) => p.topic === '*' && p.code !== 'STRAIT_CLUSTER_CHANGED').map((p) => p.route));
     const desired = new Map<string, DesiredPartition>();
     for (const p of result.partitions) desired.set(key(p), p);
     for (const [k, p] of this.desired) if (failedRoutes.has(p.route) && !desired.has(k)) desired.set(k, p);
@@ -398,6 +399,7 @@ export class Controller {
     };
     await Promise.all(Array.from({ length: Math.min(WRITE_CONCURRENCY, queue.length) }, writer));
     this.lastWrites = changed.size;
+    this.writesTotal += changed.size;
     if (moved.length > 0) {
       this.metrics.moved.inc(moved.length);
       this.log.info({ moved: moved.length, written: changed.size, workers: this.workers.length, holding: holding.held, partitions: assignment.size }, 'assignment updated');
@@ -442,6 +444,8 @@ export class Controller {
 
   /** workers written by the last reassignment (the bench and tests check it is proportional to the change) */
   lastWrites = 0;
+  /** workers written by every reassignment so far */
+  writesTotal = 0;
 
   /** Pauses or resumes a route (kept in the store, so a new leader keeps it); its partitions stop or start. */
   async setPaused(route: string, paused: boolean): Promise<void> {

@@ -6,7 +6,8 @@
  */
 import Kafka from 'node-rdkafka';
 import { loadNative, type NativeAdmin, type TopicConfigEntry } from '../native';
-import { shownValue, type ClientProps, type RouteConfig, type StraitConfig } from '../shared/config';
+import { clusterProps, shownValue, type ClientProps, type RouteConfig, type StraitConfig } from '../shared/config';
+import { ClusterIdentity } from '../shared/cluster-identity';
 import { StraitError, fieldPath } from '../shared/errors';
 import { diagnoseTls } from '../shared/kafka/tls-diagnosis';
 import type { Logger } from '../shared/logger';
@@ -44,7 +45,7 @@ export interface TopicProblem {
   route: string;
   topic: string;
   targetTopic: string;
-  code: 'STRAIT_TOPIC_CONFLICT' | 'STRAIT_KAFKA' | 'STRAIT_CLUSTER_UNREACHABLE' | 'STRAIT_CLUSTER_AUTH' | 'STRAIT_CLUSTER_TLS' | 'STRAIT_NOT_AUTHORIZED';
+  code: 'STRAIT_TOPIC_CONFLICT' | 'STRAIT_KAFKA' | 'STRAIT_CLUSTER_UNREACHABLE' | 'STRAIT_CLUSTER_AUTH' | 'STRAIT_CLUSTER_TLS' | 'STRAIT_NOT_AUTHORIZED' | 'STRAIT_CLUSTER_CHANGED';
   message: string;
   /** for a failed cluster: when it is asked again (backoff) */
   retryInMs?: number;
@@ -78,6 +79,8 @@ export class TopicManager {
   private readonly native = loadNative();
   /** target clusters whose offset-map topic is known to exist */
   private readonly internalDone = new Set<string>();
+  /** routes whose clusters are not those of their committed offsets are held (shared/cluster-identity.ts) */
+  private readonly identity: ClusterIdentity;
 
   /** `routes`: the routes to replicate now (the config file's and those created over REST) */
   constructor(
@@ -85,11 +88,12 @@ export class TopicManager {
     private readonly store: CoordinationStore,
     private readonly log: Logger,
     private readonly routes: () => RouteConfig[] = () => config.routes,
-  ) {}
+  ) {
+    this.identity = new ClusterIdentity(config, store, async (alias) => (await this.cluster(alias)).configs.clusterId(5000));
+  }
 
   private props(alias: string): ClientProps {
-    const c = this.config.clusters[alias]!;
-    return { ...c.properties, 'bootstrap.servers': c.bootstrap, 'client.id': `strait-controller-${alias}` };
+    return { ...clusterProps(this.config, alias), 'client.id': `strait-controller-${alias}` };
   }
 
   private cluster(alias: string): Promise<ClusterClients> {
@@ -297,6 +301,12 @@ export class TopicManager {
   ): Promise<void> {
     const source = await meta(route.source);
     const target = await meta(route.target);
+    const changed = await this.identity.check(route);
+    if (changed) {
+      // no partitions: a worker that runs them stops, none starts them at offsets of another cluster
+      result.problems.push({ route: route.name, topic: '*', targetTopic: '*', code: changed.code, message: changed.message });
+      return;
+    }
     const selected = [...source.keys()].filter((t) => selectTopic(route, t, aliases).selected).sort();
     result.topics[route.name] = Object.fromEntries(selected.map((t) => [t, source.get(t)!]));
     if (selected.length === 0) return;

@@ -7,7 +7,7 @@
  */
 import { unpack } from 'msgpackr';
 import { loadNative, type GroupOffset, type NativeAdmin } from '../native';
-import type { ClientProps, RouteConfig, StraitConfig } from '../shared/config';
+import { clusterProps, type RouteConfig, type StraitConfig } from '../shared/config';
 import { StraitError } from '../shared/errors';
 import { CHECKPOINT_TOPIC, OFFSET_MAP_TOPIC, type CheckpointRecord, type OffsetMapRecord } from '../shared/offset-map';
 import { OffsetIndex, type PartitionRuns, type Translation } from '../shared/offset-translation';
@@ -29,12 +29,6 @@ export interface PartitionTranslation {
   maxDuplicates: number;
   /** forward: through a route from the group's cluster; inverse: back through a route into it */
   direction: 'forward' | 'inverse';
-}
-
-export function clusterProps(config: StraitConfig, alias: string): ClientProps {
-  const c = config.clusters[alias];
-  if (!c) throw new StraitError('STRAIT_USAGE', `unknown cluster alias '${alias}' (defined: ${Object.keys(config.clusters).join(', ')})`);
-  return { ...c.properties, 'bootstrap.servers': c.bootstrap };
 }
 
 /** Whether a route checkpoints `group`: its group patterns select it, and it is not one of strait's own. */

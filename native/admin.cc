@@ -524,6 +524,33 @@ class AlterGroupOffsetsWorker : public GroupWorker {
   std::vector<GroupOffsetOut> out_;
 };
 
+// The cluster id the brokers report (Kafka's cluster.id, KIP-78) from the handle's metadata; waits up to the timeout
+// for a first metadata answer. A broker too old to send one answers null.
+class ClusterIdWorker : public Napi::AsyncWorker {
+ public:
+  ClusterIdWorker(Napi::Env env, std::shared_ptr<rd_kafka_t> rk, int timeout_ms)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), rk_(std::move(rk)), timeout_ms_(timeout_ms) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    char* id = rd_kafka_clusterid(rk_.get(), timeout_ms_);
+    if (id == nullptr) {
+      SetError("_TIMED_OUT: no cluster id within " + std::to_string(timeout_ms_) + " ms");
+      return;
+    }
+    id_ = id;
+    rd_kafka_mem_free(rk_.get(), id);
+  }
+  void OnOK() override { deferred_.Resolve(Napi::String::New(Env(), id_)); }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::shared_ptr<rd_kafka_t> rk_;
+  int timeout_ms_;
+  std::string id_;
+};
+
 // ---- argument checks: a bad argument rejects the returned promise with a TypeError naming the field ----
 
 struct BadArgument {
@@ -609,6 +636,7 @@ Napi::Function Admin::Define(Napi::Env env) {
                          InstanceMethod<&Admin::DescribeConsumerGroups>("describeConsumerGroups"),
                          InstanceMethod<&Admin::ListConsumerGroupOffsets>("listConsumerGroupOffsets"),
                          InstanceMethod<&Admin::AlterConsumerGroupOffsets>("alterConsumerGroupOffsets"),
+                         InstanceMethod<&Admin::ClusterId>("clusterId"),
                          InstanceMethod<&Admin::Close>("close"),
                          InstanceMethod<&Admin::RetiredHandles>("retiredHandles"),
                      });
@@ -806,6 +834,24 @@ Napi::Value Admin::AlterConsumerGroupOffsets(const Napi::CallbackInfo& info) {
   } catch (const BadArgument& e) {
     return Rejected(env, Napi::TypeError::New(env, "alterConsumerGroupOffsets: " + e.message));
   }
+}
+
+// clusterId(timeoutMs = 10000) -> Promise<string>
+Napi::Value Admin::ClusterId(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int timeout;
+  try {
+    timeout = TimeoutArg(info, 0);
+  } catch (const BadArgument& e) {
+    return Rejected(env, Napi::TypeError::New(env, e.message));
+  }
+  std::string why;
+  std::shared_ptr<rd_kafka_t> rk = Handle(&why);
+  if (!rk) return Rejected(env, Napi::Error::New(env, why));
+  auto* w = new ClusterIdWorker(env, rk, timeout);
+  Napi::Promise p = w->Promise();
+  w->Queue();
+  return p;
 }
 
 Napi::Value Admin::Close(const Napi::CallbackInfo& info) {

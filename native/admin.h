@@ -55,6 +55,7 @@ class Admin : public Napi::ObjectWrap<Admin> {
   Napi::Value ListConsumerGroupOffsets(const Napi::CallbackInfo& info);
   Napi::Value AlterConsumerGroupOffsets(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
+  Napi::Value ClusterId(const Napi::CallbackInfo& info);
   Napi::Value RetiredHandles(const Napi::CallbackInfo& info);
   std::shared_ptr<rd_kafka_t> Handle(std::string* why);
   // Every request in flight holds the handle it runs on, so close() (or garbage collection of this object) while a

@@ -154,6 +154,8 @@ export interface NativeAdmin {
   /** librdkafka handles given up since creation: a group request that got no answer in time (its coordinator was
    *  unreachable) retires the handle it ran on, and the next request gets a new one (native/admin.h says why) */
   retiredHandles(): number;
+  /** the cluster's id (Kafka's cluster.id) from the handle's metadata; rejects `_TIMED_OUT: ...` without an answer */
+  clusterId(timeoutMs?: number): Promise<string>;
   close(): void;
 }
 

@@ -248,6 +248,13 @@ function regexError(pattern: string): string | undefined {
 /** Keys whose values are never printed: librdkafka secrets and strait's own token. */
 const SECRET_KEY = /(password|secret|token|jaas|credentials|private|\.key\.pem|keystore\.key|sasl\.oauthbearer\.config)/i;
 
+/** librdkafka properties for a connection of strait's own to a cluster (its properties and bootstrap servers). */
+export function clusterProps(config: StraitConfig, alias: string): ClientProps {
+  const c = config.clusters[alias];
+  if (!c) throw new StraitError('STRAIT_USAGE', `unknown cluster alias '${alias}' (defined: ${Object.keys(config.clusters).join(', ')})`);
+  return { ...c.properties, 'bootstrap.servers': c.bootstrap };
+}
+
 export function isSecretKey(key: string): boolean {
   return SECRET_KEY.test(key);
 }

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { pack, unpack } from 'msgpackr';
 import { StraitError } from './errors';
 import type { RouteConfig } from './config';
-import type { CommitResult, CoordinationStore, LeaderCallbacks, OffsetCommit, StoredRoute } from './store';
+import type { CommitResult, CoordinationStore, LeaderCallbacks, OffsetCommit, RouteClusters, StoredRoute } from './store';
 import { partitionKey, type Assignment, type CommittedOffset, type LoadReport, type PartitionAssignment, type WorkerInfo } from './wire';
 
 interface FileState {
@@ -20,6 +20,8 @@ interface FileState {
   control?: { drained: string[]; paused: string[] };
   /** added later in format 1: routes created over REST */
   routes?: Record<string, StoredRoute>;
+  /** added later in format 1: the cluster ids of each route's offsets */
+  clusters?: Record<string, RouteClusters>;
 }
 
 export class EmbeddedStore implements CoordinationStore {
@@ -205,6 +207,27 @@ export class EmbeddedStore implements CoordinationStore {
     if (on) list.push(name);
     control[kind] = list;
     this.persist();
+  }
+
+  async readRouteClusters(route: string): Promise<RouteClusters | undefined> {
+    return this.state.clusters?.[route];
+  }
+
+  async claimRouteClusters(route: string, ids: RouteClusters): Promise<RouteClusters> {
+    const all = (this.state.clusters ??= {});
+    const held = all[route];
+    if (held) return held;
+    all[route] = ids;
+    this.persist();
+    return ids;
+  }
+
+  async resetRoute(route: string): Promise<number> {
+    const had = Object.keys(this.state.offsets[route] ?? {}).length;
+    delete this.state.offsets[route];
+    if (this.state.clusters) delete this.state.clusters[route];
+    this.persist();
+    return had;
   }
 
   async readManagedTopics(route: string): Promise<Set<string>> {

@@ -47,7 +47,8 @@ export type StraitErrorCode =
   | 'STRAIT_TARGET_REJECTED'
   | 'STRAIT_COMMIT_FAILING'
   | 'STRAIT_PRODUCER_FATAL'
-  | 'STRAIT_ASSIGN_FAILED';
+  | 'STRAIT_ASSIGN_FAILED'
+  | 'STRAIT_CLUSTER_CHANGED';
 
 export interface StraitErrorOptions {
   cause?: unknown;

@@ -18,6 +18,14 @@ export interface CommitResult {
   fenced: { topic: string; partition: number; epoch: number }[];
 }
 
+/** The clusters a route's committed offsets were read from and written to, by Kafka cluster id. */
+export interface RouteClusters {
+  source: string;
+  target: string;
+  /** when recorded, ISO 8601 */
+  at: string;
+}
+
 /** A route created over REST, as the store keeps it (config-file routes are never stored). */
 export interface StoredRoute {
   /** validated, defaults filled */
@@ -59,6 +67,16 @@ export interface CoordinationStore {
   commitOffsets(route: string, commits: OffsetCommit[]): Promise<CommitResult>;
   /** raises the stored epoch of partitions handed to a new owner, so the previous owner's commits are refused */
   fence(route: string, partitions: { topic: string; partition: number; epoch: number }[]): Promise<void>;
+
+  /** the ids of the clusters a route's committed offsets belong to (shared/cluster-identity.ts); undefined until recorded */
+  readRouteClusters(route: string): Promise<RouteClusters | undefined>;
+  /** records `ids` for the route unless a record exists; returns the record that holds afterwards (the first one wins) */
+  claimRouteClusters(route: string, ids: RouteClusters): Promise<RouteClusters>;
+  /**
+   * Forgets a route's committed offsets and cluster ids (`strait offsets reset`): its partitions start again at the
+   * route's `start`. Returns how many partitions had an offset.
+   */
+  resetRoute(route: string): Promise<number>;
 
   /** target topics a route created (and so may expand) */
   readManagedTopics(route: string): Promise<Set<string>>;

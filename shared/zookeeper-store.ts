@@ -6,6 +6,7 @@
  *   assignments/<worker>                  an Assignment; its version is a counter kept in the record
  *   offsets/<route>/<topic>/<partition>   {offset, epoch}; read-check-write with the znode version, fenced by epoch
  *   managed/<route>/<topic>               target topics the route created
+ *   clusters/<route>                      {source, target, at}: the cluster ids the route's offsets belong to
  *   reports/<worker>                      ephemeral, the worker's last LoadReport (rates and lag per partition)
  *   controller/leader                     ephemeral, the leading controller's id
  *   control/drained/<worker>, control/paused/<route>   operator flags (presence is the state)
@@ -51,7 +52,7 @@ import { StraitError } from './errors';
 import type { Logger } from './logger';
 import { PARTITION_ERROR_CODES } from './partition-errors';
 import type { RouteConfig } from './config';
-import type { CommitResult, CoordinationStore, LeaderCallbacks, OffsetCommit, StoredRoute } from './store';
+import type { CommitResult, CoordinationStore, LeaderCallbacks, OffsetCommit, RouteClusters, StoredRoute } from './store';
 import { partitionKey, type Assignment, type CommittedOffset, type LoadReport, type PartitionAssignment, type ReportedGap, type WorkerInfo } from './wire';
 
 type ZkClient = InstanceType<typeof ZooKeeper>;
@@ -543,7 +544,7 @@ export class ZooKeeperStore implements CoordinationStore {
     const store = new ZooKeeperStore(opts);
     store.adopt(await store.openSession());
     try {
-      for (const dir of ['workers', 'assignments', 'offsets', 'managed', 'controller', 'reports', 'routes']) await store.ensurePath(`${store.base}/${dir}`);
+      for (const dir of ['workers', 'assignments', 'offsets', 'managed', 'clusters', 'controller', 'reports', 'routes']) await store.ensurePath(`${store.base}/${dir}`);
       if (store.acl && store.opts.reconcileAcls) await store.reconcileAcls();
     } catch (e) {
       await store.close();
@@ -1416,6 +1417,37 @@ export class ZooKeeperStore implements CoordinationStore {
         }
       }),
     );
+  }
+
+  // ---- cluster ids of a route's offsets
+
+  private clustersPath(route: string): string {
+    return `${this.base}/clusters/${segment(route, 'route')}`;
+  }
+
+  async readRouteClusters(route: string): Promise<RouteClusters | undefined> {
+    const path = this.clustersPath(route);
+    const node = await this.getNode(path);
+    if (!node) return undefined;
+    const r = decode(node.data, path);
+    return { source: str(r, 'source', path), target: str(r, 'target', path), at: str(r, 'at', path) };
+  }
+
+  async claimRouteClusters(route: string, ids: RouteClusters): Promise<RouteClusters> {
+    // create-if-absent: of two claimers the first wins and the other reads its record
+    if ((await this.createNode(this.clustersPath(route), encode({ source: ids.source, target: ids.target, at: ids.at }), C.ZOO_PERSISTENT)) === 'created') return ids;
+    return (await this.readRouteClusters(route)) ?? ids;
+  }
+
+  async resetRoute(route: string): Promise<number> {
+    const dir = this.offsetsRoute(route);
+    let had = 0;
+    // the partition nodes only: the topic folders stay, as other processes know them (knownPaths) and commit into them
+    for (const t of await this.children(dir)) {
+      for (const p of await this.children(`${dir}/${t}`)) if (await this.deleteNode(`${dir}/${t}/${p}`, -1)) had++;
+    }
+    await this.deleteNode(this.clustersPath(route), -1);
+    return had;
   }
 
   // ---- managed topics

@@ -214,6 +214,25 @@ t.test('offsets: commit and read back per route, with topic names that need no a
   t.equal((await s1.readOffsets('b-to-a')).size, 0, 'another route has its own offsets');
 });
 
+t.test("a route's cluster ids: the first claim wins, a reset forgets them with the offsets, and a commit after the reset lands", async (t) => {
+  const dep = uniqueName('zk-clusters');
+  const s1 = await open(t, dep);
+  const s2 = await open(t, dep);
+  t.equal(await s1.readRouteClusters('r'), undefined, 'nothing recorded before the first check');
+  const first = { source: 'src-1', target: 'tgt-1', at: '2026-01-01T00:00:00.000Z' };
+  t.same(await s1.claimRouteClusters('r', first), first, 'the first claim records its ids');
+  t.same(await s2.claimRouteClusters('r', { source: 'src-2', target: 'tgt-2', at: '2026-01-02T00:00:00.000Z' }), first, 'a later claim gets the recorded ids, not its own');
+  t.same(await s2.readRouteClusters('r'), first);
+  await s1.commitOffsets('r', [{ topic: 't', partition: 0, offset: 10, epoch: 1 }, { topic: 't', partition: 1, offset: 20, epoch: 1 }]);
+  await s1.commitOffsets('other', [{ topic: 't', partition: 0, offset: 30, epoch: 1 }]);
+  t.equal(await s2.resetRoute('r'), 2, 'the reset counts the partitions that had an offset');
+  t.equal((await s1.readOffsets('r')).size, 0, 'the route has no offsets after it');
+  t.equal(await s1.readRouteClusters('r'), undefined, 'nor cluster ids');
+  t.equal((await s1.readOffsets('other')).size, 1, "another route's offsets stay");
+  await s1.commitOffsets('r', [{ topic: 't', partition: 0, offset: 5, epoch: 2 }]);
+  t.same((await s2.readOffsets('r')).get('t/0'), { offset: 5, epoch: 2 }, 'a process that knew the folders commits again after the reset');
+});
+
 t.test('fencing: a commit older than the fenced epoch is refused and moves nothing', async (t) => {
   const dep = uniqueName('zk-fence');
   const store = await open(t, dep);

@@ -10,6 +10,7 @@ import type { RouteConfig, StraitConfig } from '../shared/config';
 import type { Logger } from '../shared/logger';
 import type { StraitMetrics } from '../shared/metrics';
 import { routeClientProps } from '../shared/profiles';
+import { ClusterIdentity, ClusterIds } from '../shared/cluster-identity';
 import type { CoordinationStore } from '../shared/store';
 import { partitionKey, type FromPump, type PartitionAssignment, type PartitionLoad, type PumpTask, type ReportedGap, type RouteClients, type ToPump } from '../shared/wire';
 import type { ForwarderProgress, GapReport, PartitionProgress } from '../native';
@@ -114,6 +115,8 @@ export class Pipeline {
   readonly gaps: GapProblem[] = [];
   /** assigned partitions that could not be handed to a pool thread (see `assign`), by runtime key */
   private readonly unstarted = new Map<string, ErroredPartition>();
+  private readonly clusterIds: ClusterIds;
+  private readonly identity: ClusterIdentity;
   readonly totals: PipelineTotals = { records: 0, bytes: 0, partitions: 0, lag: 0, errored: 0, paused: 0 };
   /** fired after a progress batch changes totals (the TTY status line listens) */
   onProgress: (() => void) | undefined;
@@ -124,7 +127,10 @@ export class Pipeline {
     private readonly store: CoordinationStore,
     private readonly log: Logger,
     private readonly metrics: StraitMetrics,
-  ) {}
+  ) {
+    this.clusterIds = new ClusterIds(config, `strait-${workerId}-id`, 30_000, 2000);
+    this.identity = new ClusterIdentity(config, store, this.clusterIds.of);
+  }
 
   /** a route's definition: one carried by an assignment, else the config file's */
   route(name: string): RouteConfig | undefined {
@@ -252,6 +258,16 @@ export class Pipeline {
         this.notStarted(route, list, 'this worker has no definition of the route (not in its config file, not carried by the assignment)');
         continue;
       }
+      // Offsets of other clusters are never resumed at (shared/cluster-identity.ts). A cluster that does not tell its
+      // id now is not waited for: the controller holds the route as soon as it can tell.
+      const changed = await this.identity.check(routeCfg).catch((e: Error) => {
+        this.log.debug({ route, err: e.message }, 'cluster ids not known yet; the controller checks them');
+        return undefined;
+      });
+      if (changed) {
+        this.notStarted(route, list, changed.message, changed.code);
+        continue;
+      }
       let offsets: Awaited<ReturnType<CoordinationStore['readOffsets']>>;
       try {
         offsets = await this.store.readOffsets(route);
@@ -290,22 +306,23 @@ export class Pipeline {
   }
 
   /** Partitions an assignment gave this worker that it could not hand to a pool thread: errored until started. */
-  private notStarted(route: string, list: PartitionAssignment[], cause: string): void {
+  private notStarted(route: string, list: PartitionAssignment[], cause: string, code: 'STRAIT_ASSIGN_FAILED' | 'STRAIT_CLUSTER_CHANGED' = 'STRAIT_ASSIGN_FAILED'): void {
     const fresh: PartitionAssignment[] = [];
     for (const p of list) {
       const key = runtimeKey(route, p.topic, p.partition);
       const cur = this.unstarted.get(key);
-      if (cur) {
+      if (cur?.code === code) {
         cur.cause = cause;
         continue;
       }
+      if (cur) this.metrics.partitionErrored.remove({ route, topic: p.topic, partition: String(p.partition), code: cur.code });
       fresh.push(p);
-      this.unstarted.set(key, { route, topic: p.topic, partition: p.partition, code: 'STRAIT_ASSIGN_FAILED', kafkaCode: null, cause, since: new Date().toISOString() });
-      this.metrics.partitionErrored.set({ route, topic: p.topic, partition: String(p.partition), code: 'STRAIT_ASSIGN_FAILED' }, 1);
-      this.metrics.errors.inc({ route, topic: p.topic, code: 'STRAIT_ASSIGN_FAILED' });
+      this.unstarted.set(key, { route, topic: p.topic, partition: p.partition, code, kafkaCode: null, cause, since: new Date().toISOString() });
+      this.metrics.partitionErrored.set({ route, topic: p.topic, partition: String(p.partition), code }, 1);
+      this.metrics.errors.inc({ route, topic: p.topic, code });
     }
     if (fresh.length > 0) {
-      this.log.error({ route, code: 'STRAIT_ASSIGN_FAILED', partitions: fresh.map((p) => `${p.topic}[${p.partition}]`), cause }, `${fresh.length} assigned partitions of route '${route}' cannot start on this worker: ${cause}; retried`);
+      this.log.error({ route, code, partitions: fresh.map((p) => `${p.topic}[${p.partition}]`), cause }, `${fresh.length} assigned partitions of route '${route}' cannot start on this worker: ${cause}; retried`);
     }
   }
 
@@ -457,6 +474,8 @@ export class Pipeline {
       this.metrics.recordAge.set(labels, Math.max(0, (Date.now() - pp.lastTimestamp) / 1000));
     }
     if (rt.highWatermark !== undefined && rt.committable >= 0) this.metrics.lag.set(labels, Math.max(0, rt.highWatermark - rt.committable));
+    // nothing committed yet: a restart reads from the route's start, so the whole log counts (an upper bound)
+    if (rt.highWatermark !== undefined) this.metrics.committedLag.set(labels, Math.max(0, rt.highWatermark - Math.max(0, rt.committed)));
     rt.paused = pp.paused;
     this.metrics.paused.set(labels, pp.paused ? 1 : 0);
     this.applyError(rt, pp);
@@ -680,5 +699,6 @@ export class Pipeline {
     for (const p of this.ports) p.close();
     await this.pool?.destroy();
     for (const w of this.writers.values()) await w.close();
+    this.clusterIds.close();
   }
 }

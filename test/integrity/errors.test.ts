@@ -138,6 +138,8 @@ t.test('commits that keep failing (no WRITE on the offset map) error the route\'
     const failures = Number(/strait_commit_failures_total\{route="commitfail"\} (\d+)/.exec(metrics)?.[1] ?? 0);
     t.ok(failures >= 10, `strait_commit_failures_total counts the failed intervals (${failures})`);
     t.match(metrics, new RegExp(`strait_partition_errored\\{route="commitfail",topic="${topic}",partition="0",code="STRAIT_COMMIT_FAILING"\\} 1`));
+    t.match(metrics, new RegExp(`strait_lag_records\\{route="commitfail",topic="${topic}",partition="0"\\} 0\\n`), 'every record is acknowledged: no committable lag');
+    t.match(metrics, new RegExp(`strait_committed_lag_records\\{route="commitfail",topic="${topic}",partition="0"\\} 100\\n`), 'but nothing is committed: the committed lag shows all 100');
     const h = await health(strait);
     t.same([h.http, h.body.status, h.body.reasons?.map((r) => r.code)], [200, 'degraded', ['STRAIT_COMMIT_FAILING']], 'health is degraded (HTTP 200 by default)');
     t.ok(strait.output.split('\n').some((l) => l.includes('"level":50') && l.includes('"code":"STRAIT_COMMIT_FAILING"')), 'an error-level log line');
@@ -148,6 +150,7 @@ t.test('commits that keep failing (no WRITE on the offset map) error the route\'
     t.notMatch(await strait.metrics(), /strait_partition_errored\{/, 'the errored series is gone');
     t.equal((await health(strait)).body.status, 'ok');
     t.match(await strait.metrics(), /strait_offset_commits_total\{route="commitfail"\} [1-9]/, 'offsets committed');
+    await waitFor('the committed lag back to 0', async () => new RegExp(`strait_committed_lag_records\\{route="commitfail",topic="${topic}",partition="0"\\} 0\\n`).test(await strait.metrics()), 30_000, 500);
     const code = await strait.stop();
     if (code !== 0) await new Promise((r) => setTimeout(r, 1000)); // the last output lines arrive after 'exit'
     if (code !== 0) t.comment(strait.output.split('\n').filter((l) => !l.includes('"level":30')).slice(-30).join('\n'));
