@@ -625,6 +625,163 @@ std::vector<TopicPartitionIn> PartitionsArg(const Napi::Value& v, const std::str
   return out;
 }
 
+// A topic's identity: the id Kafka gave it when it was created (KIP-516), which a topic deleted and created again
+// under the same name does not keep.
+struct TopicIdentity {
+  std::string name;
+  std::string id;  // base64, as Kafka's tools print it; empty when the topic could not be described
+  std::string error;
+};
+
+class DescribeTopicsWorker : public Napi::AsyncWorker {
+ public:
+  DescribeTopicsWorker(Napi::Env env, std::shared_ptr<rd_kafka_t> rk, std::vector<std::string> topics, int timeout_ms)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), rk_(std::move(rk)), topics_(std::move(topics)),
+        timeout_ms_(timeout_ms) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    std::vector<const char*> names;
+    for (auto& t : topics_) names.push_back(t.c_str());
+    rd_kafka_TopicCollection_t* topics = rd_kafka_TopicCollection_of_topic_names(names.data(), names.size());
+    rd_kafka_queue_t* q = rd_kafka_queue_new(rk_.get());
+    rd_kafka_AdminOptions_t* opts = rd_kafka_AdminOptions_new(rk_.get(), RD_KAFKA_ADMIN_OP_DESCRIBETOPICS);
+    char errstr[256];
+    rd_kafka_AdminOptions_set_request_timeout(opts, timeout_ms_, errstr, sizeof(errstr));
+    rd_kafka_DescribeTopics(rk_.get(), topics, opts, q);
+    rd_kafka_event_t* ev = WaitFor(q, timeout_ms_);
+    if (ev == nullptr) {
+      SetError("describeTopics: timed out");
+    } else if (rd_kafka_event_error(ev) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      SetError(std::string("describeTopics: ") + rd_kafka_err2name(rd_kafka_event_error(ev)) + ": " + rd_kafka_event_error_string(ev));
+    } else {
+      size_t n = 0;
+      const rd_kafka_TopicDescription_t** ds = rd_kafka_DescribeTopics_result_topics(rd_kafka_event_DescribeTopics_result(ev), &n);
+      for (size_t i = 0; i < n; i++) {
+        TopicIdentity t;
+        t.name = rd_kafka_TopicDescription_name(ds[i]);
+        const rd_kafka_error_t* err = rd_kafka_TopicDescription_error(ds[i]);
+        if (err != nullptr && rd_kafka_error_code(err) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+          t.error = std::string(rd_kafka_error_name(err)) + ": " + rd_kafka_error_string(err);
+        } else {
+          const rd_kafka_Uuid_t* id = rd_kafka_TopicDescription_topic_id(ds[i]);
+          if (id != nullptr) t.id = rd_kafka_Uuid_base64str(id);
+        }
+        results_.push_back(std::move(t));
+      }
+    }
+    if (ev != nullptr) rd_kafka_event_destroy(ev);
+    rd_kafka_AdminOptions_destroy(opts);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_TopicCollection_destroy(topics);
+  }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    Napi::Object out = Napi::Object::New(env);
+    for (auto& t : results_) {
+      Napi::Object o = Napi::Object::New(env);
+      if (!t.id.empty()) o.Set("topicId", t.id);
+      if (!t.error.empty()) o.Set("error", t.error);
+      out.Set(t.name, o);
+    }
+    deferred_.Resolve(out);
+  }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::shared_ptr<rd_kafka_t> rk_;
+  std::vector<std::string> topics_;
+  int timeout_ms_;
+  std::vector<TopicIdentity> results_;
+};
+
+struct ListedOffset {
+  std::string topic;
+  int32_t partition = 0;
+  int64_t offset = -1;
+  int32_t leader_epoch = -1;
+  std::string error;
+};
+
+// ListOffsets (earliest or latest) with read_committed isolation, as the forwarder's consumer reads: `latest` is the
+// last stable offset, where that consumer would start.
+class ListOffsetsWorker : public Napi::AsyncWorker {
+ public:
+  ListOffsetsWorker(Napi::Env env, std::shared_ptr<rd_kafka_t> rk, std::vector<TopicPartitionIn> partitions, int64_t spec, int timeout_ms)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), rk_(std::move(rk)), partitions_(std::move(partitions)),
+        spec_(spec), timeout_ms_(timeout_ms) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(static_cast<int>(partitions_.size()));
+    for (auto& p : partitions_) rd_kafka_topic_partition_list_add(list, p.topic.c_str(), p.partition)->offset = spec_;
+    rd_kafka_queue_t* q = rd_kafka_queue_new(rk_.get());
+    rd_kafka_AdminOptions_t* opts = rd_kafka_AdminOptions_new(rk_.get(), RD_KAFKA_ADMIN_OP_LISTOFFSETS);
+    char errstr[256];
+    rd_kafka_AdminOptions_set_request_timeout(opts, timeout_ms_, errstr, sizeof(errstr));
+    rd_kafka_error_t* iso = rd_kafka_AdminOptions_set_isolation_level(opts, RD_KAFKA_ISOLATION_LEVEL_READ_COMMITTED);
+    if (iso != nullptr) rd_kafka_error_destroy(iso);
+    rd_kafka_ListOffsets(rk_.get(), list, opts, q);
+    rd_kafka_event_t* ev = WaitFor(q, timeout_ms_);
+    if (ev == nullptr) {
+      SetError("listOffsets: timed out");
+    } else if (rd_kafka_event_error(ev) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      SetError(std::string("listOffsets: ") + rd_kafka_err2name(rd_kafka_event_error(ev)) + ": " + rd_kafka_event_error_string(ev));
+    } else {
+      size_t n = 0;
+      const rd_kafka_ListOffsetsResultInfo_t** infos = rd_kafka_ListOffsets_result_infos(rd_kafka_event_ListOffsets_result(ev), &n);
+      for (size_t i = 0; i < n; i++) {
+        const rd_kafka_topic_partition_t* tp = rd_kafka_ListOffsetsResultInfo_topic_partition(infos[i]);
+        ListedOffset o;
+        o.topic = tp->topic;
+        o.partition = tp->partition;
+        if (tp->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+          o.error = std::string(rd_kafka_err2name(tp->err)) + ": " + rd_kafka_err2str(tp->err);
+        } else {
+          o.offset = tp->offset;
+          o.leader_epoch = rd_kafka_topic_partition_get_leader_epoch(tp);
+        }
+        results_.push_back(std::move(o));
+      }
+    }
+    if (ev != nullptr) rd_kafka_event_destroy(ev);
+    rd_kafka_AdminOptions_destroy(opts);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_topic_partition_list_destroy(list);
+  }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    Napi::Array out = Napi::Array::New(env, results_.size());
+    uint32_t i = 0;
+    for (auto& r : results_) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("topic", r.topic);
+      o.Set("partition", r.partition);
+      if (!r.error.empty()) {
+        o.Set("error", r.error);
+      } else {
+        o.Set("offset", Napi::Number::New(env, static_cast<double>(r.offset)));
+        if (r.leader_epoch >= 0) o.Set("leaderEpoch", r.leader_epoch);
+      }
+      out.Set(i++, o);
+    }
+    deferred_.Resolve(out);
+  }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::shared_ptr<rd_kafka_t> rk_;
+  std::vector<TopicPartitionIn> partitions_;
+  int64_t spec_;
+  int timeout_ms_;
+  std::vector<ListedOffset> results_;
+};
+
+
 }  // namespace
 
 Napi::Function Admin::Define(Napi::Env env) {
@@ -637,6 +794,8 @@ Napi::Function Admin::Define(Napi::Env env) {
                          InstanceMethod<&Admin::ListConsumerGroupOffsets>("listConsumerGroupOffsets"),
                          InstanceMethod<&Admin::AlterConsumerGroupOffsets>("alterConsumerGroupOffsets"),
                          InstanceMethod<&Admin::ClusterId>("clusterId"),
+                         InstanceMethod<&Admin::DescribeTopics>("describeTopics"),
+                         InstanceMethod<&Admin::ListOffsets>("listOffsets"),
                          InstanceMethod<&Admin::Close>("close"),
                          InstanceMethod<&Admin::RetiredHandles>("retiredHandles"),
                      });
@@ -852,6 +1011,50 @@ Napi::Value Admin::ClusterId(const Napi::CallbackInfo& info) {
   Napi::Promise p = w->Promise();
   w->Queue();
   return p;
+}
+
+// describeTopics(topics: string[], timeoutMs?) -> Promise<{ [topic]: { topicId?, error? } }>
+Napi::Value Admin::DescribeTopics(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  try {
+    std::string why;
+    std::shared_ptr<rd_kafka_t> rk = Handle(&why);
+    if (!rk) return Rejected(env, Napi::Error::New(env, "describeTopics: " + why));
+    if (!info[0].IsArray()) throw BadArgument{"topics must be an array of topic names (got " + Describe(info[0]) + ")"};
+    Napi::Array arr = info[0].As<Napi::Array>();
+    std::vector<std::string> topics;
+    for (uint32_t i = 0; i < arr.Length(); i++) topics.push_back(GroupArg(arr.Get(i), "topics[" + std::to_string(i) + "]"));
+    int timeout = TimeoutArg(info, 1);
+    if (topics.empty()) return Rejected(env, Napi::TypeError::New(env, "describeTopics: topics is empty"));
+    auto* w = new DescribeTopicsWorker(env, rk, std::move(topics), timeout);
+    Napi::Promise p = w->Promise();
+    w->Queue();
+    return p;
+  } catch (const BadArgument& e) {
+    return Rejected(env, Napi::TypeError::New(env, "describeTopics: " + e.message));
+  }
+}
+
+// listOffsets(partitions: { topic, partition }[], spec: "earliest" | "latest", timeoutMs?)
+//   -> Promise<{ topic, partition, offset?, leaderEpoch?, error? }[]>
+Napi::Value Admin::ListOffsets(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  try {
+    std::string why;
+    std::shared_ptr<rd_kafka_t> rk = Handle(&why);
+    if (!rk) return Rejected(env, Napi::Error::New(env, "listOffsets: " + why));
+    std::vector<TopicPartitionIn> partitions = PartitionsArg(info[0], "partitions", false);
+    std::string spec = info.Length() > 1 && info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
+    if (spec != "earliest" && spec != "latest") throw BadArgument{"spec must be \"earliest\" or \"latest\" (got " + Describe(info[1]) + ")"};
+    int timeout = TimeoutArg(info, 2);
+    if (partitions.empty()) return Rejected(env, Napi::TypeError::New(env, "listOffsets: partitions is empty"));
+    auto* w = new ListOffsetsWorker(env, rk, std::move(partitions), spec == "earliest" ? RD_KAFKA_OFFSET_SPEC_EARLIEST : RD_KAFKA_OFFSET_SPEC_LATEST, timeout);
+    Napi::Promise p = w->Promise();
+    w->Queue();
+    return p;
+  } catch (const BadArgument& e) {
+    return Rejected(env, Napi::TypeError::New(env, "listOffsets: " + e.message));
+  }
 }
 
 Napi::Value Admin::Close(const Napi::CallbackInfo& info) {

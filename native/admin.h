@@ -54,6 +54,8 @@ class Admin : public Napi::ObjectWrap<Admin> {
   Napi::Value DescribeConsumerGroups(const Napi::CallbackInfo& info);
   Napi::Value ListConsumerGroupOffsets(const Napi::CallbackInfo& info);
   Napi::Value AlterConsumerGroupOffsets(const Napi::CallbackInfo& info);
+  Napi::Value DescribeTopics(const Napi::CallbackInfo& info);
+  Napi::Value ListOffsets(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value ClusterId(const Napi::CallbackInfo& info);
   Napi::Value RetiredHandles(const Napi::CallbackInfo& info);

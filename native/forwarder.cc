@@ -215,6 +215,7 @@ struct AssignRequest {
   std::string codec;
   int32_t partition;
   int64_t offset;
+  int32_t leader_epoch;  // -1: none
 };
 
 Napi::Object AssignFailure(Napi::Env env, const AssignRequest& r, const std::string& code, const std::string& message) {
@@ -247,7 +248,8 @@ Napi::Value Forwarder::Assign(const Napi::CallbackInfo& info) {
     if (!arr.Get(i).IsObject()) throw Napi::TypeError::New(env, "assign: each entry must be an object");
     Napi::Object a = arr.Get(i).As<Napi::Object>();
     AssignRequest r{GetString(a, "topic", ""), GetString(a, "targetTopic", ""), GetString(a, "compression", default_codec_),
-                    static_cast<int32_t>(GetInt(a, "partition", -1)), GetInt(a, "offset", RD_KAFKA_OFFSET_BEGINNING)};
+                    static_cast<int32_t>(GetInt(a, "partition", -1)), GetInt(a, "offset", RD_KAFKA_OFFSET_BEGINNING),
+                    static_cast<int32_t>(GetInt(a, "leaderEpoch", -1))};
     if (r.topic.empty() || r.target.empty() || r.partition < 0) {
       throw Napi::TypeError::New(env, "assign: each entry needs topic, targetTopic and partition >= 0");
     }
@@ -354,13 +356,18 @@ Napi::Value Forwarder::Assign(const Napi::CallbackInfo& info) {
         start = std::max(p->consumed_next, r.offset);
       }
       if (start >= 0 && start != p->consumed_next) {
-        if (p->inflight.empty()) p->committable = start;
-        else p->inflight.emplace_back(start - 1, nullptr);
+        if (p->inflight.empty()) {
+          p->committable = start;
+          p->committable_epoch = r.leader_epoch;
+        } else {
+          p->inflight.push_back(InFlight{start - 1, nullptr, r.leader_epoch});
+        }
         p->consumed_next = start;
       }
       p->undelivered = false;
       p->budget_paused = false;
       p->gap_pending = false;
+      p->gap_diverged = false;
       p->gap_retries = 0;
       ClearSourceError(p);
     } else {
@@ -372,11 +379,15 @@ Napi::Value Forwarder::Assign(const Napi::CallbackInfo& info) {
       p->topic_state = ts.get();
       if (start >= 0) {
         p->committable = start;
+        p->committable_epoch = r.leader_epoch;
         p->consumed_next = start;
       }
     }
     p->assigned = true;
-    rd_kafka_topic_partition_list_add(list, r.topic.c_str(), r.partition)->offset = start;
+    rd_kafka_topic_partition_t* tp = rd_kafka_topic_partition_list_add(list, r.topic.c_str(), r.partition);
+    tp->offset = start;
+    // the epoch belongs to the offset it came with (the committed one), not to a position this forwarder moved on to
+    if (start >= 0 && start == r.offset && r.leader_epoch >= 0) rd_kafka_topic_partition_set_leader_epoch(tp, r.leader_epoch);
     added.push_back(p);
     was_new.push_back(actions[i] == Action::kNew);
     added_index.push_back(i);
@@ -396,6 +407,24 @@ Napi::Value Forwarder::Assign(const Napi::CallbackInfo& info) {
     }
     return failures;
   }
+  // KIP-320: a position that carries its leader epoch is checked against the leader's log (OffsetsForLeaderEpoch)
+  // before the first fetch. librdkafka runs that check on a seek, and on an assign only when it learns the partition's
+  // leader epoch afterwards (a new handle); seeking to the assigned position makes it run every time. A log that
+  // no longer reaches that position comes back as _AUTO_OFFSET_RESET without an offset (Pump(): a truncation gap).
+  rd_kafka_topic_partition_list_t* validate = rd_kafka_topic_partition_list_new(static_cast<int>(added.size()) + 1);
+  for (size_t k = 0; k < added.size(); k++) {
+    const AssignRequest& r = requests[added_index[k]];
+    if (r.leader_epoch < 0 || r.offset < 0 || added[k]->consumed_next != r.offset) continue;
+    rd_kafka_topic_partition_t* tp = rd_kafka_topic_partition_list_add(validate, r.topic.c_str(), r.partition);
+    tp->offset = r.offset;
+    rd_kafka_topic_partition_set_leader_epoch(tp, r.leader_epoch);
+  }
+  if (validate->cnt > 0) {
+    // asynchronous (timeout 0); a seek refused here leaves the fetch as assigned, without the check
+    rd_kafka_error_t* serr = rd_kafka_seek_partitions(consumer_, validate, 0);
+    if (serr != nullptr) rd_kafka_error_destroy(serr);
+  }
+  rd_kafka_topic_partition_list_destroy(validate);
   if (over_budget_) SetPaused(added, true);  // they resume with the others once the budget drains
   return failures;
 }
@@ -493,8 +522,12 @@ bool Forwarder::Restart(PartitionState* p, int64_t offset, std::string* why) {
   }
   // `committable` moves to `offset` once everything consumed before the gap is acknowledged (a placeholder entry in
   // flight, as for dropped records).
-  if (p->inflight.empty()) p->committable = offset;
-  else p->inflight.emplace_back(offset - 1, nullptr);
+  if (p->inflight.empty()) {
+    p->committable = offset;
+    p->committable_epoch = -1;
+  } else {
+    p->inflight.push_back(InFlight{offset - 1, nullptr, -1});
+  }
   p->consumed_next = offset;
   if (p->budget_paused) {
     std::vector<PartitionState*> one{p};
@@ -526,7 +559,16 @@ void Forwarder::ResolveGaps() {
       }
       int64_t from = p->gap_offset;
       GapEvent gap{"", from, from, 0, false};
-      if (from < low) {
+      if (p->gap_diverged) {
+        // The records strait read at and after the divergence point are not in the leader's log any more. Where that
+        // point lies librdkafka does not say: go on at the log end, or at `from` when the log has grown past it again.
+        gap.reason = "truncation";
+        gap.to = std::min(from, high);
+      } else if (from < 0) {
+        // diverged before anything was read here (a logical start): nothing to compare, start at the log end
+        gap.reason = "truncation";
+        gap.to = high;
+      } else if (from < low) {
         gap.reason = "retention";
         gap.to = low;
         gap.skipped = low - from;
@@ -550,7 +592,9 @@ void Forwarder::ResolveGaps() {
       p->gap_retries = 0;
       std::string where = "source " + p->topic + "[" + std::to_string(p->partition) + "]: offset " + std::to_string(from) +
                           (gap.reason == "retention" ? " is below the log start " + std::to_string(low)
-                                                     : " is above the log end " + std::to_string(high));
+                           : p->gap_diverged        ? " is past where the leader's log diverged (leader epoch check)"
+                                                    : " is above the log end " + std::to_string(high));
+      p->gap_diverged = false;
       if (stop_on_gap_) {
         gap.stopped = true;
         p->gaps.push_back(gap);
@@ -579,7 +623,11 @@ bool Forwarder::Forward(rd_kafka_message_t* msg) {
   ClearSourceError(p);
   // A partition that started at a logical position (earliest, latest) has its concrete start offset from its first
   // record on: a restart (a new owner, or a new producer after a fatal error) goes on from there, never from `latest`.
-  if (p->committable < 0 && p->inflight.empty()) p->committable = msg->offset;
+  if (p->committable < 0 && p->inflight.empty()) {
+    p->committable = msg->offset;
+    // the epoch of the record at the start serves KIP-320's check as well: its epoch's log reaches past it
+    p->committable_epoch = rd_kafka_message_leader_epoch(msg);
+  }
   rd_kafka_headers_t* src_headers = nullptr;
   rd_kafka_message_headers(msg, &src_headers);
   rd_kafka_headers_t* headers = nullptr;
@@ -601,8 +649,12 @@ bool Forwarder::Forward(rd_kafka_message_t* msg) {
       // The record came from the target (or has gone round too often): forwarding it would make a loop. It counts
       // as handled so `committable` moves past it.
       p->dropped++;
-      if (p->inflight.empty()) p->committable = msg->offset + 1;
-      else p->inflight.emplace_back(msg->offset, nullptr);
+      if (p->inflight.empty()) {
+        p->committable = msg->offset + 1;
+        p->committable_epoch = rd_kafka_message_leader_epoch(msg);
+      } else {
+        p->inflight.push_back(InFlight{msg->offset, nullptr, rd_kafka_message_leader_epoch(msg)});
+      }
       p->consumed_next = msg->offset + 1;
       rd_kafka_message_destroy(msg);
       return true;
@@ -635,7 +687,7 @@ bool Forwarder::Forward(rd_kafka_message_t* msg) {
     return true;
   }
   int64_t size = static_cast<int64_t>(msg->len + msg->key_len);
-  p->inflight.emplace_back(msg->offset, msg);
+  p->inflight.push_back(InFlight{msg->offset, msg, rd_kafka_message_leader_epoch(msg)});
   p->inflight_bytes += size;
   inflight_bytes_ += size;
   p->consumed_next = msg->offset + 1;
@@ -670,8 +722,8 @@ void Forwarder::Delivered(const rd_kafka_message_t* dr) {
   // Mark this record done, then advance `committable` over the done prefix. The idempotent producer reports in
   // order, so normally the record is at the front.
   for (auto& entry : p->inflight) {
-    if (entry.second == consumed) {
-      entry.second = lost ? NotDelivered() : nullptr;
+    if (entry.msg == consumed) {
+      entry.msg = lost ? NotDelivered() : nullptr;
       break;
     }
   }
@@ -714,10 +766,13 @@ void Forwarder::Delivered(const rd_kafka_message_t* dr) {
     p->run_dirty = true;
   }
   // An errored partition keeps `committable` at the first record that failed.
-  while (!p->inflight.empty() && (p->inflight.front().second == nullptr || p->inflight.front().second == NotDelivered())) {
-    if (p->inflight.front().second == NotDelivered()) p->undelivered = true;
+  while (!p->inflight.empty() && (p->inflight.front().msg == nullptr || p->inflight.front().msg == NotDelivered())) {
+    if (p->inflight.front().msg == NotDelivered()) p->undelivered = true;
     bool target_refused = p->errored && p->error_kind != "producer";
-    if (!target_refused && !p->undelivered) p->committable = p->inflight.front().first + 1;
+    if (!target_refused && !p->undelivered) {
+      p->committable = p->inflight.front().offset + 1;
+      p->committable_epoch = p->inflight.front().leader_epoch;
+    }
     p->inflight.pop_front();
   }
   Release(p, consumed);
@@ -791,7 +846,10 @@ Napi::Value Forwarder::Pump(const Napi::CallbackInfo& info) {
           if (p != nullptr) ClearSourceError(p);
         } else if (p != nullptr && msg->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET) {
           p->gap_pending = true;
-          p->gap_offset = msg->offset;
+          // without an offset: KIP-320's check found that the leader's log diverged below the position (librdkafka's
+          // _LOG_TRUNCATION, rdkafka_offset.c, reset to INVALID under auto.offset.reset=error)
+          p->gap_diverged = msg->offset < 0;
+          p->gap_offset = msg->offset >= 0 ? msg->offset : p->consumed_next;
           p->gap_next_try_ms = 0;
         } else if (p != nullptr) {
           NoteSourceError(p, msg->err, rd_kafka_message_errstr(msg));
@@ -830,6 +888,7 @@ Napi::Value Forwarder::Progress(const Napi::CallbackInfo& info) {
       o.Set("partition", p->partition);
       o.Set("targetTopic", t.second->target);
       o.Set("committable", Napi::Number::New(env, static_cast<double>(p->committable)));
+      if (p->committable >= 0 && p->committable_epoch >= 0) o.Set("committableLeaderEpoch", p->committable_epoch);
       o.Set("records", Napi::Number::New(env, static_cast<double>(p->records)));
       o.Set("bytes", Napi::Number::New(env, static_cast<double>(p->bytes)));
       o.Set("dropped", Napi::Number::New(env, static_cast<double>(p->dropped)));

@@ -38,6 +38,15 @@ struct GapEvent {
   bool stopped;        // onGap=stop: the partition is errored instead
 };
 
+// A source record handed to the producer, or a placeholder that moves `committable` past offsets with no record to
+// deliver (dropped by the loop guard, skipped by a gap).
+struct InFlight {
+  int64_t offset;
+  // the consumed message; nullptr once delivered (or for a placeholder); NotDelivered() when the producer gave up on it
+  rd_kafka_message_t* msg;
+  int32_t leader_epoch;  // the record's leader epoch; -1 for a placeholder without one
+};
+
 struct PartitionState {
   std::string topic;
   int32_t partition = 0;
@@ -61,13 +70,16 @@ struct PartitionState {
   // where to go on.
   bool gap_pending = false;
   int64_t gap_offset = -1;
+  bool gap_diverged = false;  // the leader epoch check (KIP-320) found the log truncated below gap_offset
   int gap_retries = 0;
   int64_t gap_next_try_ms = 0;
   // source offsets consumed and handed to the producer, oldest first (delivery reports arrive in this order:
-  // the idempotent producer keeps per-partition order, except after a fatal error); the pointer is the consumed
-  // message, nullptr once done (or for a placeholder), NotDelivered() for a record the producer gave up on
-  std::deque<std::pair<int64_t, rd_kafka_message_t*>> inflight;
+  // the idempotent producer keeps per-partition order, except after a fatal error)
+  std::deque<InFlight> inflight;
   int64_t committable = -1;   // next source offset to read after a restart; -1 = nothing delivered yet
+  // the leader epoch of the record before `committable` (KIP-320: committed with the offset, so the next assign lets
+  // the broker tell whether the log still holds it); -1 when not known (a logical start, a gap's restart)
+  int32_t committable_epoch = -1;
   int64_t consumed_next = -1; // next offset the consumer will hand us
   int64_t records = 0;        // delivered since the last progress() call
   int64_t bytes = 0;

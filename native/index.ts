@@ -25,6 +25,11 @@ export interface AssignEntry {
   targetTopic: string;
   /** >= 0: exact offset; -2: earliest; -1: latest */
   offset: number;
+  /**
+   * The leader epoch that came with `offset` (the committed one, KIP-320): before the first fetch the leader checks
+   * that its log still reaches `offset` in that epoch; a log truncated below it is reported as a `truncation` gap.
+   */
+  leaderEpoch?: number;
   compression?: string;
 }
 
@@ -37,6 +42,8 @@ export interface PartitionProgress {
   targetTopic: string;
   /** next source offset to read; every record below it is acknowledged by the target. -1: nothing yet */
   committable: number;
+  /** the leader epoch of the record before `committable`, when known (committed with it) */
+  committableLeaderEpoch?: number;
   records: number;
   bytes: number;
   dropped: number;
@@ -63,14 +70,27 @@ export interface PartitionProgress {
   runs: OffsetRunTuple[];
 }
 
+/**
+ * retention: the offset was below the log start; truncation: above the log end, or past where the leader's log
+ * diverged (KIP-320's epoch check); recreated: the source topic was deleted and created again (another topic id)
+ * since the offset was committed, and the partition starts over at the new topic's log start.
+ */
+export const GAP_REASONS = ['retention', 'truncation', 'recreated'] as const;
+
+export function isGapReason(s: string): s is GapReport['reason'] {
+  return (GAP_REASONS as readonly string[]).includes(s);
+}
+
 export interface GapReport {
-  /** retention: the offset was below the log start; truncation: above the log end */
-  reason: 'retention' | 'truncation';
+  reason: (typeof GAP_REASONS)[number];
   /** the offset the fetch wanted */
   from: number;
   /** where the partition went on (or would have, when stopped) */
   to: number;
-  /** offsets in [from, to) that were never read: `to - from` for retention, 0 for truncation */
+  /**
+   * offsets never read: `to - from` for retention, 0 for truncation; for recreated, the old topic's offsets from the
+   * committed one up to its end as far as strait knows it (0: the end of a deleted topic cannot be read any more)
+   */
   skipped: number;
   stopped: boolean;
 }
@@ -127,6 +147,8 @@ export interface TopicConfigEntry {
 }
 
 export interface GroupListing { groupId: string; state: string; isSimple: boolean }
+/** `error`: "<librdkafka error name>: <message>" for this partition (then no offset) */
+export interface ListedOffset { topic: string; partition: number; offset?: number; leaderEpoch?: number; error?: string }
 /** `state`: librdkafka's consumer group state name (Unknown, PreparingRebalance, CompletingRebalance, Stable, Dead, Empty) */
 export interface GroupDescription { groupId: string; state: string; members: number; error?: string }
 /** `error`: "<librdkafka error name>: <message>" for this partition. Offset lists come sorted by topic, partition. */
@@ -141,6 +163,13 @@ export interface NativeAdmin {
   /** per topic: config name -> entry; a topic that failed has `$error` */
   describeTopicConfigs(topics: string[], timeoutMs: number): Promise<Record<string, Record<string, TopicConfigEntry>>>;
   alterTopicConfigs(topic: string, set: Record<string, string>, remove: string[], timeoutMs: number): Promise<void>;
+  /** topic ids (KIP-516, base64); a topic that could not be described has `error` ("<librdkafka error name>: ...") */
+  describeTopics(topics: string[], timeoutMs?: number): Promise<Record<string, { topicId?: string; error?: string }>>;
+  /**
+   * the log start (`earliest`) or the last stable offset (`latest`, read_committed, where the forwarder's consumer
+   * would begin) of each partition, with the leader epoch the broker gives for it
+   */
+  listOffsets(partitions: { topic: string; partition: number }[], spec: 'earliest' | 'latest', timeoutMs?: number): Promise<ListedOffset[]>;
   /** every group of the cluster; rejects if any broker could not answer (an incomplete list would hide groups) */
   listConsumerGroups(timeoutMs?: number): Promise<GroupListing[]>;
   /** a group whose coordinator did not answer has `error`; rejects when that is so for every group asked */

@@ -66,7 +66,8 @@ export class ClusterIdentity {
 }
 
 /**
- * Cluster ids read through admin handles of this process's own, one per cluster, made when first needed. An id is
+ * Cluster ids read through admin handles of this process's own, one per cluster, made when first needed (and lent
+ * to whatever else asks a cluster: worker/source-positions.ts). An id is
  * asked again at most every `ttlMs`: librdkafka answers from its metadata cache, which follows the cluster.
  */
 export class ClusterIds {
@@ -83,15 +84,20 @@ export class ClusterIds {
   readonly of: ClusterIdOf = async (alias) => {
     const k = this.known.get(alias);
     if (k && Date.now() - k.at < this.ttlMs) return k.id;
+    const id = await this.admin(alias).clusterId(this.timeoutMs);
+    this.known.set(alias, { id, at: Date.now() });
+    return id;
+  };
+
+  /** this process's admin client of a cluster, made on first use (closed by close()) */
+  admin(alias: string): NativeAdmin {
     let admin = this.admins.get(alias);
     if (!admin) {
       admin = new (loadNative().Admin)({ ...clusterProps(this.config, alias), 'client.id': `${this.clientId}-${alias}` });
       this.admins.set(alias, admin);
     }
-    const id = await admin.clusterId(this.timeoutMs);
-    this.known.set(alias, { id, at: Date.now() });
-    return id;
-  };
+    return admin;
+  }
 
   close(): void {
     for (const a of this.admins.values()) a.close();

@@ -9,7 +9,7 @@ import { pack, unpack } from 'msgpackr';
 import { StraitError } from './errors';
 import type { RouteConfig } from './config';
 import type { CommitResult, CoordinationStore, LeaderCallbacks, OffsetCommit, RouteClusters, StoredRoute } from './store';
-import { partitionKey, type Assignment, type CommittedOffset, type LoadReport, type PartitionAssignment, type WorkerInfo } from './wire';
+import { committedRecord, partitionKey, sameCommitted, type Assignment, type CommittedOffset, type LoadReport, type PartitionAssignment, type WorkerInfo } from './wire';
 
 interface FileState {
   format: 1;
@@ -166,8 +166,8 @@ export class EmbeddedStore implements CoordinationStore {
         fenced.push({ topic: c.topic, partition: c.partition, epoch: cur.epoch });
         continue;
       }
-      if (!cur || cur.offset !== c.offset || cur.epoch !== c.epoch) {
-        table[key] = { offset: c.offset, epoch: c.epoch };
+      if (!cur || !sameCommitted(cur, c)) {
+        table[key] = committedRecord(c);
         changed = true;
       }
     }
@@ -182,7 +182,7 @@ export class EmbeddedStore implements CoordinationStore {
       const key = partitionKey(p.topic, p.partition);
       const cur = table[key];
       if (cur && cur.epoch < p.epoch) {
-        table[key] = { offset: cur.offset, epoch: p.epoch };
+        table[key] = { ...cur, epoch: p.epoch };
         changed = true;
       }
     }

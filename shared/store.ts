@@ -6,11 +6,9 @@
 import type { RouteConfig } from './config';
 import type { Assignment, CommittedOffset, LoadReport, PartitionAssignment, WorkerInfo } from './wire';
 
-export interface OffsetCommit {
+export interface OffsetCommit extends CommittedOffset {
   topic: string;
   partition: number;
-  offset: number;
-  epoch: number;
 }
 
 export interface CommitResult {

@@ -119,6 +119,28 @@ export interface ReportedGap extends GapReport {
 export interface CommittedOffset {
   offset: number;
   epoch: number;
+  /**
+   * The source topic's id (KIP-516, base64) when the offset was committed: a topic of the same name with another id
+   * was deleted and created again, and the offset means nothing in it. Absent from records of older workers.
+   */
+  topicId?: string;
+  /** The leader epoch of the record before `offset` (KIP-320), passed back on assign so the broker checks the log. */
+  leaderEpoch?: number;
+}
+
+/** The fields a store keeps of a commit, without the absent optional ones (records stay as small as before). */
+export function committedRecord(c: CommittedOffset): CommittedOffset {
+  return {
+    offset: c.offset,
+    epoch: c.epoch,
+    ...(c.topicId !== undefined ? { topicId: c.topicId } : {}),
+    ...(c.leaderEpoch !== undefined ? { leaderEpoch: c.leaderEpoch } : {}),
+  };
+}
+
+/** The stored record already says what the commit would write. */
+export function sameCommitted(a: CommittedOffset, b: CommittedOffset): boolean {
+  return a.offset === b.offset && a.epoch === b.epoch && a.topicId === b.topicId && a.leaderEpoch === b.leaderEpoch;
 }
 
 export function partitionKey(topic: string, partition: number): string {

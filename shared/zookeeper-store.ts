@@ -48,12 +48,13 @@ import { createHash, randomUUID } from 'node:crypto';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { Packr } from 'msgpackr';
 import ZooKeeper from 'zookeeper';
+import { isGapReason } from '../native';
 import { StraitError } from './errors';
 import type { Logger } from './logger';
 import { PARTITION_ERROR_CODES } from './partition-errors';
 import type { RouteConfig } from './config';
 import type { CommitResult, CoordinationStore, LeaderCallbacks, OffsetCommit, RouteClusters, StoredRoute } from './store';
-import { partitionKey, type Assignment, type CommittedOffset, type LoadReport, type PartitionAssignment, type ReportedGap, type WorkerInfo } from './wire';
+import { committedRecord, partitionKey, sameCommitted, type Assignment, type CommittedOffset, type LoadReport, type PartitionAssignment, type ReportedGap, type WorkerInfo } from './wire';
 
 type ZkClient = InstanceType<typeof ZooKeeper>;
 
@@ -422,7 +423,7 @@ function decodeGaps(x: unknown, path: string): ReportedGap[] {
     const q = g as Record<string, unknown>;
     const at = `${path} gaps[${i}]`;
     const reason = str(q, 'reason', at);
-    if (reason !== 'retention' && reason !== 'truncation') return [];
+    if (!isGapReason(reason)) return [];
     return [{ route: str(q, 'route', at), topic: str(q, 'topic', at), partition: num(q, 'partition', at), reason, from: num(q, 'from', at), to: num(q, 'to', at), skipped: num(q, 'skipped', at), stopped: q.stopped === true, at: str(q, 'at', at) }];
   });
 }
@@ -449,10 +450,18 @@ function decodeReport(data: Buffer | null, path: string): LoadReport {
   return { worker: str(r, 'worker', path), at: num(r, 'at', path), windowMs: num(r, 'windowMs', path), partitions, ...(gaps.length > 0 ? { gaps } : {}) };
 }
 
-/** `offset` is optional so that a record that only carries an epoch (a newer writer's fence) still reads. */
-function decodeOffset(data: Buffer | null, path: string): { offset: number | undefined; epoch: number } {
+/**
+ * `offset` is optional so that a record that only carries an epoch (a newer writer's fence) still reads; `topicId` and
+ * `leaderEpoch` are absent from records older workers wrote.
+ */
+function decodeOffset(data: Buffer | null, path: string): Omit<CommittedOffset, 'offset'> & { offset: number | undefined } {
   const r = decode(data, path);
-  return { offset: r.offset === undefined ? undefined : num(r, 'offset', path), epoch: num(r, 'epoch', path) };
+  return {
+    offset: r.offset === undefined ? undefined : num(r, 'offset', path),
+    epoch: num(r, 'epoch', path),
+    ...(r.topicId !== undefined ? { topicId: str(r, 'topicId', path) } : {}),
+    ...(r.leaderEpoch !== undefined ? { leaderEpoch: num(r, 'leaderEpoch', path) } : {}),
+  };
 }
 
 /** A znode name for any string: URI-encoded, with '.' and '..' (not allowed as znode names) spelled out. */
@@ -1367,7 +1376,7 @@ export class ZooKeeperStore implements CoordinationStore {
             const node = await this.getNode(path);
             if (!node) return;
             const rec = decodeOffset(node.data, path);
-            if (rec.offset !== undefined) out.set(partitionKey(unsegment(t), Number(p)), { offset: rec.offset, epoch: rec.epoch });
+            if (rec.offset !== undefined) out.set(partitionKey(unsegment(t), Number(p)), { ...rec, offset: rec.offset });
           }),
         );
       }),
@@ -1383,7 +1392,7 @@ export class ZooKeeperStore implements CoordinationStore {
   /** Read, check the epoch, write with the version read; a lost race reads again. */
   private async commitOne(route: string, c: OffsetCommit): Promise<CommitResult['fenced'][number] | undefined> {
     const path = this.offsetPath(route, c.topic, c.partition);
-    const data = encode({ offset: c.offset, epoch: c.epoch });
+    const data = encode({ ...committedRecord(c) });
     for (;;) {
       const cur = await this.getNode(path);
       if (!cur) {
@@ -1392,7 +1401,7 @@ export class ZooKeeperStore implements CoordinationStore {
       } else {
         const rec = decodeOffset(cur.data, path);
         if (rec.epoch > c.epoch) return { topic: c.topic, partition: c.partition, epoch: rec.epoch };
-        if (rec.epoch === c.epoch && rec.offset === c.offset) return undefined;
+        if (rec.offset !== undefined && sameCommitted({ ...rec, offset: rec.offset }, c)) return undefined;
         if (await this.setNode(path, data, cur.stat.version)) return undefined;
       }
       this.stats.versionConflicts++;
@@ -1412,7 +1421,7 @@ export class ZooKeeperStore implements CoordinationStore {
           if (!cur) return;
           const rec = decodeOffset(cur.data, path);
           if (rec.epoch >= p.epoch) return;
-          if (await this.setNode(path, encode({ offset: rec.offset, epoch: p.epoch }), cur.stat.version)) return;
+          if (await this.setNode(path, encode({ ...rec, epoch: p.epoch }), cur.stat.version)) return;
           this.stats.versionConflicts++;
         }
       }),

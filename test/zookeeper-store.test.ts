@@ -336,13 +336,19 @@ t.test('records are msgpack with a format version; newer fields are ignored, bro
   await store.registerWorker(info('w1'));
   await store.writeAssignment('w1', [part('t', 0, 1)]);
   await store.commitOffsets('r', [{ topic: 't', partition: 0, offset: 10, epoch: 1 }]);
-  t.same(unpack((await rawGet(raw, `${base}/offsets/r/t/0`)).data), { v: 1, offset: 10, epoch: 1 }, 'offset record');
+  t.same(unpack((await rawGet(raw, `${base}/offsets/r/t/0`)).data), { v: 1, offset: 10, epoch: 1 }, 'offset record (an old one: no topic id, no leader epoch)');
+  t.same((await store.readOffsets('r')).get('t/0'), { offset: 10, epoch: 1 }, 'which reads');
+  await store.commitOffsets('r', [{ topic: 't', partition: 0, offset: 12, epoch: 1, topicId: 'AAAAAAAAAAAAAAAAAAAAAA', leaderEpoch: 4 }]);
+  t.same(unpack((await rawGet(raw, `${base}/offsets/r/t/0`)).data), { v: 1, offset: 12, epoch: 1, topicId: 'AAAAAAAAAAAAAAAAAAAAAA', leaderEpoch: 4 }, 'a commit keeps the topic id and the leader epoch');
+  await store.fence('r', [{ topic: 't', partition: 0, epoch: 2 }]);
+  t.same((await store.readOffsets('r')).get('t/0'), { offset: 12, epoch: 2, topicId: 'AAAAAAAAAAAAAAAAAAAAAA', leaderEpoch: 4 }, 'and a fence keeps them');
+  await store.commitOffsets('r', [{ topic: 't', partition: 0, offset: 10, epoch: 2 }]);
   t.same(unpack((await rawGet(raw, `${base}/workers/w1`)).data), { v: 1, ...info('w1') }, 'worker record');
   t.same(unpack((await rawGet(raw, `${base}/assignments/w1`)).data), { v: 1, worker: 'w1', version: 1, partitions: [part('t', 0, 1)] }, 'assignment record');
 
   // what a newer strait might write
   await raw.set(`${base}/offsets/r/t/0`, pack({ v: 2, offset: 77, epoch: 9, leaderEpoch: 3, extra: { nested: true } }), -1);
-  t.same((await store.readOffsets('r')).get('t/0'), { offset: 77, epoch: 9 }, 'a v2 offset record with unknown fields reads');
+  t.same((await store.readOffsets('r')).get('t/0'), { offset: 77, epoch: 9, leaderEpoch: 3 }, 'a v2 offset record with unknown fields reads (the known ones kept)');
   const refused = await store.commitOffsets('r', [{ topic: 't', partition: 0, offset: 80, epoch: 8 }]);
   t.same(refused.fenced, [{ topic: 't', partition: 0, epoch: 9 }], 'and still fences');
   await raw.set(`${base}/assignments/w1`, pack({ v: 2, worker: 'w1', version: 7, partitions: [{ ...part('t', 0, 1), weight: 3 }], note: 'x' }), -1);

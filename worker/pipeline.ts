@@ -11,12 +11,13 @@ import type { Logger } from '../shared/logger';
 import type { StraitMetrics } from '../shared/metrics';
 import { routeClientProps } from '../shared/profiles';
 import { ClusterIdentity, ClusterIds } from '../shared/cluster-identity';
-import type { CoordinationStore } from '../shared/store';
-import { partitionKey, type FromPump, type PartitionAssignment, type PartitionLoad, type PumpTask, type ReportedGap, type RouteClients, type ToPump } from '../shared/wire';
-import type { ForwarderProgress, GapReport, PartitionProgress } from '../native';
+import type { CoordinationStore, OffsetCommit } from '../shared/store';
+import { partitionKey, type CommittedOffset, type FromPump, type PartitionAssignment, type PartitionLoad, type PumpTask, type ReportedGap, type RouteClients, type ToPump } from '../shared/wire';
+import type { ForwarderProgress, GapReport, ListedOffset, PartitionProgress } from '../native';
 import { partitionErrorCode, type PartitionErrorCode } from '../shared/partition-errors';
 import type { OffsetMapRecord } from '../shared/offset-map';
 import { OffsetMapWriter } from './offset-map-writer';
+import { SourcePositions } from './source-positions';
 
 export interface PartitionRuntime {
   route: string;
@@ -29,6 +30,10 @@ export interface PartitionRuntime {
   committed: number;
   /** what the forwarder says is safe to commit */
   committable: number;
+  /** the leader epoch of the record before `committable`, when known: committed with it (KIP-320) */
+  leaderEpoch?: number;
+  /** the source topic's id (KIP-516) this partition replicates, committed with every offset */
+  topicId?: string;
   highWatermark?: number;
   records: number;
   bytes: number;
@@ -67,9 +72,36 @@ export interface ErroredPartition {
   since: string;
 }
 
-/** An offset gap a partition went over (or stopped at), kept for the status endpoint. */
 /** An offset gap this worker met (the same record travels in its load reports). */
 export type GapProblem = ReportedGap;
+
+/**
+ * Where a partition started on this worker (the worker's /v1/status keeps the last ones): its committed offset, or a
+ * logical start resolved to a concrete offset and committed before the first fetch.
+ */
+export interface PartitionStart {
+  route: string;
+  topic: string;
+  partition: number;
+  epoch: number;
+  /** >= 0; -2 (earliest) or -1 (latest) only when the source could not be asked */
+  offset: number;
+  /** passed with the offset on assign, so the leader checks its log (KIP-320) */
+  leaderEpoch?: number;
+  topicId?: string;
+  /** committed: resumed; earliest/latest: no committed offset (the route's start); recreated: the committed offset
+   *  belongs to a topic of the same name that was deleted (another topic id) */
+  from: 'committed' | 'earliest' | 'latest' | 'recreated';
+  at: string;
+}
+
+/** A start worked out before the partition is handed to a pool thread. */
+interface PlannedStart extends Omit<PartitionStart, 'route' | 'topic' | 'partition' | 'epoch' | 'at'> {
+  /** the recreated topic's gap, reported once the partition runs */
+  gap?: GapReport;
+  /** a resolved logical start, to commit before the first fetch */
+  commit: boolean;
+}
 
 /** A route's commits: each route commits on its own, so one that cannot finish holds no other. */
 interface RouteCommitState {
@@ -90,6 +122,8 @@ export const COMMIT_FAILURES_BEFORE_ERROR = 10;
 
 /** how many recent gaps the status endpoint keeps */
 const GAP_HISTORY = 100;
+/** how many recent partition starts the status endpoint keeps */
+const START_HISTORY = 100;
 
 function runtimeKey(route: string, topic: string, partition: number): string {
   return `${route}|${partitionKey(topic, partition)}`;
@@ -113,6 +147,9 @@ export class Pipeline {
   private onStopped: (() => void) | undefined;
   /** the most recent offset gaps, newest last */
   readonly gaps: GapProblem[] = [];
+  /** the most recent partition starts, newest last */
+  readonly starts: PartitionStart[] = [];
+  private readonly positions: SourcePositions;
   /** assigned partitions that could not be handed to a pool thread (see `assign`), by runtime key */
   private readonly unstarted = new Map<string, ErroredPartition>();
   private readonly clusterIds: ClusterIds;
@@ -128,8 +165,9 @@ export class Pipeline {
     private readonly log: Logger,
     private readonly metrics: StraitMetrics,
   ) {
-    this.clusterIds = new ClusterIds(config, `strait-${workerId}-id`, 30_000, 2000);
+    this.clusterIds = new ClusterIds(config, `strait-${workerId}-admin`, 30_000, 2000);
     this.identity = new ClusterIdentity(config, store, this.clusterIds.of);
+    this.positions = new SourcePositions((alias) => this.clusterIds.admin(alias));
   }
 
   /** a route's definition: one carried by an assignment, else the config file's */
@@ -275,34 +313,149 @@ export class Pipeline {
         this.notStarted(route, list, `reading the route's committed offsets failed: ${(e as Error).message}`);
         continue;
       }
+      const fresh = list.filter((p) => this.partitions.get(runtimeKey(route, p.topic, p.partition))?.draining !== false);
+      const planned = await this.planStarts(routeCfg, fresh, offsets);
+      const fenced = await this.commitStarts(route, fresh, planned);
       const perShard = new Map<number, ToPump & { type: 'assign' }>();
       for (const p of list) {
         const key = runtimeKey(route, p.topic, p.partition);
+        if (fenced.has(key)) continue;
         started.add(key);
         this.startedNow(key);
         if (this.partitions.get(key)?.draining === false) continue;
         const committed = offsets.get(partitionKey(p.topic, p.partition));
+        const plan = planned.get(key)!;
         const previous = this.partitions.get(key);
         // A partition still draining goes back to the thread that drains it, which re-activates it in place (its
         // in-flight records stay counted); elsewhere the least-loaded thread. It stays on that thread while assigned.
         const shard = previous ? previous.shard : this.shardLoad.indexOf(Math.min(...this.shardLoad));
         this.shardLoad[shard]!++;
-        const start = committed ? committed.offset : routeCfg.start === 'earliest' ? -2 : -1;
         if (previous) this.clearError(previous, 'unassigned');
-        this.partitions.set(key, {
+        // a recreated topic's old offset means nothing in the new one: only what was committed for the new one counts
+        const stored = plan.commit || plan.from === 'recreated' ? -1 : (committed?.offset ?? -1);
+        const rt: PartitionRuntime = {
           route, topic: p.topic, partition: p.partition, targetTopic: p.targetTopic, epoch: p.epoch, shard,
-          committed: committed?.offset ?? -1, committable: Math.max(committed?.offset ?? -1, previous?.committable ?? -1), records: 0, bytes: 0, lastTimestamp: -1,
+          committed: plan.committedNow === true ? plan.offset : stored,
+          committable: plan.from === 'recreated' ? Math.max(-1, plan.offset) : Math.max(stored, plan.offset, previous?.committable ?? -1), records: 0, bytes: 0, lastTimestamp: -1,
           paused: false, draining: false, runs: previous?.runs ?? new Map(), reported: { records: 0, bytes: 0, at: Date.now() },
-        });
+          ...(plan.leaderEpoch !== undefined ? { leaderEpoch: plan.leaderEpoch } : {}),
+          ...(plan.topicId !== undefined ? { topicId: plan.topicId } : {}),
+        };
+        this.partitions.set(key, rt);
+        this.noteStart({ route, topic: p.topic, partition: p.partition, epoch: p.epoch, offset: plan.offset, from: plan.from, at: new Date().toISOString(), ...(plan.leaderEpoch !== undefined ? { leaderEpoch: plan.leaderEpoch } : {}), ...(plan.topicId !== undefined ? { topicId: plan.topicId } : {}) });
+        if (plan.gap) this.applyGap(rt, plan.gap);
         let msg = perShard.get(shard);
         if (!msg) perShard.set(shard, (msg = { type: 'assign', route, entries: [] }));
-        msg.entries.push({ topic: p.topic, partition: p.partition, targetTopic: p.targetTopic, offset: start, compression: p.compression });
+        msg.entries.push({ topic: p.topic, partition: p.partition, targetTopic: p.targetTopic, offset: plan.offset, ...(plan.leaderEpoch !== undefined ? { leaderEpoch: plan.leaderEpoch } : {}), compression: p.compression });
       }
       for (const [shard, msg] of perShard) this.send(shard, msg);
       this.log.info({ route, partitions: list.length }, 'partitions assigned');
     }
     this.updateAssignedGauge();
     return started;
+  }
+
+  /**
+   * Where each partition starts. A committed offset is resumed with its leader epoch, unless the source topic now has
+   * another id than the one committed with it (deleted and created again): then, like a partition without a committed
+   * offset, it starts at a logical position (the new topic's log start, or the route's `start`), which is resolved to
+   * a concrete offset here so it can be committed before the first fetch: a restart or a move resumes there instead
+   * of resolving `latest` again and skipping what arrived in between. A source that cannot be asked leaves the checks
+   * out (logged) rather than holding the partitions back; the forwarder then resolves the logical position itself.
+   */
+  private async planStarts(routeCfg: RouteConfig, list: PartitionAssignment[], offsets: Map<string, CommittedOffset>): Promise<Map<string, PlannedStart & { committedNow?: boolean }>> {
+    const route = routeCfg.name;
+    const out = new Map<string, PlannedStart & { committedNow?: boolean }>();
+    if (list.length === 0) return out;
+    let ids = new Map<string, string>();
+    try {
+      const found = await this.positions.topicIds(routeCfg.source, [...new Set(list.map((p) => p.topic))]);
+      ids = found.ids;
+      if (found.errors.size > 0) this.log.warn({ route, topics: Object.fromEntries(found.errors) }, `the ids of these source topics of route '${route}' cannot be read; their partitions start without the check for a re-created topic`);
+    } catch (e) {
+      this.log.warn({ route, err: (e as Error).message }, `the source topic ids of route '${route}' cannot be read; ${list.length} partitions start without the check for a re-created topic`);
+    }
+    const resolve: Record<'earliest' | 'latest', PartitionAssignment[]> = { earliest: [], latest: [] };
+    for (const p of list) {
+      const key = runtimeKey(route, p.topic, p.partition);
+      const committed = offsets.get(partitionKey(p.topic, p.partition));
+      const topicId = ids.get(p.topic);
+      if (committed && !(committed.topicId !== undefined && topicId !== undefined && committed.topicId !== topicId)) {
+        const known = topicId ?? committed.topicId;
+        out.set(key, { offset: committed.offset, from: 'committed', commit: false, ...(committed.leaderEpoch !== undefined ? { leaderEpoch: committed.leaderEpoch } : {}), ...(known !== undefined ? { topicId: known } : {}) });
+        continue;
+      }
+      const from = committed ? 'recreated' : routeCfg.start;
+      const spec = committed ? 'earliest' : routeCfg.start;
+      resolve[spec].push(p);
+      out.set(key, {
+        offset: spec === 'earliest' ? -2 : -1,
+        from,
+        commit: false,
+        ...(topicId !== undefined ? { topicId } : {}),
+        // skipped: what strait can count of the old topic is nothing past the committed offset (its log is gone)
+        ...(committed ? { gap: { reason: 'recreated' as const, from: committed.offset, to: 0, skipped: 0, stopped: false } } : {}),
+      });
+    }
+    for (const spec of ['earliest', 'latest'] as const) {
+      if (resolve[spec].length === 0) continue;
+      let listed: Map<string, ListedOffset>;
+      try {
+        listed = await this.positions.offsets(routeCfg.source, resolve[spec].map((p) => ({ topic: p.topic, partition: p.partition })), spec);
+      } catch (e) {
+        this.log.warn({ route, spec, err: (e as Error).message }, `the ${spec} offsets of ${resolve[spec].length} partitions of route '${route}' cannot be read; they start at '${spec}' unresolved, and commit it only once a record arrives`);
+        continue;
+      }
+      for (const p of resolve[spec]) {
+        const plan = out.get(runtimeKey(route, p.topic, p.partition))!;
+        const l = listed.get(partitionKey(p.topic, p.partition));
+        if (l?.offset === undefined || l.offset < 0) {
+          this.log.warn({ route, topic: p.topic, partition: p.partition, spec, err: l?.error ?? 'not in the answer' }, `the ${spec} offset of ${p.topic}[${p.partition}] of route '${route}' cannot be read; it starts at '${spec}' unresolved`);
+          continue;
+        }
+        plan.offset = l.offset;
+        plan.commit = true;
+        if (l.leaderEpoch !== undefined) plan.leaderEpoch = l.leaderEpoch;
+        if (plan.gap) plan.gap.to = l.offset;
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Commits the resolved starts under the partitions' epochs before they fetch. Returns the runtime keys a newer
+   * epoch owns (fenced: not started here). A commit that fails is logged; the regular commits write it later.
+   */
+  private async commitStarts(route: string, list: PartitionAssignment[], planned: Map<string, PlannedStart & { committedNow?: boolean }>): Promise<Set<string>> {
+    const fenced = new Set<string>();
+    const commits: OffsetCommit[] = [];
+    for (const p of list) {
+      const plan = planned.get(runtimeKey(route, p.topic, p.partition))!;
+      if (!plan.commit) continue;
+      commits.push({ topic: p.topic, partition: p.partition, offset: plan.offset, epoch: p.epoch, ...(plan.topicId !== undefined ? { topicId: plan.topicId } : {}), ...(plan.leaderEpoch !== undefined ? { leaderEpoch: plan.leaderEpoch } : {}) });
+    }
+    if (commits.length === 0) return fenced;
+    try {
+      const result = await this.store.commitOffsets(route, commits);
+      this.metrics.commits.inc({ route }, commits.length - result.fenced.length);
+      for (const f of result.fenced) fenced.add(runtimeKey(route, f.topic, f.partition));
+      if (result.fenced.length > 0) {
+        this.metrics.fenced.inc({ route }, result.fenced.length);
+        this.log.warn({ route, fenced: result.fenced }, 'not starting these partitions: a newer epoch owns them');
+      }
+      for (const c of commits) {
+        const plan = planned.get(runtimeKey(route, c.topic, c.partition))!;
+        if (!fenced.has(runtimeKey(route, c.topic, c.partition))) plan.committedNow = true;
+      }
+    } catch (e) {
+      this.log.warn({ route, partitions: commits.length, err: (e as Error).message }, `the resolved start offsets of route '${route}' could not be committed before the first fetch; the next commit writes them`);
+    }
+    return fenced;
+  }
+
+  private noteStart(s: PartitionStart): void {
+    this.starts.push(s);
+    if (this.starts.length > START_HISTORY) this.starts.splice(0, this.starts.length - START_HISTORY);
   }
 
   /** Partitions an assignment gave this worker that it could not hand to a pool thread: errored until started. */
@@ -458,7 +611,12 @@ export class Pipeline {
 
   private applyPartition(rt: PartitionRuntime, pp: PartitionProgress): void {
     const labels = { route: rt.route, topic: rt.topic, partition: String(rt.partition) };
-    if (pp.committable >= 0) rt.committable = Math.max(rt.committable, pp.committable);
+    if (pp.committable > rt.committable) {
+      rt.committable = pp.committable;
+      rt.leaderEpoch = pp.committableLeaderEpoch;
+    } else if (pp.committable >= 0 && pp.committable === rt.committable && pp.committableLeaderEpoch !== undefined) {
+      rt.leaderEpoch = pp.committableLeaderEpoch;
+    }
     if (pp.highWatermark !== undefined && pp.highWatermark >= 0) rt.highWatermark = pp.highWatermark;
     if (pp.records > 0) {
       rt.records += pp.records;
@@ -539,7 +697,9 @@ export class Pipeline {
     const what =
       gap.reason === 'retention'
         ? `offsets ${gap.from}..${gap.to - 1} were deleted from the source (retention or deleteRecords) before strait read them: ${gap.skipped} offsets skipped`
-        : `offset ${gap.from} is above the source's log end ${gap.to} (log truncated, e.g. an unclean leader election): records strait replicated from offset ${gap.to} on are no longer in the source`;
+        : gap.reason === 'recreated'
+          ? `the source topic was deleted and created again (topic id ${rt.topicId ?? 'unknown'}) since offset ${gap.from} was committed: the old topic's records from offset ${gap.from} on were never read, the new topic is replicated from its start`
+          : `offset ${gap.from} is past the source's log end ${gap.to} (log truncated, e.g. an unclean leader election): records strait replicated from offset ${gap.to} on are no longer in the source`;
     const action = gap.stopped ? 'partition stopped (onGap: stop)' : `replication goes on from offset ${gap.to}`;
     this.log.error({ route: rt.route, topic: rt.topic, partition: rt.partition, reason: gap.reason, from: gap.from, to: gap.to, skipped: gap.skipped, stopped: gap.stopped }, `${where}: ${what}; ${action}`);
   }
@@ -648,13 +808,15 @@ export class Pipeline {
   private async doCommitRoute(route: string): Promise<void> {
     const list = [...this.partitions.values()].filter((p) => p.route === route && (p.committable > p.committed || p.runs.size > 0));
     if (list.length === 0) return;
-    const snapshot = list.map((p) => ({ p, committable: p.committable, runs: [...p.runs.values()] }));
+    const snapshot = list.map((p) => ({ p, committable: p.committable, leaderEpoch: p.leaderEpoch, runs: [...p.runs.values()] }));
     const records: OffsetMapRecord[] = snapshot.flatMap(({ p, runs }) =>
       runs.map(([srcStart, srcEnd, delta]) => ({ v: 1 as const, route, sourceTopic: p.topic, partition: p.partition, targetTopic: p.targetTopic, srcStart, srcEnd, delta })),
     );
     await this.writer(route).write(records);
     for (const { p, runs } of snapshot) for (const r of runs) if (p.runs.get(r[0]) === r) p.runs.delete(r[0]);
-    const commits = snapshot.filter((s) => s.committable > s.p.committed).map((s) => ({ topic: s.p.topic, partition: s.p.partition, offset: s.committable, epoch: s.p.epoch }));
+    const commits: OffsetCommit[] = snapshot
+      .filter((s) => s.committable > s.p.committed)
+      .map((s) => ({ topic: s.p.topic, partition: s.p.partition, offset: s.committable, epoch: s.p.epoch, ...(s.p.topicId !== undefined ? { topicId: s.p.topicId } : {}), ...(s.leaderEpoch !== undefined ? { leaderEpoch: s.leaderEpoch } : {}) }));
     if (commits.length === 0) return;
     const result = await this.store.commitOffsets(route, commits);
     this.metrics.commits.inc({ route }, commits.length - result.fenced.length);
