@@ -61,7 +61,7 @@ export function workerHealth(pipeline: Pipeline): HealthReason[] {
 
 /** What a worker's /v1/status shows. */
 export function workerStatus(worker: { id: string; pipeline: Pipeline }): Record<string, unknown> {
-  return { id: worker.id, totals: worker.pipeline.totals, errored: worker.pipeline.errored(), gaps: worker.pipeline.gaps, starts: worker.pipeline.starts };
+  return { id: worker.id, totals: worker.pipeline.totals, errored: worker.pipeline.errored(), gaps: worker.pipeline.gaps, starts: worker.pipeline.starts, clientErrors: worker.pipeline.recentClientErrors };
 }
 
 export function closeHttp(server: Server | undefined): Promise<void> {

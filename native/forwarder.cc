@@ -132,6 +132,9 @@ Forwarder::Forwarder(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Forwarde
   rd_kafka_conf_set(cconf, "enable.partition.eof", "true", errstr, sizeof(errstr));
   rd_kafka_conf_set_opaque(cconf, this);
   rd_kafka_conf_set_log_cb(cconf, &Forwarder::OnLog);
+  // errors of the client as a whole (a broker down, all brokers down, a transport failure): without an error_cb
+  // librdkafka only logs them, and strait must count and report them
+  rd_kafka_conf_set_error_cb(cconf, &Forwarder::OnClientError);
   consumer_ = rd_kafka_new(RD_KAFKA_CONSUMER, cconf, errstr, sizeof(errstr));
   if (consumer_ == nullptr) {
     rd_kafka_conf_destroy(cconf);
@@ -161,6 +164,7 @@ Forwarder::Forwarder(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Forwarde
   rd_kafka_conf_set_opaque(pconf, this);
   rd_kafka_conf_set_dr_msg_cb(pconf, &Forwarder::OnDelivery);
   rd_kafka_conf_set_log_cb(pconf, &Forwarder::OnLog);
+  rd_kafka_conf_set_error_cb(pconf, &Forwarder::OnClientError);
   producer_ = rd_kafka_new(RD_KAFKA_PRODUCER, pconf, errstr, sizeof(errstr));
   if (producer_ == nullptr) {
     rd_kafka_conf_destroy(pconf);
@@ -183,6 +187,16 @@ void Forwarder::OnLog(const rd_kafka_t* rk, int level, const char* fac, const ch
   if (self == nullptr) return;
   std::lock_guard<std::mutex> lock(self->log_mutex_);
   self->last_log_ = std::string(rd_kafka_name(rk)) + " " + fac + ": " + buf;
+}
+
+void Forwarder::OnClientError(rd_kafka_t* rk, int err, const char* reason, void* opaque) {
+  // Served by the polls of the pump thread; the mutex keeps it safe should librdkafka call it from elsewhere.
+  auto* self = static_cast<Forwarder*>(opaque);
+  if (self == nullptr) return;
+  std::lock_guard<std::mutex> lock(self->log_mutex_);
+  std::string text = ErrName(static_cast<rd_kafka_resp_err_t>(err)) + ": " + reason;
+  if (rd_kafka_type(rk) == RD_KAFKA_CONSUMER) self->client_consumer_error_ = text;
+  else self->client_producer_error_ = text;
 }
 
 PartitionState* Forwarder::Lookup(const char* topic, int32_t partition) {
@@ -965,6 +979,13 @@ Napi::Value Forwarder::Progress(const Napi::CallbackInfo& info) {
   out.Set("inflightBytes", Napi::Number::New(env, static_cast<double>(inflight_bytes_)));
   out.Set("pending", Napi::Number::New(env, static_cast<double>(pending_.size())));
   out.Set("overBudget", over_budget_);
+  {
+    std::lock_guard<std::mutex> lock(log_mutex_);
+    if (consumer_error_.empty() && !client_consumer_error_.empty()) consumer_error_ = client_consumer_error_;
+    if (!client_producer_error_.empty()) out.Set("producerError", client_producer_error_);
+    client_consumer_error_.clear();
+    client_producer_error_.clear();
+  }
   if (!consumer_error_.empty()) out.Set("consumerError", consumer_error_);
   consumer_error_.clear();
   char fatal[512];

@@ -128,6 +128,7 @@ class Forwarder : public Napi::ObjectWrap<Forwarder> {
 
   static void OnDelivery(rd_kafka_t* rk, const rd_kafka_message_t* msg, void* opaque);
   static void OnLog(const rd_kafka_t* rk, int level, const char* fac, const char* buf);
+  static void OnClientError(rd_kafka_t* rk, int err, const char* reason, void* opaque);
   void Delivered(const rd_kafka_message_t* msg);
   bool Forward(rd_kafka_message_t* msg);  // false: producer queue full, keep msg for later
   void FailPartition(PartitionState* p, const std::string& code, const std::string& message, const char* kind = "target");
@@ -166,6 +167,9 @@ class Forwarder : public Napi::ObjectWrap<Forwarder> {
   std::string producer_error_;
   std::mutex log_mutex_;
   std::string last_log_;
+  // the newest client-level error (error_cb) of each client since the last progress(), under log_mutex_
+  std::string client_consumer_error_;
+  std::string client_producer_error_;
 };
 
 }  // namespace strait

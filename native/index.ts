@@ -101,7 +101,10 @@ export interface ForwarderProgress {
   inflightBytes: number;
   pending: number;
   overBudget: boolean;
+  /** the source consumer's newest error without a partition (`<librdkafka name>: <reason>`) since the last progress */
   consumerError?: string;
+  /** the target producer's newest client-level error (a broker down, ...) since the last progress */
+  producerError?: string;
   /** the producer's fatal error ("<reason>"); it can produce nothing more: see NativeForwarder.pump */
   fatal?: string;
   /** librdkafka's name of the fatal error, e.g. OUT_OF_ORDER_SEQUENCE_NUMBER */

@@ -120,6 +120,9 @@ const ConfigSchema = Type.Object(
         inflightBytes: Type.Integer({ minimum: 1024 * 1024, default: 64 * 1024 * 1024 }),
         commitIntervalMs: Ms(1000, 50),
         reportIntervalMs: Ms(5000, 100),
+        /** a partition with work to do (records in flight, or behind the source's high watermark) whose committable
+         *  offset has not moved for this long is errored (STRAIT_PARTITION_STALLED) */
+        stallTimeoutMs: Ms(60_000, 1000),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -220,7 +223,7 @@ export interface StraitConfig {
     rebalanceIntervalMs: number;
     rest: { host: string; port: number; token?: string; allowUnauthenticated: boolean; tls?: RestTls };
   };
-  worker: { id?: string; threads: number; inflightBytes: number; commitIntervalMs: number; reportIntervalMs: number };
+  worker: { id?: string; threads: number; inflightBytes: number; commitIntervalMs: number; reportIntervalMs: number; stallTimeoutMs: number };
   store: {
     type: 'embedded' | 'zookeeper';
     path: string;

@@ -48,7 +48,8 @@ export type StraitErrorCode =
   | 'STRAIT_COMMIT_FAILING'
   | 'STRAIT_PRODUCER_FATAL'
   | 'STRAIT_ASSIGN_FAILED'
-  | 'STRAIT_CLUSTER_CHANGED';
+  | 'STRAIT_CLUSTER_CHANGED'
+  | 'STRAIT_PARTITION_STALLED';
 
 export interface StraitErrorOptions {
   cause?: unknown;

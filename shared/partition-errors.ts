@@ -7,7 +7,7 @@ import type { StraitErrorCode } from './errors';
 export type PartitionErrorCode = Extract<
   StraitErrorCode,
   'STRAIT_SOURCE_NOT_AUTHORIZED' | 'STRAIT_SOURCE_UNREADABLE' | 'STRAIT_SOURCE_FETCH_FAILED' | 'STRAIT_OFFSET_GAP' | 'STRAIT_TARGET_NOT_AUTHORIZED' | 'STRAIT_TARGET_REJECTED' | 'STRAIT_COMMIT_FAILING'
-  | 'STRAIT_PRODUCER_FATAL' | 'STRAIT_ASSIGN_FAILED' | 'STRAIT_CLUSTER_CHANGED'
+  | 'STRAIT_PRODUCER_FATAL' | 'STRAIT_ASSIGN_FAILED' | 'STRAIT_CLUSTER_CHANGED' | 'STRAIT_PARTITION_STALLED'
 >;
 
 const AUTHORIZATION = new Set(['TOPIC_AUTHORIZATION_FAILED', 'GROUP_AUTHORIZATION_FAILED', 'CLUSTER_AUTHORIZATION_FAILED', 'TRANSACTIONAL_ID_AUTHORIZATION_FAILED']);
@@ -28,6 +28,7 @@ export const PARTITION_ERROR_CODES: Record<PartitionErrorCode, string> = {
   STRAIT_PRODUCER_FATAL: "the target producer failed fatally (librdkafka's idempotent producer, e.g. OUT_OF_ORDER_SEQUENCE_NUMBER); its forwarder is closed and the partition starts again from its last acknowledged offset after a delay growing from 0.5 s to 30 s; clears once it runs",
   STRAIT_ASSIGN_FAILED: 'the partition could not be started on this worker (still draining there after an error, no definition of its route, offsets unreadable, ...); retried with a growing delay; clears once it runs',
   STRAIT_CLUSTER_CHANGED: "the route's source or target cluster has another cluster id than the one its offsets were committed with; not started (the controller holds the route) until `strait offsets reset`",
+  STRAIT_PARTITION_STALLED: 'the partition has work (records in flight, or the source is ahead) but its committable offset has not moved for worker.stallTimeoutMs (a cluster down or unreachable, a producer that gets no acknowledgement, ...); clears when it moves again',
 };
 
 export function partitionErrorCode(kind: 'source' | 'target' | 'gap' | 'producer' | 'assign' | undefined, kafkaCode: string | undefined): PartitionErrorCode {

@@ -120,7 +120,7 @@ t.test("a worker's measurement: rates over the window since the last report, lag
   const pipeline = new Pipeline(config, 'w1', store, createLogger('test', 'warn'), new StraitMetrics(false));
   const rt = (partition: number, extra: Partial<PartitionRuntime>): PartitionRuntime => ({
     route: 'r', topic: 't', partition, targetTopic: 'a.t', epoch: 1, shard: 0, committed: -1, committable: -1, records: 0, bytes: 0,
-    lastTimestamp: -1, paused: false, draining: false, runs: new Map(), reported: { records: 0, bytes: 0, at: 1000 }, ...extra,
+    lastTimestamp: -1, paused: false, draining: false, movedAt: 0, runs: new Map(), reported: { records: 0, bytes: 0, at: 1000 }, ...extra,
   });
   pipeline.partitions.set('r|t/0', rt(0, { records: 500, bytes: 50_000, committed: 400, highWatermark: 1000 }));
   pipeline.partitions.set('r|t/1', rt(1, { highWatermark: 10 })); // nothing committed yet: lag unknown

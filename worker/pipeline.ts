@@ -45,6 +45,11 @@ export interface PartitionRuntime {
   /** librdkafka's name of the underlying error */
   kafkaCode?: string;
   erroredAt?: number;
+  /** when its committable offset last moved, or it last had nothing to do (ms): the stall clock */
+  movedAt: number;
+  /** errored with STRAIT_PARTITION_STALLED since (ms), and why */
+  stalledSince?: number;
+  stallCause?: string;
   /** unassigned, waiting for its last in-flight records before the final commit */
   draining: boolean;
   runs: Map<number, [number, number, number]>;
@@ -153,6 +158,8 @@ export class Pipeline {
   /** assigned partitions that could not be handed to a pool thread (see `assign`), by runtime key */
   private readonly unstarted = new Map<string, ErroredPartition>();
   private readonly clusterIds: ClusterIds;
+  /** per route and client: the last client-level error (applyClientError) */
+  private readonly clientErrors = new Map<string, { route: string; client: 'consumer' | 'producer'; code: string; message: string; count: number; first: number; last: number; loggedAt: number }>();
   private readonly identity: ClusterIdentity;
   readonly totals: PipelineTotals = { records: 0, bytes: 0, partitions: 0, lag: 0, errored: 0, paused: 0 };
   /** fired after a progress batch changes totals (the TTY status line listens) */
@@ -337,7 +344,7 @@ export class Pipeline {
           route, topic: p.topic, partition: p.partition, targetTopic: p.targetTopic, epoch: p.epoch, shard,
           committed: plan.committedNow === true ? plan.offset : stored,
           committable: plan.from === 'recreated' ? Math.max(-1, plan.offset) : Math.max(stored, plan.offset, previous?.committable ?? -1), records: 0, bytes: 0, lastTimestamp: -1,
-          paused: false, draining: false, runs: previous?.runs ?? new Map(), reported: { records: 0, bytes: 0, at: Date.now() },
+          paused: false, draining: false, movedAt: Date.now(), runs: previous?.runs ?? new Map(), reported: { records: 0, bytes: 0, at: Date.now() },
           ...(plan.leaderEpoch !== undefined ? { leaderEpoch: plan.leaderEpoch } : {}),
           ...(plan.topicId !== undefined ? { topicId: plan.topicId } : {}),
         };
@@ -538,8 +545,8 @@ export class Pipeline {
         bytesPerSec: (rt.bytes - rt.reported.bytes) / seconds,
         recordsPerSec: (rt.records - rt.reported.records) / seconds,
         lag: rt.highWatermark !== undefined && rt.committed >= 0 ? Math.max(0, rt.highWatermark - rt.committed) : -1,
-        errored: rt.error !== undefined || commitFailing,
-        ...(rt.errorCode !== undefined ? { errorCode: rt.errorCode } : commitFailing ? { errorCode: 'STRAIT_COMMIT_FAILING' } : {}),
+        errored: rt.error !== undefined || commitFailing || rt.stalledSince !== undefined,
+        ...(rt.errorCode !== undefined ? { errorCode: rt.errorCode } : commitFailing ? { errorCode: 'STRAIT_COMMIT_FAILING' } : rt.stalledSince !== undefined ? { errorCode: 'STRAIT_PARTITION_STALLED' } : {}),
       });
       rt.reported = { records: rt.records, bytes: rt.bytes, at: now };
     }
@@ -589,7 +596,8 @@ export class Pipeline {
   private applyProgress(route: string, progress: ForwarderProgress): void {
     const latencyCount = progress.latency.counts.reduce((a, b) => a + b, 0);
     if (latencyCount > 0) this.metrics.latency.add({ route }, progress.latency.counts, progress.latency.sumMs / 1000);
-    if (progress.consumerError) this.log.warn({ route, err: progress.consumerError }, 'source consumer error');
+    if (progress.consumerError) this.applyClientError(route, 'consumer', progress.consumerError);
+    if (progress.producerError) this.applyClientError(route, 'producer', progress.producerError);
     let lag = 0;
     for (const pp of progress.partitions) {
       const rt = this.partitions.get(runtimeKey(route, pp.topic, pp.partition));
@@ -611,6 +619,7 @@ export class Pipeline {
 
   private applyPartition(rt: PartitionRuntime, pp: PartitionProgress): void {
     const labels = { route: rt.route, topic: rt.topic, partition: String(rt.partition) };
+    const advanced = pp.committable > rt.committable;
     if (pp.committable > rt.committable) {
       rt.committable = pp.committable;
       rt.leaderEpoch = pp.committableLeaderEpoch;
@@ -637,6 +646,7 @@ export class Pipeline {
     rt.paused = pp.paused;
     this.metrics.paused.set(labels, pp.paused ? 1 : 0);
     this.applyError(rt, pp);
+    this.checkStall(rt, pp, advanced);
     for (const gap of pp.gaps ?? []) this.applyGap(rt, gap);
     for (const run of pp.runs) rt.runs.set(run[0], run);
     if (!pp.assigned && pp.inflight === 0 && rt.draining) {
@@ -688,6 +698,85 @@ export class Pipeline {
     delete rt.erroredAt;
   }
 
+  /**
+   * A partition with work to do whose committable offset stands still for worker.stallTimeoutMs is errored
+   * (STRAIT_PARTITION_STALLED), whatever the cause: a cluster down, a producer that gets no acknowledgement, a fetch
+   * that returns nothing. One with a precise error already is left to that error.
+   */
+  private checkStall(rt: PartitionRuntime, pp: PartitionProgress, advanced: boolean): void {
+    const now = Date.now();
+    const behind = rt.highWatermark !== undefined && rt.committable >= 0 && rt.highWatermark > rt.committable;
+    if (advanced || rt.draining || (pp.inflight === 0 && !behind)) {
+      rt.movedAt = now;
+      if (rt.stalledSince !== undefined) this.clearStall(rt, true);
+      return;
+    }
+    if (rt.error !== undefined) {
+      if (rt.stalledSince !== undefined) this.clearStall(rt, false);
+      return;
+    }
+    if (rt.stalledSince !== undefined || now - rt.movedAt < this.config.worker.stallTimeoutMs) return;
+    const seconds = Math.round((now - rt.movedAt) / 1000);
+    const route = this.route(rt.route);
+    const what = pp.inflight > 0
+      ? `${pp.inflight} records in flight to target '${route?.target ?? '?'}' and none acknowledged`
+      : `the source '${route?.source ?? '?'}' is ${rt.highWatermark! - rt.committable} records ahead and none was read`;
+    const said = (['producer', 'consumer'] as const)
+      .map((c) => this.clientErrors.get(`${rt.route}|${c}`))
+      .filter((e) => e !== undefined && now - e.last < seconds * 1000)
+      .map((e) => `; the ${e!.client === 'consumer' ? 'source consumer' : 'target producer'} last said ${e!.code}: ${e!.message}`)
+      .join('');
+    rt.stalledSince = now;
+    rt.stallCause = `no progress for ${seconds} s: ${what}${said}`;
+    this.metrics.partitionErrored.set({ route: rt.route, topic: rt.topic, partition: String(rt.partition), code: 'STRAIT_PARTITION_STALLED' }, 1);
+    this.metrics.errors.inc({ route: rt.route, topic: rt.topic, code: 'STRAIT_PARTITION_STALLED' });
+    this.log.error(
+      { route: rt.route, topic: rt.topic, partition: rt.partition, code: 'STRAIT_PARTITION_STALLED', inflight: pp.inflight, committable: rt.committable, highWatermark: rt.highWatermark, cause: rt.stallCause },
+      `partition ${rt.topic}[${rt.partition}] of route '${rt.route}' makes no progress: STRAIT_PARTITION_STALLED: ${rt.stallCause}`,
+    );
+  }
+
+  private clearStall(rt: PartitionRuntime, recovered: boolean): void {
+    this.metrics.partitionErrored.remove({ route: rt.route, topic: rt.topic, partition: String(rt.partition), code: 'STRAIT_PARTITION_STALLED' });
+    if (recovered) {
+      const seconds = Math.round((Date.now() - rt.stalledSince!) / 1000);
+      this.log.warn({ route: rt.route, topic: rt.topic, partition: rt.partition, code: 'STRAIT_PARTITION_STALLED', erroredSeconds: seconds }, `partition ${rt.topic}[${rt.partition}] of route '${rt.route}' makes progress again (was STRAIT_PARTITION_STALLED)`);
+    }
+    delete rt.stalledSince;
+    delete rt.stallCause;
+  }
+
+  /**
+   * An error a client reports for itself, not for a partition (a broker down, all brokers down, a transport failure):
+   * counted in strait_client_errors_total, listed in the worker's status, and logged at error level the first time
+   * and then at most once a minute per route, client and code (it repeats with every poll). What it does to
+   * partitions shows as STRAIT_PARTITION_STALLED once they stand still.
+   */
+  private applyClientError(route: string, client: 'consumer' | 'producer', text: string): void {
+    const i = text.indexOf(':');
+    const code = i > 0 ? text.slice(0, i) : 'UNKNOWN';
+    const message = i > 0 ? text.slice(i + 1).trim() : text;
+    const now = Date.now();
+    this.metrics.clientErrors.inc({ route, client, code });
+    const key = `${route}|${client}`;
+    const cur = this.clientErrors.get(key);
+    const e = cur && cur.code === code ? cur : { route, client, code, message, count: 0, first: now, last: now, loggedAt: 0 };
+    e.message = message;
+    e.count++;
+    e.last = now;
+    this.clientErrors.set(key, e);
+    if (now - e.loggedAt < 60_000) return;
+    e.loggedAt = now;
+    const who = client === 'consumer' ? 'source consumer' : 'target producer';
+    this.log.error({ route, client, code, cause: message, count: e.count }, `route '${route}': the ${who} reports ${code}: ${message} (${e.count} times since ${new Date(e.first).toISOString()}; logged at most once a minute)`);
+  }
+
+  /** the last client-level error of each route's source consumer and target producer, seen in the last 5 minutes */
+  get recentClientErrors(): { route: string; client: 'consumer' | 'producer'; code: string; message: string; count: number; first: string; last: string }[] {
+    const since = Date.now() - 5 * 60_000;
+    return [...this.clientErrors.values()].filter((e) => e.last >= since).map((e) => ({ route: e.route, client: e.client, code: e.code, message: e.message, count: e.count, first: new Date(e.first).toISOString(), last: new Date(e.last).toISOString() }));
+  }
+
   private applyGap(rt: PartitionRuntime, gap: GapReport): void {
     // stopped: nothing is skipped yet (the offsets are gone, but the partition waits for the operator)
     if (!gap.stopped) this.metrics.skipped.inc({ route: rt.route, topic: rt.topic, reason: gap.reason }, gap.skipped);
@@ -708,6 +797,10 @@ export class Pipeline {
   errored(): ErroredPartition[] {
     const out: ErroredPartition[] = [];
     for (const rt of this.partitions.values()) {
+      if (rt.stalledSince !== undefined && rt.error === undefined && !rt.draining) {
+        out.push({ route: rt.route, topic: rt.topic, partition: rt.partition, code: 'STRAIT_PARTITION_STALLED', kafkaCode: null, cause: rt.stallCause ?? '', since: new Date(rt.stalledSince).toISOString() });
+        continue;
+      }
       if (rt.error === undefined || rt.errorCode === undefined || rt.draining) continue;
       out.push({ route: rt.route, topic: rt.topic, partition: rt.partition, code: rt.errorCode, kafkaCode: rt.kafkaCode ?? null, cause: rt.error, since: new Date(rt.erroredAt ?? Date.now()).toISOString() });
     }
