@@ -59,7 +59,7 @@ function goInstall(go: string, gobin: string): Promise<void> {
  * a cold Go build cache; nothing afterwards). The binaries land in a scratch folder renamed into place only after the
  * build succeeded, so an interrupted build is redone.
  */
-export async function ensurePrometheus(log: (line: string) => void = () => {}, timeoutMs = 1_200_000): Promise<PrometheusRuntime> {
+export async function ensurePrometheus(log: (line: string) => void = () => {}, timeoutMs = 1_440_000): Promise<PrometheusRuntime> {
   const home = join(cacheDir(), `prometheus-${PROMETHEUS_MODULE_VERSION}`);
   const bin = join(home, 'bin');
   const runtime = { version: PROMETHEUS_MODULE_VERSION, promtool: join(bin, 'promtool'), prometheus: join(bin, 'prometheus') };
