@@ -70,6 +70,7 @@ export async function runController(configFile: string): Promise<void> {
       }
     }).catch((e: Error) => log.error({ err: e.message }, 'leadership change failed'));
   };
+  metrics.controllerProcess = { id, leading: () => controller && { workers: controller.registeredWorkers() } };
   // a process that cannot start closes its store session: an open session would keep it alive after the error
   const server = await serveHttp(config, metrics, log, (req, res) => {
     if (req.url !== '/v1/status') return false;

@@ -37,6 +37,8 @@ export async function run(opts: RunOptions): Promise<void> {
   const store = new EmbeddedStore(config.store.path);
   const worker = new Worker(config, store, log, metrics);
   const controller = new Controller(config, store, log, metrics);
+  // the only controller of a standalone deployment: it always leads
+  metrics.controllerProcess = { id: config.controller.id ?? 'standalone', leading: () => ({ workers: controller.registeredWorkers() }) };
   // The worker's own view of its errored partitions is current within one progress interval; the controller's
   // comes with the next load report. Health uses the worker's.
   const server = await serveHttp(

@@ -52,6 +52,9 @@ export class Checkpointer {
 
   private async runDue(force: boolean): Promise<void> {
     const now = Date.now();
+    const live = new Set(this.routes().map((r) => r.name));
+    // a route removed or paused is not checkpointed: the age of its groups is not exported
+    for (const [k, t] of this.metrics.checkpointTimes) if (!live.has(t.route)) this.metrics.checkpointTimes.delete(k);
     const due = this.routes().filter((r) => force || now - (this.lastRun.get(r.name) ?? 0) >= r.checkpointIntervalMs);
     // one route after the other: they share the admin clients and the offset-map readers of their clusters
     for (const r of due) {
@@ -122,6 +125,9 @@ export class Checkpointer {
     this.metrics.checkpointsWritten.inc({ route: route.name }, records.length);
     this.metrics.groupsTranslated.set({ route: route.name }, [...translated.values()].filter((rows) => rows.length > 0).length);
     this.metrics.translationMisses.set({ route: route.name }, misses);
+    // a group no longer checkpointed (gone from the source, or without offsets on this route's topics) has no age
+    const checkpointed = new Set([...translated].filter(([, rows]) => rows.length > 0).map(([group]) => group));
+    for (const [k, t] of this.metrics.checkpointTimes) if (t.route === route.name && !checkpointed.has(t.group)) this.metrics.checkpointTimes.delete(k);
     for (const [group, rows] of translated) {
       if (rows.length === 0) continue;
       this.metrics.checkpointTimes.set(`${route.name}\u0000${group}`, { route: route.name, group, at: now });
@@ -160,6 +166,8 @@ export class Checkpointer {
     this.timer = undefined;
     // a pass in flight ends within its request timeouts; never let it hold a shutdown longer than that
     await Promise.race([this.running, new Promise((r) => setTimeout(r, 2 * TIMEOUT_MS).unref())]);
+    // checkpoints are the leader's: a controller that stops leading stops exporting their age
+    this.metrics.checkpointTimes.clear();
     for (const m of this.maps.values()) await m.close();
     for (const w of this.writers.values()) await w.close();
     this.maps.clear();

@@ -465,6 +465,11 @@ export class Controller {
     return before;
   }
 
+  /** workers registered in the store, drained ones included (strait_controller_workers) */
+  registeredWorkers(): number {
+    return this.workers.length;
+  }
+
   /** registered workers that may receive partitions (not drained) */
   private eligibleWorkers(): string[] {
     return this.workers.map((w) => w.id).filter((w) => !this.drained.has(w));

@@ -95,6 +95,13 @@ export class StraitMetrics {
   readonly moved: Counter;
   readonly assignmentRepairs: Counter;
   readonly routeUnverified: Gauge<'route'>;
+  /**
+   * Set by a controller process (`strait controller`, `strait run`): its id, and while it leads the number of workers
+   * registered in the store. A worker process leaves it unset, so it exports neither controller gauge.
+   */
+  controllerProcess: { id: string; leading: () => { workers: number } | undefined } | undefined = undefined;
+  readonly controllerLeader: Gauge<'controller'>;
+  readonly controllerWorkers: Gauge<'controller'>;
 
   constructor(processMetrics = true) {
     if (processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'strait_process_' });
@@ -127,6 +134,8 @@ export class StraitMetrics {
       registers: r,
       collect() {
         const now = Date.now();
+        // a group no longer checkpointed (gone from the source, or this controller stopped leading) has no age here
+        this.reset();
         for (const t of times.values()) this.set({ route: t.route, group: t.group }, (now - t.at) / 1000);
       },
     });
@@ -137,6 +146,31 @@ export class StraitMetrics {
     this.routeLag = new Gauge({ name: 'strait_route_lag_records', help: 'controller: sum of the lag workers reported for a route (high watermark minus committed)', labelNames: ['route'], registers: r });
     this.moved = new Counter({ name: 'strait_assignment_moved_total', help: 'controller: partitions that changed owner (a steadily growing count means flapping)', registers: r });
     this.assignmentRepairs = new Counter({ name: 'strait_assignment_repairs_total', help: 'controller: assignments written again because a worker reported other partitions than it was assigned (should stay 0)', registers: r });
+    // prom-client calls collect() with the gauge as `this`
+    const controllerProcess = () => this.controllerProcess;
+    this.controllerLeader = new Gauge({
+      name: 'strait_controller_leader',
+      help: 'controller: 1 while this controller is the elected leader (it assigns partitions), 0 while it stands by',
+      labelNames: ['controller'],
+      registers: r,
+      collect() {
+        this.reset();
+        const p = controllerProcess();
+        if (p) this.set({ controller: p.id }, p.leading() ? 1 : 0);
+      },
+    });
+    this.controllerWorkers = new Gauge({
+      name: 'strait_controller_workers',
+      help: 'controller: workers registered in the store (drained ones included), exported by the leader only',
+      labelNames: ['controller'],
+      registers: r,
+      collect() {
+        this.reset();
+        const p = controllerProcess();
+        const lead = p?.leading();
+        if (p && lead) this.set({ controller: p.id }, lead.workers);
+      },
+    });
     this.routeUnverified = new Gauge({ name: 'strait_route_unverified', help: "worker: 1 while an assignment carries a definition of this route that matches neither the controller's stored route nor the worker's config file (its partitions are not started)", labelNames: ['route'], registers: r });
   }
 }
