@@ -81,6 +81,7 @@ Napi::Function Forwarder::Define(Napi::Env env) {
                          InstanceMethod<&Forwarder::Commit>("commit"),
                          InstanceMethod<&Forwarder::Close>("close"),
                          InstanceMethod<&Forwarder::TestFatalError>("testFatalError"),
+                         InstanceMethod<&Forwarder::RetryTarget>("retryTarget"),
                      });
 }
 
@@ -359,6 +360,7 @@ Napi::Value Forwarder::Assign(const Napi::CallbackInfo& info) {
     PartitionState* p;
     if (actions[i] == Action::kReactivate) {
       p = ts->partitions[r.partition].get();
+      p->retrying = false;
       if (p->errored) {
         // nothing in flight (checked above): start again after the last acknowledged record
         p->errored = false;
@@ -480,9 +482,43 @@ Napi::Value Forwarder::Unassign(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// retryTarget(topic, partition) -> "retried" | "busy" | "idle". A partition the target refused a record of reads again
+// from that record (its `committable`), once every record it had in flight is answered ("busy" until then): the cause
+// (an ACL, the topic's max.message.bytes) may be gone. It stays reported errored until a record is delivered, so a
+// refusal that persists never shows as a recovery. Records past it that landed before are sent again (duplicates in
+// the in-flight window, as after any restart); consumed ones not yet produced are dropped and read again.
+Napi::Value Forwarder::RetryTarget(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CheckOpen(env);
+  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsNumber()) throw Napi::TypeError::New(env, "retryTarget: (topic, partition) required");
+  std::string topic = info[0].As<Napi::String>().Utf8Value();
+  PartitionState* p = Lookup(topic.c_str(), info[1].As<Napi::Number>().Int32Value());
+  if (p == nullptr || !p->assigned || !p->errored || p->error_kind != "target" || p->committable < 0) return Napi::String::New(env, "idle");
+  if (!p->inflight.empty()) return Napi::String::New(env, "busy");
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    if (LookupConsumed(*it) == p) {
+      rd_kafka_message_destroy(*it);
+      it = pending_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  std::string why;
+  if (!Restart(p, p->committable, &why)) return Napi::String::New(env, "idle");
+  p->errored = false;
+  p->retrying = true;
+  p->undelivered = false;
+  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(list, p->topic.c_str(), p->partition);
+  if (!p->budget_paused) rd_kafka_resume_partitions(consumer_, list);
+  rd_kafka_topic_partition_list_destroy(list);
+  return Napi::String::New(env, "retried");
+}
+
 void Forwarder::FailPartition(PartitionState* p, const std::string& code, const std::string& message, const char* kind) {
   if (p->errored) return;
   p->errored = true;
+  p->retrying = false;
   p->error_code = code;
   p->error = message;
   p->error_kind = kind;
@@ -742,6 +778,13 @@ void Forwarder::Delivered(const rd_kafka_message_t* dr) {
     }
   }
   if (dr->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    if (p->retrying && !p->errored) {
+      // retryTarget(): the refused record (or a later one) went through: the cause is gone
+      p->retrying = false;
+      p->error.clear();
+      p->error_code.clear();
+      p->error_kind.clear();
+    }
     int64_t key_bytes = static_cast<int64_t>(consumed->key_len);
     size_t hdr_bytes = 0;
     rd_kafka_headers_t* h = nullptr;
@@ -916,7 +959,7 @@ Napi::Value Forwarder::Progress(const Napi::CallbackInfo& info) {
                              RD_KAFKA_RESP_ERR_NO_ERROR) {
         o.Set("highWatermark", Napi::Number::New(env, static_cast<double>(high)));
       }
-      if (p->errored) {
+      if (p->errored || p->retrying) {
         o.Set("error", p->error);
         o.Set("errorCode", p->error_code);
         o.Set("errorKind", p->error_kind);

@@ -52,7 +52,9 @@ struct PartitionState {
   int32_t partition = 0;
   struct TopicState* topic_state = nullptr;
   bool assigned = true;    // false once unassigned; in-flight records still complete
-  bool errored = false;  // stopped for good (until assigned again): a record the target refused, or a gap under onGap=stop
+  bool errored = false;  // stopped (until assigned again, or retryTarget()): a record the target refused, or a gap under onGap=stop
+  // retryTarget() restarted it at the refused record: `error` is still reported until a record is delivered
+  bool retrying = false;
   bool budget_paused = false;
   std::string error;
   std::string error_code;
@@ -125,6 +127,7 @@ class Forwarder : public Napi::ObjectWrap<Forwarder> {
   Napi::Value Commit(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value TestFatalError(const Napi::CallbackInfo& info);
+  Napi::Value RetryTarget(const Napi::CallbackInfo& info);
 
   static void OnDelivery(rd_kafka_t* rk, const rd_kafka_message_t* msg, void* opaque);
   static void OnLog(const rd_kafka_t* rk, int level, const char* fac, const char* buf);

@@ -59,7 +59,7 @@ export interface PartitionProgress {
   errorCode?: string;
   /**
    * source: a consumer error for this partition (it keeps fetching and clears with the next record or end of
-   * partition); target: a record the target refused (stopped until assigned again); gap: offset out of range under
+   * partition); target: a record the target refused (stopped at it until retryTarget() or an assign); gap: offset out of range under
    * onGap=stop, or not resolvable (stopped until assigned again); producer: the target producer failed fatally (the
    * pool thread starts the partition again in a new forwarder); assign: the partition could not be started here (the
    * pool thread retries). The last two are reported by worker/pump.ts, which owns the retry.
@@ -138,6 +138,11 @@ export interface NativeForwarder {
    * rd_kafka_test_fatal_error(). Throws unless the process runs with STRAIT_TEST_FAULTS=1.
    */
   testFatalError(reason: string): string;
+  /**
+   * A partition stopped because the target refused a record reads again from that record once nothing of it is in
+   * flight ("busy" until then; "idle": nothing to retry). It stays reported errored until a record is delivered.
+   */
+  retryTarget(topic: string, partition: number): 'retried' | 'busy' | 'idle';
 }
 
 export interface TopicConfigEntry {

@@ -123,6 +123,9 @@ const ConfigSchema = Type.Object(
         /** a partition with work to do (records in flight, or behind the source's high watermark) whose committable
          *  offset has not moved for this long is errored (STRAIT_PARTITION_STALLED) */
         stallTimeoutMs: Ms(60_000, 1000),
+        /** a partition the target refused a record of (STRAIT_TARGET_REJECTED / _NOT_AUTHORIZED) reads it again after
+         *  this long, doubling up to 20 times it, until the target takes it */
+        targetRetryMs: Ms(30_000, 500),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -223,7 +226,7 @@ export interface StraitConfig {
     rebalanceIntervalMs: number;
     rest: { host: string; port: number; token?: string; allowUnauthenticated: boolean; tls?: RestTls };
   };
-  worker: { id?: string; threads: number; inflightBytes: number; commitIntervalMs: number; reportIntervalMs: number; stallTimeoutMs: number };
+  worker: { id?: string; threads: number; inflightBytes: number; commitIntervalMs: number; reportIntervalMs: number; stallTimeoutMs: number; targetRetryMs: number };
   store: {
     type: 'embedded' | 'zookeeper';
     path: string;

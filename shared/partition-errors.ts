@@ -21,8 +21,8 @@ export const PARTITION_ERROR_CODES: Record<PartitionErrorCode, string> = {
   STRAIT_SOURCE_UNREADABLE: 'the source returns batches this build cannot decode (codec not built in, corrupt batch, unsupported message format); clears once a record is read',
   STRAIT_SOURCE_FETCH_FAILED: 'another fetch error repeated 3 times without a record in between; clears with the next record or end of partition',
   STRAIT_OFFSET_GAP: 'the next offset is no longer in the source log and the route says onGap: stop (or the out-of-range offset could not be resolved)',
-  STRAIT_TARGET_NOT_AUTHORIZED: 'the target refused a record for lack of an ACL; the partition stops until it is assigned again',
-  STRAIT_TARGET_REJECTED: 'the target refused a record (e.g. too large, invalid); the partition stops until it is assigned again',
+  STRAIT_TARGET_NOT_AUTHORIZED: 'the target refused a record for lack of an ACL; the partition stops at it and reads it again after worker.targetRetryMs (doubling); clears once the target takes it',
+  STRAIT_TARGET_REJECTED: 'the target refused a record (e.g. too large, invalid); the partition stops at it and reads it again after worker.targetRetryMs (doubling); clears once the target takes it',
   STRAIT_COMMIT_FAILING: "the route's offsets have not been committed for 10 commit intervals (offset map or store write failing or hanging); clears with the next successful commit",
   // appended, never inserted: load reports carry a code as its index in this list
   STRAIT_PRODUCER_FATAL: "the target producer failed fatally (librdkafka's idempotent producer, e.g. OUT_OF_ORDER_SEQUENCE_NUMBER); its forwarder is closed and the partition starts again from its last acknowledged offset after a delay growing from 0.5 s to 30 s; clears once it runs",

@@ -19,6 +19,8 @@ export interface PumpTask {
   routes: RouteClients[];
   /** how often the thread posts progress, ms */
   progressIntervalMs: number;
+  /** first delay before a partition the target refused a record of reads it again; doubles up to 20 times it */
+  targetRetryMs: number;
 }
 
 export type ToPump =

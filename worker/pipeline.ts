@@ -269,7 +269,7 @@ export class Pipeline {
       port1.on('message', (m: FromPump) => this.onMessage(m));
       this.ports.push(port1);
       this.shardLoad.push(0);
-      const task: PumpTask = { shard, port: port2, routes, progressIntervalMs: 200 };
+      const task: PumpTask = { shard, port: port2, routes, progressIntervalMs: 200, targetRetryMs: this.config.worker.targetRetryMs };
       this.tasks.push(
         this.pool.run(task, { transferList: [port2] }).catch((e: Error) => {
           this.log.error({ shard, err: e.message }, 'pump thread failed');

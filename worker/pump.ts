@@ -241,12 +241,42 @@ export default async function pump(task: PumpTask): Promise<void> {
     }
   };
 
+  /**
+   * Partitions stopped because the target refused a record: read it again after task.targetRetryMs, doubling up to
+   * 20 times that, until the target takes it (the cause — an ACL, the topic's max.message.bytes — may be fixed
+   * without anyone re-assigning the partition). `route` -> partition -> schedule.
+   */
+  const targetRetries = new Map<string, Map<string, { attempts: number; nextTryAt: number }>>();
+  const retryRefused = (route: string, fw: NativeForwarder, progress: ForwarderProgress) => {
+    const mine = mapOf(targetRetries, route);
+    const refused = new Set<string>();
+    const now = Date.now();
+    for (const pp of progress.partitions) {
+      if (pp.error === undefined || pp.errorKind !== 'target' || !pp.assigned) continue;
+      const k = keyOf(pp.topic, pp.partition);
+      refused.add(k);
+      let r = mine.get(k);
+      if (!r) mine.set(k, (r = { attempts: 0, nextTryAt: now + task.targetRetryMs }));
+      if (now < r.nextTryAt) continue;
+      const result = fw.retryTarget(pp.topic, pp.partition);
+      if (result === 'retried') {
+        r.attempts++;
+        r.nextTryAt = now + Math.min(task.targetRetryMs * 20, task.targetRetryMs * 2 ** r.attempts);
+      }
+    }
+    for (const k of mine.keys()) if (!refused.has(k)) mine.delete(k);
+  };
+
   const collect = (): Record<string, ForwarderProgress> => {
     const out: Record<string, ForwarderProgress> = {};
     for (const [route, fw] of forwarders) {
       const progress = fw.progress();
-      if (progress.fatal !== undefined) teardown(route, fw, progress);
-      else out[route] = progress;
+      if (progress.fatal !== undefined) {
+        teardown(route, fw, progress);
+        continue;
+      }
+      out[route] = progress;
+      retryRefused(route, fw, progress);
     }
     for (const [route, hs] of held) for (const h of hs.values()) addExtra(route, [heldReport(h)]);
     for (const [route, list] of extra) (out[route] ??= emptyProgress()).partitions.push(...list);

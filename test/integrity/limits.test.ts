@@ -7,7 +7,8 @@
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import Kafka from 'node-rdkafka';
-import { bootstrap, createTopic, endOffsets, produce, uniqueName } from '../helpers/kafka';
+import { bootstrap, createTopic, endOffsets, produce, readAll, uniqueName } from '../helpers/kafka';
+import { loadNative } from '../../native';
 import { StraitProcess, stopAll, waitFor, writeConfig } from '../helpers/strait-process';
 
 t.teardown(stopAll);
@@ -42,7 +43,7 @@ t.test('too-large records stop only their partition; large records within the li
     deployment: 'limits',
     clusters: { a: { bootstrap: a }, b: { bootstrap: b } },
     routes: [{ name: 'limits', source: 'a', target: 'b', topics: { include: [topic] }, syncTopicConfigs: false }],
-    worker: { commitIntervalMs: 300 },
+    worker: { commitIntervalMs: 300, targetRetryMs: 1000 },
   }));
   await waitFor('partition 1 replicated', async () => {
     try {
@@ -65,6 +66,24 @@ t.test('too-large records stop only their partition; large records within the li
     return g[0] === 3 && g[1] === 5;
   }, 30_000, 500);
   t.pass("the source cluster's group strait.limits.limits holds 3 (before the rejected record) and 5");
+  await new Promise((r) => setTimeout(r, 3000));
+  t.equal((await strait.status()).worker.totals.errored, 1, 'retried every second or two, the refusal persists: still errored (never shown as a recovery)');
+  t.match(await strait.metrics(), /strait_errors_total\{route="limits",topic="[^"]+",code="STRAIT_TARGET_REJECTED"\} 1\n/, 'and counted once');
+
+  // the cause goes away without anyone re-assigning the partition: the target topic takes 3 MB records now
+  const admin = new (loadNative().Admin)({ 'bootstrap.servers': b });
+  try {
+    await admin.alterTopicConfigs(`a.${topic}`, { 'max.message.bytes': String(3 * 1024 * 1024) }, [], 10_000);
+  } finally {
+    admin.close();
+  }
+  await waitFor('the partition recovers by itself', async () => (await strait.status()).worker.totals.errored === 0, 60_000, 500);
+  t.ok(strait.output.includes('makes progress again (was STRAIT_TARGET_REJECTED)'), 'its recovery is logged');
+  const landed = await readAll(b, `a.${topic}`, 2, (await endOffsets(b, `a.${topic}`, 2)).reduce((x, y) => x + y, 0));
+  const keys = new Set(landed.filter((r) => r.partition === 0).map((r) => r.key!.toString()));
+  t.same([...keys].sort(), ['p0-0', 'p0-1', 'p0-2', 'p0-3', 'p0-4'], 'every record of partition 0 on the target, the once-refused one included');
+  t.ok(landed.some((r) => r.partition === 0 && r.key!.toString() === 'p0-3' && r.value!.length === huge.length), 'the 2 MB record whole');
+  await waitFor('offsets mirrored past it', async () => (await groupOffsets(a, 'strait.limits.limits', topic, 2))[0] === 5, 30_000, 500);
   t.equal(await strait.stop(), 0);
 });
 
