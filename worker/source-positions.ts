@@ -21,7 +21,7 @@ export class SourcePositions {
     const described = await this.admin(alias).describeTopics(topics, LOOKUP_TIMEOUT_MS);
     for (const t of topics) {
       const d = described[t];
-      if (d?.topicId !== undefined) ids.set(t, d.topicId);
+      if (d?.topicId !== undefined) ids.set(t, kafkaTopicId(d.topicId));
       else errors.set(t, d?.error ?? 'not in the answer');
     }
     return { ids, errors };
@@ -34,4 +34,12 @@ export class SourcePositions {
     return new Map(listed.map((l) => [partitionKey(l.topic, l.partition), l]));
   }
 
+}
+
+/**
+ * A topic id as Kafka's own tools print it (`kafka-topics --describe`: URL-safe base64 without padding); librdkafka's
+ * rd_kafka_Uuid_base64str gives standard base64.
+ */
+export function kafkaTopicId(base64: string): string {
+  return base64.replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
 }
