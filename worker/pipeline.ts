@@ -241,6 +241,39 @@ export class Pipeline {
   }
 
   /** Resolves once none of `keys` (`route|topic/partition`) runs here any more, or after `timeoutMs` (false). */
+  /**
+   * Keys of running partitions whose source topic now has another id than the one they started with: the topic was
+   * deleted and created again while they ran (faster than the controller's refresh, which would have unassigned and
+   * re-assigned them). Restarting them (Worker) starts them at the new topic's log start with a `recreated` gap. A
+   * topic whose id cannot be read now is left for the next check.
+   */
+  async recreatedTopics(): Promise<string[]> {
+    const bySource = new Map<string, Map<string, PartitionRuntime[]>>();
+    for (const rt of this.partitions.values()) {
+      if (rt.draining || rt.topicId === undefined) continue;
+      const source = this.route(rt.route)?.source;
+      if (source === undefined) continue;
+      let topics = bySource.get(source);
+      if (!topics) bySource.set(source, (topics = new Map()));
+      topics.set(rt.topic, [...(topics.get(rt.topic) ?? []), rt]);
+    }
+    const out: string[] = [];
+    for (const [source, topics] of bySource) {
+      let ids: Map<string, string>;
+      try {
+        ids = (await this.positions.topicIds(source, [...topics.keys()])).ids;
+      } catch {
+        continue;
+      }
+      for (const [topic, list] of topics) {
+        const now = ids.get(topic);
+        if (now === undefined) continue;
+        for (const rt of list) if (!rt.draining && rt.topicId !== now) out.push(runtimeKey(rt.route, rt.topic, rt.partition));
+      }
+    }
+    return out;
+  }
+
   async drained(keys: string[], timeoutMs: number): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
     while (keys.some((k) => this.partitions.has(k))) {

@@ -18,6 +18,8 @@ const REPORTED_GAPS = 20;
 
 /** how long a worker waits before it tries again to start assigned partitions that could not start */
 const ASSIGN_RETRY_MS = 5000;
+/** how often running partitions' source topic ids are compared with the ones they started with (at least) */
+const TOPIC_ID_CHECK_MS = 10_000;
 
 function key(p: { route: string; topic: string; partition: number }): string {
   return `${p.route}|${partitionKey(p.topic, p.partition)}`;
@@ -40,6 +42,8 @@ export class Worker {
   private staleUpTo = 0;
   private lastVersion = 0;
   private reportTimer: NodeJS.Timeout | undefined;
+  private topicIdTimer: NodeJS.Timeout | undefined;
+  private checkingIds = false;
   private reporting: Promise<void> | undefined;
   private lastReportAt = Date.now();
   /** the assignment applied last, applied again by `retryTimer` while some of its partitions could not start */
@@ -71,6 +75,40 @@ export class Worker {
     });
     this.enqueue(await this.store.readAssignment(this.id));
     this.reportTimer = setInterval(() => void this.report(), this.config.worker.reportIntervalMs);
+    this.topicIdTimer = setInterval(() => void this.checkTopicIds(), Math.max(this.config.worker.reportIntervalMs, TOPIC_ID_CHECK_MS));
+  }
+
+  /**
+   * A source topic deleted and created again while its partitions run here: they are stopped and started again
+   * (in line with assignments, never beside one), which starts them at the new topic's log start and reports the
+   * `recreated` gap. Records the consumer read from the new topic at the old position before this check are sent
+   * again (duplicates, never a loss).
+   */
+  private async checkTopicIds(): Promise<void> {
+    if (this.checkingIds) return;
+    this.checkingIds = true;
+    try {
+      const keys = await this.pipeline.recreatedTopics();
+      if (keys.length === 0) return;
+      this.applying = this.applying.then(async () => {
+        const parts = keys.flatMap((k) => this.owned.get(k) ?? []);
+        if (parts.length === 0) return;
+        this.log.warn({ partitions: parts.map((p) => `${p.route}:${p.topic}[${p.partition}]`) }, 'source topics were deleted and created again while their partitions ran here: restarting them at the new topics\' log start');
+        this.pipeline.unassign(parts);
+        if (!(await this.pipeline.drained(parts.map(key), 30_000))) this.log.warn({ partitions: parts.length }, 'restarting partitions of re-created topics before they finished draining (30 s)');
+        const started = await this.pipeline.assign(parts.filter((p) => this.owned.has(key(p))));
+        for (const p of parts) if (!started.has(key(p))) this.owned.delete(key(p));
+        if (started.size < parts.length && this.retryTimer === undefined) {
+          this.retryTimer = setTimeout(() => {
+            this.retryTimer = undefined;
+            this.enqueue(this.current);
+          }, ASSIGN_RETRY_MS);
+        }
+      }).catch((e: Error) => this.log.error({ err: e.message }, 'restarting partitions of re-created topics failed'));
+      await this.applying;
+    } finally {
+      this.checkingIds = false;
+    }
   }
 
   /** Writes this worker's load report (rates and lag per partition) for the controller's balancing and REST. */
@@ -200,6 +238,7 @@ export class Worker {
 
   async stop(flushTimeoutMs = 10_000): Promise<void> {
     clearInterval(this.reportTimer);
+    clearInterval(this.topicIdTimer);
     clearTimeout(this.retryTimer);
     await this.reporting;
     this.unwatch?.();

@@ -56,6 +56,19 @@ async function sourceLeaderEpoch(topic: string): Promise<number | undefined> {
   }
 }
 
+/** Deletes the source topic and creates it again (one partition, a new topic id) once the deletion went through. */
+async function recreateTopic(topic: string): Promise<void> {
+  await withAdmin(bootstrap('a'), (admin) => new Promise<void>((res, rej) => admin.deleteTopic(topic, 30_000, (e) => (e ? rej(e) : res()))));
+  await waitFor('the topic created again', async () => {
+    try {
+      await createTopic(bootstrap('a'), topic, 1);
+      return true;
+    } catch {
+      return false;
+    }
+  }, 60_000, 500);
+}
+
 async function stopped(strait: StraitProcess): Promise<void> {
   if ((await strait.stop()) !== 0) throw new Error(`strait exited with an error:\n${strait.output.slice(-2000)}`);
 }
@@ -71,15 +84,7 @@ t.test('a source topic deleted and created again while strait is stopped is repl
   const before = (await storedOffsets(config, 'recreate')).get(`${topic}/0`);
   t.match(before, { offset: 300, topicId: /^[A-Za-z0-9_-]{22}$/ }, 'the commit carries the topic id');
 
-  await withAdmin(bootstrap('a'), (admin) => new Promise<void>((res, rej) => admin.deleteTopic(topic, 30_000, (e) => (e ? rej(e) : res()))));
-  await waitFor('the topic is gone', async () => {
-    try {
-      await createTopic(bootstrap('a'), topic, 1);
-      return true;
-    } catch {
-      return false;
-    }
-  }, 60_000, 500);
+  await recreateTopic(topic);
   await produce(bootstrap('a'), topic, records('new', 0, 120));
 
   const strait = new StraitProcess(config);
@@ -104,6 +109,45 @@ t.test('a source topic deleted and created again while strait is stopped is repl
   t.match((await again.json<RunStatus>('/v1/status')).worker.starts[0], { from: 'committed', offset: 120 }, 'a second restart resumes the new topic');
   t.same((await again.json<RunStatus>('/v1/status')).worker.gaps, [], 'and reports nothing');
   await stopped(again);
+});
+
+t.test('a source topic deleted and created again while its partition runs is replicated from its start and reported', async (t) => {
+  const topic = uniqueName('recreaterun');
+  // the controller refreshes topics only at start: the re-creation happens between two of its refreshes, so only the
+  // worker's own check of its running partitions' topic ids can see it
+  const config = writeConfig({
+    clusters: { a: { bootstrap: bootstrap('a') }, b: { bootstrap: bootstrap('b') } },
+    routes: [{ name: 'recreaterun', source: 'a', target: 'b', topics: { include: [topic] } }],
+    controller: { refreshTopicsIntervalMs: 600_000 },
+    worker: { reportIntervalMs: 1000 },
+  });
+  await createTopic(bootstrap('a'), topic, 1);
+  await produce(bootstrap('a'), topic, records('old', 0, 300));
+  const strait = new StraitProcess(config);
+  await waitFor('300 records replicated', async () => (await targetEnd(`a.${topic}`)) === 300, 90_000, 500);
+  const oldId = (await strait.json<RunStatus>('/v1/status')).worker.starts.find((x) => x.topic === topic)?.topicId;
+  t.match(oldId, /^[A-Za-z0-9_-]{22}$/, 'started under the first topic id');
+
+  await recreateTopic(topic);
+  await produce(bootstrap('a'), topic, records('new', 0, 120));
+
+  const want = records('new', 0, 120).map((r) => r.value.toString());
+  let values: string[] = [];
+  await waitFor('every record of the new topic replicated', async () => {
+    const end = await targetEnd(`a.${topic}`);
+    if (end < 420) return false;
+    values = (await readAll(bootstrap('b'), `a.${topic}`, 1, end)).map((r) => r.value!.toString());
+    return want.every((v) => values.includes(v));
+  }, 90_000, 1000);
+  t.same(values.slice(0, 300), records('old', 0, 300).map((r) => r.value.toString()), 'the old topic\'s records, as before');
+  t.same([...new Set(values.slice(300))].sort(), [...want].sort(), 'then every record of the new topic, from its offset 0');
+  const status = await strait.json<RunStatus>('/v1/status');
+  t.ok(status.worker.gaps.some((g) => g.topic === topic && g.reason === 'recreated' && g.to === 0), `a recreated gap in the worker status (${status.worker.gaps.map((g) => g.reason).join(', ')})`);
+  const restarted = status.worker.starts.filter((x) => x.topic === topic).pop();
+  t.match(restarted, { from: 'recreated', offset: 0 }, 'restarted at the new topic\'s log start');
+  t.not(restarted?.topicId, oldId, 'under the new topic id');
+  t.ok(strait.output.includes('deleted and created again while their partitions ran here'), 'the restart is logged');
+  await stopped(strait);
 });
 
 t.test('start: latest on an idle partition is committed before the first fetch: records produced while strait was stopped arrive', async (t) => {
