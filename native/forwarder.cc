@@ -504,7 +504,10 @@ Napi::Value Forwarder::RetryTarget(const Napi::CallbackInfo& info) {
     }
   }
   std::string why;
-  if (!Restart(p, p->committable, &why)) return Napi::String::New(env, "idle");
+  int64_t from = p->committable;
+  if (!Restart(p, from, &why)) return Napi::String::New(env, "idle");
+  // what landed after the refused record is sent again: duplicates on the target, counted
+  if (p->delivered_next > from + 1) p->resent += p->delivered_next - from - 1;
   p->errored = false;
   p->retrying = true;
   p->undelivered = false;
@@ -778,6 +781,7 @@ void Forwarder::Delivered(const rd_kafka_message_t* dr) {
     }
   }
   if (dr->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    if (consumed->offset + 1 > p->delivered_next) p->delivered_next = consumed->offset + 1;
     if (p->retrying && !p->errored) {
       // retryTarget(): the refused record (or a later one) went through: the cause is gone
       p->retrying = false;
@@ -945,6 +949,9 @@ Napi::Value Forwarder::Progress(const Napi::CallbackInfo& info) {
       o.Set("partition", p->partition);
       o.Set("targetTopic", t.second->target);
       o.Set("committable", Napi::Number::New(env, static_cast<double>(p->committable)));
+      if (p->delivered_next >= 0) o.Set("deliveredNext", Napi::Number::New(env, static_cast<double>(p->delivered_next)));
+      if (p->resent > 0) o.Set("resent", Napi::Number::New(env, static_cast<double>(p->resent)));
+      p->resent = 0;
       if (p->committable >= 0 && p->committable_epoch >= 0) o.Set("committableLeaderEpoch", p->committable_epoch);
       o.Set("records", Napi::Number::New(env, static_cast<double>(p->records)));
       o.Set("bytes", Napi::Number::New(env, static_cast<double>(p->bytes)));

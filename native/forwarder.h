@@ -83,6 +83,8 @@ struct PartitionState {
   // the broker tell whether the log still holds it); -1 when not known (a logical start, a gap's restart)
   int32_t committable_epoch = -1;
   int64_t consumed_next = -1; // next offset the consumer will hand us
+  int64_t delivered_next = -1;  // one past the highest source offset the target acknowledged
+  int64_t resent = 0;           // records acknowledged past a restart point, read and sent again (since progress())
   int64_t records = 0;        // delivered since the last progress() call
   int64_t bytes = 0;
   int64_t dropped = 0;        // records filtered out (provenance loop guard) since last progress()

@@ -44,6 +44,11 @@ export interface PartitionProgress {
   committable: number;
   /** the leader epoch of the record before `committable`, when known (committed with it) */
   committableLeaderEpoch?: number;
+  /** one past the highest source offset the target acknowledged, once one was */
+  deliveredNext?: number;
+  /** records the target had acknowledged past a restart point, read and sent again since the last progress:
+   *  duplicates on the target (a retry after a refused record; pump.ts adds those of a fatal-error restart) */
+  resent?: number;
   records: number;
   bytes: number;
   dropped: number;

@@ -77,6 +77,7 @@ export class StraitMetrics {
   readonly topicErrors: Gauge<'route' | 'topic' | 'code'>;
   readonly committedLag: Gauge<'route' | 'topic' | 'partition'>;
   readonly clientErrors: Counter<'route' | 'client' | 'code'>;
+  readonly resent: Counter<'route' | 'topic'>;
   readonly partitionErrored: Gauge<'route' | 'topic' | 'partition' | 'code'>;
   readonly skipped: Counter<'route' | 'topic' | 'reason'>;
   readonly commits: Counter<'route'>;
@@ -113,6 +114,7 @@ export class StraitMetrics {
     this.registry.registerMetric(this.latency as unknown as Metric);
     this.recordAge = new Gauge({ name: 'strait_record_age_seconds', help: 'age of the newest replicated record at acknowledgement', labelNames: ['route', 'topic', 'partition'], registers: r });
     this.lag = new Gauge({ name: 'strait_lag_records', help: 'source high watermark minus committable offset', labelNames: ['route', 'topic', 'partition'], registers: r });
+    this.resent = new Counter({ name: 'strait_records_resent_total', help: 'records the target had already acknowledged, read and sent again after a restart inside a worker (a retried refusal, a fatal producer error): duplicates on the target', labelNames: ['route', 'topic'], registers: r });
     this.clientErrors = new Counter({ name: 'strait_client_errors_total', help: 'errors a client reports for itself, not for a partition (e.g. the source consumer: _TRANSPORT, _ALL_BROKERS_DOWN), by librdkafka name', labelNames: ['route', 'client', 'code'], registers: r });
     this.committedLag = new Gauge({ name: 'strait_committed_lag_records', help: 'source high watermark minus the committed offset: what a restart would read again or still has to copy; grows while commits fail', labelNames: ['route', 'topic', 'partition'], registers: r });
     this.paused = new Gauge({ name: 'strait_partition_paused', help: '1 while a partition is paused (in-flight budget spent, or error)', labelNames: ['route', 'topic', 'partition'], registers: r });

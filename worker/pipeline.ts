@@ -58,6 +58,8 @@ export interface PartitionRuntime {
 }
 
 export interface PipelineTotals {
+  /** records sent again after a restart inside this worker (strait_records_resent_total) */
+  resent: number;
   records: number;
   bytes: number;
   partitions: number;
@@ -161,7 +163,7 @@ export class Pipeline {
   /** per route and client: the last client-level error (applyClientError) */
   private readonly clientErrors = new Map<string, { route: string; client: 'consumer' | 'producer'; code: string; message: string; count: number; first: number; last: number; loggedAt: number }>();
   private readonly identity: ClusterIdentity;
-  readonly totals: PipelineTotals = { records: 0, bytes: 0, partitions: 0, lag: 0, errored: 0, paused: 0 };
+  readonly totals: PipelineTotals = { records: 0, bytes: 0, partitions: 0, lag: 0, errored: 0, paused: 0, resent: 0 };
   /** fired after a progress batch changes totals (the TTY status line listens) */
   onProgress: (() => void) | undefined;
 
@@ -669,6 +671,10 @@ export class Pipeline {
       this.metrics.bytes.inc(labels, pp.bytes);
     }
     if (pp.dropped > 0) this.metrics.dropped.inc({ route: rt.route, topic: rt.topic }, pp.dropped);
+    if (pp.resent !== undefined && pp.resent > 0) {
+      this.metrics.resent.inc({ route: rt.route, topic: rt.topic }, pp.resent);
+      this.totals.resent += pp.resent;
+    }
     if (pp.lastTimestamp > 0) {
       rt.lastTimestamp = pp.lastTimestamp;
       this.metrics.recordAge.set(labels, Math.max(0, (Date.now() - pp.lastTimestamp) / 1000));

@@ -122,15 +122,21 @@ export default async function pump(task: PumpTask): Promise<void> {
     const delay = retryDelay(streak);
     const mine = mapOf(entries, route);
     const committable = new Map<string, number>();
+    const delivered = new Map<string, number>();
     for (const pp of [...first.partitions, ...last.partitions]) {
       const k = keyOf(pp.topic, pp.partition);
       committable.set(k, Math.max(committable.get(k) ?? -1, pp.committable));
+      if (pp.deliveredNext !== undefined) delivered.set(k, Math.max(delivered.get(k) ?? -1, pp.deliveredNext));
     }
+    // what the target acknowledged past the restart point is read and sent again by the next forwarder
+    const resentByKey = new Map<string, number>();
     let restarting = 0;
     for (const [k, entry] of mine) {
       if (mapOf(held, route).has(k)) continue;
       const at = committable.get(k) ?? -1;
       const restartAt: AssignEntry = { ...entry, offset: at >= 0 ? at : entry.offset };
+      const d = delivered.get(k) ?? -1;
+      if (at >= 0 && d > at) resentByKey.set(k, d - at);
       mine.set(k, restartAt);
       hold(route, { entry: restartAt, kind: 'producer', ...(code !== undefined ? { code } : {}), cause: `the target producer failed fatally: ${cause}`, restart: true }, streak, delay);
       restarting++;
@@ -147,7 +153,14 @@ export default async function pump(task: PumpTask): Promise<void> {
         delete pp.errorKind;
       }
     }
-    addExtra(route, [...first.partitions, ...last.partitions]);
+    const reports = [...first.partitions, ...last.partitions];
+    for (const pp of reports) {
+      const r = resentByKey.get(keyOf(pp.topic, pp.partition));
+      if (r === undefined) continue;
+      pp.resent = (pp.resent ?? 0) + r;
+      resentByKey.delete(keyOf(pp.topic, pp.partition));
+    }
+    addExtra(route, reports);
     post({ type: 'fatal', shard: task.shard, route, ...(code !== undefined ? { code } : {}), cause, partitions: restarting, retryInMs: delay, streak });
   };
 

@@ -83,6 +83,10 @@ t.test('too-large records stop only their partition; large records within the li
   const keys = new Set(landed.filter((r) => r.partition === 0).map((r) => r.key!.toString()));
   t.same([...keys].sort(), ['p0-0', 'p0-1', 'p0-2', 'p0-3', 'p0-4'], 'every record of partition 0 on the target, the once-refused one included');
   t.ok(landed.some((r) => r.partition === 0 && r.key!.toString() === 'p0-3' && r.value!.length === huge.length), 'the 2 MB record whole');
+  // what landed after the refused record before the retry is sent again: duplicates, and strait counts them exactly
+  const duplicates = landed.filter((r) => r.partition === 0).length - keys.size;
+  const resent = Number(/strait_records_resent_total\{route="limits",topic="[^"]+"\} (\d+)/.exec(await strait.metrics())?.[1] ?? 0);
+  t.equal(resent, duplicates, `strait_records_resent_total counts the duplicates the retry made (${duplicates})`);
   await waitFor('offsets mirrored past it', async () => (await groupOffsets(a, 'strait.limits.limits', topic, 2))[0] === 5, 30_000, 500);
   t.equal(await strait.stop(), 0);
 });
