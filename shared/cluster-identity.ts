@@ -73,6 +73,7 @@ export class ClusterIdentity {
 export class ClusterIds {
   private readonly admins = new Map<string, NativeAdmin>();
   private readonly known = new Map<string, { id: string; at: number }>();
+  private closed = false;
 
   constructor(
     private readonly config: StraitConfig,
@@ -91,6 +92,8 @@ export class ClusterIds {
 
   /** this process's admin client of a cluster, made on first use (closed by close()) */
   admin(alias: string): NativeAdmin {
+    // after close(), a late caller must not leave a new client behind (it would keep the process alive)
+    if (this.closed) throw new Error('the admin clients are closed');
     let admin = this.admins.get(alias);
     if (!admin) {
       admin = new (loadNative().Admin)({ ...clusterProps(this.config, alias), 'client.id': `${this.clientId}-${alias}` });
@@ -100,6 +103,7 @@ export class ClusterIds {
   }
 
   close(): void {
+    this.closed = true;
     for (const a of this.admins.values()) a.close();
     this.admins.clear();
   }

@@ -44,6 +44,7 @@ export class Worker {
   private reportTimer: NodeJS.Timeout | undefined;
   private topicIdTimer: NodeJS.Timeout | undefined;
   private checkingIds = false;
+  private stopping = false;
   private reporting: Promise<void> | undefined;
   private lastReportAt = Date.now();
   /** the assignment applied last, applied again by `retryTimer` while some of its partitions could not start */
@@ -89,7 +90,7 @@ export class Worker {
     this.checkingIds = true;
     try {
       const keys = await this.pipeline.recreatedTopics();
-      if (keys.length === 0) return;
+      if (keys.length === 0 || this.stopping) return;
       this.applying = this.applying.then(async () => {
         const parts = keys.flatMap((k) => this.owned.get(k) ?? []);
         if (parts.length === 0) return;
@@ -237,6 +238,7 @@ export class Worker {
   }
 
   async stop(flushTimeoutMs = 10_000): Promise<void> {
+    this.stopping = true;
     clearInterval(this.reportTimer);
     clearInterval(this.topicIdTimer);
     clearTimeout(this.retryTimer);

@@ -131,6 +131,9 @@ t.test('a source topic deleted and created again while its partition runs is rep
   await recreateTopic(topic);
   await produce(bootstrap('a'), topic, records('new', 0, 120));
 
+  // the worker's check (every 10 s here) finds the new id and restarts the partition at the new topic's log start
+  await waitFor('the partition restarted under the new topic id', async () =>
+    (await strait.json<RunStatus>('/v1/status')).worker.starts.some((x) => x.topic === topic && x.from === 'recreated'), 60_000, 500);
   const want = records('new', 0, 120).map((r) => r.value.toString());
   let values: string[] = [];
   await waitFor('every record of the new topic replicated', async () => {
