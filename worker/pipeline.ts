@@ -160,7 +160,7 @@ export class Pipeline {
   /** assigned partitions that could not be handed to a pool thread (see `assign`), by runtime key */
   private readonly unstarted = new Map<string, ErroredPartition>();
   private readonly clusterIds: ClusterIds;
-  /** per route and client: the last client-level error (applyClientError) */
+  /** per route, client and code: client-level errors (applyClientError) */
   private readonly clientErrors = new Map<string, { route: string; client: 'consumer' | 'producer'; code: string; message: string; count: number; first: number; last: number; loggedAt: number }>();
   private readonly identity: ClusterIdentity;
   readonly totals: PipelineTotals = { records: 0, bytes: 0, partitions: 0, lag: 0, errored: 0, paused: 0, resent: 0 };
@@ -760,8 +760,10 @@ export class Pipeline {
     const what = pp.inflight > 0
       ? `${pp.inflight} records in flight to target '${route?.target ?? '?'}' and none acknowledged`
       : `the source '${route?.source ?? '?'}' is ${rt.highWatermark! - rt.committable} records ahead and none was read`;
-    const said = (['producer', 'consumer'] as const)
-      .map((c) => this.clientErrors.get(`${rt.route}|${c}`))
+    // the newest client-level error of the route's producer and of its consumer, if one came while it stood still
+    const newest = (client: 'consumer' | 'producer') =>
+      [...this.clientErrors.values()].filter((e) => e.route === rt.route && e.client === client).sort((a, b) => b.last - a.last)[0];
+    const said = [newest('producer'), newest('consumer')]
       .filter((e) => e !== undefined && now - e.last < seconds * 1000)
       .map((e) => `; the ${e!.client === 'consumer' ? 'source consumer' : 'target producer'} last said ${e!.code}: ${e!.message}`)
       .join('');
@@ -797,9 +799,8 @@ export class Pipeline {
     const message = i > 0 ? text.slice(i + 1).trim() : text;
     const now = Date.now();
     this.metrics.clientErrors.inc({ route, client, code });
-    const key = `${route}|${client}`;
-    const cur = this.clientErrors.get(key);
-    const e = cur && cur.code === code ? cur : { route, client, code, message, count: 0, first: now, last: now, loggedAt: 0 };
+    const key = `${route}|${client}|${code}`;
+    const e = this.clientErrors.get(key) ?? { route, client, code, message, count: 0, first: now, last: now, loggedAt: 0 };
     e.message = message;
     e.count++;
     e.last = now;
@@ -810,7 +811,7 @@ export class Pipeline {
     this.log.error({ route, client, code, cause: message, count: e.count }, `route '${route}': the ${who} reports ${code}: ${message} (${e.count} times since ${new Date(e.first).toISOString()}; logged at most once a minute)`);
   }
 
-  /** the last client-level error of each route's source consumer and target producer, seen in the last 5 minutes */
+  /** the client-level errors of each route's source consumer and target producer, by code, seen in the last 5 minutes */
   get recentClientErrors(): { route: string; client: 'consumer' | 'producer'; code: string; message: string; count: number; first: string; last: string }[] {
     const since = Date.now() - 5 * 60_000;
     return [...this.clientErrors.values()].filter((e) => e.last >= since).map((e) => ({ route: e.route, client: e.client, code: e.code, message: e.message, count: e.count, first: new Date(e.first).toISOString(), last: new Date(e.last).toISOString() }));
