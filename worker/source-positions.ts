@@ -33,7 +33,6 @@ export class SourcePositions {
     const listed = await this.admin(alias).listOffsets(partitions, spec, LOOKUP_TIMEOUT_MS);
     return new Map(listed.map((l) => [partitionKey(l.topic, l.partition), l]));
   }
-
 }
 
 /**

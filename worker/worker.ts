@@ -99,12 +99,7 @@ export class Worker {
         if (!(await this.pipeline.drained(parts.map(key), 30_000))) this.log.warn({ partitions: parts.length }, 'restarting partitions of re-created topics before they finished draining (30 s)');
         const started = await this.pipeline.assign(parts.filter((p) => this.owned.has(key(p))));
         for (const p of parts) if (!started.has(key(p))) this.owned.delete(key(p));
-        if (started.size < parts.length && this.retryTimer === undefined) {
-          this.retryTimer = setTimeout(() => {
-            this.retryTimer = undefined;
-            this.enqueue(this.current);
-          }, ASSIGN_RETRY_MS);
-        }
+        if (started.size < parts.length) this.retryLater();
       }).catch((e: Error) => this.log.error({ err: e.message }, 'restarting partitions of re-created topics failed'));
       await this.applying;
     } finally {
@@ -187,12 +182,16 @@ export class Worker {
       else next.delete(key(p));
     }
     this.owned = next;
-    if (started.size < added.length && this.retryTimer === undefined) {
-      this.retryTimer = setTimeout(() => {
-        this.retryTimer = undefined;
-        this.enqueue(this.current);
-      }, ASSIGN_RETRY_MS);
-    }
+    if (started.size < added.length) this.retryLater();
+  }
+
+  /** Applies the current assignment again in ASSIGN_RETRY_MS, for partitions that could not start (once pending). */
+  private retryLater(): void {
+    if (this.retryTimer !== undefined) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.enqueue(this.current);
+    }, ASSIGN_RETRY_MS);
   }
 
   /**
