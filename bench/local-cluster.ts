@@ -6,7 +6,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -198,7 +198,40 @@ async function freePorts(n: number): Promise<number[]> {
   return [...out];
 }
 
+/**
+ * A port that was free a moment ago, below the kernel's ephemeral range. Brokers and ZooKeeper restart on the ports they
+ * were given; a port from the ephemeral range (what `listen(0)` hands out) can meanwhile become the local end of any
+ * outgoing connection on the machine — a client reconnecting to another broker, say — and the restart then fails to
+ * bind. Ports below the range are only ever taken by a listener that asks for one.
+ */
 export async function freePort(): Promise<number> {
+  const low = ephemeralRangeStart();
+  const [min, max] = [10_000, low - 1];
+  for (let i = 0; max - min >= 1000 && i < 200; i++) {
+    const port = min + Math.floor(Math.random() * (max - min + 1));
+    if (await canListen(port)) return port;
+  }
+  return anyPort();
+}
+
+function ephemeralRangeStart(): number {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    return Number.isInteger(low) && low > 0 ? low : 32768;
+  } catch {
+    return 32768;
+  }
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((res) => {
+    const srv = createServer();
+    srv.once('error', () => res(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => res(true)));
+  });
+}
+
+function anyPort(): Promise<number> {
   return new Promise((res, rej) => {
     const srv = createServer();
     srv.once('error', rej);
@@ -335,11 +368,25 @@ function brokerProperties(c: ClusterState, b: BrokerState, extra: Record<string,
   return `${Object.entries(props).map(([k, v]) => `${k}=${v}`).join('\n')}\n`;
 }
 
-function tail(file: string, lines = 8): string {
+/** What a failed start wrote from byte `from` on: its ERROR and FATAL lines (the cause), then the last lines. */
+function startLog(file: string, from: number): string {
+  let text: string;
   try {
-    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+    text = readFileSync(file).subarray(from).toString('utf8').trimEnd();
   } catch {
     return '(no log)';
+  }
+  if (text === '') return '(this start wrote nothing to the log)';
+  const lines = text.split('\n');
+  const errors = lines.filter((l) => /\b(ERROR|FATAL)\b|^Error|^Exception|insufficient memory/.test(l)).slice(0, 5);
+  return [...(errors.length > 0 ? ['errors:', ...errors, 'last lines:'] : []), ...lines.slice(-8)].join('\n');
+}
+
+function fileSize(file: string): number {
+  try {
+    return statSync(file).size;
+  } catch {
+    return 0;
   }
 }
 
@@ -413,6 +460,7 @@ async function startBrokerProcess(runtime: KafkaRuntime, c: ClusterState, b: Bro
   }
   const logFile = join(b.logDir, 'server.log');
   const heap = opts.heap ?? (c.brokers.length > 1 ? DEFAULT_MULTI_BROKER_HEAP : '512m');
+  const logFrom = fileSize(logFile);
   b.pid = spawnJava(javaArgs(runtime, 'kafka.Kafka', [props], { heap, log4j }), logFile);
   syncFirstBroker(c);
   try {
@@ -420,7 +468,7 @@ async function startBrokerProcess(runtime: KafkaRuntime, c: ClusterState, b: Bro
     await waitForMetadata(`127.0.0.1:${b.port}`, c.brokers.length > 1 ? 120_000 : 60_000, () => isOurs(b.pid, props), b.id);
   } catch (e) {
     stopPid(b.pid, props);
-    throw new StraitError('STRAIT_DEV_START_FAILED', `${c.brokers.length > 1 ? `broker ${b.id}: ` : ''}${(e as Error).message}\n--- ${logFile} ---\n${tail(logFile)}`, { cause: e });
+    throw new StraitError('STRAIT_DEV_START_FAILED', `${c.brokers.length > 1 ? `broker ${b.id}: ` : ''}${(e as Error).message}\n--- ${logFile} (this start) ---\n${startLog(logFile, logFrom)}`, { cause: e });
   }
   return b.pid;
 }
@@ -460,12 +508,13 @@ async function startZooKeeper(runtime: KafkaRuntime, z: ZooKeeperState): Promise
   );
   const log4j = log4jConfig(z.dir);
   const logFile = join(z.logDir, 'zookeeper.log');
+  const logFrom = fileSize(logFile);
   z.pid = spawnJava(javaArgs(runtime, 'org.apache.zookeeper.server.ZooKeeperServerMain', [cfg], { heap: '256m', log4j }), logFile);
   try {
     await waitForZooKeeper(z.port, 30_000, () => isOurs(z.pid, cfg));
   } catch (e) {
     stopPid(z.pid, cfg);
-    throw new StraitError('STRAIT_DEV_START_FAILED', `${(e as Error).message}\n--- ${logFile} ---\n${tail(logFile)}`, { cause: e });
+    throw new StraitError('STRAIT_DEV_START_FAILED', `${(e as Error).message}\n--- ${logFile} (this start) ---\n${startLog(logFile, logFrom)}`, { cause: e });
   }
 }
 
