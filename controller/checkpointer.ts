@@ -1,17 +1,17 @@
 /**
  * Checkpoints (run by the leading controller): every route's `checkpointIntervalMs`, the committed offsets of the
- * source consumer groups its group patterns select are translated (controller/translation.ts) and written to
+ * source consumer groups its group patterns select are translated (group-translation.ts) and written to
  * `__strait-checkpoints` on the target. With `syncGroupOffsets`, they are also written into the target cluster's
  * group of the same name — only while that group has no members, and never backwards.
  */
-import { pack } from 'msgpackr';
 import type { RouteConfig, StraitConfig } from '../shared/config';
 import type { Logger } from '../shared/logger';
 import type { StraitMetrics } from '../shared/metrics';
-import { CHECKPOINT_TOPIC, checkpointKey, type CheckpointRecord } from '../shared/offset-map';
+import { CHECKPOINT_TOPIC, checkpointKey, encodeCheckpoint, type CheckpointRecord } from '../shared/offset-map/records';
+import { OffsetMapView } from '../shared/offset-map/readers';
+import { OffsetMapWriter } from '../shared/offset-map/writer';
 import { routeClientProps } from '../shared/profiles';
-import { OffsetMapWriter } from '../worker/offset-map-writer';
-import { Admins, OffsetMapView, groupOffsets, inverseTranslate, lowestPerPartition, routeCoversGroup, translateGroups, type PartitionTranslation } from './translation';
+import { Admins, groupOffsets, inverseTranslate, lowestPerPartition, routeCoversGroup, translateGroups, type PartitionTranslation } from './group-translation';
 
 const TIMEOUT_MS = 10_000;
 /** group states in which Kafka accepts offsets from outside the group, and no consumer is reading */
@@ -117,7 +117,7 @@ export class Checkpointer {
       }
     }
     try {
-      await this.writer(route).writeTo(CHECKPOINT_TOPIC, records.map((r) => ({ key: checkpointKey(r), value: pack(r) })));
+      await this.writer(route).writeTo(CHECKPOINT_TOPIC, records.map(encodeCheckpoint));
     } catch (e) {
       for (const r of records) this.written.delete(checkpointKey(r).toString());
       throw e;

@@ -16,8 +16,9 @@
 import { closest } from 'fastest-levenshtein';
 import type { RouteConfig, StraitConfig } from '../shared/config';
 import { StraitError } from '../shared/errors';
-import type { Translation } from '../shared/offset-translation';
-import { Admins, OffsetMapView, groupOffsets, inverseTranslate, lowestPerPartition, readCheckpoints, translateGroups, type PartitionTranslation } from './translation';
+import { OffsetMapView, readCheckpoints } from '../shared/offset-map/readers';
+import type { Translation } from '../shared/offset-map/runs';
+import { Admins, groupOffsets, inverseTranslate, lowestPerPartition, translateGroups, type PartitionTranslation } from './group-translation';
 
 export interface MoveOptions {
   group: string;

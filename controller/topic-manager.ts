@@ -14,7 +14,7 @@ import type { Logger } from '../shared/logger';
 import { targetCodec } from '../shared/profiles';
 import { selectTopic, targetTopicName } from '../shared/replication-policy';
 import type { CoordinationStore } from '../shared/store';
-import { CHECKPOINT_TOPIC, OFFSET_MAP_TOPIC } from '../shared/offset-map';
+import { CHECKPOINT_TOPIC, OFFSET_MAP_TOPIC } from '../shared/offset-map/records';
 
 /**
  * Topic configs never copied (after MirrorMaker 2's DefaultConfigPropertyFilter): replication throttles and ISR

@@ -1,6 +1,6 @@
 import t from 'tap';
 import fc from 'fast-check';
-import { PartitionRuns, type Run } from '../shared/offset-translation';
+import { PartitionRuns, type Run } from '../shared/offset-map/runs';
 
 /** Builds runs exactly the way the forwarder does: extend while the next source offset keeps the delta, else open a new run. */
 function runsOf(pairs: [number, number][]): Run[] {

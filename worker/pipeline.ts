@@ -15,8 +15,8 @@ import type { CoordinationStore, OffsetCommit } from '../shared/store';
 import { partitionKey, type CommittedOffset, type FromPump, type PartitionAssignment, type PartitionLoad, type PumpTask, type ReportedGap, type RouteClients, type ToPump } from '../shared/wire';
 import type { ForwarderProgress, GapReport, ListedOffset, PartitionProgress } from '../native';
 import { partitionErrorCode, type PartitionErrorCode } from '../shared/partition-errors';
-import type { OffsetMapRecord } from '../shared/offset-map';
-import { OffsetMapWriter } from './offset-map-writer';
+import type { OffsetMapRecord } from '../shared/offset-map/records';
+import { OffsetMapWriter } from '../shared/offset-map/writer';
 import { SourcePositions } from './source-positions';
 
 export interface PartitionRuntime {

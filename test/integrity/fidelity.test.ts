@@ -5,7 +5,7 @@
  */
 import t from 'tap';
 import { unpack } from 'msgpackr';
-import { OFFSET_MAP_TOPIC, type OffsetMapRecord } from '../../shared/offset-map';
+import { OFFSET_MAP_TOPIC, type OffsetMapRecord } from '../../shared/offset-map/records';
 import { bootstrap, createTopic, endOffsets, prng, produce, readAll, sameRecord, uniqueName, type TestRecord } from '../helpers/kafka';
 import { StraitProcess, stopAll, waitFor, writeConfig } from '../helpers/strait-process';
 

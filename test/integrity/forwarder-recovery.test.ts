@@ -18,7 +18,7 @@ import { EmbeddedStore } from '../../shared/embedded-store';
 import type { CoordinationStore } from '../../shared/store';
 import { createLogger } from '../../shared/logger';
 import { StraitMetrics } from '../../shared/metrics';
-import { OFFSET_MAP_TOPIC } from '../../shared/offset-map';
+import { OFFSET_MAP_TOPIC } from '../../shared/offset-map/records';
 import type { PartitionAssignment } from '../../shared/wire';
 import { Pipeline } from '../../worker/pipeline';
 import { bootstrap, createTopic, endOffsets, produce, readAll, uniqueName } from '../helpers/kafka';

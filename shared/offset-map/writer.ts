@@ -1,12 +1,11 @@
 /**
- * Persists offset-map runs (shared/offset-map.ts) to a target cluster. Runs are written before the offsets they
+ * Persists offset-map runs (records.ts) to a target cluster. Runs are written before the offsets they
  * cover are committed, so every committed offset can be translated. The checkpointer writes checkpoints with it too.
  */
 import Kafka from 'node-rdkafka';
-import { pack } from 'msgpackr';
-import type { ClientProps } from '../shared/config';
-import { StraitError } from '../shared/errors';
-import { OFFSET_MAP_TOPIC, offsetMapKey, type OffsetMapRecord } from '../shared/offset-map';
+import type { ClientProps } from '../config';
+import { StraitError } from '../errors';
+import { OFFSET_MAP_TOPIC, encodeOffsetMapRecord, type OffsetMapRecord } from './records';
 
 export class OffsetMapWriter {
   private producer: Kafka.Producer | undefined;
@@ -40,7 +39,7 @@ export class OffsetMapWriter {
 
   /** Resolves once every run is acknowledged by the target cluster. */
   write(records: OffsetMapRecord[]): Promise<void> {
-    return this.writeTo(OFFSET_MAP_TOPIC, records.map((r) => ({ key: offsetMapKey(r), value: pack(r) })));
+    return this.writeTo(OFFSET_MAP_TOPIC, records.map(encodeOffsetMapRecord));
   }
 
   /** Writes keyed records to one of strait's compacted topics; resolves once all are acknowledged. */

@@ -4,8 +4,8 @@
  * assigned directly, nothing is committed.
  */
 import Kafka from 'node-rdkafka';
-import type { ClientProps } from '../shared/config';
-import { StraitError } from '../shared/errors';
+import type { ClientProps } from '../config';
+import { StraitError } from '../errors';
 
 const OFFSET_BEGINNING = -2;
 

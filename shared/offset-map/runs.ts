@@ -1,5 +1,5 @@
 /**
- * Exact offset translation from offset-map runs (shared/offset-map.ts).
+ * Exact offset translation from offset-map runs (records.ts): the arithmetic, with no I/O.
  *
  * A run says: source offsets srcStart..srcEnd of one partition all exist and landed on the target at source + delta,
  * with nothing else in between. The forwarder opens a new run whenever the delta changes (a compacted-away offset, a

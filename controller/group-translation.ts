@@ -1,19 +1,17 @@
 /**
  * Consumer-group offset translation against live clusters: reads a group's committed offsets on a route's source,
  * the replicator's own progress (the route's mirror group on the source), and the offset map on the target, and
- * turns every committed source offset into the exact target offset (shared/offset-translation.ts).
+ * turns every committed source offset into the exact target offset (shared/offset-map/runs.ts).
  *
  * Used by the checkpointer (every `checkpointIntervalMs`) and by `strait failover` / `strait failback`.
  */
-import { unpack } from 'msgpackr';
 import { loadNative, type GroupOffset, type NativeAdmin } from '../native';
 import { clusterProps, type RouteConfig, type StraitConfig } from '../shared/config';
 import { StraitError } from '../shared/errors';
-import { CHECKPOINT_TOPIC, OFFSET_MAP_TOPIC, type CheckpointRecord, type OffsetMapRecord } from '../shared/offset-map';
-import { OffsetIndex, type PartitionRuns, type Translation } from '../shared/offset-translation';
+import type { OffsetMapView } from '../shared/offset-map/readers';
+import type { OffsetIndex, PartitionRuns, Translation } from '../shared/offset-map/runs';
 import { sourceGroupId } from '../shared/profiles';
 import { fullMatch, selectTopic, targetTopicName } from '../shared/replication-policy';
-import { TopicTail } from './topic-tail';
 
 export interface PartitionTranslation {
   route: string;
@@ -82,47 +80,6 @@ export async function groupOffsets(admins: Admins, alias: string, group: string,
   const out = new Map<string, number>();
   for (const o of list) if (o.offset >= 0) out.set(`${o.topic}/${o.partition}`, o.offset);
   return out;
-}
-
-/** The offset map of one target cluster, kept up to date incrementally. */
-export class OffsetMapView {
-  readonly index = new OffsetIndex();
-  private readonly tail: TopicTail;
-
-  constructor(config: StraitConfig, readonly alias: string) {
-    this.tail = new TopicTail(alias, clusterProps(config, alias), OFFSET_MAP_TOPIC, (_key, value) => {
-      if (value === null) return;
-      const r = unpack(value) as OffsetMapRecord;
-      if (r.v !== 1) return;
-      this.index.add(r.route, r.sourceTopic, r.targetTopic, r.partition, { srcStart: r.srcStart, srcEnd: r.srcEnd, delta: r.delta });
-    });
-  }
-
-  /** Reads what was appended since the last call. */
-  async catchUp(timeoutMs: number): Promise<OffsetIndex> {
-    await this.tail.catchUp(timeoutMs);
-    return this.index;
-  }
-
-  close(): Promise<void> {
-    return this.tail.close();
-  }
-}
-
-/** The newest checkpoint of every route / group / partition on a target cluster. */
-export async function readCheckpoints(config: StraitConfig, alias: string, timeoutMs: number): Promise<CheckpointRecord[]> {
-  const latest = new Map<string, CheckpointRecord>();
-  const tail = new TopicTail(alias, clusterProps(config, alias), CHECKPOINT_TOPIC, (key, value) => {
-    if (key === null) return;
-    if (value === null) latest.delete(key.toString());
-    else latest.set(key.toString(), unpack(value) as CheckpointRecord);
-  });
-  try {
-    await tail.catchUp(timeoutMs);
-  } finally {
-    await tail.close();
-  }
-  return [...latest.values()].filter((r) => r.v === 1);
 }
 
 /**
