@@ -4,7 +4,7 @@
  */
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { Controller } from '../controller/controller';
+import { Leadership } from '../controller/leader';
 import { buildRestApi } from '../controller/rest';
 import { loadConfig, redactConfig, type StraitConfig } from '../shared/config';
 import { StraitError } from '../shared/errors';
@@ -43,49 +43,23 @@ function closing(store: ZooKeeperStore): (e: unknown) => Promise<never> {
 export async function runController(configFile: string): Promise<void> {
   const { config, log, metrics, store } = await setUp(configFile, 'controller');
   const id = config.controller.id ?? `${hostname()}-${process.pid}-${randomBytes(2).toString('hex')}`;
-  let controller: Controller | undefined;
-  let transition: Promise<void> = Promise.resolve();
-  let leading = false;
-  const lead = (on: boolean) => {
-    leading = on;
-    transition = transition.then(async () => {
-      if (on && !controller) {
-        log.info({ controller: id }, 'elected leader: assigning');
-        const c = new Controller(config, store, log, metrics);
-        controller = c;
-        try {
-          await c.start();
-        } catch (e) {
-          // never a leader that does nothing: stop what started, and start again while still elected
-          log.error({ err: (e as Error).message }, 'controller failed to start; retrying in 2 s');
-          controller = undefined;
-          await c.stop().catch(() => undefined);
-          setTimeout(() => leading && lead(true), 2000).unref();
-        }
-      } else if (!on && controller) {
-        log.warn({ controller: id }, 'leadership lost: standing by');
-        const c = controller;
-        controller = undefined;
-        await c.stop();
-      }
-    }).catch((e: Error) => log.error({ err: e.message }, 'leadership change failed'));
-  };
-  metrics.controllerProcess = { id, leading: () => controller && { workers: controller.registeredWorkers() } };
+  const leadership = new Leadership(id, config, store, log, metrics);
+  metrics.controllerProcess = { id, leading: () => leadership.current && { workers: leadership.current.registeredWorkers() } };
   // a process that cannot start closes its store session: an open session would keep it alive after the error
   const server = await serveHttp(config, metrics, log, (req, res) => {
     if (req.url !== '/v1/status') return false;
     void store.readLeader().then(
-      (leader) => json(res, 200, { id, leader: leader ?? null, isLeader: controller !== undefined, controller: controller?.status() ?? null }),
+      (leader) => json(res, 200, { id, leader: leader ?? null, isLeader: leadership.current !== undefined, controller: leadership.current?.status() ?? null }),
       (e: Error) => json(res, 503, { code: 'STRAIT_STORE', message: e.message }),
     );
     return true;
-  }, () => (controller?.status().erroredPartitions ?? []).map((p) => ({
+  }, () => (leadership.current?.status().erroredPartitions ?? []).map((p) => ({
     code: p.code, route: p.route, topic: p.topic, partition: p.partition,
     message: `${p.topic}[${p.partition}] of route '${p.route}' on worker '${p.worker}' makes no progress: ${p.code}`,
   }))).catch(closing(store));
   let rest: ReturnType<typeof buildRestApi>;
   try {
-    rest = buildRestApi({ id, config, store, leader: () => controller });
+    rest = buildRestApi({ id, config, store, leader: () => leadership.current });
   } catch (e) {
     await store.close();
     await closeHttp(server);
@@ -100,11 +74,10 @@ export async function runController(configFile: string): Promise<void> {
     throw new StraitError('STRAIT_USAGE', `controller.rest: cannot listen on ${config.controller.rest.host}:${config.controller.rest.port} (${(e as Error).message}); choose another controller.rest.port (0 picks a free one)`, { field: 'controller.rest.port' });
   }
   log.info({ rest: restUrl }, 'REST API up');
-  const resign = await store.campaign(id, { elected: () => lead(true), lost: () => lead(false) });
+  const resign = await leadership.campaign();
   await untilSignal(log, 'stopping');
   await resign();
-  lead(false);
-  await transition;
+  await leadership.stop();
   await rest.close();
   await store.close();
   await closeHttp(server);
