@@ -20,7 +20,7 @@ import type { Socket } from 'node:net';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { closest } from 'fastest-levenshtein';
 import { redactProperties, validateRoute, type RestTls, type RouteConfig, type StraitConfig } from '../shared/config';
-import { ConfigError, StraitError, type FieldProblem, type StraitErrorCode } from '../shared/errors';
+import { ConfigError, StraitError, type FieldProblem, type HttpErrorBody } from '../shared/errors';
 import { hostHeaderAllowed, isLoopbackHost } from '../shared/http-guard';
 import { addedRouteProblems } from '../shared/replication-policy';
 import type { CoordinationStore, StoredRoute } from '../shared/store';
@@ -34,10 +34,7 @@ export interface RestContext {
   leader: () => Controller | undefined;
 }
 
-interface ApiError {
-  code: StraitErrorCode;
-  message: string;
-  field?: string;
+interface ApiError extends HttpErrorBody {
   /** every problem of an invalid body (the first one is `field`) */
   problems?: FieldProblem[];
 }

@@ -49,7 +49,19 @@ export type StraitErrorCode =
   | 'STRAIT_PRODUCER_FATAL'
   | 'STRAIT_ASSIGN_FAILED'
   | 'STRAIT_CLUSTER_CHANGED'
-  | 'STRAIT_PARTITION_STALLED';
+  | 'STRAIT_PARTITION_STALLED'
+  // logged and counted, never thrown: a store node changed behind strait's back, a stop that hung, a pool thread lost
+  | 'STRAIT_STORE_TAMPERED'
+  | 'STRAIT_STOP_STUCK'
+  | 'STRAIT_FORWARDER';
+
+/** The one JSON error shape every HTTP door answers (REST API, metrics and health endpoints). */
+export interface HttpErrorBody {
+  code: StraitErrorCode;
+  message: string;
+  /** the request field the error is about */
+  field?: string;
+}
 
 export interface StraitErrorOptions {
   cause?: unknown;

@@ -5,6 +5,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
 import { LATENCY_BUCKETS_MS } from '../native';
 import { hostHeaderAllowed, isLoopbackHost } from './http-guard';
+import type { HttpErrorBody } from './errors';
 
 /** A histogram fed with bucket counts the native forwarder already aggregated (prom-client has no bulk observe). */
 class BucketHistogram {
@@ -186,7 +187,7 @@ export type Handler = (req: IncomingMessage, res: ServerResponse) => Promise<boo
  */
 export async function serveMetrics(metrics: StraitMetrics, host: string, port: number, extra?: Handler): Promise<Server> {
   const loopback = isLoopbackHost(host);
-  const fail = (res: ServerResponse, status: number, body: { code: string; message: string; field?: string }) => {
+  const fail = (res: ServerResponse, status: number, body: HttpErrorBody) => {
     res.writeHead(status, { 'content-type': 'application/json' });
     res.end(JSON.stringify(body));
   };
