@@ -7,7 +7,7 @@ import type { RouteConfig, StraitConfig } from '../shared/config';
 import type { Logger } from '../shared/logger';
 import type { StraitMetrics } from '../shared/metrics';
 import type { CoordinationStore, StoredRoute } from '../shared/store';
-import { partitionKey, type LoadReport, type PartitionAssignment, type PartitionLoad, type ReportedGap, type WorkerInfo } from '../shared/wire';
+import { routePartitionKey, type LoadReport, type PartitionAssignment, type PartitionLoad, type ReportedGap, type WorkerInfo } from '../shared/wire';
 import { assign, changedWorkers, type Owned } from './assignment';
 import { Checkpointer } from './checkpointer';
 import { TopicManager, type DesiredPartition, type RefreshResult, type TopicProblem } from './topic-manager';
@@ -47,10 +47,6 @@ export interface PartitionView {
 
 /** how many assignment writes run at once (a fleet-wide change is hundreds of writes) */
 const WRITE_CONCURRENCY = 16;
-
-function key(p: { route: string; topic: string; partition: number }): string {
-  return `${p.route}|${partitionKey(p.topic, p.partition)}`;
-}
 
 export class Controller {
   readonly topics: TopicManager;
@@ -163,7 +159,7 @@ export class Controller {
     // nothing moves just because the leader changed.
     for (const w of this.workers) {
       const a = await this.store.readAssignment(w.id);
-      for (const p of a?.partitions ?? []) this.current.set(key(p), { worker: w.id, epoch: p.epoch });
+      for (const p of a?.partitions ?? []) this.current.set(routePartitionKey(p), { worker: w.id, epoch: p.epoch });
     }
     this.stored = await this.store.readRoutes();
     // A worker that lost its store session stopped everything and ignores the assignment it held then; only a newer
@@ -233,7 +229,7 @@ export class Controller {
     // A route held because its clusters changed loses its partitions (its offsets belong to other clusters).
     const failedRoutes = new Set(result.problems.filter((p) => p.topic === '*' && p.code !== 'STRAIT_CLUSTER_CHANGED').map((p) => p.route));
     const desired = new Map<string, DesiredPartition>();
-    for (const p of result.partitions) desired.set(key(p), p);
+    for (const p of result.partitions) desired.set(routePartitionKey(p), p);
     for (const [k, p] of this.desired) if (failedRoutes.has(p.route) && !desired.has(k)) desired.set(k, p);
     this.desired = desired;
     await this.reassign();
@@ -252,7 +248,7 @@ export class Controller {
       this.mismatchSince.delete(r.worker);
       return;
     }
-    const reported = new Set(r.partitions.map((p) => key(p)));
+    const reported = new Set(r.partitions.map((p) => routePartitionKey(p)));
     const assigned = new Set<string>();
     for (const [k, o] of this.current) if (o.worker === r.worker && this.desired.has(k)) assigned.add(k);
     const missing = [...assigned].filter((k) => !reported.has(k));
@@ -288,7 +284,7 @@ export class Controller {
       this.gaps.set(r.worker, r.gaps ?? []);
       this.reconcile(r);
       for (const p of r.partitions) {
-        const k = key(p);
+        const k = routePartitionKey(p);
         if (this.current.get(k)?.worker !== r.worker) continue;
         this.loads.set(k, { ...p, worker: r.worker, at: r.at });
         // an errored partition moves nothing, which says nothing about its load: keep the weight it had (taking its
@@ -321,7 +317,7 @@ export class Controller {
     for (const route of this.routes()) {
       if (this.epochsLoaded.has(route.name)) continue;
       for (const [pk, c] of await this.store.readOffsets(route.name)) {
-        const k = `${route.name}|${pk}`;
+        const k = `${route.name}|${pk}`; // routePartitionKey of a store key (`topic/partition`)
         this.epochs.set(k, Math.max(this.epochs.get(k) ?? 0, c.epoch));
       }
       this.epochsLoaded.add(route.name);

@@ -24,6 +24,7 @@ import { ConfigError, StraitError, type FieldProblem, type HttpErrorBody } from 
 import { hostHeaderAllowed, isLoopbackHost } from '../shared/http-guard';
 import { addedRouteProblems } from '../shared/replication-policy';
 import type { CoordinationStore, StoredRoute } from '../shared/store';
+import { routePartitionKey } from '../shared/wire';
 import type { Controller } from './controller';
 
 export interface RestContext {
@@ -383,9 +384,9 @@ export function buildRestApi(ctx: RestContext): FastifyInstance {
   app.post('/v1/rebalance', async (_req, reply) => {
     const c = await leaderOnly(reply);
     if (!c) return reply;
-    const before = new Map(c.assignments().map((a) => [`${a.route}|${a.topic}/${a.partition}`, a.worker]));
+    const before = new Map(c.assignments().map((a) => [routePartitionKey(a), a.worker]));
     await c.tick();
-    const moved = c.assignments().filter((a) => before.get(`${a.route}|${a.topic}/${a.partition}`) !== a.worker).length;
+    const moved = c.assignments().filter((a) => before.get(routePartitionKey(a)) !== a.worker).length;
     return { moved, assigned: c.status().assigned };
   });
 

@@ -148,3 +148,8 @@ export function sameCommitted(a: CommittedOffset, b: CommittedOffset): boolean {
 export function partitionKey(topic: string, partition: number): string {
   return `${topic}/${partition}`;
 }
+
+/** One route's partition, `route|topic/partition`: the key of every table of partitions, in worker and controller. */
+export function routePartitionKey(p: { route: string; topic: string; partition: number }): string {
+  return `${p.route}|${partitionKey(p.topic, p.partition)}`;
+}

@@ -12,50 +12,12 @@ import type { StraitMetrics } from '../shared/metrics';
 import { routeClientProps } from '../shared/profiles';
 import { ClusterIdentity, ClusterIds } from '../shared/cluster-identity';
 import type { CoordinationStore, OffsetCommit } from '../shared/store';
-import { partitionKey, type CommittedOffset, type FromPump, type PartitionAssignment, type PartitionLoad, type PumpTask, type ReportedGap, type RouteClients, type ToPump } from '../shared/wire';
+import { partitionKey, routePartitionKey, type CommittedOffset, type FromPump, type PartitionAssignment, type PartitionLoad, type PumpTask, type ReportedGap, type RouteClients, type ToPump } from '../shared/wire';
 import type { ForwarderProgress, GapReport, ListedOffset, PartitionProgress } from '../native';
-import { partitionErrorCode, type PartitionErrorCode } from '../shared/partition-errors';
-import type { OffsetMapRecord } from '../shared/offset-map/records';
-import { OffsetMapWriter } from '../shared/offset-map/writer';
+import { partitionErrorCode } from '../shared/partition-errors';
+import { AtLeastOnceCommitter, type Committer } from './committer';
+import { runtimeKey, type ErroredPartition, type PartitionRuntime } from './partitions';
 import { SourcePositions } from './source-positions';
-
-export interface PartitionRuntime {
-  route: string;
-  topic: string;
-  partition: number;
-  targetTopic: string;
-  epoch: number;
-  shard: number;
-  /** what the store holds */
-  committed: number;
-  /** what the forwarder says is safe to commit */
-  committable: number;
-  /** the leader epoch of the record before `committable`, when known: committed with it (KIP-320) */
-  leaderEpoch?: number;
-  /** the source topic's id (KIP-516) this partition replicates, committed with every offset */
-  topicId?: string;
-  highWatermark?: number;
-  records: number;
-  bytes: number;
-  lastTimestamp: number;
-  paused: boolean;
-  /** why the partition makes no progress (the forwarder's message); absent while it is healthy */
-  error?: string;
-  errorCode?: PartitionErrorCode;
-  /** librdkafka's name of the underlying error */
-  kafkaCode?: string;
-  erroredAt?: number;
-  /** when its committable offset last moved, or it last had nothing to do (ms): the stall clock */
-  movedAt: number;
-  /** errored with STRAIT_PARTITION_STALLED since (ms), and why */
-  stalledSince?: number;
-  stallCause?: string;
-  /** unassigned, waiting for its last in-flight records before the final commit */
-  draining: boolean;
-  runs: Map<number, [number, number, number]>;
-  /** `records` and `bytes` at the last load report, and when it was measured (ms) */
-  reported: { records: number; bytes: number; at: number };
-}
 
 export interface PipelineTotals {
   /** records sent again after a restart inside this worker (strait_records_resent_total) */
@@ -66,17 +28,6 @@ export interface PipelineTotals {
   lag: number;
   errored: number;
   paused: number;
-}
-
-/** A partition that makes no progress, as /v1/status and /v1/health show it. */
-export interface ErroredPartition {
-  route: string;
-  topic: string;
-  partition: number;
-  code: PartitionErrorCode;
-  kafkaCode: string | null;
-  cause: string;
-  since: string;
 }
 
 /** An offset gap this worker met (the same record travels in its load reports). */
@@ -110,31 +61,10 @@ interface PlannedStart extends Omit<PartitionStart, 'route' | 'topic' | 'partiti
   commit: boolean;
 }
 
-/** A route's commits: each route commits on its own, so one that cannot finish holds no other. */
-interface RouteCommitState {
-  running?: Promise<void>;
-  startedAt: number;
-  /** a commit asked for while one was running: it runs once that one ends */
-  again?: Promise<void>;
-  /** commit intervals in a row that ended without a successful commit */
-  failures: number;
-  lastError?: string;
-  /** since when the route is errored (STRAIT_COMMIT_FAILING), and the partitions marked */
-  erroredSince?: number;
-  marked: Map<string, { topic: string; partition: number }>;
-}
-
-/** commit intervals in a row without a successful commit before a route's partitions are errored */
-export const COMMIT_FAILURES_BEFORE_ERROR = 10;
-
 /** how many recent gaps the status endpoint keeps */
 const GAP_HISTORY = 100;
 /** how many recent partition starts the status endpoint keeps */
 const START_HISTORY = 100;
-
-function runtimeKey(route: string, topic: string, partition: number): string {
-  return `${route}|${partitionKey(topic, partition)}`;
-}
 
 export class Pipeline {
   private pool: Piscina | undefined;
@@ -142,10 +72,8 @@ export class Pipeline {
   private readonly shardLoad: number[] = [];
   private readonly tasks: Promise<unknown>[] = [];
   readonly partitions = new Map<string, PartitionRuntime>();
-  private readonly writers = new Map<string, OffsetMapWriter>();
+  private readonly committer: Committer;
   private commitTimer: NodeJS.Timeout | undefined;
-  /** per route: its commit in progress, and how long commits have been failing */
-  private readonly routeCommits = new Map<string, RouteCommitState>();
   private stoppedShards = new Set<number>();
   /** routes created over REST, as the last assignment carried them */
   private readonly carried = new Map<string, RouteConfig>();
@@ -177,6 +105,16 @@ export class Pipeline {
     this.clusterIds = new ClusterIds(config, `strait-${workerId}-admin`, 30_000, 2000);
     this.identity = new ClusterIdentity(config, store, this.clusterIds.of);
     this.positions = new SourcePositions((alias) => this.clusterIds.admin(alias));
+    this.committer = new AtLeastOnceCommitter(
+      {
+        workerId,
+        partitions: this.partitions,
+        route: (name) => this.route(name),
+        unassign: (parts) => this.unassign(parts),
+        mirror: (shard, route, offsets) => this.send(shard, { type: 'commit', route, offsets }),
+      },
+      config, store, log, metrics,
+    );
   }
 
   /** a route's definition: one carried by an assignment, else the config file's */
@@ -270,7 +208,7 @@ export class Pipeline {
       for (const [topic, list] of topics) {
         const now = ids.get(topic);
         if (now === undefined) continue;
-        for (const rt of list) if (!rt.draining && rt.topicId !== now) out.push(runtimeKey(rt.route, rt.topic, rt.partition));
+        for (const rt of list) if (!rt.draining && rt.topicId !== now) out.push(routePartitionKey(rt));
       }
     }
     return out;
@@ -313,7 +251,7 @@ export class Pipeline {
       );
     }
     this.commitTimer = setInterval(() => {
-      this.checkStuckCommits();
+      this.committer.checkStuck();
       void this.commit();
     }, this.config.worker.commitIntervalMs);
   }
@@ -572,7 +510,7 @@ export class Pipeline {
     for (const rt of this.partitions.values()) {
       if (rt.draining) continue;
       const seconds = Math.max(0.001, (now - rt.reported.at) / 1000);
-      const commitFailing = this.routeCommits.get(rt.route)?.marked.has(runtimeKey(rt.route, rt.topic, rt.partition)) === true;
+      const commitFailing = this.committer.failing(rt);
       out.push({
         route: rt.route,
         topic: rt.topic,
@@ -691,9 +629,9 @@ export class Pipeline {
     if (!pp.assigned && pp.inflight === 0 && rt.draining) {
       // final state reported: commit it, then forget the partition
       void this.commit().then(() => {
-        const cur = this.partitions.get(runtimeKey(rt.route, rt.topic, rt.partition));
+        const cur = this.partitions.get(routePartitionKey(rt));
         if (cur === rt) {
-          this.partitions.delete(runtimeKey(rt.route, rt.topic, rt.partition));
+          this.partitions.delete(routePartitionKey(rt));
           this.clearError(rt, 'unassigned');
         }
       });
@@ -845,130 +783,13 @@ export class Pipeline {
       out.push({ route: rt.route, topic: rt.topic, partition: rt.partition, code: rt.errorCode, kafkaCode: rt.kafkaCode ?? null, cause: rt.error, since: new Date(rt.erroredAt ?? Date.now()).toISOString() });
     }
     out.push(...this.unstarted.values());
-    for (const [route, st] of this.routeCommits) {
-      if (st.erroredSince === undefined) continue;
-      for (const [k, m] of st.marked) {
-        if (!this.partitions.has(k)) continue;
-        out.push({ route, topic: m.topic, partition: m.partition, code: 'STRAIT_COMMIT_FAILING', kafkaCode: null, cause: `no commit for ${st.failures} commit intervals: ${st.lastError ?? ''}`, since: new Date(st.erroredSince).toISOString() });
-      }
-    }
+    out.push(...this.committer.errored());
     return out;
   }
 
-  private writer(route: string): OffsetMapWriter {
-    const r = this.route(route)!;
-    let w = this.writers.get(r.target);
-    if (!w) {
-      const props = routeClientProps(this.config, r, this.workerId).producer;
-      w = new OffsetMapWriter(r.target, { ...props, 'client.id': `strait-${this.workerId}-offset-map` });
-      this.writers.set(r.target, w);
-    }
-    return w;
-  }
-
-  /**
-   * Writes offset-map runs, then commits offsets to the store, then mirrors them to the source group — each route on
-   * its own: a route whose commit cannot finish (target down, a missing ACL on the offset map) holds no other route.
-   * Resolves once every route due has committed (or failed); a route still busy commits again once it is done.
-   */
+  /** Commits what every route has ready (worker/committer.ts); resolves once each route due committed or failed. */
   commit(): Promise<void> {
-    const due = new Set<string>();
-    for (const p of this.partitions.values()) if (p.committable > p.committed || p.runs.size > 0) due.add(p.route);
-    return Promise.all([...due].map((route) => this.commitRoute(route))).then(() => undefined);
-  }
-
-  private commitState(route: string): RouteCommitState {
-    let st = this.routeCommits.get(route);
-    if (!st) this.routeCommits.set(route, (st = { startedAt: 0, failures: 0, marked: new Map() }));
-    return st;
-  }
-
-  private commitRoute(route: string): Promise<void> {
-    const st = this.commitState(route);
-    if (st.running) {
-      st.again ??= st.running.then(() => {
-        st.again = undefined;
-        return this.commitRoute(route);
-      });
-      return st.again;
-    }
-    st.startedAt = Date.now();
-    st.running = this.doCommitRoute(route)
-      .then(
-        () => this.commitSucceeded(route, st),
-        (e: Error) => {
-          this.commitFailed(route, st, e.message);
-          this.log.warn({ route, err: e.message, failures: st.failures }, 'offset commit failed; retrying next interval');
-        },
-      )
-      .finally(() => (st.running = undefined));
-    return st.running;
-  }
-
-  /** A commit still running after a whole interval counts as a failed interval (it may never end: no timeout). */
-  private checkStuckCommits(): void {
-    const now = Date.now();
-    for (const [route, st] of this.routeCommits) {
-      if (st.running && now - st.startedAt >= this.config.worker.commitIntervalMs) this.commitFailed(route, st, `a commit has not finished for ${now - st.startedAt} ms`);
-    }
-  }
-
-  private commitFailed(route: string, st: RouteCommitState, message: string): void {
-    st.failures++;
-    st.lastError = message;
-    this.metrics.commitFailures.inc({ route });
-    if (st.failures < COMMIT_FAILURES_BEFORE_ERROR || st.erroredSince !== undefined) return;
-    st.erroredSince = Date.now();
-    for (const rt of this.partitions.values()) {
-      if (rt.route !== route || rt.draining) continue;
-      st.marked.set(runtimeKey(rt.route, rt.topic, rt.partition), { topic: rt.topic, partition: rt.partition });
-      this.metrics.partitionErrored.set({ route, topic: rt.topic, partition: String(rt.partition), code: 'STRAIT_COMMIT_FAILING' }, 1);
-      this.metrics.errors.inc({ route, topic: rt.topic, code: 'STRAIT_COMMIT_FAILING' });
-    }
-    this.log.error({ route, code: 'STRAIT_COMMIT_FAILING', failures: st.failures, partitions: st.marked.size, cause: message }, `offsets of route '${route}' have not been committed for ${st.failures} commit intervals: ${message}; a restart would re-read everything since the last commit`);
-  }
-
-  private commitSucceeded(route: string, st: RouteCommitState): void {
-    st.failures = 0;
-    delete st.lastError;
-    if (st.erroredSince === undefined) return;
-    for (const m of st.marked.values()) this.metrics.partitionErrored.remove({ route, topic: m.topic, partition: String(m.partition), code: 'STRAIT_COMMIT_FAILING' });
-    this.log.warn({ route, erroredSeconds: Math.round((Date.now() - st.erroredSince) / 1000) }, `offsets of route '${route}' are committed again`);
-    st.marked.clear();
-    delete st.erroredSince;
-  }
-
-  private async doCommitRoute(route: string): Promise<void> {
-    const list = [...this.partitions.values()].filter((p) => p.route === route && (p.committable > p.committed || p.runs.size > 0));
-    if (list.length === 0) return;
-    const snapshot = list.map((p) => ({ p, committable: p.committable, leaderEpoch: p.leaderEpoch, runs: [...p.runs.values()] }));
-    const records: OffsetMapRecord[] = snapshot.flatMap(({ p, runs }) =>
-      runs.map(([srcStart, srcEnd, delta]) => ({ v: 1 as const, route, sourceTopic: p.topic, partition: p.partition, targetTopic: p.targetTopic, srcStart, srcEnd, delta })),
-    );
-    await this.writer(route).write(records);
-    for (const { p, runs } of snapshot) for (const r of runs) if (p.runs.get(r[0]) === r) p.runs.delete(r[0]);
-    const commits: OffsetCommit[] = snapshot
-      .filter((s) => s.committable > s.p.committed)
-      .map((s) => ({ topic: s.p.topic, partition: s.p.partition, offset: s.committable, epoch: s.p.epoch, ...(s.p.topicId !== undefined ? { topicId: s.p.topicId } : {}), ...(s.leaderEpoch !== undefined ? { leaderEpoch: s.leaderEpoch } : {}) }));
-    if (commits.length === 0) return;
-    const result = await this.store.commitOffsets(route, commits);
-    this.metrics.commits.inc({ route }, commits.length - result.fenced.length);
-    const fenced = new Set(result.fenced.map((f) => partitionKey(f.topic, f.partition)));
-    if (result.fenced.length > 0) {
-      this.metrics.fenced.inc({ route }, result.fenced.length);
-      // a partition that came back here while this commit was in flight (moved away and back: its new runtime holds
-      // an epoch at least the fencing one) belongs to that runtime, which keeps running; only the others stop
-      const stale = result.fenced.filter((f) => (this.partitions.get(runtimeKey(route, f.topic, f.partition))?.epoch ?? 0) < f.epoch);
-      this.log.warn({ route, fenced: result.fenced, stopping: stale.length }, 'commits refused: a newer epoch owns these partitions; stopping them here unless they came back with it');
-      this.unassign(stale.map((f) => ({ route, ...f })));
-    }
-    const mirrored: { topic: string; partition: number; offset: number }[][] = this.ports.map(() => []);
-    for (const s of snapshot) {
-      if (fenced.has(partitionKey(s.p.topic, s.p.partition)) || s.committable <= s.p.committed) continue;
-      s.p.committed = s.committable;
-      mirrored[s.p.shard]!.push({ topic: s.p.topic, partition: s.p.partition, offset: s.committable });
-    }
-    mirrored.forEach((offsets, shard) => offsets.length > 0 && this.send(shard, { type: 'commit', route, offsets }));
+    return this.committer.commit();
   }
 
   /** Flushes in-flight records (up to `flushTimeoutMs`), commits what landed, and stops the pool. */
@@ -989,11 +810,11 @@ export class Pipeline {
     let commitBound: NodeJS.Timeout | undefined;
     const committed = await Promise.race([this.commit().then(() => true), new Promise<false>((r) => (commitBound = setTimeout(() => r(false), flushTimeoutMs)))]);
     clearTimeout(commitBound);
-    if (!committed) this.log.error({ routes: [...this.routeCommits].filter(([, st]) => st.running).map(([r]) => r), waitedMs: flushTimeoutMs }, 'stopping without the final commit of these routes: it did not finish in time; their partitions resume from the last committed offsets');
+    if (!committed) this.log.error({ routes: this.committer.busyRoutes(), waitedMs: flushTimeoutMs }, 'stopping without the final commit of these routes: it did not finish in time; their partitions resume from the last committed offsets');
     await Promise.allSettled(this.tasks);
     for (const p of this.ports) p.close();
     await this.pool?.destroy();
-    for (const w of this.writers.values()) await w.close();
+    await this.committer.close();
     this.clusterIds.close();
   }
 }

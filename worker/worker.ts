@@ -8,7 +8,7 @@ import type { RouteConfig, StraitConfig } from '../shared/config';
 import type { Logger } from '../shared/logger';
 import type { StraitMetrics } from '../shared/metrics';
 import type { CoordinationStore } from '../shared/store';
-import { partitionKey, type Assignment, type PartitionAssignment } from '../shared/wire';
+import { routePartitionKey, type Assignment, type PartitionAssignment } from '../shared/wire';
 import { Pipeline } from './pipeline';
 
 const pkg = require('../../package.json') as { version: string };
@@ -20,10 +20,6 @@ const REPORTED_GAPS = 20;
 const ASSIGN_RETRY_MS = 5000;
 /** how often running partitions' source topic ids are compared with the ones they started with (at least) */
 const TOPIC_ID_CHECK_MS = 10_000;
-
-function key(p: { route: string; topic: string; partition: number }): string {
-  return `${p.route}|${partitionKey(p.topic, p.partition)}`;
-}
 
 /** JSON with object keys sorted (and undefined fields dropped), so two equal route definitions compare equal */
 function canonical(x: unknown): string {
@@ -96,9 +92,9 @@ export class Worker {
         if (parts.length === 0) return;
         this.log.warn({ partitions: parts.map((p) => `${p.route}:${p.topic}[${p.partition}]`) }, 'source topics were deleted and created again while their partitions ran here: restarting them at the new topics\' log start');
         this.pipeline.unassign(parts);
-        if (!(await this.pipeline.drained(parts.map(key), 30_000))) this.log.warn({ partitions: parts.length }, 'restarting partitions of re-created topics before they finished draining (30 s)');
-        const started = await this.pipeline.assign(parts.filter((p) => this.owned.has(key(p))));
-        for (const p of parts) if (!started.has(key(p))) this.owned.delete(key(p));
+        if (!(await this.pipeline.drained(parts.map(routePartitionKey), 30_000))) this.log.warn({ partitions: parts.length }, 'restarting partitions of re-created topics before they finished draining (30 s)');
+        const started = await this.pipeline.assign(parts.filter((p) => this.owned.has(routePartitionKey(p))));
+        for (const p of parts) if (!started.has(routePartitionKey(p))) this.owned.delete(routePartitionKey(p));
         if (started.size < parts.length) this.retryLater();
       }).catch((e: Error) => this.log.error({ err: e.message }, 'restarting partitions of re-created topics failed'));
       await this.applying;
@@ -145,7 +141,7 @@ export class Worker {
     this.current = a;
     const { verified, refused } = await this.verifyRoutes(a);
     const next = new Map<string, PartitionAssignment>();
-    for (const p of a?.partitions ?? []) if (!refused.has(p.route)) next.set(key(p), p);
+    for (const p of a?.partitions ?? []) if (!refused.has(p.route)) next.set(routePartitionKey(p), p);
     // routes created over REST come with the assignment; one whose client settings changed restarts here, and so
     // does a partition whose target topic or compression changed (the route's naming or compression was updated)
     const changedRoutes = this.pipeline.learnRoutes(verified);
@@ -178,8 +174,8 @@ export class Worker {
     const started = added.length > 0 ? await this.pipeline.assign(added) : new Set<string>();
     this.pipeline.retainUnstarted(new Set(next.keys()));
     for (const p of added) {
-      if (started.has(key(p))) this.log.info({ route: p.route, topic: p.topic, partition: p.partition, epoch: p.epoch }, 'partition started');
-      else next.delete(key(p));
+      if (started.has(routePartitionKey(p))) this.log.info({ route: p.route, topic: p.topic, partition: p.partition, epoch: p.epoch }, 'partition started');
+      else next.delete(routePartitionKey(p));
     }
     this.owned = next;
     if (started.size < added.length) this.retryLater();
