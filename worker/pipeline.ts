@@ -14,8 +14,8 @@ import { ClusterIdentity, ClusterIds } from '../shared/cluster-identity';
 import type { CoordinationStore, OffsetCommit } from '../shared/store';
 import { partitionKey, routePartitionKey, type CommittedOffset, type FromPump, type PartitionAssignment, type PartitionLoad, type PumpTask, type ReportedGap, type RouteClients, type ToPump } from '../shared/wire';
 import type { ForwarderProgress, GapReport, ListedOffset, PartitionProgress } from '../native';
-import { partitionErrorCode } from '../shared/partition-errors';
 import { AtLeastOnceCommitter, type Committer } from './committer';
+import { PartitionHealth } from './partition-health';
 import { runtimeKey, type ErroredPartition, type PartitionRuntime } from './partitions';
 import { SourcePositions } from './source-positions';
 
@@ -61,8 +61,6 @@ interface PlannedStart extends Omit<PartitionStart, 'route' | 'topic' | 'partiti
   commit: boolean;
 }
 
-/** how many recent gaps the status endpoint keeps */
-const GAP_HISTORY = 100;
 /** how many recent partition starts the status endpoint keeps */
 const START_HISTORY = 100;
 
@@ -80,16 +78,13 @@ export class Pipeline {
   /** route -> the client settings the pool threads have (JSON), to tell a changed route from an unchanged one */
   private readonly sentClients = new Map<string, string>();
   private onStopped: (() => void) | undefined;
-  /** the most recent offset gaps, newest last */
-  readonly gaps: GapProblem[] = [];
   /** the most recent partition starts, newest last */
   readonly starts: PartitionStart[] = [];
   private readonly positions: SourcePositions;
   /** assigned partitions that could not be handed to a pool thread (see `assign`), by runtime key */
   private readonly unstarted = new Map<string, ErroredPartition>();
   private readonly clusterIds: ClusterIds;
-  /** per route, client and code: client-level errors (applyClientError) */
-  private readonly clientErrors = new Map<string, { route: string; client: 'consumer' | 'producer'; code: string; message: string; count: number; first: number; last: number; loggedAt: number }>();
+  private readonly health: PartitionHealth;
   private readonly identity: ClusterIdentity;
   readonly totals: PipelineTotals = { records: 0, bytes: 0, partitions: 0, lag: 0, errored: 0, paused: 0, resent: 0 };
   /** fired after a progress batch changes totals (the TTY status line listens) */
@@ -105,6 +100,7 @@ export class Pipeline {
     this.clusterIds = new ClusterIds(config, `strait-${workerId}-admin`, 30_000, 2000);
     this.identity = new ClusterIdentity(config, store, this.clusterIds.of);
     this.positions = new SourcePositions((alias) => this.clusterIds.admin(alias));
+    this.health = new PartitionHealth(log, metrics, config.worker.stallTimeoutMs, (name) => this.route(name));
     this.committer = new AtLeastOnceCommitter(
       {
         workerId,
@@ -310,7 +306,7 @@ export class Pipeline {
         // in-flight records stay counted); elsewhere the least-loaded thread. It stays on that thread while assigned.
         const shard = previous ? previous.shard : this.shardLoad.indexOf(Math.min(...this.shardLoad));
         this.shardLoad[shard]!++;
-        if (previous) this.clearError(previous, 'unassigned');
+        if (previous) this.health.clearError(previous, 'unassigned');
         // a recreated topic's old offset means nothing in the new one: only what was committed for the new one counts
         const stored = plan.commit || plan.from === 'recreated' ? -1 : (committed?.offset ?? -1);
         const rt: PartitionRuntime = {
@@ -323,7 +319,7 @@ export class Pipeline {
         };
         this.partitions.set(key, rt);
         this.noteStart({ route, topic: p.topic, partition: p.partition, epoch: p.epoch, offset: plan.offset, from: plan.from, at: new Date().toISOString(), ...(plan.leaderEpoch !== undefined ? { leaderEpoch: plan.leaderEpoch } : {}), ...(plan.topicId !== undefined ? { topicId: plan.topicId } : {}) });
-        if (plan.gap) this.applyGap(rt, plan.gap);
+        if (plan.gap) this.health.applyGap(rt, plan.gap);
         let msg = perShard.get(shard);
         if (!msg) perShard.set(shard, (msg = { type: 'assign', route, entries: [] }));
         msg.entries.push({ topic: p.topic, partition: p.partition, targetTopic: p.targetTopic, offset: plan.offset, ...(plan.leaderEpoch !== undefined ? { leaderEpoch: plan.leaderEpoch } : {}), compression: p.compression });
@@ -569,8 +565,8 @@ export class Pipeline {
   private applyProgress(route: string, progress: ForwarderProgress): void {
     const latencyCount = progress.latency.counts.reduce((a, b) => a + b, 0);
     if (latencyCount > 0) this.metrics.latency.add({ route }, progress.latency.counts, progress.latency.sumMs / 1000);
-    if (progress.consumerError) this.applyClientError(route, 'consumer', progress.consumerError);
-    if (progress.producerError) this.applyClientError(route, 'producer', progress.producerError);
+    if (progress.consumerError) this.health.applyClientError(route, 'consumer', progress.consumerError);
+    if (progress.producerError) this.health.applyClientError(route, 'producer', progress.producerError);
     let lag = 0;
     for (const pp of progress.partitions) {
       const rt = this.partitions.get(runtimeKey(route, pp.topic, pp.partition));
@@ -622,9 +618,9 @@ export class Pipeline {
     if (rt.highWatermark !== undefined) this.metrics.committedLag.set(labels, Math.max(0, rt.highWatermark - Math.max(0, rt.committed)));
     rt.paused = pp.paused;
     this.metrics.paused.set(labels, pp.paused ? 1 : 0);
-    this.applyError(rt, pp);
-    this.checkStall(rt, pp, advanced);
-    for (const gap of pp.gaps ?? []) this.applyGap(rt, gap);
+    this.health.applyError(rt, pp);
+    this.health.checkStall(rt, pp, advanced);
+    for (const gap of pp.gaps ?? []) this.health.applyGap(rt, gap);
     for (const run of pp.runs) rt.runs.set(run[0], run);
     if (!pp.assigned && pp.inflight === 0 && rt.draining) {
       // final state reported: commit it, then forget the partition
@@ -632,156 +628,25 @@ export class Pipeline {
         const cur = this.partitions.get(routePartitionKey(rt));
         if (cur === rt) {
           this.partitions.delete(routePartitionKey(rt));
-          this.clearError(rt, 'unassigned');
+          this.health.clearError(rt, 'unassigned');
         }
       });
     }
   }
 
-  /** Enters, changes or leaves the errored state as the forwarder reports it. */
-  private applyError(rt: PartitionRuntime, pp: PartitionProgress): void {
-    if (pp.error === undefined) {
-      if (rt.error !== undefined && !rt.draining) this.clearError(rt, 'recovered');
-      return;
-    }
-    const code = partitionErrorCode(pp.errorKind, pp.errorCode);
-    if (rt.error !== undefined && rt.errorCode === code && rt.kafkaCode === pp.errorCode) {
-      rt.error = pp.error;
-      return;
-    }
-    if (rt.errorCode !== undefined && rt.errorCode !== code) this.metrics.partitionErrored.remove({ route: rt.route, topic: rt.topic, partition: String(rt.partition), code: rt.errorCode });
-    rt.error = pp.error;
-    rt.errorCode = code;
-    rt.kafkaCode = pp.errorCode;
-    rt.erroredAt = Date.now();
-    this.metrics.partitionErrored.set({ route: rt.route, topic: rt.topic, partition: String(rt.partition), code }, 1);
-    this.metrics.errors.inc({ route: rt.route, topic: rt.topic, code });
-    this.log.error(
-      { route: rt.route, topic: rt.topic, partition: rt.partition, code, kafkaCode: pp.errorCode, cause: pp.error },
-      `partition ${rt.topic}[${rt.partition}] of route '${rt.route}' makes no progress: ${code} (${pp.errorCode ?? 'no Kafka code'}): ${pp.error}`,
-    );
-  }
-
-  private clearError(rt: PartitionRuntime, why: 'recovered' | 'unassigned'): void {
-    if (rt.error === undefined) return;
-    if (rt.errorCode !== undefined) this.metrics.partitionErrored.remove({ route: rt.route, topic: rt.topic, partition: String(rt.partition), code: rt.errorCode });
-    if (why === 'recovered') {
-      const seconds = rt.erroredAt !== undefined ? Math.round((Date.now() - rt.erroredAt) / 1000) : undefined;
-      this.log.warn({ route: rt.route, topic: rt.topic, partition: rt.partition, code: rt.errorCode, erroredSeconds: seconds }, `partition ${rt.topic}[${rt.partition}] of route '${rt.route}' makes progress again (was ${rt.errorCode})`);
-    }
-    delete rt.error;
-    delete rt.errorCode;
-    delete rt.kafkaCode;
-    delete rt.erroredAt;
-  }
-
-  /**
-   * A partition with work to do whose committable offset stands still for worker.stallTimeoutMs is errored
-   * (STRAIT_PARTITION_STALLED), whatever the cause: a cluster down, a producer that gets no acknowledgement, a fetch
-   * that returns nothing. One with a precise error already is left to that error.
-   */
-  private checkStall(rt: PartitionRuntime, pp: PartitionProgress, advanced: boolean): void {
-    const now = Date.now();
-    const behind = rt.highWatermark !== undefined && rt.committable >= 0 && rt.highWatermark > rt.committable;
-    if (advanced || rt.draining || (pp.inflight === 0 && !behind)) {
-      rt.movedAt = now;
-      if (rt.stalledSince !== undefined) this.clearStall(rt, true);
-      return;
-    }
-    if (rt.error !== undefined) {
-      if (rt.stalledSince !== undefined) this.clearStall(rt, false);
-      return;
-    }
-    if (rt.stalledSince !== undefined || now - rt.movedAt < this.config.worker.stallTimeoutMs) return;
-    const seconds = Math.round((now - rt.movedAt) / 1000);
-    const route = this.route(rt.route);
-    const what = pp.inflight > 0
-      ? `${pp.inflight} records in flight to target '${route?.target ?? '?'}' and none acknowledged`
-      : `the source '${route?.source ?? '?'}' is ${rt.highWatermark! - rt.committable} records ahead and none was read`;
-    // the newest client-level error of the route's producer and of its consumer, if one came while it stood still
-    const newest = (client: 'consumer' | 'producer') =>
-      [...this.clientErrors.values()].filter((e) => e.route === rt.route && e.client === client).sort((a, b) => b.last - a.last)[0];
-    const said = [newest('producer'), newest('consumer')]
-      .filter((e) => e !== undefined && now - e.last < seconds * 1000)
-      .map((e) => `; the ${e!.client === 'consumer' ? 'source consumer' : 'target producer'} last said ${e!.code}: ${e!.message}`)
-      .join('');
-    rt.stalledSince = now;
-    rt.stallCause = `no progress for ${seconds} s: ${what}${said}`;
-    this.metrics.partitionErrored.set({ route: rt.route, topic: rt.topic, partition: String(rt.partition), code: 'STRAIT_PARTITION_STALLED' }, 1);
-    this.metrics.errors.inc({ route: rt.route, topic: rt.topic, code: 'STRAIT_PARTITION_STALLED' });
-    this.log.error(
-      { route: rt.route, topic: rt.topic, partition: rt.partition, code: 'STRAIT_PARTITION_STALLED', inflight: pp.inflight, committable: rt.committable, highWatermark: rt.highWatermark, cause: rt.stallCause },
-      `partition ${rt.topic}[${rt.partition}] of route '${rt.route}' makes no progress: STRAIT_PARTITION_STALLED: ${rt.stallCause}`,
-    );
-  }
-
-  private clearStall(rt: PartitionRuntime, recovered: boolean): void {
-    this.metrics.partitionErrored.remove({ route: rt.route, topic: rt.topic, partition: String(rt.partition), code: 'STRAIT_PARTITION_STALLED' });
-    if (recovered) {
-      const seconds = Math.round((Date.now() - rt.stalledSince!) / 1000);
-      this.log.warn({ route: rt.route, topic: rt.topic, partition: rt.partition, code: 'STRAIT_PARTITION_STALLED', erroredSeconds: seconds }, `partition ${rt.topic}[${rt.partition}] of route '${rt.route}' makes progress again (was STRAIT_PARTITION_STALLED)`);
-    }
-    delete rt.stalledSince;
-    delete rt.stallCause;
-  }
-
-  /**
-   * An error a client reports for itself, not for a partition (a broker down, all brokers down, a transport failure):
-   * counted in strait_client_errors_total, listed in the worker's status, and logged at error level the first time
-   * and then at most once a minute per route, client and code (it repeats with every poll). What it does to
-   * partitions shows as STRAIT_PARTITION_STALLED once they stand still.
-   */
-  private applyClientError(route: string, client: 'consumer' | 'producer', text: string): void {
-    const i = text.indexOf(':');
-    const code = i > 0 ? text.slice(0, i) : 'UNKNOWN';
-    const message = i > 0 ? text.slice(i + 1).trim() : text;
-    const now = Date.now();
-    this.metrics.clientErrors.inc({ route, client, code });
-    const key = `${route}|${client}|${code}`;
-    const e = this.clientErrors.get(key) ?? { route, client, code, message, count: 0, first: now, last: now, loggedAt: 0 };
-    e.message = message;
-    e.count++;
-    e.last = now;
-    this.clientErrors.set(key, e);
-    if (now - e.loggedAt < 60_000) return;
-    e.loggedAt = now;
-    const who = client === 'consumer' ? 'source consumer' : 'target producer';
-    this.log.error({ route, client, code, cause: message, count: e.count }, `route '${route}': the ${who} reports ${code}: ${message} (${e.count} times since ${new Date(e.first).toISOString()}; logged at most once a minute)`);
+  /** the most recent offset gaps, newest last */
+  get gaps(): GapProblem[] {
+    return this.health.gaps;
   }
 
   /** the client-level errors of each route's source consumer and target producer, by code, seen in the last 5 minutes */
-  get recentClientErrors(): { route: string; client: 'consumer' | 'producer'; code: string; message: string; count: number; first: string; last: string }[] {
-    const since = Date.now() - 5 * 60_000;
-    return [...this.clientErrors.values()].filter((e) => e.last >= since).map((e) => ({ route: e.route, client: e.client, code: e.code, message: e.message, count: e.count, first: new Date(e.first).toISOString(), last: new Date(e.last).toISOString() }));
-  }
-
-  private applyGap(rt: PartitionRuntime, gap: GapReport): void {
-    // stopped: nothing is skipped yet (the offsets are gone, but the partition waits for the operator)
-    if (!gap.stopped) this.metrics.skipped.inc({ route: rt.route, topic: rt.topic, reason: gap.reason }, gap.skipped);
-    this.gaps.push({ route: rt.route, topic: rt.topic, partition: rt.partition, ...gap, at: new Date().toISOString() });
-    if (this.gaps.length > GAP_HISTORY) this.gaps.splice(0, this.gaps.length - GAP_HISTORY);
-    const where = `${rt.topic}[${rt.partition}] of route '${rt.route}'`;
-    const what =
-      gap.reason === 'retention'
-        ? `offsets ${gap.from}..${gap.to - 1} were deleted from the source (retention or deleteRecords) before strait read them: ${gap.skipped} offsets skipped`
-        : gap.reason === 'recreated'
-          ? `the source topic was deleted and created again (topic id ${rt.topicId ?? 'unknown'}) since offset ${gap.from} was committed: the old topic's records from offset ${gap.from} on were never read, the new topic is replicated from its start`
-          : `offset ${gap.from} is past the source's log end ${gap.to} (log truncated, e.g. an unclean leader election): records strait replicated from offset ${gap.to} on are no longer in the source`;
-    const action = gap.stopped ? 'partition stopped (onGap: stop)' : `replication goes on from offset ${gap.to}`;
-    this.log.error({ route: rt.route, topic: rt.topic, partition: rt.partition, reason: gap.reason, from: gap.from, to: gap.to, skipped: gap.skipped, stopped: gap.stopped }, `${where}: ${what}; ${action}`);
+  get recentClientErrors(): ReturnType<PartitionHealth['recentClientErrors']> {
+    return this.health.recentClientErrors();
   }
 
   /** every partition of this worker that makes no progress */
   errored(): ErroredPartition[] {
-    const out: ErroredPartition[] = [];
-    for (const rt of this.partitions.values()) {
-      if (rt.stalledSince !== undefined && rt.error === undefined && !rt.draining) {
-        out.push({ route: rt.route, topic: rt.topic, partition: rt.partition, code: 'STRAIT_PARTITION_STALLED', kafkaCode: null, cause: rt.stallCause ?? '', since: new Date(rt.stalledSince).toISOString() });
-        continue;
-      }
-      if (rt.error === undefined || rt.errorCode === undefined || rt.draining) continue;
-      out.push({ route: rt.route, topic: rt.topic, partition: rt.partition, code: rt.errorCode, kafkaCode: rt.kafkaCode ?? null, cause: rt.error, since: new Date(rt.erroredAt ?? Date.now()).toISOString() });
-    }
+    const out = this.health.errored(this.partitions.values());
     out.push(...this.unstarted.values());
     out.push(...this.committer.errored());
     return out;
