@@ -11,13 +11,14 @@ import type { Logger } from '../shared/logger';
 import type { StraitMetrics } from '../shared/metrics';
 import { routeClientProps } from '../shared/profiles';
 import { ClusterIdentity, ClusterIds } from '../shared/cluster-identity';
-import type { CoordinationStore, OffsetCommit } from '../shared/store';
-import { partitionKey, routePartitionKey, type CommittedOffset, type FromPump, type PartitionAssignment, type PartitionLoad, type PumpTask, type ReportedGap, type RouteClients, type ToPump } from '../shared/wire';
-import type { ForwarderProgress, GapReport, ListedOffset, PartitionProgress } from '../native';
+import type { CoordinationStore } from '../shared/store';
+import { partitionKey, routePartitionKey, type FromPump, type PartitionAssignment, type PartitionLoad, type PumpTask, type ReportedGap, type RouteClients, type ToPump } from '../shared/wire';
+import type { ForwarderProgress, PartitionProgress } from '../native';
 import { AtLeastOnceCommitter, type Committer } from './committer';
 import { PartitionHealth } from './partition-health';
 import { runtimeKey, type ErroredPartition, type PartitionRuntime } from './partitions';
 import { SourcePositions } from './source-positions';
+import { StartPlanner, type PartitionStart } from './start-planner';
 
 export interface PipelineTotals {
   /** records sent again after a restart inside this worker (strait_records_resent_total) */
@@ -32,34 +33,6 @@ export interface PipelineTotals {
 
 /** An offset gap this worker met (the same record travels in its load reports). */
 export type GapProblem = ReportedGap;
-
-/**
- * Where a partition started on this worker (the worker's /v1/status keeps the last ones): its committed offset, or a
- * logical start resolved to a concrete offset and committed before the first fetch.
- */
-export interface PartitionStart {
-  route: string;
-  topic: string;
-  partition: number;
-  epoch: number;
-  /** >= 0; -2 (earliest) or -1 (latest) only when the source could not be asked */
-  offset: number;
-  /** passed with the offset on assign, so the leader checks its log (KIP-320) */
-  leaderEpoch?: number;
-  topicId?: string;
-  /** committed: resumed; earliest/latest: no committed offset (the route's start); recreated: the committed offset
-   *  belongs to a topic of the same name that was deleted (another topic id) */
-  from: 'committed' | 'earliest' | 'latest' | 'recreated';
-  at: string;
-}
-
-/** A start worked out before the partition is handed to a pool thread. */
-interface PlannedStart extends Omit<PartitionStart, 'route' | 'topic' | 'partition' | 'epoch' | 'at'> {
-  /** the recreated topic's gap, reported once the partition runs */
-  gap?: GapReport;
-  /** a resolved logical start, to commit before the first fetch */
-  commit: boolean;
-}
 
 /** how many recent partition starts the status endpoint keeps */
 const START_HISTORY = 100;
@@ -81,6 +54,7 @@ export class Pipeline {
   /** the most recent partition starts, newest last */
   readonly starts: PartitionStart[] = [];
   private readonly positions: SourcePositions;
+  private readonly startPlanner: StartPlanner;
   /** assigned partitions that could not be handed to a pool thread (see `assign`), by runtime key */
   private readonly unstarted = new Map<string, ErroredPartition>();
   private readonly clusterIds: ClusterIds;
@@ -100,6 +74,7 @@ export class Pipeline {
     this.clusterIds = new ClusterIds(config, `strait-${workerId}-admin`, 30_000, 2000);
     this.identity = new ClusterIdentity(config, store, this.clusterIds.of);
     this.positions = new SourcePositions((alias) => this.clusterIds.admin(alias));
+    this.startPlanner = new StartPlanner(this.positions, store, log, metrics);
     this.health = new PartitionHealth(log, metrics, config.worker.stallTimeoutMs, (name) => this.route(name));
     this.committer = new AtLeastOnceCommitter(
       {
@@ -290,8 +265,8 @@ export class Pipeline {
         continue;
       }
       const fresh = list.filter((p) => this.partitions.get(runtimeKey(route, p.topic, p.partition))?.draining !== false);
-      const planned = await this.planStarts(routeCfg, fresh, offsets);
-      const fenced = await this.commitStarts(route, fresh, planned);
+      const planned = await this.startPlanner.plan(routeCfg, fresh, offsets);
+      const fenced = await this.startPlanner.commit(route, fresh, planned);
       const perShard = new Map<number, ToPump & { type: 'assign' }>();
       for (const p of list) {
         const key = runtimeKey(route, p.topic, p.partition);
@@ -329,104 +304,6 @@ export class Pipeline {
     }
     this.updateAssignedGauge();
     return started;
-  }
-
-  /**
-   * Where each partition starts. A committed offset is resumed with its leader epoch, unless the source topic now has
-   * another id than the one committed with it (deleted and created again): then, like a partition without a committed
-   * offset, it starts at a logical position (the new topic's log start, or the route's `start`), which is resolved to
-   * a concrete offset here so it can be committed before the first fetch: a restart or a move resumes there instead
-   * of resolving `latest` again and skipping what arrived in between. A source that cannot be asked leaves the checks
-   * out (logged) rather than holding the partitions back; the forwarder then resolves the logical position itself.
-   */
-  private async planStarts(routeCfg: RouteConfig, list: PartitionAssignment[], offsets: Map<string, CommittedOffset>): Promise<Map<string, PlannedStart & { committedNow?: boolean }>> {
-    const route = routeCfg.name;
-    const out = new Map<string, PlannedStart & { committedNow?: boolean }>();
-    if (list.length === 0) return out;
-    let ids = new Map<string, string>();
-    try {
-      const found = await this.positions.topicIds(routeCfg.source, [...new Set(list.map((p) => p.topic))]);
-      ids = found.ids;
-      if (found.errors.size > 0) this.log.warn({ route, topics: Object.fromEntries(found.errors) }, `the ids of these source topics of route '${route}' cannot be read; their partitions start without the check for a re-created topic`);
-    } catch (e) {
-      this.log.warn({ route, err: (e as Error).message }, `the source topic ids of route '${route}' cannot be read; ${list.length} partitions start without the check for a re-created topic`);
-    }
-    const resolve: Record<'earliest' | 'latest', PartitionAssignment[]> = { earliest: [], latest: [] };
-    for (const p of list) {
-      const key = runtimeKey(route, p.topic, p.partition);
-      const committed = offsets.get(partitionKey(p.topic, p.partition));
-      const topicId = ids.get(p.topic);
-      if (committed && !(committed.topicId !== undefined && topicId !== undefined && committed.topicId !== topicId)) {
-        const known = topicId ?? committed.topicId;
-        out.set(key, { offset: committed.offset, from: 'committed', commit: false, ...(committed.leaderEpoch !== undefined ? { leaderEpoch: committed.leaderEpoch } : {}), ...(known !== undefined ? { topicId: known } : {}) });
-        continue;
-      }
-      const from = committed ? 'recreated' : routeCfg.start;
-      const spec = committed ? 'earliest' : routeCfg.start;
-      resolve[spec].push(p);
-      out.set(key, {
-        offset: spec === 'earliest' ? -2 : -1,
-        from,
-        commit: false,
-        ...(topicId !== undefined ? { topicId } : {}),
-        // skipped: what strait can count of the old topic is nothing past the committed offset (its log is gone)
-        ...(committed ? { gap: { reason: 'recreated' as const, from: committed.offset, to: 0, skipped: 0, stopped: false } } : {}),
-      });
-    }
-    for (const spec of ['earliest', 'latest'] as const) {
-      if (resolve[spec].length === 0) continue;
-      let listed: Map<string, ListedOffset>;
-      try {
-        listed = await this.positions.offsets(routeCfg.source, resolve[spec].map((p) => ({ topic: p.topic, partition: p.partition })), spec);
-      } catch (e) {
-        this.log.warn({ route, spec, err: (e as Error).message }, `the ${spec} offsets of ${resolve[spec].length} partitions of route '${route}' cannot be read; they start at '${spec}' unresolved, and commit it only once a record arrives`);
-        continue;
-      }
-      for (const p of resolve[spec]) {
-        const plan = out.get(runtimeKey(route, p.topic, p.partition))!;
-        const l = listed.get(partitionKey(p.topic, p.partition));
-        if (l?.offset === undefined || l.offset < 0) {
-          this.log.warn({ route, topic: p.topic, partition: p.partition, spec, err: l?.error ?? 'not in the answer' }, `the ${spec} offset of ${p.topic}[${p.partition}] of route '${route}' cannot be read; it starts at '${spec}' unresolved`);
-          continue;
-        }
-        plan.offset = l.offset;
-        plan.commit = true;
-        if (l.leaderEpoch !== undefined) plan.leaderEpoch = l.leaderEpoch;
-        if (plan.gap) plan.gap.to = l.offset;
-      }
-    }
-    return out;
-  }
-
-  /**
-   * Commits the resolved starts under the partitions' epochs before they fetch. Returns the runtime keys a newer
-   * epoch owns (fenced: not started here). A commit that fails is logged; the regular commits write it later.
-   */
-  private async commitStarts(route: string, list: PartitionAssignment[], planned: Map<string, PlannedStart & { committedNow?: boolean }>): Promise<Set<string>> {
-    const fenced = new Set<string>();
-    const commits: OffsetCommit[] = [];
-    for (const p of list) {
-      const plan = planned.get(runtimeKey(route, p.topic, p.partition))!;
-      if (!plan.commit) continue;
-      commits.push({ topic: p.topic, partition: p.partition, offset: plan.offset, epoch: p.epoch, ...(plan.topicId !== undefined ? { topicId: plan.topicId } : {}), ...(plan.leaderEpoch !== undefined ? { leaderEpoch: plan.leaderEpoch } : {}) });
-    }
-    if (commits.length === 0) return fenced;
-    try {
-      const result = await this.store.commitOffsets(route, commits);
-      this.metrics.commits.inc({ route }, commits.length - result.fenced.length);
-      for (const f of result.fenced) fenced.add(runtimeKey(route, f.topic, f.partition));
-      if (result.fenced.length > 0) {
-        this.metrics.fenced.inc({ route }, result.fenced.length);
-        this.log.warn({ route, fenced: result.fenced }, 'not starting these partitions: a newer epoch owns them');
-      }
-      for (const c of commits) {
-        const plan = planned.get(runtimeKey(route, c.topic, c.partition))!;
-        if (!fenced.has(runtimeKey(route, c.topic, c.partition))) plan.committedNow = true;
-      }
-    } catch (e) {
-      this.log.warn({ route, partitions: commits.length, err: (e as Error).message }, `the resolved start offsets of route '${route}' could not be committed before the first fetch; the next commit writes them`);
-    }
-    return fenced;
   }
 
   private noteStart(s: PartitionStart): void {
