@@ -11,15 +11,15 @@ import Kafka from 'node-rdkafka';
 import * as hdr from 'hdr-histogram-js';
 import { stringify } from 'yaml';
 import { StraitError } from '../shared/errors';
-import { ensureKafka, projectRoot, runKafkaClass, spawnKafkaClass, type KafkaRuntime } from './kafka-runtime';
-import * as dev from './local-cluster';
+import { ensureKafka, projectRoot, runKafkaClass, spawnKafkaClass, type KafkaRuntime } from './harness/kafka-runtime';
+import * as dev from './harness/local-cluster';
 import { renderCharts } from './chart';
 import { ProcSampler } from './proc-stats';
 import { produceNumbered, readAsGroup, recordNumber } from './numbered-records';
 import { loadNative } from '../native';
 import { loadConfig } from '../shared/config';
 import { failover } from '../controller/failover';
-import { startTcpProxy } from './tcp-proxy';
+import { startTcpProxy } from './harness/tcp-proxy';
 
 export const SYSTEMS = ['strait', 'strait-lan', 'strait-wan', 'js-baseline', 'mm2-default', 'mm2-tuned'] as const;
 export const SCENARIOS = ['throughput', 'ceiling', 'latency', 'wan', 'rest', 'failover'] as const;

@@ -5,8 +5,8 @@
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { StraitError } from '../shared/errors';
 import { loadConfig, redactConfig } from '../shared/config';
-import * as dev from '../bench/local-cluster';
-import { DEFAULT_KAFKA_VERSION, ensureKafka, spawnKafkaClass } from '../bench/kafka-runtime';
+import * as dev from '../bench/harness/local-cluster';
+import { DEFAULT_KAFKA_VERSION, ensureKafka, spawnKafkaClass } from '../bench/harness/kafka-runtime';
 
 /** The harness state without the ZooKeeper password (it stays in state.json, for the harness's own fleets). */
 function printableState(state: dev.DevState): dev.DevState {

@@ -11,7 +11,7 @@ import { createConnection, createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Kafka from 'node-rdkafka';
-import { StraitError } from '../shared/errors';
+import { StraitError } from '../../shared/errors';
 import { BROKER_ALT_NAMES, issueCertificate, makeCertificateAuthority, pemKeyStore } from './dev-certificates';
 import { DEFAULT_KAFKA_VERSION, ensureKafka, javaArgs, requireJava, type KafkaRuntime } from './kafka-runtime';
 
