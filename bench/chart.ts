@@ -5,7 +5,7 @@
  */
 import type * as Vega from 'vega';
 import type * as VegaLite from 'vega-lite' with { 'resolution-mode': 'import' };
-import type { ScenarioResult, SystemResult } from './bench';
+import type { ScenarioResult, SystemResult } from './results';
 
 export interface ChartMeta {
   title: string;

@@ -8,8 +8,8 @@ import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'nod
 import { join, resolve } from 'node:path';
 import Kafka from 'node-rdkafka';
 import { stringify } from 'yaml';
-import { projectRoot } from './kafka-runtime';
-import * as dev from './local-cluster';
+import { projectRoot } from './harness/kafka-runtime';
+import * as dev from './harness/local-cluster';
 
 /** topics (after the `demo.` or, for the fleet, `fleet.` prefix) and their partitions */
 const TOPICS: Record<string, number> = { orders: 4, payments: 2, clicks: 3 };

@@ -5,8 +5,8 @@
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { StraitError } from '../shared/errors';
 import { loadConfig, redactConfig } from '../shared/config';
-import * as dev from '../bench/local-cluster';
-import { DEFAULT_KAFKA_VERSION, ensureKafka, spawnKafkaClass } from '../bench/kafka-runtime';
+import * as dev from '../bench/harness/local-cluster';
+import { DEFAULT_KAFKA_VERSION, ensureKafka, spawnKafkaClass } from '../bench/harness/kafka-runtime';
 
 /** The harness state without the ZooKeeper password (it stays in state.json, for the harness's own fleets). */
 function printableState(state: dev.DevState): dev.DevState {
@@ -311,7 +311,10 @@ export function buildProgram(): Command {
     .option('--rtt <ms>', 'wan: round-trip time the delay proxy adds in front of the source', int('--rtt', 0, 10_000), 50)
     .option('--failover-records <n>', 'failover: numbered records produced per system (strait and the mm2 systems listed; smallest --record-size, first --codec)', int('--failover-records', 10, 100_000_000), 200_000)
     .action(async (scenarios: string[], o: { source?: string; target?: string; records: number; recordSize: string; partitions: number; codec: string; systems: string; out: string; rate?: number; duration: number; warmup: number; rtt: number; failoverRecords: number }) => {
-      const { runBench, SYSTEMS, SCENARIOS, markdown } = await import('../bench/bench');
+      const { runBench } = await import('../bench/bench');
+      const { markdown } = await import('../bench/report');
+      const { SCENARIOS } = await import('../bench/scenarios/scenario');
+      const { SYSTEMS } = await import('../bench/systems');
       const list = (field: string, v: string, allowed: readonly string[]) => {
         const items = v.split(',').map((x) => x.trim()).filter(Boolean);
         for (const i of items) if (!allowed.includes(i)) throw new StraitError('STRAIT_USAGE', `--${field}: '${i}' is not allowed; allowed: ${allowed.join(', ')}`, { field });
@@ -323,7 +326,7 @@ export function buildProgram(): Command {
         if (!Number.isInteger(n) || n < 1 || n > 10_000_000) throw new StraitError('STRAIT_USAGE', `--record-size: '${x}' is not a size in bytes from 1 to 10000000`, { field: 'record-size' });
         return n;
       });
-      const opts: Omit<import('../bench/bench').BenchOptions, 'log'> = {
+      const opts: Omit<import('../bench/options').BenchOptions, 'log'> = {
         scenarios: sc, records: o.records, recordSizes: sizes, partitions: o.partitions, out: o.out,
         codecs: list('codec', o.codec, ['none', 'gzip', 'snappy', 'lz4', 'zstd']),
         systems: list('systems', o.systems, SYSTEMS) as never,

@@ -9,8 +9,8 @@ import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import { projectRoot } from '../bench/kafka-runtime';
-import { ensurePrometheus, type PrometheusRuntime } from '../bench/prometheus-runtime';
+import { projectRoot } from '../bench/harness/kafka-runtime';
+import { ensurePrometheus, type PrometheusRuntime } from '../bench/harness/prometheus-runtime';
 import { StraitMetrics } from '../shared/metrics';
 
 const dir = join(projectRoot(), 'docs', 'alerts');

@@ -4,7 +4,7 @@
  */
 import t from 'tap';
 import { renderCharts } from '../bench/chart';
-import type { ScenarioResult, SystemResult } from '../bench/bench';
+import type { ScenarioResult, SystemResult } from '../bench/results';
 
 const ok = (system: string, recordsPerSec: number, recordSize: number, extra: Partial<SystemResult> = {}): SystemResult => ({
   system,

@@ -6,7 +6,8 @@ import t from 'tap';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runBench, type ScenarioResult } from '../bench/bench';
+import { runBench } from '../bench/bench';
+import type { ScenarioResult } from '../bench/results';
 import { bootstrap } from './helpers/kafka';
 
 t.test('bench throughput + ceiling smoke run', async (t) => {

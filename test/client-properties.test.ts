@@ -10,7 +10,7 @@ import { clusterPropertyProblems, refusalOf, routePropertyProblems, TUNING_PROPE
 import { validateConfig, validateRoute } from '../shared/config';
 import { ConfigError } from '../shared/errors';
 import { PROFILES } from '../shared/profiles';
-import { projectRoot } from '../bench/kafka-runtime';
+import { projectRoot } from '../bench/harness/kafka-runtime';
 import { configProblems } from './helpers/config';
 
 const clusters = { a: { bootstrap: '127.0.0.1:9092' }, b: { bootstrap: '127.0.0.1:9093' } };

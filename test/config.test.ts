@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, StraitError } from '../shared/errors';
 import { loadConfig, redactConfig, validateConfig } from '../shared/config';
-import { projectRoot } from '../bench/kafka-runtime';
+import { projectRoot } from '../bench/harness/kafka-runtime';
 import { configProblems } from './helpers/config';
 
 const base = () => ({

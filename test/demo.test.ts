@@ -1,7 +1,7 @@
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { projectRoot } from '../bench/kafka-runtime';
+import { projectRoot } from '../bench/harness/kafka-runtime';
 import { TEST_DEV_DIR } from './helpers/dir';
 
 t.test('the demo replicates live between the local clusters and exits by itself', async (t) => {

@@ -3,8 +3,8 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { projectRoot } from '../bench/kafka-runtime';
-import { isOurs, readState } from '../bench/local-cluster';
+import { projectRoot } from '../bench/harness/kafka-runtime';
+import { isOurs, readState } from '../bench/harness/local-cluster';
 import { buildProgram } from '../bin/strait';
 import { TEST_DEV_DIR } from './helpers/dir';
 

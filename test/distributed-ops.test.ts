@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
-import { runtimeOf, startOwnZooKeeper, stopOwnZooKeeper } from '../bench/local-cluster';
+import { runtimeOf, startOwnZooKeeper, stopOwnZooKeeper } from '../bench/harness/local-cluster';
 import { assignmentMap, missingKeys, partitionEvents, runningPartitions, SteadyProducer, workerId, type PartitionEvent } from './helpers/fleet';
 import { bootstrap, createTopic, testClusters, totalRecords, uniqueName } from './helpers/kafka';
 import { testStoreAuth } from './helpers/zookeeper';

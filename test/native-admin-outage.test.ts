@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 import Kafka from 'node-rdkafka';
-import * as dev from '../bench/local-cluster';
+import * as dev from '../bench/harness/local-cluster';
 import { loadNative, type NativeAdmin } from '../native';
 import { createTopic, disconnect, uniqueName } from './helpers/kafka';
 import { waitFor } from './helpers/strait-process';

@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 import { stringify } from 'yaml';
-import { projectRoot } from '../bench/kafka-runtime';
+import { projectRoot } from '../bench/harness/kafka-runtime';
 import { assignmentMap } from './helpers/fleet';
 import { bootstrap, createTopic, produce, testClusters, totalRecords, uniqueName } from './helpers/kafka';
 import { testStoreAuth } from './helpers/zookeeper';

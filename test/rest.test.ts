@@ -5,7 +5,7 @@
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { projectRoot } from '../bench/kafka-runtime';
+import { projectRoot } from '../bench/harness/kafka-runtime';
 import { bootstrap, createTopic, testClusters, uniqueName } from './helpers/kafka';
 import { testStoreAuth } from './helpers/zookeeper';
 import { StraitProcess, stopAll, waitFor, writeConfig } from './helpers/strait-process';

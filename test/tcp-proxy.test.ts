@@ -5,7 +5,7 @@
 import t from 'tap';
 import { createHash, randomBytes } from 'node:crypto';
 import { connect, createServer, type Server } from 'node:net';
-import { startTcpProxy } from '../bench/tcp-proxy';
+import { startTcpProxy } from '../bench/harness/tcp-proxy';
 
 async function echoServer(): Promise<{ server: Server; address: string }> {
   const server = createServer((s) => s.pipe(s));

@@ -12,7 +12,7 @@ import { EmbeddedStore } from '../shared/embedded-store';
 import { ZooKeeperStore, type ZooKeeperStoreOptions } from '../shared/zookeeper-store';
 import type { Assignment, PartitionAssignment, WorkerInfo } from '../shared/wire';
 import { prng, testClusters, uniqueName } from './helpers/kafka';
-import { startTcpProxy } from '../bench/tcp-proxy';
+import { startTcpProxy } from '../bench/harness/tcp-proxy';
 import { testStoreAuth } from './helpers/zookeeper';
 
 /** short, so the election and loss tests stay quick; the test ZooKeeper allows 1 000 .. 60 000 ms */

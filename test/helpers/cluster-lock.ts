@@ -3,7 +3,7 @@
  * that needs that cluster up from start to end hold this lock, so they never overlap (bench/dir-lock.ts).
  */
 import { join } from 'node:path';
-import { withDirLock } from '../../bench/dir-lock';
+import { withDirLock } from '../../bench/harness/dir-lock';
 import { TEST_DEV_DIR } from './dir';
 
 export function withClusterLock<T>(alias: string, fn: () => Promise<T>, timeoutMs = 600_000): Promise<T> {

@@ -6,7 +6,7 @@ import { type Test } from 'tap';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import Kafka from 'node-rdkafka';
-import { projectRoot } from '../../bench/kafka-runtime';
+import { projectRoot } from '../../bench/harness/kafka-runtime';
 import type { MoveReport } from '../../controller/failover';
 import { disconnect, within } from './kafka';
 

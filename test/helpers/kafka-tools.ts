@@ -5,8 +5,8 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runKafkaClass, toolClass } from '../../bench/kafka-runtime';
-import { DEV_SASL_USERS, runtimeOf } from '../../bench/local-cluster';
+import { runKafkaClass, toolClass } from '../../bench/harness/kafka-runtime';
+import { DEV_SASL_USERS, runtimeOf } from '../../bench/harness/local-cluster';
 import { bootstrap, testClusters } from './kafka';
 
 /** Connection settings for `user` on a test cluster's SASL_PLAINTEXT listener, as a strait cluster entry. */

@@ -3,7 +3,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import Kafka from 'node-rdkafka';
-import * as dev from '../../bench/local-cluster';
+import * as dev from '../../bench/harness/local-cluster';
 import { TEST_DEV_DIR } from './dir';
 
 export function testClusters(): dev.DevState {

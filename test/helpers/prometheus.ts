@@ -8,7 +8,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import type { PrometheusRuntime } from '../../bench/prometheus-runtime';
+import type { PrometheusRuntime } from '../../bench/harness/prometheus-runtime';
 import { waitFor } from './strait-process';
 
 /** a port that was free a moment ago (Prometheus cannot report the port it picked for :0) */

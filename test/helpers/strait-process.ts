@@ -7,7 +7,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { projectRoot } from '../../bench/kafka-runtime';
+import { projectRoot } from '../../bench/harness/kafka-runtime';
 
 const running = new Set<StraitProcess>();
 

@@ -5,7 +5,7 @@
  * the held topic replicates in full without operator action.
  */
 import t from 'tap';
-import { DEV_SASL_USERS } from '../../bench/local-cluster';
+import { DEV_SASL_USERS } from '../../bench/harness/local-cluster';
 import { bootstrap, createTopic, endOffsets, produce, testClusters, uniqueName } from '../helpers/kafka';
 import { acls } from '../helpers/kafka-tools';
 import { StraitProcess, stopAll, waitFor, writeConfig } from '../helpers/strait-process';

@@ -15,8 +15,8 @@ import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Kafka from 'node-rdkafka';
-import * as dev from '../../bench/local-cluster';
-import { projectRoot } from '../../bench/kafka-runtime';
+import * as dev from '../../bench/harness/local-cluster';
+import { projectRoot } from '../../bench/harness/kafka-runtime';
 import { disconnect, uniqueName, withAdmin, within } from '../helpers/kafka';
 import { StraitProcess, stopAll, waitFor, writeConfig } from '../helpers/strait-process';
 

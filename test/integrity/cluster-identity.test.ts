@@ -7,7 +7,7 @@
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
-import { projectRoot } from '../../bench/kafka-runtime';
+import { projectRoot } from '../../bench/harness/kafka-runtime';
 import { bootstrap, createTopic, endOffsets, produce, readAll, uniqueName } from '../helpers/kafka';
 import { StraitProcess, stopAll, waitFor, writeConfig } from '../helpers/strait-process';
 import { loadNative } from '../../native';

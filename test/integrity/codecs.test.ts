@@ -5,8 +5,8 @@
  */
 import t from 'tap';
 import { join } from 'node:path';
-import { runKafkaClass, toolClass } from '../../bench/kafka-runtime';
-import { runtimeOf } from '../../bench/local-cluster';
+import { runKafkaClass, toolClass } from '../../bench/harness/kafka-runtime';
+import { runtimeOf } from '../../bench/harness/local-cluster';
 import { bootstrap, createTopic, endOffsets, produce, testClusters, uniqueName } from '../helpers/kafka';
 import { StraitProcess, stopAll, waitFor, writeConfig } from '../helpers/strait-process';
 

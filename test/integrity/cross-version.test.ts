@@ -6,8 +6,8 @@
  */
 import t from 'tap';
 import { join } from 'node:path';
-import * as dev from '../../bench/local-cluster';
-import { majorOf, projectRoot } from '../../bench/kafka-runtime';
+import * as dev from '../../bench/harness/local-cluster';
+import { majorOf, projectRoot } from '../../bench/harness/kafka-runtime';
 import { checkExactlyRest, cli, consumeAndCommit } from '../helpers/groups';
 import { bootstrap, createTopic, produce, readAll, sameRecord, testClusters, totalRecords, uniqueName } from '../helpers/kafka';
 import { StraitProcess, stopAll, waitFor, writeConfig } from '../helpers/strait-process';

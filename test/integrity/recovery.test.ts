@@ -6,7 +6,7 @@ import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { unpack } from 'msgpackr';
-import { startStoppedCluster, stopCluster } from '../../bench/local-cluster';
+import { startStoppedCluster, stopCluster } from '../../bench/harness/local-cluster';
 import { withClusterLock } from '../helpers/cluster-lock';
 import { TEST_DEV_DIR } from '../helpers/dir';
 import { bootstrap, createTopic, endOffsets, produce, readAll, totalRecords, uniqueName, type ReadRecord } from '../helpers/kafka';

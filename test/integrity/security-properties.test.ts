@@ -15,8 +15,8 @@ import fc from 'fast-check';
 import Kafka from 'node-rdkafka';
 import t from 'tap';
 import { stringify } from 'yaml';
-import { projectRoot } from '../../bench/kafka-runtime';
-import { DEV_SASL_USERS } from '../../bench/local-cluster';
+import { projectRoot } from '../../bench/harness/kafka-runtime';
+import { DEV_SASL_USERS } from '../../bench/harness/local-cluster';
 import { bootstrap, createTopic, endOffsets, produce, testClusters, uniqueName } from '../helpers/kafka';
 import { StraitProcess, stopAll, waitFor, writeConfig } from '../helpers/strait-process';
 

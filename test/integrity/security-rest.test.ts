@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import t from 'tap';
 import { stringify } from 'yaml';
-import { projectRoot } from '../../bench/kafka-runtime';
+import { projectRoot } from '../../bench/harness/kafka-runtime';
 import { validateConfig, type RouteConfig } from '../../shared/config';
 import { addedRouteProblems, fullMatch, selectTopic } from '../../shared/replication-policy';
 import { bootstrap, createTopic, testClusters, uniqueName } from '../helpers/kafka';

@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import * as dev from '../../bench/local-cluster';
+import * as dev from '../../bench/harness/local-cluster';
 import { bootstrap, createTopic, endOffsets, produce, uniqueName } from '../helpers/kafka';
 import { StraitProcess, stopAll, waitFor, writeConfig } from '../helpers/strait-process';
 

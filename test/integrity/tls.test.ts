@@ -13,9 +13,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { parse, stringify } from 'yaml';
-import { projectRoot } from '../../bench/kafka-runtime';
-import { issueCertificate, makeCertificateAuthority } from '../../bench/dev-certificates';
-import * as dev from '../../bench/local-cluster';
+import { projectRoot } from '../../bench/harness/kafka-runtime';
+import { issueCertificate, makeCertificateAuthority } from '../../bench/harness/dev-certificates';
+import * as dev from '../../bench/harness/local-cluster';
 import { createTopic, endOffsets, produce, readAll, sameRecord, uniqueName, type TestRecord } from '../helpers/kafka';
 import { StraitProcess, stopAll, waitFor, writeConfig } from '../helpers/strait-process';
 

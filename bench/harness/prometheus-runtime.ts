@@ -1,7 +1,7 @@
 /**
  * The Prometheus runtime the alert-rule tests use: `promtool` and `prometheus`, kept in the same cache as the Kafka
- * jars (bench/kafka-runtime.ts). On Debian (the platform scripts/system-deps.sh sets up) they come from Debian's
- * `prometheus` package, downloaded with `apt-get download` and unpacked with `dpkg-deb -x` — no root, nothing
+ * jars (bench/harness/kafka-runtime.ts). On Debian (the platform scripts/system-deps.sh sets up) they come from
+ * Debian's `prometheus` package, downloaded with `apt-get download` and unpacked with `dpkg-deb -x` — no root, nothing
  * installed, no service started. Elsewhere they are built from the pinned Go module with the Go toolchain on PATH,
  * without service discovery (`remove_all_sd`: the tests scrape a static target; the cloud/Kubernetes plugins would
  * multiply the build time) and without the web UI assets (the HTTP API is all the tests read).
@@ -9,7 +9,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { StraitError } from '../shared/errors';
+import { StraitError } from '../../shared/errors';
 import { withDirLock } from './dir-lock';
 import { cacheDir } from './kafka-runtime';
 

@@ -8,7 +8,7 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { StraitError } from '../shared/errors';
+import { StraitError } from '../../shared/errors';
 
 export interface CertificateAuthority {
   /** PEM certificate: what clients put in ssl.ca.location */

@@ -1,13 +1,13 @@
 /**
- * The Apache Kafka runtime the harness uses: pinned jars fetched from Maven Central with Maven (bench/kafka/pom.xml)
- * into a cache outside the work tree, and the way to run any of their classes (brokers, ZooKeeper, MirrorMaker 2,
- * ProducerPerformance/ConsumerPerformance, DumpLogSegments) with one classpath.
+ * The Apache Kafka runtime the harness uses: pinned jars fetched from Maven Central with Maven
+ * (bench/harness/kafka/pom.xml) into a cache outside the work tree, and the way to run any of their classes (brokers,
+ * ZooKeeper, MirrorMaker 2, ProducerPerformance/ConsumerPerformance, DumpLogSegments) with one classpath.
  */
 import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { StraitError } from '../shared/errors';
+import { StraitError } from '../../shared/errors';
 
 export const DEFAULT_KAFKA_VERSION = '3.9.1';
 
@@ -72,7 +72,7 @@ export function ensureKafka(version = DEFAULT_KAFKA_VERSION, log: (line: string)
     log(`fetching Apache Kafka ${version} jars from Maven Central into ${libs} ...`);
     rmSync(libs, { recursive: true, force: true });
     mkdirSync(home, { recursive: true });
-    const pom = join(projectRoot(), 'bench', 'kafka', majorOf(version) >= 4 ? 'pom.xml' : 'pom-3.xml');
+    const pom = join(projectRoot(), 'bench', 'harness', 'kafka', majorOf(version) >= 4 ? 'pom.xml' : 'pom-3.xml');
     const r = spawnSync(
       'mvn',
       ['-q', '-B', '-f', pom, `-Dkafka.version=${version}`, 'dependency:copy-dependencies', `-DoutputDirectory=${libs}`, '-DincludeScope=runtime'],

@@ -1,0 +1,43 @@
+/** What a run leaves in --out: results.json, results.md, and the chart (chart.svg, report.html). */
+import { writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { renderCharts } from './chart';
+import type { BenchOptions } from './options';
+import type { ScenarioResult } from './results';
+import { SCENARIO_LIST } from './scenarios';
+import type { ResultTable } from './scenarios/scenario';
+import { throughputTable } from './scenarios/throughput';
+import { MM2_TASKS } from './systems';
+
+/** The table a result goes in, found by its heading (a heading no scenario claims reads as a throughput table). */
+function tableOf(s: ScenarioResult): ResultTable {
+  return SCENARIO_LIST.map((x) => x.table).find((t) => t?.holds(s)) ?? throughputTable;
+}
+
+export function markdown(opts: BenchOptions, results: ScenarioResult[]): string {
+  const lines = [
+    `Machine: ${machineLine()}; brokers: local single-node KRaft Kafka (harness), MirrorMaker 2 tasks.max=${MM2_TASKS} (default) / ${MM2_TASKS * 2} (tuned).`,
+    `Command: \`${commandLine(opts)}\``,
+    '',
+  ];
+  for (const s of results) lines.push(...tableOf(s).markdown(s));
+  return lines.join('\n');
+}
+
+function machineLine(): string {
+  return `${cpus().length} cores (${cpus()[0]?.model ?? 'unknown CPU'}), ${Math.round(totalmem() / 2 ** 30)} GiB RAM`;
+}
+
+function commandLine(opts: BenchOptions): string {
+  const failover = opts.scenarios.includes('failover') ? ` --failover-records ${opts.failoverRecords ?? 200_000}` : '';
+  return `strait bench ${opts.scenarios.join(' ')} --records ${opts.records} --record-size ${opts.recordSizes.join(',')} --partitions ${opts.partitions} --codec ${opts.codecs.join(',')} --systems ${opts.systems.join(',')}${failover}`;
+}
+
+export async function writeResults(out: string, opts: BenchOptions, results: ScenarioResult[]): Promise<void> {
+  writeFileSync(join(out, 'results.json'), JSON.stringify({ at: new Date().toISOString(), machine: { cores: cpus().length, cpu: cpus()[0]?.model, memGiB: Math.round(totalmem() / 2 ** 30) }, options: { ...opts, log: undefined, progress: undefined }, results }, null, 2));
+  writeFileSync(join(out, 'results.md'), markdown(opts, results));
+  const { svg, html } = await renderCharts(results.filter((r) => tableOf(r).charted), { title: 'strait bench', machine: machineLine(), command: commandLine(opts) });
+  writeFileSync(join(out, 'chart.svg'), svg);
+  writeFileSync(join(out, 'report.html'), html);
+}

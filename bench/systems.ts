@@ -1,0 +1,137 @@
+/**
+ * The systems the bench compares and how each replicator is started for a topic: strait (`strait run` with a profile),
+ * the JavaScript loop (js-loop.ts) and MirrorMaker 2 in dedicated mode (default and tuned), each with its own config
+ * in the work folder; and how each is stopped.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import type { Clusters } from './clusters';
+import { projectRoot, spawnKafkaClass } from './harness/kafka-runtime';
+import { createTopic } from './topics';
+
+export const SYSTEMS = ['strait', 'strait-lan', 'strait-wan', 'js-baseline', 'mm2-default', 'mm2-tuned'] as const;
+export type SystemName = (typeof SYSTEMS)[number];
+
+export const MM2_TASKS = 2; // one per core on the 2-core bench machine
+
+export function stopChild(child: ChildProcess, graceMs = 20_000): Promise<void> {
+  return new Promise((res) => {
+    if (child.exitCode !== null || child.signalCode !== null) return res();
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      res();
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+function straitConfig(dir: string, alias: string, c: Clusters, source: string, topic: string, profile: string, codec: string): string {
+  const file = join(dir, `${alias}.yaml`);
+  writeFileSync(
+    file,
+    stringify({
+      deployment: `bench-${alias}`,
+      clusters: { [alias]: { bootstrap: source }, target: { bootstrap: c.target } },
+      routes: [{ name: alias, source: alias, target: 'target', topics: { include: [topic] }, profile, compression: codec === 'none' ? 'none' : codec, syncTopicConfigs: false }],
+      store: { type: 'embedded', path: join(dir, `${alias}-store`) },
+      metrics: { enabled: false },
+      log: { level: 'warn' },
+    }),
+  );
+  return file;
+}
+
+/** MirrorMaker 2 checkpoint settings of the failover scenario: stated in the results next to the numbers */
+export const MM2_CHECKPOINT_INTERVAL_SEC = 1;
+export const MM2_FAILOVER_SETTINGS = `emit.checkpoints.enabled=true, sync.group.offsets.enabled=true, emit.checkpoints.interval.seconds=${MM2_CHECKPOINT_INTERVAL_SEC}, sync.group.offsets.interval.seconds=${MM2_CHECKPOINT_INTERVAL_SEC}, refresh.groups.interval.seconds=${MM2_CHECKPOINT_INTERVAL_SEC}, groups=<the bench group>, offset.lag.max=100 (default)`;
+
+function mm2Config(dir: string, alias: string, c: Clusters, source: string, topic: string, tuned: boolean, codec: string, group?: string): string {
+  const file = join(dir, `${alias}.properties`);
+  const lines = [
+    `clusters = ${alias}, target`,
+    `${alias}.bootstrap.servers = ${source}`,
+    `target.bootstrap.servers = ${c.target}`,
+    `${alias}->target.enabled = true`,
+    `${alias}->target.topics = ${topic}`,
+    `target->${alias}.enabled = false`,
+    `tasks.max = ${tuned ? MM2_TASKS * 2 : MM2_TASKS}`,
+    'replication.factor = 1',
+    'offset-syncs.topic.replication.factor = 1',
+    'checkpoints.topic.replication.factor = 1',
+    'heartbeats.topic.replication.factor = 1',
+    'config.storage.replication.factor = 1',
+    'offset.storage.replication.factor = 1',
+    'status.storage.replication.factor = 1',
+    'sync.topic.acls.enabled = false',
+    'sync.topic.configs.enabled = false',
+    'refresh.topics.interval.seconds = 5',
+    `${alias}.consumer.auto.offset.reset = earliest`,
+    `target.producer.compression.type = ${codec}`,
+  ];
+  if (group === undefined) {
+    lines.push('emit.checkpoints.enabled = false');
+  } else {
+    // failover scenario: checkpoints of the one bench group, synced into the group on the target, as often as MM2
+    // allows (whole seconds). offset.lag.max stays at its default (100): MM2 writes an offset sync about every 100
+    // records per partition, and a checkpoint translates to the newest sync at or before the group's offset.
+    const every = MM2_CHECKPOINT_INTERVAL_SEC;
+    lines.push(
+      'emit.checkpoints.enabled = true',
+      `emit.checkpoints.interval.seconds = ${every}`,
+      'sync.group.offsets.enabled = true',
+      `sync.group.offsets.interval.seconds = ${every}`,
+      `refresh.groups.interval.seconds = ${every}`,
+      `groups = ${group}`, // a regex; the bench's group names hold only [a-z0-9-]
+    );
+  }
+  if (tuned) {
+    // The tuning MirrorMaker 2 users apply for throughput: big batches, a linger, more requests in flight
+    // (idempotent, so ordering holds), bigger fetches and polls.
+    lines.push(
+      'target.producer.batch.size = 1048576',
+      'target.producer.linger.ms = 10',
+      'target.producer.max.in.flight.requests.per.connection = 5',
+      'target.producer.enable.idempotence = true',
+      'target.producer.acks = all',
+      'target.producer.buffer.memory = 134217728',
+      `${alias}.consumer.max.poll.records = 5000`,
+      `${alias}.consumer.fetch.max.bytes = 104857600`,
+      `${alias}.consumer.max.partition.fetch.bytes = 10485760`,
+      `${alias}.consumer.fetch.min.bytes = 65536`,
+    );
+  }
+  writeFileSync(file, `${lines.join('\n')}\n`);
+  return file;
+}
+
+export function log4jQuiet(dir: string): string {
+  const file = join(dir, 'log4j-quiet.properties');
+  writeFileSync(file, 'log4j.rootLogger=WARN, stderr\nlog4j.appender.stderr=org.apache.log4j.ConsoleAppender\nlog4j.appender.stderr.Target=System.err\nlog4j.appender.stderr.layout=org.apache.log4j.PatternLayout\nlog4j.appender.stderr.layout.ConversionPattern=[%d] %p %m (%c)%n\n');
+  return file;
+}
+
+/** Starts one replicator for `topic`; returns the child and the topic it writes on the target. */
+export async function startSystem(system: SystemName, c: Clusters, work: string, topic: string, partitions: number, codec: string, records: number, jsBatch = 1000, source = c.source, tag = '', group?: string): Promise<{ child: ChildProcess; targetTopic: string; config: string; alias: string }> {
+  // the alias names the config, the store, strait's deployment and MirrorMaker 2's source cluster, hence where each
+  // keeps its committed offsets: every scenario gets its own, so one scenario never resumes from another's offsets
+  const alias = `${tag}${system.replace(/[^a-z0-9]/g, '')}`;
+  if (system.startsWith('strait')) {
+    const cfg = straitConfig(work, alias, c, source, topic, system === 'strait' ? 'default' : system.slice('strait-'.length), codec);
+    const child = spawn(process.execPath, [join(projectRoot(), 'dist', 'bin', 'strait.js'), 'run', '-c', cfg, '--no-status-line'], { stdio: ['ignore', 'ignore', 'inherit'] });
+    return { child, targetTopic: `${alias}.${topic}`, config: cfg, alias };
+  }
+  if (system === 'js-baseline') {
+    const targetTopic = `js.${topic}`;
+    await createTopic(c.target, targetTopic, partitions, { 'compression.type': codec === 'none' ? 'producer' : codec });
+    const child = spawn(process.execPath, [join(projectRoot(), 'dist', 'bench', 'js-loop.js'), source, c.target, topic, targetTopic, String(partitions), String(records), String(jsBatch)], { stdio: ['ignore', 'ignore', 'inherit'] });
+    return { child, targetTopic, config: '', alias };
+  }
+  const cfg = mm2Config(work, alias, c, source, topic, system === 'mm2-tuned', codec, group);
+  const logFd = openSync(join(work, `${alias}.log`), 'w');
+  const child = spawnKafkaClass(c.runtime, 'org.apache.kafka.connect.mirror.MirrorMaker', [cfg], { heap: '1g', log4j: log4jQuiet(work), stdio: ['ignore', logFd, logFd] });
+  closeSync(logFd);
+  return { child, targetTopic: `${alias}.${topic}`, config: cfg, alias };
+}
