@@ -6,10 +6,10 @@
  */
 import { closest } from 'fastest-levenshtein';
 import { loadConfig } from '../shared/config';
-import { EmbeddedStore } from '../shared/embedded-store';
+import { EmbeddedStore } from '../shared/store/embedded';
 import { StraitError } from '../shared/errors';
 import { createLogger } from '../shared/logger';
-import type { CoordinationStore } from '../shared/store';
+import type { CoordinationStore } from '../shared/store/store';
 import { ZooKeeperStore } from '../shared/zookeeper-store';
 
 export async function resetOffsets(configFile: string, route: string): Promise<string> {

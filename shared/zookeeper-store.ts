@@ -53,7 +53,7 @@ import { StraitError } from './errors';
 import type { Logger } from './logger';
 import { PARTITION_ERROR_CODES } from './partition-errors';
 import type { RouteConfig } from './config';
-import type { CommitResult, CoordinationStore, LeaderCallbacks, OffsetCommit, RouteClusters, StoredRoute } from './store';
+import type { CommitResult, CoordinationStore, LeaderCallbacks, OffsetCommit, RouteClusters, StoredRoute } from './store/store';
 import { committedRecord, partitionKey, sameCommitted, type Assignment, type CommittedOffset, type LoadReport, type PartitionAssignment, type ReportedGap, type WorkerInfo } from './wire';
 
 type ZkClient = InstanceType<typeof ZooKeeper>;

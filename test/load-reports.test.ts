@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { unpack } from 'msgpackr';
 import t from 'tap';
-import { EmbeddedStore } from '../shared/embedded-store';
+import { EmbeddedStore } from '../shared/store/embedded';
 import { validateConfig } from '../shared/config';
 import { createLogger } from '../shared/logger';
 import { StraitMetrics } from '../shared/metrics';

@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { pack, unpack } from 'msgpackr';
 import t from 'tap';
 import ZooKeeper from 'zookeeper';
-import { EmbeddedStore } from '../shared/embedded-store';
+import { EmbeddedStore } from '../shared/store/embedded';
 import { ZooKeeperStore, type ZooKeeperStoreOptions } from '../shared/zookeeper-store';
 import type { Assignment, PartitionAssignment, WorkerInfo } from '../shared/wire';
 import { prng, testClusters, uniqueName } from './helpers/kafka';

@@ -11,7 +11,7 @@ import type { Logger } from '../shared/logger';
 import type { StraitMetrics } from '../shared/metrics';
 import { routeClientProps } from '../shared/profiles';
 import { ClusterIdentity, ClusterIds } from '../shared/cluster-identity';
-import type { CoordinationStore, OffsetCommit } from '../shared/store';
+import type { CoordinationStore, OffsetCommit } from '../shared/store/store';
 import { partitionKey, type CommittedOffset, type FromPump, type PartitionAssignment, type PartitionLoad, type PumpTask, type ReportedGap, type RouteClients, type ToPump } from '../shared/wire';
 import type { ForwarderProgress, GapReport, ListedOffset, PartitionProgress } from '../native';
 import { partitionErrorCode, type PartitionErrorCode } from '../shared/partition-errors';
