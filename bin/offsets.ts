@@ -10,7 +10,7 @@ import { EmbeddedStore } from '../shared/store/embedded';
 import { StraitError } from '../shared/errors';
 import { createLogger } from '../shared/logger';
 import type { CoordinationStore } from '../shared/store/store';
-import { ZooKeeperStore } from '../shared/zookeeper-store';
+import { ZooKeeperStore } from '../shared/store/zookeeper/api';
 
 export async function resetOffsets(configFile: string, route: string): Promise<string> {
   const config = loadConfig(configFile);

@@ -12,7 +12,7 @@ import { validateConfig } from '../shared/config';
 import { createLogger } from '../shared/logger';
 import { StraitMetrics } from '../shared/metrics';
 import { Pipeline, type PartitionRuntime } from '../worker/pipeline';
-import { ZooKeeperStore } from '../shared/zookeeper-store';
+import { ZooKeeperStore } from '../shared/store/zookeeper/api';
 import type { LoadReport, PartitionLoad } from '../shared/wire';
 import { testClusters, uniqueName } from './helpers/kafka';
 import { rawZooKeeper, testStoreAuth } from './helpers/zookeeper';
