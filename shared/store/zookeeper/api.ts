@@ -1,8 +1,8 @@
 /**
  * The ZooKeeper coordination store of distributed deployments (DESIGN.md, "Coordination store"): the
  * CoordinationStore API. Where each thing is kept: layout.ts; how each record is written: codec.ts; the session and
- * what happens when it is lost: session.ts; authentication, ACLs and the sealing protocol: sealing.ts; the jobs behind
- * watches: watch.ts; leader election: leader.ts.
+ * what happens when it is lost: session.ts; authentication, ACLs and the sealing protocol: sealing.ts; how every
+ * watch runs: watch.ts; leader election: leader.ts.
  */
 import type { RouteConfig } from '../../config';
 import type { CommitResult, CoordinationStore, LeaderCallbacks, OffsetCommit, RouteClusters, StoredRoute } from '../store';
@@ -29,7 +29,7 @@ import { Nodes } from './nodes';
 import { fillOptions, type FilledOptions, type StoreStats, type ZooKeeperStoreOptions } from './options';
 import { aclFor } from './sealing';
 import { C, SessionKeeper } from './session';
-import { RESET, Rerun, type Watch } from './watch';
+import { RESET, WatchSet, type Watch } from './watch';
 
 export class ZooKeeperStore implements CoordinationStore {
   /** counters for operators (and tests): how often a versioned write lost a race and was retried, sessions opened */
@@ -39,7 +39,7 @@ export class ZooKeeperStore implements CoordinationStore {
   private readonly layout: Layout;
   private readonly session: SessionKeeper;
   private readonly nodes: Nodes;
-  private readonly watches = new Set<Watch>();
+  private readonly watches: WatchSet;
   private readonly election: Election;
   /** ephemeral nodes this process keeps (worker registrations): path -> data, created again on a new session */
   private readonly ephemerals = new Map<string, Buffer>();
@@ -53,7 +53,8 @@ export class ZooKeeperStore implements CoordinationStore {
       reestablish: () => this.reestablish(),
     });
     this.nodes = new Nodes(this.session, this.opts, this.stats, acl);
-    this.election = new Election(this.session, this.nodes, (e, path) => this.watchFailed(e, path), this.layout.leader, this.opts.log);
+    this.watches = new WatchSet(() => !this.session.closed, this.opts.log);
+    this.election = new Election(this.session, this.nodes, this.watches, this.layout.leader, this.opts.log);
   }
 
   /**
@@ -97,12 +98,7 @@ export class ZooKeeperStore implements CoordinationStore {
   private async reestablish(): Promise<void> {
     for (const [path, data] of this.ephemerals) await this.nodes.createEphemeral(path, data, 'worker');
     this.election.rearm();
-    const rearms: Promise<void>[] = [];
-    for (const w of this.watches) {
-      w.last = RESET;
-      rearms.push(w.job.trigger());
-    }
-    await Promise.all(rearms);
+    await this.watches.rearmAll();
   }
 
   // ---- workers
@@ -131,35 +127,13 @@ export class ZooKeeperStore implements CoordinationStore {
   /** Delivers the full list once the watch is armed, then after every change of the set of workers. */
   watchWorkers(cb: (workers: WorkerInfo[]) => void): () => void {
     const dir = this.layout.workers;
-    const w: Watch = {
-      active: true,
-      last: RESET,
-      job: new Rerun(
-        async () => {
-          if (!w.active || this.session.closed) return;
-          const names = await this.nodes.childrenWatch(dir, () => void w.job.trigger());
-          const list = await this.readWorkers(names, () => void w.job.trigger());
-          // a worker registered again on a new session counts as a change (see WorkerInfo.session)
-          const key = list.map((x) => `${x.id} ${x.session ?? ''}`).join('\n');
-          if (!w.active || this.session.closed || key === w.last) return;
-          w.last = key;
-          this.session.safely(() => cb(list), 'workers watch callback');
-        },
-        (e) => this.watchFailed(e, dir),
-      ),
-    };
-    this.watches.add(w);
-    void w.job.trigger();
-    return () => {
-      w.active = false;
-      this.watches.delete(w);
-    };
-  }
-
-  private watchFailed(e: unknown, path: string): void {
-    if (this.session.closed) return;
-    // a failed re-arm is retried on the next session change; until then this watch is quiet
-    this.opts.log?.error({ err: (e as Error).message, path }, 're-arming a ZooKeeper watch failed');
+    return this.watches.start(dir, async (w) => {
+      const names = await this.nodes.childrenWatch(dir, w.rearm);
+      const list = await this.readWorkers(names, w.rearm);
+      // a worker registered again on a new session counts as a change (see WorkerInfo.session)
+      const key = list.map((x) => `${x.id} ${x.session ?? ''}`).join('\n');
+      if (w.fresh(key)) this.session.safely(() => cb(list), 'workers watch callback');
+    });
   }
 
   // ---- assignments
@@ -197,39 +171,20 @@ export class ZooKeeperStore implements CoordinationStore {
   /** Delivers the current assignment (or undefined) once the watch is armed, then after every write or delete. */
   watchAssignment(worker: string, cb: (a: Assignment | undefined) => void): () => void {
     const path = this.layout.assignment(worker);
-    const w: Watch = {
-      active: true,
-      last: RESET,
-      job: new Rerun(
-        async () => {
-          for (;;) {
-            if (!w.active || this.session.closed) return;
-            const stat = await this.nodes.existsWatch(path, () => void w.job.trigger());
-            let a: Assignment | undefined;
-            let key = 'none';
-            if (stat) {
-              const node = await this.nodes.getNode(path);
-              // deleted between the two reads, or not filled yet: the exists watch fires on either, and runs this again
-              if (node) {
-                a = decodeAssignment(node.data, path);
-                key = `${node.stat.czxid}:${node.stat.version}`;
-              }
-            }
-            if (!w.active || this.session.closed || key === w.last) return;
-            w.last = key;
-            this.session.safely(() => cb(a), 'assignment watch callback');
-            return;
-          }
-        },
-        (e) => this.watchFailed(e, path),
-      ),
-    };
-    this.watches.add(w);
-    void w.job.trigger();
-    return () => {
-      w.active = false;
-      this.watches.delete(w);
-    };
+    return this.watches.start(path, async (w) => {
+      const stat = await this.nodes.existsWatch(path, w.rearm);
+      let a: Assignment | undefined;
+      let key = 'none';
+      if (stat) {
+        const node = await this.nodes.getNode(path);
+        // deleted between the two reads, or not filled yet: the exists watch fires on either, and runs this again
+        if (node) {
+          a = decodeAssignment(node.data, path);
+          key = `${node.stat.czxid}:${node.stat.version}`;
+        }
+      }
+      if (w.fresh(key)) this.session.safely(() => cb(a), 'assignment watch callback');
+    });
   }
 
   // ---- offsets
@@ -401,81 +356,53 @@ export class ZooKeeperStore implements CoordinationStore {
     const dir = this.layout.reports;
     const known = new Map<string, LoadReport>();
     const nodes = new Map<string, Watch>();
-    let active = true;
-    /** >0 while the list job reads new nodes: they deliver once, together */
+    /** >0 while the list watch reads new nodes: they deliver once, together */
     let batching = 0;
     const deliver = () => {
-      if (active && !this.session.closed && batching === 0) this.session.safely(() => cb([...known.values()]), 'reports watch callback');
+      if (list.live() && batching === 0) this.session.safely(() => cb([...known.values()]), 'reports watch callback');
     };
     const nodeWatch = (name: string): Watch => {
       const path = `${dir}/${name}`;
-      const w: Watch = {
-        active: true,
-        last: RESET,
-        job: new Rerun(
-          async () => {
-            if (!w.active || this.session.closed) return;
-            const node = await this.nodes.getWatch(path, () => void w.job.trigger());
-            const key = node ? `${node.stat.czxid}:${node.stat.version}` : 'none';
-            if (!w.active || this.session.closed || key === w.last) return;
-            w.last = key;
-            known.delete(name);
-            const report = node && this.readableReport(node.data, path);
-            if (report) known.set(name, report);
-            deliver();
-          },
-          (e) => this.watchFailed(e, path),
-        ),
-      };
-      return w;
+      return this.watches.add(path, async (w) => {
+        const node = await this.nodes.getWatch(path, w.rearm);
+        if (!w.fresh(node ? `${node.stat.czxid}:${node.stat.version}` : 'none')) return;
+        known.delete(name);
+        const report = node && this.readableReport(node.data, path);
+        if (report) known.set(name, report);
+        deliver();
+      });
     };
-    const list: Watch = {
-      active: true,
-      last: RESET,
-      job: new Rerun(
-        async () => {
-          if (!list.active || this.session.closed) return;
-          const names = new Set(await this.nodes.childrenWatch(dir, () => void list.job.trigger()));
-          if (!list.active || this.session.closed) return;
-          let changed = list.last === RESET;
-          list.last = 'armed';
-          for (const [name, w] of nodes) {
-            if (names.has(name)) continue;
-            w.active = false;
-            this.watches.delete(w);
-            nodes.delete(name);
-            if (known.delete(name)) changed = true;
-          }
-          const reads: Promise<void>[] = [];
-          for (const name of names) {
-            if (nodes.has(name)) continue;
-            const w = nodeWatch(name);
-            nodes.set(name, w);
-            this.watches.add(w);
-            reads.push(w.job.trigger());
-            changed = true;
-          }
-          batching++;
-          try {
-            await Promise.all(reads);
-          } finally {
-            batching--;
-          }
-          if (changed) deliver();
-        },
-        (e) => this.watchFailed(e, dir),
-      ),
-    };
-    this.watches.add(list);
+    const list = this.watches.add(dir, async (w) => {
+      const names = new Set(await this.nodes.childrenWatch(dir, w.rearm));
+      if (!w.live()) return;
+      let changed = w.last === RESET;
+      w.last = 'armed';
+      for (const [name, n] of nodes) {
+        if (names.has(name)) continue;
+        this.watches.stop(n);
+        nodes.delete(name);
+        if (known.delete(name)) changed = true;
+      }
+      const reads: Promise<void>[] = [];
+      for (const name of names) {
+        if (nodes.has(name)) continue;
+        const n = nodeWatch(name);
+        nodes.set(name, n);
+        reads.push(n.job.trigger());
+        changed = true;
+      }
+      batching++;
+      try {
+        await Promise.all(reads);
+      } finally {
+        batching--;
+      }
+      if (changed) deliver();
+    });
     void list.job.trigger();
     return () => {
-      active = false;
-      list.active = false;
-      this.watches.delete(list);
-      for (const w of nodes.values()) {
-        w.active = false;
-        this.watches.delete(w);
-      }
+      this.watches.stop(list);
+      for (const n of nodes.values()) this.watches.stop(n);
     };
   }
 
@@ -527,35 +454,18 @@ export class ZooKeeperStore implements CoordinationStore {
   /** A watch on the folder (routes created or deleted) and on every route's node (routes updated). */
   watchRoutes(cb: (routes: Map<string, StoredRoute>) => void): () => void {
     const dir = this.layout.routes;
-    const w: Watch = {
-      active: true,
-      last: RESET,
-      job: new Rerun(
-        async () => {
-          if (!w.active || this.session.closed) return;
-          const names = await this.nodes.childrenWatch(dir, () => void w.job.trigger());
-          const out = new Map<string, StoredRoute>();
-          const versions: string[] = [];
-          for (const n of names.sort()) {
-            const node = await this.nodes.getWatch(`${dir}/${n}`, () => void w.job.trigger());
-            if (!node) continue;
-            out.set(unsegment(n), decodeStoredRoute(node.data, `${dir}/${n}`));
-            versions.push(`${n}:${node.stat.czxid}:${node.stat.version}`);
-          }
-          const key = versions.join('\n');
-          if (!w.active || this.session.closed || key === w.last) return;
-          w.last = key;
-          this.session.safely(() => cb(out), 'routes watch callback');
-        },
-        (e) => this.watchFailed(e, dir),
-      ),
-    };
-    this.watches.add(w);
-    void w.job.trigger();
-    return () => {
-      w.active = false;
-      this.watches.delete(w);
-    };
+    return this.watches.start(dir, async (w) => {
+      const names = await this.nodes.childrenWatch(dir, w.rearm);
+      const out = new Map<string, StoredRoute>();
+      const versions: string[] = [];
+      for (const n of names.sort()) {
+        const node = await this.nodes.getWatch(`${dir}/${n}`, w.rearm);
+        if (!node) continue;
+        out.set(unsegment(n), decodeStoredRoute(node.data, `${dir}/${n}`));
+        versions.push(`${n}:${node.stat.czxid}:${node.stat.version}`);
+      }
+      if (w.fresh(versions.join('\n'))) this.session.safely(() => cb(out), 'routes watch callback');
+    });
   }
 
   // ---- session callbacks, close
@@ -571,8 +481,7 @@ export class ZooKeeperStore implements CoordinationStore {
   /** Closes the session (the server drops its ephemeral nodes at once) and every watch; no handle or timer is left. */
   async close(): Promise<void> {
     if (this.session.closed) return;
-    for (const w of this.watches) w.active = false;
-    this.watches.clear();
+    this.watches.close();
     this.election.close();
     this.session.close();
   }

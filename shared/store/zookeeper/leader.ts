@@ -9,18 +9,18 @@ import type { LeaderCallbacks } from '../store';
 import { decodeLeaderId, decodeLeaderToken, encodeLeader } from './codec';
 import type { Nodes } from './nodes';
 import { C, type SessionGuard, type SessionKeeper } from './session';
-import { Rerun } from './watch';
+import type { Watch, WatchSet } from './watch';
 
 interface Campaign {
   id: string;
   /** tells this campaign's leader record from another campaign of the same session */
   token: string;
   cb: LeaderCallbacks;
-  active: boolean;
   leader: boolean;
   /** grows by one each time this campaign is elected: a leader's writes belong to one term (see `guard`) */
   term: number;
-  job: Rerun;
+  /** runs the rounds (`contest`) until the campaign resigns (`watch.active`) */
+  watch: Watch;
 }
 
 export class Election {
@@ -29,8 +29,7 @@ export class Election {
   constructor(
     private readonly session: SessionKeeper,
     private readonly nodes: Nodes,
-    /** logs a failed round (`ZooKeeperStore.watchFailed`) */
-    private readonly failed: (e: unknown, path: string) => void,
+    private readonly watches: WatchSet,
     /** the leader node */
     private readonly path: string,
     private readonly log: Logger | undefined,
@@ -41,19 +40,15 @@ export class Election {
       id,
       token: randomUUID(),
       cb,
-      active: true,
       leader: false,
       term: 0,
-      job: new Rerun(
-        () => this.contest(c),
-        (e) => this.failed(e, `${this.path} (campaign ${id})`),
-      ),
+      watch: this.watches.make(`${this.path} (campaign ${id})`, () => this.contest(c)),
     };
     const resign = async () => {
-      if (!c.active) return;
-      c.active = false;
+      if (!c.watch.active) return;
+      c.watch.active = false;
       this.campaigns.delete(c);
-      await c.job.idle();
+      await c.watch.job.idle();
       c.leader = false;
       if (this.session.closed) return;
       // by the record, not by c.leader: a round cut short by resign may have created it without electing anyone
@@ -63,10 +58,10 @@ export class Election {
       }
     };
     this.campaigns.add(c);
-    await c.job.trigger();
-    if (c.job.lastError !== undefined && !c.leader) {
+    await c.watch.job.trigger();
+    if (c.watch.job.lastError !== undefined && !c.leader) {
       await resign().catch(() => {});
-      throw c.job.lastError;
+      throw c.watch.job.lastError;
     }
     return resign;
   }
@@ -75,9 +70,9 @@ export class Election {
   private async contest(c: Campaign): Promise<void> {
     const path = this.path;
     for (;;) {
-      if (!c.active || this.session.closed) return;
+      if (!c.watch.live()) return;
       await this.nodes.createNode(path, encodeLeader(c.id, c.token), C.ZOO_EPHEMERAL);
-      const stat = await this.nodes.existsWatch(path, () => void c.job.trigger());
+      const stat = await this.nodes.existsWatch(path, c.watch.rearm);
       if (!stat) continue; // gone already (its holder left): contest again
       if (this.session.previousSessions.has(stat.ephemeralOwner)) {
         // left by this process's lost session, which the server has not expired yet
@@ -90,7 +85,7 @@ export class Election {
         if (!node) continue;
         mine = node.stat.ephemeralOwner === this.session.current?.id && decodeLeaderToken(node.data, path) === c.token;
       }
-      if (!c.active || this.session.closed) return;
+      if (!c.watch.live()) return;
       if (mine && !c.leader) {
         c.leader = true;
         c.term++;
@@ -137,11 +132,11 @@ export class Election {
 
   /** On a new session: every campaign contests again. */
   rearm(): void {
-    for (const c of this.campaigns) void c.job.trigger();
+    for (const c of this.campaigns) c.watch.rearm();
   }
 
   close(): void {
-    for (const c of this.campaigns) c.active = false;
+    for (const c of this.campaigns) c.watch.active = false;
     this.campaigns.clear();
   }
 }
