@@ -1,6 +1,6 @@
 /**
  * The distributed deployment: `strait controller` (two or more for HA; the elected leader alone assigns) and
- * `strait worker` (as many as needed), coordinated through ZooKeeper (shared/zookeeper-store.ts). Wiring only.
+ * `strait worker` (as many as needed), coordinated through ZooKeeper (shared/store/zookeeper/). Wiring only.
  */
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
@@ -11,7 +11,7 @@ import { StraitError } from '../shared/errors';
 import { checkLoadedFeatures } from '../shared/kafka/features';
 import { createLogger, type Logger } from '../shared/logger';
 import { StraitMetrics } from '../shared/metrics';
-import { ZooKeeperStore } from '../shared/zookeeper-store';
+import { ZooKeeperStore } from '../shared/store/zookeeper/api';
 import { Worker } from '../worker/worker';
 import { closeHttp, exitIfStuck, json, serveHttp, untilSignal, workerHealth, workerStatus } from './serve';
 

@@ -6,11 +6,11 @@
  */
 import { closest } from 'fastest-levenshtein';
 import { loadConfig } from '../shared/config';
-import { EmbeddedStore } from '../shared/embedded-store';
+import { EmbeddedStore } from '../shared/store/embedded';
 import { StraitError } from '../shared/errors';
 import { createLogger } from '../shared/logger';
-import type { CoordinationStore } from '../shared/store';
-import { ZooKeeperStore } from '../shared/zookeeper-store';
+import type { CoordinationStore } from '../shared/store/store';
+import { ZooKeeperStore } from '../shared/store/zookeeper/api';
 
 export async function resetOffsets(configFile: string, route: string): Promise<string> {
   const config = loadConfig(configFile);

@@ -4,7 +4,7 @@
  */
 import { Controller } from '../controller/controller';
 import { loadConfig, redactConfig } from '../shared/config';
-import { EmbeddedStore } from '../shared/embedded-store';
+import { EmbeddedStore } from '../shared/store/embedded';
 import { StraitError } from '../shared/errors';
 import { checkLoadedFeatures } from '../shared/kafka/features';
 import { createLogger } from '../shared/logger';

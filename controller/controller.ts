@@ -6,7 +6,7 @@
 import type { RouteConfig, StraitConfig } from '../shared/config';
 import type { Logger } from '../shared/logger';
 import type { StraitMetrics } from '../shared/metrics';
-import type { CoordinationStore, StoredRoute } from '../shared/store';
+import type { CoordinationStore, StoredRoute } from '../shared/store/store';
 import { routePartitionKey, type LoadReport, type PartitionAssignment, type PartitionLoad, type ReportedGap, type WorkerInfo } from '../shared/wire';
 import { assign, changedWorkers, type Owned } from './assignment';
 import { Checkpointer } from './checkpointer';

@@ -5,7 +5,7 @@
 import type { StraitConfig } from '../shared/config';
 import type { Logger } from '../shared/logger';
 import type { StraitMetrics } from '../shared/metrics';
-import type { CoordinationStore } from '../shared/store';
+import type { CoordinationStore } from '../shared/store/store';
 import { Controller } from './controller';
 
 export class Leadership {

@@ -23,7 +23,7 @@ import { redactProperties, validateRoute, type RestTls, type RouteConfig, type S
 import { ConfigError, StraitError, type FieldProblem, type HttpErrorBody } from '../shared/errors';
 import { hostHeaderAllowed, isLoopbackHost } from '../shared/http-guard';
 import { addedRouteProblems } from '../shared/replication-policy';
-import type { CoordinationStore, StoredRoute } from '../shared/store';
+import type { CoordinationStore, StoredRoute } from '../shared/store/store';
 import { routePartitionKey } from '../shared/wire';
 import type { Controller } from './controller';
 

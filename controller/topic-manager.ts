@@ -13,7 +13,7 @@ import { diagnoseTls } from '../shared/kafka/tls-diagnosis';
 import type { Logger } from '../shared/logger';
 import { targetCodec } from '../shared/profiles';
 import { selectTopic, targetTopicName } from '../shared/replication-policy';
-import type { CoordinationStore } from '../shared/store';
+import type { CoordinationStore } from '../shared/store/store';
 import { CHECKPOINT_TOPIC, OFFSET_MAP_TOPIC } from '../shared/offset-map/records';
 
 /**

@@ -7,7 +7,7 @@
  * (`strait offsets reset`), never resumed at offsets that belong to another cluster.
  */
 import { clusterProps, type RouteConfig, type StraitConfig } from './config';
-import type { CoordinationStore, RouteClusters } from './store';
+import type { CoordinationStore, RouteClusters } from './store/store';
 import { loadNative, type NativeAdmin } from '../native';
 
 export interface ClusterChange {

@@ -12,7 +12,7 @@ import { buildRestApi } from '../controller/rest';
 import { loadConfig, type StraitConfig } from '../shared/config';
 import { createLogger } from '../shared/logger';
 import { StraitMetrics } from '../shared/metrics';
-import { ZooKeeperStore } from '../shared/zookeeper-store';
+import { ZooKeeperStore } from '../shared/store/zookeeper/api';
 import type { PartitionLoad, WorkerInfo } from '../shared/wire';
 import { bootstrap, createTopic, testClusters, uniqueName } from './helpers/kafka';
 import { testStoreAuth } from './helpers/zookeeper';

@@ -9,7 +9,7 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pack } from 'msgpackr';
 import t from 'tap';
-import { EmbeddedStore } from '../shared/embedded-store';
+import { EmbeddedStore } from '../shared/store/embedded';
 
 t.test('one process per embedded store: a live holder is refused, a gone one taken over', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'strait-lock-'));

@@ -10,9 +10,9 @@ import t from 'tap';
 
 type Test = Pick<typeof t, 'equal' | 'match' | 'same'>;
 import { validateConfig, type RouteConfig } from '../shared/config';
-import { EmbeddedStore } from '../shared/embedded-store';
-import type { CoordinationStore, StoredRoute } from '../shared/store';
-import { ZooKeeperStore } from '../shared/zookeeper-store';
+import { EmbeddedStore } from '../shared/store/embedded';
+import type { CoordinationStore, StoredRoute } from '../shared/store/store';
+import { ZooKeeperStore } from '../shared/store/zookeeper/api';
 import { testClusters, uniqueName } from './helpers/kafka';
 import { testStoreAuth } from './helpers/zookeeper';
 

@@ -11,7 +11,7 @@ import type { StraitMetrics } from '../shared/metrics';
 import type { OffsetMapRecord } from '../shared/offset-map/records';
 import { OffsetMapWriter } from '../shared/offset-map/writer';
 import { routeClientProps } from '../shared/profiles';
-import type { CoordinationStore, OffsetCommit } from '../shared/store';
+import type { CoordinationStore, OffsetCommit } from '../shared/store/store';
 import { partitionKey, routePartitionKey } from '../shared/wire';
 import { runtimeKey, type ErroredPartition, type PartitionRuntime } from './partitions';
 

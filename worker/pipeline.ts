@@ -11,7 +11,7 @@ import type { Logger } from '../shared/logger';
 import type { StraitMetrics } from '../shared/metrics';
 import { routeClientProps } from '../shared/profiles';
 import { ClusterIdentity, ClusterIds } from '../shared/cluster-identity';
-import type { CoordinationStore } from '../shared/store';
+import type { CoordinationStore } from '../shared/store/store';
 import { partitionKey, routePartitionKey, type FromPump, type PartitionAssignment, type PartitionLoad, type PumpTask, type ReportedGap, type RouteClients, type ToPump } from '../shared/wire';
 import type { ForwarderProgress, PartitionProgress } from '../native';
 import { AtLeastOnceCommitter, type Committer } from './committer';

@@ -7,7 +7,7 @@ import type { GapReport, ListedOffset } from '../native';
 import type { RouteConfig } from '../shared/config';
 import type { Logger } from '../shared/logger';
 import type { StraitMetrics } from '../shared/metrics';
-import type { CoordinationStore, OffsetCommit } from '../shared/store';
+import type { CoordinationStore, OffsetCommit } from '../shared/store/store';
 import { partitionKey, type CommittedOffset, type PartitionAssignment } from '../shared/wire';
 import { runtimeKey } from './partitions';
 import type { SourcePositions } from './source-positions';

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { RouteConfig, StraitConfig } from '../shared/config';
 import type { Logger } from '../shared/logger';
 import type { StraitMetrics } from '../shared/metrics';
-import type { CoordinationStore } from '../shared/store';
+import type { CoordinationStore } from '../shared/store/store';
 import { routePartitionKey, type Assignment, type PartitionAssignment } from '../shared/wire';
 import { Pipeline } from './pipeline';
 

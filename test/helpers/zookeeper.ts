@@ -4,7 +4,7 @@
  * so every store and raw client of the tests authenticates with them too.
  */
 import ZooKeeper from 'zookeeper';
-import type { ZooKeeperAuth } from '../../shared/zookeeper-store';
+import type { ZooKeeperAuth } from '../../shared/store/zookeeper/options';
 import { testClusters } from './kafka';
 
 export function testZooKeeper(): { connect: string; auth: ZooKeeperAuth } {

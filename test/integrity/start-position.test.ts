@@ -7,7 +7,7 @@
 import { join } from 'node:path';
 import t from 'tap';
 import { loadNative } from '../../native';
-import { EmbeddedStore } from '../../shared/embedded-store';
+import { EmbeddedStore } from '../../shared/store/embedded';
 import type { CommittedOffset } from '../../shared/wire';
 import { bootstrap, createTopic, endOffsets, produce, readAll, uniqueName, withAdmin } from '../helpers/kafka';
 import { StraitProcess, stopAll, waitFor, writeConfig } from '../helpers/strait-process';

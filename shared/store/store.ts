@@ -3,8 +3,8 @@
  * offsets are committed with epoch fencing. Two implementations: embedded (a local file, for `strait run`) and
  * ZooKeeper (distributed deployments).
  */
-import type { RouteConfig } from './config';
-import type { Assignment, CommittedOffset, LoadReport, PartitionAssignment, WorkerInfo } from './wire';
+import type { RouteConfig } from '../config';
+import type { Assignment, CommittedOffset, LoadReport, PartitionAssignment, WorkerInfo } from '../wire';
 
 export interface OffsetCommit extends CommittedOffset {
   topic: string;

@@ -6,10 +6,10 @@ import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, re
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { pack, unpack } from 'msgpackr';
-import { StraitError } from './errors';
-import type { RouteConfig } from './config';
+import { StraitError } from '../errors';
+import type { RouteConfig } from '../config';
 import type { CommitResult, CoordinationStore, LeaderCallbacks, OffsetCommit, RouteClusters, StoredRoute } from './store';
-import { committedRecord, partitionKey, sameCommitted, type Assignment, type CommittedOffset, type LoadReport, type PartitionAssignment, type WorkerInfo } from './wire';
+import { committedRecord, partitionKey, sameCommitted, type Assignment, type CommittedOffset, type LoadReport, type PartitionAssignment, type WorkerInfo } from '../wire';
 
 interface FileState {
   format: 1;
