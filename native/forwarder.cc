@@ -12,11 +12,6 @@ namespace strait {
 
 namespace {
 
-// Upper bounds (ms) of the replication latency buckets; the last counter is +Inf. TypeScript reads the same list from
-// `latencyBuckets()` so the two never disagree.
-constexpr double kLatencyBounds[] = {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 30000, 60000, 300000};
-static_assert(sizeof(kLatencyBounds) / sizeof(kLatencyBounds[0]) == 16, "bucket count");
-
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
@@ -69,6 +64,20 @@ int64_t GetInt(const Napi::Object& o, const char* key, int64_t fallback) {
   return v.IsNumber() ? v.As<Napi::Number>().Int64Value() : fallback;
 }
 
+// Forwarder options arrive complete: TypeScript validates them and fills every default (native/index.ts
+// forwarderOptions); a missing one is a programming error, named here rather than replaced by a second default.
+std::string RequireString(const Napi::Env& env, const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsString()) throw Napi::TypeError::New(env, std::string("Forwarder: option '") + key + "' must be a string");
+  return v.As<Napi::String>().Utf8Value();
+}
+
+int64_t RequireInt(const Napi::Env& env, const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsNumber()) throw Napi::TypeError::New(env, std::string("Forwarder: option '") + key + "' must be a number");
+  return v.As<Napi::Number>().Int64Value();
+}
+
 }  // namespace
 
 Napi::Function Forwarder::Define(Napi::Env env) {
@@ -90,17 +99,22 @@ Forwarder::Forwarder(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Forwarde
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "Forwarder: options object required");
   Napi::Object opts = info[0].As<Napi::Object>();
-  budget_bytes_ = GetInt(opts, "inflightBytes", budget_bytes_);
-  batch_size_ = static_cast<int>(GetInt(opts, "batchSize", batch_size_));
-  default_codec_ = GetString(opts, "compression", "none");
-  stop_on_gap_ = GetString(opts, "onGap", "continue") == "stop";
+  budget_bytes_ = RequireInt(env, opts, "inflightBytes");
+  batch_size_ = static_cast<int>(RequireInt(env, opts, "batchSize"));
+  default_codec_ = RequireString(env, opts, "compression");
+  stop_on_gap_ = RequireString(env, opts, "onGap") == "stop";
+  Napi::Value bounds = opts.Get("latencyBucketsMs");
+  if (!bounds.IsArray() || bounds.As<Napi::Array>().Length() != kBuckets) {
+    throw Napi::TypeError::New(env, "Forwarder: option 'latencyBucketsMs' must be an array of " + std::to_string(kBuckets) + " numbers");
+  }
+  for (uint32_t i = 0; i < kBuckets; i++) latency_bounds_[i] = bounds.As<Napi::Array>().Get(i).As<Napi::Number>().DoubleValue();
   if (opts.Get("provenance").IsObject()) {
     Napi::Object p = opts.Get("provenance").As<Napi::Object>();
     provenance_.enabled = true;
-    provenance_.header = GetString(p, "header", "strait.origin");
-    provenance_.local_origin = GetString(p, "localOrigin", "");
-    provenance_.drop_origin = GetString(p, "dropOrigin", "");
-    provenance_.max_hops = static_cast<int>(GetInt(p, "maxHops", 8));
+    provenance_.header = RequireString(env, p, "header");
+    provenance_.local_origin = RequireString(env, p, "localOrigin");
+    provenance_.drop_origin = RequireString(env, p, "dropOrigin");
+    provenance_.max_hops = static_cast<int>(RequireInt(env, p, "maxHops"));
   }
   char errstr[512];
 
@@ -809,7 +823,7 @@ void Forwarder::Delivered(const rd_kafka_message_t* dr) {
       double lat = static_cast<double>(NowMs() - ts_ms);
       if (lat < 0) lat = 0;
       int b = 0;
-      while (b < kBuckets && lat > kLatencyBounds[b]) b++;
+      while (b < kBuckets && lat > latency_bounds_[b]) b++;
       latency_counts_[b]++;
       latency_sum_ms_ += lat;
     }

@@ -112,7 +112,7 @@ struct Provenance {
   std::string header;        // header key
   std::string local_origin;  // the source cluster's id
   std::string drop_origin;   // the target cluster's id
-  int max_hops = 8;
+  int max_hops = 0;
 };
 
 class Forwarder : public Napi::ObjectWrap<Forwarder> {
@@ -158,14 +158,15 @@ class Forwarder : public Napi::ObjectWrap<Forwarder> {
   std::vector<rd_kafka_message_t*> batch_;
   Provenance provenance_;
   std::string default_codec_;
-  int64_t budget_bytes_ = 64 << 20;
+  int64_t budget_bytes_ = 0;
   int64_t inflight_bytes_ = 0;
   bool over_budget_ = false;
   bool closed_ = false;
-  int batch_size_ = 2000;
+  int batch_size_ = 0;
   bool stop_on_gap_ = false;  // onGap: "stop" rather than "continue"
   // replication latency (source timestamp -> target ack) in fixed buckets, reset by progress()
   static constexpr int kBuckets = 16;
+  double latency_bounds_[kBuckets] = {0};  // upper bounds (ms), from the options; the last counter is +Inf
   int64_t latency_counts_[kBuckets + 1] = {0};
   double latency_sum_ms_ = 0;
   std::string consumer_error_;

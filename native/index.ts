@@ -19,6 +19,30 @@ export interface ForwarderOptions {
   onGap?: 'continue' | 'stop';
 }
 
+/** What the addon receives: every option present (it validates nothing and repeats no default). */
+export interface CompleteForwarderOptions extends Required<Omit<ForwarderOptions, 'provenance'>> {
+  provenance?: Required<NonNullable<ForwarderOptions['provenance']>>;
+  /** upper bounds (ms) of the latency histogram buckets the addon fills (16; the last counter is +Inf) */
+  latencyBucketsMs: number[];
+}
+
+/** The one place the forwarder's defaults live. */
+export const FORWARDER_DEFAULTS = { inflightBytes: 64 * 1024 * 1024, batchSize: 2000, compression: 'none', onGap: 'continue', provenanceHeader: 'strait.origin', maxHops: 8 } as const;
+
+/** `options` with every default filled, as the addon's constructor requires them. */
+export function forwarderOptions(options: ForwarderOptions): CompleteForwarderOptions {
+  const { provenance, ...rest } = options;
+  return {
+    ...rest,
+    inflightBytes: options.inflightBytes ?? FORWARDER_DEFAULTS.inflightBytes,
+    batchSize: options.batchSize ?? FORWARDER_DEFAULTS.batchSize,
+    compression: options.compression ?? FORWARDER_DEFAULTS.compression,
+    onGap: options.onGap ?? FORWARDER_DEFAULTS.onGap,
+    latencyBucketsMs: LATENCY_BUCKETS_MS,
+    ...(provenance ? { provenance: { header: provenance.header ?? FORWARDER_DEFAULTS.provenanceHeader, localOrigin: provenance.localOrigin, dropOrigin: provenance.dropOrigin, maxHops: provenance.maxHops ?? FORWARDER_DEFAULTS.maxHops } } : {}),
+  };
+}
+
 export interface AssignEntry {
   topic: string;
   partition: number;
@@ -208,7 +232,7 @@ export interface NativeAddon {
   Admin: new (props: Record<string, string | number | boolean>) => NativeAdmin;
 }
 
-/** Upper bounds (ms) of the latency histogram buckets the addon fills; keep in step with forwarder.cc. */
+/** Upper bounds (ms) of the latency histogram buckets: handed to the addon, and the buckets of the metric. */
 export const LATENCY_BUCKETS_MS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 30000, 60000, 300000];
 
 let cached: NativeAddon | undefined;
@@ -218,10 +242,16 @@ export function loadNative(): NativeAddon {
   const file = join(__dirname, '..', '..', 'build', 'Release', 'strait_native.node');
   const alt = join(__dirname, '..', 'build', 'Release', 'strait_native.node');
   const path = existsSync(file) ? file : alt;
+  let raw: Omit<NativeAddon, 'Forwarder'> & { Forwarder: new (options: CompleteForwarderOptions) => NativeForwarder };
   try {
-    cached = require(path) as NativeAddon;
+    raw = require(path) as typeof raw;
   } catch (e) {
     throw new StraitError('STRAIT_NATIVE_UNAVAILABLE', `strait's native addon is not built (${(e as Error).message}); run 'npm install' or 'npm run build:native'`, { cause: e });
   }
+  // the addon's constructor takes complete options only: every default is filled here, in one place
+  const Forwarder = function (options: ForwarderOptions) {
+    return new raw.Forwarder(forwarderOptions(options));
+  } as unknown as NativeAddon['Forwarder'];
+  cached = { version: raw.version, features: raw.features, Admin: raw.Admin, Forwarder };
   return cached;
 }

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { threadId } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import Kafka from 'node-rdkafka';
-import { loadNative } from '../native';
+import { FORWARDER_DEFAULTS, LATENCY_BUCKETS_MS, forwarderOptions, loadNative } from '../native';
 
 const REQUIRED = ['gzip', 'snappy', 'lz4', 'zstd', 'ssl', 'sasl', 'sasl_plain', 'sasl_scram'];
 
@@ -39,4 +39,26 @@ t.test('a Forwarder can be built and closed in the main thread; bad client prope
   fw.close(0);
   t.throws(() => fw.pump(1), /closed/);
   t.throws(() => new native.Forwarder({ consumer: { 'no.such.property': 1 }, producer: {} }), /consumer\.no\.such\.property/);
+});
+
+t.test('the addon takes complete options only: TypeScript fills every default, the addon names a missing one', async (t) => {
+  const filled = forwarderOptions({ consumer: {}, producer: {}, provenance: { localOrigin: 'a', dropOrigin: 'b' } });
+  t.same(
+    { inflightBytes: filled.inflightBytes, batchSize: filled.batchSize, compression: filled.compression, onGap: filled.onGap, provenance: filled.provenance },
+    { inflightBytes: FORWARDER_DEFAULTS.inflightBytes, batchSize: FORWARDER_DEFAULTS.batchSize, compression: 'none', onGap: 'continue', provenance: { header: 'strait.origin', localOrigin: 'a', dropOrigin: 'b', maxHops: 8 } },
+  );
+  t.same(filled.latencyBucketsMs, LATENCY_BUCKETS_MS, 'the latency buckets the metric uses are the ones the addon fills');
+  t.equal(forwarderOptions({ consumer: {}, producer: {}, batchSize: 10, onGap: 'stop' }).batchSize, 10, 'a given option is kept');
+  // the addon itself, without the loader's filling
+  loadNative();
+  const raw = require(join(__dirname, '..', '..', 'build', 'Release', 'strait_native.node')) as { Forwarder: new (o: object) => { close(ms: number): void } };
+  const props = { consumer: { 'bootstrap.servers': '127.0.0.1:9', 'group.id': 'g' }, producer: { 'bootstrap.servers': '127.0.0.1:9' } };
+  const complete = forwarderOptions(props);
+  new raw.Forwarder(complete).close(0);
+  for (const key of ['inflightBytes', 'batchSize', 'compression', 'onGap'] as const) {
+    const { [key]: _gone, ...missing } = complete;
+    t.throws(() => new raw.Forwarder(missing), new RegExp(`option '${key}'`), `without ${key}: refused, naming it`);
+  }
+  t.throws(() => new raw.Forwarder({ ...complete, latencyBucketsMs: [1, 2] }), /latencyBucketsMs/, 'a bucket list of another length: refused');
+  t.throws(() => new raw.Forwarder({ ...complete, provenance: { localOrigin: 'a', dropOrigin: 'b' } }), /option 'header'/, 'provenance without its header: refused');
 });

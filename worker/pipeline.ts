@@ -113,7 +113,7 @@ export class Pipeline {
         inflightBytes: Math.max(1 << 20, Math.floor(this.config.worker.inflightBytes / threads)),
         compression: 'lz4',
         onGap: r.onGap,
-        ...(r.naming.policy === 'identity' ? { provenance: { localOrigin: r.source, dropOrigin: r.target, maxHops: 8 } } : {}),
+        ...(r.naming.policy === 'identity' ? { provenance: { localOrigin: r.source, dropOrigin: r.target } } : {}),
       },
     };
   }
