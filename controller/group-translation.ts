@@ -8,6 +8,7 @@
 import { loadNative, type GroupOffset, type NativeAdmin } from '../native';
 import { clusterProps, type RouteConfig, type StraitConfig } from '../shared/config';
 import { StraitError } from '../shared/errors';
+import { kafkaCodeOf, kafkaError } from '../shared/kafka/errors';
 import type { OffsetMapView } from '../shared/offset-map/readers';
 import type { OffsetIndex, PartitionRuns, Translation } from '../shared/offset-map/runs';
 import { sourceGroupId } from '../shared/profiles';
@@ -64,9 +65,9 @@ export async function groupOffsets(admins: Admins, alias: string, group: string,
     let coordinator: string | undefined;
     try {
       list = await admins.get(alias).listConsumerGroupOffsets(group, null, timeoutMs);
-      coordinator = list.find((o) => o.error !== undefined && /COORDINATOR/.test(o.error))?.error;
+      coordinator = list.find((o) => kafkaError(o.errorCode).coordinator)?.error;
     } catch (e) {
-      if (!/COORDINATOR/.test((e as Error).message) || attempt >= 5) {
+      if (!kafkaError(kafkaCodeOf(e)).coordinator || attempt >= 5) {
         throw new StraitError('STRAIT_CLUSTER_UNREACHABLE', `reading the offsets of group '${group}' on cluster '${alias}': ${(e as Error).message}`, { retriable: true, cause: e });
       }
       coordinator = (e as Error).message;

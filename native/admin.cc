@@ -227,6 +227,7 @@ struct GroupOffsetOut {
   bool has_metadata = false;
   std::string metadata;
   std::string error;
+  std::string error_code;  // librdkafka's error name, when `error` is set
 };
 
 // One consumer group admin request on a private queue with the request timeout set; subclasses start the request and
@@ -245,16 +246,16 @@ class GroupWorker : public Napi::AsyncWorker {
     char errstr[256];
     const int librdkafka_timeout = std::min(kMaxRequestTimeoutMs, timeout_ms_ + kAbandonMarginMs);
     if (rd_kafka_AdminOptions_set_request_timeout(opts, librdkafka_timeout, errstr, sizeof(errstr)) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      Fail(std::string("timeoutMs: ") + errstr);
+      Fail("_INVALID_ARG", std::string("timeoutMs: ") + errstr);
     } else {
       Start(opts, q);
       rd_kafka_event_t* ev = rd_kafka_queue_poll(q, timeout_ms_);
       if (ev == nullptr) {
         // abandoned while librdkafka still holds it: this handle must go before the request could be sent late
         slot_->Retire(rk_);
-        Fail("_TIMED_OUT: no result within " + std::to_string(timeout_ms_) + " ms (no broker, or not the group's coordinator, answered)");
+        Fail("_TIMED_OUT", "_TIMED_OUT: no result within " + std::to_string(timeout_ms_) + " ms (no broker, or not the group's coordinator, answered)");
       } else if (rd_kafka_event_error(ev) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        Fail(std::string(rd_kafka_err2name(rd_kafka_event_error(ev))) + ": " + rd_kafka_event_error_string(ev));
+        Fail(rd_kafka_err2name(rd_kafka_event_error(ev)), std::string(rd_kafka_err2name(rd_kafka_event_error(ev))) + ": " + rd_kafka_event_error_string(ev));
       } else {
         Collect(ev);
       }
@@ -264,14 +265,23 @@ class GroupWorker : public Napi::AsyncWorker {
     rd_kafka_queue_destroy(q);
     Finish();
   }
-  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+  // the rejection carries librdkafka's error name as `kafkaCode`: callers branch on it, never on the message
+  void OnError(const Napi::Error& e) override {
+    Napi::Object err = e.Value();
+    if (!code_.empty()) err.Set("kafkaCode", Napi::String::New(Env(), code_));
+    deferred_.Reject(err);
+  }
 
  protected:
   virtual void Start(rd_kafka_AdminOptions_t* opts, rd_kafka_queue_t* q) = 0;
   virtual void Collect(rd_kafka_event_t* ev) = 0;
   // Frees what Start allocated, once the result is in (or abandoned).
   virtual void Finish() {}
-  void Fail(const std::string& why) { SetError(std::string(name_) + ": " + why); }
+  // `code`: librdkafka's error name of the failure; `why` the text of the message, which starts with it
+  void Fail(const std::string& code, const std::string& why) {
+    code_ = code;
+    SetError(std::string(name_) + ": " + why);
+  }
 
   Napi::Promise::Deferred deferred_;
   std::shared_ptr<rd_kafka_t> rk_;
@@ -281,6 +291,7 @@ class GroupWorker : public Napi::AsyncWorker {
   const char* name_;
   rd_kafka_admin_op_t op_;
   int timeout_ms_;
+  std::string code_;
 };
 
 Napi::Array OffsetsToJs(Napi::Env env, const std::vector<GroupOffsetOut>& offsets) {
@@ -292,7 +303,10 @@ Napi::Array OffsetsToJs(Napi::Env env, const std::vector<GroupOffsetOut>& offset
     e.Set("partition", o.partition);
     e.Set("offset", static_cast<double>(o.offset));
     if (o.has_metadata) e.Set("metadata", o.metadata);
-    if (!o.error.empty()) e.Set("error", o.error);
+    if (!o.error.empty()) {
+      e.Set("error", o.error);
+      e.Set("errorCode", o.error_code);
+    }
     out.Set(static_cast<uint32_t>(i), e);
   }
   return out;
@@ -300,14 +314,16 @@ Napi::Array OffsetsToJs(Napi::Env env, const std::vector<GroupOffsetOut>& offset
 
 // The single group result of a List/AlterConsumerGroupOffsets event, sorted by topic and partition: a group-level
 // error fails the request, partition-level errors travel with their partition.
-bool ReadGroupOffsets(const rd_kafka_group_result_t** groups, size_t n, const std::string& group, std::string* failure,
-                      std::vector<GroupOffsetOut>* out) {
+bool ReadGroupOffsets(const rd_kafka_group_result_t** groups, size_t n, const std::string& group, std::string* code,
+                      std::string* failure, std::vector<GroupOffsetOut>* out) {
   if (n != 1) {
+    *code = "_FAIL";
     *failure = "expected one group result, got " + std::to_string(n);
     return false;
   }
   const rd_kafka_error_t* ge = rd_kafka_group_result_error(groups[0]);
   if (ge != nullptr) {
+    *code = rd_kafka_error_name(ge);
     *failure = "group '" + group + "': " + ErrorText(ge);
     return false;
   }
@@ -323,7 +339,10 @@ bool ReadGroupOffsets(const rd_kafka_group_result_t** groups, size_t n, const st
       o.has_metadata = true;
       o.metadata.assign(static_cast<const char*>(p.metadata), p.metadata_size);
     }
-    if (p.err != RD_KAFKA_RESP_ERR_NO_ERROR) o.error = ErrText(p.err);
+    if (p.err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      o.error = ErrText(p.err);
+      o.error_code = rd_kafka_err2name(p.err);
+    }
     out->push_back(std::move(o));
   }
   std::sort(out->begin(), out->end(), [](const GroupOffsetOut& a, const GroupOffsetOut& b) {
@@ -348,7 +367,7 @@ class ListGroupsWorker : public GroupWorker {
     if (ne > 0) {
       std::string why;
       for (size_t i = 0; i < ne; i++) why += (i > 0 ? "; " : "") + ErrorText(errs[i]);
-      Fail(why);
+      Fail(rd_kafka_error_name(errs[0]), why);
       return;
     }
     size_t n = 0;
@@ -403,7 +422,7 @@ class DescribeGroupsWorker : public GroupWorker {
       all_local = e != nullptr && rd_kafka_error_code(e) < 0;
     }
     if (all_local) {
-      Fail(ErrorText(rd_kafka_ConsumerGroupDescription_error(ds[0])));
+      Fail(rd_kafka_error_name(rd_kafka_ConsumerGroupDescription_error(ds[0])), ErrorText(rd_kafka_ConsumerGroupDescription_error(ds[0])));
       return;
     }
     for (size_t i = 0; i < n; i++) {
@@ -459,8 +478,9 @@ class ListGroupOffsetsWorker : public GroupWorker {
     size_t n = 0;
     const rd_kafka_group_result_t** gs =
         rd_kafka_ListConsumerGroupOffsets_result_groups(rd_kafka_event_ListConsumerGroupOffsets_result(ev), &n);
+    std::string code;
     std::string failure;
-    if (!ReadGroupOffsets(gs, n, group_, &failure, &out_)) Fail(failure);
+    if (!ReadGroupOffsets(gs, n, group_, &code, &failure, &out_)) Fail(code, failure);
   }
 
   void Finish() override {
@@ -506,8 +526,9 @@ class AlterGroupOffsetsWorker : public GroupWorker {
     size_t n = 0;
     const rd_kafka_group_result_t** gs =
         rd_kafka_AlterConsumerGroupOffsets_result_groups(rd_kafka_event_AlterConsumerGroupOffsets_result(ev), &n);
+    std::string code;
     std::string failure;
-    if (!ReadGroupOffsets(gs, n, group_, &failure, &out_)) Fail(failure);
+    if (!ReadGroupOffsets(gs, n, group_, &code, &failure, &out_)) Fail(code, failure);
   }
 
   void Finish() override {

@@ -189,12 +189,14 @@ export interface ListedOffset { topic: string; partition: number; offset?: numbe
 /** `state`: librdkafka's consumer group state name (Unknown, PreparingRebalance, CompletingRebalance, Stable, Dead, Empty) */
 export interface GroupDescription { groupId: string; state: string; members: number; error?: string }
 /** `error`: "<librdkafka error name>: <message>" for this partition. Offset lists come sorted by topic, partition. */
-export interface GroupOffset { topic: string; partition: number; offset: number; metadata?: string; error?: string }
+/** `error`: librdkafka's name and message for this partition; `errorCode`: the name alone (shared/kafka/errors.ts) */
+export interface GroupOffset { topic: string; partition: number; offset: number; metadata?: string; error?: string; errorCode?: string }
 
 /**
  * The group methods reject with a TypeError naming the field for bad arguments (empty lists included), and with
  * "<method>: <librdkafka error name>: <message>" when the request as a whole fails (unreachable cluster, timeout,
- * group-level broker error). `timeoutMs` defaults to 10 s.
+ * group-level broker error), the name also as the error's `kafkaCode` (shared/kafka/errors.ts `kafkaCodeOf`).
+ * `timeoutMs` defaults to 10 s.
  */
 export interface NativeAdmin {
   /** per topic: config name -> entry; a topic that failed has `$error` */

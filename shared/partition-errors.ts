@@ -1,19 +1,15 @@
 /**
- * The one place where the librdkafka error names a forwarder reports for a partition (rd_kafka_err2name) become
- * strait codes. Nothing here parses error text.
+ * Where the librdkafka error names a forwarder reports for a partition (rd_kafka_err2name) become strait partition
+ * codes, by the flags of shared/kafka/errors.ts. Nothing here parses error text.
  */
 import type { StraitErrorCode } from './errors';
+import { kafkaError } from './kafka/errors';
 
 export type PartitionErrorCode = Extract<
   StraitErrorCode,
   'STRAIT_SOURCE_NOT_AUTHORIZED' | 'STRAIT_SOURCE_UNREADABLE' | 'STRAIT_SOURCE_FETCH_FAILED' | 'STRAIT_OFFSET_GAP' | 'STRAIT_TARGET_NOT_AUTHORIZED' | 'STRAIT_TARGET_REJECTED' | 'STRAIT_COMMIT_FAILING'
   | 'STRAIT_PRODUCER_FATAL' | 'STRAIT_ASSIGN_FAILED' | 'STRAIT_CLUSTER_CHANGED' | 'STRAIT_PARTITION_STALLED'
 >;
-
-const AUTHORIZATION = new Set(['TOPIC_AUTHORIZATION_FAILED', 'GROUP_AUTHORIZATION_FAILED', 'CLUSTER_AUTHORIZATION_FAILED', 'TRANSACTIONAL_ID_AUTHORIZATION_FAILED']);
-
-/** records the source returns but this consumer cannot decode: retrying the fetch returns the same bytes */
-const UNREADABLE = new Set(['_NOT_IMPLEMENTED', '_BAD_COMPRESSION', '_BAD_MSG', 'INVALID_MSG', 'UNSUPPORTED_VERSION', '_UNSUPPORTED_FEATURE', 'UNSUPPORTED_COMPRESSION_TYPE', 'UNSUPPORTED_FOR_MESSAGE_FORMAT']);
 
 /** Every code a partition can be errored with, and what it means (the README lists the same). */
 export const PARTITION_ERROR_CODES: Record<PartitionErrorCode, string> = {
@@ -32,14 +28,14 @@ export const PARTITION_ERROR_CODES: Record<PartitionErrorCode, string> = {
 };
 
 export function partitionErrorCode(kind: 'source' | 'target' | 'gap' | 'producer' | 'assign' | undefined, kafkaCode: string | undefined): PartitionErrorCode {
-  const k = kafkaCode ?? '';
+  const k = kafkaError(kafkaCode);
   if (kind === 'gap') return 'STRAIT_OFFSET_GAP';
   if (kind === 'producer') return 'STRAIT_PRODUCER_FATAL';
   if (kind === 'assign') return 'STRAIT_ASSIGN_FAILED';
   if (kind === 'source') {
-    if (AUTHORIZATION.has(k)) return 'STRAIT_SOURCE_NOT_AUTHORIZED';
-    if (UNREADABLE.has(k)) return 'STRAIT_SOURCE_UNREADABLE';
+    if (k.auth) return 'STRAIT_SOURCE_NOT_AUTHORIZED';
+    if (k.unreadable) return 'STRAIT_SOURCE_UNREADABLE';
     return 'STRAIT_SOURCE_FETCH_FAILED';
   }
-  return AUTHORIZATION.has(k) ? 'STRAIT_TARGET_NOT_AUTHORIZED' : 'STRAIT_TARGET_REJECTED';
+  return k.auth ? 'STRAIT_TARGET_NOT_AUTHORIZED' : 'STRAIT_TARGET_REJECTED';
 }

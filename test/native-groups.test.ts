@@ -1,6 +1,7 @@
 import t from 'tap';
 import Kafka from 'node-rdkafka';
 import { loadNative, type GroupOffset, type NativeAdmin } from '../native';
+import { kafkaCodeOf } from '../shared/kafka/errors';
 import { bootstrap, createTopic, produce, uniqueName } from './helpers/kafka';
 import { waitFor } from './helpers/strait-process';
 
@@ -170,6 +171,7 @@ t.test('an unreachable cluster rejects every group call with a clear message wit
     const ms = Date.now() - started;
     t.ok(err, `${name} rejects`);
     t.match(err?.message, new RegExp(`^${name}: (_TIMED_OUT|_TRANSPORT|_ALL_BROKERS_DOWN)\\b`), `${name} names the failure: ${err?.message}`);
+    t.equal(kafkaCodeOf(err), err?.message.split(': ')[1], `${name} carries the same librdkafka name as its kafkaCode`);
     // the request timeout, with room for a loaded machine
     t.ok(ms < timeoutMs + 5000, `${name} gave up in ${ms} ms`);
   }
