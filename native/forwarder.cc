@@ -209,9 +209,16 @@ void Forwarder::OnClientError(rd_kafka_t* rk, int err, const char* reason, void*
   auto* self = static_cast<Forwarder*>(opaque);
   if (self == nullptr) return;
   std::lock_guard<std::mutex> lock(self->log_mutex_);
-  std::string text = ErrName(static_cast<rd_kafka_resp_err_t>(err)) + ": " + reason;
-  if (rd_kafka_type(rk) == RD_KAFKA_CONSUMER) self->client_consumer_error_ = text;
-  else self->client_producer_error_ = text;
+  ClientError e{ErrName(static_cast<rd_kafka_resp_err_t>(err)), reason};
+  if (rd_kafka_type(rk) == RD_KAFKA_CONSUMER) self->client_consumer_error_ = e;
+  else self->client_producer_error_ = e;
+}
+
+Napi::Object Forwarder::ClientErrorToJs(Napi::Env env, const ClientError& e) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("code", e.code);
+  o.Set("message", e.message);
+  return o;
 }
 
 PartitionState* Forwarder::Lookup(const char* topic, int32_t partition) {
@@ -929,7 +936,7 @@ Napi::Value Forwarder::Pump(const Napi::CallbackInfo& info) {
         } else if (p != nullptr) {
           NoteSourceError(p, msg->err, rd_kafka_message_errstr(msg));
         } else {
-          consumer_error_ = ErrName(msg->err) + ": " + rd_kafka_message_errstr(msg);
+          consumer_error_ = ClientError{ErrName(msg->err), rd_kafka_message_errstr(msg)};
         }
         rd_kafka_message_destroy(msg);
         continue;
@@ -1046,11 +1053,11 @@ Napi::Value Forwarder::Progress(const Napi::CallbackInfo& info) {
   {
     std::lock_guard<std::mutex> lock(log_mutex_);
     if (consumer_error_.empty() && !client_consumer_error_.empty()) consumer_error_ = client_consumer_error_;
-    if (!client_producer_error_.empty()) out.Set("producerError", client_producer_error_);
+    if (!client_producer_error_.empty()) out.Set("producerError", ClientErrorToJs(env, client_producer_error_));
     client_consumer_error_.clear();
     client_producer_error_.clear();
   }
-  if (!consumer_error_.empty()) out.Set("consumerError", consumer_error_);
+  if (!consumer_error_.empty()) out.Set("consumerError", ClientErrorToJs(env, consumer_error_));
   consumer_error_.clear();
   char fatal[512];
   rd_kafka_resp_err_t fatal_err = producer_ != nullptr ? rd_kafka_fatal_error(producer_, fatal, sizeof(fatal)) : RD_KAFKA_RESP_ERR_NO_ERROR;
@@ -1082,7 +1089,7 @@ Napi::Value Forwarder::Commit(const Napi::CallbackInfo& info) {
   }
   rd_kafka_resp_err_t err = rd_kafka_commit(consumer_, list, 1);
   rd_kafka_topic_partition_list_destroy(list);
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) consumer_error_ = "commit: " + ErrName(err);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) consumer_error_ = ClientError{ErrName(err), std::string("committing to the source group: ") + rd_kafka_err2str(err)};
   return env.Undefined();
 }
 

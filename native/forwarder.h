@@ -169,13 +169,20 @@ class Forwarder : public Napi::ObjectWrap<Forwarder> {
   double latency_bounds_[kBuckets] = {0};  // upper bounds (ms), from the options; the last counter is +Inf
   int64_t latency_counts_[kBuckets + 1] = {0};
   double latency_sum_ms_ = 0;
-  std::string consumer_error_;
-  std::string producer_error_;
+  // an error without a partition: librdkafka's name (what TypeScript branches on) and its reason
+  struct ClientError {
+    std::string code;
+    std::string message;
+    bool empty() const { return code.empty(); }
+    void clear() { code.clear(); message.clear(); }
+  };
+  static Napi::Object ClientErrorToJs(Napi::Env env, const ClientError& e);
+  ClientError consumer_error_;
   std::mutex log_mutex_;
   std::string last_log_;
   // the newest client-level error (error_cb) of each client since the last progress(), under log_mutex_
-  std::string client_consumer_error_;
-  std::string client_producer_error_;
+  ClientError client_consumer_error_;
+  ClientError client_producer_error_;
 };
 
 }  // namespace strait

@@ -124,16 +124,22 @@ export interface GapReport {
   stopped: boolean;
 }
 
+/** An error a client reports for itself, not for a partition: librdkafka's name (shared/kafka/errors.ts) and reason. */
+export interface ClientError {
+  code: string;
+  message: string;
+}
+
 export interface ForwarderProgress {
   partitions: PartitionProgress[];
   latency: { counts: number[]; sumMs: number };
   inflightBytes: number;
   pending: number;
   overBudget: boolean;
-  /** the source consumer's newest error without a partition (`<librdkafka name>: <reason>`) since the last progress */
-  consumerError?: string;
+  /** the source consumer's newest error without a partition since the last progress (`code`: librdkafka's name) */
+  consumerError?: ClientError;
   /** the target producer's newest client-level error (a broker down, ...) since the last progress */
-  producerError?: string;
+  producerError?: ClientError;
   /** the producer's fatal error ("<reason>"); it can produce nothing more: see NativeForwarder.pump */
   fatal?: string;
   /** librdkafka's name of the fatal error, e.g. OUT_OF_ORDER_SEQUENCE_NUMBER */

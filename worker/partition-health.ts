@@ -8,7 +8,7 @@ import type { Logger } from '../shared/logger';
 import type { StraitMetrics } from '../shared/metrics';
 import { partitionErrorCode } from '../shared/partition-errors';
 import type { ReportedGap } from '../shared/wire';
-import type { GapReport, PartitionProgress } from '../native';
+import type { ClientError, GapReport, PartitionProgress } from '../native';
 import type { ErroredPartition, PartitionRuntime } from './partitions';
 
 /** how many recent gaps the status endpoint keeps */
@@ -134,10 +134,7 @@ export class PartitionHealth {
    * and then at most once a minute per route, client and code (it repeats with every poll). What it does to
    * partitions shows as STRAIT_PARTITION_STALLED once they stand still.
    */
-  applyClientError(route: string, client: 'consumer' | 'producer', text: string): void {
-    const i = text.indexOf(':');
-    const code = i > 0 ? text.slice(0, i) : 'UNKNOWN';
-    const message = i > 0 ? text.slice(i + 1).trim() : text;
+  applyClientError(route: string, client: 'consumer' | 'producer', { code, message }: ClientError): void {
     const now = Date.now();
     this.metrics.clientErrors.inc({ route, client, code });
     const key = `${route}|${client}|${code}`;
