@@ -25,26 +25,59 @@ export default tseslint.config(
     // shared/ is used by controller and worker and must not depend on them, nor on the bench or the command line
     files: ['shared/**/*.ts', 'native/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [{ group: ['**/controller/**', '**/controller', '**/worker/**', '**/worker', '**/bench/**', '**/bench', '**/bin/**', '**/bin'], message: 'shared/ and native/ import neither controller/, worker/, bench/ nor bin/ (DESIGN.md, dependencies run one way)' }] }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/controller/**', '**/controller', '**/worker/**', '**/worker', '**/bench/**', '**/bench', '**/bin/**', '**/bin'],
+              message: 'shared/ and native/ import neither controller/, worker/, bench/ nor bin/ (DESIGN.md, dependencies run one way)',
+            },
+          ],
+        },
+      ],
     },
   },
   {
     files: ['controller/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [{ group: ['**/worker/**', '**/bench/**', '**/bin/**'], message: 'the controller imports neither worker/, bench/ nor bin/: what both need lives in shared/ (DESIGN.md)' }] }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/worker/**', '**/bench/**', '**/bin/**'],
+              message: 'the controller imports neither worker/, bench/ nor bin/: what both need lives in shared/ (DESIGN.md)',
+            },
+          ],
+        },
+      ],
     },
   },
   {
     files: ['worker/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [{ group: ['**/controller/**', '**/bench/**', '**/bin/**'], message: 'the worker imports neither controller/, bench/ nor bin/: what both need lives in shared/ (DESIGN.md)' }] }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/controller/**', '**/bench/**', '**/bin/**'],
+              message: 'the worker imports neither controller/, bench/ nor bin/: what both need lives in shared/ (DESIGN.md)',
+            },
+          ],
+        },
+      ],
     },
   },
   {
     // the bench measures the product (it may use controller/ and worker/), but the command line sits above it
     files: ['bench/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [{ group: ['**/bin/**'], message: 'bench/ does not import bin/: bin/ parses arguments and hands over to the bench (DESIGN.md)' }] }],
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ group: ['**/bin/**'], message: 'bench/ does not import bin/: bin/ parses arguments and hands over to the bench (DESIGN.md)' }] },
+      ],
     },
   },
 );

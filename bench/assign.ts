@@ -49,14 +49,18 @@ function imbalance(a: Map<string, Owned>, weights: Map<string, number> | undefin
 export function runAssignBench(partitions: number, workerCount: number, perTopic = 100): Step[] {
   const topics = Math.ceil(partitions / perTopic);
   const keys: string[] = [];
-  for (let t = 0; t < topics && keys.length < partitions; t++) for (let p = 0; p < perTopic && keys.length < partitions; p++) keys.push(`route|topic-${t}/${p}`);
+  for (let t = 0; t < topics && keys.length < partitions; t++)
+    for (let p = 0; p < perTopic && keys.length < partitions; p++) keys.push(`route|topic-${t}/${p}`);
   const newTopic = Array.from({ length: perTopic }, (_, p) => `route|topic-new/${p}`);
   const workers = Array.from({ length: workerCount }, (_, i) => `worker-${String(i).padStart(4, '0')}`);
   const rnd = prng(42);
   // bytes/s per partition: log-uniform from 1 KB/s to ~3 MB/s (a few hot topics, many quiet ones)
   const measured = new Map(keys.map((k) => [k, 1000 * Math.exp(rnd() * 8)]));
   const out: Step[] = [];
-  for (const [label, weights] of [['equal (none reported)', undefined], ['measured bytes/s', measured]] as const) {
+  for (const [label, weights] of [
+    ['equal (none reported)', undefined],
+    ['measured bytes/s', measured],
+  ] as const) {
     let current = new Map<string, Owned>();
     let fleet = workers;
     let parts = keys;
@@ -72,7 +76,11 @@ export function runAssignBench(partitions: number, workerCount: number, perTopic
     };
     step(`initial (${keys.length} partitions, ${workers.length} workers)`, fleet, parts);
     step('add one worker', [...fleet, 'worker-new'], parts);
-    step('remove one worker', fleet.filter((w) => w !== 'worker-0007'), parts);
+    step(
+      'remove one worker',
+      fleet.filter((w) => w !== 'worker-0007'),
+      parts,
+    );
     step(`add a topic (${perTopic} partitions)`, fleet, [...parts, ...newTopic]);
     step('same input again (no change)', fleet, parts);
   }

@@ -13,7 +13,17 @@ import { log4jQuiet, startSystem, stopChild, type SystemName } from './systems';
 import { deleteTopic, Watermarks } from './topics';
 
 /** Runs one replicator until `records` have landed in `targetTopic`; rate from first to last landing. */
-async function measure(name: string, child: ChildProcess, wm: Watermarks, targetTopic: string, partitions: number, records: number, bytesPerRecord: number, timeoutMs: number, progress?: BenchOptions['progress']): Promise<SystemResult> {
+async function measure(
+  name: string,
+  child: ChildProcess,
+  wm: Watermarks,
+  targetTopic: string,
+  partitions: number,
+  records: number,
+  bytesPerRecord: number,
+  timeoutMs: number,
+  progress?: BenchOptions['progress'],
+): Promise<SystemResult> {
   const pid = child.pid!;
   const rss = new ProcSampler(pid);
   let firstAt = 0;
@@ -63,7 +73,14 @@ async function measure(name: string, child: ChildProcess, wm: Watermarks, target
 }
 
 /** Replicates the preloaded backlog of `topic` with each system in turn (throughput and wan scenarios). */
-export async function replicateBacklog(ctx: RunContext, scenario: ScenarioResult, systems: SystemName[], topic: string, source: string, tag: string): Promise<void> {
+export async function replicateBacklog(
+  ctx: RunContext,
+  scenario: ScenarioResult,
+  systems: SystemName[],
+  topic: string,
+  source: string,
+  tag: string,
+): Promise<void> {
   const { opts, c, work } = ctx;
   const timeoutMs = Math.max(180_000, (opts.records / 2000) * 1000);
   for (const system of systems) {
@@ -74,7 +91,17 @@ export async function replicateBacklog(ctx: RunContext, scenario: ScenarioResult
     const wm = new Watermarks(c.target);
     opts.log(`  ${scenario.scenario} ${system}: replicating into ${targetTopic} ...`);
     try {
-      const r = await measure(system, child, wm, targetTopic, opts.partitions, opts.records, scenario.recordSize, timeoutMs, opts.progress && ((l, d, t) => opts.progress!(`${scenario.scenario} ${l}`, d, t)));
+      const r = await measure(
+        system,
+        child,
+        wm,
+        targetTopic,
+        opts.partitions,
+        opts.records,
+        scenario.recordSize,
+        timeoutMs,
+        opts.progress && ((l, d, t) => opts.progress!(`${scenario.scenario} ${l}`, d, t)),
+      );
       scenario.results.push(r);
       opts.log(`  ${scenario.scenario} ${system}: ${r.recordsPerSec} rec/s, ${r.mbPerSec} MB/s, ${r.cpuSecondsPerGB} CPU s/GB, peak RSS ${r.peakRssMB} MB`);
     } catch (e) {
@@ -95,10 +122,27 @@ export async function preload(ctx: RunContext, topic: string, recordSize: number
   const { opts, c, work } = ctx;
   opts.log(`preloading ${opts.records} records of ${recordSize} B (${codec}) into ${topic} (${opts.partitions} partitions) ...`);
   let stderr = '';
-  const child = spawnKafkaClass(c.runtime, 'org.apache.kafka.tools.ProducerPerformance', [
-    '--topic', topic, '--num-records', String(opts.records), '--record-size', String(recordSize), '--throughput', '-1',
-    '--producer-props', `bootstrap.servers=${c.source}`, 'acks=1', 'linger.ms=10', 'batch.size=1048576', `compression.type=${codec}`,
-  ], { heap: '1g', log4j: log4jQuiet(work), stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawnKafkaClass(
+    c.runtime,
+    'org.apache.kafka.tools.ProducerPerformance',
+    [
+      '--topic',
+      topic,
+      '--num-records',
+      String(opts.records),
+      '--record-size',
+      String(recordSize),
+      '--throughput',
+      '-1',
+      '--producer-props',
+      `bootstrap.servers=${c.source}`,
+      'acks=1',
+      'linger.ms=10',
+      'batch.size=1048576',
+      `compression.type=${codec}`,
+    ],
+    { heap: '1g', log4j: log4jQuiet(work), stdio: ['ignore', 'ignore', 'pipe'] },
+  );
   ctx.running.add(child);
   child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
   const exited = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));

@@ -31,7 +31,10 @@ export async function runBench(opts: BenchOptions): Promise<ScenarioResult[]> {
   let aborted = false;
   const running = new Set<ChildProcess>();
   const ctx: RunContext = {
-    opts, c, work, running,
+    opts,
+    c,
+    work,
+    running,
     checkAborted: () => {
       if (aborted) throw new StraitError('STRAIT_INTERRUPTED', 'bench interrupted; every process it started was stopped');
     },

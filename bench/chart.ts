@@ -80,7 +80,13 @@ function throughputChart(s: ScenarioResult, kinds: Kind[], legend: boolean): Vie
         mark: { type: 'bar', height: { band: 0.75 } },
         encoding: {
           // room on the right for the label of the longest bar
-          x: { field: 'rate', type: 'quantitative', title: 'records/s', axis: { format: ',d', tickCount: 5, tickMinStep: 1 }, scale: { domain: [0, max * 1.6] } },
+          x: {
+            field: 'rate',
+            type: 'quantitative',
+            title: 'records/s',
+            axis: { format: ',d', tickCount: 5, tickMinStep: 1 },
+            scale: { domain: [0, max * 1.6] },
+          },
           color: {
             field: 'kind',
             type: 'nominal',
@@ -116,7 +122,9 @@ function latencyChart(s: ScenarioResult): ViewSpec {
   const hi = Math.max(10, ...bars.map((b) => b.ms)) * 5;
   // a failed system is a zero-length bar in the middle band with its label at the axis; layers over one data set with
   // the same encodings keep vega-lite from warning about conflicting yOffset ranges and sorts
-  const failures = s.results.filter((r) => failed(s, r)).map((r) => ({ system: r.system, percentile: PERCENTILES[1]!.name, ms: lo, label: 'failed', failed: true }));
+  const failures = s.results
+    .filter((r) => failed(s, r))
+    .map((r) => ({ system: r.system, percentile: PERCENTILES[1]!.name, ms: lo, label: 'failed', failed: true }));
   const percentiles = PERCENTILES.map((p) => p.name);
   const decades = Array.from({ length: Math.floor(Math.log10(hi / lo)) + 1 }, (_, i) => lo * 10 ** i);
   return {
@@ -126,7 +134,14 @@ function latencyChart(s: ScenarioResult): ViewSpec {
     data: { values: [...bars, ...failures] },
     encoding: {
       y: { field: 'system', type: 'nominal', title: null, scale: { domain: s.results.map((r) => r.system) } },
-      x: { field: 'ms', type: 'quantitative', stack: null, title: 'ms (log scale)', scale: { type: 'log', domain: [lo, hi], nice: false }, axis: { values: decades, format: ',' } },
+      x: {
+        field: 'ms',
+        type: 'quantitative',
+        stack: null,
+        title: 'ms (log scale)',
+        scale: { type: 'log', domain: [lo, hi], nice: false },
+        axis: { values: decades, format: ',' },
+      },
       yOffset: { field: 'percentile', type: 'nominal', scale: { domain: percentiles } },
     },
     layer: [
@@ -157,7 +172,14 @@ function spec(results: ScenarioResult[], meta: ChartMeta): Spec {
     legend = false;
     return c;
   });
-  if (charts.length === 0) charts.push({ width: WIDTH, height: 20, data: { values: [{}] }, mark: { type: 'text', align: 'left' }, encoding: { text: { value: 'no results' }, x: { value: 0 } } });
+  if (charts.length === 0)
+    charts.push({
+      width: WIDTH,
+      height: 20,
+      data: { values: [{}] },
+      mark: { type: 'text', align: 'left' },
+      encoding: { text: { value: 'no results' }, x: { value: 0 } },
+    });
   return {
     title: { text: meta.title, subtitle: meta.machine, anchor: 'start', fontSize: 15, offset: 16 },
     background: 'white',

@@ -28,7 +28,8 @@ export async function clusters(opts: BenchOptions, scenarios: readonly Scenario[
     }
     return { source: opts.source, target: opts.target, runtime, stop: async () => {} };
   }
-  if (opts.source || opts.target) throw new StraitError('STRAIT_USAGE', '--source and --target go together (or neither, for local clusters)', { field: opts.source ? 'target' : 'source' });
+  if (opts.source || opts.target)
+    throw new StraitError('STRAIT_USAGE', '--source and --target go together (or neither, for local clusters)', { field: opts.source ? 'target' : 'source' });
   const dir = resolve(opts.clusterDir ?? join('.strait', 'bench'));
   await dev.down({ dir });
   const wanListener = scenarios.some((s) => s.localOnly?.wanListener === true);

@@ -39,7 +39,7 @@ interface Fleet {
 
 /** Reads the REST URL a controller logs (`"rest":"http://..."`) from its log file. */
 async function restUrlOf(logFile: string, child: ChildProcess): Promise<string> {
-  for (const until = Date.now() + 60_000; Date.now() < until && child.exitCode === null; ) {
+  for (const until = Date.now() + 60_000; Date.now() < until && child.exitCode === null;) {
     const m = /"rest":"(http:\/\/[^"]+)"/.exec(readFileSync(logFile, 'utf8'));
     if (m) return m[1]!;
     await new Promise((r) => setTimeout(r, 200));
@@ -110,7 +110,12 @@ async function stopFleet(fleet: Fleet): Promise<void> {
 async function fleetLine(fleet: Fleet): Promise<string> {
   for (const url of fleet.rest) {
     try {
-      const s = (await (await fetch(`${url}/v1/status`)).json()) as { isLeader: boolean; leader: string | null; workers: number; partitions: { desired: number; assigned: number } | null };
+      const s = (await (await fetch(`${url}/v1/status`)).json()) as {
+        isLeader: boolean;
+        leader: string | null;
+        workers: number;
+        partitions: { desired: number; assigned: number } | null;
+      };
       if (s.isLeader && s.partitions) return `leader ${s.leader}, ${s.workers} workers, ${s.partitions.assigned}/${s.partitions.desired} partitions assigned`;
     } catch {
       // a controller that is not up (yet): ask the other
@@ -122,7 +127,10 @@ async function fleetLine(fleet: Fleet): Promise<string> {
 export async function runDemo(opts: { dir: string; durationSec?: number; rate?: number; distributed?: boolean }): Promise<void> {
   const say = (l: string) => process.stdout.write(`${l}\n`);
   const existing = dev.readState(opts.dir);
-  const state = existing && dev.runningProcesses(existing).length >= 2 ? existing : await dev.up({ clusters: 2, zookeeper: opts.distributed === true, dir: opts.dir, log: say });
+  const state =
+    existing && dev.runningProcesses(existing).length >= 2
+      ? existing
+      : await dev.up({ clusters: 2, zookeeper: opts.distributed === true, dir: opts.dir, log: say });
   const a = state.clusters.a!.bootstrap;
   const b = state.clusters.b!.bootstrap;
   say(`source cluster a: ${a}\ntarget cluster b: ${b}`);
@@ -150,14 +158,22 @@ export async function runDemo(opts: { dir: string; durationSec?: number; rate?: 
   const configFile = join(dir, 'strait.yaml');
   let fleet: Fleet | undefined;
   if (!opts.distributed) {
-    writeFileSync(configFile, stringify({ ...base, store: { type: 'embedded', path: join(dir, `store-${state.clusters.a!.clusterId}`) }, controller: { refreshTopicsIntervalMs: 2000 }, log: { level: 'warn' } }));
+    writeFileSync(
+      configFile,
+      stringify({
+        ...base,
+        store: { type: 'embedded', path: join(dir, `store-${state.clusters.a!.clusterId}`) },
+        controller: { refreshTopicsIntervalMs: 2000 },
+        log: { level: 'warn' },
+      }),
+    );
     say(`config: ${configFile}\nstarting: strait run --config ${configFile}   (Ctrl-C stops the demo; clusters keep running until 'strait dev down')`);
   } else {
     fleet = await startFleet(state, dir, base, say);
     // produce once every worker holds its share: partitions moved while workers are still registering would be
     // re-read from their committed offsets (the in-flight window), and the demo's counts would not match
     const settled = new RegExp(`, 3 workers, ([1-9]\\d*)/\\1 partitions assigned`);
-    for (const until = Date.now() + 60_000; Date.now() < until && !settled.test(await fleetLine(fleet)); ) await new Promise((r) => setTimeout(r, 500));
+    for (const until = Date.now() + 60_000; Date.now() < until && !settled.test(await fleetLine(fleet));) await new Promise((r) => setTimeout(r, 500));
     say(`fleet ready: ${await fleetLine(fleet)}`);
   }
 
@@ -178,7 +194,11 @@ export async function runDemo(opts: { dir: string; durationSec?: number; rate?: 
     }
   }, 100);
 
-  const strait = fleet?.children[2] ?? spawn(process.execPath, [join(projectRoot(), 'dist', 'bin', 'strait.js'), 'run', '--config', configFile, '--no-status-line'], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const strait =
+    fleet?.children[2] ??
+    spawn(process.execPath, [join(projectRoot(), 'dist', 'bin', 'strait.js'), 'run', '--config', configFile, '--no-status-line'], {
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
   // the target topics appear only once strait has created them: librdkafka caches a topic it did not find until the
   // next metadata refresh (5 min by default), so the watcher refreshes every second or it would count them as empty
   const watcher = await connect(new Kafka.Producer({ 'bootstrap.servers': b, log_level: 0, 'topic.metadata.refresh.interval.ms': 1000 }));
@@ -186,8 +206,16 @@ export async function runDemo(opts: { dir: string; durationSec?: number; rate?: 
   const started = Date.now();
   const show = setInterval(() => {
     void (async () => {
-      const [src, dst] = await Promise.all([counts(source, names), counts(watcher, names.map((n) => `a.${n}`))]);
-      say(`[${Math.round((Date.now() - started) / 1000)}s] source a: ${src} records in ${names.join(', ')}  ->  target b: ${dst} records in a.${prefix}.*  (behind by ${Math.max(0, src - dst)})${fleet ? `  | ${await fleetLine(fleet)}` : ''}`);
+      const [src, dst] = await Promise.all([
+        counts(source, names),
+        counts(
+          watcher,
+          names.map((n) => `a.${n}`),
+        ),
+      ]);
+      say(
+        `[${Math.round((Date.now() - started) / 1000)}s] source a: ${src} records in ${names.join(', ')}  ->  target b: ${dst} records in a.${prefix}.*  (behind by ${Math.max(0, src - dst)})${fleet ? `  | ${await fleetLine(fleet)}` : ''}`,
+      );
     })();
   }, 2000);
 
@@ -203,8 +231,14 @@ export async function runDemo(opts: { dir: string; durationSec?: number; rate?: 
   clearInterval(show);
   // let the last records cross (bounded: a stuck demo still ends)
   let [src, dst] = [0, -1];
-  for (const until = Date.now() + 30_000; Date.now() < until && strait.exitCode === null; ) {
-    [src, dst] = await Promise.all([counts(source, names), counts(watcher, names.map((n) => `a.${n}`))]);
+  for (const until = Date.now() + 30_000; Date.now() < until && strait.exitCode === null;) {
+    [src, dst] = await Promise.all([
+      counts(source, names),
+      counts(
+        watcher,
+        names.map((n) => `a.${n}`),
+      ),
+    ]);
     if (dst >= src) break;
     await new Promise((r) => setTimeout(r, 500));
   }

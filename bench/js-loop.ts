@@ -14,7 +14,15 @@ async function main(): Promise<void> {
     { 'bootstrap.servers': source!, 'group.id': `js-baseline-${Date.now()}`, 'enable.auto.commit': false, 'fetch.wait.max.ms': 50, log_level: 0 },
     {},
   );
-  const producer = new Kafka.Producer({ 'bootstrap.servers': target!, 'enable.idempotence': true, 'request.required.acks': -1, 'linger.ms': 5, dr_cb: true, 'queue.buffering.max.messages': 1000000, log_level: 0 } as Kafka.ProducerGlobalConfig);
+  const producer = new Kafka.Producer({
+    'bootstrap.servers': target!,
+    'enable.idempotence': true,
+    'request.required.acks': -1,
+    'linger.ms': 5,
+    dr_cb: true,
+    'queue.buffering.max.messages': 1000000,
+    log_level: 0,
+  } as Kafka.ProducerGlobalConfig);
   await new Promise<void>((res, rej) => consumer.connect({ timeout: 10_000 }, (e) => (e ? rej(e) : res())));
   await new Promise<void>((res, rej) => producer.connect({ timeout: 10_000 }, (e) => (e ? rej(e) : res())));
   producer.setPollInterval(5);

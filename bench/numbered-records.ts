@@ -7,7 +7,14 @@ import Kafka from 'node-rdkafka';
 
 /** Produces records 0..n-1 of `recordSize` bytes (at least the key fits) to `topic`; resolves when all are acked. */
 export async function produceNumbered(brokers: string, topic: string, partitions: number, n: number, recordSize: number): Promise<void> {
-  const producer = new Kafka.Producer({ 'bootstrap.servers': brokers, 'linger.ms': 10, 'batch.size': 1048576, 'queue.buffering.max.messages': 1_000_000, acks: -1, log_level: 0 } as Kafka.ProducerGlobalConfig);
+  const producer = new Kafka.Producer({
+    'bootstrap.servers': brokers,
+    'linger.ms': 10,
+    'batch.size': 1048576,
+    'queue.buffering.max.messages': 1_000_000,
+    acks: -1,
+    log_level: 0,
+  } as Kafka.ProducerGlobalConfig);
   await new Promise<void>((res, rej) => producer.connect({ timeout: 10_000 }, (e) => (e ? rej(e) : res())));
   producer.setPollInterval(20);
   const value = Buffer.alloc(recordSize, 'x');

@@ -35,9 +35,24 @@ function commandLine(opts: BenchOptions): string {
 }
 
 export async function writeResults(out: string, opts: BenchOptions, results: ScenarioResult[]): Promise<void> {
-  writeFileSync(join(out, 'results.json'), JSON.stringify({ at: new Date().toISOString(), machine: { cores: cpus().length, cpu: cpus()[0]?.model, memGiB: Math.round(totalmem() / 2 ** 30) }, options: { ...opts, log: undefined, progress: undefined }, results }, null, 2));
+  writeFileSync(
+    join(out, 'results.json'),
+    JSON.stringify(
+      {
+        at: new Date().toISOString(),
+        machine: { cores: cpus().length, cpu: cpus()[0]?.model, memGiB: Math.round(totalmem() / 2 ** 30) },
+        options: { ...opts, log: undefined, progress: undefined },
+        results,
+      },
+      null,
+      2,
+    ),
+  );
   writeFileSync(join(out, 'results.md'), markdown(opts, results));
-  const { svg, html } = await renderCharts(results.filter((r) => tableOf(r).charted), { title: 'strait bench', machine: machineLine(), command: commandLine(opts) });
+  const { svg, html } = await renderCharts(
+    results.filter((r) => tableOf(r).charted),
+    { title: 'strait bench', machine: machineLine(), command: commandLine(opts) },
+  );
   writeFileSync(join(out, 'chart.svg'), svg);
   writeFileSync(join(out, 'report.html'), html);
 }

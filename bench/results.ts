@@ -46,8 +46,10 @@ export function ratio(a: number | undefined, b: number | undefined): string {
 /** The heading and the rate table of a throughput-like result (throughput, wan), one row per system. */
 export function rateTable(s: ScenarioResult): string[] {
   return [
-    `### ${s.scenario}: ${s.records} records x ${s.recordSize} B, ${s.partitions} partitions, codec ${s.codec}`, '',
-    '| system | records/s | MB/s | CPU s/GB | peak RSS MB | note |', '|---|---:|---:|---:|---:|---|',
+    `### ${s.scenario}: ${s.records} records x ${s.recordSize} B, ${s.partitions} partitions, codec ${s.codec}`,
+    '',
+    '| system | records/s | MB/s | CPU s/GB | peak RSS MB | note |',
+    '|---|---:|---:|---:|---:|---|',
     ...s.results.map((r) => `| ${r.system} | ${r.recordsPerSec} | ${r.mbPerSec} | ${r.cpuSecondsPerGB || '-'} | ${r.peakRssMB || '-'} | ${r.note ?? ''} |`),
   ];
 }

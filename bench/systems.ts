@@ -35,7 +35,17 @@ function straitConfig(dir: string, alias: string, c: Clusters, source: string, t
     stringify({
       deployment: `bench-${alias}`,
       clusters: { [alias]: { bootstrap: source }, target: { bootstrap: c.target } },
-      routes: [{ name: alias, source: alias, target: 'target', topics: { include: [topic] }, profile, compression: codec === 'none' ? 'none' : codec, syncTopicConfigs: false }],
+      routes: [
+        {
+          name: alias,
+          source: alias,
+          target: 'target',
+          topics: { include: [topic] },
+          profile,
+          compression: codec === 'none' ? 'none' : codec,
+          syncTopicConfigs: false,
+        },
+      ],
       store: { type: 'embedded', path: join(dir, `${alias}-store`) },
       metrics: { enabled: false },
       log: { level: 'warn' },
@@ -109,29 +119,54 @@ function mm2Config(dir: string, alias: string, c: Clusters, source: string, topi
 
 export function log4jQuiet(dir: string): string {
   const file = join(dir, 'log4j-quiet.properties');
-  writeFileSync(file, 'log4j.rootLogger=WARN, stderr\nlog4j.appender.stderr=org.apache.log4j.ConsoleAppender\nlog4j.appender.stderr.Target=System.err\nlog4j.appender.stderr.layout=org.apache.log4j.PatternLayout\nlog4j.appender.stderr.layout.ConversionPattern=[%d] %p %m (%c)%n\n');
+  writeFileSync(
+    file,
+    'log4j.rootLogger=WARN, stderr\nlog4j.appender.stderr=org.apache.log4j.ConsoleAppender\nlog4j.appender.stderr.Target=System.err\nlog4j.appender.stderr.layout=org.apache.log4j.PatternLayout\nlog4j.appender.stderr.layout.ConversionPattern=[%d] %p %m (%c)%n\n',
+  );
   return file;
 }
 
 /** Starts one replicator for `topic`; returns the child and the topic it writes on the target. */
-export async function startSystem(system: SystemName, c: Clusters, work: string, topic: string, partitions: number, codec: string, records: number, jsBatch = 1000, source = c.source, tag = '', group?: string): Promise<{ child: ChildProcess; targetTopic: string; config: string; alias: string }> {
+export async function startSystem(
+  system: SystemName,
+  c: Clusters,
+  work: string,
+  topic: string,
+  partitions: number,
+  codec: string,
+  records: number,
+  jsBatch = 1000,
+  source = c.source,
+  tag = '',
+  group?: string,
+): Promise<{ child: ChildProcess; targetTopic: string; config: string; alias: string }> {
   // the alias names the config, the store, strait's deployment and MirrorMaker 2's source cluster, hence where each
   // keeps its committed offsets: every scenario gets its own, so one scenario never resumes from another's offsets
   const alias = `${tag}${system.replace(/[^a-z0-9]/g, '')}`;
   if (system.startsWith('strait')) {
     const cfg = straitConfig(work, alias, c, source, topic, system === 'strait' ? 'default' : system.slice('strait-'.length), codec);
-    const child = spawn(process.execPath, [join(projectRoot(), 'dist', 'bin', 'strait.js'), 'run', '-c', cfg, '--no-status-line'], { stdio: ['ignore', 'ignore', 'inherit'] });
+    const child = spawn(process.execPath, [join(projectRoot(), 'dist', 'bin', 'strait.js'), 'run', '-c', cfg, '--no-status-line'], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
     return { child, targetTopic: `${alias}.${topic}`, config: cfg, alias };
   }
   if (system === 'js-baseline') {
     const targetTopic = `js.${topic}`;
     await createTopic(c.target, targetTopic, partitions, { 'compression.type': codec === 'none' ? 'producer' : codec });
-    const child = spawn(process.execPath, [join(projectRoot(), 'dist', 'bench', 'js-loop.js'), source, c.target, topic, targetTopic, String(partitions), String(records), String(jsBatch)], { stdio: ['ignore', 'ignore', 'inherit'] });
+    const child = spawn(
+      process.execPath,
+      [join(projectRoot(), 'dist', 'bench', 'js-loop.js'), source, c.target, topic, targetTopic, String(partitions), String(records), String(jsBatch)],
+      { stdio: ['ignore', 'ignore', 'inherit'] },
+    );
     return { child, targetTopic, config: '', alias };
   }
   const cfg = mm2Config(work, alias, c, source, topic, system === 'mm2-tuned', codec, group);
   const logFd = openSync(join(work, `${alias}.log`), 'w');
-  const child = spawnKafkaClass(c.runtime, 'org.apache.kafka.connect.mirror.MirrorMaker', [cfg], { heap: '1g', log4j: log4jQuiet(work), stdio: ['ignore', logFd, logFd] });
+  const child = spawnKafkaClass(c.runtime, 'org.apache.kafka.connect.mirror.MirrorMaker', [cfg], {
+    heap: '1g',
+    log4j: log4jQuiet(work),
+    stdio: ['ignore', logFd, logFd],
+  });
   closeSync(logFd);
   return { child, targetTopic: `${alias}.${topic}`, config: cfg, alias };
 }

@@ -11,7 +11,13 @@ async function admin<T>(brokers: string, fn: (a: Kafka.IAdminClient) => Promise<
 }
 
 export async function createTopic(brokers: string, topic: string, partitions: number, config: Record<string, string> = {}): Promise<void> {
-  await admin(brokers, (a) => new Promise<void>((res, rej) => a.createTopic({ topic, num_partitions: partitions, replication_factor: -1 as never, config }, 30_000, (e) => (e && e.code !== 36 ? rej(e) : res()))));
+  await admin(
+    brokers,
+    (a) =>
+      new Promise<void>((res, rej) =>
+        a.createTopic({ topic, num_partitions: partitions, replication_factor: -1 as never, config }, 30_000, (e) => (e && e.code !== 36 ? rej(e) : res())),
+      ),
+  );
 }
 
 export async function deleteTopic(brokers: string, topic: string): Promise<void> {
@@ -34,7 +40,10 @@ export class Watermarks {
     const c = this.client;
     try {
       return await Promise.all(
-        Array.from({ length: partitions }, (_, p) => new Promise<number>((res, rej) => c.queryWatermarkOffsets(topic, p, 2000, (e, o) => (e ? rej(e) : res(o.highOffset))))),
+        Array.from(
+          { length: partitions },
+          (_, p) => new Promise<number>((res, rej) => c.queryWatermarkOffsets(topic, p, 2000, (e, o) => (e ? rej(e) : res(o.highOffset)))),
+        ),
       );
     } catch {
       // librdkafka keeps answering "unknown topic" for a topic that did not exist when first asked: start afresh

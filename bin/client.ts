@@ -42,11 +42,15 @@ export async function callApi(o: ClientOptions, method: Method, path: string, pa
   } catch {
     throw new StraitError('STRAIT_USAGE', `--url ${o.url} is not a URL; pass --url http://host:port or https://host:port (controller.rest)`, { field: 'url' });
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new StraitError('STRAIT_USAGE', `--url ${o.url}: only http:// and https:// are allowed`, { field: 'url' });
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new StraitError('STRAIT_USAGE', `--url ${o.url}: only http:// and https:// are allowed`, { field: 'url' });
   if (url.protocol === 'http:' && (o.ca ?? o.cert ?? o.key) !== undefined) {
     throw new StraitError('STRAIT_USAGE', `--ca, --cert and --key need an https:// --url (got ${o.url})`, { field: 'url' });
   }
-  if ((o.cert === undefined) !== (o.key === undefined)) throw new StraitError('STRAIT_USAGE', '--cert and --key go together (the client certificate and its private key)', { field: o.cert === undefined ? 'cert' : 'key' });
+  if ((o.cert === undefined) !== (o.key === undefined))
+    throw new StraitError('STRAIT_USAGE', '--cert and --key go together (the client certificate and its private key)', {
+      field: o.cert === undefined ? 'cert' : 'key',
+    });
   const headers: Record<string, string> = { accept: 'application/json' };
   if (o.token) headers.authorization = `Bearer ${o.token}`;
   const body = payload !== undefined ? JSON.stringify(payload) : '';
@@ -71,7 +75,11 @@ export async function callApi(o: ClientOptions, method: Method, path: string, pa
       req.end(body);
     }));
   } catch (e) {
-    throw new StraitError('STRAIT_USAGE', `cannot reach the controller at ${o.url} (${(e as Error).message}); pass --url http(s)://host:port (controller.rest), and --ca/--cert/--key for TLS`, { field: 'url' });
+    throw new StraitError(
+      'STRAIT_USAGE',
+      `cannot reach the controller at ${o.url} (${(e as Error).message}); pass --url http(s)://host:port (controller.rest), and --ca/--cert/--key for TLS`,
+      { field: 'url' },
+    );
   }
   let parsed: { code?: string; message?: string; field?: string } = {};
   try {
@@ -80,7 +88,15 @@ export async function callApi(o: ClientOptions, method: Method, path: string, pa
     // a non-JSON answer is reported by its status line below
   }
   const status = res.statusCode ?? 0;
-  if (status < 200 || status >= 300) throw Object.assign(new StraitError('STRAIT_USAGE', `${status} ${parsed.code ?? ''}: ${parsed.message ?? res.statusMessage ?? ''}`, parsed.field ? { field: parsed.field } : {}), { status });
+  if (status < 200 || status >= 300)
+    throw Object.assign(
+      new StraitError(
+        'STRAIT_USAGE',
+        `${status} ${parsed.code ?? ''}: ${parsed.message ?? res.statusMessage ?? ''}`,
+        parsed.field ? { field: parsed.field } : {},
+      ),
+      { status },
+    );
   return parsed;
 }
 
@@ -97,7 +113,8 @@ export function routeFromFile(file: string): { name: string; body: Record<string
     throw new StraitError('STRAIT_USAGE', `--file ${file}: must hold one route (a mapping with name, source, target, topics, ...)`, { field: 'file' });
   }
   const name = (parsed as Record<string, unknown>).name;
-  if (typeof name !== 'string' || name === '') throw new StraitError('STRAIT_USAGE', `--file ${file}: the route has no name (name: is required)`, { field: 'name' });
+  if (typeof name !== 'string' || name === '')
+    throw new StraitError('STRAIT_USAGE', `--file ${file}: the route has no name (name: is required)`, { field: 'name' });
   return { name, body: parsed as Record<string, unknown> };
 }
 
@@ -112,7 +129,8 @@ export async function putRouteFile(o: ClientOptions, file: string, mode: 'create
       throw e;
     },
   );
-  if (mode === 'create' && exists) throw new StraitError('STRAIT_USAGE', `route '${name}' already exists; use 'strait routes update --file ${file}'`, { field: 'name' });
+  if (mode === 'create' && exists)
+    throw new StraitError('STRAIT_USAGE', `route '${name}' already exists; use 'strait routes update --file ${file}'`, { field: 'name' });
   if (mode === 'update' && !exists) throw new StraitError('STRAIT_USAGE', `no route '${name}'; use 'strait routes create --file ${file}'`, { field: 'name' });
   return callApi(o, 'PUT', path, body);
 }
@@ -120,30 +138,53 @@ export async function putRouteFile(o: ClientOptions, file: string, mode: 'create
 function table(rows: Record<string, unknown>[], columns: string[]): string {
   const cells = rows.map((r) => columns.map((c) => (r[c] === undefined || r[c] === null ? '-' : String(r[c]))));
   const widths = columns.map((c, i) => Math.max(c.length, ...cells.map((r) => r[i]!.length)));
-  const line = (r: string[]) => r.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd();
+  const line = (r: string[]) =>
+    r
+      .map((v, i) => v.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
   return [line(columns), ...cells.map(line)].join('\n');
 }
 
 export function render(what: string, body: unknown, json: boolean): string {
   if (json) return JSON.stringify(body, null, 2);
   if (what === 'status') {
-    const s = body as { id: string; leader: string | null; isLeader: boolean; workers: number; partitions: { desired: number; assigned: number; unassigned: number; errored?: number; heldTopics: number } | null; lag?: number | null; problems: { route: string; topic: string; code: string; message: string }[] | null };
+    const s = body as {
+      id: string;
+      leader: string | null;
+      isLeader: boolean;
+      workers: number;
+      partitions: { desired: number; assigned: number; unassigned: number; errored?: number; heldTopics: number } | null;
+      lag?: number | null;
+      problems: { route: string; topic: string; code: string; message: string }[] | null;
+    };
     const lines = [`controller ${s.id} (${s.isLeader ? 'leader' : `standby; leader ${s.leader ?? 'none'}`})`, `workers: ${s.workers}`];
-    if (s.partitions) lines.push(`partitions: ${s.partitions.assigned} assigned of ${s.partitions.desired}, ${s.partitions.unassigned} unassigned, ${s.partitions.errored ?? 0} errored, ${s.partitions.heldTopics} held topics`);
+    if (s.partitions)
+      lines.push(
+        `partitions: ${s.partitions.assigned} assigned of ${s.partitions.desired}, ${s.partitions.unassigned} unassigned, ${s.partitions.errored ?? 0} errored, ${s.partitions.heldTopics} held topics`,
+      );
     if (typeof s.lag === 'number') lines.push(`lag: ${s.lag} records (as last reported by the workers)`);
     for (const p of s.problems ?? []) lines.push(`problem [${p.code}] route ${p.route} topic ${p.topic}: ${p.message}`);
     return lines.join('\n');
   }
   if (Array.isArray(body)) {
     const columns =
-      what === 'routes' ? ['name', 'source', 'target', 'profile', 'paused', 'partitions']
-      : what === 'partitions' ? ['route', 'topic', 'partition', 'worker', 'epoch', 'bytesPerSec', 'recordsPerSec', 'lag']
-      : ['id', 'host', 'pid', 'threads', 'partitions', 'drained', 'version'];
+      what === 'routes'
+        ? ['name', 'source', 'target', 'profile', 'paused', 'partitions']
+        : what === 'partitions'
+          ? ['route', 'topic', 'partition', 'worker', 'epoch', 'bytesPerSec', 'recordsPerSec', 'lag']
+          : ['id', 'host', 'pid', 'threads', 'partitions', 'drained', 'version'];
     if (what === 'partitions') {
-      const rows = (body as Record<string, unknown>[]).map((r) => ({ ...r, bytesPerSec: typeof r.bytesPerSec === 'number' ? Math.round(r.bytesPerSec) : r.bytesPerSec, recordsPerSec: typeof r.recordsPerSec === 'number' ? Math.round(r.recordsPerSec) : r.recordsPerSec }));
+      const rows = (body as Record<string, unknown>[]).map((r) => ({
+        ...r,
+        bytesPerSec: typeof r.bytesPerSec === 'number' ? Math.round(r.bytesPerSec) : r.bytesPerSec,
+        recordsPerSec: typeof r.recordsPerSec === 'number' ? Math.round(r.recordsPerSec) : r.recordsPerSec,
+      }));
       return table(rows, columns);
     }
     return table(body as Record<string, unknown>[], columns);
   }
-  return Object.entries(body as Record<string, unknown>).map(([k, v]) => `${k}: ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join('\n');
+  return Object.entries(body as Record<string, unknown>)
+    .map(([k, v]) => `${k}: ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`)
+    .join('\n');
 }

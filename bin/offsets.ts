@@ -21,14 +21,26 @@ export async function resetOffsets(configFile: string, route: string): Promise<s
     const { connect, root, sessionTimeoutMs, auth } = config.store;
     if (connect === undefined) throw new StraitError('STRAIT_USAGE', 'store.connect is not set', { field: 'store.connect' });
     const log = createLogger('strait-offsets', config.log.level);
-    store = await ZooKeeperStore.connect({ connect, deployment: config.deployment, root, sessionTimeoutMs, log, ...(auth ? { auth } : {}), reconcileAcls: false });
+    store = await ZooKeeperStore.connect({
+      connect,
+      deployment: config.deployment,
+      root,
+      sessionTimeoutMs,
+      log,
+      ...(auth ? { auth } : {}),
+      reconcileAcls: false,
+    });
   }
   try {
     const known = [...new Set([...config.routes.map((r) => r.name), ...(await store.readRoutes()).keys()])];
     const hasState = (await store.readOffsets(route)).size > 0 || (await store.readRouteClusters(route)) !== undefined;
     if (!known.includes(route) && !hasState) {
       const near = known.length > 0 ? closest(route, known) : undefined;
-      throw new StraitError('STRAIT_UNKNOWN_ROUTE', `no route '${route}' and no offsets stored for one${near !== undefined ? ` (did you mean '${near}'?)` : ''}; routes: ${known.join(', ') || '(none)'}`, { field: 'route' });
+      throw new StraitError(
+        'STRAIT_UNKNOWN_ROUTE',
+        `no route '${route}' and no offsets stored for one${near !== undefined ? ` (did you mean '${near}'?)` : ''}; routes: ${known.join(', ') || '(none)'}`,
+        { field: 'route' },
+      );
     }
     const clusters = await store.readRouteClusters(route);
     const had = await store.resetRoute(route);

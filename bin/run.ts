@@ -28,7 +28,11 @@ function human(n: number, unit = ''): string {
 export async function run(opts: RunOptions): Promise<void> {
   const config = loadConfig(opts.config);
   if (config.store.type !== 'embedded') {
-    throw new StraitError('STRAIT_USAGE', "store.type is 'zookeeper': run 'strait controller' and 'strait worker' for a distributed deployment, or set store.type: embedded for 'strait run'", { field: 'store.type' });
+    throw new StraitError(
+      'STRAIT_USAGE',
+      "store.type is 'zookeeper': run 'strait controller' and 'strait worker' for a distributed deployment, or set store.type: embedded for 'strait run'",
+      { field: 'store.type' },
+    );
   }
   checkLoadedFeatures(config);
   const log = createLogger('strait', config.log.level);
@@ -42,7 +46,9 @@ export async function run(opts: RunOptions): Promise<void> {
   // The worker's own view of its errored partitions is current within one progress interval; the controller's
   // comes with the next load report. Health uses the worker's.
   const server = await serveHttp(
-    config, metrics, log,
+    config,
+    metrics,
+    log,
     (req, res) => req.url === '/v1/status' && json(res, 200, { controller: controller.status(), worker: workerStatus(worker) }),
     () => workerHealth(worker.pipeline),
   );
@@ -66,7 +72,18 @@ export async function run(opts: RunOptions): Promise<void> {
           `${t.paused ? `  paused ${t.paused}` : ''}${t.errored ? `  errored ${t.errored}` : ''}${problems ? `  topic problems ${problems}` : ''}  total ${human(t.records)}`,
       );
     } else if (++ticks % 10 === 0) {
-      log.info({ recordsPerSec: Math.round(rps), bytesPerSec: Math.round(bps), lag: t.lag, partitions: t.partitions, paused: t.paused, errored: t.errored, records: t.records }, 'progress');
+      log.info(
+        {
+          recordsPerSec: Math.round(rps),
+          bytesPerSec: Math.round(bps),
+          lag: t.lag,
+          partitions: t.partitions,
+          paused: t.paused,
+          errored: t.errored,
+          records: t.records,
+        },
+        'progress',
+      );
     }
   }, 1000);
 

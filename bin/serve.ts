@@ -44,7 +44,11 @@ export async function serveHttp(
     }
     return handler(req, res);
   }).catch((e: Error) => {
-    throw new StraitError('STRAIT_USAGE', `metrics: cannot listen on ${config.metrics.host}:${config.metrics.port} (${e.message}); choose another metrics.port (0 picks a free one) or set metrics.enabled: false`, { field: 'metrics.port', cause: e });
+    throw new StraitError(
+      'STRAIT_USAGE',
+      `metrics: cannot listen on ${config.metrics.host}:${config.metrics.port} (${e.message}); choose another metrics.port (0 picks a free one) or set metrics.enabled: false`,
+      { field: 'metrics.port', cause: e },
+    );
   });
   const addr = server.address();
   log.info({ metrics: typeof addr === 'object' && addr ? `http://${addr.address}:${addr.port}/metrics` : '' }, 'metrics endpoint up');
@@ -54,14 +58,24 @@ export async function serveHttp(
 /** The reasons a worker is degraded: its errored partitions. */
 export function workerHealth(pipeline: Pipeline): HealthReason[] {
   return pipeline.errored().map((p) => ({
-    code: p.code, route: p.route, topic: p.topic, partition: p.partition,
+    code: p.code,
+    route: p.route,
+    topic: p.topic,
+    partition: p.partition,
     message: `${p.topic}[${p.partition}] of route '${p.route}' makes no progress since ${p.since}: ${p.code} (${p.kafkaCode ?? 'no Kafka code'}): ${p.cause}`,
   }));
 }
 
 /** What a worker's /v1/status shows. */
 export function workerStatus(worker: { id: string; pipeline: Pipeline }): Record<string, unknown> {
-  return { id: worker.id, totals: worker.pipeline.totals, errored: worker.pipeline.errored(), gaps: worker.pipeline.gaps, starts: worker.pipeline.starts, clientErrors: worker.pipeline.recentClientErrors };
+  return {
+    id: worker.id,
+    totals: worker.pipeline.totals,
+    errored: worker.pipeline.errored(),
+    gaps: worker.pipeline.gaps,
+    starts: worker.pipeline.starts,
+    clientErrors: worker.pipeline.recentClientErrors,
+  };
 }
 
 export function closeHttp(server: Server | undefined): Promise<void> {
@@ -88,7 +102,10 @@ export function untilSignal(log: Logger, message: string): Promise<void> {
  */
 export function exitIfStuck(log: Logger, graceMs = 5000): void {
   setTimeout(() => {
-    log.error({ code: 'STRAIT_STOP_STUCK', resources: process.getActiveResourcesInfo() }, `still running ${graceMs} ms after stopping: a client was left open; exiting`);
+    log.error(
+      { code: 'STRAIT_STOP_STUCK', resources: process.getActiveResourcesInfo() },
+      `still running ${graceMs} ms after stopping: a client was left open; exiting`,
+    );
     process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0);
   }, graceMs).unref();
 }

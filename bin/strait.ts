@@ -34,7 +34,10 @@ function print(line: string): void {
 async function progressBars(): Promise<{ log: (l: string) => void; progress?: (label: string, done: number, total: number) => void; stop: () => void }> {
   if (!process.stderr.isTTY) return { log: (l) => process.stderr.write(`${l}\n`), stop: () => {} };
   const { MultiBar, Presets } = await import('cli-progress');
-  const multi = new MultiBar({ format: ' {bar} {percentage}% | {value}/{total} records | {label}', hideCursor: true, clearOnComplete: false, stream: process.stderr }, Presets.shades_classic);
+  const multi = new MultiBar(
+    { format: ' {bar} {percentage}% | {value}/{total} records | {label}', hideCursor: true, clearOnComplete: false, stream: process.stderr },
+    Presets.shades_classic,
+  );
   const bars = new Map<string, import('cli-progress').SingleBar>();
   return {
     log: (l) => multi.log(`${l}\n`),
@@ -59,29 +62,50 @@ export function buildProgram(): Command {
     .command('up')
     .description('fetch the pinned Kafka jars (Maven Central) and start N KRaft clusters, optionally ZooKeeper')
     .option('--clusters <n>', 'number of clusters (aliases a, b, c, ...)', int('--clusters', 1, 26), 2)
-    .option('--brokers <n>', 'KRaft nodes per cluster (broker and controller each); 3 or more: replication factor 3, min.insync.replicas 2', int('--brokers', 1, dev.MAX_BROKERS), 1)
+    .option(
+      '--brokers <n>',
+      'KRaft nodes per cluster (broker and controller each); 3 or more: replication factor 3, min.insync.replicas 2',
+      int('--brokers', 1, dev.MAX_BROKERS),
+      1,
+    )
     .option('--zookeeper', 'also start a ZooKeeper server', false)
     .option('--sasl', 'also open a SASL_PLAINTEXT (PLAIN) listener with ACLs enforced (users admin, strait, limited; password <user>-secret)', false)
-    .option('--tls', 'also open SSL (client certificate required), SASL_SSL (SCRAM-SHA-512) and SASL_PLAINTEXT (SCRAM-SHA-256) listeners, with a CA and certificates made on the spot (SCRAM users as for --sasl)', false)
+    .option(
+      '--tls',
+      'also open SSL (client certificate required), SASL_SSL (SCRAM-SHA-512) and SASL_PLAINTEXT (SCRAM-SHA-256) listeners, with a CA and certificates made on the spot (SCRAM users as for --sasl)',
+      false,
+    )
     .option('--kafka-version <v>', 'Apache Kafka version to fetch and run', DEFAULT_KAFKA_VERSION)
     .option('--dir <dir>', 'state folder', dev.DEFAULT_DEV_DIR)
     .option('--json', 'print the state as JSON', false)
-    .action(async (o: { clusters: number; brokers: number; zookeeper: boolean; sasl: boolean; tls: boolean; kafkaVersion: string; dir: string; json: boolean }) => {
-      const started = Date.now();
-      const state = await dev.up({ clusters: o.clusters, brokers: o.brokers, zookeeper: o.zookeeper, sasl: o.sasl, tls: o.tls, kafkaVersion: o.kafkaVersion, dir: o.dir, log: (l) => process.stderr.write(`${l}\n`) });
-      if (o.json) return print(JSON.stringify(printableState(state), null, 2));
-      for (const [alias, c] of Object.entries(state.clusters)) {
-        if (c.brokers.length === 1) print(`kafka ${alias}: ${c.bootstrap}${c.saslBootstrap ? `, SASL ${c.saslBootstrap}` : ''} (pid ${c.pid}, logs ${c.logDir})`);
-        else {
-          print(`kafka ${alias}: ${c.bootstrap}${c.saslBootstrap ? `, SASL ${c.saslBootstrap}` : ''}`);
-          for (const b of c.brokers) print(`  broker ${b.id}: 127.0.0.1:${b.port} (pid ${b.pid}, logs ${b.logDir})`);
+    .action(
+      async (o: { clusters: number; brokers: number; zookeeper: boolean; sasl: boolean; tls: boolean; kafkaVersion: string; dir: string; json: boolean }) => {
+        const started = Date.now();
+        const state = await dev.up({
+          clusters: o.clusters,
+          brokers: o.brokers,
+          zookeeper: o.zookeeper,
+          sasl: o.sasl,
+          tls: o.tls,
+          kafkaVersion: o.kafkaVersion,
+          dir: o.dir,
+          log: (l) => process.stderr.write(`${l}\n`),
+        });
+        if (o.json) return print(JSON.stringify(printableState(state), null, 2));
+        for (const [alias, c] of Object.entries(state.clusters)) {
+          if (c.brokers.length === 1)
+            print(`kafka ${alias}: ${c.bootstrap}${c.saslBootstrap ? `, SASL ${c.saslBootstrap}` : ''} (pid ${c.pid}, logs ${c.logDir})`);
+          else {
+            print(`kafka ${alias}: ${c.bootstrap}${c.saslBootstrap ? `, SASL ${c.saslBootstrap}` : ''}`);
+            for (const b of c.brokers) print(`  broker ${b.id}: 127.0.0.1:${b.port} (pid ${b.pid}, logs ${b.logDir})`);
+          }
+          if (c.tls) print(`  SSL (mTLS) ${c.tls.ssl}, SASL_SSL (SCRAM-SHA-512) ${c.tls.saslSsl}, SASL_PLAINTEXT (SCRAM-SHA-256) ${c.tls.saslPlaintextScram}`);
         }
-        if (c.tls) print(`  SSL (mTLS) ${c.tls.ssl}, SASL_SSL (SCRAM-SHA-512) ${c.tls.saslSsl}, SASL_PLAINTEXT (SCRAM-SHA-256) ${c.tls.saslPlaintextScram}`);
-      }
-      if (state.tls) print(`tls: CA ${state.tls.caLocation}, client certificate ${state.tls.certificateLocation}, key ${state.tls.keyLocation}`);
-      if (state.zookeeper) print(`zookeeper: ${state.zookeeper.connect} (pid ${state.zookeeper.pid})`);
-      print(`ready in ${((Date.now() - started) / 1000).toFixed(1)} s; state in ${dev.statePath(o.dir)}; stop with 'strait dev down'`);
-    });
+        if (state.tls) print(`tls: CA ${state.tls.caLocation}, client certificate ${state.tls.certificateLocation}, key ${state.tls.keyLocation}`);
+        if (state.zookeeper) print(`zookeeper: ${state.zookeeper.connect} (pid ${state.zookeeper.pid})`);
+        print(`ready in ${((Date.now() - started) / 1000).toFixed(1)} s; state in ${dev.statePath(o.dir)}; stop with 'strait dev down'`);
+      },
+    );
   devCmd
     .command('down')
     .description('stop exactly the processes `strait dev up` started (by recorded pid) and remove their data')
@@ -106,7 +130,8 @@ export function buildProgram(): Command {
       const running = dev.runningProcesses(state).join(' ');
       for (const [alias, c] of Object.entries(state.clusters)) {
         if (c.brokers.length === 1) print(`kafka ${alias}: ${c.bootstrap} pid ${c.pid} ${dev.brokerRunning(c.brokers[0]!) ? 'running' : 'STOPPED'}`);
-        else for (const b of c.brokers) print(`kafka ${alias} broker ${b.id}: 127.0.0.1:${b.port} pid ${b.pid} ${dev.brokerRunning(b) ? 'running' : 'STOPPED'}`);
+        else
+          for (const b of c.brokers) print(`kafka ${alias} broker ${b.id}: 127.0.0.1:${b.port} pid ${b.pid} ${dev.brokerRunning(b) ? 'running' : 'STOPPED'}`);
         if (c.tls) print(`  SSL (mTLS) ${c.tls.ssl}, SASL_SSL (SCRAM-SHA-512) ${c.tls.saslSsl}, SASL_PLAINTEXT (SCRAM-SHA-256) ${c.tls.saslPlaintextScram}`);
       }
       if (state.zookeeper) print(`zookeeper: ${state.zookeeper.connect} pid ${state.zookeeper.pid} ${running.includes('zookeeper') ? 'running' : 'STOPPED'}`);
@@ -132,7 +157,7 @@ export function buildProgram(): Command {
     .command('start')
     .argument('<alias>', 'cluster alias')
     .argument('[broker-id]', 'only this broker', brokerId)
-    .description('start a local cluster\'s stopped brokers again, or only the one given (same ports, same data)')
+    .description("start a local cluster's stopped brokers again, or only the one given (same ports, same data)")
     .option('--dir <dir>', 'state folder', dev.DEFAULT_DEV_DIR)
     .action(async (alias: string, id: number | undefined, o: { dir: string }) => {
       if (id === undefined) {
@@ -155,7 +180,7 @@ export function buildProgram(): Command {
     });
   devCmd
     .command('roll <alias>')
-    .description('rolling restart: each broker in turn gets a controlled shutdown and a start, the next only once every partition\'s ISR is full again')
+    .description("rolling restart: each broker in turn gets a controlled shutdown and a start, the next only once every partition's ISR is full again")
     .option('--dir <dir>', 'state folder', dev.DEFAULT_DEV_DIR)
     .action(async (alias: string, o: { dir: string }) => {
       const started = Date.now();
@@ -221,7 +246,9 @@ export function buildProgram(): Command {
   const offsetsCmd = program.command('offsets').description("a route's committed offsets in the store");
   offsetsCmd
     .command('reset <route>')
-    .description("forget a route's committed offsets and recorded cluster ids (after STRAIT_CLUSTER_CHANGED): it starts again at its start position; run it while the route's partitions are stopped")
+    .description(
+      "forget a route's committed offsets and recorded cluster ids (after STRAIT_CLUSTER_CHANGED): it starts again at its start position; run it while the route's partitions are stopped",
+    )
     .requiredOption('-c, --config <file>', 'config file naming the store')
     .action(async (route: string, o: { config: string }) => {
       const { resetOffsets } = await import('./offsets');
@@ -235,7 +262,7 @@ export function buildProgram(): Command {
       .description(
         verb === 'failover'
           ? "move a consumer group from a route's source to its target at exactly the next record (reads the newest checkpoints when the source is down)"
-          : 'move a consumer group back: what it read on --from (replicas and --from\'s own writes) becomes offsets on --to',
+          : "move a consumer group back: what it read on --from (replicas and --from's own writes) becomes offsets on --to",
       )
       .requiredOption('-c, --config <file>', 'config file with the clusters and routes')
       .requiredOption('--group <id>', 'consumer group id')
@@ -247,7 +274,14 @@ export function buildProgram(): Command {
       .action(async (o: { config: string; group: string; from: string; to: string; dryRun: boolean; timeout: number; json: boolean }) => {
         const { failover, failback, formatMove } = await import('../controller/failover');
         const config = loadConfig(o.config);
-        const opts = { group: o.group, from: o.from, to: o.to, dryRun: o.dryRun, timeoutMs: o.timeout * 1000, log: (l: string) => process.stderr.write(`${l}\n`) };
+        const opts = {
+          group: o.group,
+          from: o.from,
+          to: o.to,
+          dryRun: o.dryRun,
+          timeoutMs: o.timeout * 1000,
+          log: (l: string) => process.stderr.write(`${l}\n`),
+        };
         const report = verb === 'failover' ? await failover(config, opts) : await failback(config, opts);
         print(o.json ? JSON.stringify(report, null, 2) : formatMove(report, verb));
       });
@@ -256,37 +290,55 @@ export function buildProgram(): Command {
   // ---- REST clients of a controller
   const api = (cmd: Command) =>
     cmd
-      .option('--url <url>', 'a controller\'s REST API (controller.rest)', process.env.STRAIT_URL ?? 'http://127.0.0.1:8470')
+      .option('--url <url>', "a controller's REST API (controller.rest)", process.env.STRAIT_URL ?? 'http://127.0.0.1:8470')
       .option('--token <token>', 'bearer token (controller.rest.token; or STRAIT_TOKEN)', process.env.STRAIT_TOKEN)
-      .option('--ca <file>', 'PEM CA that signed the controller\'s certificate, for an https:// --url (or STRAIT_CA)', process.env.STRAIT_CA)
-      .option('--cert <file>', 'PEM client certificate, for a controller that requires one (controller.rest.tls.clientCa; or STRAIT_CERT)', process.env.STRAIT_CERT)
+      .option('--ca <file>', "PEM CA that signed the controller's certificate, for an https:// --url (or STRAIT_CA)", process.env.STRAIT_CA)
+      .option(
+        '--cert <file>',
+        'PEM client certificate, for a controller that requires one (controller.rest.tls.clientCa; or STRAIT_CERT)',
+        process.env.STRAIT_CERT,
+      )
       .option('--key <file>', 'PEM private key of --cert (or STRAIT_KEY)', process.env.STRAIT_KEY)
-      .option('--json', 'print the API\'s JSON', false);
+      .option('--json', "print the API's JSON", false);
   type ApiOpts = { url: string; token?: string; ca?: string; cert?: string; key?: string; json: boolean };
   const show = async (what: string, o: ApiOpts, method: 'GET' | 'POST' | 'DELETE', path: string) => {
     const { callApi, render } = await import('./client');
     print(render(what, await callApi(o, method, path), o.json));
   };
-  api(program.command('status').description('a controller\'s view: leader, workers, partitions, problems')).action((o: ApiOpts) => show('status', o, 'GET', '/v1/status'));
-  api(program.command('rebalance').description('ask the leader to recompute the assignment now')).action((o: ApiOpts) => show('rebalance', o, 'POST', '/v1/rebalance'));
+  api(program.command('status').description("a controller's view: leader, workers, partitions, problems")).action((o: ApiOpts) =>
+    show('status', o, 'GET', '/v1/status'),
+  );
+  api(program.command('rebalance').description('ask the leader to recompute the assignment now')).action((o: ApiOpts) =>
+    show('rebalance', o, 'POST', '/v1/rebalance'),
+  );
   api(program.command('partitions').description('every assigned partition: worker, epoch, bytes/s, records/s, lag (as the workers last reported)'))
     .option('--lagging', 'only partitions with lag > 0, most lagging first', false)
     .action((o: ApiOpts & { lagging: boolean }) => show('partitions', o, 'GET', `/v1/partitions${o.lagging ? '?lagging=true' : ''}`));
-    const routesCmd = program.command('routes').description('list routes, show one, its topics, pause or resume it; create, update or delete routes managed over REST');
+  const routesCmd = program
+    .command('routes')
+    .description('list routes, show one, its topics, pause or resume it; create, update or delete routes managed over REST');
   api(routesCmd.command('list')).action((o: ApiOpts) => show('routes', o, 'GET', '/v1/routes'));
-  for (const [sub, method, suffix] of [['get', 'GET', ''], ['topics', 'GET', '/topics'], ['pause', 'POST', '/pause'], ['resume', 'POST', '/resume']] as const) {
+  for (const [sub, method, suffix] of [
+    ['get', 'GET', ''],
+    ['topics', 'GET', '/topics'],
+    ['pause', 'POST', '/pause'],
+    ['resume', 'POST', '/resume'],
+  ] as const) {
     api(routesCmd.command(`${sub} <name>`)).action((name: string, o: ApiOpts) => show('route', o, method, `/v1/routes/${encodeURIComponent(name)}${suffix}`));
   }
   for (const mode of ['create', 'update'] as const) {
-    api(routesCmd.command(mode).description(`${mode} a route managed over REST from a YAML or JSON file holding one route`).requiredOption('-f, --file <file>', 'the route (name, source, target, topics, ...)')).action(
-      async (o: ApiOpts & { file: string }) => {
-        const { putRouteFile, render } = await import('./client');
-        print(render('route', await putRouteFile(o, o.file, mode), o.json));
-      },
-    );
+    api(
+      routesCmd
+        .command(mode)
+        .description(`${mode} a route managed over REST from a YAML or JSON file holding one route`)
+        .requiredOption('-f, --file <file>', 'the route (name, source, target, topics, ...)'),
+    ).action(async (o: ApiOpts & { file: string }) => {
+      const { putRouteFile, render } = await import('./client');
+      print(render('route', await putRouteFile(o, o.file, mode), o.json));
+    });
   }
-  api(routesCmd.command('delete <name>').description('stop replicating a route created over REST (its committed offsets are kept)')).action((name: string, o: ApiOpts) =>
-    show('route', o, 'DELETE', `/v1/routes/${encodeURIComponent(name)}`),
+  api(routesCmd.command('delete <name>').description('stop replicating a route created over REST (its committed offsets are kept)')).action(
+    (name: string, o: ApiOpts) => show('route', o, 'DELETE', `/v1/routes/${encodeURIComponent(name)}`),
   );
   const workersCmd = program.command('workers').description('list workers, drain or undrain one');
   api(workersCmd.command('list')).action((o: ApiOpts) => show('workers', o, 'GET', '/v1/workers'));
@@ -296,53 +348,92 @@ export function buildProgram(): Command {
 
   program
     .command('bench [scenarios...]')
-    .description('compare strait with MirrorMaker 2, a node-rdkafka JS loop and Kafka\'s perf-tool ceiling (scenarios: throughput, ceiling, latency, wan, rest, failover)')
-    .option('--source <bootstrap>', "source cluster (default: local clusters started by the harness)")
+    .description(
+      "compare strait with MirrorMaker 2, a node-rdkafka JS loop and Kafka's perf-tool ceiling (scenarios: throughput, ceiling, latency, wan, rest, failover)",
+    )
+    .option('--source <bootstrap>', 'source cluster (default: local clusters started by the harness)')
     .option('--target <bootstrap>', 'target cluster')
     .option('--records <n>', 'records to preload per run', int('--records', 1, 1_000_000_000), 1_000_000)
     .option('--record-size <bytes,...>', 'record sizes', '1024,100')
     .option('--partitions <n>', 'partitions of the bench topic', int('--partitions', 1, 10_000), 16)
     .option('--codec <codec,...>', 'none|gzip|snappy|lz4|zstd', 'none')
-    .option('--systems <names>', 'which systems to run (the wan scenario always runs strait and strait-wan, plus the mm2 systems listed)', 'strait,strait-lan,js-baseline,mm2-default,mm2-tuned')
+    .option(
+      '--systems <names>',
+      'which systems to run (the wan scenario always runs strait and strait-wan, plus the mm2 systems listed)',
+      'strait,strait-lan,js-baseline,mm2-default,mm2-tuned',
+    )
     .option('--out <dir>', 'where results.json and results.md go', 'bench-results')
-    .option('--rate <records/s>', 'latency: steady production rate (default: half of strait\'s throughput)', int('--rate', 1, 10_000_000))
+    .option('--rate <records/s>', "latency: steady production rate (default: half of strait's throughput)", int('--rate', 1, 10_000_000))
     .option('--duration <seconds>', 'latency: seconds of steady production', int('--duration', 1, 3600), 20)
     .option('--warmup <seconds>', 'latency: seconds of production at the rate before measuring', int('--warmup', 0, 3600), 5)
     .option('--rtt <ms>', 'wan: round-trip time the delay proxy adds in front of the source', int('--rtt', 0, 10_000), 50)
-    .option('--failover-records <n>', 'failover: numbered records produced per system (strait and the mm2 systems listed; smallest --record-size, first --codec)', int('--failover-records', 10, 100_000_000), 200_000)
-    .action(async (scenarios: string[], o: { source?: string; target?: string; records: number; recordSize: string; partitions: number; codec: string; systems: string; out: string; rate?: number; duration: number; warmup: number; rtt: number; failoverRecords: number }) => {
-      const { runBench } = await import('../bench/bench');
-      const { markdown } = await import('../bench/report');
-      const { SCENARIOS } = await import('../bench/scenarios/scenario');
-      const { SYSTEMS } = await import('../bench/systems');
-      const list = (field: string, v: string, allowed: readonly string[]) => {
-        const items = v.split(',').map((x) => x.trim()).filter(Boolean);
-        for (const i of items) if (!allowed.includes(i)) throw new StraitError('STRAIT_USAGE', `--${field}: '${i}' is not allowed; allowed: ${allowed.join(', ')}`, { field });
-        return items;
-      };
-      const sc = scenarios.length > 0 ? list('scenario', scenarios.join(','), SCENARIOS) : [...SCENARIOS];
-      const sizes = o.recordSize.split(',').map((x) => {
-        const n = Number(x);
-        if (!Number.isInteger(n) || n < 1 || n > 10_000_000) throw new StraitError('STRAIT_USAGE', `--record-size: '${x}' is not a size in bytes from 1 to 10000000`, { field: 'record-size' });
-        return n;
-      });
-      const opts: Omit<import('../bench/options').BenchOptions, 'log'> = {
-        scenarios: sc, records: o.records, recordSizes: sizes, partitions: o.partitions, out: o.out,
-        codecs: list('codec', o.codec, ['none', 'gzip', 'snappy', 'lz4', 'zstd']),
-        systems: list('systems', o.systems, SYSTEMS) as never,
-        durationSec: o.duration,
-        warmupSec: o.warmup,
-        rttMs: o.rtt,
-        failoverRecords: o.failoverRecords,
-        ...(o.rate !== undefined ? { rate: o.rate } : {}),
-        ...(o.source ? { source: o.source } : {}),
-        ...(o.target ? { target: o.target } : {}),
-      };
-      const bars = await progressBars();
-      const results = await runBench({ ...opts, log: bars.log, ...(bars.progress ? { progress: bars.progress } : {}) }).finally(() => bars.stop());
-      print(markdown({ ...opts, log: () => {} }, results));
-      print(`results: ${o.out}/results.json, results.md, chart.svg, report.html`);
-    });
+    .option(
+      '--failover-records <n>',
+      'failover: numbered records produced per system (strait and the mm2 systems listed; smallest --record-size, first --codec)',
+      int('--failover-records', 10, 100_000_000),
+      200_000,
+    )
+    .action(
+      async (
+        scenarios: string[],
+        o: {
+          source?: string;
+          target?: string;
+          records: number;
+          recordSize: string;
+          partitions: number;
+          codec: string;
+          systems: string;
+          out: string;
+          rate?: number;
+          duration: number;
+          warmup: number;
+          rtt: number;
+          failoverRecords: number;
+        },
+      ) => {
+        const { runBench } = await import('../bench/bench');
+        const { markdown } = await import('../bench/report');
+        const { SCENARIOS } = await import('../bench/scenarios/scenario');
+        const { SYSTEMS } = await import('../bench/systems');
+        const list = (field: string, v: string, allowed: readonly string[]) => {
+          const items = v
+            .split(',')
+            .map((x) => x.trim())
+            .filter(Boolean);
+          for (const i of items)
+            if (!allowed.includes(i)) throw new StraitError('STRAIT_USAGE', `--${field}: '${i}' is not allowed; allowed: ${allowed.join(', ')}`, { field });
+          return items;
+        };
+        const sc = scenarios.length > 0 ? list('scenario', scenarios.join(','), SCENARIOS) : [...SCENARIOS];
+        const sizes = o.recordSize.split(',').map((x) => {
+          const n = Number(x);
+          if (!Number.isInteger(n) || n < 1 || n > 10_000_000)
+            throw new StraitError('STRAIT_USAGE', `--record-size: '${x}' is not a size in bytes from 1 to 10000000`, { field: 'record-size' });
+          return n;
+        });
+        const opts: Omit<import('../bench/options').BenchOptions, 'log'> = {
+          scenarios: sc,
+          records: o.records,
+          recordSizes: sizes,
+          partitions: o.partitions,
+          out: o.out,
+          codecs: list('codec', o.codec, ['none', 'gzip', 'snappy', 'lz4', 'zstd']),
+          systems: list('systems', o.systems, SYSTEMS) as never,
+          durationSec: o.duration,
+          warmupSec: o.warmup,
+          rttMs: o.rtt,
+          failoverRecords: o.failoverRecords,
+          ...(o.rate !== undefined ? { rate: o.rate } : {}),
+          ...(o.source ? { source: o.source } : {}),
+          ...(o.target ? { target: o.target } : {}),
+        };
+        const bars = await progressBars();
+        const results = await runBench({ ...opts, log: bars.log, ...(bars.progress ? { progress: bars.progress } : {}) }).finally(() => bars.stop());
+        print(markdown({ ...opts, log: () => {} }, results));
+        print(`results: ${o.out}/results.json, results.md, chart.svg, report.html`);
+      },
+    );
 
   program
     .command('demo')

@@ -61,7 +61,10 @@ export const MIN_SHARE = 0.02;
  * Effective weights, in the order of `partitions`: unknown = mean of the known ones, floor MIN_SHARE of it; all 1
  * when they would all be equal (`uniform`).
  */
-export function effectiveWeights(partitions: readonly string[], measured: ReadonlyMap<string, number> | undefined): { weights: Float64Array; uniform: boolean } {
+export function effectiveWeights(
+  partitions: readonly string[],
+  measured: ReadonlyMap<string, number> | undefined,
+): { weights: Float64Array; uniform: boolean } {
   const weights = new Float64Array(partitions.length).fill(-1);
   let sum = 0;
   let known = 0;

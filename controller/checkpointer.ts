@@ -86,7 +86,10 @@ export class Checkpointer {
 
   private async checkpointRoute(route: RouteConfig): Promise<void> {
     const listed = await this.admins.get(route.source).listConsumerGroups(TIMEOUT_MS);
-    const groups = listed.map((g) => g.groupId).filter((g) => routeCoversGroup(route, g)).sort();
+    const groups = listed
+      .map((g) => g.groupId)
+      .filter((g) => routeCoversGroup(route, g))
+      .sort();
     const translated = await translateGroups(this.config, route, groups, this.admins, this.map(route.target), TIMEOUT_MS);
     // Routes back from the target: a group here that also reads replicas of the target's topics (prefix: `b.orders`;
     // identity: the same topic, interleaved with local records) resumes there through their maps (inverse). Both
@@ -108,7 +111,20 @@ export class Checkpointer {
       for (const row of rows) {
         if (row.kind === 'miss') misses++;
         if (row.targetOffset === undefined) continue;
-        const rec: CheckpointRecord = { v: 1, route: row.route, group: row.group, sourceTopic: row.sourceTopic, partition: row.partition, targetTopic: row.targetTopic, sourceOffset: row.sourceOffset, targetOffset: row.targetOffset, kind: row.kind as CheckpointRecord['kind'], maxDuplicates: row.maxDuplicates, direction: row.direction, ts: now };
+        const rec: CheckpointRecord = {
+          v: 1,
+          route: row.route,
+          group: row.group,
+          sourceTopic: row.sourceTopic,
+          partition: row.partition,
+          targetTopic: row.targetTopic,
+          sourceOffset: row.sourceOffset,
+          targetOffset: row.targetOffset,
+          kind: row.kind as CheckpointRecord['kind'],
+          maxDuplicates: row.maxDuplicates,
+          direction: row.direction,
+          ts: now,
+        };
         const k = checkpointKey(rec).toString();
         const sig = `${rec.sourceOffset}/${rec.targetOffset}/${rec.kind}`;
         if (this.written.get(k) === sig) continue;

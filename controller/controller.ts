@@ -265,7 +265,14 @@ export class Controller {
     this.mismatchSince.delete(r.worker);
     this.metrics.assignmentRepairs.inc();
     this.log.error(
-      { worker: r.worker, missing: missing.slice(0, 10), extra: extra.slice(0, 10), missingCount: missing.length, extraCount: extra.length, sinceMs: now - since },
+      {
+        worker: r.worker,
+        missing: missing.slice(0, 10),
+        extra: extra.slice(0, 10),
+        missingCount: missing.length,
+        extraCount: extra.length,
+        sinceMs: now - since,
+      },
       `worker '${r.worker}' runs other partitions than it is assigned (${missing.length} assigned but not running, ${extra.length} running but not assigned): writing its assignment again`,
     );
     this.rewrite.add(r.worker);
@@ -398,7 +405,10 @@ export class Controller {
     this.writesTotal += changed.size;
     if (moved.length > 0) {
       this.metrics.moved.inc(moved.length);
-      this.log.info({ moved: moved.length, written: changed.size, workers: this.workers.length, holding: holding.held, partitions: assignment.size }, 'assignment updated');
+      this.log.info(
+        { moved: moved.length, written: changed.size, workers: this.workers.length, holding: holding.held, partitions: assignment.size },
+        'assignment updated',
+      );
     }
   }
 
@@ -490,7 +500,12 @@ export class Controller {
       const l = this.loads.get(k);
       const mine = l !== undefined && l.worker === o.worker;
       out.push({
-        route: d.route, topic: d.topic, partition: d.partition, targetTopic: d.targetTopic, worker: o.worker, epoch: o.epoch,
+        route: d.route,
+        topic: d.topic,
+        partition: d.partition,
+        targetTopic: d.targetTopic,
+        worker: o.worker,
+        epoch: o.epoch,
         bytesPerSec: mine ? l.bytesPerSec : null,
         recordsPerSec: mine ? l.recordsPerSec : null,
         lag: mine && l.lag >= 0 ? l.lag : null,
@@ -522,9 +537,18 @@ export class Controller {
       if (l.errored) erroredPartitions.push({ route: l.route, topic: l.topic, partition: l.partition, worker: o.worker, code: l.errorCode ?? 'UNKNOWN' });
     }
     return {
-      workers: this.workers, routes, problems: this.last?.problems ?? [], lastRefresh: this.lastRefresh?.toISOString(), assigned: this.current.size, lag,
-      errored: erroredPartitions.length, erroredPartitions,
-      gaps: [...this.gaps].filter(([w]) => this.workers.some((x) => x.id === w)).flatMap(([worker, list]) => list.map((g) => ({ ...g, worker }))).sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0)),
+      workers: this.workers,
+      routes,
+      problems: this.last?.problems ?? [],
+      lastRefresh: this.lastRefresh?.toISOString(),
+      assigned: this.current.size,
+      lag,
+      errored: erroredPartitions.length,
+      erroredPartitions,
+      gaps: [...this.gaps]
+        .filter(([w]) => this.workers.some((x) => x.id === w))
+        .flatMap(([worker, list]) => list.map((g) => ({ ...g, worker })))
+        .sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0)),
     };
   }
 

@@ -63,7 +63,11 @@ function checkAlias(config: StraitConfig, alias: string, field: string): void {
   const aliases = Object.keys(config.clusters);
   if (aliases.includes(alias)) return;
   const guess = aliases.length > 0 ? closest(alias, aliases) : undefined;
-  throw new StraitError('STRAIT_USAGE', `${field}: unknown cluster alias '${alias}'${guess ? `; did you mean '${guess}'?` : ''} (defined: ${aliases.join(', ')})`, { field });
+  throw new StraitError(
+    'STRAIT_USAGE',
+    `${field}: unknown cluster alias '${alias}'${guess ? `; did you mean '${guess}'?` : ''} (defined: ${aliases.join(', ')})`,
+    { field },
+  );
 }
 
 function routesBetween(config: StraitConfig, source: string, target: string): RouteConfig[] {
@@ -78,7 +82,11 @@ function describeRoutes(config: StraitConfig): string {
 async function requireIdle(admins: Admins, alias: string, group: string): Promise<void> {
   const [desc] = await admins.get(alias).describeConsumerGroups([group], 10_000);
   if (desc && desc.members > 0) {
-    throw new StraitError('STRAIT_GROUP_ACTIVE', `group '${group}' has ${desc.members} active member(s) on cluster '${alias}' (state ${desc.state}); stop its consumers there first, then run this again`, { field: '--group' });
+    throw new StraitError(
+      'STRAIT_GROUP_ACTIVE',
+      `group '${group}' has ${desc.members} active member(s) on cluster '${alias}' (state ${desc.state}); stop its consumers there first, then run this again`,
+      { field: '--group' },
+    );
   }
 }
 
@@ -87,7 +95,15 @@ function sleep(ms: number): Promise<void> {
 }
 
 /** Translates until every row is settled (exact or miss) or the timeout passes. */
-async function translateLive(config: StraitConfig, routes: RouteConfig[], group: string, admins: Admins, maps: Map<string, OffsetMapView>, timeoutMs: number, log?: (l: string) => void): Promise<PartitionTranslation[]> {
+async function translateLive(
+  config: StraitConfig,
+  routes: RouteConfig[],
+  group: string,
+  admins: Admins,
+  maps: Map<string, OffsetMapView>,
+  timeoutMs: number,
+  log?: (l: string) => void,
+): Promise<PartitionTranslation[]> {
   const deadline = Date.now() + timeoutMs;
   for (let attempt = 0; ; attempt++) {
     const rows: PartitionTranslation[] = [];
@@ -114,11 +130,21 @@ async function apply(admins: Admins, alias: string, group: string, rows: MoveRow
   try {
     result = await admins.get(alias).alterConsumerGroupOffsets(group, offsets, 10_000);
   } catch (e) {
-    throw new StraitError('STRAIT_GROUP_ACTIVE', `cluster '${alias}' refused the offsets for group '${group}': ${(e as Error).message}`, { field: '--group', cause: e });
+    throw new StraitError('STRAIT_GROUP_ACTIVE', `cluster '${alias}' refused the offsets for group '${group}': ${(e as Error).message}`, {
+      field: '--group',
+      cause: e,
+    });
   }
   const failed = result.filter((r) => r.error !== undefined);
   if (failed.length > 0) {
-    throw new StraitError('STRAIT_GROUP_ACTIVE', `cluster '${alias}' refused ${failed.length} offset(s) for group '${group}': ${failed.slice(0, 3).map((f) => `${f.topic}[${f.partition}]: ${f.error}`).join('; ')}`, { field: '--group' });
+    throw new StraitError(
+      'STRAIT_GROUP_ACTIVE',
+      `cluster '${alias}' refused ${failed.length} offset(s) for group '${group}': ${failed
+        .slice(0, 3)
+        .map((f) => `${f.topic}[${f.partition}]: ${f.error}`)
+        .join('; ')}`,
+      { field: '--group' },
+    );
   }
 }
 
@@ -134,7 +160,9 @@ async function move(config: StraitConfig, opts: MoveOptions, verb: 'failover' | 
   const fwd = routesBetween(config, opts.from, opts.to);
   const back = routesBetween(config, opts.to, opts.from);
   if (verb === 'failover' && fwd.length === 0) {
-    throw new StraitError('STRAIT_USAGE', `--to: no route replicates from '${opts.from}' to '${opts.to}' (routes: ${describeRoutes(config)})`, { field: '--to' });
+    throw new StraitError('STRAIT_USAGE', `--to: no route replicates from '${opts.from}' to '${opts.to}' (routes: ${describeRoutes(config)})`, {
+      field: '--to',
+    });
   }
   if (fwd.length === 0 && back.length === 0) {
     throw new StraitError('STRAIT_USAGE', `--to: no route connects '${opts.from}' and '${opts.to}' (routes: ${describeRoutes(config)})`, { field: '--to' });
@@ -166,7 +194,18 @@ async function move(config: StraitConfig, opts: MoveOptions, verb: 'failover' | 
       const names = new Set([...fwd, ...back].map((r) => r.name));
       const cps = (await readCheckpoints(config, opts.to, 15_000)).filter((c) => names.has(c.route) && c.group === opts.group);
       checkpointAgeMs = cps.length > 0 ? Date.now() - Math.min(...cps.map((c) => c.ts)) : undefined;
-      translated = cps.map((c) => ({ route: c.route, group: c.group, sourceTopic: c.sourceTopic, partition: c.partition, targetTopic: c.targetTopic, sourceOffset: c.sourceOffset, targetOffset: c.targetOffset, kind: c.kind, maxDuplicates: c.maxDuplicates, direction: c.direction ?? 'forward' }));
+      translated = cps.map((c) => ({
+        route: c.route,
+        group: c.group,
+        sourceTopic: c.sourceTopic,
+        partition: c.partition,
+        targetTopic: c.targetTopic,
+        sourceOffset: c.sourceOffset,
+        targetOffset: c.targetOffset,
+        kind: c.kind,
+        maxDuplicates: c.maxDuplicates,
+        direction: c.direction ?? 'forward',
+      }));
     }
     // the forward routes' runs on the destination count what a merged partition re-reads
     let toMap = maps.get(opts.to);
@@ -197,7 +236,15 @@ async function move(config: StraitConfig, opts: MoveOptions, verb: 'failover' | 
       route: t.route,
     }));
     if (!opts.dryRun) await apply(admins, opts.to, opts.group, rows);
-    return summarise({ group: opts.group, from: opts.from, to: opts.to, basis, ...(checkpointAgeMs === undefined ? {} : { checkpointAgeMs }), rows, applied: !opts.dryRun });
+    return summarise({
+      group: opts.group,
+      from: opts.from,
+      to: opts.to,
+      basis,
+      ...(checkpointAgeMs === undefined ? {} : { checkpointAgeMs }),
+      rows,
+      applied: !opts.dryRun,
+    });
   } finally {
     for (const m of maps.values()) await m.close();
     admins.close();
@@ -220,9 +267,27 @@ export function formatMove(report: MoveReport, verb: 'failover' | 'failback'): s
     `${verb} of group '${report.group}' from '${report.from}' to '${report.to}' (${report.basis === 'live' ? 'translated live' : `from checkpoints, oldest ${Math.round((report.checkpointAgeMs ?? 0) / 1000)} s old`})${report.applied ? '' : ' — dry run, nothing written'}`,
   ];
   const head = ['FROM TOPIC', 'PART', 'OFFSET', 'TO TOPIC', 'OFFSET', 'WAS', 'KIND'];
-  const body = report.rows.map((r) => [r.fromTopic, String(r.partition), String(r.fromOffset), r.toTopic, r.toOffset === undefined ? '-' : String(r.toOffset), r.previous === undefined ? '-' : String(r.previous), r.kind === 'pending' ? `pending (<= ${r.maxDuplicates} re-read)` : r.maxDuplicates > 0 ? `${r.kind} (${r.maxDuplicates} re-read: both sides' records interleave)` : r.kind]);
+  const body = report.rows.map((r) => [
+    r.fromTopic,
+    String(r.partition),
+    String(r.fromOffset),
+    r.toTopic,
+    r.toOffset === undefined ? '-' : String(r.toOffset),
+    r.previous === undefined ? '-' : String(r.previous),
+    r.kind === 'pending'
+      ? `pending (<= ${r.maxDuplicates} re-read)`
+      : r.maxDuplicates > 0
+        ? `${r.kind} (${r.maxDuplicates} re-read: both sides' records interleave)`
+        : r.kind,
+  ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
-  for (const row of [head, ...body]) lines.push(row.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd());
+  for (const row of [head, ...body])
+    lines.push(
+      row
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd(),
+    );
   const unmapped = report.rows.filter((r) => r.kind === 'unmapped').length;
   const misses = report.rows.filter((r) => r.kind === 'miss').length;
   lines.push(

@@ -68,16 +68,25 @@ export async function groupOffsets(admins: Admins, alias: string, group: string,
       coordinator = list.find((o) => kafkaError(o.errorCode).coordinator)?.error;
     } catch (e) {
       if (!kafkaError(kafkaCodeOf(e)).coordinator || attempt >= 5) {
-        throw new StraitError('STRAIT_CLUSTER_UNREACHABLE', `reading the offsets of group '${group}' on cluster '${alias}': ${(e as Error).message}`, { retriable: true, cause: e });
+        throw new StraitError('STRAIT_CLUSTER_UNREACHABLE', `reading the offsets of group '${group}' on cluster '${alias}': ${(e as Error).message}`, {
+          retriable: true,
+          cause: e,
+        });
       }
       coordinator = (e as Error).message;
     }
     if (coordinator === undefined) break;
-    if (attempt >= 5) throw new StraitError('STRAIT_KAFKA', `reading the offsets of group '${group}' on cluster '${alias}': ${coordinator}`, { retriable: true });
+    if (attempt >= 5)
+      throw new StraitError('STRAIT_KAFKA', `reading the offsets of group '${group}' on cluster '${alias}': ${coordinator}`, { retriable: true });
     await new Promise((r) => setTimeout(r, 500));
   }
   const failed = list.find((o) => o.error !== undefined);
-  if (failed) throw new StraitError('STRAIT_KAFKA', `reading the offsets of group '${group}' on cluster '${alias}': ${failed.topic}[${failed.partition}]: ${failed.error}`, { retriable: true });
+  if (failed)
+    throw new StraitError(
+      'STRAIT_KAFKA',
+      `reading the offsets of group '${group}' on cluster '${alias}': ${failed.topic}[${failed.partition}]: ${failed.error}`,
+      { retriable: true },
+    );
   const out = new Map<string, number>();
   for (const o of list) if (o.offset >= 0) out.set(`${o.topic}/${o.partition}`, o.offset);
   return out;
@@ -136,7 +145,13 @@ export async function translateGroups(
  * the target-side topic as `sourceTopic` (where the group is now) and the source-side topic as `targetTopic` (where it
  * goes), like forward rows do.
  */
-export function inverseTranslate(config: StraitConfig, route: RouteConfig, group: string, offsets: Map<string, number>, index: OffsetIndex): PartitionTranslation[] {
+export function inverseTranslate(
+  config: StraitConfig,
+  route: RouteConfig,
+  group: string,
+  offsets: Map<string, number>,
+  index: OffsetIndex,
+): PartitionTranslation[] {
   const aliases = Object.keys(config.clusters);
   const rows: PartitionTranslation[] = [];
   for (const [tp, offset] of offsets) {
@@ -146,7 +161,18 @@ export function inverseTranslate(config: StraitConfig, route: RouteConfig, group
     const origin = index.sourceTopicOf(route.name, topic);
     if (origin === undefined || targetTopicName(route, origin) !== topic || !selectTopic(route, origin, aliases).selected) continue;
     const t = index.get(route.name, origin, partition)?.inverse(offset) ?? { kind: 'unmapped' as const };
-    rows.push({ route: route.name, group, sourceTopic: topic, partition, targetTopic: origin, sourceOffset: offset, targetOffset: t.kind === 'unmapped' ? undefined : t.offset, kind: t.kind, maxDuplicates: 0, direction: 'inverse' });
+    rows.push({
+      route: route.name,
+      group,
+      sourceTopic: topic,
+      partition,
+      targetTopic: origin,
+      sourceOffset: offset,
+      targetOffset: t.kind === 'unmapped' ? undefined : t.offset,
+      kind: t.kind,
+      maxDuplicates: 0,
+      direction: 'inverse',
+    });
   }
   return rows;
 }
@@ -159,7 +185,10 @@ export function inverseTranslate(config: StraitConfig, route: RouteConfig, group
  * destination's own records between the two (the group saw those as replicas). Rows without an offset only count
  * when nothing else speaks for the partition.
  */
-export function lowestPerPartition(rows: PartitionTranslation[], forwardRuns?: (row: PartitionTranslation) => PartitionRuns | undefined): PartitionTranslation[] {
+export function lowestPerPartition(
+  rows: PartitionTranslation[],
+  forwardRuns?: (row: PartitionTranslation) => PartitionRuns | undefined,
+): PartitionTranslation[] {
   const byPartition = new Map<string, PartitionTranslation[]>();
   for (const r of rows) {
     const k = `${r.targetTopic}/${r.partition}`;

@@ -69,7 +69,10 @@ export function restTlsOptions(tls: RestTls): ServerOptions {
     try {
       return readFileSync(file);
     } catch (e) {
-      throw new StraitError('STRAIT_CONFIG_UNREADABLE', `controller.rest.tls.${field}: cannot read ${file}: ${(e as Error).message}`, { field: `controller.rest.tls.${field}`, cause: e });
+      throw new StraitError('STRAIT_CONFIG_UNREADABLE', `controller.rest.tls.${field}: cannot read ${file}: ${(e as Error).message}`, {
+        field: `controller.rest.tls.${field}`,
+        cause: e,
+      });
     }
   };
   const out: ServerOptions = { cert: read('cert', tls.cert), key: read('key', tls.key), minVersion: 'TLSv1.2' };
@@ -81,12 +84,16 @@ export function restTlsOptions(tls: RestTls): ServerOptions {
 function clientError(err: Error & { code?: string }, socket: Socket): void {
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
   const [status, message] =
-    err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'the request headers are too large']
-    : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'the request did not arrive in time']
-    : [400, 'the request is not valid HTTP/1.1'];
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'the request headers are too large']
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'the request did not arrive in time']
+        : [400, 'the request is not valid HTTP/1.1'];
   const body = JSON.stringify({ code: 'STRAIT_BAD_REQUEST', message } satisfies ApiError);
   if (socket.writable) {
-    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
   }
   socket.destroy();
 }
@@ -106,10 +113,16 @@ export function buildRestApi(ctx: RestContext): FastifyInstance {
   // requireHostHeader off: a request without Host is answered by the Host check below, in the API's error shape
   let app: FastifyInstance;
   try {
-    app = (rest.tls ? Fastify({ ...common, https: { ...restTlsOptions(rest.tls), requireHostHeader: false } }) : Fastify({ ...common, http: { requireHostHeader: false } })) as unknown as FastifyInstance;
+    app = (rest.tls
+      ? Fastify({ ...common, https: { ...restTlsOptions(rest.tls), requireHostHeader: false } })
+      : Fastify({ ...common, http: { requireHostHeader: false } })) as unknown as FastifyInstance;
   } catch (e) {
     if (e instanceof StraitError) throw e;
-    throw new StraitError('STRAIT_CONFIG_INVALID', `controller.rest.tls: cannot serve HTTPS with the given files (${(e as Error).message}); cert and key must be a matching PEM certificate and private key`, { field: 'controller.rest.tls', cause: e });
+    throw new StraitError(
+      'STRAIT_CONFIG_INVALID',
+      `controller.rest.tls: cannot serve HTTPS with the given files (${(e as Error).message}); cert and key must be a matching PEM certificate and private key`,
+      { field: 'controller.rest.tls', cause: e },
+    );
   }
   // Node answers an `Expect` other than 100-continue itself (417, no body) unless someone listens
   app.server.on('checkExpectation', (_req: unknown, res: { writeHead(s: number, h: Record<string, string>): unknown; end(b: string): unknown }) => {
@@ -132,7 +145,11 @@ export function buildRestApi(ctx: RestContext): FastifyInstance {
       const got = req.headers.authorization;
       // hash both sides: equal lengths for timingSafeEqual, and nothing about the token's length leaks
       if (typeof got !== 'string' || !timingSafeEqual(digest(got), wanted)) {
-        return fail(reply, 401, { code: 'STRAIT_UNAUTHORIZED', message: 'missing or wrong bearer token (Authorization: Bearer <controller.rest.token>)', field: 'authorization' });
+        return fail(reply, 401, {
+          code: 'STRAIT_UNAUTHORIZED',
+          message: 'missing or wrong bearer token (Authorization: Bearer <controller.rest.token>)',
+          field: 'authorization',
+        });
       }
     }
     if (!READS.has(req.method) && !isJson(req.headers['content-type'])) {
@@ -159,12 +176,21 @@ export function buildRestApi(ctx: RestContext): FastifyInstance {
       case 'FST_ERR_CTP_BODY_TOO_LARGE':
         return fail(reply, 413, { code: 'STRAIT_BODY_TOO_LARGE', message: `the request body is larger than ${BODY_LIMIT} bytes`, field: 'body' });
       case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-        return fail(reply, 415, { code: 'STRAIT_UNSUPPORTED_MEDIA_TYPE', message: 'the request body must be JSON (Content-Type: application/json)', field: 'content-type' });
+        return fail(reply, 415, {
+          code: 'STRAIT_UNSUPPORTED_MEDIA_TYPE',
+          message: 'the request body must be JSON (Content-Type: application/json)',
+          field: 'content-type',
+        });
       case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
         return fail(reply, 400, { code: 'STRAIT_BAD_REQUEST', message: 'Content-Length does not match the body', field: 'content-length' });
     }
     // a JSON body with __proto__ or constructor.prototype keys (secure-json-parse) is a SyntaxError with status 400
-    if (err instanceof SyntaxError) return fail(reply, 400, { code: 'STRAIT_BAD_REQUEST', message: 'the request body is not acceptable JSON (no __proto__ or constructor.prototype keys)', field: 'body' });
+    if (err instanceof SyntaxError)
+      return fail(reply, 400, {
+        code: 'STRAIT_BAD_REQUEST',
+        message: 'the request body is not acceptable JSON (no __proto__ or constructor.prototype keys)',
+        field: 'body',
+      });
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
     return fail(reply, status, { code: status === 500 ? 'STRAIT_INTERNAL' : 'STRAIT_BAD_REQUEST', message: err.message });
   });
@@ -180,12 +206,21 @@ export function buildRestApi(ctx: RestContext): FastifyInstance {
   };
   const unknownRoute = (name: string, names: string[], reply: FastifyReply) => {
     const near = names.length > 0 ? closest(name, names) : undefined;
-    return fail(reply, 404, { code: 'STRAIT_UNKNOWN_ROUTE', message: `no route '${name}'${near ? ` (did you mean '${near}'?)` : ''}; routes: ${names.join(', ') || '(none)'}`, field: 'name' });
+    return fail(reply, 404, {
+      code: 'STRAIT_UNKNOWN_ROUTE',
+      message: `no route '${name}'${near ? ` (did you mean '${near}'?)` : ''}; routes: ${names.join(', ') || '(none)'}`,
+      field: 'name',
+    });
   };
   const findRoute = async (name: string, reply: FastifyReply) => {
     const all = await allRoutes();
     const found = all.find((r) => r.route.name === name);
-    if (!found) unknownRoute(name, all.map((r) => r.route.name), reply);
+    if (!found)
+      unknownRoute(
+        name,
+        all.map((r) => r.route.name),
+        reply,
+      );
     return found;
   };
   const readOnly = (name: string, reply: FastifyReply) =>
@@ -196,7 +231,11 @@ export function buildRestApi(ctx: RestContext): FastifyInstance {
     });
   const leaderOnly = async (reply: FastifyReply): Promise<Controller | undefined> => {
     const c = ctx.leader();
-    if (!c) fail(reply, 409, { code: 'STRAIT_NOT_LEADER', message: `this controller (${ctx.id}) is a standby; send it to the leader '${(await ctx.store.readLeader()) ?? 'none elected'}'` });
+    if (!c)
+      fail(reply, 409, {
+        code: 'STRAIT_NOT_LEADER',
+        message: `this controller (${ctx.id}) is a standby; send it to the leader '${(await ctx.store.readLeader()) ?? 'none elected'}'`,
+      });
     return c;
   };
 
@@ -205,7 +244,14 @@ export function buildRestApi(ctx: RestContext): FastifyInstance {
     const errored = ctx.leader()?.status().erroredPartitions ?? [];
     const base = { id: ctx.id, isLeader: ctx.leader() !== undefined };
     if (errored.length === 0) return { status: 'ok', ...base };
-    const reasons = errored.map((p) => ({ code: p.code, route: p.route, topic: p.topic, partition: p.partition, worker: p.worker, message: `${p.topic}[${p.partition}] of route '${p.route}' on worker '${p.worker}' makes no progress: ${p.code}` }));
+    const reasons = errored.map((p) => ({
+      code: p.code,
+      route: p.route,
+      topic: p.topic,
+      partition: p.partition,
+      worker: p.worker,
+      message: `${p.topic}[${p.partition}] of route '${p.route}' on worker '${p.worker}' makes no progress: ${p.code}`,
+    }));
     return reply.code(ctx.config.health.degradedStatus).send({ status: 'degraded', ...base, reasons });
   });
 
@@ -217,7 +263,9 @@ export function buildRestApi(ctx: RestContext): FastifyInstance {
       leader: (await ctx.store.readLeader()) ?? null,
       isLeader: c !== undefined,
       workers: s ? s.workers.length : (await ctx.store.listWorkers()).length,
-      partitions: s ? { desired: c!.desiredCount(), assigned: s.assigned, unassigned: c!.desiredCount() - s.assigned, errored: s.errored, heldTopics: s.problems.length } : null,
+      partitions: s
+        ? { desired: c!.desiredCount(), assigned: s.assigned, unassigned: c!.desiredCount() - s.assigned, errored: s.errored, heldTopics: s.problems.length }
+        : null,
       lag: s ? s.lag : null,
       routes: s?.routes ?? null,
       problems: s?.problems ?? null,
@@ -259,57 +307,82 @@ export function buildRestApi(ctx: RestContext): FastifyInstance {
     return run;
   };
 
-  app.put<{ Params: { name: string }; Body: unknown }>('/v1/routes/:name', (req, reply) => oneAtATime(async () => {
-    const name = req.params.name;
-    if (fromFile(name)) return readOnly(name, reply);
-    const c = await leaderOnly(reply);
-    if (!c) return reply;
-    const body = req.body;
-    if (body !== null && typeof body === 'object' && !Array.isArray(body)) {
-      const given = (body as Record<string, unknown>).name;
-      if (given !== undefined && given !== name) {
-        return fail(reply, 400, { code: 'STRAIT_BAD_REQUEST', message: `the body names route ${JSON.stringify(given)} but the path names '${name}'; they must agree (or leave name out of the body)`, field: 'body.name' });
-      }
-    }
-    let route: RouteConfig;
-    try {
-      route = validateRoute(body !== null && typeof body === 'object' && !Array.isArray(body) ? { ...body, name } : body, ctx.config, 'body');
-    } catch (e) {
-      if (!(e instanceof ConfigError)) throw e;
-      const problems = e.problems.map((p) => (p.path === 'body.name' ? { ...p, path: 'name', message: `the route name in the path ${p.message}` } : p));
-      return fail(reply, 400, { code: 'STRAIT_INVALID_ROUTE', message: problems.map((p) => `${p.path}: ${p.message}`).join('; '), field: problems[0]!.path, problems });
-    }
-    // the same separator and loop checks as the config file's routes, over the whole set this route would join
-    const others = (await allRoutes()).filter((r) => r.route.name !== name).map((r) => ({ route: r.route, definedIn: r.stored ? 'created over REST' : 'config file' }));
-    const loops = addedRouteProblems(route, others, Object.keys(ctx.config.clusters), 'body');
-    if (loops.length > 0) {
-      return fail(reply, 400, { code: 'STRAIT_INVALID_ROUTE', message: loops.map((p) => `${p.path}: ${p.message}`).join('; '), field: loops[0]!.path, problems: loops });
-    }
-    const before = c.storedRoute(name);
-    if (before) {
-      for (const side of ['source', 'target'] as const) {
-        if (before.route[side] !== route[side]) {
+  app.put<{ Params: { name: string }; Body: unknown }>('/v1/routes/:name', (req, reply) =>
+    oneAtATime(async () => {
+      const name = req.params.name;
+      if (fromFile(name)) return readOnly(name, reply);
+      const c = await leaderOnly(reply);
+      if (!c) return reply;
+      const body = req.body;
+      if (body !== null && typeof body === 'object' && !Array.isArray(body)) {
+        const given = (body as Record<string, unknown>).name;
+        if (given !== undefined && given !== name) {
           return fail(reply, 400, {
-            code: 'STRAIT_INVALID_ROUTE',
-            message: `body.${side}: a route's ${side} cluster cannot change ('${before.route[side]}' -> '${route[side]}'): its committed offsets belong to the clusters it has; delete it and create a route under another name`,
-            field: `body.${side}`,
+            code: 'STRAIT_BAD_REQUEST',
+            message: `the body names route ${JSON.stringify(given)} but the path names '${name}'; they must agree (or leave name out of the body)`,
+            field: 'body.name',
           });
         }
       }
-    }
-    const stored = await c.putRoute(route);
-    return reply.code(before ? 200 : 201).send({ ...routeView({ route: stored.route, stored }), created: !before });
-  }));
+      let route: RouteConfig;
+      try {
+        route = validateRoute(body !== null && typeof body === 'object' && !Array.isArray(body) ? { ...body, name } : body, ctx.config, 'body');
+      } catch (e) {
+        if (!(e instanceof ConfigError)) throw e;
+        const problems = e.problems.map((p) => (p.path === 'body.name' ? { ...p, path: 'name', message: `the route name in the path ${p.message}` } : p));
+        return fail(reply, 400, {
+          code: 'STRAIT_INVALID_ROUTE',
+          message: problems.map((p) => `${p.path}: ${p.message}`).join('; '),
+          field: problems[0]!.path,
+          problems,
+        });
+      }
+      // the same separator and loop checks as the config file's routes, over the whole set this route would join
+      const others = (await allRoutes())
+        .filter((r) => r.route.name !== name)
+        .map((r) => ({ route: r.route, definedIn: r.stored ? 'created over REST' : 'config file' }));
+      const loops = addedRouteProblems(route, others, Object.keys(ctx.config.clusters), 'body');
+      if (loops.length > 0) {
+        return fail(reply, 400, {
+          code: 'STRAIT_INVALID_ROUTE',
+          message: loops.map((p) => `${p.path}: ${p.message}`).join('; '),
+          field: loops[0]!.path,
+          problems: loops,
+        });
+      }
+      const before = c.storedRoute(name);
+      if (before) {
+        for (const side of ['source', 'target'] as const) {
+          if (before.route[side] !== route[side]) {
+            return fail(reply, 400, {
+              code: 'STRAIT_INVALID_ROUTE',
+              message: `body.${side}: a route's ${side} cluster cannot change ('${before.route[side]}' -> '${route[side]}'): its committed offsets belong to the clusters it has; delete it and create a route under another name`,
+              field: `body.${side}`,
+            });
+          }
+        }
+      }
+      const stored = await c.putRoute(route);
+      return reply.code(before ? 200 : 201).send({ ...routeView({ route: stored.route, stored }), created: !before });
+    }),
+  );
 
-  app.delete<{ Params: { name: string } }>('/v1/routes/:name', (req, reply) => oneAtATime(async () => {
-    const name = req.params.name;
-    if (fromFile(name)) return readOnly(name, reply);
-    const c = await leaderOnly(reply);
-    if (!c) return reply;
-    if (!c.storedRoute(name)) return unknownRoute(name, (await allRoutes()).map((r) => r.route.name), reply);
-    await c.deleteRoute(name);
-    return { route: name, deleted: true, offsets: 'kept' };
-  }));
+  app.delete<{ Params: { name: string } }>('/v1/routes/:name', (req, reply) =>
+    oneAtATime(async () => {
+      const name = req.params.name;
+      if (fromFile(name)) return readOnly(name, reply);
+      const c = await leaderOnly(reply);
+      if (!c) return reply;
+      if (!c.storedRoute(name))
+        return unknownRoute(
+          name,
+          (await allRoutes()).map((r) => r.route.name),
+          reply,
+        );
+      await c.deleteRoute(name);
+      return { route: name, deleted: true, offsets: 'kept' };
+    }),
+  );
 
   app.get<{ Params: { name: string } }>('/v1/routes/:name/topics', async (req, reply) => {
     const found = await findRoute(req.params.name, reply);
@@ -346,10 +419,19 @@ export function buildRestApi(ctx: RestContext): FastifyInstance {
       if (!c) return reply;
       const ids = (await ctx.store.listWorkers()).map((w) => w.id);
       if (!ids.includes(req.params.id) && !c.drained.has(req.params.id)) {
-        return fail(reply, 404, { code: 'STRAIT_UNKNOWN_WORKER', message: `no registered worker '${req.params.id}'; workers: ${ids.join(', ') || '(none)'}`, field: 'id' });
+        return fail(reply, 404, {
+          code: 'STRAIT_UNKNOWN_WORKER',
+          message: `no registered worker '${req.params.id}'; workers: ${ids.join(', ') || '(none)'}`,
+          field: 'id',
+        });
       }
       const had = await c.setDrained(req.params.id, action === 'drain');
-      return { worker: req.params.id, drained: action === 'drain', partitionsBefore: had, partitions: c.assignments().filter((a) => a.worker === req.params.id).length };
+      return {
+        worker: req.params.id,
+        drained: action === 'drain',
+        partitionsBefore: had,
+        partitions: c.assignments().filter((a) => a.worker === req.params.id).length,
+      };
     });
   }
 
@@ -367,7 +449,11 @@ export function buildRestApi(ctx: RestContext): FastifyInstance {
     const allowed = ['lagging'];
     for (const name of Object.keys(req.query)) {
       if (!allowed.includes(name)) {
-        return fail(reply, 400, { code: 'STRAIT_BAD_REQUEST', message: `unknown query parameter '${name}' (did you mean '${closest(name, allowed)}'?); allowed: ${allowed.join(', ')}`, field: name });
+        return fail(reply, 400, {
+          code: 'STRAIT_BAD_REQUEST',
+          message: `unknown query parameter '${name}' (did you mean '${closest(name, allowed)}'?); allowed: ${allowed.join(', ')}`,
+          field: name,
+        });
       }
     }
     const lagging = req.query.lagging;
@@ -376,7 +462,19 @@ export function buildRestApi(ctx: RestContext): FastifyInstance {
     }
     const c = await leaderOnly(reply);
     if (!c) return reply;
-    const rows = c.partitions().map((p) => ({ route: p.route, topic: p.topic, partition: p.partition, worker: p.worker, epoch: p.epoch, bytesPerSec: p.bytesPerSec, recordsPerSec: p.recordsPerSec, lag: p.lag, errored: p.errored, errorCode: p.errorCode, reportedAt: p.reportedAt }));
+    const rows = c.partitions().map((p) => ({
+      route: p.route,
+      topic: p.topic,
+      partition: p.partition,
+      worker: p.worker,
+      epoch: p.epoch,
+      bytesPerSec: p.bytesPerSec,
+      recordsPerSec: p.recordsPerSec,
+      lag: p.lag,
+      errored: p.errored,
+      errorCode: p.errorCode,
+      reportedAt: p.reportedAt,
+    }));
     if (lagging !== 'true') return rows;
     return rows.filter((p) => p.lag !== null && p.lag > 0).sort((a, b) => b.lag! - a.lag!);
   });

@@ -45,7 +45,14 @@ export interface TopicProblem {
   route: string;
   topic: string;
   targetTopic: string;
-  code: 'STRAIT_TOPIC_CONFLICT' | 'STRAIT_KAFKA' | 'STRAIT_CLUSTER_UNREACHABLE' | 'STRAIT_CLUSTER_AUTH' | 'STRAIT_CLUSTER_TLS' | 'STRAIT_NOT_AUTHORIZED' | 'STRAIT_CLUSTER_CHANGED';
+  code:
+    | 'STRAIT_TOPIC_CONFLICT'
+    | 'STRAIT_KAFKA'
+    | 'STRAIT_CLUSTER_UNREACHABLE'
+    | 'STRAIT_CLUSTER_AUTH'
+    | 'STRAIT_CLUSTER_TLS'
+    | 'STRAIT_NOT_AUTHORIZED'
+    | 'STRAIT_CLUSTER_CHANGED';
   message: string;
   /** for a failed cluster: when it is asked again (backoff) */
   retryInMs?: number;
@@ -138,7 +145,10 @@ export class TopicManager {
     const c = this.config.clusters[alias]!;
     const tls = await diagnoseTls(alias, c.bootstrap, c.properties);
     if (tls) {
-      return new StraitError('STRAIT_CLUSTER_TLS', `cluster '${alias}' (${c.bootstrap}): TLS connection failed: ${tls.cause}; check ${tls.field}`, { retriable: true, field: tls.field });
+      return new StraitError('STRAIT_CLUSTER_TLS', `cluster '${alias}' (${c.bootstrap}): TLS connection failed: ${tls.cause}; check ${tls.field}`, {
+        retriable: true,
+        field: tls.field,
+      });
     }
     if (authError) {
       const user = c.properties['sasl.username'];
@@ -146,10 +156,15 @@ export class TopicManager {
       const shownUser = user !== undefined ? shownValue(this.config, ['clusters', alias, 'properties', 'sasl.username'], user) : undefined;
       const how = `${String(c.properties['security.protocol'] ?? 'plaintext')}/${mechanism}${shownUser !== undefined ? ` as '${shownUser}'` : ''}`;
       const field = fieldPath(['clusters', alias, 'properties', 'sasl.password']);
-      const plain = shownUser !== undefined
-        ? `the broker refused the user name or password (a wrong sasl.password, or no ${mechanism} credential for '${shownUser}' on this cluster)`
-        : 'the broker refused the credentials';
-      return new StraitError('STRAIT_CLUSTER_AUTH', `cluster '${alias}' (${c.bootstrap}): authentication failed (${how}): ${plain}; the broker said: ${authError.message}; check ${field}`, { retriable: true, field });
+      const plain =
+        shownUser !== undefined
+          ? `the broker refused the user name or password (a wrong sasl.password, or no ${mechanism} credential for '${shownUser}' on this cluster)`
+          : 'the broker refused the credentials';
+      return new StraitError(
+        'STRAIT_CLUSTER_AUTH',
+        `cluster '${alias}' (${c.bootstrap}): authentication failed (${how}): ${plain}; the broker said: ${authError.message}; check ${field}`,
+        { retriable: true, field },
+      );
     }
     return new StraitError('STRAIT_CLUSTER_UNREACHABLE', `cluster '${alias}' (${c.bootstrap}) is unreachable: ${err.message}`, { retriable: true });
   }
@@ -160,7 +175,10 @@ export class TopicManager {
     const user = c.properties['sasl.username'];
     const principal = user !== undefined ? `User:${shownValue(this.config, ['clusters', alias, 'properties', 'sasl.username'], user)}` : 'the client principal';
     if (err.code === ERR_TOPIC_AUTHORIZATION_FAILED || err.code === ERR_CLUSTER_AUTHORIZATION_FAILED) {
-      return new StraitError('STRAIT_NOT_AUTHORIZED', `${what} on cluster '${alias}' (${c.bootstrap}) was refused: ${principal} needs the ${operation} ACL (${err.message})`);
+      return new StraitError(
+        'STRAIT_NOT_AUTHORIZED',
+        `${what} on cluster '${alias}' (${c.bootstrap}) was refused: ${principal} needs the ${operation} ACL (${err.message})`,
+      );
     }
     return new StraitError('STRAIT_KAFKA', `${what} on '${alias}' failed: ${err.message}`);
   }
@@ -194,7 +212,9 @@ export class TopicManager {
     const { metadata } = await this.cluster(alias);
     const md = await new Promise<Kafka.Metadata>((res, rej) =>
       metadata.getMetadata({ timeout: 10_000 }, (err, data) =>
-        err ? rej(new StraitError('STRAIT_CLUSTER_UNREACHABLE', `cluster '${alias}': metadata request failed: ${err.message}`, { retriable: true })) : res(data),
+        err
+          ? rej(new StraitError('STRAIT_CLUSTER_UNREACHABLE', `cluster '${alias}': metadata request failed: ${err.message}`, { retriable: true }))
+          : res(data),
       ),
     );
     return new Map(md.topics.filter((t) => t.partitions.length > 0).map((t) => [t.name, t.partitions.length]));
@@ -219,7 +239,9 @@ export class TopicManager {
   private async addPartitions(alias: string, topic: string, total: number): Promise<void> {
     const { admin } = await this.cluster(alias);
     await new Promise<void>((res, rej) =>
-      admin.createPartitions(topic, total, 15_000, (err) => (err ? rej(this.authzError(alias, `adding partitions to '${topic}'`, 'ALTER on the topic', err)) : res())),
+      admin.createPartitions(topic, total, 15_000, (err) =>
+        err ? rej(this.authzError(alias, `adding partitions to '${topic}'`, 'ALTER on the topic', err)) : res(),
+      ),
     );
   }
 
@@ -283,7 +305,8 @@ export class TopicManager {
         await this.refreshRoute(route, aliases, meta, writers, result);
       } catch (e) {
         const err = e as StraitError;
-        const code = err.code === 'STRAIT_CLUSTER_UNREACHABLE' || err.code === 'STRAIT_CLUSTER_AUTH' || err.code === 'STRAIT_CLUSTER_TLS' ? err.code : 'STRAIT_KAFKA';
+        const code =
+          err.code === 'STRAIT_CLUSTER_UNREACHABLE' || err.code === 'STRAIT_CLUSTER_AUTH' || err.code === 'STRAIT_CLUSTER_TLS' ? err.code : 'STRAIT_KAFKA';
         const retryInMs = Math.max(this.backoffMs(route.source), this.backoffMs(route.target));
         result.problems.push({ route: route.name, topic: '*', targetTopic: '*', code, message: err.message, ...(retryInMs > 0 ? { retryInMs } : {}) });
         this.log.warn({ route: route.name, err: err.message }, 'route refresh failed; retrying next interval');

@@ -27,7 +27,14 @@ export interface CompleteForwarderOptions extends Required<Omit<ForwarderOptions
 }
 
 /** The one place the forwarder's defaults live. */
-export const FORWARDER_DEFAULTS = { inflightBytes: 64 * 1024 * 1024, batchSize: 2000, compression: 'none', onGap: 'continue', provenanceHeader: 'strait.origin', maxHops: 8 } as const;
+export const FORWARDER_DEFAULTS = {
+  inflightBytes: 64 * 1024 * 1024,
+  batchSize: 2000,
+  compression: 'none',
+  onGap: 'continue',
+  provenanceHeader: 'strait.origin',
+  maxHops: 8,
+} as const;
 
 /** `options` with every default filled, as the addon's constructor requires them. */
 export function forwarderOptions(options: ForwarderOptions): CompleteForwarderOptions {
@@ -39,7 +46,16 @@ export function forwarderOptions(options: ForwarderOptions): CompleteForwarderOp
     compression: options.compression ?? FORWARDER_DEFAULTS.compression,
     onGap: options.onGap ?? FORWARDER_DEFAULTS.onGap,
     latencyBucketsMs: LATENCY_BUCKETS_MS,
-    ...(provenance ? { provenance: { header: provenance.header ?? FORWARDER_DEFAULTS.provenanceHeader, localOrigin: provenance.localOrigin, dropOrigin: provenance.dropOrigin, maxHops: provenance.maxHops ?? FORWARDER_DEFAULTS.maxHops } } : {}),
+    ...(provenance
+      ? {
+          provenance: {
+            header: provenance.header ?? FORWARDER_DEFAULTS.provenanceHeader,
+            localOrigin: provenance.localOrigin,
+            dropOrigin: provenance.dropOrigin,
+            maxHops: provenance.maxHops ?? FORWARDER_DEFAULTS.maxHops,
+          },
+        }
+      : {}),
   };
 }
 
@@ -189,14 +205,36 @@ export interface TopicConfigEntry {
   source: string;
 }
 
-export interface GroupListing { groupId: string; state: string; isSimple: boolean }
+export interface GroupListing {
+  groupId: string;
+  state: string;
+  isSimple: boolean;
+}
 /** `error`: "<librdkafka error name>: <message>" for this partition (then no offset) */
-export interface ListedOffset { topic: string; partition: number; offset?: number; leaderEpoch?: number; error?: string }
+export interface ListedOffset {
+  topic: string;
+  partition: number;
+  offset?: number;
+  leaderEpoch?: number;
+  error?: string;
+}
 /** `state`: librdkafka's consumer group state name (Unknown, PreparingRebalance, CompletingRebalance, Stable, Dead, Empty) */
-export interface GroupDescription { groupId: string; state: string; members: number; error?: string }
+export interface GroupDescription {
+  groupId: string;
+  state: string;
+  members: number;
+  error?: string;
+}
 /** `error`: "<librdkafka error name>: <message>" for this partition. Offset lists come sorted by topic, partition. */
 /** `error`: librdkafka's name and message for this partition; `errorCode`: the name alone (shared/kafka/errors.ts) */
-export interface GroupOffset { topic: string; partition: number; offset: number; metadata?: string; error?: string; errorCode?: string }
+export interface GroupOffset {
+  topic: string;
+  partition: number;
+  offset: number;
+  metadata?: string;
+  error?: string;
+  errorCode?: string;
+}
 
 /**
  * The group methods reject with a TypeError naming the field for bad arguments (empty lists included), and with
@@ -224,7 +262,11 @@ export interface NativeAdmin {
   /** commits offsets for a group with no active members (Kafka refuses otherwise; that refusal must come back as a
    *  per-partition `error` string or a rejected promise whose message names the broker error, e.g. UNKNOWN_MEMBER_ID /
    *  GROUP_SUBSCRIBED_TO_TOPIC / non-empty group) */
-  alterConsumerGroupOffsets(group: string, offsets: { topic: string; partition: number; offset: number; metadata?: string }[], timeoutMs?: number): Promise<GroupOffset[]>;
+  alterConsumerGroupOffsets(
+    group: string,
+    offsets: { topic: string; partition: number; offset: number; metadata?: string }[],
+    timeoutMs?: number,
+  ): Promise<GroupOffset[]>;
   /** librdkafka handles given up since creation: a group request that got no answer in time (its coordinator was
    *  unreachable) retires the handle it ran on, and the next request gets a new one (native/admin.h says why) */
   retiredHandles(): number;
@@ -254,7 +296,11 @@ export function loadNative(): NativeAddon {
   try {
     raw = require(path) as typeof raw;
   } catch (e) {
-    throw new StraitError('STRAIT_NATIVE_UNAVAILABLE', `strait's native addon is not built (${(e as Error).message}); run 'npm install' or 'npm run build:native'`, { cause: e });
+    throw new StraitError(
+      'STRAIT_NATIVE_UNAVAILABLE',
+      `strait's native addon is not built (${(e as Error).message}); run 'npm install' or 'npm run build:native'`,
+      { cause: e },
+    );
   }
   // the addon's constructor takes complete options only: every default is filled here, in one place
   const Forwarder = function (options: ForwarderOptions) {

@@ -42,7 +42,9 @@ if (lacking.length > 0) {
 }
 if (lacking.length > 0) {
   const pkgs = [...new Set(lacking.map((f) => NEEDED[f]))];
-  process.stderr.write(`strait: librdkafka still lacks ${lacking.join(', ')}: run 'apt-get install -y ${pkgs.join(' ')}' and then 'npm rebuild node-rdkafka'\n`);
+  process.stderr.write(
+    `strait: librdkafka still lacks ${lacking.join(', ')}: run 'apt-get install -y ${pkgs.join(' ')}' and then 'npm rebuild node-rdkafka'\n`,
+  );
   process.exit(1);
 }
 process.stderr.write(`strait: librdkafka features ok (${Object.keys(NEEDED).join(', ')})\n`);

@@ -15,16 +15,40 @@ import { fieldPath, type FieldProblem } from './errors';
 
 export type ClientSide = 'consumer' | 'producer';
 
-interface IntRule { kind: 'int'; min: number; max: number; sides: readonly ClientSide[]; why?: string }
-interface BoolRule { kind: 'bool'; sides: readonly ClientSide[] }
-interface EnumRule { kind: 'enum'; values: readonly string[]; sides: readonly ClientSide[] }
-interface TextRule { kind: 'text'; pattern: RegExp; what: string; sides: readonly ClientSide[] }
+interface IntRule {
+  kind: 'int';
+  min: number;
+  max: number;
+  sides: readonly ClientSide[];
+  why?: string;
+}
+interface BoolRule {
+  kind: 'bool';
+  sides: readonly ClientSide[];
+}
+interface EnumRule {
+  kind: 'enum';
+  values: readonly string[];
+  sides: readonly ClientSide[];
+}
+interface TextRule {
+  kind: 'text';
+  pattern: RegExp;
+  what: string;
+  sides: readonly ClientSide[];
+}
 type Rule = IntRule | BoolRule | EnumRule | TextRule;
 
 const BOTH = ['consumer', 'producer'] as const;
 const C = ['consumer'] as const;
 const P = ['producer'] as const;
-const int = (min: number, max: number, sides: readonly ClientSide[], why?: string): IntRule => ({ kind: 'int', min, max, sides, ...(why !== undefined ? { why } : {}) });
+const int = (min: number, max: number, sides: readonly ClientSide[], why?: string): IntRule => ({
+  kind: 'int',
+  min,
+  max,
+  sides,
+  ...(why !== undefined ? { why } : {}),
+});
 const bool = (sides: readonly ClientSide[]): BoolRule => ({ kind: 'bool', sides });
 
 // The idempotent producer keeps order across retries only with at most 5 requests in flight per connection
@@ -102,23 +126,63 @@ function refuse(category: RefusalCategory, detail: string, names: string[]): voi
 refuse('code', 'librdkafka runs it through system()', ['sasl.kerberos.kinit.cmd']);
 refuse('code', 'librdkafka loads it with dlopen()', ['plugin.library.paths', 'ssl.engine.location', 'ssl.engine.id', 'ssl.providers']);
 refuse('code', 'only settable through the C API', [
-  'interceptors', 'opaque', 'default_topic_conf', 'error_cb', 'throttle_cb', 'stats_cb', 'log_cb', 'background_event_cb',
-  'socket_cb', 'connect_cb', 'closesocket_cb', 'open_cb', 'resolve_cb', 'ssl_engine_callback_data', 'ssl.certificate.verify_cb',
-  'oauthbearer_token_refresh_cb', 'consume_cb', 'rebalance_cb', 'offset_commit_cb', 'dr_cb', 'dr_msg_cb', 'partitioner_cb',
-  'msg_order_cmp', 'ssl_key', 'ssl_certificate', 'ssl_ca',
+  'interceptors',
+  'opaque',
+  'default_topic_conf',
+  'error_cb',
+  'throttle_cb',
+  'stats_cb',
+  'log_cb',
+  'background_event_cb',
+  'socket_cb',
+  'connect_cb',
+  'closesocket_cb',
+  'open_cb',
+  'resolve_cb',
+  'ssl_engine_callback_data',
+  'ssl.certificate.verify_cb',
+  'oauthbearer_token_refresh_cb',
+  'consume_cb',
+  'rebalance_cb',
+  'offset_commit_cb',
+  'dr_cb',
+  'dr_msg_cb',
+  'partitioner_cb',
+  'msg_order_cmp',
+  'ssl_key',
+  'ssl_certificate',
+  'ssl_ca',
 ]);
 refuse('files', 'a path read by librdkafka', [
-  'ssl.key.location', 'ssl.certificate.location', 'ssl.ca.location', 'https.ca.location', 'ssl.crl.location',
-  'ssl.keystore.location', 'sasl.kerberos.keytab', 'sasl.oauthbearer.assertion.file',
-  'sasl.oauthbearer.assertion.private.key.file', 'sasl.oauthbearer.assertion.jwt.template.file', 'ssl.ca.certificate.stores',
+  'ssl.key.location',
+  'ssl.certificate.location',
+  'ssl.ca.location',
+  'https.ca.location',
+  'ssl.crl.location',
+  'ssl.keystore.location',
+  'sasl.kerberos.keytab',
+  'sasl.oauthbearer.assertion.file',
+  'sasl.oauthbearer.assertion.private.key.file',
+  'sasl.oauthbearer.assertion.jwt.template.file',
+  'ssl.ca.certificate.stores',
 ]);
 refuse('files', 'the deprecated file offset store writes there', ['offset.store.path', 'offset.store.sync.interval.ms', 'offset.store.method']);
 refuse('weakens', 'strait produces with acks=all', ['acks', 'request.required.acks']);
 refuse('weakens', 'strait always produces idempotently (no duplicates or reordering on retry)', ['enable.idempotence', 'enable.gapless.guarantee']);
-refuse('weakens', 'strait never gives up on a record while the target is down (message.timeout.ms=0)', ['message.timeout.ms', 'delivery.timeout.ms', 'message.send.max.retries', 'retries']);
+refuse('weakens', 'strait never gives up on a record while the target is down (message.timeout.ms=0)', [
+  'message.timeout.ms',
+  'delivery.timeout.ms',
+  'message.send.max.retries',
+  'retries',
+]);
 refuse('weakens', 'strait reads committed records only (isolation.level=read_committed)', ['isolation.level']);
 refuse('weakens', 'an out-of-range offset restarts from the earliest record (duplicates, never a gap)', ['auto.offset.reset']);
-refuse('weakens', 'offsets are committed by strait only for acknowledged records', ['enable.auto.commit', 'auto.commit.enable', 'auto.commit.interval.ms', 'enable.auto.offset.store']);
+refuse('weakens', 'offsets are committed by strait only for acknowledged records', [
+  'enable.auto.commit',
+  'auto.commit.enable',
+  'auto.commit.interval.ms',
+  'enable.auto.offset.store',
+]);
 refuse('weakens', "the transactional producer is strait's (delivery: exactly-once)", ['transactional.id', 'transaction.timeout.ms']);
 refuse('weakens', 'a client-side size limit rejects records the target broker accepts', ['message.max.bytes']);
 refuse('weakens', 'reordering the producer queue breaks per-partition order', ['queuing.strategy']);
@@ -127,12 +191,24 @@ refuse('strait', "the route's compression sets the codec", ['compression.codec',
 refuse('strait', "strait creates target topics itself and picks topics by the route's include/exclude", ['allow.auto.create.topics', 'topic.blacklist']);
 refuse('strait', 'strait names its clients and its mirrored consumer group', ['client.id', 'group.id', 'group.instance.id']);
 refuse('strait', 'strait assigns partitions itself; no group membership', [
-  'partition.assignment.strategy', 'session.timeout.ms', 'heartbeat.interval.ms', 'group.protocol', 'group.protocol.type',
-  'group.remote.assignor', 'coordinator.query.interval.ms', 'max.poll.interval.ms',
+  'partition.assignment.strategy',
+  'session.timeout.ms',
+  'heartbeat.interval.ms',
+  'group.protocol',
+  'group.protocol.type',
+  'group.remote.assignor',
+  'coordinator.query.interval.ms',
+  'max.poll.interval.ms',
 ]);
 refuse('strait', 'the forwarder depends on it', [
-  'enable.partition.eof', 'delivery.report.only.error', 'partitioner', 'consume.callback.max.messages', 'enabled_events',
-  'internal.termination.signal', 'log.queue', 'builtin.features',
+  'enable.partition.eof',
+  'delivery.report.only.error',
+  'partitioner',
+  'consume.callback.max.messages',
+  'enabled_events',
+  'internal.termination.signal',
+  'log.queue',
+  'builtin.features',
 ]);
 
 /** Security settings: they name identities, credentials and trust, so only the operator's cluster properties hold them. */
@@ -193,7 +269,8 @@ function nearNames(name: string, side: ClientSide): string[] {
  */
 export function routePropertyProblems(side: ClientSide, props: unknown, base: string): FieldProblem[] {
   if (props === undefined) return [];
-  if (props === null || typeof props !== 'object' || Array.isArray(props)) return [{ path: base, message: 'must be a mapping of librdkafka tuning properties' }];
+  if (props === null || typeof props !== 'object' || Array.isArray(props))
+    return [{ path: base, message: 'must be a mapping of librdkafka tuning properties' }];
   const problems: FieldProblem[] = [];
   for (const [name, value] of Object.entries(props as Record<string, unknown>)) {
     const path = propertyPath(base, name);
@@ -213,7 +290,10 @@ export function routePropertyProblems(side: ClientSide, props: unknown, base: st
       continue;
     }
     const near = nearNames(name, side);
-    problems.push({ path, message: `is not an allowed tuning property${near.length > 0 ? `; did you mean ${near.map((n) => `'${n}'`).join(', ')}?` : ''} (allowed: see the ${side} tuning properties in the README's config reference)` });
+    problems.push({
+      path,
+      message: `is not an allowed tuning property${near.length > 0 ? `; did you mean ${near.map((n) => `'${n}'`).join(', ')}?` : ''} (allowed: see the ${side} tuning properties in the README's config reference)`,
+    });
   }
   return problems;
 }

@@ -21,7 +21,12 @@ export interface ClusterChange {
 export type ClusterIdOf = (alias: string) => Promise<string>;
 
 /** The message and fields of a route whose clusters are not those of its offsets; the same for every reporter. */
-export function clusterChange(config: StraitConfig, route: RouteConfig, stored: RouteClusters, current: { source: string; target: string }): ClusterChange | undefined {
+export function clusterChange(
+  config: StraitConfig,
+  route: RouteConfig,
+  stored: RouteClusters,
+  current: { source: string; target: string },
+): ClusterChange | undefined {
   const changed = (['source', 'target'] as const).filter((side) => stored[side] !== current[side]);
   if (changed.length === 0) return undefined;
   const what = changed
@@ -58,7 +63,8 @@ export class ClusterIdentity {
     const [source, target] = await Promise.all([this.clusterId(route.source), this.clusterId(route.target)]);
     const key = `${route.name}\n${source}\n${target}`;
     if (this.verified.has(key)) return undefined;
-    const stored = (await this.store.readRouteClusters(route.name)) ?? (await this.store.claimRouteClusters(route.name, { source, target, at: new Date().toISOString() }));
+    const stored =
+      (await this.store.readRouteClusters(route.name)) ?? (await this.store.claimRouteClusters(route.name, { source, target, at: new Date().toISOString() }));
     const change = clusterChange(this.config, route, stored, { source, target });
     if (!change) this.verified.add(key);
     return change;

@@ -8,5 +8,8 @@ import { scrubSecrets } from './secret-references';
 export type { Logger };
 
 export function createLogger(name: string, level: string = process.env.STRAIT_LOG_LEVEL ?? 'info', destination?: pino.DestinationStream): Logger {
-  return pino({ name, level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime, hooks: { streamWrite: scrubSecrets } }, destination ?? pino.destination(2));
+  return pino(
+    { name, level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime, hooks: { streamWrite: scrubSecrets } },
+    destination ?? pino.destination(2),
+  );
 }

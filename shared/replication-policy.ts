@@ -164,7 +164,10 @@ export function topologyProblems(routes: RouteConfig[]): LoopProblem[] {
     // origin are dropped, so routes into the origin do not count)
     const identity = live.filter((r) => r.naming.policy === 'identity');
     for (const origin of new Set(identity.map((r) => r.source))) {
-      const reached = reachable(identity.filter((r) => r.target !== origin), origin);
+      const reached = reachable(
+        identity.filter((r) => r.target !== origin),
+        origin,
+      );
       for (const cluster of reached) {
         if (cluster === origin) continue;
         const into = identity.filter((r) => r.target === cluster && r.source !== cluster && reached.has(r.source));
@@ -202,7 +205,11 @@ export function addedRouteProblems(route: RouteConfig, others: { route: RouteCon
     const m = /^routes\[([0-9]+)\](.*)$/.exec(p.path);
     if (!m) continue;
     const i = Number(m[1]);
-    out.push(i === at ? { path: `${base}${m[2]!}`, message: rename(p.message) } : { path: `${base}${m[2]!}`, message: `this route completes a setup in which ${name(i)}${m[2]!}: ${rename(p.message)}` });
+    out.push(
+      i === at
+        ? { path: `${base}${m[2]!}`, message: rename(p.message) }
+        : { path: `${base}${m[2]!}`, message: `this route completes a setup in which ${name(i)}${m[2]!}: ${rename(p.message)}` },
+    );
   }
   return out;
 }

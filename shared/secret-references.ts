@@ -125,7 +125,11 @@ export function resolveReferences(root: unknown, problems: FieldProblem[], env: 
     if (!isReference(text)) return;
     const path = fieldPath(segments);
     if (segments[0] === 'routes') {
-      problems.push({ path, message: 'a reference (${env:...}, ${file:...}) is not allowed in a route: routes travel through the coordination store and the REST API; put secrets in clusters.<alias>.properties' });
+      problems.push({
+        path,
+        message:
+          'a reference (${env:...}, ${file:...}) is not allowed in a route: routes travel through the coordination store and the REST API; put secrets in clusters.<alias>.properties',
+      });
       return;
     }
     const r = resolveString(text, env);

@@ -51,7 +51,7 @@ t.test('alert rules', async (t) => {
   t.comment(`promtool ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 
   t.test('every rule has a for, a severity, a summary and a description, and reads only metrics strait exports', async (t) => {
-    const exported = new Set((new StraitMetrics(false)).registry.getMetricsAsArray().map((m) => m.name));
+    const exported = new Set(new StraitMetrics(false).registry.getMetricsAsArray().map((m) => m.name));
     const all = rules();
     t.ok(all.length >= 10, `${all.length} rules`);
     for (const r of all) {
@@ -75,9 +75,11 @@ t.test('alert rules', async (t) => {
   });
 
   t.test('a rule that waits longer, or misses a first skip, fails its unit tests', async (t) => {
-    const scratch = edited(t, (s) => s
-      .replace(/(alert: StraitPartitionErrored[\s\S]*?)for: 2m/, '$1for: 10m')
-      .replace('(strait_records_skipped_total unless strait_records_skipped_total offset 15m)\n            or ', ''));
+    const scratch = edited(t, (s) =>
+      s
+        .replace(/(alert: StraitPartitionErrored[\s\S]*?)for: 2m/, '$1for: 10m')
+        .replace('(strait_records_skipped_total unless strait_records_skipped_total offset 15m)\n            or ', ''),
+    );
     const r = promtool(runtime, ['test', 'rules', 'strait.rules.test.yml'], scratch);
     t.not(r.status, 0, 'promtool test rules fails');
     t.match(r.out, /alertname: StraitPartitionErrored/);

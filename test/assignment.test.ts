@@ -26,8 +26,15 @@ t.test('adding a worker moves at most ceil(P/W)+1 partitions; only moved ones ch
       const first = assign({ current: new Map(), workers: workers(w), partitions: parts(p) }).assignment;
       const { assignment, moved } = assign({ current: first, workers: workers(w + 1), partitions: parts(p) });
       const l = loads(assignment, workers(w + 1));
-      const unchanged = [...assignment.entries()].filter(([k]) => !moved.includes(k)).every(([k, o]) => first.get(k)!.epoch === o.epoch && first.get(k)!.worker === o.worker);
-      return moved.length <= Math.ceil(p / (w + 1)) + 1 && Math.max(...l) - Math.min(...l) <= 1 && unchanged && moved.every((k) => assignment.get(k)!.epoch === first.get(k)!.epoch + 1);
+      const unchanged = [...assignment.entries()]
+        .filter(([k]) => !moved.includes(k))
+        .every(([k, o]) => first.get(k)!.epoch === o.epoch && first.get(k)!.worker === o.worker);
+      return (
+        moved.length <= Math.ceil(p / (w + 1)) + 1 &&
+        Math.max(...l) - Math.min(...l) <= 1 &&
+        unchanged &&
+        moved.every((k) => assignment.get(k)!.epoch === first.get(k)!.epoch + 1)
+      );
     }),
   );
   t.pass('the property held for every generated fleet');
@@ -118,22 +125,69 @@ function stuck(a: Map<string, Owned>, ws: string[], weight: Map<string, number>)
 }
 
 t.test('unknown partitions weigh the mean of the measured ones; idle ones a floor; equal weights balance by count', async (t) => {
-  const measured = new Map([['a', 1], ['b', 1], ['c', 1], ['d', 997]]);
+  const measured = new Map([
+    ['a', 1],
+    ['b', 1],
+    ['c', 1],
+    ['d', 997],
+  ]);
   const { weights, uniform } = effectiveWeights(['a', 'b', 'c', 'd', 'x'], measured);
   t.equal(weights[4], 250, 'unknown = mean (250), not the median (1)');
   t.equal(uniform, false);
-  const idle = effectiveWeights(['a', 'b'], new Map([['a', 0], ['b', 100]])).weights;
+  const idle = effectiveWeights(
+    ['a', 'b'],
+    new Map([
+      ['a', 0],
+      ['b', 100],
+    ]),
+  ).weights;
   t.equal(idle[0], 50 * MIN_SHARE, 'an idle partition still costs MIN_SHARE of the mean');
-  t.same([...effectiveWeights(['a', 'b'], new Map([['a', 7], ['b', 7]])).weights.values()], [1, 1], 'all equal: counted as 1 each');
-  t.same([...effectiveWeights(['a', 'b', 'new'], new Map([['a', 0], ['b', 0]])).weights], [1, 1, 1], 'all measured idle: a new partition weighs the same, not 50 times more');
-  t.equal(effectiveWeights(['a', 'b'], new Map([['a', 0], ['b', 0]])).uniform, true);
+  t.same(
+    [
+      ...effectiveWeights(
+        ['a', 'b'],
+        new Map([
+          ['a', 7],
+          ['b', 7],
+        ]),
+      ).weights.values(),
+    ],
+    [1, 1],
+    'all equal: counted as 1 each',
+  );
+  t.same(
+    [
+      ...effectiveWeights(
+        ['a', 'b', 'new'],
+        new Map([
+          ['a', 0],
+          ['b', 0],
+        ]),
+      ).weights,
+    ],
+    [1, 1, 1],
+    'all measured idle: a new partition weighs the same, not 50 times more',
+  );
+  t.equal(
+    effectiveWeights(
+      ['a', 'b'],
+      new Map([
+        ['a', 0],
+        ['b', 0],
+      ]),
+    ).uniform,
+    true,
+  );
   // two workers, one holds 4 measured partitions of 100 B/s; 4 new ones (unknown) go to the other
   const current = new Map(['p0', 'p1', 'p2', 'p3'].map((k) => [k, { worker: 'w0', epoch: 1 }]));
   const w = new Map(['p0', 'p1', 'p2', 'p3'].map((k) => [k, 100]));
   w.set('p0', 101); // not uniform
   const { assignment, moved } = assign({ current, workers: ['w0', 'w1'], partitions: ['p0', 'p1', 'p2', 'p3', 'n0', 'n1', 'n2', 'n3'], weights: w });
   t.same(moved.sort(), ['n0', 'n1', 'n2', 'n3'], 'only the new partitions move');
-  t.ok(['n0', 'n1', 'n2', 'n3'].every((k) => assignment.get(k)!.worker === 'w1'), 'all to the empty worker');
+  t.ok(
+    ['n0', 'n1', 'n2', 'n3'].every((k) => assignment.get(k)!.worker === 'w1'),
+    'all to the empty worker',
+  );
 });
 
 t.test('weighted: every partition placed, within the tolerance (or no single move helps), and a second run moves nothing', async (t) => {
@@ -193,26 +247,30 @@ t.test('weighted: adding a worker moves at most about two mean loads (a reshuffl
   t.pass('the property held for every generated fleet');
 });
 
-t.test("weighted: removing a worker moves its partitions, others only when placing them alone leaves the fleet outside the tolerance", async (t) => {
+t.test('weighted: removing a worker moves its partitions, others only when placing them alone leaves the fleet outside the tolerance', async (t) => {
   fc.assert(
-    fc.property(fleet.filter((f) => f.w >= 2), fc.nat(), ({ w, p, seed }, pick) => {
-      const ws = workers(w);
-      const ps = parts(p);
-      const measured = weightsFor(ps, seed);
-      const first = assign({ current: new Map(), workers: ws, partitions: ps, weights: measured, tolerance: TOL }).assignment;
-      const gone = `w${pick % w}`;
-      const rest = ws.filter((x) => x !== gone);
-      const { assignment, moved } = assign({ current: first, workers: rest, partitions: ps, weights: measured, tolerance: TOL });
-      const weights = weightMap(ps, measured);
-      const orphans = [...first].filter(([, o]) => o.worker === gone).map(([k]) => k);
-      if (!orphans.every((k) => moved.includes(k) && assignment.get(k)!.worker !== gone)) return false;
-      // the same placement with no rebalancing round (infinite tolerance)
-      const placedOnly = assign({ current: first, workers: rest, partitions: ps, weights: measured, tolerance: Infinity });
-      const before = spread(loadsBy(placedOnly.assignment, rest, weights));
-      const extra = moved.filter((k) => first.get(k)!.worker !== gone);
-      if (before <= TOL + 1e-9) return extra.length === 0 && placedOnly.moved.length === moved.length;
-      return spread(loadsBy(assignment, rest, weights)) <= before + 1e-9;
-    }),
+    fc.property(
+      fleet.filter((f) => f.w >= 2),
+      fc.nat(),
+      ({ w, p, seed }, pick) => {
+        const ws = workers(w);
+        const ps = parts(p);
+        const measured = weightsFor(ps, seed);
+        const first = assign({ current: new Map(), workers: ws, partitions: ps, weights: measured, tolerance: TOL }).assignment;
+        const gone = `w${pick % w}`;
+        const rest = ws.filter((x) => x !== gone);
+        const { assignment, moved } = assign({ current: first, workers: rest, partitions: ps, weights: measured, tolerance: TOL });
+        const weights = weightMap(ps, measured);
+        const orphans = [...first].filter(([, o]) => o.worker === gone).map(([k]) => k);
+        if (!orphans.every((k) => moved.includes(k) && assignment.get(k)!.worker !== gone)) return false;
+        // the same placement with no rebalancing round (infinite tolerance)
+        const placedOnly = assign({ current: first, workers: rest, partitions: ps, weights: measured, tolerance: Infinity });
+        const before = spread(loadsBy(placedOnly.assignment, rest, weights));
+        const extra = moved.filter((k) => first.get(k)!.worker !== gone);
+        if (before <= TOL + 1e-9) return extra.length === 0 && placedOnly.moved.length === moved.length;
+        return spread(loadsBy(assignment, rest, weights)) <= before + 1e-9;
+      },
+    ),
     { numRuns: 300 },
   );
   t.pass('the property held for every generated fleet');
@@ -237,8 +295,17 @@ t.test('holding workers (grace period) keep their partitions and epochs, get not
 });
 
 t.test('only workers whose partitions changed are written', async (t) => {
-  const prev = new Map<string, Owned>([['a', { worker: 'w0', epoch: 1 }], ['b', { worker: 'w1', epoch: 1 }], ['c', { worker: 'w2', epoch: 1 }], ['d', { worker: 'w3', epoch: 1 }]]);
-  const next = new Map<string, Owned>([['a', { worker: 'w4', epoch: 2 }], ['b', { worker: 'w1', epoch: 1 }], ['c', { worker: 'w2', epoch: 1 }]]);
+  const prev = new Map<string, Owned>([
+    ['a', { worker: 'w0', epoch: 1 }],
+    ['b', { worker: 'w1', epoch: 1 }],
+    ['c', { worker: 'w2', epoch: 1 }],
+    ['d', { worker: 'w3', epoch: 1 }],
+  ]);
+  const next = new Map<string, Owned>([
+    ['a', { worker: 'w4', epoch: 2 }],
+    ['b', { worker: 'w1', epoch: 1 }],
+    ['c', { worker: 'w2', epoch: 1 }],
+  ]);
   t.same([...changedWorkers(prev, next, ['a'])].sort(), ['w0', 'w3', 'w4'], 'old and new owner of a moved partition, owner of a dropped one');
   t.same([...changedWorkers(prev, prev, [])], [], 'nothing moved: nothing written');
 });

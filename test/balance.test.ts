@@ -36,7 +36,11 @@ function info(id: string): WorkerInfo {
   return { id, host: 'test', pid: process.pid, threads: 1, version: '0', startedAt: new Date().toISOString() };
 }
 
-async function setUp(t: Tap, partitions: number, controller: Record<string, unknown>): Promise<{ config: StraitConfig; deployment: string; topic: string; store: ZooKeeperStore; c: Controller; metrics: StraitMetrics }> {
+async function setUp(
+  t: Tap,
+  partitions: number,
+  controller: Record<string, unknown>,
+): Promise<{ config: StraitConfig; deployment: string; topic: string; store: ZooKeeperStore; c: Controller; metrics: StraitMetrics }> {
   const topic = uniqueName('bal');
   await createTopic(bootstrap('a'), topic, partitions);
   const deployment = uniqueName('bal');
@@ -85,7 +89,15 @@ t.test('reports balance by weight, once; only changed workers are written; /v1/p
   // w1's partitions are busy (1000 B/s), w2's nearly idle (10 B/s), and two of w2's lag
   const lags = [5, 50, 0, 7];
   const load = (w: string, bytes: number, lag: (i: number) => number): PartitionLoad[] =>
-    owned(c, w).map((a, i) => ({ route: 'r', topic: a.topic, partition: a.partition, bytesPerSec: bytes, recordsPerSec: bytes / 100, lag: lag(i), errored: false }));
+    owned(c, w).map((a, i) => ({
+      route: 'r',
+      topic: a.topic,
+      partition: a.partition,
+      bytesPerSec: bytes,
+      recordsPerSec: bytes / 100,
+      lag: lag(i),
+      errored: false,
+    }));
   const light = load('w2', 10, (i) => lags[i]!);
   // counted from before the reports: a pass that was already running when tick() is called (one the registrations or
   // the routes watch started) may do the rebalance itself, and tick() then waits for one more, which writes nothing
@@ -102,7 +114,10 @@ t.test('reports balance by weight, once; only changed workers are written; /v1/p
   t.equal(owned(c, 'w2').length, 6, 'w2 keeps its idle ones too: balance is by bytes/s, not by count');
   t.equal(c.writesTotal - writesBefore, 2, 'both workers written once (each holds a changed set)');
   const moved = c.assignments().filter((a) => a.worker === 'w2' && !light.some((l) => l.partition === a.partition));
-  t.ok(moved.every((a) => a.epoch === epochsBefore.get(`${a.topic}/${a.partition}`)! + 1), 'moved partitions have a new epoch');
+  t.ok(
+    moved.every((a) => a.epoch === epochsBefore.get(`${a.topic}/${a.partition}`)! + 1),
+    'moved partitions have a new epoch',
+  );
   // tick() resolves after the writes
   const stored = await store.readAssignment('w2');
   t.equal(stored?.partitions.length, 6, 'the store holds the new assignment');
@@ -119,10 +134,17 @@ t.test('reports balance by weight, once; only changed workers are written; /v1/p
   t.equal(all.statusCode, 200);
   const rows = all.json<{ topic: string; partition: number; worker: string; epoch: number; bytesPerSec: number | null; lag: number | null }[]>();
   t.equal(rows.length, 8);
-  t.ok(rows.every((r) => r.topic === topic && (r.worker === 'w1' || r.worker === 'w2') && r.epoch >= 1), 'every partition with its worker and epoch');
+  t.ok(
+    rows.every((r) => r.topic === topic && (r.worker === 'w1' || r.worker === 'w2') && r.epoch >= 1),
+    'every partition with its worker and epoch',
+  );
   t.equal(rows.filter((r) => r.bytesPerSec === 1000).length, 2, "moved partitions: the old owner's report no longer counts as theirs");
   const lagging = await api.inject({ method: 'GET', url: '/v1/partitions?lagging=true' });
-  t.same(lagging.json<{ lag: number }[]>().map((r) => r.lag), [50, 7, 5], 'lagging: lag > 0 only, most lagging first');
+  t.same(
+    lagging.json<{ lag: number }[]>().map((r) => r.lag),
+    [50, 7, 5],
+    'lagging: lag > 0 only, most lagging first',
+  );
   const bad = await api.inject({ method: 'GET', url: '/v1/partitions?lagging=maybe' });
   t.equal(bad.statusCode, 400);
   t.match(bad.json(), { code: 'STRAIT_BAD_REQUEST', field: 'lagging' });
@@ -156,7 +178,10 @@ t.test('controller.rebalanceIntervalMs: load moves nothing owned inside the inte
   await w3.registerWorker(info('w3'));
   await waitFor('the third worker receives partitions', async () => owned(c, 'w3').length > 0, 30_000, 100);
   const moved = c.assignments().filter((a) => before.get(`${a.topic}/${a.partition}`) !== a.worker);
-  t.ok(moved.some((a) => a.worker === 'w3'), `a join rebalances at once: ${moved.length} partitions moved, ${owned(c, 'w3').length} to the new worker`);
+  t.ok(
+    moved.some((a) => a.worker === 'w3'),
+    `a join rebalances at once: ${moved.length} partitions moved, ${owned(c, 'w3').length} to the new worker`,
+  );
   const loads = ['w1', 'w2', 'w3'].map((w) => owned(c, w).reduce((sum, a) => sum + (before.get(`${a.topic}/${a.partition}`) === 'w1' ? 1000 : 10), 0));
   t.ok(Math.max(...loads) < 4040, `the busy worker gave load away (loads by the last reports: ${loads.join(', ')} B/s)`);
 });
@@ -165,7 +190,16 @@ t.test('errored partitions keep their weight: a worker with a problem does not l
   const { deployment, c } = await setUp(t, 8, {});
   const [w1, w2] = await twoWorkersAssigned(t, deployment, c);
   const load = (w: string, bytes: number, errored: boolean): PartitionLoad[] =>
-    owned(c, w).map((a) => ({ route: 'r', topic: a.topic, partition: a.partition, bytesPerSec: bytes, recordsPerSec: bytes / 100, lag: 0, errored, ...(errored ? { errorCode: 'STRAIT_TARGET_REJECTED' } : {}) }));
+    owned(c, w).map((a) => ({
+      route: 'r',
+      topic: a.topic,
+      partition: a.partition,
+      bytesPerSec: bytes,
+      recordsPerSec: bytes / 100,
+      lag: 0,
+      errored,
+      ...(errored ? { errorCode: 'STRAIT_TARGET_REJECTED' } : {}),
+    }));
   const report = async (b1: number, errored1: boolean) => {
     const at = Date.now();
     await w1.writeReport({ worker: 'w1', at, windowMs: 5000, partitions: load('w1', b1, errored1) });
@@ -190,7 +224,9 @@ t.test('a worker that reports other partitions than assigned, twice, gets its as
   const v1 = await versionOf('w1');
   await sleep(500);
   const load = (w: string, drop: number): PartitionLoad[] =>
-    owned(c, w).slice(drop).map((a) => ({ route: 'r', topic: a.topic, partition: a.partition, bytesPerSec: 100, recordsPerSec: 1, lag: 0, errored: false }));
+    owned(c, w)
+      .slice(drop)
+      .map((a) => ({ route: 'r', topic: a.topic, partition: a.partition, bytesPerSec: 100, recordsPerSec: 1, lag: 0, errored: false }));
   // w2 reports what it was given; w1 lacks one partition (a write it never applied, say)
   await w2.writeReport({ worker: 'w2', at: Date.now(), windowMs: 200, partitions: load('w2', 0) });
   await w1.writeReport({ worker: 'w1', at: Date.now(), windowMs: 200, partitions: load('w1', 1) });
@@ -198,7 +234,13 @@ t.test('a worker that reports other partitions than assigned, twice, gets its as
   t.equal(await versionOf('w1'), v1, 'one report that disagrees is not acted on');
   await w1.writeReport({ worker: 'w1', at: Date.now(), windowMs: 200, partitions: load('w1', 1) });
   await waitFor('w1 written again', async () => (await versionOf('w1')) > v1, 10_000, 50);
-  t.same((await store.readAssignment('w1'))!.partitions.map((p) => p.partition).sort(), owned(c, 'w1').map((a) => a.partition).sort(), 'the same partitions, a new version');
+  t.same(
+    (await store.readAssignment('w1'))!.partitions.map((p) => p.partition).sort(),
+    owned(c, 'w1')
+      .map((a) => a.partition)
+      .sort(),
+    'the same partitions, a new version',
+  );
   t.equal(await versionOf('w2'), 1, 'the worker whose report agrees is not written');
   t.match(await metrics.registry.metrics(), /strait_assignment_repairs_total 1\n/, 'strait_assignment_repairs_total counts it');
 });
@@ -212,7 +254,9 @@ t.test('controller.workerGraceMs: a departed worker keeps its partitions for the
   await w2.registerWorker(info('w2'));
   await c.start();
   await waitFor('4 partitions on two workers', async () => c.status().assigned === 4 && owned(c, 'w2').length === 2, 30_000, 100);
-  const mine = owned(c, 'w2').map((a) => `${a.partition}:${a.epoch}`).sort();
+  const mine = owned(c, 'w2')
+    .map((a) => `${a.partition}:${a.epoch}`)
+    .sort();
   const version = (await store.readAssignment('w2'))!.version;
 
   // w2's session ends: it is gone from the registry at once, but its partitions stay within the grace period
@@ -220,7 +264,13 @@ t.test('controller.workerGraceMs: a departed worker keeps its partitions for the
   const goneAt = Date.now();
   await waitFor('the controller sees one worker', async () => c.status().workers.length === 1, 10_000, 50);
   await sleep(300);
-  t.same(owned(c, 'w2').map((a) => `${a.partition}:${a.epoch}`).sort(), mine, 'still w2, same epochs, inside the grace period');
+  t.same(
+    owned(c, 'w2')
+      .map((a) => `${a.partition}:${a.epoch}`)
+      .sort(),
+    mine,
+    'still w2, same epochs, inside the grace period',
+  );
 
   // back within the grace period: same partitions and epochs, and a new write (it ignores what it had before)
   w2 = await open(t, deployment);
@@ -244,7 +294,10 @@ t.test('controller.workerGraceMs: a departed worker keeps its partitions for the
   t.pass('the departed worker is written an empty assignment');
   const epochs = new Map(mine.map((x) => x.split(':').map(Number) as [number, number]));
   t.same(
-    owned(c, 'w1').filter((a) => epochs.has(a.partition)).map((a) => `${a.partition}:${a.epoch}`).sort(),
+    owned(c, 'w1')
+      .filter((a) => epochs.has(a.partition))
+      .map((a) => `${a.partition}:${a.epoch}`)
+      .sort(),
     [...epochs].map(([p, e]) => `${p}:${e + 1}`).sort(),
     'moved with a new epoch',
   );

@@ -16,7 +16,16 @@ const ok = (system: string, recordsPerSec: number, recordSize: number, extra: Pa
   peakRssMB: 180,
   ...extra,
 });
-const failedRun = (system: string, note: string): SystemResult => ({ system, records: 0, seconds: 0, recordsPerSec: 0, mbPerSec: 0, cpuSecondsPerGB: 0, peakRssMB: 0, note });
+const failedRun = (system: string, note: string): SystemResult => ({
+  system,
+  records: 0,
+  seconds: 0,
+  recordsPerSec: 0,
+  mbPerSec: 0,
+  cpuSecondsPerGB: 0,
+  peakRssMB: 0,
+  note,
+});
 
 const throughput = (recordSize: number, codec: string, scale: number): ScenarioResult => ({
   scenario: 'throughput',
@@ -29,7 +38,11 @@ const throughput = (recordSize: number, codec: string, scale: number): ScenarioR
     ok('js-baseline', Math.round(98_765 * scale), recordSize),
     failedRun('mm2-default', 'mm2-default: only 12 of 1000000 records landed within 180 s'),
     ok('mm2-tuned <x>', Math.round(201_234 * scale), recordSize),
-    ok('ceiling: ProducerPerformance -> target', Math.round(901_234 * scale), recordSize, { cpuSecondsPerGB: 0, peakRssMB: 0, note: 'Kafka perf tool, acks=all' }),
+    ok('ceiling: ProducerPerformance -> target', Math.round(901_234 * scale), recordSize, {
+      cpuSecondsPerGB: 0,
+      peakRssMB: 0,
+      note: 'Kafka perf tool, acks=all',
+    }),
   ],
 });
 
@@ -48,11 +61,21 @@ const latency: ScenarioResult = {
 };
 
 const results = [throughput(200, 'lz4', 1), throughput(1000, 'none', 0.3), latency];
-const meta = { title: 'strait bench <run> & co', machine: '2 cores (Test CPU), 8 GiB RAM', command: 'strait bench throughput ceiling latency --records 1000000' };
+const meta = {
+  title: 'strait bench <run> & co',
+  machine: '2 cores (Test CPU), 8 GiB RAM',
+  command: 'strait bench throughput ceiling latency --records 1000000',
+};
 
 /** The contents of the SVG's <text> elements, unescaped. */
 function texts(svg: string): string[] {
-  const unescape = (s: string) => s.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&amp;/g, '&');
+  const unescape = (s: string) =>
+    s
+      .replace(/&lt;/g, '<')
+      .replace(/&gt;/g, '>')
+      .replace(/&quot;/g, '"')
+      .replace(/&#39;/g, "'")
+      .replace(/&amp;/g, '&');
   return [...svg.matchAll(/<text[^>]*>([^<]*)<\/text>/g)].map((m) => unescape(m[1]!));
 }
 
@@ -69,7 +92,10 @@ t.test('chart SVG: every system, its numbers, the failed one labelled', async (t
   for (const label of ['4 ms', '18 ms', '45 ms', '1,400 ms', '2,600 ms']) t.ok(words.includes(label), `latency label ${label}`);
   t.equal(words.filter((w) => w === 'failed').length, 3, 'the failed system is labelled in both throughput charts and the latency chart');
   for (const kind of ['strait', 'MirrorMaker 2', 'JS baseline', 'ceiling', 'p50', 'p99', 'p99.9']) t.ok(words.includes(kind), `legend entry ${kind}`);
-  t.ok(words.some((w) => w.startsWith('throughput: 1,000,000 records x 1000 B')), 'one chart per throughput scenario');
+  t.ok(
+    words.some((w) => w.startsWith('throughput: 1,000,000 records x 1000 B')),
+    'one chart per throughput scenario',
+  );
   t.notMatch(svg, /<x>|<run>/, 'text is escaped inside the SVG');
 });
 
@@ -97,7 +123,13 @@ t.test('no results, and a scenario where everything failed, still render', async
   const empty = await renderCharts([], meta);
   t.match(empty.svg, /^<svg[\s\S]*<\/svg>$/);
   t.ok(texts(empty.svg).includes('no results'));
-  const all = await renderCharts([{ ...latency, results: [failedRun('a "q" & b', 'x')] }, { ...throughput(100, 'zstd', 1), results: [failedRun('a "q" & b', 'y')] }], meta);
+  const all = await renderCharts(
+    [
+      { ...latency, results: [failedRun('a "q" & b', 'x')] },
+      { ...throughput(100, 'zstd', 1), results: [failedRun('a "q" & b', 'y')] },
+    ],
+    meta,
+  );
   t.equal(texts(all.svg).filter((w) => w === 'failed').length, 2);
   t.ok(texts(all.svg).includes('a "q" & b'));
   t.match(all.html, '<td>a &quot;q&quot; &amp; b</td>');

@@ -34,8 +34,14 @@ t.test('bench throughput + ceiling smoke run', async (t) => {
     t.ok((s?.recordsPerSec ?? 0) > 0 && (s?.mbPerSec ?? 0) > 0, `${name}: positive rate`);
     t.ok((s?.peakRssMB ?? 0) > 0 && (s?.cpuSecondsPerGB ?? -1) >= 0, `${name}: memory and CPU measured`);
   }
-  t.ok(r.results.some((x) => x.system.startsWith('ceiling: Producer') && x.recordsPerSec > 0), 'producer ceiling measured');
-  t.ok(r.results.some((x) => x.system.startsWith('ceiling: Consumer') && x.recordsPerSec > 0), 'consumer ceiling measured');
+  t.ok(
+    r.results.some((x) => x.system.startsWith('ceiling: Producer') && x.recordsPerSec > 0),
+    'producer ceiling measured',
+  );
+  t.ok(
+    r.results.some((x) => x.system.startsWith('ceiling: Consumer') && x.recordsPerSec > 0),
+    'consumer ceiling measured',
+  );
   const md = readFileSync(join(out, 'results.md'), 'utf8');
   t.match(md, /\| strait \| \d+ \|/);
   t.match(md, /strait \/ MirrorMaker 2 default: [\d.]+x/);
@@ -45,8 +51,19 @@ t.test('bench throughput + ceiling smoke run', async (t) => {
 t.test('bench latency smoke run: percentiles present and ordered, every record measured', async (t) => {
   const out = mkdtempSync(join(tmpdir(), 'strait-bench-'));
   const results = await runBench({
-    scenarios: ['latency'], source: bootstrap('a'), target: bootstrap('b'), records: 1, recordSizes: [100], partitions: 2, codecs: ['none'], out,
-    systems: ['strait'], rate: 200, durationSec: 2, warmupSec: 1, log: (l) => t.comment(l),
+    scenarios: ['latency'],
+    source: bootstrap('a'),
+    target: bootstrap('b'),
+    records: 1,
+    recordSizes: [100],
+    partitions: 2,
+    codecs: ['none'],
+    out,
+    systems: ['strait'],
+    rate: 200,
+    durationSec: 2,
+    warmupSec: 1,
+    log: (l) => t.comment(l),
   });
   const r = results[0]?.results.find((x) => x.system === 'strait');
   t.equal(r?.note, undefined, 'no failure note');
@@ -59,8 +76,16 @@ t.test('bench wan smoke run: the delay proxy is in the path and every system rep
   const out = mkdtempSync(join(tmpdir(), 'strait-bench-'));
   // its own local clusters: the source's WAN listener must be advertised through the proxy port
   const results = await runBench({
-    scenarios: ['throughput', 'wan'], records: 3000, recordSizes: [200], partitions: 2, codecs: ['none'], out, clusterDir: join(out, 'clusters'),
-    systems: ['strait', 'mm2-default'], rttMs: 100, log: (l) => t.comment(l),
+    scenarios: ['throughput', 'wan'],
+    records: 3000,
+    recordSizes: [200],
+    partitions: 2,
+    codecs: ['none'],
+    out,
+    clusterDir: join(out, 'clusters'),
+    systems: ['strait', 'mm2-default'],
+    rttMs: 100,
+    log: (l) => t.comment(l),
   });
   const wan = results.find((s) => s.scenario.startsWith('wan'));
   t.ok(wan, 'wan scenario ran');
@@ -76,8 +101,16 @@ t.test('bench wan smoke run: the delay proxy is in the path and every system rep
 t.test('bench rest smoke run: autocannon against a real controller answers every endpoint without errors', async (t) => {
   const out = mkdtempSync(join(tmpdir(), 'strait-bench-'));
   const results = await runBench({
-    scenarios: ['rest'], records: 1, recordSizes: [100], partitions: 1, codecs: ['none'], out, clusterDir: join(out, 'clusters'),
-    systems: ['strait'], durationSec: 2, log: (l) => t.comment(l),
+    scenarios: ['rest'],
+    records: 1,
+    recordSizes: [100],
+    partitions: 1,
+    codecs: ['none'],
+    out,
+    clusterDir: join(out, 'clusters'),
+    systems: ['strait'],
+    durationSec: 2,
+    log: (l) => t.comment(l),
   });
   const rest = results.find((s) => s.scenario === 'rest');
   t.equal(rest?.results.length, 3, 'three endpoints measured');
@@ -93,8 +126,17 @@ t.test('bench failover smoke run: strait switches a group with no duplicates; ne
   const out = mkdtempSync(join(tmpdir(), 'strait-bench-'));
   const started = Date.now();
   const results = await runBench({
-    scenarios: ['failover'], source: bootstrap('a'), target: bootstrap('b'), records: 1, failoverRecords: 4000, recordSizes: [100], partitions: 4, codecs: ['none'], out,
-    systems: ['strait', 'mm2-default'], log: (l) => t.comment(l),
+    scenarios: ['failover'],
+    source: bootstrap('a'),
+    target: bootstrap('b'),
+    records: 1,
+    failoverRecords: 4000,
+    recordSizes: [100],
+    partitions: 4,
+    codecs: ['none'],
+    out,
+    systems: ['strait', 'mm2-default'],
+    log: (l) => t.comment(l),
   });
   t.comment(`failover smoke run: ${((Date.now() - started) / 1000).toFixed(1)} s`);
   const fo = results.find((s) => s.scenario === 'failover');

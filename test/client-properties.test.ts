@@ -64,11 +64,27 @@ t.test('unknown names: not an allowed tuning property, with near allowed names',
 });
 
 t.test('allowed tuning properties: values checked against librdkafka ranges', async (t) => {
-  t.same(problems(withRoute({ consumer: { 'fetch.min.bytes': 1024, 'fetch.wait.max.ms': '100', 'check.crcs': true }, producer: { 'linger.ms': 20, 'batch.size': 65536, 'compression.level': 3, 'socket.nagle.disable': 'true' } })), []);
-  const ps = problems(withRoute({ producer: { 'linger.ms': 'soon', 'max.in.flight.requests.per.connection': 6, 'compression.level': 13 }, consumer: { 'client.rack': 'rack 1; rm -rf /' } }));
+  t.same(
+    problems(
+      withRoute({
+        consumer: { 'fetch.min.bytes': 1024, 'fetch.wait.max.ms': '100', 'check.crcs': true },
+        producer: { 'linger.ms': 20, 'batch.size': 65536, 'compression.level': 3, 'socket.nagle.disable': 'true' },
+      }),
+    ),
+    [],
+  );
+  const ps = problems(
+    withRoute({
+      producer: { 'linger.ms': 'soon', 'max.in.flight.requests.per.connection': 6, 'compression.level': 13 },
+      consumer: { 'client.rack': 'rack 1; rm -rf /' },
+    }),
+  );
   const at = (p: string) => ps.find((x) => x.path === p)?.message ?? '';
   t.match(at('routes[0].producer["linger.ms"]'), /must be an integer 0\.\.900000, got 'soon'/);
-  t.match(at('routes[0].producer["max.in.flight.requests.per.connection"]'), /must be 1\.\.5 \(the idempotent producer keeps order only with at most 5 requests in flight\), got 6/);
+  t.match(
+    at('routes[0].producer["max.in.flight.requests.per.connection"]'),
+    /must be 1\.\.5 \(the idempotent producer keeps order only with at most 5 requests in flight\), got 6/,
+  );
   t.match(at('routes[0].producer["compression.level"]'), /must be -1\.\.12, got 13/);
   t.match(at('routes[0].consumer["client.rack"]'), /must be a rack name/);
 });
@@ -89,12 +105,32 @@ t.test('REST bodies get the same policy, with body.* paths', async (t) => {
 });
 
 t.test('cluster properties: security settings yes, delivery-weakening and strait-owned no', async (t) => {
-  t.same(problems(withRoute({}, {
-    'security.protocol': 'SASL_SSL', 'sasl.mechanism': 'GSSAPI', 'sasl.kerberos.kinit.cmd': 'kinit -k -t /etc/k.keytab strait',
-    'sasl.kerberos.keytab': '/etc/k.keytab', 'ssl.ca.location': '/etc/ca.pem', 'linger.ms': 10, debug: 'security',
-  })), [], 'the operator may configure TLS, SASL and Kerberos');
+  t.same(
+    problems(
+      withRoute(
+        {},
+        {
+          'security.protocol': 'SASL_SSL',
+          'sasl.mechanism': 'GSSAPI',
+          'sasl.kerberos.kinit.cmd': 'kinit -k -t /etc/k.keytab strait',
+          'sasl.kerberos.keytab': '/etc/k.keytab',
+          'ssl.ca.location': '/etc/ca.pem',
+          'linger.ms': 10,
+          debug: 'security',
+        },
+      ),
+    ),
+    [],
+    'the operator may configure TLS, SASL and Kerberos',
+  );
   const ps = problems(withRoute({}, { acks: 1, 'enable.idempotence': false, 'isolation.level': 'read_uncommitted', 'group.id': 'other', 'linger.ms': -1 }));
-  t.same(ps.map((p) => p.path).sort(), ['clusters.b.properties.acks', 'clusters.b.properties["enable.idempotence"]', 'clusters.b.properties["group.id"]', 'clusters.b.properties["isolation.level"]', 'clusters.b.properties["linger.ms"]']);
+  t.same(ps.map((p) => p.path).sort(), [
+    'clusters.b.properties.acks',
+    'clusters.b.properties["enable.idempotence"]',
+    'clusters.b.properties["group.id"]',
+    'clusters.b.properties["isolation.level"]',
+    'clusters.b.properties["linger.ms"]',
+  ]);
   t.match(ps.find((p) => p.path === 'clusters.b.properties.acks')?.message, /weakens what strait guarantees/);
   t.match(ps.find((p) => p.path === 'clusters.b.properties["group.id"]')?.message, /is set by strait itself/);
 });
@@ -123,7 +159,18 @@ t.test('the allowlist and the refusals agree with librdkafka CONFIGURATION.md', 
       t.ok(rule.min >= lo! && rule.max <= hi!, `${name}: ${rule.min}..${rule.max} within librdkafka's ${lo}..${hi}`);
     }
   }
-  for (const name of ['sasl.kerberos.kinit.cmd', 'plugin.library.paths', 'ssl.engine.location', 'acks', 'enable.idempotence', 'message.timeout.ms', 'isolation.level', 'auto.offset.reset', 'enable.auto.commit', 'transactional.id']) {
+  for (const name of [
+    'sasl.kerberos.kinit.cmd',
+    'plugin.library.paths',
+    'ssl.engine.location',
+    'acks',
+    'enable.idempotence',
+    'message.timeout.ms',
+    'isolation.level',
+    'auto.offset.reset',
+    'enable.auto.commit',
+    'transactional.id',
+  ]) {
     t.ok(known.has(name), `${name} exists in librdkafka`);
   }
 });

@@ -21,7 +21,11 @@ t.test('every example config in examples/ is valid', async (t) => {
   t.ok(files.includes('active-passive.yaml') && files.includes('active-active.yaml'));
   // the examples take their secrets from references: provide them (files under a temp dir stand in for /etc/strait)
   const secrets = mkdtempSync(join(tmpdir(), 'strait-example-secrets-'));
-  const env = { STRAIT_STANDBY_SASL_PASSWORD: 'example-password', STRAIT_REST_TOKEN: 'example-token-0123456789', STRAIT_ZK_CREDENTIALS: 'strait:example-zk-password' };
+  const env = {
+    STRAIT_STANDBY_SASL_PASSWORD: 'example-password',
+    STRAIT_REST_TOKEN: 'example-token-0123456789',
+    STRAIT_ZK_CREDENTIALS: 'strait:example-zk-password',
+  };
   Object.assign(process.env, env);
   for (const f of files) {
     const text = readFileSync(join(dir, f), 'utf8');
@@ -33,7 +37,10 @@ t.test('every example config in examples/ is valid', async (t) => {
     t.notMatch(text, /password: (?!\$\{)/, `${f}: passwords are references`);
   }
   const aa = loadConfig(join(dir, 'active-active.yaml'));
-  t.same(aa.routes.map((r) => `${r.source}->${r.target}:${r.naming.policy}`), ['east->west:identity', 'west->east:identity']);
+  t.same(
+    aa.routes.map((r) => `${r.source}->${r.target}:${r.naming.policy}`),
+    ['east->west:identity', 'west->east:identity'],
+  );
 });
 
 t.test('defaults are filled', async (t) => {
@@ -101,30 +108,54 @@ t.test('a separator that occurs in an alias is rejected for the prefix policy', 
   t.same(problems(ok), []);
 });
 
-t.test('a prefix separator is checked against every alias of the deployment, not only the route\'s two', async (t) => {
+t.test("a prefix separator is checked against every alias of the deployment, not only the route's two", async (t) => {
   // 'dc.x' is neither end of the route, but a topic named by a route from it ('dc.x.orders') can reach 'a'
-  const third = { clusters: { a: { bootstrap: 'h:1' }, b: { bootstrap: 'h:2' }, 'dc.x': { bootstrap: 'h:3' } }, routes: [{ name: 'r', source: 'a', target: 'b' }] };
+  const third = {
+    clusters: { a: { bootstrap: 'h:1' }, b: { bootstrap: 'h:2' }, 'dc.x': { bootstrap: 'h:3' } },
+    routes: [{ name: 'r', source: 'a', target: 'b' }],
+  };
   t.match(problems(third).find((p) => p.path === 'routes[0].naming.separator')?.message, /'\.' occurs in the cluster alias 'dc\.x' \(clusters\.dc\.x\)/);
   // a multi-character separator: no alias contains '--', but 'a---orders' reads as 'a' + '-orders' or 'a-' + 'orders'
-  const shadow = { clusters: { a: { bootstrap: 'h:1' }, 'a-': { bootstrap: 'h:2' }, b: { bootstrap: 'h:3' } }, routes: [{ name: 'r', source: 'a', target: 'b', naming: { separator: '--' } }] };
+  const shadow = {
+    clusters: { a: { bootstrap: 'h:1' }, 'a-': { bootstrap: 'h:2' }, b: { bootstrap: 'h:3' } },
+    routes: [{ name: 'r', source: 'a', target: 'b', naming: { separator: '--' } }],
+  };
   t.match(problems(shadow).find((p) => p.path === 'routes[0].naming.separator')?.message, /aliases 'a' and 'a-' cannot be told apart/);
   // aliases may contain a character of the separator as long as names stay unambiguous
-  const dashes = { clusters: { 'dc-a': { bootstrap: 'h:1' }, 'dc-b': { bootstrap: 'h:2' } }, routes: [{ name: 'r', source: 'dc-a', target: 'dc-b', naming: { separator: '--' } }, { name: 's', source: 'dc-b', target: 'dc-a', naming: { separator: '--' } }] };
+  const dashes = {
+    clusters: { 'dc-a': { bootstrap: 'h:1' }, 'dc-b': { bootstrap: 'h:2' } },
+    routes: [
+      { name: 'r', source: 'dc-a', target: 'dc-b', naming: { separator: '--' } },
+      { name: 's', source: 'dc-b', target: 'dc-a', naming: { separator: '--' } },
+    ],
+  };
   t.same(problems(dashes), []);
 });
 
 t.test('route setups that would loop or duplicate are rejected, naming the field', async (t) => {
   const clusters = { a: { bootstrap: 'h:1' }, b: { bootstrap: 'h:2' }, c: { bootstrap: 'h:3' } };
-  const route = (source: string, target: string, naming: Record<string, string> = {}, include = ['orders']) => ({ name: `${source}-${target}`, source, target, topics: { include }, naming });
+  const route = (source: string, target: string, naming: Record<string, string> = {}, include = ['orders']) => ({
+    name: `${source}-${target}`,
+    source,
+    target,
+    topics: { include },
+    naming,
+  });
   // mixed policies round one cycle: b's identity copy of 'a.orders' comes back to b as 'a.a.orders', and so on
   let ps = problems({ clusters, routes: [route('a', 'b', {}, ['.*']), route('b', 'a', { policy: 'identity' }, ['.*'])] });
-  t.match(ps.find((p) => p.path === 'routes[1].naming.policy')?.message, /'identity' differs from routes\[0\]\.naming\.policy \('prefix'\).*same cycle of clusters \(b, a\)/);
+  t.match(
+    ps.find((p) => p.path === 'routes[1].naming.policy')?.message,
+    /'identity' differs from routes\[0\]\.naming\.policy \('prefix'\).*same cycle of clusters \(b, a\)/,
+  );
   // the same routes carrying different topics never form a cycle
   t.same(problems({ clusters, routes: [route('a', 'b', {}, ['orders']), route('b', 'a', { policy: 'identity' }, ['payments'])] }), []);
   ps = problems({ clusters, routes: [route('a', 'b', { separator: '_' }), route('b', 'c'), route('c', 'a', { separator: '_' })] });
   t.match(ps.find((p) => p.path === 'routes[1].naming.separator')?.message, /'\.' differs from routes\[0\]\.naming\.separator \('_'\)/);
   // a ring of three with one odd route: reported once, at that route, next to an unrelated separator problem
-  ps = problems({ clusters: { ...clusters, 'dc.x': { bootstrap: 'h:4' } }, routes: [route('a', 'b', { policy: 'identity' }), route('b', 'c', { policy: 'identity' }), route('c', 'a')] });
+  ps = problems({
+    clusters: { ...clusters, 'dc.x': { bootstrap: 'h:4' } },
+    routes: [route('a', 'b', { policy: 'identity' }), route('b', 'c', { policy: 'identity' }), route('c', 'a')],
+  });
   t.same(ps.map((p) => p.path).sort(), ['routes[2].naming.policy', 'routes[2].naming.separator']);
   // identity: a pair and a ring are fine, a mesh gives a record two ways into a cluster
   const id = { policy: 'identity' };
@@ -164,7 +195,7 @@ t.test('unreadable and unparsable files get a clear error', async (t) => {
   t.throws(() => loadConfig(join(dir, 'bad.json')), /is not valid JSON/);
 });
 
-t.test('every profile keeps producer batches within Kafka\'s default max.message.bytes', async (t) => {
+t.test("every profile keeps producer batches within Kafka's default max.message.bytes", async (t) => {
   const { PROFILES } = await import('../shared/profiles');
   for (const [name, p] of Object.entries(PROFILES)) {
     const batch = Number(p.producer['batch.size'] ?? 1000000); // librdkafka's default

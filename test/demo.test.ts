@@ -18,10 +18,14 @@ t.test('the demo replicates live between the local clusters and exits by itself'
 });
 
 t.test('the distributed demo: one ZooKeeper, two controllers, three workers replicate everything and stop', async (t) => {
-  const r = spawnSync(process.execPath, [join(projectRoot(), 'dist', 'bin', 'strait.js'), 'demo', '--distributed', '--dir', TEST_DEV_DIR, '--duration', '12', '--rate', '1000'], {
-    encoding: 'utf8',
-    timeout: 180_000,
-  });
+  const r = spawnSync(
+    process.execPath,
+    [join(projectRoot(), 'dist', 'bin', 'strait.js'), 'demo', '--distributed', '--dir', TEST_DEV_DIR, '--duration', '12', '--rate', '1000'],
+    {
+      encoding: 'utf8',
+      timeout: 180_000,
+    },
+  );
   t.equal(r.status, 0, r.stderr);
   t.equal((r.stdout.match(/started strait controller/g) ?? []).length, 2, 'two controllers started');
   t.equal((r.stdout.match(/started strait worker/g) ?? []).length, 3, 'three workers started');
@@ -33,5 +37,15 @@ t.test('the distributed demo: one ZooKeeper, two controllers, three workers repl
   if (Number(m?.[2]) > Number(m?.[1])) t.comment(`${Number(m?.[2]) - Number(m?.[1])} in-flight duplicates from partitions that moved`);
   const pids = [...r.stdout.matchAll(/\(pid (\d+), config/g)].map((x) => Number(x[1]));
   t.equal(pids.length, 5);
-  t.ok(pids.every((pid) => { try { process.kill(pid, 0); return false; } catch { return true; } }), 'every process the demo started is gone');
+  t.ok(
+    pids.every((pid) => {
+      try {
+        process.kill(pid, 0);
+        return false;
+      } catch {
+        return true;
+      }
+    }),
+    'every process the demo started is gone',
+  );
 });

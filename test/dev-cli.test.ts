@@ -21,7 +21,8 @@ t.test('--help lists every subcommand', async (t) => {
   t.ok(names.length >= 3);
   for (const n of names) t.match(r.out, new RegExp(`\\n  ${n}\\b`), `help lists ${n}`);
   const devHelp = strait('dev', '--help');
-  for (const n of ['up', 'down', 'status', 'stop', 'start', 'kill', 'roll', 'classpath', 'run-class']) t.match(devHelp.out, new RegExp(`\\n  ${n}\\b`), `dev help lists ${n}`);
+  for (const n of ['up', 'down', 'status', 'stop', 'start', 'kill', 'roll', 'classpath', 'run-class'])
+    t.match(devHelp.out, new RegExp(`\\n  ${n}\\b`), `dev help lists ${n}`);
 });
 
 t.test('the shared test clusters: state.json, status, and a second up refuses', async (t) => {
@@ -30,10 +31,20 @@ t.test('the shared test clusters: state.json, status, and a second up refuses', 
   const a = state!.clusters.a!;
   t.match(a.bootstrap, /^127\.0\.0\.1:\d+$/);
   t.ok(a.pid > 0 && existsSync(a.logDir));
-  t.same(a.brokers.map((b) => [b.id, b.pid, b.port, b.dir, b.logDir]), [[1, a.pid, a.port, a.dir, a.logDir]], 'a single-broker cluster lists its one broker in brokers[]');
+  t.same(
+    a.brokers.map((b) => [b.id, b.pid, b.port, b.dir, b.logDir]),
+    [[1, a.pid, a.port, a.dir, a.logDir]],
+    'a single-broker cluster lists its one broker in brokers[]',
+  );
   t.match(state!.zookeeper?.connect, /^127\.0\.0\.1:\d+$/);
-  t.ok(readdirSync(join(state!.kafkaHome, 'libs')).some((f) => /^connect-mirror-/.test(f)), 'MirrorMaker 2 jars fetched');
-  t.ok(readdirSync(join(state!.kafkaHome, 'libs')).some((f) => /^kafka-tools-/.test(f)), 'perf tools jars fetched');
+  t.ok(
+    readdirSync(join(state!.kafkaHome, 'libs')).some((f) => /^connect-mirror-/.test(f)),
+    'MirrorMaker 2 jars fetched',
+  );
+  t.ok(
+    readdirSync(join(state!.kafkaHome, 'libs')).some((f) => /^kafka-tools-/.test(f)),
+    'perf tools jars fetched',
+  );
   const status = strait('dev', 'status', '--dir', TEST_DEV_DIR, '--json');
   t.equal(status.code, 0);
   t.match(JSON.parse(status.out).running.join(' '), /kafka a .*zookeeper/);
@@ -85,7 +96,11 @@ t.test('config check', async (t) => {
   const text = readFileSync(join(projectRoot(), 'examples', 'active-passive.yaml'), 'utf8');
   for (const m of text.matchAll(/\$\{file:\/etc\/strait\/secrets\/([^}]+)\}/g)) writeFileSync(join(secrets, m[1]!), 'file-secret-7f3a9c\n');
   writeFileSync(join(secrets, 'active-passive.yaml'), text.replaceAll('${file:/etc/strait/secrets/', `\${file:${secrets}/`));
-  Object.assign(process.env, { STRAIT_STANDBY_SASL_PASSWORD: 'env-secret-5b1d2e', STRAIT_REST_TOKEN: 'env-token-0123456789abcdef', STRAIT_ZK_CREDENTIALS: 'strait:zk-secret-9c8d7e' });
+  Object.assign(process.env, {
+    STRAIT_STANDBY_SASL_PASSWORD: 'env-secret-5b1d2e',
+    STRAIT_REST_TOKEN: 'env-token-0123456789abcdef',
+    STRAIT_ZK_CREDENTIALS: 'strait:zk-secret-9c8d7e',
+  });
   const ok = strait('config', 'check', join(secrets, 'active-passive.yaml'));
   t.equal(ok.code, 0, ok.err);
   t.notMatch(ok.out + ok.err, /secret-7f3a9c|secret-5b1d2e|token-0123456789abcdef|zk-secret-9c8d7e/, 'no resolved secret printed');

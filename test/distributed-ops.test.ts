@@ -55,7 +55,8 @@ t.test('a fleet survives kill -9 of a worker, grows by one, and rides out a ZooK
   const workers = [new StraitProcess(config, 'worker'), new StraitProcess(config, 'worker'), new StraitProcess(config, 'worker')];
   // STRAIT_TEST_DUMP=<folder>: every process's output is written there at the end (to study a failure)
   const dump = process.env.STRAIT_TEST_DUMP;
-  if (dump) t.teardown(() => [controller, ...workers].forEach((p, i) => writeFileSync(join(dump, `ops-${i === 0 ? 'controller' : `worker-${i}`}.log`), p.output)));
+  if (dump)
+    t.teardown(() => [controller, ...workers].forEach((p, i) => writeFileSync(join(dump, `ops-${i === 0 ? 'controller' : `worker-${i}`}.log`), p.output)));
   const producer = new SteadyProducer(bootstrap('a'), topic, PARTITIONS);
   await producer.start();
   t.teardown(() => producer.stop().catch(() => 0));
@@ -72,10 +73,18 @@ t.test('a fleet survives kill -9 of a worker, grows by one, and rides out a ZooK
   // (a) kill -9 of a worker, once every worker runs exactly what it is assigned: a worker still starting (a retried
   // start, or a ZooKeeper session it lost under load and got back) must not count as a reaction to the kill
   let before = await assignmentMap(rest);
-  await waitFor('every worker runs what it is assigned before the kill', async () => {
-    before = await assignmentMap(rest);
-    return before.size === PARTITIONS && workers.every((w, i) => sorted(runningPartitions(w)).join() === sorted([...before].filter(([, x]) => x === ids[i]).map(([p]) => p)).join());
-  }, 30_000, 300);
+  await waitFor(
+    'every worker runs what it is assigned before the kill',
+    async () => {
+      before = await assignmentMap(rest);
+      return (
+        before.size === PARTITIONS &&
+        workers.every((w, i) => sorted(runningPartitions(w)).join() === sorted([...before].filter(([, x]) => x === ids[i]).map(([p]) => p)).join())
+      );
+    },
+    30_000,
+    300,
+  );
   const victimId = ids[0]!;
   const victimParts = sorted([...before].filter(([, w]) => w === victimId).map(([p]) => p));
   t.ok(victimParts.length > 0, `the victim held ${victimParts.length} partitions`);
@@ -83,19 +92,46 @@ t.test('a fleet survives kill -9 of a worker, grows by one, and rides out a ZooK
   const eventsBefore = survivors.map((w) => partitionEvents(w).length);
   await workers[0]!.kill9();
   const killedAt = Date.now();
-  await waitFor('the victim\'s partitions reassigned', async () => {
-    if (!(await settled(2))) return false;
-    return [...(await assignmentMap(rest)).values()].every((w) => w !== victimId);
-  }, SESSION_MS + 30_000, 200);
+  await waitFor(
+    "the victim's partitions reassigned",
+    async () => {
+      if (!(await settled(2))) return false;
+      return [...(await assignmentMap(rest)).values()].every((w) => w !== victimId);
+    },
+    SESSION_MS + 30_000,
+    200,
+  );
   const movedAfter = Date.now() - killedAt;
   t.ok(movedAfter <= SESSION_MS + 5000, `partitions reassigned ${movedAfter} ms after kill -9 (session timeout ${SESSION_MS} ms + 5 s allowed)`);
-  await waitFor('the survivors started the victim\'s partitions', () => {
-    const started = survivors.flatMap((w, i) => partitionEvents(w).slice(eventsBefore[i]).filter((e) => e.what === 'started'));
-    return started.length >= victimParts.length;
-  }, 30_000, 200);
+  await waitFor(
+    "the survivors started the victim's partitions",
+    () => {
+      const started = survivors.flatMap((w, i) =>
+        partitionEvents(w)
+          .slice(eventsBefore[i])
+          .filter((e) => e.what === 'started'),
+      );
+      return started.length >= victimParts.length;
+    },
+    30_000,
+    200,
+  );
   const afterKill: PartitionEvent[][] = survivors.map((w, i) => partitionEvents(w).slice(eventsBefore[i]));
-  t.same(afterKill.flat().filter((e) => e.what === 'stopped'), [], 'the surviving workers stopped no partition');
-  t.same(sorted(afterKill.flat().filter((e) => e.what === 'started').map(pk)), victimParts, 'the survivors started exactly the victim\'s partitions');
+  t.same(
+    afterKill.flat().filter((e) => e.what === 'stopped'),
+    [],
+    'the surviving workers stopped no partition',
+  );
+  t.same(
+    sorted(
+      afterKill
+        .flat()
+        .filter((e) => e.what === 'started')
+        .map(pk),
+    ),
+    victimParts,
+    "the survivors started exactly the victim's partitions",
+  );
   const lastStart = Math.max(...afterKill.flat().map((e) => e.at));
   t.ok(lastStart - killedAt <= SESSION_MS + 5000, `the last of them started ${lastStart - killedAt} ms after kill -9`);
 
@@ -106,7 +142,12 @@ t.test('a fleet survives kill -9 of a worker, grows by one, and rides out a ZooK
   const fourth = new StraitProcess(config, 'worker');
   workers.push(fourth);
   const fourthId = await workerId(fourth);
-  await waitFor('the fourth worker holds partitions', async () => (await settled(3)) && [...(await assignmentMap(rest)).values()].includes(fourthId), 60_000, 200);
+  await waitFor(
+    'the fourth worker holds partitions',
+    async () => (await settled(3)) && [...(await assignmentMap(rest)).values()].includes(fourthId),
+    60_000,
+    200,
+  );
   const afterJoin = await assignmentMap(rest);
   const moved = sorted([...afterJoin].filter(([p, w]) => beforeJoin.get(p) !== w).map(([p]) => p));
   const toFourth = moved.filter((p) => afterJoin.get(p) === fourthId);
@@ -116,19 +157,41 @@ t.test('a fleet survives kill -9 of a worker, grows by one, and rides out a ZooK
   const everyone = [...live, fourth];
   const marksAll = [...marks, 0];
   const joinEvents = () => everyone.flatMap((w, i) => partitionEvents(w).slice(marksAll[i]));
-  await waitFor('the moved partitions stopped on their old owners and started on their new ones', () => {
-    const ev = joinEvents();
-    return ev.filter((e) => e.what === 'stopped').length >= moved.length && ev.filter((e) => e.what === 'started').length >= moved.length;
-  }, 30_000, 200);
-  const stopped = joinEvents().filter((e) => e.what === 'stopped').map(pk);
+  await waitFor(
+    'the moved partitions stopped on their old owners and started on their new ones',
+    () => {
+      const ev = joinEvents();
+      return ev.filter((e) => e.what === 'stopped').length >= moved.length && ev.filter((e) => e.what === 'started').length >= moved.length;
+    },
+    30_000,
+    200,
+  );
+  const stopped = joinEvents()
+    .filter((e) => e.what === 'stopped')
+    .map(pk);
   t.same(sorted([...new Set(stopped)]), moved, 'only the moved partitions were stopped');
   // load rebalances are spaced by controller.rebalanceIntervalMs (a join rebalances once, at once): nothing moves twice
   t.equal(stopped.length, moved.length, 'each moved partition stopped once');
-  const started = joinEvents().filter((e) => e.what === 'started').map(pk);
+  const started = joinEvents()
+    .filter((e) => e.what === 'started')
+    .map(pk);
   t.same(sorted([...new Set(started)]), moved, 'only the moved partitions were started');
   t.equal(started.length, moved.length, 'each moved partition started once');
-  t.same(sorted(partitionEvents(fourth).filter((e) => e.what === 'started').map(pk)), toFourth, 'the fourth worker started exactly the partitions moved to it');
-  await waitFor('the fourth worker replicates records', async () => (await fourth.json<{ worker: { totals: { records: number } } }>('/v1/status')).worker.totals.records > 0, 30_000, 300);
+  t.same(
+    sorted(
+      partitionEvents(fourth)
+        .filter((e) => e.what === 'started')
+        .map(pk),
+    ),
+    toFourth,
+    'the fourth worker started exactly the partitions moved to it',
+  );
+  await waitFor(
+    'the fourth worker replicates records',
+    async () => (await fourth.json<{ worker: { totals: { records: number } } }>('/v1/status')).worker.totals.records > 0,
+    30_000,
+    300,
+  );
   live.push(fourth);
 
   // (c) ZooKeeper goes away for longer than the session timeout and comes back on the same port and data
@@ -139,11 +202,16 @@ t.test('a fleet survives kill -9 of a worker, grows by one, and rides out a ZooK
   zk = await startOwnZooKeeper(runtimeOf(testClusters()), zkDir, zk);
   const zkUpAt = Date.now();
   t.comment(`ZooKeeper down for ${zkUpAt - zkDownAt} ms`);
-  await waitFor('the controller leads again with three workers and every partition', async () => {
-    if (!(await settled(3))) return false;
-    const s = await status();
-    return sorted(s.controller!.workers.map((w) => w.id)).join() === sorted([ids[1]!, ids[2]!, fourthId]).join();
-  }, 60_000, 300);
+  await waitFor(
+    'the controller leads again with three workers and every partition',
+    async () => {
+      if (!(await settled(3))) return false;
+      const s = await status();
+      return sorted(s.controller!.workers.map((w) => w.id)).join() === sorted([ids[1]!, ids[2]!, fourthId]).join();
+    },
+    60_000,
+    300,
+  );
   t.comment(`controller settled ${Date.now() - zkUpAt} ms after ZooKeeper came back`);
   // a new leader lists assignments once its first topic refresh is in (before that the list is empty)
   let after = new Map<string, string>();
@@ -151,22 +219,44 @@ t.test('a fleet survives kill -9 of a worker, grows by one, and rides out a ZooK
   const liveIds = [ids[1]!, ids[2]!, fourthId];
   const assignedTo = (id: string) => sorted([...after].filter(([, x]) => x === id).map(([p]) => p));
   // every partition a worker holds in the store is running there again
-  await waitFor('every worker runs what it is assigned', () => live.every((w, i) => sorted(runningPartitions(w)).join() === assignedTo(liveIds[i]!).join()), 30_000, 300).catch((e: Error) => {
+  await waitFor(
+    'every worker runs what it is assigned',
+    () => live.every((w, i) => sorted(runningPartitions(w)).join() === assignedTo(liveIds[i]!).join()),
+    30_000,
+    300,
+  ).catch((e: Error) => {
     // what differs, and what each worker said about its session and assignments, for the note on a failure
     live.forEach((w, i) => {
       const running = runningPartitions(w);
       const assigned = assignedTo(liveIds[i]!);
-      t.comment(`${liveIds[i]}: assigned but not running ${JSON.stringify(assigned.filter((p) => !running.has(p)))}, running but not assigned ${JSON.stringify([...running].filter((p) => !assigned.includes(p)))}`);
-      for (const line of w.output.split('\n').filter((l) => /session|assignment|applying/.test(l)).slice(-12)) t.comment(`  ${line.slice(0, 300)}`);
+      t.comment(
+        `${liveIds[i]}: assigned but not running ${JSON.stringify(assigned.filter((p) => !running.has(p)))}, running but not assigned ${JSON.stringify([...running].filter((p) => !assigned.includes(p)))}`,
+      );
+      for (const line of w.output
+        .split('\n')
+        .filter((l) => /session|assignment|applying/.test(l))
+        .slice(-12))
+        t.comment(`  ${line.slice(0, 300)}`);
     });
     throw e;
   });
-  live.forEach((w, i) => t.same(sorted(runningPartitions(w)), assignedTo(liveIds[i]!), `worker ${liveIds[i]} runs exactly its ${assignedTo(liveIds[i]!).length} assigned partitions again`));
+  live.forEach((w, i) =>
+    t.same(
+      sorted(runningPartitions(w)),
+      assignedTo(liveIds[i]!),
+      `worker ${liveIds[i]} runs exactly its ${assignedTo(liveIds[i]!).length} assigned partitions again`,
+    ),
+  );
   const repairs = /strait_assignment_repairs_total (\d+)/.exec(await controller.metrics())?.[1] ?? '?';
   // a repair means a worker ran other partitions than assigned for a while (see the controller's error log)
   t.comment(`assignments repaired by the controller so far: ${repairs}`);
   const landedBefore = await totalRecords(bootstrap('b'), `a.${topic}`, PARTITIONS);
-  await waitFor('replication resumed after the restart', async () => (await totalRecords(bootstrap('b'), `a.${topic}`, PARTITIONS)) > landedBefore + 500, 60_000, 500);
+  await waitFor(
+    'replication resumed after the restart',
+    async () => (await totalRecords(bootstrap('b'), `a.${topic}`, PARTITIONS)) > landedBefore + 500,
+    60_000,
+    500,
+  );
   t.ok(controller.output.split('\n').filter((l) => l.includes('elected leader: assigning')).length >= leaderSessionsBefore, 'the controller leads (again)');
 
   // nothing lost over all of it

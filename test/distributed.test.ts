@@ -23,7 +23,11 @@ interface ControllerStatusBody {
 }
 
 async function batch(topic: string, from: number, n: number): Promise<void> {
-  await produce(bootstrap('a'), topic, Array.from({ length: n }, (_, i) => ({ partition: (from + i) % PARTITIONS, key: Buffer.from(`k${from + i}`), value: Buffer.from(`v${from + i}`) })));
+  await produce(
+    bootstrap('a'),
+    topic,
+    Array.from({ length: n }, (_, i) => ({ partition: (from + i) % PARTITIONS, key: Buffer.from(`k${from + i}`), value: Buffer.from(`v${from + i}`) })),
+  );
 }
 
 async function landed(topic: string): Promise<number> {
@@ -51,15 +55,23 @@ t.test('controllers elect one leader; a worker or the leader killed with -9 lose
   const controllers = [new StraitProcess(config, 'controller'), new StraitProcess(config, 'controller')];
   const workers = [new StraitProcess(config, 'worker'), new StraitProcess(config, 'worker'), new StraitProcess(config, 'worker')];
   const statuses = () => Promise.all(controllers.filter((c) => c.child.exitCode === null).map((c) => c.json<ControllerStatusBody>('/v1/status')));
-  await waitFor('one leader with all partitions on three workers', async () => {
-    const s = await statuses();
-    const leaders = s.filter((x) => x.isLeader);
-    return leaders.length === 1 && leaders[0]!.controller!.assigned === PARTITIONS && leaders[0]!.controller!.workers.length === 3;
-  }, 60_000, 500);
+  await waitFor(
+    'one leader with all partitions on three workers',
+    async () => {
+      const s = await statuses();
+      const leaders = s.filter((x) => x.isLeader);
+      return leaders.length === 1 && leaders[0]!.controller!.assigned === PARTITIONS && leaders[0]!.controller!.workers.length === 3;
+    },
+    60_000,
+    500,
+  );
   const s0 = await statuses();
   t.equal(s0.length, 2, 'both controllers run (one leads, one stands by)');
   t.equal(s0.filter((x) => x.isLeader).length, 1, 'exactly one controller leads');
-  t.ok(s0.every((x) => x.leader === s0.find((y) => y.isLeader)!.id), 'both controllers name the same leader');
+  t.ok(
+    s0.every((x) => x.leader === s0.find((y) => y.isLeader)!.id),
+    'both controllers name the same leader',
+  );
   await waitFor('the first 6000 records replicated', async () => (await landed(topic)) >= 6000, 60_000, 500);
 
   // a worker dies without a word: its session expires and its partitions move
@@ -67,10 +79,15 @@ t.test('controllers elect one leader; a worker or the leader killed with -9 lose
   await victim.kill9();
   const killedAt = Date.now();
   await batch(topic, 6000, 6000);
-  await waitFor('the dead worker is gone and its partitions reassigned', async () => {
-    const leader = (await statuses()).find((x) => x.isLeader);
-    return leader?.controller?.workers.length === 2 && leader.controller.assigned === PARTITIONS;
-  }, SESSION_MS + 30_000, 200);
+  await waitFor(
+    'the dead worker is gone and its partitions reassigned',
+    async () => {
+      const leader = (await statuses()).find((x) => x.isLeader);
+      return leader?.controller?.workers.length === 2 && leader.controller.assigned === PARTITIONS;
+    },
+    SESSION_MS + 30_000,
+    200,
+  );
   const movedAfter = Date.now() - killedAt;
   t.ok(movedAfter <= SESSION_MS + 5000, `partitions reassigned ${movedAfter} ms after kill -9 (session timeout ${SESSION_MS} ms + 5 s allowed)`);
   await waitFor('all 12000 records replicated after the move', async () => (await landed(topic)) >= 12_000, 60_000, 500);
@@ -98,7 +115,10 @@ t.test('controllers elect one leader; a worker or the leader killed with -9 lose
   t.comment(`duplicates (in-flight window of the killed worker): ${total - 18_000}`);
   const srcEnds = await endOffsets(bootstrap('a'), topic, PARTITIONS);
   const dstEnds = await endOffsets(bootstrap('b'), `a.${topic}`, PARTITIONS);
-  t.ok(dstEnds.every((e, p) => e >= srcEnds[p]!), 'every target partition holds at least its source partition');
+  t.ok(
+    dstEnds.every((e, p) => e >= srcEnds[p]!),
+    'every target partition holds at least its source partition',
+  );
   for (const p of [...workers.slice(1), standby]) t.equal(await p.stop(), 0, `${p.role} stopped cleanly`);
 });
 

@@ -17,7 +17,15 @@ t.test('one process per embedded store: a live holder is refused, a gone one tak
   const first = new EmbeddedStore(dir);
   const lock = JSON.parse(readFileSync(join(dir, 'store.lock'), 'utf8')) as { pid: number; host: string };
   t.same({ pid: lock.pid, host: lock.host }, { pid: process.pid, host: hostname() }, 'the lock names its holder');
-  t.throws(() => new EmbeddedStore(dir), { code: 'STRAIT_STORE', field: 'store.path', message: new RegExp(`in use by another strait process \\(pid ${process.pid}, since .*\\): stop it, or give this one another store.path`) }, 'a second opener is refused, naming the holder and the field');
+  t.throws(
+    () => new EmbeddedStore(dir),
+    {
+      code: 'STRAIT_STORE',
+      field: 'store.path',
+      message: new RegExp(`in use by another strait process \\(pid ${process.pid}, since .*\\): stop it, or give this one another store.path`),
+    },
+    'a second opener is refused, naming the holder and the field',
+  );
   await first.close();
   t.notOk(existsSync(join(dir, 'store.lock')), 'close() releases the lock');
 
@@ -25,7 +33,11 @@ t.test('one process per embedded store: a live holder is refused, a gone one tak
   const gone = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
   writeFileSync(join(dir, 'store.lock'), JSON.stringify({ pid: Number(gone.stdout), host: hostname(), since: '2026-01-01T00:00:00.000Z' }));
   const second = new EmbeddedStore(dir);
-  t.equal((JSON.parse(readFileSync(join(dir, 'store.lock'), 'utf8')) as { pid: number }).pid, process.pid, 'a lock left by a process that is gone is taken over');
+  t.equal(
+    (JSON.parse(readFileSync(join(dir, 'store.lock'), 'utf8')) as { pid: number }).pid,
+    process.pid,
+    'a lock left by a process that is gone is taken over',
+  );
   await second.close();
 
   // a half-written lock file (a crash while writing it) is taken over too
@@ -46,6 +58,10 @@ t.test('committed offsets keep the topic id and leader epoch; a file written bef
   await store.fence('r', [{ topic: 't', partition: 0, epoch: 2 }]);
   await store.close();
   const again = new EmbeddedStore(dir);
-  t.same((await again.readOffsets('r')).get('t/0'), { offset: 12, epoch: 2, topicId: 'AAAAAAAAAAAAAAAAAAAAAA', leaderEpoch: 4 }, 'the new fields are kept through a fence and a restart');
+  t.same(
+    (await again.readOffsets('r')).get('t/0'),
+    { offset: 12, epoch: 2, topicId: 'AAAAAAAAAAAAAAAAAAAAAA', leaderEpoch: 4 },
+    'the new fields are kept through a fence and a restart',
+  );
   await again.close();
 });

@@ -9,7 +9,8 @@ t.test('librdkafka error names map to flags; unknown names have none', async (t)
   t.match(kafkaError('NOT_LEADER_OR_FOLLOWER'), { staleMetadata: true, retriable: true, coordinator: false });
   t.match(kafkaError('_FATAL'), { fatal: true, retriable: false });
   t.match(kafkaError('_BAD_COMPRESSION'), { unreadable: true });
-  for (const name of ['NO_SUCH_ERROR', '', undefined]) t.same(kafkaError(name), { retriable: false, fatal: false, auth: false, staleMetadata: false, coordinator: false, unreadable: false });
+  for (const name of ['NO_SUCH_ERROR', '', undefined])
+    t.same(kafkaError(name), { retriable: false, fatal: false, auth: false, staleMetadata: false, coordinator: false, unreadable: false });
   t.equal(kafkaError('GROUP_AUTHORIZATION_FAILED').coordinator, false, 'names are looked up whole, not matched by a pattern');
 });
 

@@ -19,18 +19,31 @@ const config = validateConfig({
 t.test('the addon strait loads has every feature a TLS/SCRAM configuration needs', async (t) => {
   const native = loadNative();
   const builtin = new Set(native.features().split(','));
-  for (const f of ['gzip', 'snappy', 'lz4', 'zstd', 'ssl', 'sasl_scram', 'sasl_plain', 'sasl_gssapi']) t.ok(builtin.has(f), `librdkafka ${native.version()} has ${f}`);
+  for (const f of ['gzip', 'snappy', 'lz4', 'zstd', 'ssl', 'sasl_scram', 'sasl_plain', 'sasl_gssapi'])
+    t.ok(builtin.has(f), `librdkafka ${native.version()} has ${f}`);
   t.doesNotThrow(() => checkLoadedFeatures(config));
 });
 
 t.test('needs: every codec always, SSL and the SASL mechanism where configured', async (t) => {
   const needs = neededFeatures(config).map((n) => `${n.feature}@${n.field}`);
-  t.same(needs, ['gzip@routes', 'snappy@routes', 'lz4@routes', 'zstd@routes', 'ssl@clusters.a.properties["security.protocol"]', 'sasl_scram@clusters.a.properties["sasl.mechanisms"]', 'ssl@clusters.b.properties["security.protocol"]']);
+  t.same(needs, [
+    'gzip@routes',
+    'snappy@routes',
+    'lz4@routes',
+    'zstd@routes',
+    'ssl@clusters.a.properties["security.protocol"]',
+    'sasl_scram@clusters.a.properties["sasl.mechanisms"]',
+    'ssl@clusters.b.properties["security.protocol"]',
+  ]);
 });
 
 t.test('a build without zstd or without SCRAM is refused, naming the feature, the field and how to rebuild', async (t) => {
   const all = loadNative().features();
-  const without = (f: string) => all.split(',').filter((x) => x !== f).join(',');
+  const without = (f: string) =>
+    all
+      .split(',')
+      .filter((x) => x !== f)
+      .join(',');
   const noZstd = t.throws(() => checkFeatures(config, without('zstd'), '2.x')) as StraitError;
   t.equal(noZstd.code, 'STRAIT_LIBRDKAFKA_FEATURE_MISSING');
   t.match(noZstd.message, /built without zstd/);

@@ -16,7 +16,10 @@ t.test('node-rdkafka produce/consume roundtrip on a fresh topic of a real cluste
   t.equal(got.length, records.length, 'every record read back');
   for (const p of [0, 1, 2]) {
     const sent = records.filter((r) => r.partition === p).map((r) => r.value.toString());
-    const read = got.filter((r) => r.partition === p).sort((x, y) => x.offset - y.offset).map((r) => r.value?.toString());
+    const read = got
+      .filter((r) => r.partition === p)
+      .sort((x, y) => x.offset - y.offset)
+      .map((r) => r.value?.toString());
     t.same(read, sent, `partition ${p} in order`);
   }
   t.same(got.find((r) => r.key?.toString() === 'k7')?.headers, [{ key: 'h', value: Buffer.from([7]) }], 'headers kept');

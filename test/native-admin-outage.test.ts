@@ -47,7 +47,11 @@ t.test('a group coordinator killed and started again while group calls time out 
   const admin: NativeAdmin = new (loadNative().Admin)({ 'bootstrap.servers': brokers, 'reconnect.backoff.max.ms': 500 });
   t.teardown(() => admin.close());
   // the coordinator is known (cached) from here on
-  t.same((await admin.listConsumerGroupOffsets(group, null, 10_000)).map((o) => o.offset), [0], 'the committed offset is read while the broker runs');
+  t.same(
+    (await admin.listConsumerGroupOffsets(group, null, 10_000)).map((o) => o.offset),
+    [0],
+    'the committed offset is read while the broker runs',
+  );
 
   await dev.killBroker(alias, 1, { dir });
   // every kind of coordinator request gives up while the coordinator is gone
@@ -55,20 +59,40 @@ t.test('a group coordinator killed and started again while group calls time out 
   await admin.listConsumerGroupOffsets(group, null, 1500).catch(() => undefined);
   await t.rejects(admin.listConsumerGroupOffsets(group, null, 1500), /_TIMED_OUT: no result within 1500 ms/, 'listConsumerGroupOffsets times out');
   await t.rejects(admin.describeConsumerGroups([group], 1500), /_TIMED_OUT: no result within 1500 ms/, 'describeConsumerGroups times out');
-  await t.rejects(admin.alterConsumerGroupOffsets(group, [{ topic, partition: 0, offset: 0 }], 1500), /_TIMED_OUT: no result within 1500 ms/, 'alterConsumerGroupOffsets times out');
+  await t.rejects(
+    admin.alterConsumerGroupOffsets(group, [{ topic, partition: 0, offset: 0 }], 1500),
+    /_TIMED_OUT: no result within 1500 ms/,
+    'alterConsumerGroupOffsets times out',
+  );
 
   t.ok(admin.retiredHandles() >= 3, `each abandoned request retired its handle (${admin.retiredHandles()} retired)`);
 
   await dev.startBroker(alias, 1, { dir });
   // the abandoned requests would be sent now (and abort the process) if their handle were still alive
   let back: number[] = [];
-  await waitFor('the admin answers again', async () => {
-    back = await admin.listConsumerGroupOffsets(group, null, 3000).then((r) => r.map((o) => o.offset), () => []);
-    return back.length > 0;
-  }, 60_000, 500);
+  await waitFor(
+    'the admin answers again',
+    async () => {
+      back = await admin.listConsumerGroupOffsets(group, null, 3000).then(
+        (r) => r.map((o) => o.offset),
+        () => [],
+      );
+      return back.length > 0;
+    },
+    60_000,
+    500,
+  );
   t.same(back, [0], 'the same Admin object reads the committed offset after the restart');
   await sleep(5000);
-  t.same((await admin.describeConsumerGroups([group], 10_000)).map((d) => d.groupId), [group], 'and still answers 5 s later: the process was not aborted');
+  t.same(
+    (await admin.describeConsumerGroups([group], 10_000)).map((d) => d.groupId),
+    [group],
+    'and still answers 5 s later: the process was not aborted',
+  );
   const altered = await admin.alterConsumerGroupOffsets(group, [{ topic, partition: 0, offset: 0 }], 10_000);
-  t.same(altered.map((o) => o.error), [undefined], 'altering offsets works on the new handle');
+  t.same(
+    altered.map((o) => o.error),
+    [undefined],
+    'altering offsets works on the new handle',
+  );
 });

@@ -15,7 +15,10 @@ function byPartition(offsets: GroupOffset[]): Record<number, GroupOffset> {
 }
 
 async function startConsumer(brokers: string, group: string, topic: string, records: number): Promise<Kafka.KafkaConsumer> {
-  const consumer = new Kafka.KafkaConsumer({ 'bootstrap.servers': brokers, 'group.id': group, 'enable.auto.commit': false, log_level: 0 }, { 'auto.offset.reset': 'earliest' });
+  const consumer = new Kafka.KafkaConsumer(
+    { 'bootstrap.servers': brokers, 'group.id': group, 'enable.auto.commit': false, log_level: 0 },
+    { 'auto.offset.reset': 'earliest' },
+  );
   await new Promise<void>((res, rej) => consumer.connect({ timeout: 10_000 }, (err) => (err ? rej(err) : res())));
   consumer.subscribe([topic]);
   let seen = 0;
@@ -36,9 +39,18 @@ t.test('consumer groups: list, describe, committed offsets and altering them on 
   const topic = uniqueName('groups');
   const group = uniqueName('group');
   await createTopic(brokers, topic, PARTITIONS);
-  await produce(brokers, topic, PER_PARTITION.flatMap((n, partition) => Array.from({ length: n }, (_, i) => ({ partition, key: null, value: Buffer.from(`v${partition}-${i}`) }))));
+  await produce(
+    brokers,
+    topic,
+    PER_PARTITION.flatMap((n, partition) => Array.from({ length: n }, (_, i) => ({ partition, key: null, value: Buffer.from(`v${partition}-${i}`) }))),
+  );
 
-  const consumer = await startConsumer(brokers, group, topic, PER_PARTITION.reduce((a, b) => a + b, 0));
+  const consumer = await startConsumer(
+    brokers,
+    group,
+    topic,
+    PER_PARTITION.reduce((a, b) => a + b, 0),
+  );
   let connected = true;
   t.teardown(async () => {
     if (connected) await new Promise<void>((res) => consumer.disconnect(() => res()));
@@ -58,38 +70,82 @@ t.test('consumer groups: list, describe, committed offsets and altering them on 
   t.notOk(active?.error);
 
   const all = await admin.listConsumerGroupOffsets(group, null, 15_000);
-  t.same(all.map((o) => [o.topic, o.partition, o.offset]), COMMITTED.map((offset, partition) => [topic, partition, offset]), 'null partitions: exactly the committed partitions, in order');
+  t.same(
+    all.map((o) => [o.topic, o.partition, o.offset]),
+    COMMITTED.map((offset, partition) => [topic, partition, offset]),
+    'null partitions: exactly the committed partitions, in order',
+  );
   for (const o of all) t.notOk(o.error, `partition ${o.partition} has no error`);
 
-  const asked = await admin.listConsumerGroupOffsets(group, [{ topic, partition: 2 }, { topic, partition: 0 }], 15_000);
-  t.same(asked.map((o) => [o.partition, o.offset]), [[0, COMMITTED[0]], [2, -1]], 'named partitions: -1 where nothing is committed, sorted by partition');
+  const asked = await admin.listConsumerGroupOffsets(
+    group,
+    [
+      { topic, partition: 2 },
+      { topic, partition: 0 },
+    ],
+    15_000,
+  );
+  t.same(
+    asked.map((o) => [o.partition, o.offset]),
+    [
+      [0, COMMITTED[0]],
+      [2, -1],
+    ],
+    'named partitions: -1 where nothing is committed, sorted by partition',
+  );
 
   // Kafka refuses an admin commit (no member id, generation -1) for a group with a live member
   let refusal: string | undefined;
   try {
     const res = await admin.alterConsumerGroupOffsets(group, [{ topic, partition: 0, offset: 1 }], 15_000);
-    refusal = res.map((o) => o.error).filter(Boolean).join('; ');
+    refusal = res
+      .map((o) => o.error)
+      .filter(Boolean)
+      .join('; ');
     t.equal(res.length, 1, 'one result per partition');
   } catch (e) {
     refusal = (e as Error).message;
   }
-  t.match(refusal, /alterConsumerGroupOffsets: .*(UNKNOWN_MEMBER_ID|GROUP_SUBSCRIBED_TO_TOPIC|ILLEGAL_GENERATION|REBALANCE_IN_PROGRESS)|(UNKNOWN_MEMBER_ID|GROUP_SUBSCRIBED_TO_TOPIC|ILLEGAL_GENERATION|REBALANCE_IN_PROGRESS): /, `altering an active group is refused with the broker error (${refusal})`);
+  t.match(
+    refusal,
+    /alterConsumerGroupOffsets: .*(UNKNOWN_MEMBER_ID|GROUP_SUBSCRIBED_TO_TOPIC|ILLEGAL_GENERATION|REBALANCE_IN_PROGRESS)|(UNKNOWN_MEMBER_ID|GROUP_SUBSCRIBED_TO_TOPIC|ILLEGAL_GENERATION|REBALANCE_IN_PROGRESS): /,
+    `altering an active group is refused with the broker error (${refusal})`,
+  );
   t.equal(byPartition(await admin.listConsumerGroupOffsets(group, null, 15_000))[0]?.offset, COMMITTED[0], 'the refused alter changed nothing');
 
   await new Promise<void>((res) => consumer.disconnect(() => res()));
   connected = false;
 
   let empty = active;
-  await waitFor('the group to have no members', async () => {
-    [empty] = await admin.describeConsumerGroups([group], 15_000);
-    return empty?.members === 0;
-  }, 30_000, 250);
+  await waitFor(
+    'the group to have no members',
+    async () => {
+      [empty] = await admin.describeConsumerGroups([group], 15_000);
+      return empty?.members === 0;
+    },
+    30_000,
+    250,
+  );
   t.equal(empty?.state, 'Empty', 'state after the only member left');
   t.equal(empty?.members, 0);
   t.equal((await admin.listConsumerGroups(15_000)).find((g) => g.groupId === group)?.state, 'Empty', 'listed as Empty too');
 
-  const altered = await admin.alterConsumerGroupOffsets(group, [{ topic, partition: 0, offset: 3, metadata: 'strait-test' }, { topic, partition: 2, offset: 1 }], 15_000);
-  t.same(altered.map((o) => [o.partition, o.offset, o.error]), [[0, 3, undefined], [2, 1, undefined]], 'alter on the empty group succeeds per partition');
+  const altered = await admin.alterConsumerGroupOffsets(
+    group,
+    [
+      { topic, partition: 0, offset: 3, metadata: 'strait-test' },
+      { topic, partition: 2, offset: 1 },
+    ],
+    15_000,
+  );
+  t.same(
+    altered.map((o) => [o.partition, o.offset, o.error]),
+    [
+      [0, 3, undefined],
+      [2, 1, undefined],
+    ],
+    'alter on the empty group succeeds per partition',
+  );
 
   const after = byPartition(await admin.listConsumerGroupOffsets(group, null, 15_000));
   t.same(Object.keys(after).map(Number), [0, 1, 2], 'partition 2 now has a committed offset');
@@ -99,7 +155,10 @@ t.test('consumer groups: list, describe, committed offsets and altering them on 
   t.equal(after[2]?.offset, 1, 'partition 2 committed by the alter');
 
   // a real consumer of the group resumes from the altered offsets
-  const resumed = new Kafka.KafkaConsumer({ 'bootstrap.servers': brokers, 'group.id': group, 'enable.auto.commit': false, log_level: 0 }, { 'auto.offset.reset': 'earliest' });
+  const resumed = new Kafka.KafkaConsumer(
+    { 'bootstrap.servers': brokers, 'group.id': group, 'enable.auto.commit': false, log_level: 0 },
+    { 'auto.offset.reset': 'earliest' },
+  );
   await new Promise<void>((res, rej) => resumed.connect({ timeout: 10_000 }, (err) => (err ? rej(err) : res())));
   try {
     resumed.subscribe([topic]);
@@ -129,7 +188,10 @@ t.test('a group nobody uses is described as Dead with no members and lists no of
   t.equal(d?.state, 'Dead');
   t.equal(d?.members, 0);
   t.same(await admin.listConsumerGroupOffsets(group, null, 15_000), [], 'no committed offsets');
-  t.notOk((await admin.listConsumerGroups(15_000)).some((g) => g.groupId === group), 'not listed');
+  t.notOk(
+    (await admin.listConsumerGroups(15_000)).some((g) => g.groupId === group),
+    'not listed',
+  );
 });
 
 t.test('bad arguments reject with a TypeError naming the field', async (t) => {
@@ -141,16 +203,41 @@ t.test('bad arguments reject with a TypeError naming the field', async (t) => {
     ['describeConsumerGroups', [['g', 7]], /^describeConsumerGroups: groups\[1\] must be a non-empty string \(got 7\)$/],
     ['describeConsumerGroups', [[]], /^describeConsumerGroups: groups is empty$/],
     ['listConsumerGroupOffsets', ['', null], /^listConsumerGroupOffsets: group must be a non-empty string/],
-    ['listConsumerGroupOffsets', ['g', [{ topic: 't', partition: -1 }]], /^listConsumerGroupOffsets: partitions\[0\]\.partition must be an integer >= 0 \(got -1\)$/],
+    [
+      'listConsumerGroupOffsets',
+      ['g', [{ topic: 't', partition: -1 }]],
+      /^listConsumerGroupOffsets: partitions\[0\]\.partition must be an integer >= 0 \(got -1\)$/,
+    ],
     ['listConsumerGroupOffsets', ['g', []], /partitions is empty \(pass null for all\)/],
     ['listConsumerGroupOffsets', ['g', null, 1.5], /timeoutMs must be an integer/],
-    ['alterConsumerGroupOffsets', ['g', [{ topic: 't', partition: 0, offset: 1 }, { partition: 0, offset: 1 }]], /^alterConsumerGroupOffsets: offsets\[1\]\.topic must be a non-empty string \(got undefined\)$/],
-    ['alterConsumerGroupOffsets', ['g', [{ topic: 't', partition: 0 }]], /^alterConsumerGroupOffsets: offsets\[0\]\.offset must be an integer >= 0 \(got undefined\)$/],
-    ['alterConsumerGroupOffsets', ['g', [{ topic: 't', partition: 0, offset: 5, metadata: 3 }]], /^alterConsumerGroupOffsets: offsets\[0\]\.metadata must be a string \(got 3\)$/],
+    [
+      'alterConsumerGroupOffsets',
+      [
+        'g',
+        [
+          { topic: 't', partition: 0, offset: 1 },
+          { partition: 0, offset: 1 },
+        ],
+      ],
+      /^alterConsumerGroupOffsets: offsets\[1\]\.topic must be a non-empty string \(got undefined\)$/,
+    ],
+    [
+      'alterConsumerGroupOffsets',
+      ['g', [{ topic: 't', partition: 0 }]],
+      /^alterConsumerGroupOffsets: offsets\[0\]\.offset must be an integer >= 0 \(got undefined\)$/,
+    ],
+    [
+      'alterConsumerGroupOffsets',
+      ['g', [{ topic: 't', partition: 0, offset: 5, metadata: 3 }]],
+      /^alterConsumerGroupOffsets: offsets\[0\]\.metadata must be a string \(got 3\)$/,
+    ],
     ['alterConsumerGroupOffsets', ['g', null], /^alterConsumerGroupOffsets: offsets must be an array \(got null\)$/],
   ];
   for (const [method, args, re] of bad) {
-    const err = await admin[method]!(...args).then(() => undefined, (e: unknown) => e as Error);
+    const err = await admin[method]!(...args).then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
     t.type(err, TypeError, `${method}(${JSON.stringify(args)}) rejects with a TypeError`);
     t.match(err?.message, re);
   }
@@ -167,7 +254,10 @@ t.test('an unreachable cluster rejects every group call with a clear message wit
   ];
   for (const [name, call] of calls) {
     const started = Date.now();
-    const err = await call().then(() => undefined, (e: unknown) => e as Error);
+    const err = await call().then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
     const ms = Date.now() - started;
     t.ok(err, `${name} rejects`);
     t.match(err?.message, new RegExp(`^${name}: (_TIMED_OUT|_TRANSPORT|_ALL_BROKERS_DOWN)\\b`), `${name} names the failure: ${err?.message}`);
@@ -176,8 +266,17 @@ t.test('an unreachable cluster rejects every group call with a clear message wit
     t.ok(ms < timeoutMs + 5000, `${name} gave up in ${ms} ms`);
   }
   // close() while a request is in flight: the request keeps the handle alive and still settles
-  const pending = admin.listConsumerGroups(timeoutMs).then(() => 'resolved', (e: unknown) => (e as Error).message);
+  const pending = admin.listConsumerGroups(timeoutMs).then(
+    () => 'resolved',
+    (e: unknown) => (e as Error).message,
+  );
   admin.close();
   t.match(await pending, /^listConsumerGroups: /, 'a request in flight at close() still rejects cleanly');
-  t.match(await admin.listConsumerGroups().then(() => '', (e: unknown) => (e as Error).message), /^listConsumerGroups: Admin is closed$/);
+  t.match(
+    await admin.listConsumerGroups().then(
+      () => '',
+      (e: unknown) => (e as Error).message,
+    ),
+    /^listConsumerGroups: Admin is closed$/,
+  );
 });

@@ -45,7 +45,13 @@ t.test('the addon takes complete options only: TypeScript fills every default, t
   const filled = forwarderOptions({ consumer: {}, producer: {}, provenance: { localOrigin: 'a', dropOrigin: 'b' } });
   t.same(
     { inflightBytes: filled.inflightBytes, batchSize: filled.batchSize, compression: filled.compression, onGap: filled.onGap, provenance: filled.provenance },
-    { inflightBytes: FORWARDER_DEFAULTS.inflightBytes, batchSize: FORWARDER_DEFAULTS.batchSize, compression: 'none', onGap: 'continue', provenance: { header: 'strait.origin', localOrigin: 'a', dropOrigin: 'b', maxHops: 8 } },
+    {
+      inflightBytes: FORWARDER_DEFAULTS.inflightBytes,
+      batchSize: FORWARDER_DEFAULTS.batchSize,
+      compression: 'none',
+      onGap: 'continue',
+      provenance: { header: 'strait.origin', localOrigin: 'a', dropOrigin: 'b', maxHops: 8 },
+    },
   );
   t.same(filled.latencyBucketsMs, LATENCY_BUCKETS_MS, 'the latency buckets the metric uses are the ones the addon fills');
   t.equal(forwarderOptions({ consumer: {}, producer: {}, batchSize: 10, onGap: 'stop' }).batchSize, 10, 'a given option is kept');
@@ -60,5 +66,9 @@ t.test('the addon takes complete options only: TypeScript fills every default, t
     t.throws(() => new raw.Forwarder(missing), new RegExp(`option '${key}'`), `without ${key}: refused, naming it`);
   }
   t.throws(() => new raw.Forwarder({ ...complete, latencyBucketsMs: [1, 2] }), /latencyBucketsMs/, 'a bucket list of another length: refused');
-  t.throws(() => new raw.Forwarder({ ...complete, provenance: { localOrigin: 'a', dropOrigin: 'b' } }), /option 'header'/, 'provenance without its header: refused');
+  t.throws(
+    () => new raw.Forwarder({ ...complete, provenance: { localOrigin: 'a', dropOrigin: 'b' } }),
+    /option 'header'/,
+    'provenance without its header: refused',
+  );
 });

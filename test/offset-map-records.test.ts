@@ -1,11 +1,30 @@
 import t from 'tap';
 import { pack } from 'msgpackr';
-import { checkpointKey, decodeCheckpoint, decodeOffsetMapRecord, encodeCheckpoint, encodeOffsetMapRecord, offsetMapKey, type CheckpointRecord, type OffsetMapRecord } from '../shared/offset-map/records';
+import {
+  checkpointKey,
+  decodeCheckpoint,
+  decodeOffsetMapRecord,
+  encodeCheckpoint,
+  encodeOffsetMapRecord,
+  offsetMapKey,
+  type CheckpointRecord,
+  type OffsetMapRecord,
+} from '../shared/offset-map/records';
 
 const run: OffsetMapRecord = { v: 1, route: 'a-to-b', sourceTopic: 'orders', partition: 3, targetTopic: 'a.orders', srcStart: 100, srcEnd: 2 ** 40, delta: -7 };
 const checkpoint: CheckpointRecord = {
-  v: 1, route: 'a-to-b', group: 'billing', sourceTopic: 'orders', partition: 3, targetTopic: 'a.orders',
-  sourceOffset: 120, targetOffset: 113, kind: 'pending', maxDuplicates: 4, direction: 'inverse', ts: 1_764_000_000_000,
+  v: 1,
+  route: 'a-to-b',
+  group: 'billing',
+  sourceTopic: 'orders',
+  partition: 3,
+  targetTopic: 'a.orders',
+  sourceOffset: 120,
+  targetOffset: 113,
+  kind: 'pending',
+  maxDuplicates: 4,
+  direction: 'inverse',
+  ts: 1_764_000_000_000,
 };
 
 t.test('offset-map runs and checkpoints round-trip, keyed so compaction keeps the newest version', async (t) => {

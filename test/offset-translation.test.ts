@@ -30,7 +30,18 @@ t.test('one contiguous run: inside, at the end, beyond the end', async (t) => {
 
 t.test('gaps: compacted-away offsets, transaction markers and aborted records', async (t) => {
   // source 0..4 present, 5..6 compacted away, 7..9 present -> target 0..4, 5..7
-  const compacted = index(runsOf([[0, 0], [1, 1], [2, 2], [3, 3], [4, 4], [7, 5], [8, 6], [9, 7]]));
+  const compacted = index(
+    runsOf([
+      [0, 0],
+      [1, 1],
+      [2, 2],
+      [3, 3],
+      [4, 4],
+      [7, 5],
+      [8, 6],
+      [9, 7],
+    ]),
+  );
   t.equal(compacted.size, 2);
   t.same(compacted.translate(5), { kind: 'exact', offset: 5 }, 'a committed offset in the gap resumes at the next replicated record');
   t.same(compacted.translate(6), { kind: 'exact', offset: 5 });
@@ -46,7 +57,18 @@ t.test('gaps: compacted-away offsets, transaction markers and aborted records', 
 
 t.test('targetCount: replicas inside a target offset range', async (t) => {
   // replicas at target 0..4 and 7..9 (5 and 6 written on the target itself)
-  const p = index(runsOf([[0, 0], [1, 1], [2, 2], [3, 3], [4, 4], [5, 7], [6, 8], [7, 9]]));
+  const p = index(
+    runsOf([
+      [0, 0],
+      [1, 1],
+      [2, 2],
+      [3, 3],
+      [4, 4],
+      [5, 7],
+      [6, 8],
+      [7, 9],
+    ]),
+  );
   t.equal(p.targetCount(0, 10), 8);
   t.equal(p.targetCount(3, 8), 3, '3, 4 and 7');
   t.equal(p.targetCount(5, 7), 0, 'only local records there');
@@ -73,17 +95,15 @@ t.test('the open run is rewritten with a growing end under the same start', asyn
  * Model: a source partition whose offsets are each present or not (compaction, markers, aborted or loop-guarded
  * records), replicated in order into a target partition that may also hold records written there directly.
  */
-const model = fc
-  .array(fc.record({ present: fc.boolean(), localBefore: fc.integer({ min: 0, max: 2 }) }), { minLength: 1, maxLength: 120 })
-  .map((slots) => {
-    const pairs: [number, number][] = [];
-    let target = 0;
-    slots.forEach((s, src) => {
-      target += s.localBefore; // records produced on the target itself
-      if (s.present) pairs.push([src, target++]);
-    });
-    return { pairs, sourceEnd: slots.length, targetEnd: target };
+const model = fc.array(fc.record({ present: fc.boolean(), localBefore: fc.integer({ min: 0, max: 2 }) }), { minLength: 1, maxLength: 120 }).map((slots) => {
+  const pairs: [number, number][] = [];
+  let target = 0;
+  slots.forEach((s, src) => {
+    target += s.localBefore; // records produced on the target itself
+    if (s.present) pairs.push([src, target++]);
   });
+  return { pairs, sourceEnd: slots.length, targetEnd: target };
+});
 
 t.test('property: translate(C) is the target offset of the first replicated record at or after C', async (t) => {
   fc.assert(

@@ -22,7 +22,7 @@ t.test('a topic that came from the target, at any depth, is never sent back', as
   const all = ['a', 'b', 'c'];
   const ab = route('a', 'b');
   t.same(selectTopic(ab, 'orders', all), { selected: true });
-  t.same(selectTopic(ab, 'c.orders', all), { selected: true }, 'from a third cluster: goes on as b\'s a.c.orders');
+  t.same(selectTopic(ab, 'c.orders', all), { selected: true }, "from a third cluster: goes on as b's a.c.orders");
   t.same(selectTopic(ab, 'b.orders', all), { selected: false, reason: 'from-target' });
   t.same(selectTopic(ab, 'c.b.orders', all), { selected: false, reason: 'from-target' });
   t.same(selectTopic(ab, 'b_orders', all), { selected: true }, 'another separator is not a prefix');
@@ -65,7 +65,10 @@ t.test('prefix topologies settle: pair, ring, full mesh; mixed separators on a c
   const ring = propagate([raw('a', 'b'), raw('b', 'c'), raw('c', 'a')], ['a', 'b', 'c']);
   t.same(ring.names.a, ['c.b.orders', 'c.orders', 'orders']);
   // a full mesh is loop-free too, but a cluster gets another's records once per path: 'a.orders' and 'b.a.orders' on c
-  const mesh = propagate(['ab', 'ba', 'bc', 'cb', 'ac', 'ca'].map((x) => raw(x[0]!, x[1]!)), ['a', 'b', 'c']);
+  const mesh = propagate(
+    ['ab', 'ba', 'bc', 'cb', 'ac', 'ca'].map((x) => raw(x[0]!, x[1]!)),
+    ['a', 'b', 'c'],
+  );
   t.ok(mesh.settled);
   t.same(mesh.names.c, ['a.b.orders', 'a.orders', 'b.a.orders', 'b.orders', 'orders']);
   t.same(propagate([raw('a', 'b', '_'), raw('b', 'c'), raw('c', 'a', '_')], ['a', 'b', 'c']).settled, false);

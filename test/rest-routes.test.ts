@@ -36,7 +36,13 @@ t.test('routes over REST: create, update, leader change, delete, bad input', asy
     worker: { threads: 1, commitIntervalMs: 300 },
   });
   const first = new StraitProcess(config, 'controller');
-  await waitFor('the first controller leads', async () => ((await (await fetch(`${await first.restUrl}/v1/health`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { isLeader: boolean }).isLeader, 30_000, 200);
+  await waitFor(
+    'the first controller leads',
+    async () =>
+      ((await (await fetch(`${await first.restUrl}/v1/health`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { isLeader: boolean }).isLeader,
+    30_000,
+    200,
+  );
   const second = new StraitProcess(config, 'controller');
   const workers = [new StraitProcess(config, 'worker'), new StraitProcess(config, 'worker')];
   let base = await first.restUrl;
@@ -51,14 +57,26 @@ t.test('routes over REST: create, update, leader change, delete, bad input', asy
     return { status: res.status, body: (await res.json()) as Record<string, unknown> & unknown[] };
   };
   const cli = (...args: string[]) =>
-    spawnSync(process.execPath, [join(projectRoot(), 'dist', 'bin', 'strait.js'), ...args, '--url', base], { encoding: 'utf8', env: { ...process.env, STRAIT_TOKEN: TOKEN } });
+    spawnSync(process.execPath, [join(projectRoot(), 'dist', 'bin', 'strait.js'), ...args, '--url', base], {
+      encoding: 'utf8',
+      env: { ...process.env, STRAIT_TOKEN: TOKEN },
+    });
   const landed = (topic: string) => totalRecords(bootstrap('b'), `a.${topic}`, P);
   const send = (topic: string, n: number, tag: string) =>
-    produce(bootstrap('a'), topic, Array.from({ length: n }, (_, i) => ({ partition: i % P, key: Buffer.from(`${tag}${i}`), value: Buffer.from(`v${i}`) })));
-  await waitFor('the file route assigned to two workers', async () => {
-    const s = await call('GET', '/v1/status');
-    return (s.body.partitions as { assigned: number } | null)?.assigned === P && s.body.workers === 2;
-  }, 60_000, 300);
+    produce(
+      bootstrap('a'),
+      topic,
+      Array.from({ length: n }, (_, i) => ({ partition: i % P, key: Buffer.from(`${tag}${i}`), value: Buffer.from(`v${i}`) })),
+    );
+  await waitFor(
+    'the file route assigned to two workers',
+    async () => {
+      const s = await call('GET', '/v1/status');
+      return (s.body.partitions as { assigned: number } | null)?.assigned === P && s.body.workers === 2;
+    },
+    60_000,
+    300,
+  );
 
   // create (CLI) -> replicates end to end
   const routeFile = join(dirname(config), 'route.yaml');
@@ -66,7 +84,11 @@ t.test('routes over REST: create, update, leader change, delete, bad input', asy
   writeFileSync(routeFile, stringify(route));
   const created = cli('routes', 'create', '--file', routeFile, '--json');
   t.equal(created.status, 0, created.stderr);
-  t.match(JSON.parse(created.stdout), { name: 'dyn', definedIn: 'rest', revision: 1, created: true, topics: { include: [`${prefix}-.*`], exclude: [] }, start: 'earliest' }, 'created, defaults filled');
+  t.match(
+    JSON.parse(created.stdout),
+    { name: 'dyn', definedIn: 'rest', revision: 1, created: true, topics: { include: [`${prefix}-.*`], exclude: [] }, start: 'earliest' },
+    'created, defaults filled',
+  );
   const again = cli('routes', 'create', '--file', routeFile);
   t.not(again.status, 0, 'create refuses an existing route');
   t.match(again.stderr, /already exists; use 'strait routes update/);
@@ -75,7 +97,14 @@ t.test('routes over REST: create, update, leader change, delete, bad input', asy
   await waitFor('both topics of the new route replicated', async () => (await landed(t1)) >= 300 && (await landed(t2)) >= 300, 60_000, 500);
   t.match((await call('GET', '/v1/routes/dyn')).body, { name: 'dyn', definedIn: 'rest', partitions: 2 * P });
   const listed = (await call('GET', '/v1/routes')).body as { name: string; definedIn: string }[];
-  t.same(listed.map((r) => [r.name, r.definedIn]), [['fixed', 'config'], ['dyn', 'rest']], 'the file route and the REST route, each said where it is defined');
+  t.same(
+    listed.map((r) => [r.name, r.definedIn]),
+    [
+      ['fixed', 'config'],
+      ['dyn', 'rest'],
+    ],
+    'the file route and the REST route, each said where it is defined',
+  );
 
   await sleep(1500);
   t.comment(`t1 on the target after created: ${await landed(t1)}`);
@@ -106,7 +135,7 @@ t.test('routes over REST: create, update, leader change, delete, bad input', asy
   const badJson = await call('PUT', '/v1/routes/dyn', { raw: '{"source": ' });
   t.equal(badJson.status, 400);
   t.match(badJson.body, { code: 'STRAIT_BAD_REQUEST', field: 'body' });
-  const badRegex = await call('PUT', '/v1/routes/dyn2', { body: { source: 'a', target: 'b', topics: { include: ['orders-(' ] } } });
+  const badRegex = await call('PUT', '/v1/routes/dyn2', { body: { source: 'a', target: 'b', topics: { include: ['orders-('] } } });
   t.equal(badRegex.status, 400);
   t.match(badRegex.body, { code: 'STRAIT_INVALID_ROUTE', field: 'body.topics.include[0]', message: /not a valid regular expression/ });
   const badAlias = await call('PUT', '/v1/routes/dyn2', { body: { source: 'nowhere', target: 'b' } });
@@ -142,12 +171,21 @@ t.test('routes over REST: create, update, leader change, delete, bad input', asy
   // leader change: the standby leads and has the REST route from the store
   t.equal(await first.stop(), 0, 'the leader stopped');
   base = standbyUrl;
-  await waitFor('the standby leads and has discovered the stored route\'s topics', async () => {
-    const s = await call('GET', '/v1/status');
-    const r = await call('GET', '/v1/routes/dyn');
-    return s.body.isLeader === true && (s.body.partitions as { assigned: number } | null)?.assigned === 2 * P && r.body.partitions === P;
-  }, 30_000, 300);
-  t.match((await call('GET', '/v1/routes/dyn')).body, { definedIn: 'rest', revision: 3, topics: { exclude: [t2] }, partitions: P }, 'the new leader serves the stored route');
+  await waitFor(
+    "the standby leads and has discovered the stored route's topics",
+    async () => {
+      const s = await call('GET', '/v1/status');
+      const r = await call('GET', '/v1/routes/dyn');
+      return s.body.isLeader === true && (s.body.partitions as { assigned: number } | null)?.assigned === 2 * P && r.body.partitions === P;
+    },
+    30_000,
+    300,
+  );
+  t.match(
+    (await call('GET', '/v1/routes/dyn')).body,
+    { definedIn: 'rest', revision: 3, topics: { exclude: [t2] }, partitions: P },
+    'the new leader serves the stored route',
+  );
   await send(t1, 300, 'd');
   await waitFor('t1 replicates under the new leader', async () => (await landed(t1)) >= 1200, 60_000, 500);
 
@@ -157,7 +195,12 @@ t.test('routes over REST: create, update, leader change, delete, bad input', asy
   const del = cli('routes', 'delete', 'dyn', '--json');
   t.equal(del.status, 0, del.stderr);
   t.match(JSON.parse(del.stdout), { route: 'dyn', deleted: true });
-  await waitFor('the route\'s partitions unassigned', async () => ![...(await assignmentMap(base, TOKEN)).keys()].some((k) => k.startsWith(`${t1}/`)), 30_000, 300);
+  await waitFor(
+    "the route's partitions unassigned",
+    async () => ![...(await assignmentMap(base, TOKEN)).keys()].some((k) => k.startsWith(`${t1}/`)),
+    30_000,
+    300,
+  );
   t.equal((await call('GET', '/v1/routes/dyn')).status, 404, 'the route is gone');
   const t1Before = await landed(t1);
   await send(t1, 300, 'e');

@@ -29,10 +29,15 @@ t.test('REST API: auth, reads, pause/resume, rebalance, errors', async (t) => {
   });
   const leader = new StraitProcess(config, 'controller');
   await leader.restUrl; // up (and campaigning) before the standby starts, so it leads
-  await waitFor('the first controller leads', async () => {
-    const r = await fetch(`${await leader.restUrl}/v1/health`, { headers: { authorization: `Bearer ${TOKEN}` } });
-    return ((await r.json()) as { isLeader: boolean }).isLeader;
-  }, 30_000, 200);
+  await waitFor(
+    'the first controller leads',
+    async () => {
+      const r = await fetch(`${await leader.restUrl}/v1/health`, { headers: { authorization: `Bearer ${TOKEN}` } });
+      return ((await r.json()) as { isLeader: boolean }).isLeader;
+    },
+    30_000,
+    200,
+  );
   const standby = new StraitProcess(config, 'controller');
   const worker = new StraitProcess(config, 'worker');
   const worker2 = new StraitProcess(config, 'worker');
@@ -55,10 +60,15 @@ t.test('REST API: auth, reads, pause/resume, rebalance, errors', async (t) => {
   t.equal((await call('GET', '/v1/status', { token: 'wrong-token-wrong-token' })).status, 401, 'a wrong token is refused');
 
   // reads
-  await waitFor('4 partitions assigned to the worker', async () => {
-    const s = await call('GET', '/v1/status');
-    return (s.body.partitions as { assigned: number } | null)?.assigned === 4 && s.body.workers === 2;
-  }, 60_000, 500);
+  await waitFor(
+    '4 partitions assigned to the worker',
+    async () => {
+      const s = await call('GET', '/v1/status');
+      return (s.body.partitions as { assigned: number } | null)?.assigned === 4 && s.body.workers === 2;
+    },
+    60_000,
+    500,
+  );
   const status = await call('GET', '/v1/status');
   t.match(status.body, { isLeader: true, leader: status.body.id, partitions: { desired: 4, assigned: 4, unassigned: 0 } });
   const routes = await call('GET', '/v1/routes');
@@ -68,18 +78,47 @@ t.test('REST API: auth, reads, pause/resume, rebalance, errors', async (t) => {
   t.match((await call('GET', '/v1/routes/orders/topics')).body, { route: 'orders', topics: { [topic]: 4 }, problems: [] });
   const workers = await call('GET', '/v1/workers');
   t.equal(workers.body.length, 2);
-  t.match(workers.body, [{ partitions: 2, threads: 1, drained: false }, { partitions: 2, threads: 1, drained: false }], 'balanced: 2 + 2');
+  t.match(
+    workers.body,
+    [
+      { partitions: 2, threads: 1, drained: false },
+      { partitions: 2, threads: 1, drained: false },
+    ],
+    'balanced: 2 + 2',
+  );
   const ids = (workers.body as { id: string }[]).map((w) => w.id);
   const assignments = await call('GET', '/v1/assignments');
   t.equal(assignments.body.length, 4);
-  t.ok((assignments.body as { worker: string; epoch: number }[]).every((a) => ids.includes(a.worker) && a.epoch >= 1), 'every partition on a registered worker, with an epoch');
+  t.ok(
+    (assignments.body as { worker: string; epoch: number }[]).every((a) => ids.includes(a.worker) && a.epoch >= 1),
+    'every partition on a registered worker, with an epoch',
+  );
 
   // per-partition load, as the workers report it (every 500 ms here)
-  type PartitionRow = { route: string; topic: string; partition: number; worker: string; epoch: number; bytesPerSec: number | null; recordsPerSec: number | null; lag: number | null };
-  await waitFor('every partition reported by its worker', async () => ((await call('GET', '/v1/partitions')).body as PartitionRow[]).every((p) => p.bytesPerSec !== null), 30_000, 250);
+  type PartitionRow = {
+    route: string;
+    topic: string;
+    partition: number;
+    worker: string;
+    epoch: number;
+    bytesPerSec: number | null;
+    recordsPerSec: number | null;
+    lag: number | null;
+  };
+  await waitFor(
+    'every partition reported by its worker',
+    async () => ((await call('GET', '/v1/partitions')).body as PartitionRow[]).every((p) => p.bytesPerSec !== null),
+    30_000,
+    250,
+  );
   const partitions = (await call('GET', '/v1/partitions')).body as PartitionRow[];
   t.equal(partitions.length, 4);
-  t.ok(partitions.every((p) => p.route === 'orders' && p.topic === topic && ids.includes(p.worker) && p.epoch >= 1 && p.bytesPerSec === 0 && p.recordsPerSec === 0), 'route, topic, worker, epoch, and rates (0: nothing produced)');
+  t.ok(
+    partitions.every(
+      (p) => p.route === 'orders' && p.topic === topic && ids.includes(p.worker) && p.epoch >= 1 && p.bytesPerSec === 0 && p.recordsPerSec === 0,
+    ),
+    'route, topic, worker, epoch, and rates (0: nothing produced)',
+  );
   t.same(partitions.map((p) => p.partition).sort(), [0, 1, 2, 3]);
   const lagging = await call('GET', '/v1/partitions?lagging=true');
   t.equal(lagging.status, 200);
@@ -96,8 +135,16 @@ t.test('REST API: auth, reads, pause/resume, rebalance, errors', async (t) => {
   const drained = await call('POST', `/v1/workers/${ids[0]}/drain`);
   t.match(drained.body, { worker: ids[0], drained: true, partitionsBefore: 2, partitions: 0 });
   const afterDrain = (await call('GET', '/v1/workers')).body as { id: string; partitions: number; drained: boolean }[];
-  t.match(afterDrain.find((w) => w.id === ids[0]), { partitions: 0, drained: true }, 'the drained worker holds nothing');
-  t.match(afterDrain.find((w) => w.id === ids[1]), { partitions: 4, drained: false }, 'the other took its partitions');
+  t.match(
+    afterDrain.find((w) => w.id === ids[0]),
+    { partitions: 0, drained: true },
+    'the drained worker holds nothing',
+  );
+  t.match(
+    afterDrain.find((w) => w.id === ids[1]),
+    { partitions: 4, drained: false },
+    'the other took its partitions',
+  );
   const undrained = await call('POST', `/v1/workers/${ids[0]}/undrain`);
   t.match(undrained.body, { worker: ids[0], drained: false, partitions: 2 });
   const unknownWorker = await call('POST', '/v1/workers/nobody/drain');
@@ -120,7 +167,12 @@ t.test('REST API: auth, reads, pause/resume, rebalance, errors', async (t) => {
     await new Promise((r) => setTimeout(r, 37 + i * 71));
   }
   t.same(cycles, { paused: 12, resumed: 12 }, 'pause and resume answered, and took effect, in every cycle');
-  await waitFor('every partition reported again after the pauses', async () => ((await call('GET', '/v1/partitions')).body as PartitionRow[]).every((p) => p.bytesPerSec !== null), 30_000, 250);
+  await waitFor(
+    'every partition reported again after the pauses',
+    async () => ((await call('GET', '/v1/partitions')).body as PartitionRow[]).every((p) => p.bytesPerSec !== null),
+    30_000,
+    250,
+  );
   const rebalance = await call('POST', '/v1/rebalance');
   t.match(rebalance.body, { moved: 0, assigned: 4 }, 'a balanced fleet: rebalance moves nothing');
 
@@ -140,7 +192,11 @@ t.test('REST API: auth, reads, pause/resume, rebalance, errors', async (t) => {
   t.equal(leader.child.exitCode, null, 'the leader still runs after all of it');
 
   // the CLI over the same API
-  const cli = (...args: string[]) => spawnSync(process.execPath, [join(projectRoot(), 'dist', 'bin', 'strait.js'), ...args, '--url', base], { encoding: 'utf8', env: { ...process.env, STRAIT_TOKEN: TOKEN } });
+  const cli = (...args: string[]) =>
+    spawnSync(process.execPath, [join(projectRoot(), 'dist', 'bin', 'strait.js'), ...args, '--url', base], {
+      encoding: 'utf8',
+      env: { ...process.env, STRAIT_TOKEN: TOKEN },
+    });
   const st = cli('status', '--json');
   t.equal(st.status, 0, st.stderr);
   t.match(JSON.parse(st.stdout), { isLeader: true, partitions: { assigned: 4 } });
@@ -153,7 +209,7 @@ t.test('REST API: auth, reads, pause/resume, rebalance, errors', async (t) => {
   t.equal(pl.stdout.trim().split('\n').length, 5, 'a header and 4 partitions');
   const plj = cli('partitions', '--lagging', '--json');
   t.equal(plj.status, 0, plj.stderr);
-  t.same(JSON.parse(plj.stdout), [], '--lagging --json: the API\'s JSON');
+  t.same(JSON.parse(plj.stdout), [], "--lagging --json: the API's JSON");
   const bad = cli('routes', 'pause', 'ordrs');
   t.not(bad.status, 0);
   t.match(bad.stderr, /STRAIT_UNKNOWN_ROUTE.*did you mean 'orders'/);

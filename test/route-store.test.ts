@@ -17,7 +17,10 @@ import { testClusters, uniqueName } from './helpers/kafka';
 import { testStoreAuth } from './helpers/zookeeper';
 
 function route(name: string, exclude: string[] = []): RouteConfig {
-  return validateConfig({ clusters: { a: { bootstrap: 'h:1' }, b: { bootstrap: 'h:2' } }, routes: [{ name, source: 'a', target: 'b', topics: { include: ['orders.*'], exclude } }] }).routes[0]!;
+  return validateConfig({
+    clusters: { a: { bootstrap: 'h:1' }, b: { bootstrap: 'h:2' } },
+    routes: [{ name, source: 'a', target: 'b', topics: { include: ['orders.*'], exclude } }],
+  }).routes[0]!;
 }
 
 async function until(what: string, check: () => boolean, timeoutMs = 10_000): Promise<void> {

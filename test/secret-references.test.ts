@@ -26,7 +26,10 @@ const doc = () => ({
   deployment: 'refs',
   clusters: {
     a: { bootstrap: '127.0.0.1:9092' },
-    b: { bootstrap: '127.0.0.1:9093', properties: { 'sasl.username': '${env:STRAIT_TEST_REF_USER}', 'sasl.password': `\${file:${secretFile}}`, 'sasl.mechanism': 'PLAIN' } },
+    b: {
+      bootstrap: '127.0.0.1:9093',
+      properties: { 'sasl.username': '${env:STRAIT_TEST_REF_USER}', 'sasl.password': `\${file:${secretFile}}`, 'sasl.mechanism': 'PLAIN' },
+    },
   },
   routes: [{ name: 'r', source: 'a', target: 'b' }],
   controller: { rest: { token: '${env:STRAIT_TEST_REF_TOKEN}' } },
@@ -64,7 +67,13 @@ t.test('missing, empty, unreadable and malformed references name the path and th
   mkdirSync(join(dir, 'adir'), { recursive: true });
   (bad.clusters.b.properties as Record<string, string>)['sasl.username'] = '${env:STRAIT_TEST_REF_MISSING}';
   (bad.clusters.b.properties as Record<string, string>)['sasl.password'] = `\${file:${join(dir, 'nope')}}`;
-  (bad.clusters.a as Record<string, unknown>).properties = { 'ssl.key.password': '${env:STRAIT_TEST_REF_EMPTY}', 'ssl.ca.pem': `\${file:${join(dir, 'adir')}}`, 'ssl.key.pem': '${file:relative/path}', 'sasl.oauthbearer.config': '${env:1BAD}', 'ssl.certificate.pem': '${env:UNCLOSED' };
+  (bad.clusters.a as Record<string, unknown>).properties = {
+    'ssl.key.password': '${env:STRAIT_TEST_REF_EMPTY}',
+    'ssl.ca.pem': `\${file:${join(dir, 'adir')}}`,
+    'ssl.key.pem': '${file:relative/path}',
+    'sasl.oauthbearer.config': '${env:1BAD}',
+    'ssl.certificate.pem': '${env:UNCLOSED',
+  };
   const ps = problemsOf(bad);
   const at = (p: string) => ps.find((x) => x.path === p)?.message ?? '';
   t.match(at('clusters.b.properties["sasl.username"]'), /^\$\{env:STRAIT_TEST_REF_MISSING\}: environment variable STRAIT_TEST_REF_MISSING is not set$/);
@@ -95,7 +104,12 @@ t.test('a referenced value that fails validation is shown as the reference', asy
 t.test('the logger scrubs resolved values from every line', async (t) => {
   validateConfig(doc());
   let written = '';
-  const sink = new Writable({ write(chunk: Buffer, _enc, cb) { written += chunk.toString(); cb(); } });
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      written += chunk.toString();
+      cb();
+    },
+  });
   const log = createLogger('refs-test', 'info', sink);
   log.info({ detail: 'connecting as env-user-7d2e with file-secret-9f3a1c' }, 'token env-token-0123456789abcdef');
   await new Promise((r) => setImmediate(r));
@@ -108,72 +122,123 @@ t.test('the logger scrubs resolved values from every line', async (t) => {
 
 const SECRET_PREFIX = 'fz-secret-';
 const allowed = Object.keys(TUNING_PROPERTIES);
-const propName = fc.oneof(fc.constantFrom(...allowed, 'acks', 'sasl.kerberos.kinit.cmd', 'plugin.library.paths', 'group.id', 'ssl.key.location', 'sasl.password', 'linger.msec'), fc.string({ maxLength: 30 }));
+const propName = fc.oneof(
+  fc.constantFrom(...allowed, 'acks', 'sasl.kerberos.kinit.cmd', 'plugin.library.paths', 'group.id', 'ssl.key.location', 'sasl.password', 'linger.msec'),
+  fc.string({ maxLength: 30 }),
+);
 const scalar = fc.oneof(fc.string({ maxLength: 20 }), fc.integer(), fc.double(), fc.boolean(), fc.constant(null));
 const envName = fc.constantFrom('STRAIT_FZ_A', 'STRAIT_FZ_B', 'STRAIT_FZ_C');
 const reference = fc.oneof(
   envName.map((n) => `\${env:${n}}`),
-  fc.constantFrom(`\${file:${secretFile}}`, `\${file:${dir}/missing}`, '${file:relative}', '${file:/dev/null}', '${env:}', '${env:A', 'x${env:STRAIT_TEST_REF_USER}y'),
+  fc.constantFrom(
+    `\${file:${secretFile}}`,
+    `\${file:${dir}/missing}`,
+    '${file:relative}',
+    '${file:/dev/null}',
+    '${env:}',
+    '${env:A',
+    'x${env:STRAIT_TEST_REF_USER}y',
+  ),
   fc.string({ maxLength: 12 }).map((s) => `\${env:${s}}`),
 );
 const stringish = fc.oneof(scalar, reference);
 const props = fc.dictionary(propName, stringish, { maxKeys: 6 });
-const route = fc.record({
-  name: fc.oneof(fc.constant('r'), fc.string({ maxLength: 10 }), reference),
-  source: fc.constantFrom('a', 'b', 'zz'),
-  target: fc.constantFrom('a', 'b', '${env:STRAIT_TEST_REF_USER}'),
-  consumer: props,
-  producer: props,
-  topics: fc.record({ include: fc.array(fc.oneof(fc.string({ maxLength: 8 }), fc.constant('(a*)*'), fc.constant('(')), { maxLength: 3 }) }, { requiredKeys: [] }),
-}, { requiredKeys: ['name'] });
+const route = fc.record(
+  {
+    name: fc.oneof(fc.constant('r'), fc.string({ maxLength: 10 }), reference),
+    source: fc.constantFrom('a', 'b', 'zz'),
+    target: fc.constantFrom('a', 'b', '${env:STRAIT_TEST_REF_USER}'),
+    consumer: props,
+    producer: props,
+    topics: fc.record(
+      { include: fc.array(fc.oneof(fc.string({ maxLength: 8 }), fc.constant('(a*)*'), fc.constant('(')), { maxLength: 3 }) },
+      { requiredKeys: [] },
+    ),
+  },
+  { requiredKeys: ['name'] },
+);
 const cluster = fc.record({ bootstrap: fc.oneof(fc.constant('h:1'), stringish), properties: props }, { requiredKeys: [] });
 const document = fc.oneof(
-  fc.record({
-    deployment: stringish,
-    clusters: fc.dictionary(fc.constantFrom('a', 'b', 'c.d', 'x y'), cluster, { maxKeys: 3 }),
-    routes: fc.array(route, { maxLength: 3 }),
-    controller: fc.record({ rest: fc.record({ token: stringish, port: fc.oneof(fc.integer(), stringish) }, { requiredKeys: [] }) }, { requiredKeys: [] }),
-    store: fc.record({ type: fc.constantFrom('embedded', 'zookeeper', 'x'), connect: stringish }, { requiredKeys: [] }),
-    extra: scalar,
-  }, { requiredKeys: [] }),
+  fc.record(
+    {
+      deployment: stringish,
+      clusters: fc.dictionary(fc.constantFrom('a', 'b', 'c.d', 'x y'), cluster, { maxKeys: 3 }),
+      routes: fc.array(route, { maxLength: 3 }),
+      controller: fc.record({ rest: fc.record({ token: stringish, port: fc.oneof(fc.integer(), stringish) }, { requiredKeys: [] }) }, { requiredKeys: [] }),
+      store: fc.record({ type: fc.constantFrom('embedded', 'zookeeper', 'x'), connect: stringish }, { requiredKeys: [] }),
+      extra: scalar,
+    },
+    { requiredKeys: [] },
+  ),
   fc.anything(),
 );
 // mostly valid documents, so the redaction of accepted configs is exercised too
 const resolvable = fc.constantFrom('${env:STRAIT_FZ_A}', '${env:STRAIT_FZ_B}', '${env:STRAIT_FZ_C}', `\${file:${secretFile}}`, 'u-${env:STRAIT_FZ_A}-v');
-const nearlyValid = fc.record({
-  deployment: fc.oneof(fc.constant('d'), resolvable),
-  clusters: fc.record({
-    a: fc.record({ bootstrap: fc.oneof(fc.constant('h:1'), resolvable), properties: fc.dictionary(fc.constantFrom('sasl.username', 'sasl.password', 'ssl.key.password', 'security.protocol', 'ssl.ca.pem', 'sasl.oauthbearer.client.id', 'linger.ms', 'acks'), fc.oneof(resolvable, fc.string({ maxLength: 8 })), { maxKeys: 5 }) }),
-    b: fc.constant({ bootstrap: 'h:2' }),
-  }),
-  routes: fc.constant([{ name: 'r', source: 'a', target: 'b' }]).chain((rs) => fc.record({ linger: fc.integer({ min: -2, max: 1000 }), batch: fc.integer({ min: 0, max: 100000 }) }).map(({ linger, batch }) => rs.map((r) => ({ ...r, producer: { 'linger.ms': linger, 'batch.size': batch } })))),
-  controller: fc.record({ rest: fc.record({ token: resolvable }, { requiredKeys: [] }) }),
-  store: fc.record({ path: fc.oneof(fc.constant('/tmp/x'), resolvable) }, { requiredKeys: [] }),
-}, { requiredKeys: ['clusters'] });
+const nearlyValid = fc.record(
+  {
+    deployment: fc.oneof(fc.constant('d'), resolvable),
+    clusters: fc.record({
+      a: fc.record({
+        bootstrap: fc.oneof(fc.constant('h:1'), resolvable),
+        properties: fc.dictionary(
+          fc.constantFrom(
+            'sasl.username',
+            'sasl.password',
+            'ssl.key.password',
+            'security.protocol',
+            'ssl.ca.pem',
+            'sasl.oauthbearer.client.id',
+            'linger.ms',
+            'acks',
+          ),
+          fc.oneof(resolvable, fc.string({ maxLength: 8 })),
+          { maxKeys: 5 },
+        ),
+      }),
+      b: fc.constant({ bootstrap: 'h:2' }),
+    }),
+    routes: fc
+      .constant([{ name: 'r', source: 'a', target: 'b' }])
+      .chain((rs) =>
+        fc
+          .record({ linger: fc.integer({ min: -2, max: 1000 }), batch: fc.integer({ min: 0, max: 100000 }) })
+          .map(({ linger, batch }) => rs.map((r) => ({ ...r, producer: { 'linger.ms': linger, 'batch.size': batch } }))),
+      ),
+    controller: fc.record({ rest: fc.record({ token: resolvable }, { requiredKeys: [] }) }),
+    store: fc.record({ path: fc.oneof(fc.constant('/tmp/x'), resolvable) }, { requiredKeys: [] }),
+  },
+  { requiredKeys: ['clusters'] },
+);
 const secretValue = fc.oneof(fc.stringMatching(/^[A-Za-z0-9._-]{6,16}$/), fc.string({ minLength: 6, maxLength: 16 }));
 
 t.test('fuzz: random documents only ever raise ConfigError, and never show a resolved value', async (t) => {
   let valid = 0;
   let refused = 0;
   fc.assert(
-    fc.property(fc.oneof(document, nearlyValid), fc.record({ STRAIT_FZ_A: secretValue, STRAIT_FZ_B: secretValue, STRAIT_FZ_C: secretValue }, { requiredKeys: [] }), (d, env: Record<string, string>) => {
-      // each run's environment holds secrets with a recognisable prefix; one of them must never be printed
-      const names = Object.keys(env);
-      for (const n of names) process.env[n] = `${SECRET_PREFIX}${env[n]}`;
-      try {
-        const c = validateConfig(d);
-        valid++;
-        const shown = JSON.stringify(redactConfig(c));
-        if (shown.includes(SECRET_PREFIX) || shown.includes('file-secret-9f3a1c') || shown.includes('env-user-7d2e')) throw new Error(`redacted config shows a secret: ${shown}`);
-      } catch (e) {
-        if (!(e instanceof ConfigError)) throw e;
-        refused++;
-        const text = `${e.message}\n${JSON.stringify(e.problems)}`;
-        if (text.includes(SECRET_PREFIX) || text.includes('file-secret-9f3a1c') || text.includes('env-user-7d2e')) throw new Error(`error shows a secret: ${text}`);
-      } finally {
-        for (const n of names) delete process.env[n];
-      }
-    }),
+    fc.property(
+      fc.oneof(document, nearlyValid),
+      fc.record({ STRAIT_FZ_A: secretValue, STRAIT_FZ_B: secretValue, STRAIT_FZ_C: secretValue }, { requiredKeys: [] }),
+      (d, env: Record<string, string>) => {
+        // each run's environment holds secrets with a recognisable prefix; one of them must never be printed
+        const names = Object.keys(env);
+        for (const n of names) process.env[n] = `${SECRET_PREFIX}${env[n]}`;
+        try {
+          const c = validateConfig(d);
+          valid++;
+          const shown = JSON.stringify(redactConfig(c));
+          if (shown.includes(SECRET_PREFIX) || shown.includes('file-secret-9f3a1c') || shown.includes('env-user-7d2e'))
+            throw new Error(`redacted config shows a secret: ${shown}`);
+        } catch (e) {
+          if (!(e instanceof ConfigError)) throw e;
+          refused++;
+          const text = `${e.message}\n${JSON.stringify(e.problems)}`;
+          if (text.includes(SECRET_PREFIX) || text.includes('file-secret-9f3a1c') || text.includes('env-user-7d2e'))
+            throw new Error(`error shows a secret: ${text}`);
+        } finally {
+          for (const n of names) delete process.env[n];
+        }
+      },
+    ),
     { numRuns: 3000 },
   );
   t.ok(refused > 0, `${refused} documents refused`);

@@ -48,7 +48,11 @@ t.test('delay proxy adds the round trip, keeps bytes and order', async (t) => {
   t.ok(small.ms < 80 + direct.ms + 200, `and not much more (${small.ms.toFixed(1)} ms; direct ${direct.ms.toFixed(1)} ms)`);
   const big = randomBytes(32 * 1024 * 1024);
   const r = await roundTrip(proxy.address, big);
-  t.equal(createHash('sha256').update(r.back).digest('hex'), createHash('sha256').update(big).digest('hex'), '32 MiB echoed byte-identical through a 1 MiB queue bound');
+  t.equal(
+    createHash('sha256').update(r.back).digest('hex'),
+    createHash('sha256').update(big).digest('hex'),
+    '32 MiB echoed byte-identical through a 1 MiB queue bound',
+  );
 });
 
 t.test('pause drops connections and refuses new ones until resume', async (t) => {

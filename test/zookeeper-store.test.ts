@@ -28,7 +28,14 @@ function zkConnect(): string {
 }
 
 async function open(t: Tap, deployment: string, extra: Partial<ZooKeeperStoreOptions> = {}): Promise<ZooKeeperStore> {
-  const store = await ZooKeeperStore.connect({ connect: zkConnect(), deployment, sessionTimeoutMs: SESSION_MS, connectTimeoutMs: 10_000, auth: testStoreAuth(), ...extra });
+  const store = await ZooKeeperStore.connect({
+    connect: zkConnect(),
+    deployment,
+    sessionTimeoutMs: SESSION_MS,
+    connectTimeoutMs: 10_000,
+    auth: testStoreAuth(),
+    ...extra,
+  });
   t.teardown(() => store.close());
   return store;
 }
@@ -93,8 +100,16 @@ t.test('workers register from two sessions, are listed and watched, and vanish w
   await s2.registerWorker(info('w2'));
   await until('the watch to see both workers', () => seen.some((l) => l.join() === 'w1,w2'));
   const listed = await s2.listWorkers();
-  t.same(listed.map(({ session: _s, ...w }) => w), [info('w1'), info('w2')], 'every field of both registrations, read from the other session');
-  t.same(listed.map((w) => w.session), [s1.sessionId, s2.sessionId], 'each listed with the session it registered on');
+  t.same(
+    listed.map(({ session: _s, ...w }) => w),
+    [info('w1'), info('w2')],
+    'every field of both registrations, read from the other session',
+  );
+  t.same(
+    listed.map((w) => w.session),
+    [s1.sessionId, s2.sessionId],
+    'each listed with the session it registered on',
+  );
   t.equal((await rawGet(raw, `/strait/${dep}/workers/w1`)).stat.ephemeralOwner, s1.sessionId, 'w1 is an ephemeral node of the first session');
   t.equal((await rawGet(raw, `/strait/${dep}/workers/w2`)).stat.ephemeralOwner, s2.sessionId, 'w2 is an ephemeral node of the second session');
 
@@ -104,7 +119,11 @@ t.test('workers register from two sessions, are listed and watched, and vanish w
   await s2.close();
   await until('the watch to see w2 leave', () => seen.at(-1)?.join() === 'w1');
   t.ok(Date.now() - closedAt < SESSION_MS, `the watch fired ${Date.now() - closedAt} ms after close, well within the session timeout`);
-  t.same((await s1.listWorkers()).map((w) => w.id), ['w1'], 'only w1 is listed');
+  t.same(
+    (await s1.listWorkers()).map((w) => w.id),
+    ['w1'],
+    'only w1 is listed',
+  );
   await t.rejects(raw.exists(`/strait/${dep}/workers/w2`, false), /-101/, 'the w2 node is gone');
   t.equal(dropped.length, droppedBefore, 'an unsubscribed watch is not called again');
 });
@@ -115,7 +134,11 @@ t.test('stores of one deployment opening at the same moment seal their folders w
   for (let round = 0; round < 8; round++) {
     const dep = uniqueName('zk-seal-race');
     const stores = await Promise.all(Array.from({ length: 4 }, () => open(t, dep)));
-    await Promise.all(stores.map((s, i) => s.registerWorker({ id: `w${i}`, host: 'localhost', pid: process.pid, threads: 1, version: 'test', startedAt: new Date().toISOString() })));
+    await Promise.all(
+      stores.map((s, i) =>
+        s.registerWorker({ id: `w${i}`, host: 'localhost', pid: process.pid, threads: 1, version: 'test', startedAt: new Date().toISOString() }),
+      ),
+    );
     t.equal((await stores[0]!.listWorkers()).length, 4, `round ${round}: all four opened and registered`);
     await Promise.all(stores.map((s) => s.close()));
   }
@@ -164,7 +187,11 @@ t.test('assignments: write, read, watch across sessions, version growth, delete'
 
   // ten writes racing from two sessions: every one gets its own version
   const versions = await Promise.all(Array.from({ length: 10 }, (_, i) => (i % 2 ? writer : reader).writeAssignment('w2', [part('t', i, 1)])));
-  t.same(versions.map((a) => a.version).sort((x, y) => x - y), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 'concurrent writes get versions 1..10, none twice');
+  t.same(
+    versions.map((a) => a.version).sort((x, y) => x - y),
+    [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+    'concurrent writes get versions 1..10, none twice',
+  );
   t.equal((await writer.readAssignment('w2'))?.version, 10, 'the stored version is the last one');
 
   // near ZooKeeper's 1 MiB node limit: a read of it arrives in many pieces, which the binding by default takes for an
@@ -183,7 +210,15 @@ t.test('assignments: write, read, watch across sessions, version growth, delete'
   t.ok(huge.length > 9000, 'more than the ~9,000 partitions per worker the plain record allowed');
   // incompressible names: still too large, refused naming the worker and what to do
   const random = Array.from({ length: 30_000 }, (_, i) => part(randomBytes(48).toString('base64url'), i, i));
-  await t.rejects(writer.writeAssignment('random', random), { code: 'STRAIT_STORE', message: /the assignment of worker 'random' \(30000 partitions\) is \d+ bytes compressed at \S+assignments\/random, over the 1000000 bytes a ZooKeeper node can hold: run more workers/ }, 'an assignment too large even compressed is refused, naming the worker');
+  await t.rejects(
+    writer.writeAssignment('random', random),
+    {
+      code: 'STRAIT_STORE',
+      message:
+        /the assignment of worker 'random' \(30000 partitions\) is \d+ bytes compressed at \S+assignments\/random, over the 1000000 bytes a ZooKeeper node can hold: run more workers/,
+    },
+    'an assignment too large even compressed is refused, naming the worker',
+  );
 });
 
 t.test('offsets: commit and read back per route, with topic names that need no and some encoding', async (t) => {
@@ -222,9 +257,16 @@ t.test("a route's cluster ids: the first claim wins, a reset forgets them with t
   t.equal(await s1.readRouteClusters('r'), undefined, 'nothing recorded before the first check');
   const first = { source: 'src-1', target: 'tgt-1', at: '2026-01-01T00:00:00.000Z' };
   t.same(await s1.claimRouteClusters('r', first), first, 'the first claim records its ids');
-  t.same(await s2.claimRouteClusters('r', { source: 'src-2', target: 'tgt-2', at: '2026-01-02T00:00:00.000Z' }), first, 'a later claim gets the recorded ids, not its own');
+  t.same(
+    await s2.claimRouteClusters('r', { source: 'src-2', target: 'tgt-2', at: '2026-01-02T00:00:00.000Z' }),
+    first,
+    'a later claim gets the recorded ids, not its own',
+  );
   t.same(await s2.readRouteClusters('r'), first);
-  await s1.commitOffsets('r', [{ topic: 't', partition: 0, offset: 10, epoch: 1 }, { topic: 't', partition: 1, offset: 20, epoch: 1 }]);
+  await s1.commitOffsets('r', [
+    { topic: 't', partition: 0, offset: 10, epoch: 1 },
+    { topic: 't', partition: 1, offset: 20, epoch: 1 },
+  ]);
   await s1.commitOffsets('other', [{ topic: 't', partition: 0, offset: 30, epoch: 1 }]);
   t.equal(await s2.resetRoute('r'), 2, 'the reset counts the partitions that had an offset');
   t.equal((await s1.readOffsets('r')).size, 0, 'the route has no offsets after it');
@@ -259,7 +301,14 @@ t.test('fencing: a commit older than the fenced epoch is refused and moves nothi
     { topic, partition: 1, offset: 7, epoch: 1 },
   ]);
   t.same(mixed.fenced, [{ topic, partition: 0, epoch: 5 }], 'in one batch only the stale partition is refused');
-  t.same([await read(0), await read(1)], [{ offset: 30, epoch: 5 }, { offset: 7, epoch: 1 }], 'the other partition committed');
+  t.same(
+    [await read(0), await read(1)],
+    [
+      { offset: 30, epoch: 5 },
+      { offset: 7, epoch: 1 },
+    ],
+    'the other partition committed',
+  );
 
   await store.fence('r', [{ topic, partition: 9, epoch: 2 }]);
   t.equal(await read(9), undefined, 'fencing a partition that never committed leaves no offset behind (as the embedded store)');
@@ -308,7 +357,10 @@ t.test('two stores racing commits with different epochs never lower the stored e
   let wrongReport = 0;
   await Promise.all(
     batches.map(async (batch) => {
-      const { fenced: f } = await batch[0]!.store.commitOffsets('r', batch.map((b) => b.commit));
+      const { fenced: f } = await batch[0]!.store.commitOffsets(
+        'r',
+        batch.map((b) => b.commit),
+      );
       fenced += f.length;
       for (const x of f) if (x.epoch <= batch[x.partition]!.commit.epoch) wrongReport++;
     }),
@@ -320,7 +372,10 @@ t.test('two stores racing commits with different epochs never lower the stored e
   t.ok(samples >= 3, `the observer read ${samples} times during the race`);
   t.ok(fenced > 0, `${fenced} stale commits were refused`);
   t.equal(wrongReport, 0, 'every refusal reports an epoch newer than the refused commit');
-  t.ok(s1.stats.versionConflicts + s2.stats.versionConflicts > 0, `the stores really raced (${s1.stats.versionConflicts + s2.stats.versionConflicts} version conflicts retried)`);
+  t.ok(
+    s1.stats.versionConflicts + s2.stats.versionConflicts > 0,
+    `the stores really raced (${s1.stats.versionConflicts + s2.stats.versionConflicts} version conflicts retried)`,
+  );
   const final = await observer.readOffsets('r');
   t.same(
     Array.from({ length: partitions }, (_, p) => final.get(`${topic}/${p}`)),
@@ -340,7 +395,11 @@ t.test('records are msgpack with a format version; newer fields are ignored, bro
   t.same(unpack((await rawGet(raw, `${base}/offsets/r/t/0`)).data), { v: 1, offset: 10, epoch: 1 }, 'offset record (an old one: no topic id, no leader epoch)');
   t.same((await store.readOffsets('r')).get('t/0'), { offset: 10, epoch: 1 }, 'which reads');
   await store.commitOffsets('r', [{ topic: 't', partition: 0, offset: 12, epoch: 1, topicId: 'AAAAAAAAAAAAAAAAAAAAAA', leaderEpoch: 4 }]);
-  t.same(unpack((await rawGet(raw, `${base}/offsets/r/t/0`)).data), { v: 1, offset: 12, epoch: 1, topicId: 'AAAAAAAAAAAAAAAAAAAAAA', leaderEpoch: 4 }, 'a commit keeps the topic id and the leader epoch');
+  t.same(
+    unpack((await rawGet(raw, `${base}/offsets/r/t/0`)).data),
+    { v: 1, offset: 12, epoch: 1, topicId: 'AAAAAAAAAAAAAAAAAAAAAA', leaderEpoch: 4 },
+    'a commit keeps the topic id and the leader epoch',
+  );
   await store.fence('r', [{ topic: 't', partition: 0, epoch: 2 }]);
   t.same((await store.readOffsets('r')).get('t/0'), { offset: 12, epoch: 2, topicId: 'AAAAAAAAAAAAAAAAAAAAAA', leaderEpoch: 4 }, 'and a fence keeps them');
   await store.commitOffsets('r', [{ topic: 't', partition: 0, offset: 10, epoch: 2 }]);
@@ -349,7 +408,11 @@ t.test('records are msgpack with a format version; newer fields are ignored, bro
 
   // what a newer strait might write
   await raw.set(`${base}/offsets/r/t/0`, pack({ v: 2, offset: 77, epoch: 9, leaderEpoch: 3, extra: { nested: true } }), -1);
-  t.same((await store.readOffsets('r')).get('t/0'), { offset: 77, epoch: 9, leaderEpoch: 3 }, 'a v2 offset record with unknown fields reads (the known ones kept)');
+  t.same(
+    (await store.readOffsets('r')).get('t/0'),
+    { offset: 77, epoch: 9, leaderEpoch: 3 },
+    'a v2 offset record with unknown fields reads (the known ones kept)',
+  );
   const refused = await store.commitOffsets('r', [{ topic: 't', partition: 0, offset: 80, epoch: 8 }]);
   t.same(refused.fenced, [{ topic: 't', partition: 0, epoch: 9 }], 'and still fences');
   await raw.set(`${base}/assignments/w1`, pack({ v: 2, worker: 'w1', version: 7, partitions: [{ ...part('t', 0, 1), weight: 3 }], note: 'x' }), -1);
@@ -412,13 +475,20 @@ t.test('a leader’s assignment write queued before its session was lost never l
   proxy.pause();
   await sleep(300);
   // issued while cut off: the store holds it until a session is back (as a controller's queued write would be)
-  const stale = a.writeAssignment('w1', [part('stale', 0, 1)]).then(() => 'landed', (e: { code?: string }) => e.code ?? 'failed');
+  const stale = a.writeAssignment('w1', [part('stale', 0, 1)]).then(
+    () => 'landed',
+    (e: { code?: string }) => e.code ?? 'failed',
+  );
   await until('the loss', () => events.includes('lost'), 8000);
   proxy.resume();
   await until('the next term', () => events.filter((e) => e === 'elected').length === 2, 20_000);
   t.equal(await stale, 'STRAIT_NOT_LEADER', 'the write from the lost term is refused, not replayed on the new session');
   const fresh = await a.writeAssignment('w1', [part('fresh', 0, 2)]);
-  t.same((await a.readAssignment('w1'))?.partitions.map((p) => p.topic), ['fresh'], 'the new term writes (and only it did)');
+  t.same(
+    (await a.readAssignment('w1'))?.partitions.map((p) => p.topic),
+    ['fresh'],
+    'the new term writes (and only it did)',
+  );
   t.equal(fresh.version, 2, 'one write since the first: the stale one never reached the node');
 
   // a store whose process runs no campaign (tools, tests) is not bound
@@ -521,7 +591,11 @@ t.test('a disconnection of half the session timeout keeps the session, its watch
   await until('the watch to keep working', () => seen.at(-1)?.version === 2);
   t.equal(a.sessionId, session, 'same session');
   t.same(events, [], 'no loss, no restore');
-  t.same((await other.listWorkers()).map((w) => w.id), ['wc'], 'the worker stayed registered');
+  t.same(
+    (await other.listWorkers()).map((w) => w.id),
+    ['wc'],
+    'the worker stayed registered',
+  );
 });
 
 t.test('close() leaves nothing behind: the process exits by itself and its ephemeral nodes are gone', async (t) => {
@@ -543,7 +617,11 @@ t.test('close() leaves nothing behind: the process exits by itself and its ephem
     new Promise<void>((res) => child.once('message', () => res())),
     exited.then((code) => Promise.reject(new Error(`the fixture exited early (${code}): ${output}`))),
   ]);
-  t.same((await other.listWorkers()).map((w) => w.id), ['exit-worker'], 'the child registered');
+  t.same(
+    (await other.listWorkers()).map((w) => w.id),
+    ['exit-worker'],
+    'the child registered',
+  );
   await sleep(1000);
   t.equal(child.exitCode, null, 'an open store keeps the process alive');
   child.send('close');
@@ -578,8 +656,20 @@ t.test('the embedded store has the same additions: deleteAssignment, campaign, r
   await store.writeAssignment('w', [part('t', 0, 1)]);
   await store.deleteAssignment('w');
   await sleep(10);
-  t.same(seen.map((a) => a?.version), [1, undefined], 'the watch sees the write, then the deletion');
+  t.same(
+    seen.map((a) => a?.version),
+    [1, undefined],
+    'the watch sees the write, then the deletion',
+  );
   t.equal(await store.readAssignment('w'), undefined, 'deleted');
-  t.type(store.onSessionLost(() => {}), 'function', 'onSessionLost returns an unsubscribe');
-  t.type(store.onSessionRestored(() => {}), 'function', 'onSessionRestored returns an unsubscribe');
+  t.type(
+    store.onSessionLost(() => {}),
+    'function',
+    'onSessionLost returns an unsubscribe',
+  );
+  t.type(
+    store.onSessionRestored(() => {}),
+    'function',
+    'onSessionRestored returns an unsubscribe',
+  );
 });

@@ -58,7 +58,6 @@ interface RouteCommitState {
 /** commit intervals in a row without a successful commit before a route's partitions are errored */
 export const COMMIT_FAILURES_BEFORE_ERROR = 10;
 
-
 export class AtLeastOnceCommitter implements Committer {
   private readonly writers = new Map<string, OffsetMapWriter>();
   /** per route: its commit in progress, and how long commits have been failing */
@@ -82,7 +81,15 @@ export class AtLeastOnceCommitter implements Committer {
       if (st.erroredSince === undefined) continue;
       for (const [k, m] of st.marked) {
         if (!this.host.partitions.has(k)) continue;
-        out.push({ route, topic: m.topic, partition: m.partition, code: 'STRAIT_COMMIT_FAILING', kafkaCode: null, cause: `no commit for ${st.failures} commit intervals: ${st.lastError ?? ''}`, since: new Date(st.erroredSince).toISOString() });
+        out.push({
+          route,
+          topic: m.topic,
+          partition: m.partition,
+          code: 'STRAIT_COMMIT_FAILING',
+          kafkaCode: null,
+          cause: `no commit for ${st.failures} commit intervals: ${st.lastError ?? ''}`,
+          since: new Date(st.erroredSince).toISOString(),
+        });
       }
     }
     return out;
@@ -150,7 +157,8 @@ export class AtLeastOnceCommitter implements Committer {
   checkStuck(): void {
     const now = Date.now();
     for (const [route, st] of this.routeCommits) {
-      if (st.running && now - st.startedAt >= this.config.worker.commitIntervalMs) this.commitFailed(route, st, `a commit has not finished for ${now - st.startedAt} ms`);
+      if (st.running && now - st.startedAt >= this.config.worker.commitIntervalMs)
+        this.commitFailed(route, st, `a commit has not finished for ${now - st.startedAt} ms`);
     }
   }
 
@@ -166,14 +174,18 @@ export class AtLeastOnceCommitter implements Committer {
       this.metrics.partitionErrored.set({ route, topic: rt.topic, partition: String(rt.partition), code: 'STRAIT_COMMIT_FAILING' }, 1);
       this.metrics.errors.inc({ route, topic: rt.topic, code: 'STRAIT_COMMIT_FAILING' });
     }
-    this.log.error({ route, code: 'STRAIT_COMMIT_FAILING', failures: st.failures, partitions: st.marked.size, cause: message }, `offsets of route '${route}' have not been committed for ${st.failures} commit intervals: ${message}; a restart would re-read everything since the last commit`);
+    this.log.error(
+      { route, code: 'STRAIT_COMMIT_FAILING', failures: st.failures, partitions: st.marked.size, cause: message },
+      `offsets of route '${route}' have not been committed for ${st.failures} commit intervals: ${message}; a restart would re-read everything since the last commit`,
+    );
   }
 
   private commitSucceeded(route: string, st: RouteCommitState): void {
     st.failures = 0;
     delete st.lastError;
     if (st.erroredSince === undefined) return;
-    for (const m of st.marked.values()) this.metrics.partitionErrored.remove({ route, topic: m.topic, partition: String(m.partition), code: 'STRAIT_COMMIT_FAILING' });
+    for (const m of st.marked.values())
+      this.metrics.partitionErrored.remove({ route, topic: m.topic, partition: String(m.partition), code: 'STRAIT_COMMIT_FAILING' });
     this.log.warn({ route, erroredSeconds: Math.round((Date.now() - st.erroredSince) / 1000) }, `offsets of route '${route}' are committed again`);
     st.marked.clear();
     delete st.erroredSince;
@@ -184,13 +196,29 @@ export class AtLeastOnceCommitter implements Committer {
     if (list.length === 0) return;
     const snapshot = list.map((p) => ({ p, committable: p.committable, leaderEpoch: p.leaderEpoch, runs: [...p.runs.values()] }));
     const records: OffsetMapRecord[] = snapshot.flatMap(({ p, runs }) =>
-      runs.map(([srcStart, srcEnd, delta]) => ({ v: 1 as const, route, sourceTopic: p.topic, partition: p.partition, targetTopic: p.targetTopic, srcStart, srcEnd, delta })),
+      runs.map(([srcStart, srcEnd, delta]) => ({
+        v: 1 as const,
+        route,
+        sourceTopic: p.topic,
+        partition: p.partition,
+        targetTopic: p.targetTopic,
+        srcStart,
+        srcEnd,
+        delta,
+      })),
     );
     await this.writer(route).write(records);
     for (const { p, runs } of snapshot) for (const r of runs) if (p.runs.get(r[0]) === r) p.runs.delete(r[0]);
     const commits: OffsetCommit[] = snapshot
       .filter((s) => s.committable > s.p.committed)
-      .map((s) => ({ topic: s.p.topic, partition: s.p.partition, offset: s.committable, epoch: s.p.epoch, ...(s.p.topicId !== undefined ? { topicId: s.p.topicId } : {}), ...(s.leaderEpoch !== undefined ? { leaderEpoch: s.leaderEpoch } : {}) }));
+      .map((s) => ({
+        topic: s.p.topic,
+        partition: s.p.partition,
+        offset: s.committable,
+        epoch: s.p.epoch,
+        ...(s.p.topicId !== undefined ? { topicId: s.p.topicId } : {}),
+        ...(s.leaderEpoch !== undefined ? { leaderEpoch: s.leaderEpoch } : {}),
+      }));
     if (commits.length === 0) return;
     const result = await this.store.commitOffsets(route, commits);
     this.metrics.commits.inc({ route }, commits.length - result.fenced.length);
@@ -200,7 +228,10 @@ export class AtLeastOnceCommitter implements Committer {
       // a partition that came back here while this commit was in flight (moved away and back: its new runtime holds
       // an epoch at least the fencing one) belongs to that runtime, which keeps running; only the others stop
       const stale = result.fenced.filter((f) => (this.host.partitions.get(runtimeKey(route, f.topic, f.partition))?.epoch ?? 0) < f.epoch);
-      this.log.warn({ route, fenced: result.fenced, stopping: stale.length }, 'commits refused: a newer epoch owns these partitions; stopping them here unless they came back with it');
+      this.log.warn(
+        { route, fenced: result.fenced, stopping: stale.length },
+        'commits refused: a newer epoch owns these partitions; stopping them here unless they came back with it',
+      );
       this.host.unassign(stale.map((f) => ({ route, ...f })));
     }
     const mirrored = new Map<number, { topic: string; partition: number; offset: number }[]>();

@@ -18,7 +18,10 @@ export class PartitionHealth {
   /** the most recent offset gaps, newest last */
   readonly gaps: ReportedGap[] = [];
   /** per route, client and code: client-level errors (applyClientError) */
-  private readonly clientErrors = new Map<string, { route: string; client: 'consumer' | 'producer'; code: string; message: string; count: number; first: number; last: number; loggedAt: number }>();
+  private readonly clientErrors = new Map<
+    string,
+    { route: string; client: 'consumer' | 'producer'; code: string; message: string; count: number; first: number; last: number; loggedAt: number }
+  >();
 
   constructor(
     private readonly log: Logger,
@@ -32,11 +35,27 @@ export class PartitionHealth {
     const out: ErroredPartition[] = [];
     for (const rt of partitions) {
       if (rt.stalledSince !== undefined && rt.error === undefined && !rt.draining) {
-        out.push({ route: rt.route, topic: rt.topic, partition: rt.partition, code: 'STRAIT_PARTITION_STALLED', kafkaCode: null, cause: rt.stallCause ?? '', since: new Date(rt.stalledSince).toISOString() });
+        out.push({
+          route: rt.route,
+          topic: rt.topic,
+          partition: rt.partition,
+          code: 'STRAIT_PARTITION_STALLED',
+          kafkaCode: null,
+          cause: rt.stallCause ?? '',
+          since: new Date(rt.stalledSince).toISOString(),
+        });
         continue;
       }
       if (rt.error === undefined || rt.errorCode === undefined || rt.draining) continue;
-      out.push({ route: rt.route, topic: rt.topic, partition: rt.partition, code: rt.errorCode, kafkaCode: rt.kafkaCode ?? null, cause: rt.error, since: new Date(rt.erroredAt ?? Date.now()).toISOString() });
+      out.push({
+        route: rt.route,
+        topic: rt.topic,
+        partition: rt.partition,
+        code: rt.errorCode,
+        kafkaCode: rt.kafkaCode ?? null,
+        cause: rt.error,
+        since: new Date(rt.erroredAt ?? Date.now()).toISOString(),
+      });
     }
     return out;
   }
@@ -52,7 +71,8 @@ export class PartitionHealth {
       rt.error = pp.error;
       return;
     }
-    if (rt.errorCode !== undefined && rt.errorCode !== code) this.metrics.partitionErrored.remove({ route: rt.route, topic: rt.topic, partition: String(rt.partition), code: rt.errorCode });
+    if (rt.errorCode !== undefined && rt.errorCode !== code)
+      this.metrics.partitionErrored.remove({ route: rt.route, topic: rt.topic, partition: String(rt.partition), code: rt.errorCode });
     rt.error = pp.error;
     rt.errorCode = code;
     rt.kafkaCode = pp.errorCode;
@@ -67,10 +87,14 @@ export class PartitionHealth {
 
   clearError(rt: PartitionRuntime, why: 'recovered' | 'unassigned'): void {
     if (rt.error === undefined) return;
-    if (rt.errorCode !== undefined) this.metrics.partitionErrored.remove({ route: rt.route, topic: rt.topic, partition: String(rt.partition), code: rt.errorCode });
+    if (rt.errorCode !== undefined)
+      this.metrics.partitionErrored.remove({ route: rt.route, topic: rt.topic, partition: String(rt.partition), code: rt.errorCode });
     if (why === 'recovered') {
       const seconds = rt.erroredAt !== undefined ? Math.round((Date.now() - rt.erroredAt) / 1000) : undefined;
-      this.log.warn({ route: rt.route, topic: rt.topic, partition: rt.partition, code: rt.errorCode, erroredSeconds: seconds }, `partition ${rt.topic}[${rt.partition}] of route '${rt.route}' makes progress again (was ${rt.errorCode})`);
+      this.log.warn(
+        { route: rt.route, topic: rt.topic, partition: rt.partition, code: rt.errorCode, erroredSeconds: seconds },
+        `partition ${rt.topic}[${rt.partition}] of route '${rt.route}' makes progress again (was ${rt.errorCode})`,
+      );
     }
     delete rt.error;
     delete rt.errorCode;
@@ -98,9 +122,10 @@ export class PartitionHealth {
     if (rt.stalledSince !== undefined || now - rt.movedAt < this.stallTimeoutMs) return;
     const seconds = Math.round((now - rt.movedAt) / 1000);
     const route = this.route(rt.route);
-    const what = pp.inflight > 0
-      ? `${pp.inflight} records in flight to target '${route?.target ?? '?'}' and none acknowledged`
-      : `the source '${route?.source ?? '?'}' is ${rt.highWatermark! - rt.committable} records ahead and none was read`;
+    const what =
+      pp.inflight > 0
+        ? `${pp.inflight} records in flight to target '${route?.target ?? '?'}' and none acknowledged`
+        : `the source '${route?.source ?? '?'}' is ${rt.highWatermark! - rt.committable} records ahead and none was read`;
     // the newest client-level error of the route's producer and of its consumer, if one came while it stood still
     const newest = (client: 'consumer' | 'producer') =>
       [...this.clientErrors.values()].filter((e) => e.route === rt.route && e.client === client).sort((a, b) => b.last - a.last)[0];
@@ -113,7 +138,16 @@ export class PartitionHealth {
     this.metrics.partitionErrored.set({ route: rt.route, topic: rt.topic, partition: String(rt.partition), code: 'STRAIT_PARTITION_STALLED' }, 1);
     this.metrics.errors.inc({ route: rt.route, topic: rt.topic, code: 'STRAIT_PARTITION_STALLED' });
     this.log.error(
-      { route: rt.route, topic: rt.topic, partition: rt.partition, code: 'STRAIT_PARTITION_STALLED', inflight: pp.inflight, committable: rt.committable, highWatermark: rt.highWatermark, cause: rt.stallCause },
+      {
+        route: rt.route,
+        topic: rt.topic,
+        partition: rt.partition,
+        code: 'STRAIT_PARTITION_STALLED',
+        inflight: pp.inflight,
+        committable: rt.committable,
+        highWatermark: rt.highWatermark,
+        cause: rt.stallCause,
+      },
       `partition ${rt.topic}[${rt.partition}] of route '${rt.route}' makes no progress: STRAIT_PARTITION_STALLED: ${rt.stallCause}`,
     );
   }
@@ -122,7 +156,10 @@ export class PartitionHealth {
     this.metrics.partitionErrored.remove({ route: rt.route, topic: rt.topic, partition: String(rt.partition), code: 'STRAIT_PARTITION_STALLED' });
     if (recovered) {
       const seconds = Math.round((Date.now() - rt.stalledSince!) / 1000);
-      this.log.warn({ route: rt.route, topic: rt.topic, partition: rt.partition, code: 'STRAIT_PARTITION_STALLED', erroredSeconds: seconds }, `partition ${rt.topic}[${rt.partition}] of route '${rt.route}' makes progress again (was STRAIT_PARTITION_STALLED)`);
+      this.log.warn(
+        { route: rt.route, topic: rt.topic, partition: rt.partition, code: 'STRAIT_PARTITION_STALLED', erroredSeconds: seconds },
+        `partition ${rt.topic}[${rt.partition}] of route '${rt.route}' makes progress again (was STRAIT_PARTITION_STALLED)`,
+      );
     }
     delete rt.stalledSince;
     delete rt.stallCause;
@@ -146,13 +183,26 @@ export class PartitionHealth {
     if (now - e.loggedAt < 60_000) return;
     e.loggedAt = now;
     const who = client === 'consumer' ? 'source consumer' : 'target producer';
-    this.log.error({ route, client, code, cause: message, count: e.count }, `route '${route}': the ${who} reports ${code}: ${message} (${e.count} times since ${new Date(e.first).toISOString()}; logged at most once a minute)`);
+    this.log.error(
+      { route, client, code, cause: message, count: e.count },
+      `route '${route}': the ${who} reports ${code}: ${message} (${e.count} times since ${new Date(e.first).toISOString()}; logged at most once a minute)`,
+    );
   }
 
   /** the client-level errors of each route's source consumer and target producer, by code, seen in the last 5 minutes */
   recentClientErrors(): { route: string; client: 'consumer' | 'producer'; code: string; message: string; count: number; first: string; last: string }[] {
     const since = Date.now() - 5 * 60_000;
-    return [...this.clientErrors.values()].filter((e) => e.last >= since).map((e) => ({ route: e.route, client: e.client, code: e.code, message: e.message, count: e.count, first: new Date(e.first).toISOString(), last: new Date(e.last).toISOString() }));
+    return [...this.clientErrors.values()]
+      .filter((e) => e.last >= since)
+      .map((e) => ({
+        route: e.route,
+        client: e.client,
+        code: e.code,
+        message: e.message,
+        count: e.count,
+        first: new Date(e.first).toISOString(),
+        last: new Date(e.last).toISOString(),
+      }));
   }
 
   applyGap(rt: PartitionRuntime, gap: GapReport): void {
@@ -168,6 +218,9 @@ export class PartitionHealth {
           ? `the source topic was deleted and created again (topic id ${rt.topicId ?? 'unknown'}) since offset ${gap.from} was committed: the old topic's records from offset ${gap.from} on were never read, the new topic is replicated from its start`
           : `offset ${gap.from} is past the source's log end ${gap.to} (log truncated, e.g. an unclean leader election): records strait replicated from offset ${gap.to} on are no longer in the source`;
     const action = gap.stopped ? 'partition stopped (onGap: stop)' : `replication goes on from offset ${gap.to}`;
-    this.log.error({ route: rt.route, topic: rt.topic, partition: rt.partition, reason: gap.reason, from: gap.from, to: gap.to, skipped: gap.skipped, stopped: gap.stopped }, `${where}: ${what}; ${action}`);
+    this.log.error(
+      { route: rt.route, topic: rt.topic, partition: rt.partition, reason: gap.reason, from: gap.from, to: gap.to, skipped: gap.skipped, stopped: gap.stopped },
+      `${where}: ${what}; ${action}`,
+    );
   }
 }

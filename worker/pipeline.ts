@@ -12,7 +12,17 @@ import type { StraitMetrics } from '../shared/metrics';
 import { routeClientProps } from '../shared/profiles';
 import { ClusterIdentity, ClusterIds } from '../shared/cluster-identity';
 import type { CoordinationStore } from '../shared/store/store';
-import { partitionKey, routePartitionKey, type FromPump, type PartitionAssignment, type PartitionLoad, type PumpTask, type ReportedGap, type RouteClients, type ToPump } from '../shared/wire';
+import {
+  partitionKey,
+  routePartitionKey,
+  type FromPump,
+  type PartitionAssignment,
+  type PartitionLoad,
+  type PumpTask,
+  type ReportedGap,
+  type RouteClients,
+  type ToPump,
+} from '../shared/wire';
 import type { ForwarderProgress, PartitionProgress } from '../native';
 import { AtLeastOnceCommitter, type Committer } from './committer';
 import { PartitionHealth } from './partition-health';
@@ -84,7 +94,10 @@ export class Pipeline {
         unassign: (parts) => this.unassign(parts),
         mirror: (shard, route, offsets) => this.send(shard, { type: 'commit', route, offsets }),
       },
-      config, store, log, metrics,
+      config,
+      store,
+      log,
+      metrics,
     );
   }
 
@@ -128,7 +141,10 @@ export class Pipeline {
     for (const def of defs) {
       const missing = [def.source, def.target].filter((a) => this.config.clusters[a] === undefined);
       if (missing.length > 0) {
-        this.log.error({ route: def.name, clusters: missing }, `route '${def.name}' uses cluster aliases this worker's config file does not define (${missing.join(', ')}); its partitions cannot run here`);
+        this.log.error(
+          { route: def.name, clusters: missing },
+          `route '${def.name}' uses cluster aliases this worker's config file does not define (${missing.join(', ')}); its partitions cannot run here`,
+        );
         continue;
       }
       this.carried.set(def.name, def);
@@ -285,19 +301,48 @@ export class Pipeline {
         // a recreated topic's old offset means nothing in the new one: only what was committed for the new one counts
         const stored = plan.commit || plan.from === 'recreated' ? -1 : (committed?.offset ?? -1);
         const rt: PartitionRuntime = {
-          route, topic: p.topic, partition: p.partition, targetTopic: p.targetTopic, epoch: p.epoch, shard,
+          route,
+          topic: p.topic,
+          partition: p.partition,
+          targetTopic: p.targetTopic,
+          epoch: p.epoch,
+          shard,
           committed: plan.committedNow === true ? plan.offset : stored,
-          committable: plan.from === 'recreated' ? Math.max(-1, plan.offset) : Math.max(stored, plan.offset, previous?.committable ?? -1), records: 0, bytes: 0, lastTimestamp: -1,
-          paused: false, draining: false, movedAt: Date.now(), runs: previous?.runs ?? new Map(), reported: { records: 0, bytes: 0, at: Date.now() },
+          committable: plan.from === 'recreated' ? Math.max(-1, plan.offset) : Math.max(stored, plan.offset, previous?.committable ?? -1),
+          records: 0,
+          bytes: 0,
+          lastTimestamp: -1,
+          paused: false,
+          draining: false,
+          movedAt: Date.now(),
+          runs: previous?.runs ?? new Map(),
+          reported: { records: 0, bytes: 0, at: Date.now() },
           ...(plan.leaderEpoch !== undefined ? { leaderEpoch: plan.leaderEpoch } : {}),
           ...(plan.topicId !== undefined ? { topicId: plan.topicId } : {}),
         };
         this.partitions.set(key, rt);
-        this.noteStart({ route, topic: p.topic, partition: p.partition, epoch: p.epoch, offset: plan.offset, from: plan.from, at: new Date().toISOString(), ...(plan.leaderEpoch !== undefined ? { leaderEpoch: plan.leaderEpoch } : {}), ...(plan.topicId !== undefined ? { topicId: plan.topicId } : {}) });
+        this.noteStart({
+          route,
+          topic: p.topic,
+          partition: p.partition,
+          epoch: p.epoch,
+          offset: plan.offset,
+          from: plan.from,
+          at: new Date().toISOString(),
+          ...(plan.leaderEpoch !== undefined ? { leaderEpoch: plan.leaderEpoch } : {}),
+          ...(plan.topicId !== undefined ? { topicId: plan.topicId } : {}),
+        });
         if (plan.gap) this.health.applyGap(rt, plan.gap);
         let msg = perShard.get(shard);
         if (!msg) perShard.set(shard, (msg = { type: 'assign', route, entries: [] }));
-        msg.entries.push({ topic: p.topic, partition: p.partition, targetTopic: p.targetTopic, offset: plan.offset, ...(plan.leaderEpoch !== undefined ? { leaderEpoch: plan.leaderEpoch } : {}), compression: p.compression });
+        msg.entries.push({
+          topic: p.topic,
+          partition: p.partition,
+          targetTopic: p.targetTopic,
+          offset: plan.offset,
+          ...(plan.leaderEpoch !== undefined ? { leaderEpoch: plan.leaderEpoch } : {}),
+          compression: p.compression,
+        });
       }
       for (const [shard, msg] of perShard) this.send(shard, msg);
       this.log.info({ route, partitions: list.length }, 'partitions assigned');
@@ -312,7 +357,12 @@ export class Pipeline {
   }
 
   /** Partitions an assignment gave this worker that it could not hand to a pool thread: errored until started. */
-  private notStarted(route: string, list: PartitionAssignment[], cause: string, code: 'STRAIT_ASSIGN_FAILED' | 'STRAIT_CLUSTER_CHANGED' = 'STRAIT_ASSIGN_FAILED'): void {
+  private notStarted(
+    route: string,
+    list: PartitionAssignment[],
+    cause: string,
+    code: 'STRAIT_ASSIGN_FAILED' | 'STRAIT_CLUSTER_CHANGED' = 'STRAIT_ASSIGN_FAILED',
+  ): void {
     const fresh: PartitionAssignment[] = [];
     for (const p of list) {
       const key = runtimeKey(route, p.topic, p.partition);
@@ -328,7 +378,10 @@ export class Pipeline {
       this.metrics.errors.inc({ route, topic: p.topic, code });
     }
     if (fresh.length > 0) {
-      this.log.error({ route, code, partitions: fresh.map((p) => `${p.topic}[${p.partition}]`), cause }, `${fresh.length} assigned partitions of route '${route}' cannot start on this worker: ${cause}; retried`);
+      this.log.error(
+        { route, code, partitions: fresh.map((p) => `${p.topic}[${p.partition}]`), cause },
+        `${fresh.length} assigned partitions of route '${route}' cannot start on this worker: ${cause}; retried`,
+      );
     }
   }
 
@@ -337,7 +390,10 @@ export class Pipeline {
     if (!u) return;
     this.unstarted.delete(key);
     this.metrics.partitionErrored.remove({ route: u.route, topic: u.topic, partition: String(u.partition), code: u.code });
-    this.log.warn({ route: u.route, topic: u.topic, partition: u.partition, code: u.code }, `partition ${u.topic}[${u.partition}] of route '${u.route}' started (was ${u.code})`);
+    this.log.warn(
+      { route: u.route, topic: u.topic, partition: u.partition, code: u.code },
+      `partition ${u.topic}[${u.partition}] of route '${u.route}' started (was ${u.code})`,
+    );
   }
 
   /** Forgets the partitions that could not start and are no longer assigned here (keys not in `assigned`). */
@@ -392,7 +448,13 @@ export class Pipeline {
         recordsPerSec: (rt.records - rt.reported.records) / seconds,
         lag: rt.highWatermark !== undefined && rt.committed >= 0 ? Math.max(0, rt.highWatermark - rt.committed) : -1,
         errored: rt.error !== undefined || commitFailing || rt.stalledSince !== undefined,
-        ...(rt.errorCode !== undefined ? { errorCode: rt.errorCode } : commitFailing ? { errorCode: 'STRAIT_COMMIT_FAILING' } : rt.stalledSince !== undefined ? { errorCode: 'STRAIT_PARTITION_STALLED' } : {}),
+        ...(rt.errorCode !== undefined
+          ? { errorCode: rt.errorCode }
+          : commitFailing
+            ? { errorCode: 'STRAIT_COMMIT_FAILING' }
+            : rt.stalledSince !== undefined
+              ? { errorCode: 'STRAIT_PARTITION_STALLED' }
+              : {}),
       });
       rt.reported = { records: rt.records, bytes: rt.bytes, at: now };
     }
@@ -421,14 +483,26 @@ export class Pipeline {
     }
     if (m.type === 'fatal') {
       this.log.error(
-        { route: m.route, shard: m.shard, code: 'STRAIT_PRODUCER_FATAL', kafkaCode: m.code ?? null, cause: m.cause, partitions: m.partitions, retryInMs: m.retryInMs, streak: m.streak },
+        {
+          route: m.route,
+          shard: m.shard,
+          code: 'STRAIT_PRODUCER_FATAL',
+          kafkaCode: m.code ?? null,
+          cause: m.cause,
+          partitions: m.partitions,
+          retryInMs: m.retryInMs,
+          streak: m.streak,
+        },
         `the target producer of route '${m.route}' failed fatally (${m.code ?? 'no Kafka code'}: ${m.cause}); its forwarder is closed and its ${m.partitions} partitions start again from their last acknowledged offsets in ${m.retryInMs} ms`,
       );
       return;
     }
     if (m.type === 'restarted') {
       this.metrics.producerRestarts.inc({ route: m.route });
-      this.log.warn({ route: m.route, shard: m.shard, partitions: m.partitions }, `route '${m.route}': ${m.partitions} partitions run again in a new forwarder after a fatal producer error`);
+      this.log.warn(
+        { route: m.route, shard: m.shard, partitions: m.partitions },
+        `route '${m.route}': ${m.partitions} partitions run again in a new forwarder after a fatal producer error`,
+      );
       return;
     }
     for (const [route, progress] of Object.entries(m.routes)) this.applyProgress(route, progress);
@@ -550,9 +624,16 @@ export class Pipeline {
     // bounded: a route whose commit cannot finish (target down) must not hold the shutdown; what it did not commit
     // is read again after the restart
     let commitBound: NodeJS.Timeout | undefined;
-    const committed = await Promise.race([this.commit().then(() => true), new Promise<false>((r) => (commitBound = setTimeout(() => r(false), flushTimeoutMs)))]);
+    const committed = await Promise.race([
+      this.commit().then(() => true),
+      new Promise<false>((r) => (commitBound = setTimeout(() => r(false), flushTimeoutMs))),
+    ]);
     clearTimeout(commitBound);
-    if (!committed) this.log.error({ routes: this.committer.busyRoutes(), waitedMs: flushTimeoutMs }, 'stopping without the final commit of these routes: it did not finish in time; their partitions resume from the last committed offsets');
+    if (!committed)
+      this.log.error(
+        { routes: this.committer.busyRoutes(), waitedMs: flushTimeoutMs },
+        'stopping without the final commit of these routes: it did not finish in time; their partitions resume from the last committed offsets',
+      );
     await Promise.allSettled(this.tasks);
     for (const p of this.ports) p.close();
     await this.pool?.destroy();

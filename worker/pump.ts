@@ -97,7 +97,11 @@ export default async function pump(task: PumpTask): Promise<void> {
     for (const f of failures) {
       const entry = list.find((en) => en.topic === f.topic && en.partition === f.partition)!;
       failed.add(keyOf(f.topic, f.partition));
-      hold(route, { entry, kind: 'assign', ...(f.errorCode !== undefined ? { code: f.errorCode } : {}), cause: f.error, restart: restartOf(entry) }, attemptsOf(entry));
+      hold(
+        route,
+        { entry, kind: 'assign', ...(f.errorCode !== undefined ? { code: f.errorCode } : {}), cause: f.error, restart: restartOf(entry) },
+        attemptsOf(entry),
+      );
     }
     return list.filter((en) => !failed.has(keyOf(en.topic, en.partition)));
   };
@@ -138,7 +142,12 @@ export default async function pump(task: PumpTask): Promise<void> {
       const d = delivered.get(k) ?? -1;
       if (at >= 0 && d > at) resentByKey.set(k, d - at);
       mine.set(k, restartAt);
-      hold(route, { entry: restartAt, kind: 'producer', ...(code !== undefined ? { code } : {}), cause: `the target producer failed fatally: ${cause}`, restart: true }, streak, delay);
+      hold(
+        route,
+        { entry: restartAt, kind: 'producer', ...(code !== undefined ? { code } : {}), cause: `the target producer failed fatally: ${cause}`, restart: true },
+        streak,
+        delay,
+      );
       restarting++;
     }
     // counters and offset-map runs of the closed forwarder still count; a held partition reports as held
@@ -191,7 +200,11 @@ export default async function pump(task: PumpTask): Promise<void> {
       if (due.length === 0) continue;
       const previous = new Map(due.map((h) => [keyOf(h.entry.topic, h.entry.partition), h]));
       for (const k of previous.keys()) hs.delete(k);
-      const started = start(route, due.map((h) => h.entry), previous);
+      const started = start(
+        route,
+        due.map((h) => h.entry),
+        previous,
+      );
       const restarted = started.filter((en) => previous.get(keyOf(en.topic, en.partition))!.restart);
       if (restarted.length > 0) post({ type: 'restarted', shard: task.shard, route, partitions: restarted.length });
       if (hs.size === 0) held.delete(route);

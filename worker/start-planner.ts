@@ -66,9 +66,16 @@ export class StartPlanner {
     try {
       const found = await this.positions.topicIds(routeCfg.source, [...new Set(list.map((p) => p.topic))]);
       ids = found.ids;
-      if (found.errors.size > 0) this.log.warn({ route, topics: Object.fromEntries(found.errors) }, `the ids of these source topics of route '${route}' cannot be read; their partitions start without the check for a re-created topic`);
+      if (found.errors.size > 0)
+        this.log.warn(
+          { route, topics: Object.fromEntries(found.errors) },
+          `the ids of these source topics of route '${route}' cannot be read; their partitions start without the check for a re-created topic`,
+        );
     } catch (e) {
-      this.log.warn({ route, err: (e as Error).message }, `the source topic ids of route '${route}' cannot be read; ${list.length} partitions start without the check for a re-created topic`);
+      this.log.warn(
+        { route, err: (e as Error).message },
+        `the source topic ids of route '${route}' cannot be read; ${list.length} partitions start without the check for a re-created topic`,
+      );
     }
     const resolve: Record<'earliest' | 'latest', PartitionAssignment[]> = { earliest: [], latest: [] };
     for (const p of list) {
@@ -77,7 +84,13 @@ export class StartPlanner {
       const topicId = ids.get(p.topic);
       if (committed && !(committed.topicId !== undefined && topicId !== undefined && committed.topicId !== topicId)) {
         const known = topicId ?? committed.topicId;
-        out.set(key, { offset: committed.offset, from: 'committed', commit: false, ...(committed.leaderEpoch !== undefined ? { leaderEpoch: committed.leaderEpoch } : {}), ...(known !== undefined ? { topicId: known } : {}) });
+        out.set(key, {
+          offset: committed.offset,
+          from: 'committed',
+          commit: false,
+          ...(committed.leaderEpoch !== undefined ? { leaderEpoch: committed.leaderEpoch } : {}),
+          ...(known !== undefined ? { topicId: known } : {}),
+        });
         continue;
       }
       const from = committed ? 'recreated' : routeCfg.start;
@@ -96,16 +109,26 @@ export class StartPlanner {
       if (resolve[spec].length === 0) continue;
       let listed: Map<string, ListedOffset>;
       try {
-        listed = await this.positions.offsets(routeCfg.source, resolve[spec].map((p) => ({ topic: p.topic, partition: p.partition })), spec);
+        listed = await this.positions.offsets(
+          routeCfg.source,
+          resolve[spec].map((p) => ({ topic: p.topic, partition: p.partition })),
+          spec,
+        );
       } catch (e) {
-        this.log.warn({ route, spec, err: (e as Error).message }, `the ${spec} offsets of ${resolve[spec].length} partitions of route '${route}' cannot be read; they start at '${spec}' unresolved, and commit it only once a record arrives`);
+        this.log.warn(
+          { route, spec, err: (e as Error).message },
+          `the ${spec} offsets of ${resolve[spec].length} partitions of route '${route}' cannot be read; they start at '${spec}' unresolved, and commit it only once a record arrives`,
+        );
         continue;
       }
       for (const p of resolve[spec]) {
         const plan = out.get(runtimeKey(route, p.topic, p.partition))!;
         const l = listed.get(partitionKey(p.topic, p.partition));
         if (l?.offset === undefined || l.offset < 0) {
-          this.log.warn({ route, topic: p.topic, partition: p.partition, spec, err: l?.error ?? 'not in the answer' }, `the ${spec} offset of ${p.topic}[${p.partition}] of route '${route}' cannot be read; it starts at '${spec}' unresolved`);
+          this.log.warn(
+            { route, topic: p.topic, partition: p.partition, spec, err: l?.error ?? 'not in the answer' },
+            `the ${spec} offset of ${p.topic}[${p.partition}] of route '${route}' cannot be read; it starts at '${spec}' unresolved`,
+          );
           continue;
         }
         plan.offset = l.offset;
@@ -127,7 +150,14 @@ export class StartPlanner {
     for (const p of list) {
       const plan = planned.get(runtimeKey(route, p.topic, p.partition))!;
       if (!plan.commit) continue;
-      commits.push({ topic: p.topic, partition: p.partition, offset: plan.offset, epoch: p.epoch, ...(plan.topicId !== undefined ? { topicId: plan.topicId } : {}), ...(plan.leaderEpoch !== undefined ? { leaderEpoch: plan.leaderEpoch } : {}) });
+      commits.push({
+        topic: p.topic,
+        partition: p.partition,
+        offset: plan.offset,
+        epoch: p.epoch,
+        ...(plan.topicId !== undefined ? { topicId: plan.topicId } : {}),
+        ...(plan.leaderEpoch !== undefined ? { leaderEpoch: plan.leaderEpoch } : {}),
+      });
     }
     if (commits.length === 0) return fenced;
     try {
@@ -143,7 +173,10 @@ export class StartPlanner {
         if (!fenced.has(runtimeKey(route, c.topic, c.partition))) plan.committedNow = true;
       }
     } catch (e) {
-      this.log.warn({ route, partitions: commits.length, err: (e as Error).message }, `the resolved start offsets of route '${route}' could not be committed before the first fetch; the next commit writes them`);
+      this.log.warn(
+        { route, partitions: commits.length, err: (e as Error).message },
+        `the resolved start offsets of route '${route}' could not be committed before the first fetch; the next commit writes them`,
+      );
     }
     return fenced;
   }

@@ -24,7 +24,9 @@ const TOPIC_ID_CHECK_MS = 10_000;
 /** JSON with object keys sorted (and undefined fields dropped), so two equal route definitions compare equal */
 function canonical(x: unknown): string {
   return JSON.stringify(x, (_k, v: unknown) =>
-    v !== null && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v,
+    v !== null && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v,
   );
 }
 
@@ -87,16 +89,22 @@ export class Worker {
     try {
       const keys = await this.pipeline.recreatedTopics();
       if (keys.length === 0 || this.stopping) return;
-      this.applying = this.applying.then(async () => {
-        const parts = keys.flatMap((k) => this.owned.get(k) ?? []);
-        if (parts.length === 0) return;
-        this.log.warn({ partitions: parts.map((p) => `${p.route}:${p.topic}[${p.partition}]`) }, 'source topics were deleted and created again while their partitions ran here: restarting them at the new topics\' log start');
-        this.pipeline.unassign(parts);
-        if (!(await this.pipeline.drained(parts.map(routePartitionKey), 30_000))) this.log.warn({ partitions: parts.length }, 'restarting partitions of re-created topics before they finished draining (30 s)');
-        const started = await this.pipeline.assign(parts.filter((p) => this.owned.has(routePartitionKey(p))));
-        for (const p of parts) if (!started.has(routePartitionKey(p))) this.owned.delete(routePartitionKey(p));
-        if (started.size < parts.length) this.retryLater();
-      }).catch((e: Error) => this.log.error({ err: e.message }, 'restarting partitions of re-created topics failed'));
+      this.applying = this.applying
+        .then(async () => {
+          const parts = keys.flatMap((k) => this.owned.get(k) ?? []);
+          if (parts.length === 0) return;
+          this.log.warn(
+            { partitions: parts.map((p) => `${p.route}:${p.topic}[${p.partition}]`) },
+            "source topics were deleted and created again while their partitions ran here: restarting them at the new topics' log start",
+          );
+          this.pipeline.unassign(parts);
+          if (!(await this.pipeline.drained(parts.map(routePartitionKey), 30_000)))
+            this.log.warn({ partitions: parts.length }, 'restarting partitions of re-created topics before they finished draining (30 s)');
+          const started = await this.pipeline.assign(parts.filter((p) => this.owned.has(routePartitionKey(p))));
+          for (const p of parts) if (!started.has(routePartitionKey(p))) this.owned.delete(routePartitionKey(p));
+          if (started.size < parts.length) this.retryLater();
+        })
+        .catch((e: Error) => this.log.error({ err: e.message }, 'restarting partitions of re-created topics failed'));
       await this.applying;
     } finally {
       this.checkingIds = false;
@@ -108,7 +116,13 @@ export class Worker {
     // a slow store must not stack reports up: the next one measures the longer window
     if (this.reporting) return this.reporting;
     const now = Date.now();
-    const report = { worker: this.id, at: now, windowMs: now - this.lastReportAt, partitions: this.pipeline.measureLoad(now), gaps: this.pipeline.gaps.slice(-REPORTED_GAPS) };
+    const report = {
+      worker: this.id,
+      at: now,
+      windowMs: now - this.lastReportAt,
+      partitions: this.pipeline.measureLoad(now),
+      gaps: this.pipeline.gaps.slice(-REPORTED_GAPS),
+    };
     this.lastReportAt = now;
     this.reporting = this.store
       .writeReport(report)
@@ -128,7 +142,10 @@ export class Worker {
    */
   suspend(): void {
     this.staleUpTo = Math.max(this.staleUpTo, this.lastVersion);
-    this.log.warn({ worker: this.id, partitions: this.owned.size, staleUpTo: this.staleUpTo }, 'coordination session lost: stopping every partition until a new assignment');
+    this.log.warn(
+      { worker: this.id, partitions: this.owned.size, staleUpTo: this.staleUpTo },
+      'coordination session lost: stopping every partition until a new assignment',
+    );
     this.enqueue(undefined, true);
   }
 

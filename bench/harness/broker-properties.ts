@@ -23,7 +23,9 @@ function listenerProperties(c: ClusterState, b: BrokerState): Record<string, str
     listeners.push(`SASL_PLAINTEXT://127.0.0.1:${b.saslPort}`);
     advertised.push(`SASL_PLAINTEXT://127.0.0.1:${b.saslPort}`);
     protocols.push('SASL_PLAINTEXT:SASL_PLAINTEXT');
-    const users = Object.entries(DEV_SASL_USERS).map(([u, pw]) => `user_${u}="${pw}"`).join(' ');
+    const users = Object.entries(DEV_SASL_USERS)
+      .map(([u, pw]) => `user_${u}="${pw}"`)
+      .join(' ');
     Object.assign(props, {
       'sasl.enabled.mechanisms': 'PLAIN',
       'listener.name.sasl_plaintext.plain.sasl.jaas.config': `org.apache.kafka.common.security.plain.PlainLoginModule required ${users};`,
@@ -34,7 +36,11 @@ function listenerProperties(c: ClusterState, b: BrokerState): Record<string, str
   if (c.tls && b.sslPort && b.saslSslPort && b.scramPort) {
     // Listener names SSL and SASL_SSL are the protocol names (what a Kafka operator expects to see); the SCRAM-SHA-256
     // listener is SASL_PLAINTEXT under its own name, so it can sit beside the PLAIN one of `sasl`.
-    for (const [name, port, protocol] of [['SSL', b.sslPort, 'SSL'], ['SASL_SSL', b.saslSslPort, 'SASL_SSL'], ['SCRAM', b.scramPort, 'SASL_PLAINTEXT']] as const) {
+    for (const [name, port, protocol] of [
+      ['SSL', b.sslPort, 'SSL'],
+      ['SASL_SSL', b.saslSslPort, 'SASL_SSL'],
+      ['SCRAM', b.scramPort, 'SASL_PLAINTEXT'],
+    ] as const) {
       listeners.push(`${name}://127.0.0.1:${port}`);
       advertised.push(`${name}://127.0.0.1:${port}`);
       protocols.push(`${name}:${protocol}`);
@@ -109,5 +115,7 @@ export function brokerProperties(c: ClusterState, b: BrokerState, extra: Record<
     ...(n > 1 ? { 'leader.imbalance.check.interval.seconds': '30' } : {}),
     ...extra,
   };
-  return `${Object.entries(props).map(([k, v]) => `${k}=${v}`).join('\n')}\n`;
+  return `${Object.entries(props)
+    .map(([k, v]) => `${k}=${v}`)
+    .join('\n')}\n`;
 }

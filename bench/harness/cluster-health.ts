@@ -29,10 +29,14 @@ export async function clusterHealth(bootstrap: string, timeoutMs = 10_000): Prom
   try {
     // node-rdkafka's connect callback has been seen never to fire while brokers restart: bound it ourselves
     const md = await Promise.race([
-      new Promise<Kafka.Metadata>((res, rej) => producer.connect({ timeout: timeoutMs, allTopics: true } as never, (err, data) => (err ? rej(err) : res(data)))),
+      new Promise<Kafka.Metadata>((res, rej) =>
+        producer.connect({ timeout: timeoutMs, allTopics: true } as never, (err, data) => (err ? rej(err) : res(data))),
+      ),
       new Promise<never>((_, rej) => (timer = setTimeout(() => rej(new Error(`no metadata from ${bootstrap} within ${timeoutMs} ms`)), timeoutMs + 2000))),
     ]);
-    const partitions = md.topics.flatMap((t) => t.partitions.map((p) => ({ topic: t.name, partition: p.id, leader: p.leader, replicas: p.replicas, isr: p.isrs })));
+    const partitions = md.topics.flatMap((t) =>
+      t.partitions.map((p) => ({ topic: t.name, partition: p.id, leader: p.leader, replicas: p.replicas, isr: p.isrs })),
+    );
     return {
       brokers: md.brokers.map((x) => x.id).sort((x, y) => x - y),
       partitions,
@@ -64,9 +68,16 @@ export async function waitForFullIsr(c: ClusterState, timeoutMs = 180_000): Prom
         healthyOnce = false;
         last = [
           missing.length > 0 ? `brokers not registered: ${missing.join(', ')}` : '',
-          h.underReplicated.length > 0 ? `${h.underReplicated.length} partitions under-replicated (e.g. ${h.underReplicated.slice(0, 3).map((p) => `${p.topic}-${p.partition} isr [${p.isr.join(',')}] of [${p.replicas.join(',')}]`).join('; ')})` : '',
+          h.underReplicated.length > 0
+            ? `${h.underReplicated.length} partitions under-replicated (e.g. ${h.underReplicated
+                .slice(0, 3)
+                .map((p) => `${p.topic}-${p.partition} isr [${p.isr.join(',')}] of [${p.replicas.join(',')}]`)
+                .join('; ')})`
+            : '',
           h.offline.length > 0 ? `${h.offline.length} partitions offline` : '',
-        ].filter(Boolean).join(', ');
+        ]
+          .filter(Boolean)
+          .join(', ');
       }
     } catch (e) {
       healthyOnce = false;

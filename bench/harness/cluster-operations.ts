@@ -4,11 +4,32 @@
  */
 import { join, resolve } from 'node:path';
 import { StraitError } from '../../shared/errors';
-import { brokerOf, clusterOf, DEFAULT_DEV_DIR, newZooKeeperAuth, readState, runtimeOf, writeState, type BrokerState, type ZooKeeperState } from './cluster-state';
+import {
+  brokerOf,
+  clusterOf,
+  DEFAULT_DEV_DIR,
+  newZooKeeperAuth,
+  readState,
+  runtimeOf,
+  writeState,
+  type BrokerState,
+  type ZooKeeperState,
+} from './cluster-state';
 import { waitForFullIsr } from './cluster-health';
 import type { KafkaRuntime } from './kafka-runtime';
 import { freePort } from './ports';
-import { brokerRunning, isOurs, startBrokerProcess, startCluster, startZooKeeper, stopAndWait, stopBrokerProcess, stopPid, waitGone, zkMarker } from './processes';
+import {
+  brokerRunning,
+  isOurs,
+  startBrokerProcess,
+  startCluster,
+  startZooKeeper,
+  stopAndWait,
+  stopBrokerProcess,
+  stopPid,
+  waitGone,
+  zkMarker,
+} from './processes';
 
 /** Stops every broker of a cluster (its data is kept), e.g. to test a target outage. */
 export async function stopCluster(alias: string, opts: { dir?: string; signal?: NodeJS.Signals } = {}): Promise<void> {
@@ -80,7 +101,11 @@ export async function rollCluster(alias: string, opts: BrokerOptions & { log?: (
   const log = opts.log ?? (() => {});
   const { c } = clusterOf(dir, alias);
   const down = c.brokers.filter((b) => !brokerRunning(b)).map((b) => b.id);
-  if (down.length > 0) throw new StraitError('STRAIT_DEV_NOT_RUNNING', `cluster ${alias}: broker${down.length > 1 ? 's' : ''} ${down.join(', ')} not running; start ${down.length > 1 ? 'them' : 'it'} before a roll ('strait dev start ${alias} ${down[0]}')`);
+  if (down.length > 0)
+    throw new StraitError(
+      'STRAIT_DEV_NOT_RUNNING',
+      `cluster ${alias}: broker${down.length > 1 ? 's' : ''} ${down.join(', ')} not running; start ${down.length > 1 ? 'them' : 'it'} before a roll ('strait dev start ${alias} ${down[0]}')`,
+    );
   await waitForFullIsr(c, opts.isrTimeoutMs);
   const steps: RollStep[] = [];
   for (const { id } of c.brokers) {

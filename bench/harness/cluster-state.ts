@@ -121,7 +121,9 @@ export function readState(dir = DEFAULT_DEV_DIR): DevState | undefined {
   const state = JSON.parse(readFileSync(file, 'utf8')) as DevState;
   // a state.json written before clusters had brokers[] (a dev session still running across an upgrade)
   for (const c of Object.values(state.clusters)) {
-    c.brokers ??= [{ id: 1, port: c.port, controllerPort: c.controllerPort, pid: c.pid, dir: c.dir, logDir: c.logDir, ...(c.saslPort ? { saslPort: c.saslPort } : {}) }];
+    c.brokers ??= [
+      { id: 1, port: c.port, controllerPort: c.controllerPort, pid: c.pid, dir: c.dir, logDir: c.logDir, ...(c.saslPort ? { saslPort: c.saslPort } : {}) },
+    ];
   }
   return state;
 }
@@ -135,14 +137,18 @@ export function clusterOf(dir: string, alias: string): { state: DevState; c: Clu
   const state = readState(dir);
   if (!state) throw new StraitError('STRAIT_DEV_NOT_RUNNING', `no local clusters recorded in ${statePath(dir)}; run 'strait dev up'`);
   const c = state.clusters[alias];
-  if (!c) throw new StraitError('STRAIT_USAGE', `unknown cluster alias '${alias}' (local clusters: ${Object.keys(state.clusters).join(', ')})`, { field: 'alias' });
+  if (!c)
+    throw new StraitError('STRAIT_USAGE', `unknown cluster alias '${alias}' (local clusters: ${Object.keys(state.clusters).join(', ')})`, { field: 'alias' });
   return { state, c };
 }
 
 export function brokerOf(dir: string, alias: string, id: number): { state: DevState; c: ClusterState; b: BrokerState } {
   const { state, c } = clusterOf(dir, alias);
   const b = c.brokers.find((x) => x.id === id);
-  if (!b) throw new StraitError('STRAIT_USAGE', `cluster ${alias} has no broker '${id}' (its brokers: ${c.brokers.map((x) => x.id).join(', ')})`, { field: 'broker-id' });
+  if (!b)
+    throw new StraitError('STRAIT_USAGE', `cluster ${alias} has no broker '${id}' (its brokers: ${c.brokers.map((x) => x.id).join(', ')})`, {
+      field: 'broker-id',
+    });
   return { state, c, b };
 }
 

@@ -52,8 +52,23 @@ export function makeCertificateAuthority(dir: string, name = 'strait-dev'): Cert
   const certificate = join(dir, `${name}-ca.pem`);
   newKey(key);
   openssl(
-    ['req', '-x509', '-new', '-key', key, '-out', certificate, '-days', '3650', '-subj', `/CN=${name} CA`,
-      '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'],
+    [
+      'req',
+      '-x509',
+      '-new',
+      '-key',
+      key,
+      '-out',
+      certificate,
+      '-days',
+      '3650',
+      '-subj',
+      `/CN=${name} CA`,
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
+    ],
     `making the CA ${certificate}`,
   );
   return { certificate, key };
@@ -71,30 +86,89 @@ export function issueCertificate(ca: CertificateAuthority, dir: string, file: st
   const ext = join(dir, `${file}.ext`);
   newKey(key);
   openssl(['req', '-new', '-key', key, '-out', csr, '-subj', `/CN=${opts.cn}`], `making the request ${csr}`);
-  writeFileSync(ext, [
-    'basicConstraints=critical,CA:FALSE',
-    'keyUsage=critical,digitalSignature,keyEncipherment',
-    `extendedKeyUsage=${opts.usage === 'server' ? 'serverAuth,clientAuth' : 'clientAuth'}`,
-    ...(opts.altNames && opts.altNames.length > 0 ? [`subjectAltName=${opts.altNames.join(',')}`] : []),
-    '',
-  ].join('\n'));
+  writeFileSync(
+    ext,
+    [
+      'basicConstraints=critical,CA:FALSE',
+      'keyUsage=critical,digitalSignature,keyEncipherment',
+      `extendedKeyUsage=${opts.usage === 'server' ? 'serverAuth,clientAuth' : 'clientAuth'}`,
+      ...(opts.altNames && opts.altNames.length > 0 ? [`subjectAltName=${opts.altNames.join(',')}`] : []),
+      '',
+    ].join('\n'),
+  );
   if (opts.expired) {
     const db = join(dir, `${file}-ca-db`);
     mkdirSync(join(db, 'new'), { recursive: true });
     writeFileSync(join(db, 'index.txt'), '');
     writeFileSync(join(db, 'serial'), `${Date.now().toString(16).padStart(16, '0')}\n`);
     const cnf = join(db, 'ca.cnf');
-    writeFileSync(cnf, [
-      '[ca]', 'default_ca=dev', '[dev]', `dir=${db}`, 'database=$dir/index.txt', 'new_certs_dir=$dir/new', 'serial=$dir/serial',
-      'default_md=sha256', 'policy=any', 'unique_subject=no', 'copy_extensions=none', '[any]', 'commonName=supplied', '',
-    ].join('\n'));
+    writeFileSync(
+      cnf,
+      [
+        '[ca]',
+        'default_ca=dev',
+        '[dev]',
+        `dir=${db}`,
+        'database=$dir/index.txt',
+        'new_certs_dir=$dir/new',
+        'serial=$dir/serial',
+        'default_md=sha256',
+        'policy=any',
+        'unique_subject=no',
+        'copy_extensions=none',
+        '[any]',
+        'commonName=supplied',
+        '',
+      ].join('\n'),
+    );
     const day = 24 * 3600 * 1000;
     const stamp = (t: number) => `${new Date(t).toISOString().replace(/[-:T]/g, '').slice(0, 14)}Z`;
-    openssl(['ca', '-batch', '-config', cnf, '-cert', ca.certificate, '-keyfile', ca.key, '-in', csr, '-out', certificate, '-extfile', ext,
-      '-startdate', stamp(Date.now() - 30 * day), '-enddate', stamp(Date.now() - day), '-notext'], `signing ${certificate}`);
+    openssl(
+      [
+        'ca',
+        '-batch',
+        '-config',
+        cnf,
+        '-cert',
+        ca.certificate,
+        '-keyfile',
+        ca.key,
+        '-in',
+        csr,
+        '-out',
+        certificate,
+        '-extfile',
+        ext,
+        '-startdate',
+        stamp(Date.now() - 30 * day),
+        '-enddate',
+        stamp(Date.now() - day),
+        '-notext',
+      ],
+      `signing ${certificate}`,
+    );
   } else {
-    openssl(['x509', '-req', '-in', csr, '-CA', ca.certificate, '-CAkey', ca.key, '-CAcreateserial', '-out', certificate,
-      '-days', String(opts.days ?? 825), '-sha256', '-extfile', ext], `signing ${certificate}`);
+    openssl(
+      [
+        'x509',
+        '-req',
+        '-in',
+        csr,
+        '-CA',
+        ca.certificate,
+        '-CAkey',
+        ca.key,
+        '-CAcreateserial',
+        '-out',
+        certificate,
+        '-days',
+        String(opts.days ?? 825),
+        '-sha256',
+        '-extfile',
+        ext,
+      ],
+      `signing ${certificate}`,
+    );
   }
   return { certificate, key };
 }

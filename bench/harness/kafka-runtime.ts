@@ -79,7 +79,11 @@ export function ensureKafka(version = DEFAULT_KAFKA_VERSION, log: (line: string)
       { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' },
     );
     if (r.status !== 0) {
-      const out = `${r.stdout ?? ''}${r.stderr ?? ''}`.split('\n').filter((l) => /ERROR/.test(l)).slice(0, 3).join(' ');
+      const out = `${r.stdout ?? ''}${r.stderr ?? ''}`
+        .split('\n')
+        .filter((l) => /ERROR/.test(l))
+        .slice(0, 3)
+        .join(' ');
       throw new StraitError('STRAIT_DEV_FETCH_FAILED', `Maven could not fetch Apache Kafka ${version}: ${out || `exit ${r.status}`}`);
     }
     if (!readdirSync(libs).some((f) => f.startsWith(`kafka_2.13-${version}`))) {
@@ -106,7 +110,9 @@ export function javaArgs(runtime: KafkaRuntime, mainClass: string, args: string[
     '-XX:+ExitOnOutOfMemoryError',
     '-Djava.awt.headless=true',
     // Kafka 4 logs through log4j2, whose 1.2 bridge reads the same log4j 1 properties files when told to
-    ...(opts.log4j !== undefined ? [`-Dlog4j.configuration=file:${resolve(opts.log4j)}`, ...(majorOf(runtime.version) >= 4 ? ['-Dlog4j1.compatibility=true'] : [])] : []),
+    ...(opts.log4j !== undefined
+      ? [`-Dlog4j.configuration=file:${resolve(opts.log4j)}`, ...(majorOf(runtime.version) >= 4 ? ['-Dlog4j1.compatibility=true'] : [])]
+      : []),
     ...(opts.jvmArgs ?? []),
     '-cp',
     runtime.classpath,
@@ -122,7 +128,12 @@ export function spawnKafkaClass(runtime: KafkaRuntime, mainClass: string, args: 
 }
 
 /** Runs a class from the Kafka jars to completion and returns its output. */
-export function runKafkaClass(runtime: KafkaRuntime, mainClass: string, args: string[], opts: JavaOptions = {}): { status: number; stdout: string; stderr: string } {
+export function runKafkaClass(
+  runtime: KafkaRuntime,
+  mainClass: string,
+  args: string[],
+  opts: JavaOptions = {},
+): { status: number; stdout: string; stderr: string } {
   requireJava();
   const r = spawnSync('java', javaArgs(runtime, mainClass, args, { heap: '256m', ...opts }), { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
   return { status: r.status ?? -1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };

@@ -13,7 +13,18 @@ import { rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { StraitError } from '../../shared/errors';
 import { DEV_CLIENT_CN } from './broker-properties';
-import { aliasFor, DEFAULT_DEV_DIR, newZooKeeperAuth, readState, statePath, writeState, type BrokerState, type ClusterState, type DevState, type DevTls } from './cluster-state';
+import {
+  aliasFor,
+  DEFAULT_DEV_DIR,
+  newZooKeeperAuth,
+  readState,
+  statePath,
+  writeState,
+  type BrokerState,
+  type ClusterState,
+  type DevState,
+  type DevTls,
+} from './cluster-state';
 import { BROKER_ALT_NAMES, issueCertificate, makeCertificateAuthority, pemKeyStore } from './dev-certificates';
 import { DEFAULT_KAFKA_VERSION, ensureKafka, requireJava } from './kafka-runtime';
 import { freePort, freePorts } from './ports';
@@ -26,8 +37,18 @@ export { freePort } from './ports';
 export { brokerRunning, DEFAULT_MULTI_BROKER_HEAP, isOurs, runningProcesses, startCluster, stopPid, waitForMetadata } from './processes';
 export { clusterHealth, waitForFullIsr, type ClusterHealth, type PartitionHealth } from './cluster-health';
 export {
-  killBroker, rollCluster, startBroker, startOwnZooKeeper, startStoppedCluster, startStoppedZooKeeper, stopBroker, stopCluster, stopOwnZooKeeper, stopZooKeeper,
-  type BrokerOptions, type RollStep,
+  killBroker,
+  rollCluster,
+  startBroker,
+  startOwnZooKeeper,
+  startStoppedCluster,
+  startStoppedZooKeeper,
+  stopBroker,
+  stopCluster,
+  stopOwnZooKeeper,
+  stopZooKeeper,
+  type BrokerOptions,
+  type RollStep,
 } from './cluster-operations';
 
 export interface UpOptions {
@@ -91,14 +112,19 @@ export async function up(opts: UpOptions = {}): Promise<DevState> {
     throw new StraitError('STRAIT_USAGE', `--brokers: '${brokers}' is not allowed; use a whole number from 1 to ${MAX_BROKERS}`, { field: 'brokers' });
   }
   if (opts.wanListener && brokers > 1) {
-    throw new StraitError('STRAIT_USAGE', `--brokers: the wan listener (bench 'wan' scenario) proxies one broker; use --brokers 1 with it`, { field: 'brokers' });
+    throw new StraitError('STRAIT_USAGE', `--brokers: the wan listener (bench 'wan' scenario) proxies one broker; use --brokers 1 with it`, {
+      field: 'brokers',
+    });
   }
   const log = opts.log ?? (() => {});
   const existing = readState(dir);
   if (existing) {
     const running = runningProcesses(existing);
     if (running.length > 0) {
-      throw new StraitError('STRAIT_DEV_ALREADY_RUNNING', `local clusters already run from ${statePath(dir)}: ${running.join(', ')}; use 'strait dev status' or 'strait dev down'`);
+      throw new StraitError(
+        'STRAIT_DEV_ALREADY_RUNNING',
+        `local clusters already run from ${statePath(dir)}: ${running.join(', ')}; use 'strait dev status' or 'strait dev down'`,
+      );
     }
   }
   requireJava();
@@ -123,7 +149,12 @@ export async function up(opts: UpOptions = {}): Promise<DevState> {
       // one broker keeps the layout single-broker callers know (data in <cluster dir>/data)
       const bdir = brokers === 1 ? cdir : join(cdir, `broker-${id}`);
       nodes.push({
-        id, port: port!, controllerPort: controllerPort!, pid: 0, dir: bdir, logDir: join(bdir, 'logs'),
+        id,
+        port: port!,
+        controllerPort: controllerPort!,
+        pid: 0,
+        dir: bdir,
+        logDir: join(bdir, 'logs'),
         ...(saslPort !== undefined ? { saslPort } : {}),
         ...(opts.tls ? { sslPort: sslPort!, saslSslPort: saslSslPort!, scramPort: scramPort! } : {}),
       });
@@ -147,8 +178,13 @@ export async function up(opts: UpOptions = {}): Promise<DevState> {
       const t = state.tls;
       const list = (pick: (b: BrokerState) => number | undefined) => nodes.map((b) => `127.0.0.1:${pick(b)}`).join(',');
       c.tls = {
-        ssl: list((b) => b.sslPort), saslSsl: list((b) => b.saslSslPort), saslPlaintextScram: list((b) => b.scramPort),
-        caLocation: t.caLocation, certificateLocation: t.certificateLocation, keyLocation: t.keyLocation, brokerKeyStore: t.brokerKeyStore,
+        ssl: list((b) => b.sslPort),
+        saslSsl: list((b) => b.saslSslPort),
+        saslPlaintextScram: list((b) => b.scramPort),
+        caLocation: t.caLocation,
+        certificateLocation: t.certificateLocation,
+        keyLocation: t.keyLocation,
+        brokerKeyStore: t.brokerKeyStore,
       };
     }
     if (opts.wanListener) {
@@ -163,7 +199,9 @@ export async function up(opts: UpOptions = {}): Promise<DevState> {
     state.zookeeper = { connect: `127.0.0.1:${port}`, pid: 0, port, dir: zdir, logDir: join(zdir, 'logs'), auth: newZooKeeperAuth() };
   }
   writeState(dir, state);
-  log(`starting ${count} Kafka ${runtime.version} cluster${count > 1 ? 's' : ''}${brokers > 1 ? ` of ${brokers} brokers` : ''}${opts.zookeeper ? ' and ZooKeeper' : ''} ...`);
+  log(
+    `starting ${count} Kafka ${runtime.version} cluster${count > 1 ? 's' : ''}${brokers > 1 ? ` of ${brokers} brokers` : ''}${opts.zookeeper ? ' and ZooKeeper' : ''} ...`,
+  );
   const starts: Promise<unknown>[] = Object.values(state.clusters).map((c) => startCluster(runtime, c, opts).then(() => writeState(dir, state)));
   if (state.zookeeper) starts.push(startZooKeeper(runtime, state.zookeeper).then(() => writeState(dir, state)));
   const results = await Promise.allSettled(starts);

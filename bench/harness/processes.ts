@@ -107,7 +107,10 @@ export async function waitForMetadata(bootstrap: string, timeoutMs: number, aliv
     }
     await sleep(250);
   }
-  throw new StraitError('STRAIT_DEV_START_FAILED', `the broker at ${bootstrap} did not answer a metadata request${nodeId === undefined ? '' : ` listing node ${nodeId}`} within ${timeoutMs} ms (${last})`);
+  throw new StraitError(
+    'STRAIT_DEV_START_FAILED',
+    `the broker at ${bootstrap} did not answer a metadata request${nodeId === undefined ? '' : ` listing node ${nodeId}`} within ${timeoutMs} ms (${last})`,
+  );
 }
 
 async function waitForZooKeeper(port: number, timeoutMs: number, alive: () => boolean): Promise<void> {
@@ -129,16 +132,28 @@ async function waitForZooKeeper(port: number, timeoutMs: number, alive: () => bo
 }
 
 /** Formats (first time only) and starts one node; resolves when it answers metadata listing itself. */
-export async function startBrokerProcess(runtime: KafkaRuntime, c: ClusterState, b: BrokerState, opts: { heap?: string; brokerProperties?: Record<string, string> } = {}): Promise<number> {
+export async function startBrokerProcess(
+  runtime: KafkaRuntime,
+  c: ClusterState,
+  b: BrokerState,
+  opts: { heap?: string; brokerProperties?: Record<string, string> } = {},
+): Promise<number> {
   mkdirSync(b.logDir, { recursive: true });
   const props = brokerMarker(b);
   const log4j = log4jConfig(b.dir);
   if (!existsSync(join(b.dir, 'data', 'meta.properties'))) {
     writeFileSync(props, brokerProperties(c, b, opts.brokerProperties ?? {}));
     // SCRAM credentials go into the bootstrap metadata at format time (KIP-900, Kafka 3.5+): no broker needs to be up
-    const scram = c.tls ? Object.entries(DEV_SASL_USERS).flatMap(([u, pw]) => ['SCRAM-SHA-256', 'SCRAM-SHA-512'].flatMap((m) => ['--add-scram', `${m}=[name=${u},password=${pw}]`])) : [];
-    const r = spawnSync('java', javaArgs(runtime, 'kafka.tools.StorageTool', ['format', '-t', c.clusterId, '-c', props, ...scram], { heap: '128m', log4j }), { encoding: 'utf8' });
-    if (r.status !== 0) throw new StraitError('STRAIT_DEV_START_FAILED', `formatting ${b.dir} failed: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' ')}`);
+    const scram = c.tls
+      ? Object.entries(DEV_SASL_USERS).flatMap(([u, pw]) =>
+          ['SCRAM-SHA-256', 'SCRAM-SHA-512'].flatMap((m) => ['--add-scram', `${m}=[name=${u},password=${pw}]`]),
+        )
+      : [];
+    const r = spawnSync('java', javaArgs(runtime, 'kafka.tools.StorageTool', ['format', '-t', c.clusterId, '-c', props, ...scram], { heap: '128m', log4j }), {
+      encoding: 'utf8',
+    });
+    if (r.status !== 0)
+      throw new StraitError('STRAIT_DEV_START_FAILED', `formatting ${b.dir} failed: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' ')}`);
   }
   const logFile = join(b.logDir, 'server.log');
   const heap = opts.heap ?? (c.brokers.length > 1 ? DEFAULT_MULTI_BROKER_HEAP : '512m');
@@ -150,7 +165,11 @@ export async function startBrokerProcess(runtime: KafkaRuntime, c: ClusterState,
     await waitForMetadata(`127.0.0.1:${b.port}`, c.brokers.length > 1 ? 120_000 : 60_000, () => isOurs(b.pid, props), b.id);
   } catch (e) {
     stopPid(b.pid, props);
-    throw new StraitError('STRAIT_DEV_START_FAILED', `${c.brokers.length > 1 ? `broker ${b.id}: ` : ''}${(e as Error).message}\n--- ${logFile} (this start) ---\n${startLog(logFile, logFrom)}`, { cause: e });
+    throw new StraitError(
+      'STRAIT_DEV_START_FAILED',
+      `${c.brokers.length > 1 ? `broker ${b.id}: ` : ''}${(e as Error).message}\n--- ${logFile} (this start) ---\n${startLog(logFile, logFrom)}`,
+      { cause: e },
+    );
   }
   return b.pid;
 }
@@ -161,7 +180,11 @@ function syncFirstBroker(c: ClusterState): void {
 }
 
 /** Starts every node of a cluster that is not running, at once (a KRaft node needs a quorum of its peers up). */
-export async function startCluster(runtime: KafkaRuntime, c: ClusterState, opts: { heap?: string; brokerProperties?: Record<string, string> } = {}): Promise<number> {
+export async function startCluster(
+  runtime: KafkaRuntime,
+  c: ClusterState,
+  opts: { heap?: string; brokerProperties?: Record<string, string> } = {},
+): Promise<number> {
   const stopped = c.brokers.filter((b) => !isOurs(b.pid, brokerMarker(b)));
   const results = await Promise.allSettled(stopped.map((b) => startBrokerProcess(runtime, c, b, opts)));
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -256,7 +279,8 @@ export function brokerRunning(b: BrokerState): boolean {
 export async function stopBrokerProcess(b: BrokerState, kill: boolean, graceMs = 60_000): Promise<void> {
   if (kill) {
     stopPid(b.pid, brokerMarker(b), 'SIGKILL');
-    if (!(await waitGone(b.pid, brokerMarker(b), 10_000))) throw new StraitError('STRAIT_DEV_START_FAILED', `broker ${b.id} (pid ${b.pid}) still runs 10 s after SIGKILL`);
+    if (!(await waitGone(b.pid, brokerMarker(b), 10_000)))
+      throw new StraitError('STRAIT_DEV_START_FAILED', `broker ${b.id} (pid ${b.pid}) still runs 10 s after SIGKILL`);
   } else {
     await stopAndWait(b.pid, brokerMarker(b), graceMs);
   }

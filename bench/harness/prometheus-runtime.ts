@@ -49,7 +49,11 @@ function goInstall(go: string, gobin: string): Promise<void> {
     child.on('error', (e) => reject(new StraitError('STRAIT_DEV_FETCH_FAILED', `${go} could not be started: ${e.message}`)));
     child.on('exit', (code, signal) => {
       if (code === 0) return resolve();
-      const tail = out.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('go: downloading')).slice(-5).join(' | ');
+      const tail = out
+        .split('\n')
+        .filter((l) => l.trim() !== '' && !l.startsWith('go: downloading'))
+        .slice(-5)
+        .join(' | ');
       reject(new StraitError('STRAIT_DEV_FETCH_FAILED', `${go} ${args.join(' ')} failed (${signal ?? `exit ${code}`}): ${tail}`));
     });
   });
@@ -90,25 +94,33 @@ export async function ensurePrometheus(log: (line: string) => void = () => {}, t
   const bin = join(home, 'bin');
   const runtime = { version: '', promtool: join(bin, 'promtool'), prometheus: join(bin, 'prometheus') };
   const ready = () => existsSync(runtime.promtool) && existsSync(runtime.prometheus);
-  const versioned = () => ({ ...runtime, version: /version (\S+)/.exec(spawnSync(runtime.promtool, ['--version'], { encoding: 'utf8' }).stdout ?? '')?.[1] ?? 'unknown' });
+  const versioned = () => ({
+    ...runtime,
+    version: /version (\S+)/.exec(spawnSync(runtime.promtool, ['--version'], { encoding: 'utf8' }).stdout ?? '')?.[1] ?? 'unknown',
+  });
   if (ready()) return versioned();
   mkdirSync(home, { recursive: true });
   // one build at a time per cache: tap runs two test files at once
   const lock = join(home, 'build.lock');
-  await withDirLock(lock, async () => {
-    if (ready()) return; // another process built it while this one waited
-    const partial = join(home, 'bin.partial');
-    rmSync(partial, { recursive: true, force: true });
-    const started = Date.now();
-    if (!fromDebian(partial, log)) {
-      const go = findGo();
-      log(`building promtool and prometheus ${PROMETHEUS_MODULE_VERSION} with ${go} (-tags ${BUILD_TAGS}) into ${bin} ...`);
-      await goInstall(go, partial);
-    }
-    rmSync(bin, { recursive: true, force: true });
-    renameSync(partial, bin);
-    log(`promtool and prometheus ready in ${((Date.now() - started) / 1000).toFixed(0)} s`);
-  }, timeoutMs, (owner) => new StraitError('STRAIT_DEV_FETCH_FAILED', `the Prometheus build in ${home} is still held by pid ${owner} (${lock}) after ${timeoutMs} ms`));
+  await withDirLock(
+    lock,
+    async () => {
+      if (ready()) return; // another process built it while this one waited
+      const partial = join(home, 'bin.partial');
+      rmSync(partial, { recursive: true, force: true });
+      const started = Date.now();
+      if (!fromDebian(partial, log)) {
+        const go = findGo();
+        log(`building promtool and prometheus ${PROMETHEUS_MODULE_VERSION} with ${go} (-tags ${BUILD_TAGS}) into ${bin} ...`);
+        await goInstall(go, partial);
+      }
+      rmSync(bin, { recursive: true, force: true });
+      renameSync(partial, bin);
+      log(`promtool and prometheus ready in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+    },
+    timeoutMs,
+    (owner) => new StraitError('STRAIT_DEV_FETCH_FAILED', `the Prometheus build in ${home} is still held by pid ${owner} (${lock}) after ${timeoutMs} ms`),
+  );
   if (!ready()) throw new StraitError('STRAIT_DEV_FETCH_FAILED', `${bin} lacks promtool or prometheus after the download or build`);
   return versioned();
 }

@@ -44,7 +44,9 @@ async function failoverScenario(ctx: RunContext, systems: SystemName[]): Promise
     try {
       const r = await failoverRun(ctx, system, records, recordSize, codec);
       scenario.results.push(r);
-      opts.log(`  failover ${system}: read ${r.readBeforeSwitch} before the switch, ${r.readAfterSwitch} after; ${r.duplicates} duplicates, ${r.missing} missing; offsets ready after ${r.offsetsReadySec} s${r.note ? ` (${r.note})` : ''}`);
+      opts.log(
+        `  failover ${system}: read ${r.readBeforeSwitch} before the switch, ${r.readAfterSwitch} after; ${r.duplicates} duplicates, ${r.missing} missing; offsets ready after ${r.offsetsReadySec} s${r.note ? ` (${r.note})` : ''}`,
+      );
     } catch (e) {
       ctx.checkAborted();
       scenario.results.push({ system, records: 0, seconds: 0, recordsPerSec: 0, mbPerSec: 0, cpuSecondsPerGB: 0, peakRssMB: 0, note: (e as Error).message });
@@ -79,7 +81,11 @@ async function failoverRun(ctx: RunContext, system: SystemName, n: number, recor
     const highs = await onSource.perPartition(topic, P);
     if (highs.reduce((a, b) => a + b, 0) !== n) throw new Error(`the source topic holds ${highs.reduce((a, b) => a + b, 0)} records, not ${n}`);
     // the group exists before the system starts, as a deployment's groups do long before a switch
-    await sourceAdmin.alterConsumerGroupOffsets(group, highs.map((_, partition) => ({ topic, partition, offset: 0 })), 10_000);
+    await sourceAdmin.alterConsumerGroupOffsets(
+      group,
+      highs.map((_, partition) => ({ topic, partition, offset: 0 })),
+      10_000,
+    );
     const started = await startSystem(system, c, work, topic, P, codec, n, 1000, c.source, 'fo', group);
     child = started.child;
     ctx.running.add(child);
@@ -158,8 +164,18 @@ async function failoverRun(ctx: RunContext, system: SystemName, n: number, recor
     let missing = 0;
     for (let i = 0; i < n; i++) if (!readOnSource[i] && !readOnTarget[i]) missing++;
     return {
-      system, records: n, seconds: Number(offsetsReadySec.toFixed(2)), recordsPerSec: 0, mbPerSec: 0, cpuSecondsPerGB: 0, peakRssMB: 0,
-      readBeforeSwitch, readAfterSwitch, duplicates, missing, offsetsReadySec: Number(offsetsReadySec.toFixed(2)),
+      system,
+      records: n,
+      seconds: Number(offsetsReadySec.toFixed(2)),
+      recordsPerSec: 0,
+      mbPerSec: 0,
+      cpuSecondsPerGB: 0,
+      peakRssMB: 0,
+      readBeforeSwitch,
+      readAfterSwitch,
+      duplicates,
+      missing,
+      offsetsReadySec: Number(offsetsReadySec.toFixed(2)),
       ...(notes.length > 0 ? { note: notes.join('; ') } : {}),
     };
   } finally {
@@ -185,8 +201,10 @@ export const failover: OnceScenario = {
     holds: (s) => s.scenario === 'failover',
     charted: false,
     markdown: (s) => [
-      `### failover: ${s.records} records x ${s.recordSize} B per system, ${s.partitions} partitions; one consumer group reads ${FAILOVER_READ_FRACTION * 100}% of every partition on the source, then switches to the target`, '',
-      '| system | records | read before switch | read after switch | duplicates | duplicates % of read before | missing | offsets ready s | note |', '|---|---:|---:|---:|---:|---:|---:|---:|---|',
+      `### failover: ${s.records} records x ${s.recordSize} B per system, ${s.partitions} partitions; one consumer group reads ${FAILOVER_READ_FRACTION * 100}% of every partition on the source, then switches to the target`,
+      '',
+      '| system | records | read before switch | read after switch | duplicates | duplicates % of read before | missing | offsets ready s | note |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|---|',
       ...s.results.map((r) => {
         const pct = r.readBeforeSwitch ? `${((100 * (r.duplicates ?? 0)) / r.readBeforeSwitch).toFixed(2)}%` : '-';
         return `| ${r.system} | ${r.records} | ${r.readBeforeSwitch ?? '-'} | ${r.readAfterSwitch ?? '-'} | ${r.duplicates ?? '-'} | ${pct} | ${r.missing ?? '-'} | ${r.offsetsReadySec ?? '-'} | ${r.note ?? ''} |`;

@@ -17,7 +17,22 @@ import type { SizeScenario } from './scenario';
  * Steady production at `rate` for `durationSec` into a fresh source topic while `system` replicates it; a consumer
  * on the target records, for every record, the time from its source CreateTime until it was read (HDR histogram).
  */
-async function latencyRun(system: SystemName, c: Clusters, work: string, o: { rate: number; durationSec: number; warmupSec: number; partitions: number; recordSize: number; codec: string; log: (l: string) => void; progress?: BenchOptions['progress']; track: (ch: ChildProcess) => void }): Promise<SystemResult> {
+async function latencyRun(
+  system: SystemName,
+  c: Clusters,
+  work: string,
+  o: {
+    rate: number;
+    durationSec: number;
+    warmupSec: number;
+    partitions: number;
+    recordSize: number;
+    codec: string;
+    log: (l: string) => void;
+    progress?: BenchOptions['progress'];
+    track: (ch: ChildProcess) => void;
+  },
+): Promise<SystemResult> {
   const topic = `lat-${system}-${Date.now().toString(36)}`;
   await createTopic(c.source, topic, o.partitions);
   const READY = 200; // records that prove the replicator is up before the clock starts
@@ -27,7 +42,13 @@ async function latencyRun(system: SystemName, c: Clusters, work: string, o: { ra
   o.track(child);
   const rss = new ProcSampler(child.pid!);
   // the measuring clients must not add latency of their own: no linger to speak of, no Nagle
-  const producer = new Kafka.Producer({ 'bootstrap.servers': c.source, 'linger.ms': 1, 'socket.nagle.disable': true, 'queue.buffering.max.messages': 1000000, log_level: 0 } as Kafka.ProducerGlobalConfig);
+  const producer = new Kafka.Producer({
+    'bootstrap.servers': c.source,
+    'linger.ms': 1,
+    'socket.nagle.disable': true,
+    'queue.buffering.max.messages': 1000000,
+    log_level: 0,
+  } as Kafka.ProducerGlobalConfig);
   await new Promise<void>((res, rej) => producer.connect({ timeout: 10_000 }, (e) => (e ? rej(e) : res())));
   producer.setPollInterval(10);
   const value = Buffer.alloc(o.recordSize, 'x');
@@ -52,7 +73,17 @@ async function latencyRun(system: SystemName, c: Clusters, work: string, o: { ra
       if (child.exitCode !== null) throw new Error(`${system} exited while starting`);
       await new Promise((r) => setTimeout(r, 200));
     }
-    const cons = new Kafka.KafkaConsumer({ 'bootstrap.servers': c.target, 'group.id': `lat-${Date.now()}`, 'enable.auto.commit': false, 'fetch.wait.max.ms': 5, 'socket.nagle.disable': true, log_level: 0 }, {});
+    const cons = new Kafka.KafkaConsumer(
+      {
+        'bootstrap.servers': c.target,
+        'group.id': `lat-${Date.now()}`,
+        'enable.auto.commit': false,
+        'fetch.wait.max.ms': 5,
+        'socket.nagle.disable': true,
+        log_level: 0,
+      },
+      {},
+    );
     consumer = cons;
     await new Promise<void>((res, rej) => cons.connect({ timeout: 10_000 }, (e) => (e ? rej(e) : res())));
     cons.setDefaultConsumeTimeout(20);
@@ -109,16 +140,35 @@ export const latency: SizeScenario = {
   runs: 'per-size-and-codec',
   async run(ctx, systems, { recordSize, codec, earlier }) {
     const { opts, c, work, running } = ctx;
-    const straitMax = earlier.find((r) => r.scenario === 'throughput' && r.recordSize === recordSize && r.codec === codec)?.results.find((r) => r.system === 'strait')?.recordsPerSec;
+    const straitMax = earlier
+      .find((r) => r.scenario === 'throughput' && r.recordSize === recordSize && r.codec === codec)
+      ?.results.find((r) => r.system === 'strait')?.recordsPerSec;
     const rate = opts.rate ?? Math.min(100_000, straitMax ? Math.round(straitMax / 2) : 5000);
     const durationSec = opts.durationSec ?? 20;
     const warmupSec = opts.warmupSec ?? 5;
-    const lat: ScenarioResult = { scenario: `latency at ${rate} records/s for ${durationSec} s (after ${warmupSec} s warm-up)`, recordSize, codec, partitions: opts.partitions, records: rate * durationSec, results: [] };
+    const lat: ScenarioResult = {
+      scenario: `latency at ${rate} records/s for ${durationSec} s (after ${warmupSec} s warm-up)`,
+      recordSize,
+      codec,
+      partitions: opts.partitions,
+      records: rate * durationSec,
+      results: [],
+    };
     for (const system of systems) {
       ctx.checkAborted();
       opts.log(`  latency ${system}: ${rate} records/s, ${warmupSec} s warm-up + ${durationSec} s measured ...`);
       try {
-        const r = await latencyRun(system, c, work, { rate, durationSec, warmupSec, partitions: opts.partitions, recordSize, codec, log: opts.log, track: (ch) => running.add(ch), ...(opts.progress ? { progress: opts.progress } : {}) });
+        const r = await latencyRun(system, c, work, {
+          rate,
+          durationSec,
+          warmupSec,
+          partitions: opts.partitions,
+          recordSize,
+          codec,
+          log: opts.log,
+          track: (ch) => running.add(ch),
+          ...(opts.progress ? { progress: opts.progress } : {}),
+        });
         lat.results.push(r);
         opts.log(`  latency ${system}: p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms, p99.9 ${r.p999Ms} ms`);
       } catch (e) {
@@ -133,8 +183,10 @@ export const latency: SizeScenario = {
     holds: (s) => s.scenario.startsWith('latency'),
     charted: true,
     markdown: (s) => [
-      `### ${s.scenario}: ${s.recordSize} B, ${s.partitions} partitions, codec ${s.codec} (source CreateTime -> read on the target)`, '',
-      '| system | p50 ms | p99 ms | p99.9 ms | peak RSS MB | note |', '|---|---:|---:|---:|---:|---|',
+      `### ${s.scenario}: ${s.recordSize} B, ${s.partitions} partitions, codec ${s.codec} (source CreateTime -> read on the target)`,
+      '',
+      '| system | p50 ms | p99 ms | p99.9 ms | peak RSS MB | note |',
+      '|---|---:|---:|---:|---:|---|',
       ...s.results.map((r) => `| ${r.system} | ${r.p50Ms ?? '-'} | ${r.p99Ms ?? '-'} | ${r.p999Ms ?? '-'} | ${r.peakRssMB || '-'} | ${r.note ?? ''} |`),
       '',
     ],

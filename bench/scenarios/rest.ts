@@ -18,16 +18,19 @@ async function restScenario(ctx: RunContext): Promise<ScenarioResult> {
   const topic = `rest-${Date.now().toString(36)}`;
   await createTopic(c.source, topic, 16);
   const cfg = join(work, 'rest.yaml');
-  writeFileSync(cfg, stringify({
-    deployment: `bench-rest-${Date.now().toString(36)}`,
-    clusters: { a: { bootstrap: c.source }, b: { bootstrap: c.target } },
-    routes: [{ name: 'bench', source: 'a', target: 'b', topics: { include: [topic] } }],
-    store: { type: 'zookeeper', connect: c.zookeeper!, sessionTimeoutMs: 6000, auth: c.zookeeperAuth },
-    controller: { refreshTopicsIntervalMs: 2000, rest: { port: 0 } },
-    metrics: { port: 0 },
-    worker: { threads: 1 },
-    log: { level: 'info' },
-  }));
+  writeFileSync(
+    cfg,
+    stringify({
+      deployment: `bench-rest-${Date.now().toString(36)}`,
+      clusters: { a: { bootstrap: c.source }, b: { bootstrap: c.target } },
+      routes: [{ name: 'bench', source: 'a', target: 'b', topics: { include: [topic] } }],
+      store: { type: 'zookeeper', connect: c.zookeeper!, sessionTimeoutMs: 6000, auth: c.zookeeperAuth },
+      controller: { refreshTopicsIntervalMs: 2000, rest: { port: 0 } },
+      metrics: { port: 0 },
+      worker: { threads: 1 },
+      log: { level: 'info' },
+    }),
+  );
   const start = (role: string) => {
     const ch = spawn(process.execPath, [join(projectRoot(), 'dist', 'bin', 'strait.js'), role, '-c', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
     ctx.running.add(ch);
@@ -62,7 +65,9 @@ async function restScenario(ctx: RunContext): Promise<ScenarioResult> {
       if (Date.now() > deadline) throw new Error('the controller did not assign the 16 partitions within 60 s');
       await new Promise((r) => setTimeout(r, 300));
     }
-    const autocannon = require('autocannon') as (o: Record<string, unknown>) => Promise<{ requests: { average: number }; latency: { p50: number; p99: number }; non2xx: number; errors: number; timeouts: number; duration: number }>;
+    const autocannon = require('autocannon') as (
+      o: Record<string, unknown>,
+    ) => Promise<{ requests: { average: number }; latency: { p50: number; p99: number }; non2xx: number; errors: number; timeouts: number; duration: number }>;
     for (const path of ['/v1/health', '/v1/status', '/v1/assignments']) {
       ctx.checkAborted();
       const rss = new ProcSampler(controller.pid!);
@@ -70,9 +75,16 @@ async function restScenario(ctx: RunContext): Promise<ScenarioResult> {
       const rps = Math.round(r.requests.average);
       scenario.results.push({
         system: `strait controller GET ${path}`,
-        records: 0, seconds: r.duration, recordsPerSec: 0, mbPerSec: 0, cpuSecondsPerGB: 0,
+        records: 0,
+        seconds: r.duration,
+        recordsPerSec: 0,
+        mbPerSec: 0,
+        cpuSecondsPerGB: 0,
         peakRssMB: Math.round(rss.stop() / 1e6),
-        requestsPerSec: rps, p50Ms: r.latency.p50, p99Ms: r.latency.p99, errors: r.non2xx + r.errors + r.timeouts,
+        requestsPerSec: rps,
+        p50Ms: r.latency.p50,
+        p99Ms: r.latency.p99,
+        errors: r.non2xx + r.errors + r.timeouts,
       });
       opts.log(`  rest GET ${path}: ${rps} req/s, p50 ${r.latency.p50} ms, p99 ${r.latency.p99} ms`);
     }
@@ -90,14 +102,19 @@ export const rest: OnceScenario = {
   name: 'rest',
   systems: () => [], // strait's own controller, whatever --systems lists
   runs: 'once',
-  localOnly: { zookeeper: true, refusal: 'the rest scenario runs on local clusters only (it starts its own ZooKeeper, controller and worker); drop --source/--target or the rest scenario' },
+  localOnly: {
+    zookeeper: true,
+    refusal: 'the rest scenario runs on local clusters only (it starts its own ZooKeeper, controller and worker); drop --source/--target or the rest scenario',
+  },
   run: restScenario,
   table: {
     holds: (s) => s.scenario === 'rest',
     charted: false,
     markdown: (s) => [
-      '### rest: autocannon, 10 connections, against the leading controller (one worker, 16 partitions)', '',
-      '| endpoint | requests/s | p50 ms | p99 ms | errors | controller peak RSS MB |', '|---|---:|---:|---:|---:|---:|',
+      '### rest: autocannon, 10 connections, against the leading controller (one worker, 16 partitions)',
+      '',
+      '| endpoint | requests/s | p50 ms | p99 ms | errors | controller peak RSS MB |',
+      '|---|---:|---:|---:|---:|---:|',
       ...s.results.map((r) => `| ${r.system} | ${r.requestsPerSec ?? 0} | ${r.p50Ms ?? '-'} | ${r.p99Ms ?? '-'} | ${r.errors ?? 0} | ${r.peakRssMB || '-'} |`),
       '',
     ],

@@ -13,7 +13,12 @@ export const throughputTable: ResultTable = {
   markdown(s) {
     const lines = rateTable(s);
     const get = (n: string) => s.results.find((r) => r.system === n)?.recordsPerSec;
-    const ceiling = Math.min(...s.results.filter((r) => r.system.startsWith('ceiling')).map((r) => r.recordsPerSec).filter((x) => x > 0));
+    const ceiling = Math.min(
+      ...s.results
+        .filter((r) => r.system.startsWith('ceiling'))
+        .map((r) => r.recordsPerSec)
+        .filter((x) => x > 0),
+    );
     lines.push(
       '',
       `strait / MirrorMaker 2 default: ${ratio(get('strait'), get('mm2-default'))}; strait / MirrorMaker 2 tuned: ${ratio(get('strait'), get('mm2-tuned'))}; ` +

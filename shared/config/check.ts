@@ -26,7 +26,10 @@ function regexError(pattern: string): string | undefined {
 }
 
 function pointerKeys(pointer: string): string[] {
-  return pointer.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+  return pointer
+    .split('/')
+    .slice(1)
+    .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
 }
 
 /** `/routes/1/topics/include/0` -> `routes[1].topics.include[0]` */
@@ -119,7 +122,10 @@ function checkSemantics(config: StraitConfig, problems: FieldProblem[]): void {
     for (const side of ['source', 'target'] as const) {
       if (!aliases.includes(r[side])) {
         const guess = aliases.length > 0 ? closest(r[side], aliases) : undefined;
-        problems.push({ path: `${base}.${side}`, message: `unknown cluster alias '${r[side]}'${guess ? `; did you mean '${guess}'?` : ''} (defined: ${aliases.join(', ')})` });
+        problems.push({
+          path: `${base}.${side}`,
+          message: `unknown cluster alias '${r[side]}'${guess ? `; did you mean '${guess}'?` : ''} (defined: ${aliases.join(', ')})`,
+        });
       }
     }
     if (r.source === r.target) problems.push({ path: `${base}.target`, message: `must differ from source ('${r.source}')` });
@@ -143,7 +149,8 @@ function checkSemantics(config: StraitConfig, problems: FieldProblem[]): void {
   if (config.store.type === 'zookeeper' && config.store.auth === undefined && !config.store.allowUnauthenticated) {
     problems.push({
       path: 'store.auth',
-      message: "is required when store.type is 'zookeeper' ({ scheme: digest, credentials: 'user:password' }); set store.allowUnauthenticated: true to run with world-open znodes",
+      message:
+        "is required when store.type is 'zookeeper' ({ scheme: digest, credentials: 'user:password' }); set store.allowUnauthenticated: true to run with world-open znodes",
     });
   }
   if (config.store.auth !== undefined && config.store.allowUnauthenticated) {
@@ -173,7 +180,10 @@ function propertyProblems(doc: Record<string, unknown>): FieldProblem[] {
 
 /** A ConfigError whose text carries no value a reference resolved to, whatever check quoted it. */
 function invalid(source: string, problems: FieldProblem[]): ConfigError {
-  return new ConfigError(source, problems.map((p) => ({ path: scrubSecrets(p.path), message: scrubSecrets(p.message) })));
+  return new ConfigError(
+    source,
+    problems.map((p) => ({ path: scrubSecrets(p.path), message: scrubSecrets(p.message) })),
+  );
 }
 
 /**

@@ -27,7 +27,9 @@ export function loadConfig(file: string): StraitConfig {
   try {
     parsed = extname(file) === '.json' ? JSON.parse(text) : parseYaml(text, { prettyErrors: true });
   } catch (e) {
-    throw new StraitError('STRAIT_CONFIG_UNREADABLE', `${file} is not valid ${extname(file) === '.json' ? 'JSON' : 'YAML'}: ${(e as Error).message}`, { cause: e });
+    throw new StraitError('STRAIT_CONFIG_UNREADABLE', `${file} is not valid ${extname(file) === '.json' ? 'JSON' : 'YAML'}: ${(e as Error).message}`, {
+      cause: e,
+    });
   }
   return validateConfig(parsed, file);
 }

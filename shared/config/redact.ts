@@ -30,7 +30,8 @@ export function redactConfig(config: StraitConfig): StraitConfig {
   const copy = structuredClone(config);
   for (const ref of referencesOf.get(config) ?? []) {
     let holder: unknown = copy;
-    for (const s of ref.segments.slice(0, -1)) holder = holder !== null && typeof holder === 'object' ? (holder as Record<string | number, unknown>)[s] : undefined;
+    for (const s of ref.segments.slice(0, -1))
+      holder = holder !== null && typeof holder === 'object' ? (holder as Record<string | number, unknown>)[s] : undefined;
     const last = ref.segments[ref.segments.length - 1]!;
     if (holder !== null && typeof holder === 'object' && last in holder) (holder as Record<string | number, unknown>)[last] = ref.written;
   }
@@ -51,7 +52,9 @@ export function redactConfig(config: StraitConfig): StraitConfig {
   const auth = copy.store.auth;
   if (auth) {
     if (!fromReference.has('store.auth.credentials')) auth.credentials = `${auth.credentials.slice(0, Math.max(0, auth.credentials.indexOf(':')))}:<redacted>`;
-    auth.alsoGrant = auth.alsoGrant.map((id, i) => (fromReference.has(`store.auth.alsoGrant[${i}]`) ? id : `${id.slice(0, Math.max(0, id.indexOf(':')))}:<redacted>`));
+    auth.alsoGrant = auth.alsoGrant.map((id, i) =>
+      fromReference.has(`store.auth.alsoGrant[${i}]`) ? id : `${id.slice(0, Math.max(0, id.indexOf(':')))}:<redacted>`,
+    );
   }
   return copy;
 }

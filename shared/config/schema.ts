@@ -29,17 +29,14 @@ const RouteSchema = Type.Object(
     name: Name('route name'),
     source: Type.String({ minLength: 1 }),
     target: Type.String({ minLength: 1 }),
-    topics: Type.Object(
-      { include: Patterns(['.*']), exclude: Patterns([]) },
-      { additionalProperties: false, default: {} },
-    ),
-    groups: Type.Object(
-      { include: Patterns(['.*']), exclude: Patterns([]) },
-      { additionalProperties: false, default: {} },
-    ),
+    topics: Type.Object({ include: Patterns(['.*']), exclude: Patterns([]) }, { additionalProperties: false, default: {} }),
+    groups: Type.Object({ include: Patterns(['.*']), exclude: Patterns([]) }, { additionalProperties: false, default: {} }),
     naming: Type.Object(
       {
-        policy: Type.Union(NAMING_POLICIES.map((p) => Type.Literal(p)), { default: 'prefix' }),
+        policy: Type.Union(
+          NAMING_POLICIES.map((p) => Type.Literal(p)),
+          { default: 'prefix' },
+        ),
         separator: Type.String({ minLength: 1, maxLength: 8, pattern: '^[A-Za-z0-9._-]+$', default: '.' }),
       },
       { additionalProperties: false, default: {} },
@@ -50,8 +47,14 @@ const RouteSchema = Type.Object(
       description:
         "when a partition's next offset is no longer in the source log (retention or deleteRecords removed records strait had not read, or the log was truncated): 'continue' goes on from the log start (or end) and reports the skipped offsets (strait_records_skipped_total, an error-level log, the worker's status); 'stop' errors the partition with STRAIT_OFFSET_GAP instead",
     }),
-    compression: Type.Union(COMPRESSIONS.map((c) => Type.Literal(c)), { default: 'source' }),
-    profile: Type.Union(PROFILES.map((p) => Type.Literal(p)), { default: 'default' }),
+    compression: Type.Union(
+      COMPRESSIONS.map((c) => Type.Literal(c)),
+      { default: 'source' },
+    ),
+    profile: Type.Union(
+      PROFILES.map((p) => Type.Literal(p)),
+      { default: 'default' },
+    ),
     replicationFactor: Type.Integer({ minimum: -1, maximum: 32767, not: { const: 0 }, default: -1 }),
     syncTopicConfigs: Type.Boolean({ default: true }),
     syncGroupOffsets: Type.Boolean({ default: false }),
@@ -72,21 +75,42 @@ export const ConfigSchema = Type.Object(
       {
         id: Type.Optional(Type.String({ minLength: 1 })),
         refreshTopicsIntervalMs: Ms(10_000, 100),
-        workerGraceMs: Type.Integer({ minimum: 0, maximum: 3_600_000, default: 0, description: 'how long a departed worker keeps its partitions before they move; 0 = move at session expiry' }),
-        balanceTolerance: Type.Number({ minimum: 0, maximum: 1, default: 0.1, description: 'how far (fraction of the mean) a worker\'s load may be from the mean before partitions move' }),
-        rebalanceIntervalMs: Type.Integer({ minimum: 0, maximum: 86_400_000, default: 60_000, description: 'least time between two rebalances by load (moving owned partitions between live workers); a worker joining rebalances at once; 0 = on every refresh' }),
+        workerGraceMs: Type.Integer({
+          minimum: 0,
+          maximum: 3_600_000,
+          default: 0,
+          description: 'how long a departed worker keeps its partitions before they move; 0 = move at session expiry',
+        }),
+        balanceTolerance: Type.Number({
+          minimum: 0,
+          maximum: 1,
+          default: 0.1,
+          description: "how far (fraction of the mean) a worker's load may be from the mean before partitions move",
+        }),
+        rebalanceIntervalMs: Type.Integer({
+          minimum: 0,
+          maximum: 86_400_000,
+          default: 60_000,
+          description:
+            'least time between two rebalances by load (moving owned partitions between live workers); a worker joining rebalances at once; 0 = on every refresh',
+        }),
         rest: Type.Object(
           {
             host: Type.String({ minLength: 1, default: '127.0.0.1' }),
             port: Type.Integer({ minimum: 0, maximum: 65535, default: 8470 }),
             token: Type.Optional(Type.String({ minLength: 16 })),
-            allowUnauthenticated: Type.Boolean({ default: false, description: 'serve a non-loopback host without a token (only behind something else that authenticates)' }),
+            allowUnauthenticated: Type.Boolean({
+              default: false,
+              description: 'serve a non-loopback host without a token (only behind something else that authenticates)',
+            }),
             tls: Type.Optional(
               Type.Object(
                 {
                   cert: Type.String({ minLength: 1, description: 'PEM server certificate (chain) file' }),
                   key: Type.String({ minLength: 1, description: 'PEM private key file' }),
-                  clientCa: Type.Optional(Type.String({ minLength: 1, description: 'PEM CA file: when set, every client must present a certificate it signed (mTLS)' })),
+                  clientCa: Type.Optional(
+                    Type.String({ minLength: 1, description: 'PEM CA file: when set, every client must present a certificate it signed (mTLS)' }),
+                  ),
                 },
                 { additionalProperties: false },
               ),
@@ -127,7 +151,9 @@ export const ConfigSchema = Type.Object(
               // TypeBox folds a one-member union into that literal)
               scheme: Type.Unsafe<'digest'>({ anyOf: [{ type: 'string', const: 'digest' }] }),
               credentials: Type.String({ minLength: 3, pattern: '^[^:]+:[\\s\\S]+$', description: "'user:password'" }),
-              alsoGrant: Type.Array(Type.String({ pattern: '^[^:]+:[A-Za-z0-9+/]{27}=$', description: "a digest ACL id 'user:base64(sha1(user:password))'" }), { default: [] }),
+              alsoGrant: Type.Array(Type.String({ pattern: '^[^:]+:[A-Za-z0-9+/]{27}=$', description: "a digest ACL id 'user:base64(sha1(user:password))'" }), {
+                default: [],
+              }),
             },
             { additionalProperties: false },
           ),
@@ -148,13 +174,19 @@ export const ConfigSchema = Type.Object(
       {
         degradedStatus: Type.Union([Type.Literal(200), Type.Literal(503)], {
           default: 200,
-          description: "HTTP status of /v1/health while degraded (a partition errored): 200 with the reasons, or 503 for load balancers that only read the status",
+          description:
+            'HTTP status of /v1/health while degraded (a partition errored): 200 with the reasons, or 503 for load balancers that only read the status',
         }),
       },
       { additionalProperties: false, default: {} },
     ),
     log: Type.Object(
-      { level: Type.Union(['debug', 'info', 'warn', 'error'].map((l) => Type.Literal(l)), { default: 'info' }) },
+      {
+        level: Type.Union(
+          ['debug', 'info', 'warn', 'error'].map((l) => Type.Literal(l)),
+          { default: 'info' },
+        ),
+      },
       { additionalProperties: false, default: {} },
     ),
   },
@@ -210,7 +242,15 @@ export interface StraitConfig {
     rebalanceIntervalMs: number;
     rest: { host: string; port: number; token?: string; allowUnauthenticated: boolean; tls?: RestTls };
   };
-  worker: { id?: string; threads: number; inflightBytes: number; commitIntervalMs: number; reportIntervalMs: number; stallTimeoutMs: number; targetRetryMs: number };
+  worker: {
+    id?: string;
+    threads: number;
+    inflightBytes: number;
+    commitIntervalMs: number;
+    reportIntervalMs: number;
+    stallTimeoutMs: number;
+    targetRetryMs: number;
+  };
   store: {
     type: 'embedded' | 'zookeeper';
     path: string;

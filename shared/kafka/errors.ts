@@ -25,12 +25,49 @@ const flag = (names: string[], flags: Partial<KafkaErrorFlags>): [string, Partia
 
 const TABLE = new Map<string, KafkaErrorFlags>(
   [
-    ...flag(['TOPIC_AUTHORIZATION_FAILED', 'GROUP_AUTHORIZATION_FAILED', 'CLUSTER_AUTHORIZATION_FAILED', 'TRANSACTIONAL_ID_AUTHORIZATION_FAILED'], { auth: true }),
+    ...flag(['TOPIC_AUTHORIZATION_FAILED', 'GROUP_AUTHORIZATION_FAILED', 'CLUSTER_AUTHORIZATION_FAILED', 'TRANSACTIONAL_ID_AUTHORIZATION_FAILED'], {
+      auth: true,
+    }),
     ...flag(['NOT_COORDINATOR', 'COORDINATOR_NOT_AVAILABLE', 'COORDINATOR_LOAD_IN_PROGRESS'], { coordinator: true, retriable: true }),
-    ...flag(['NOT_LEADER_OR_FOLLOWER', 'LEADER_NOT_AVAILABLE', 'FENCED_LEADER_EPOCH', 'UNKNOWN_LEADER_EPOCH', 'UNKNOWN_TOPIC_OR_PART', 'NOT_ENOUGH_REPLICAS', 'REPLICA_NOT_AVAILABLE'], { staleMetadata: true, retriable: true }),
-    ...flag(['_TIMED_OUT', 'REQUEST_TIMED_OUT', '_TRANSPORT', '_ALL_BROKERS_DOWN', 'NETWORK_EXCEPTION', 'NOT_ENOUGH_REPLICAS_AFTER_APPEND', 'KAFKA_STORAGE_ERROR', 'THROTTLING_QUOTA_EXCEEDED'], { retriable: true }),
+    ...flag(
+      [
+        'NOT_LEADER_OR_FOLLOWER',
+        'LEADER_NOT_AVAILABLE',
+        'FENCED_LEADER_EPOCH',
+        'UNKNOWN_LEADER_EPOCH',
+        'UNKNOWN_TOPIC_OR_PART',
+        'NOT_ENOUGH_REPLICAS',
+        'REPLICA_NOT_AVAILABLE',
+      ],
+      { staleMetadata: true, retriable: true },
+    ),
+    ...flag(
+      [
+        '_TIMED_OUT',
+        'REQUEST_TIMED_OUT',
+        '_TRANSPORT',
+        '_ALL_BROKERS_DOWN',
+        'NETWORK_EXCEPTION',
+        'NOT_ENOUGH_REPLICAS_AFTER_APPEND',
+        'KAFKA_STORAGE_ERROR',
+        'THROTTLING_QUOTA_EXCEEDED',
+      ],
+      { retriable: true },
+    ),
     ...flag(['_FATAL', 'OUT_OF_ORDER_SEQUENCE_NUMBER', 'PRODUCER_FENCED', 'INVALID_PRODUCER_EPOCH', 'UNKNOWN_PRODUCER_ID'], { fatal: true }),
-    ...flag(['_NOT_IMPLEMENTED', '_BAD_COMPRESSION', '_BAD_MSG', 'INVALID_MSG', 'UNSUPPORTED_VERSION', '_UNSUPPORTED_FEATURE', 'UNSUPPORTED_COMPRESSION_TYPE', 'UNSUPPORTED_FOR_MESSAGE_FORMAT'], { unreadable: true }),
+    ...flag(
+      [
+        '_NOT_IMPLEMENTED',
+        '_BAD_COMPRESSION',
+        '_BAD_MSG',
+        'INVALID_MSG',
+        'UNSUPPORTED_VERSION',
+        '_UNSUPPORTED_FEATURE',
+        'UNSUPPORTED_COMPRESSION_TYPE',
+        'UNSUPPORTED_FOR_MESSAGE_FORMAT',
+      ],
+      { unreadable: true },
+    ),
   ].map(([name, f]) => [name, { ...NONE, ...f }]),
 );
 

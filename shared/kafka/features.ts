@@ -30,10 +30,12 @@ export interface FeatureNeed {
 function securityNeeds(props: ClientProps, field: string): FeatureNeed[] {
   const needs: FeatureNeed[] = [];
   const protocol = String(props['security.protocol'] ?? 'plaintext').toLowerCase();
-  if (protocol === 'ssl' || protocol === 'sasl_ssl') needs.push({ feature: 'ssl', field: `${field}["security.protocol"]`, why: `security.protocol ${protocol.toUpperCase()}` });
+  if (protocol === 'ssl' || protocol === 'sasl_ssl')
+    needs.push({ feature: 'ssl', field: `${field}["security.protocol"]`, why: `security.protocol ${protocol.toUpperCase()}` });
   if (protocol.startsWith('sasl')) {
     const mechanism = String(props['sasl.mechanisms'] ?? props['sasl.mechanism'] ?? 'GSSAPI').toUpperCase();
-    const feature = mechanism === 'PLAIN' ? 'sasl_plain' : mechanism.startsWith('SCRAM-') ? 'sasl_scram' : mechanism === 'OAUTHBEARER' ? 'sasl_oauthbearer' : 'sasl_gssapi';
+    const feature =
+      mechanism === 'PLAIN' ? 'sasl_plain' : mechanism.startsWith('SCRAM-') ? 'sasl_scram' : mechanism === 'OAUTHBEARER' ? 'sasl_oauthbearer' : 'sasl_gssapi';
     needs.push({ feature, field: `${field}["sasl.mechanisms"]`, why: `SASL mechanism ${mechanism}` });
   }
   return needs;
@@ -44,7 +46,11 @@ function securityNeeds(props: ClientProps, field: string): FeatureNeed[] {
  * their producers chose, and a route's `compression` picks the target's.
  */
 export function neededFeatures(config: StraitConfig): FeatureNeed[] {
-  const needs: FeatureNeed[] = ['gzip', 'snappy', 'lz4', 'zstd'].map((feature) => ({ feature, field: 'routes', why: `reading source batches compressed with ${feature}` }));
+  const needs: FeatureNeed[] = ['gzip', 'snappy', 'lz4', 'zstd'].map((feature) => ({
+    feature,
+    field: 'routes',
+    why: `reading source batches compressed with ${feature}`,
+  }));
   for (const [alias, c] of Object.entries(config.clusters)) needs.push(...securityNeeds(c.properties, `clusters.${alias}.properties`));
   config.routes.forEach((r, i) => {
     needs.push(...securityNeeds(r.consumer, `routes[${i}].consumer`), ...securityNeeds(r.producer, `routes[${i}].producer`));
@@ -62,7 +68,10 @@ export function checkFeatures(config: StraitConfig, builtin: string, version: st
   const first = missing[0]!;
   throw new StraitError(
     'STRAIT_LIBRDKAFKA_FEATURE_MISSING',
-    `the loaded librdkafka ${version} was built without ${features.join(', ')} (${missing.map((m) => `${m.field}: ${m.why}`).filter((s, i, a) => a.indexOf(s) === i).join('; ')}); ` +
+    `the loaded librdkafka ${version} was built without ${features.join(', ')} (${missing
+      .map((m) => `${m.field}: ${m.why}`)
+      .filter((s, i, a) => a.indexOf(s) === i)
+      .join('; ')}); ` +
       `install ${packages.join(' ')} (apt-get install -y ${packages.join(' ')}) and rebuild: npm rebuild node-rdkafka && npm run build:native`,
     { field: first.field },
   );

@@ -30,15 +30,28 @@ export function usesTls(props: ClientProps): boolean {
 
 // OpenSSL X509_V_ERR_* names as Node reports them (socket.authorizationError): the chain does not lead to a trusted CA
 const UNTRUSTED = new Set([
-  'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'SELF_SIGNED_CERT_IN_CHAIN',
-  'DEPTH_ZERO_SELF_SIGNED_CERT', 'CERT_SIGNATURE_FAILURE', 'CERT_UNTRUSTED', 'CERT_REJECTED', 'INVALID_CA',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'INVALID_CA',
 ]);
 
 // TLS alerts a broker sends when it refuses the client's certificate (RFC 8446 section 6.2, as OpenSSL names them)
 const CLIENT_CERT_REFUSED = new Set([
-  'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE', 'ERR_SSL_SSLV3_ALERT_CERTIFICATE_UNKNOWN', 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED',
-  'ERR_SSL_SSLV3_ALERT_CERTIFICATE_EXPIRED', 'ERR_SSL_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE', 'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA',
-  'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE', 'ERR_SSL_TLSV1_ALERT_ACCESS_DENIED', 'ERR_SSL_SSLV3_ALERT_CERTIFICATE_REVOKED',
+  'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE',
+  'ERR_SSL_SSLV3_ALERT_CERTIFICATE_UNKNOWN',
+  'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED',
+  'ERR_SSL_SSLV3_ALERT_CERTIFICATE_EXPIRED',
+  'ERR_SSL_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE',
+  'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA',
+  'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE',
+  'ERR_SSL_TLSV1_ALERT_ACCESS_DENIED',
+  'ERR_SSL_SSLV3_ALERT_CERTIFICATE_REVOKED',
 ]);
 
 function names(cert: X509Certificate | undefined): string {
@@ -93,7 +106,13 @@ function material(alias: string, props: ClientProps): { material: Material; prob
     try {
       out.pfx = readFileSync(String(store));
     } catch (e) {
-      return { material: out, problem: { cause: `cannot read the key store file ${String(store)} (${(e as NodeJS.ErrnoException).code ?? 'error'})`, field: field('ssl.keystore.location') } };
+      return {
+        material: out,
+        problem: {
+          cause: `cannot read the key store file ${String(store)} (${(e as NodeJS.ErrnoException).code ?? 'error'})`,
+          field: field('ssl.keystore.location'),
+        },
+      };
     }
     if (props['ssl.keystore.password'] !== undefined) out.passphrase = String(props['ssl.keystore.password']);
   }
@@ -106,18 +125,36 @@ function material(alias: string, props: ClientProps): { material: Material; prob
     }
     const now = Date.now();
     if (Date.parse(x.validTo) < now) {
-      return { material: out, problem: { cause: `the client certificate (${subjectOf(x)}) expired on ${new Date(x.validTo).toISOString()}; the broker refuses it`, field: field('ssl.certificate.location') } };
+      return {
+        material: out,
+        problem: {
+          cause: `the client certificate (${subjectOf(x)}) expired on ${new Date(x.validTo).toISOString()}; the broker refuses it`,
+          field: field('ssl.certificate.location'),
+        },
+      };
     }
     if (Date.parse(x.validFrom) > now) {
-      return { material: out, problem: { cause: `the client certificate (${subjectOf(x)}) is valid only from ${new Date(x.validFrom).toISOString()}`, field: field('ssl.certificate.location') } };
+      return {
+        material: out,
+        problem: {
+          cause: `the client certificate (${subjectOf(x)}) is valid only from ${new Date(x.validFrom).toISOString()}`,
+          field: field('ssl.certificate.location'),
+        },
+      };
     }
     if (out.key !== undefined) {
       try {
         if (!x.checkPrivateKey(createPrivateKey({ key: out.key, ...(out.passphrase !== undefined ? { passphrase: out.passphrase } : {}) }))) {
-          return { material: out, problem: { cause: `the client key does not belong to the client certificate (${subjectOf(x)})`, field: field('ssl.key.location') } };
+          return {
+            material: out,
+            problem: { cause: `the client key does not belong to the client certificate (${subjectOf(x)})`, field: field('ssl.key.location') },
+          };
         }
       } catch {
-        return { material: out, problem: { cause: 'the client key cannot be read (not a PEM private key, or ssl.key.password does not open it)', field: field('ssl.key.location') } };
+        return {
+          material: out,
+          problem: { cause: 'the client key cannot be read (not a PEM private key, or ssl.key.password does not open it)', field: field('ssl.key.location') },
+        };
       }
     }
   }
@@ -171,19 +208,36 @@ function handshake(alias: string, bootstrap: string, props: ClientProps, m: Mate
       const code = s.authorized ? undefined : String(s.authorizationError);
       if (code !== undefined && verify) {
         if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
-          return done({ cause: `hostname mismatch: the broker's certificate is for ${names(raw)}, not for '${host}'; connect by a name the certificate carries (or have the certificate reissued with '${host}')`, field: fieldPath(['clusters', alias, 'bootstrap']) });
+          return done({
+            cause: `hostname mismatch: the broker's certificate is for ${names(raw)}, not for '${host}'; connect by a name the certificate carries (or have the certificate reissued with '${host}')`,
+            field: fieldPath(['clusters', alias, 'bootstrap']),
+          });
         }
         if (code === 'CERT_HAS_EXPIRED') {
-          return done({ cause: `the broker's certificate (${raw ? subjectOf(raw) : 'unknown'}) expired on ${raw ? new Date(raw.validTo).toISOString() : 'an earlier date'}`, field: fieldPath(['clusters', alias, 'bootstrap']) });
+          return done({
+            cause: `the broker's certificate (${raw ? subjectOf(raw) : 'unknown'}) expired on ${raw ? new Date(raw.validTo).toISOString() : 'an earlier date'}`,
+            field: fieldPath(['clusters', alias, 'bootstrap']),
+          });
         }
         if (UNTRUSTED.has(code)) {
           const location = props['ssl.ca.location'];
-          const where = location === 'probe' ? "the system's trusted CAs (ssl.ca.location: probe)"
-            : location !== undefined ? `the CA in ${String(location)}`
-              : props['ssl.ca.pem'] !== undefined ? 'the CA in ssl.ca.pem' : "the system's trusted CAs (no ssl.ca.location is set)";
-          return done({ cause: `certificate verify failed: the broker's certificate (${raw ? subjectOf(raw) : 'unknown'}, issued by ${raw ? issuerOf(raw) : 'unknown'}) is not signed by ${where}`, field: field('ssl.ca.location') });
+          const where =
+            location === 'probe'
+              ? "the system's trusted CAs (ssl.ca.location: probe)"
+              : location !== undefined
+                ? `the CA in ${String(location)}`
+                : props['ssl.ca.pem'] !== undefined
+                  ? 'the CA in ssl.ca.pem'
+                  : "the system's trusted CAs (no ssl.ca.location is set)";
+          return done({
+            cause: `certificate verify failed: the broker's certificate (${raw ? subjectOf(raw) : 'unknown'}, issued by ${raw ? issuerOf(raw) : 'unknown'}) is not signed by ${where}`,
+            field: field('ssl.ca.location'),
+          });
         }
-        return done({ cause: `certificate verify failed (${code}) for the broker's certificate (${raw ? subjectOf(raw) : 'unknown'})`, field: field('ssl.ca.location') });
+        return done({
+          cause: `certificate verify failed (${code}) for the broker's certificate (${raw ? subjectOf(raw) : 'unknown'})`,
+          field: field('ssl.ca.location'),
+        });
       }
       // read on, so an alert the broker sends about the client certificate arrives as an error
       s.resume();
@@ -192,16 +246,28 @@ function handshake(alias: string, bootstrap: string, props: ClientProps, m: Mate
       const code = e.code ?? '';
       if (CLIENT_CERT_REFUSED.has(code)) {
         if (m.pfx !== undefined) {
-          return done({ cause: 'the broker refused the client certificate of the key store: it is not signed by a CA the broker trusts, expired, or revoked', field: field('ssl.keystore.location') });
+          return done({
+            cause: 'the broker refused the client certificate of the key store: it is not signed by a CA the broker trusts, expired, or revoked',
+            field: field('ssl.keystore.location'),
+          });
         }
         if (m.cert === undefined) {
-          return done({ cause: 'the broker requires a client certificate (mTLS) and none is configured; set ssl.certificate.location and ssl.key.location', field: field('ssl.certificate.location') });
+          return done({
+            cause: 'the broker requires a client certificate (mTLS) and none is configured; set ssl.certificate.location and ssl.key.location',
+            field: field('ssl.certificate.location'),
+          });
         }
         const x = new X509Certificate(m.cert);
-        return done({ cause: `the broker refused the client certificate (${subjectOf(x)}, issued by ${issuerOf(x)}): it is not signed by a CA the broker trusts, or the broker revoked it`, field: field('ssl.certificate.location') });
+        return done({
+          cause: `the broker refused the client certificate (${subjectOf(x)}, issued by ${issuerOf(x)}): it is not signed by a CA the broker trusts, or the broker revoked it`,
+          field: field('ssl.certificate.location'),
+        });
       }
       if (!secured && (code === 'ECONNRESET' || code.startsWith('ERR_SSL_'))) {
-        return done({ cause: `the broker at ${first} did not complete a TLS handshake (${code}); is ${first} a TLS listener (security.protocol ${String(props['security.protocol'])})?`, field: field('security.protocol') });
+        return done({
+          cause: `the broker at ${first} did not complete a TLS handshake (${code}); is ${first} a TLS listener (security.protocol ${String(props['security.protocol'])})?`,
+          field: field('security.protocol'),
+        });
       }
       done(undefined);
     });

@@ -12,7 +12,10 @@ export class OffsetMapView {
   readonly index = new OffsetIndex();
   private readonly tail: TopicTail;
 
-  constructor(config: StraitConfig, readonly alias: string) {
+  constructor(
+    config: StraitConfig,
+    readonly alias: string,
+  ) {
     this.tail = new TopicTail(alias, clusterProps(config, alias), OFFSET_MAP_TOPIC, (_key, value) => {
       if (value === null) return;
       const r = decodeOffsetMapRecord(value);

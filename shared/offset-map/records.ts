@@ -67,7 +67,8 @@ export function encodeCheckpoint(r: CheckpointRecord): { key: Buffer; value: Buf
 export function decodeOffsetMapRecord(value: Buffer): OffsetMapRecord | undefined {
   const r = unpackObject(value);
   if (r?.v !== 1) return undefined;
-  const ok = isString(r.route) && isString(r.sourceTopic) && isString(r.targetTopic) && isInt(r.partition) && isInt(r.srcStart) && isInt(r.srcEnd) && isInt(r.delta);
+  const ok =
+    isString(r.route) && isString(r.sourceTopic) && isString(r.targetTopic) && isInt(r.partition) && isInt(r.srcStart) && isInt(r.srcEnd) && isInt(r.delta);
   return ok ? (r as unknown as OffsetMapRecord) : undefined;
 }
 
@@ -76,8 +77,15 @@ export function decodeCheckpoint(value: Buffer): CheckpointRecord | undefined {
   const r = unpackObject(value);
   if (r?.v !== 1) return undefined;
   const ok =
-    isString(r.route) && isString(r.group) && isString(r.sourceTopic) && isString(r.targetTopic) && isInt(r.partition) &&
-    isInt(r.sourceOffset) && isInt(r.targetOffset) && isInt(r.maxDuplicates) && isInt(r.ts) &&
+    isString(r.route) &&
+    isString(r.group) &&
+    isString(r.sourceTopic) &&
+    isString(r.targetTopic) &&
+    isInt(r.partition) &&
+    isInt(r.sourceOffset) &&
+    isInt(r.targetOffset) &&
+    isInt(r.maxDuplicates) &&
+    isInt(r.ts) &&
     (r.kind === 'exact' || r.kind === 'pending' || r.kind === 'miss') &&
     (r.direction === undefined || r.direction === 'forward' || r.direction === 'inverse');
   return ok ? (r as unknown as CheckpointRecord) : undefined;

@@ -62,7 +62,13 @@ export class TopicTail {
   private highWatermark(c: Kafka.KafkaConsumer, partition: number, timeoutMs: number): Promise<number> {
     return new Promise((res, rej) => {
       // librdkafka answers within its timeout; the extra bound covers a callback that never comes (seen under load)
-      const timer = setTimeout(() => rej(new StraitError('STRAIT_KAFKA', `${this.topic} on '${this.clusterAlias}': no watermark answer within ${timeoutMs + 5000} ms`, { retriable: true })), timeoutMs + 5000);
+      const timer = setTimeout(
+        () =>
+          rej(
+            new StraitError('STRAIT_KAFKA', `${this.topic} on '${this.clusterAlias}': no watermark answer within ${timeoutMs + 5000} ms`, { retriable: true }),
+          ),
+        timeoutMs + 5000,
+      );
       c.queryWatermarkOffsets(this.topic, partition, timeoutMs, (err, o) => {
         clearTimeout(timer);
         if (err) rej(new StraitError('STRAIT_KAFKA', `${this.topic} on '${this.clusterAlias}': ${err.message}`, { retriable: true }));
@@ -92,7 +98,9 @@ export class TopicTail {
     try {
       while (ends.some((end, p) => (this.next.get(p) ?? 0) < end)) {
         if (Date.now() > deadline) {
-          throw new StraitError('STRAIT_KAFKA', `reading ${this.topic} on cluster '${this.clusterAlias}' did not reach its end within ${timeoutMs} ms`, { retriable: true });
+          throw new StraitError('STRAIT_KAFKA', `reading ${this.topic} on cluster '${this.clusterAlias}' did not reach its end within ${timeoutMs} ms`, {
+            retriable: true,
+          });
         }
         const batch = await new Promise<Kafka.Message[]>((res, rej) => c.consume(1000, (err, msgs) => (err ? rej(err) : res(msgs))));
         for (const m of batch) {
@@ -103,7 +111,8 @@ export class TopicTail {
         if (batch.length === 0) {
           // transaction markers and compacted-away offsets advance the position without delivering a record
           const positions = c.position(undefined as never) as { partition: number; offset?: number }[];
-          for (const pos of positions) if (pos.offset !== undefined && pos.offset >= 0) this.next.set(pos.partition, Math.max(this.next.get(pos.partition) ?? 0, pos.offset));
+          for (const pos of positions)
+            if (pos.offset !== undefined && pos.offset >= 0) this.next.set(pos.partition, Math.max(this.next.get(pos.partition) ?? 0, pos.offset));
         }
       }
     } finally {
@@ -116,13 +125,14 @@ export class TopicTail {
     await this.queue;
     const c = this.consumer;
     this.consumer = undefined;
-    if (c) await new Promise<void>((res) => {
-      // bounded: a disconnect callback that never comes must not hold a shutdown
-      const timer = setTimeout(res, 30_000);
-      c.disconnect(() => {
-        clearTimeout(timer);
-        res();
+    if (c)
+      await new Promise<void>((res) => {
+        // bounded: a disconnect callback that never comes must not hold a shutdown
+        const timer = setTimeout(res, 30_000);
+        c.disconnect(() => {
+          clearTimeout(timer);
+          res();
+        });
       });
-    });
   }
 }

@@ -21,7 +21,14 @@ export class OffsetMapWriter {
 
   private async connect(): Promise<Kafka.Producer> {
     if (this.producer) return this.producer;
-    const p = new Kafka.Producer({ ...this.props, dr_cb: true, 'enable.idempotence': true, 'linger.ms': 10, 'message.timeout.ms': this.messageTimeoutMs, log_level: 0 } as Kafka.ProducerGlobalConfig);
+    const p = new Kafka.Producer({
+      ...this.props,
+      dr_cb: true,
+      'enable.idempotence': true,
+      'linger.ms': 10,
+      'message.timeout.ms': this.messageTimeoutMs,
+      log_level: 0,
+    } as Kafka.ProducerGlobalConfig);
     p.on('delivery-report', (err, report) => {
       const w = this.waiting.get(report.opaque as number);
       if (!w) return;
@@ -30,7 +37,9 @@ export class OffsetMapWriter {
       else w.resolve();
     });
     await new Promise<void>((res, rej) =>
-      p.connect({ timeout: 10_000 }, (err) => (err ? rej(new StraitError('STRAIT_CLUSTER_UNREACHABLE', `cluster '${this.clusterAlias}': ${err.message}`, { retriable: true })) : res())),
+      p.connect({ timeout: 10_000 }, (err) =>
+        err ? rej(new StraitError('STRAIT_CLUSTER_UNREACHABLE', `cluster '${this.clusterAlias}': ${err.message}`, { retriable: true })) : res(),
+      ),
     );
     p.setPollInterval(10);
     this.producer = p;
@@ -72,7 +81,8 @@ export class OffsetMapWriter {
     this.producer = undefined;
     if (!p) return;
     const rejectWaiting = () => {
-      for (const w of this.waiting.values()) w.reject(new StraitError('STRAIT_KAFKA', `write to ${this.clusterAlias} abandoned: the writer closed`, { retriable: true }));
+      for (const w of this.waiting.values())
+        w.reject(new StraitError('STRAIT_KAFKA', `write to ${this.clusterAlias} abandoned: the writer closed`, { retriable: true }));
       this.waiting.clear();
     };
     await new Promise<void>((res) => p.flush(5000, () => res()));

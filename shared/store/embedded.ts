@@ -9,7 +9,16 @@ import { pack, unpack } from 'msgpackr';
 import { StraitError } from '../errors';
 import type { RouteConfig } from '../config';
 import type { CommitResult, CoordinationStore, LeaderCallbacks, OffsetCommit, RouteClusters, StoredRoute } from './store';
-import { committedRecord, partitionKey, sameCommitted, type Assignment, type CommittedOffset, type LoadReport, type PartitionAssignment, type WorkerInfo } from '../wire';
+import {
+  committedRecord,
+  partitionKey,
+  sameCommitted,
+  type Assignment,
+  type CommittedOffset,
+  type LoadReport,
+  type PartitionAssignment,
+  type WorkerInfo,
+} from '../wire';
 
 interface FileState {
   format: 1;
@@ -75,7 +84,8 @@ export class EmbeddedStore implements CoordinationStore {
         this.locked = true;
         return;
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new StraitError('STRAIT_STORE', `cannot lock the embedded store ${dir}: ${(e as Error).message}`, { cause: e, field: 'store.path' });
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST')
+          throw new StraitError('STRAIT_STORE', `cannot lock the embedded store ${dir}: ${(e as Error).message}`, { cause: e, field: 'store.path' });
       }
       let holder: { pid?: number; host?: string; since?: string } = {};
       try {
@@ -128,7 +138,12 @@ export class EmbeddedStore implements CoordinationStore {
   }
 
   async writeAssignment(worker: string, partitions: PartitionAssignment[], routes?: RouteConfig[]): Promise<Assignment> {
-    const a: Assignment = { worker, version: (this.state.assignments[worker]?.version ?? 0) + 1, partitions, ...(routes && routes.length > 0 ? { routes } : {}) };
+    const a: Assignment = {
+      worker,
+      version: (this.state.assignments[worker]?.version ?? 0) + 1,
+      partitions,
+      ...(routes && routes.length > 0 ? { routes } : {}),
+    };
     this.state.assignments[worker] = a;
     for (const cb of this.assignmentWatchers.get(worker) ?? []) queueMicrotask(() => cb(a));
     return a;

@@ -7,5 +7,10 @@ import { withDirLock } from '../../bench/harness/dir-lock';
 import { TEST_DEV_DIR } from './dir';
 
 export function withClusterLock<T>(alias: string, fn: () => Promise<T>, timeoutMs = 600_000): Promise<T> {
-  return withDirLock(join(TEST_DEV_DIR, `lock-${alias}`), fn, timeoutMs, (owner) => new Error(`cluster ${alias} still locked by pid ${owner} after ${timeoutMs} ms`));
+  return withDirLock(
+    join(TEST_DEV_DIR, `lock-${alias}`),
+    fn,
+    timeoutMs,
+    (owner) => new Error(`cluster ${alias} still locked by pid ${owner} after ${timeoutMs} ms`),
+  );
 }

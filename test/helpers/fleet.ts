@@ -91,7 +91,14 @@ export function partitionEvents(p: StraitProcess): PartitionEvent[] {
       continue;
     }
     if (r.msg !== 'partition started' && r.msg !== 'partition stopped') continue;
-    out.push({ what: r.msg === 'partition started' ? 'started' : 'stopped', route: r.route!, topic: r.topic!, partition: r.partition!, epoch: r.epoch!, at: Date.parse(r.time!) });
+    out.push({
+      what: r.msg === 'partition started' ? 'started' : 'stopped',
+      route: r.route!,
+      topic: r.topic!,
+      partition: r.partition!,
+      epoch: r.epoch!,
+      at: Date.parse(r.time!),
+    });
   }
   return out;
 }

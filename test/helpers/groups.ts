@@ -24,7 +24,14 @@ export function consumeAndCommit(brokers: string, group: string, topics: string[
 
 async function consumeAndCommitNow(brokers: string, group: string, topics: string[], max: number, idleMs: number, partitions: number): Promise<Got[]> {
   const c = new Kafka.KafkaConsumer(
-    { 'bootstrap.servers': brokers, 'group.id': group, 'enable.auto.commit': false, 'enable.partition.eof': false, 'isolation.level': 'read_committed', log_level: 0 },
+    {
+      'bootstrap.servers': brokers,
+      'group.id': group,
+      'enable.auto.commit': false,
+      'enable.partition.eof': false,
+      'isolation.level': 'read_committed',
+      log_level: 0,
+    },
     { 'auto.offset.reset': 'earliest' },
   );
   await new Promise<void>((res, rej) => c.connect({ timeout: 10_000 }, (e) => (e ? rej(e) : res())));
@@ -35,7 +42,11 @@ async function consumeAndCommitNow(brokers: string, group: string, topics: strin
     for (let attempt = 0; ; attempt++) {
       try {
         committed = await new Promise<Kafka.TopicPartitionOffset[]>((res, rej) =>
-          c.committed(topics.flatMap((topic) => Array.from({ length: partitions }, (_, partition) => ({ topic, partition }))), 10_000, (e, tp) => (e ? rej(e) : res(tp))),
+          c.committed(
+            topics.flatMap((topic) => Array.from({ length: partitions }, (_, partition) => ({ topic, partition }))),
+            10_000,
+            (e, tp) => (e ? rej(e) : res(tp)),
+          ),
         );
         break;
       } catch (e) {
@@ -43,7 +54,9 @@ async function consumeAndCommitNow(brokers: string, group: string, topics: strin
         await new Promise((r) => setTimeout(r, 500));
       }
     }
-    c.assign(committed.map((tp) => ({ topic: tp.topic, partition: tp.partition, offset: tp.offset !== undefined && tp.offset >= 0 ? tp.offset : -2 })) as never);
+    c.assign(
+      committed.map((tp) => ({ topic: tp.topic, partition: tp.partition, offset: tp.offset !== undefined && tp.offset >= 0 ? tp.offset : -2 })) as never,
+    );
     let idleSince = Date.now();
     while (out.length < max && Date.now() - idleSince < idleMs) {
       const batch = await new Promise<Kafka.Message[]>((res, rej) => c.consume(Math.min(500, max - out.length), (e, m) => (e ? rej(e) : res(m))));
@@ -59,18 +72,30 @@ async function consumeAndCommitNow(brokers: string, group: string, topics: strin
   return out;
 }
 
-export function cli(config: string, verb: 'failover' | 'failback', group: string, from: string, to: string, extra: string[] = []): Promise<{ code: number; report?: MoveReport; stderr: string; stdout: string }> {
+export function cli(
+  config: string,
+  verb: 'failover' | 'failback',
+  group: string,
+  from: string,
+  to: string,
+  extra: string[] = [],
+): Promise<{ code: number; report?: MoveReport; stderr: string; stdout: string }> {
   return new Promise((res) => {
-    execFile(process.execPath, [join(projectRoot(), 'dist', 'bin', 'strait.js'), verb, '-c', config, '--group', group, '--from', from, '--to', to, '--json', ...extra], { timeout: 120_000 }, (err, stdout, stderr) => {
-      const code = err ? ((err as { code?: number }).code ?? 1) : 0;
-      let report: MoveReport | undefined;
-      try {
-        report = JSON.parse(stdout) as MoveReport;
-      } catch {
-        report = undefined;
-      }
-      res({ code, report, stderr, stdout });
-    });
+    execFile(
+      process.execPath,
+      [join(projectRoot(), 'dist', 'bin', 'strait.js'), verb, '-c', config, '--group', group, '--from', from, '--to', to, '--json', ...extra],
+      { timeout: 120_000 },
+      (err, stdout, stderr) => {
+        const code = err ? ((err as { code?: number }).code ?? 1) : 0;
+        let report: MoveReport | undefined;
+        try {
+          report = JSON.parse(stdout) as MoveReport;
+        } catch {
+          report = undefined;
+        }
+        res({ code, report, stderr, stdout });
+      },
+    );
   });
 }
 
@@ -87,4 +112,3 @@ export function checkExactlyRest(t: Test, all: string[], first: Got[], second: G
   t.equal(missing, 0, `${what}: no record missing`);
   t.equal(first.length + second.length, all.length, `${what}: ${first.length} on the source + ${second.length} on the target = ${all.length}`);
 }
-

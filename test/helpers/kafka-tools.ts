@@ -13,7 +13,10 @@ import { bootstrap, testClusters } from './kafka';
 export function saslCluster(alias: string, user: string): { bootstrap: string; properties: Record<string, string> } {
   const c = testClusters().clusters[alias]!;
   if (!c.saslBootstrap) throw new Error(`test cluster '${alias}' has no SASL listener`);
-  return { bootstrap: c.saslBootstrap, properties: { 'security.protocol': 'SASL_PLAINTEXT', 'sasl.mechanism': 'PLAIN', 'sasl.username': user, 'sasl.password': DEV_SASL_USERS[user]! } };
+  return {
+    bootstrap: c.saslBootstrap,
+    properties: { 'security.protocol': 'SASL_PLAINTEXT', 'sasl.mechanism': 'PLAIN', 'sasl.username': user, 'sasl.password': DEV_SASL_USERS[user]! },
+  };
 }
 
 /** kafka-acls --add/--remove as the super user; `args` are the tool's (principal, operations, resource). */
@@ -21,13 +24,24 @@ export function acls(alias: string, action: 'add' | 'remove', args: string[]): v
   const c = testClusters().clusters[alias]!;
   const dir = mkdtempSync(join(tmpdir(), 'strait-acl-'));
   const props = join(dir, 'admin.properties');
-  writeFileSync(props, [
-    'security.protocol=SASL_PLAINTEXT',
-    'sasl.mechanism=PLAIN',
-    `sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="${DEV_SASL_USERS.admin}";`,
-    '',
-  ].join('\n'));
-  const r = runKafkaClass(runtimeOf(testClusters()), toolClass(runtimeOf(testClusters()), 'AclCommand'), ['--bootstrap-server', c.saslBootstrap!, '--command-config', props, `--${action}`, ...(action === 'remove' ? ['--force'] : []), ...args]);
+  writeFileSync(
+    props,
+    [
+      'security.protocol=SASL_PLAINTEXT',
+      'sasl.mechanism=PLAIN',
+      `sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="${DEV_SASL_USERS.admin}";`,
+      '',
+    ].join('\n'),
+  );
+  const r = runKafkaClass(runtimeOf(testClusters()), toolClass(runtimeOf(testClusters()), 'AclCommand'), [
+    '--bootstrap-server',
+    c.saslBootstrap!,
+    '--command-config',
+    props,
+    `--${action}`,
+    ...(action === 'remove' ? ['--force'] : []),
+    ...args,
+  ]);
   if (r.status !== 0) throw new Error(`kafka-acls --${action} failed: ${r.stderr.trim().split('\n').slice(-3).join(' ')}`);
 }
 
@@ -36,6 +50,11 @@ export function deleteRecords(alias: string, topic: string, offsets: { partition
   const dir = mkdtempSync(join(tmpdir(), 'strait-delete-'));
   const file = join(dir, 'offsets.json');
   writeFileSync(file, JSON.stringify({ version: 1, partitions: offsets.map((o) => ({ topic, partition: o.partition, offset: o.offset })) }));
-  const r = runKafkaClass(runtimeOf(testClusters()), 'org.apache.kafka.tools.DeleteRecordsCommand', ['--bootstrap-server', bootstrap(alias), '--offset-json-file', file]);
+  const r = runKafkaClass(runtimeOf(testClusters()), 'org.apache.kafka.tools.DeleteRecordsCommand', [
+    '--bootstrap-server',
+    bootstrap(alias),
+    '--offset-json-file',
+    file,
+  ]);
   if (r.status !== 0) throw new Error(`kafka-delete-records failed: ${(r.stderr + r.stdout).trim().split('\n').slice(-3).join(' ')}`);
 }

@@ -46,10 +46,12 @@ export async function withAdmin<T>(brokers: string, fn: (admin: Kafka.IAdminClie
 }
 
 export async function createTopic(brokers: string, topic: string, partitions: number, config: Record<string, string> = {}): Promise<void> {
-  await withAdmin(brokers, (admin) =>
-    new Promise<void>((res, rej) =>
-      admin.createTopic({ topic, num_partitions: partitions, replication_factor: 1, config }, 15_000, (err) => (err ? rej(err) : res())),
-    ),
+  await withAdmin(
+    brokers,
+    (admin) =>
+      new Promise<void>((res, rej) =>
+        admin.createTopic({ topic, num_partitions: partitions, replication_factor: 1, config }, 15_000, (err) => (err ? rej(err) : res())),
+      ),
   );
 }
 
@@ -89,13 +91,24 @@ export async function produce(brokers: string, topic: string, records: TestRecor
           break;
         } catch (e) {
           if (!/Queue full/i.test((e as Error).message)) throw e;
-          await new Promise<void>((res) => { wake = res; setTimeout(res, 50); });
+          await new Promise<void>((res) => {
+            wake = res;
+            setTimeout(res, 50);
+          });
         }
       }
-      if (pending >= 100_000) await new Promise<void>((res) => { wake = res; setTimeout(res, 50); });
+      if (pending >= 100_000)
+        await new Promise<void>((res) => {
+          wake = res;
+          setTimeout(res, 50);
+        });
       if (failure) throw failure;
     }
-    while (pending > 0 && !failure) await new Promise<void>((res) => { wake = res; setTimeout(res, 50); });
+    while (pending > 0 && !failure)
+      await new Promise<void>((res) => {
+        wake = res;
+        setTimeout(res, 50);
+      });
     if (failure) throw failure;
   } finally {
     await disconnect(producer);
@@ -114,7 +127,14 @@ export interface ReadRecord {
 /** Reads every partition from the beginning until `count` records arrived (or `timeoutMs` passed). */
 export async function readAll(brokers: string, topic: string, partitions: number, count: number, timeoutMs = 60_000): Promise<ReadRecord[]> {
   const consumer = new Kafka.KafkaConsumer(
-    { 'bootstrap.servers': brokers, 'group.id': uniqueName('reader'), 'enable.auto.commit': false, 'enable.partition.eof': false, log_level: 0, 'isolation.level': 'read_committed' },
+    {
+      'bootstrap.servers': brokers,
+      'group.id': uniqueName('reader'),
+      'enable.auto.commit': false,
+      'enable.partition.eof': false,
+      log_level: 0,
+      'isolation.level': 'read_committed',
+    },
     {},
   );
   await new Promise<void>((res, rej) => consumer.connect({ timeout: 10_000 }, (err) => (err ? rej(err) : res())));
@@ -175,11 +195,7 @@ async function endOffsetsNow(brokers: string, topic: string, partitions: number)
   try {
     const out: number[] = [];
     for (let p = 0; p < partitions; p++) {
-      out.push(
-        await new Promise<number>((res, rej) =>
-          producer.queryWatermarkOffsets(topic, p, 5000, (err, o) => (err ? rej(err) : res(o.highOffset))),
-        ),
-      );
+      out.push(await new Promise<number>((res, rej) => producer.queryWatermarkOffsets(topic, p, 5000, (err, o) => (err ? rej(err) : res(o.highOffset)))));
     }
     return out;
   } finally {
@@ -211,7 +227,5 @@ export function sameRecord(a: ReadRecord, b: ReadRecord): boolean {
 }
 
 export async function createPartitions(brokers: string, topic: string, total: number): Promise<void> {
-  await withAdmin(brokers, (admin) =>
-    new Promise<void>((res, rej) => admin.createPartitions(topic, total, 15_000, (err) => (err ? rej(err) : res()))),
-  );
+  await withAdmin(brokers, (admin) => new Promise<void>((res, rej) => admin.createPartitions(topic, total, 15_000, (err) => (err ? rej(err) : res()))));
 }

@@ -46,18 +46,20 @@ export class PrometheusServer {
   static async start(runtime: PrometheusRuntime, targets: string[], ruleFiles: string[]): Promise<PrometheusServer> {
     const dir = mkdtempSync(join(tmpdir(), 'strait-prometheus-'));
     const config = join(dir, 'prometheus.yml');
-    writeFileSync(config, stringify({
-      global: { scrape_interval: '1s', scrape_timeout: '1s', evaluation_interval: '1s' },
-      rule_files: ruleFiles,
-      scrape_configs: [{ job_name: 'strait', static_configs: [{ targets }] }],
-    }));
+    writeFileSync(
+      config,
+      stringify({
+        global: { scrape_interval: '1s', scrape_timeout: '1s', evaluation_interval: '1s' },
+        rule_files: ruleFiles,
+        scrape_configs: [{ job_name: 'strait', static_configs: [{ targets }] }],
+      }),
+    );
     const port = await freePort();
-    const child = spawn(runtime.prometheus, [
-      `--config.file=${config}`,
-      `--storage.tsdb.path=${join(dir, 'data')}`,
-      `--web.listen-address=127.0.0.1:${port}`,
-      '--log.level=warn',
-    ], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      runtime.prometheus,
+      [`--config.file=${config}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     if (child.pid === undefined) throw new Error(`${runtime.prometheus} did not start`);
     const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
     const server = new PrometheusServer(child, child.pid, `http://127.0.0.1:${port}`, exited);
@@ -66,14 +68,19 @@ export class PrometheusServer {
     const onData = (d: Buffer) => (server.output += d.toString());
     child.stdout!.on('data', onData);
     child.stderr!.on('data', onData);
-    await waitFor('Prometheus ready', async () => {
-      if (child.exitCode !== null) throw new Error(`prometheus exited with ${child.exitCode}: ${server.output.slice(-2000)}`);
-      try {
-        return (await fetch(`${server.url}/-/ready`)).status === 200;
-      } catch {
-        return false;
-      }
-    }, 60_000, 250);
+    await waitFor(
+      'Prometheus ready',
+      async () => {
+        if (child.exitCode !== null) throw new Error(`prometheus exited with ${child.exitCode}: ${server.output.slice(-2000)}`);
+        try {
+          return (await fetch(`${server.url}/-/ready`)).status === 200;
+        } catch {
+          return false;
+        }
+      },
+      60_000,
+      250,
+    );
     return server;
   }
 

@@ -19,11 +19,18 @@ export class StraitProcess {
   restUrl: Promise<string>;
   readonly exited: Promise<number | null>;
 
-  constructor(readonly configFile: string, readonly role: 'run' | 'controller' | 'worker' = 'run') {
-    this.child = spawn(process.execPath, [join(projectRoot(), 'dist', 'bin', 'strait.js'), role, '-c', configFile, ...(role === 'run' ? ['--no-status-line'] : [])], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, STRAIT_LOG_LEVEL: 'info' },
-    });
+  constructor(
+    readonly configFile: string,
+    readonly role: 'run' | 'controller' | 'worker' = 'run',
+  ) {
+    this.child = spawn(
+      process.execPath,
+      [join(projectRoot(), 'dist', 'bin', 'strait.js'), role, '-c', configFile, ...(role === 'run' ? ['--no-status-line'] : [])],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, STRAIT_LOG_LEVEL: 'info' },
+      },
+    );
     running.add(this);
     let resolveUrl: (u: string) => void = () => {};
     this.metricsUrl = new Promise((r) => (resolveUrl = r));
@@ -38,13 +45,18 @@ export class StraitProcess {
     };
     this.child.stdout!.on('data', onData);
     this.child.stderr!.on('data', onData);
-    this.exited = new Promise((res) => this.child.on('exit', (code) => {
-      running.delete(this);
-      res(code);
-    }));
+    this.exited = new Promise((res) =>
+      this.child.on('exit', (code) => {
+        running.delete(this);
+        res(code);
+      }),
+    );
   }
 
-  async status(): Promise<{ controller: { problems: { route: string; topic: string; code: string; message: string; retryInMs?: number }[] }; worker: { totals: { records: number; errored: number } } }> {
+  async status(): Promise<{
+    controller: { problems: { route: string; topic: string; code: string; message: string; retryInMs?: number }[] };
+    worker: { totals: { records: number; errored: number } };
+  }> {
     const res = await fetch(`${await this.metricsUrl}/v1/status`);
     return (await res.json()) as never;
   }

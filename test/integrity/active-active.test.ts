@@ -55,7 +55,10 @@ async function topicNames(brokers: string, containing: string): Promise<string[]
   await new Promise<void>((res, rej) => p.connect({ timeout: 10_000 }, (e) => (e ? rej(e) : res())));
   const md = await new Promise<Kafka.Metadata>((res, rej) => p.getMetadata({ timeout: 10_000 }, (e, m) => (e ? rej(e) : res(m))));
   await new Promise<void>((res) => p.disconnect(() => res()));
-  return md.topics.map((x) => x.name).filter((n) => n.includes(containing)).sort();
+  return md.topics
+    .map((x) => x.name)
+    .filter((n) => n.includes(containing))
+    .sort();
 }
 
 async function dropped(strait: StraitProcess): Promise<number> {
@@ -91,10 +94,7 @@ async function verifyCluster(
       if (r.partition !== j % PARTITIONS) wrongPartition++;
       const key = `${origin}-k${j}`;
       seqs.set(key, [...(seqs.get(key) ?? []), seq]);
-      const want = [
-        ...(j % 4 === 0 ? [`trace=t-${value}`] : []),
-        ...(header(origin) !== undefined ? [`${HEADER}=${header(origin)!}`] : []),
-      ];
+      const want = [...(j % 4 === 0 ? [`trace=t-${value}`] : []), ...(header(origin) !== undefined ? [`${HEADER}=${header(origin)!}`] : [])];
       const have = r.headers.map((h) => `${h.key}=${h.value.toString()}`);
       if (badHeaders === undefined && have.join('|') !== want.join('|')) badHeaders = `${value}: [${have.join(', ')}], expected [${want.join(', ')}]`;
     }
@@ -116,19 +116,26 @@ t.test('identity, two clusters mirroring each other: each record once per cluste
   const clusters = { a: bootstrap('a'), b: bootstrap('b') };
   const topic = uniqueName('aa-identity');
   for (const brokers of Object.values(clusters)) await createTopic(brokers, topic, PARTITIONS);
-  const strait = new StraitProcess(writeConfig({
-    clusters: { a: { bootstrap: clusters.a }, b: { bootstrap: clusters.b } },
-    routes: [
-      { name: 'a-to-b', source: 'a', target: 'b', topics: { include: [topic] }, naming: { policy: 'identity' } },
-      { name: 'b-to-a', source: 'b', target: 'a', topics: { include: [topic] }, naming: { policy: 'identity' } },
-    ],
-    worker: { threads: 2, commitIntervalMs: 500 },
-    controller: { refreshTopicsIntervalMs: 1000 },
-  }));
+  const strait = new StraitProcess(
+    writeConfig({
+      clusters: { a: { bootstrap: clusters.a }, b: { bootstrap: clusters.b } },
+      routes: [
+        { name: 'a-to-b', source: 'a', target: 'b', topics: { include: [topic] }, naming: { policy: 'identity' } },
+        { name: 'b-to-a', source: 'b', target: 'a', topics: { include: [topic] }, naming: { policy: 'identity' } },
+      ],
+      worker: { threads: 2, commitIntervalMs: 500 },
+      controller: { refreshTopicsIntervalMs: 1000 },
+    }),
+  );
   const started = Date.now();
   await produceEverywhere(clusters, topic);
   const all = 2 * KEYS * PER_KEY;
-  await settle(t, async () => [await totalRecords(clusters.a, topic, PARTITIONS), await totalRecords(clusters.b, topic, PARTITIONS)], [all, all], `${all} records on each cluster`);
+  await settle(
+    t,
+    async () => [await totalRecords(clusters.a, topic, PARTITIONS), await totalRecords(clusters.b, topic, PARTITIONS)],
+    [all, all],
+    `${all} records on each cluster`,
+  );
   t.comment(`replicated both ways in ${Date.now() - started} ms`);
   await verifyCluster(t, 'a', clusters.a, { [topic]: ['a', 'b'] }, (o) => (o === 'a' ? undefined : 'b:1'));
   await verifyCluster(t, 'b', clusters.b, { [topic]: ['a', 'b'] }, (o) => (o === 'b' ? undefined : 'a:1'));
@@ -142,19 +149,26 @@ t.test('prefix, two clusters mirroring each other: a.T on b, b.T on a, never a.b
   const topic = uniqueName('aa-prefix');
   for (const brokers of Object.values(clusters)) await createTopic(brokers, topic, PARTITIONS);
   // include patterns that also match the prefixed names: the policy, not the filter, must stop the echo
-  const strait = new StraitProcess(writeConfig({
-    clusters: { a: { bootstrap: clusters.a }, b: { bootstrap: clusters.b } },
-    routes: [
-      { name: 'a-to-b', source: 'a', target: 'b', topics: { include: [`.*${topic}`] } },
-      { name: 'b-to-a', source: 'b', target: 'a', topics: { include: [`.*${topic}`] } },
-    ],
-    worker: { threads: 2, commitIntervalMs: 500 },
-    controller: { refreshTopicsIntervalMs: 1000 },
-  }));
+  const strait = new StraitProcess(
+    writeConfig({
+      clusters: { a: { bootstrap: clusters.a }, b: { bootstrap: clusters.b } },
+      routes: [
+        { name: 'a-to-b', source: 'a', target: 'b', topics: { include: [`.*${topic}`] } },
+        { name: 'b-to-a', source: 'b', target: 'a', topics: { include: [`.*${topic}`] } },
+      ],
+      worker: { threads: 2, commitIntervalMs: 500 },
+      controller: { refreshTopicsIntervalMs: 1000 },
+    }),
+  );
   await produceEverywhere(clusters, topic);
   const one = KEYS * PER_KEY;
   const sum = (brokers: string, name: string) => totalRecords(brokers, name, PARTITIONS);
-  await settle(t, async () => [await sum(clusters.a, topic), await sum(clusters.a, `b.${topic}`), await sum(clusters.b, topic), await sum(clusters.b, `a.${topic}`)], [one, one, one, one], `${one} records in each of the four topics`);
+  await settle(
+    t,
+    async () => [await sum(clusters.a, topic), await sum(clusters.a, `b.${topic}`), await sum(clusters.b, topic), await sum(clusters.b, `a.${topic}`)],
+    [one, one, one, one],
+    `${one} records in each of the four topics`,
+  );
   t.same(await topicNames(clusters.a, topic), [`b.${topic}`, topic].sort(), `a holds ${topic} and b.${topic} only`);
   t.same(await topicNames(clusters.b, topic), [`a.${topic}`, topic].sort(), `b holds ${topic} and a.${topic} only`);
   // prefix copies are byte-faithful: no provenance header, the name says where a record came from
@@ -164,104 +178,143 @@ t.test('prefix, two clusters mirroring each other: a.T on b, b.T on a, never a.b
   t.equal(await strait.stop(), 0);
 });
 
-t.test('identity, ring a -> b -> c -> a: every record once on every cluster, hop counts 1 and 2', (t) => withClusterLock('c', async () => {
-  const clusters = { a: bootstrap('a'), b: bootstrap('b'), c: bootstrap('c') };
-  const topic = uniqueName('ring-identity');
-  for (const brokers of Object.values(clusters)) await createTopic(brokers, topic, PARTITIONS);
-  const route = (source: string, target: string) => ({ name: `${source}-to-${target}`, source, target, topics: { include: [topic] }, naming: { policy: 'identity' } });
-  const strait = new StraitProcess(writeConfig({
-    clusters: { a: { bootstrap: clusters.a }, b: { bootstrap: clusters.b }, c: { bootstrap: clusters.c } },
-    routes: [route('a', 'b'), route('b', 'c'), route('c', 'a')],
-    worker: { threads: 2, commitIntervalMs: 500 },
-    controller: { refreshTopicsIntervalMs: 1000 },
-  }));
-  await produceEverywhere(clusters, topic);
-  const all = 3 * KEYS * PER_KEY;
-  const totals = () => Promise.all(Object.values(clusters).map((b) => totalRecords(b, topic, PARTITIONS)));
-  await settle(t, totals, [all, all, all], `${all} records on each of the three clusters`);
-  // one hop from the previous cluster of the ring, two from the one before it
-  const hops: Record<string, Record<string, string | undefined>> = {
-    a: { a: undefined, c: 'c:1', b: 'b:2' },
-    b: { b: undefined, a: 'a:1', c: 'c:2' },
-    c: { c: undefined, b: 'b:1', a: 'a:2' },
-  };
-  for (const [name, brokers] of Object.entries(clusters)) await verifyCluster(t, name, brokers, { [topic]: ['a', 'b', 'c'] }, (o) => hops[name]![o]);
-  await waitFor('dropped counter reported', async () => (await dropped(strait)) >= 3 * KEYS * PER_KEY, 15_000, 250);
-  t.equal(await dropped(strait), 3 * KEYS * PER_KEY, 'each record was dropped once, by the route into its origin');
-  t.equal(await strait.stop(), 0);
-}));
+t.test('identity, ring a -> b -> c -> a: every record once on every cluster, hop counts 1 and 2', (t) =>
+  withClusterLock('c', async () => {
+    const clusters = { a: bootstrap('a'), b: bootstrap('b'), c: bootstrap('c') };
+    const topic = uniqueName('ring-identity');
+    for (const brokers of Object.values(clusters)) await createTopic(brokers, topic, PARTITIONS);
+    const route = (source: string, target: string) => ({
+      name: `${source}-to-${target}`,
+      source,
+      target,
+      topics: { include: [topic] },
+      naming: { policy: 'identity' },
+    });
+    const strait = new StraitProcess(
+      writeConfig({
+        clusters: { a: { bootstrap: clusters.a }, b: { bootstrap: clusters.b }, c: { bootstrap: clusters.c } },
+        routes: [route('a', 'b'), route('b', 'c'), route('c', 'a')],
+        worker: { threads: 2, commitIntervalMs: 500 },
+        controller: { refreshTopicsIntervalMs: 1000 },
+      }),
+    );
+    await produceEverywhere(clusters, topic);
+    const all = 3 * KEYS * PER_KEY;
+    const totals = () => Promise.all(Object.values(clusters).map((b) => totalRecords(b, topic, PARTITIONS)));
+    await settle(t, totals, [all, all, all], `${all} records on each of the three clusters`);
+    // one hop from the previous cluster of the ring, two from the one before it
+    const hops: Record<string, Record<string, string | undefined>> = {
+      a: { a: undefined, c: 'c:1', b: 'b:2' },
+      b: { b: undefined, a: 'a:1', c: 'c:2' },
+      c: { c: undefined, b: 'b:1', a: 'a:2' },
+    };
+    for (const [name, brokers] of Object.entries(clusters)) await verifyCluster(t, name, brokers, { [topic]: ['a', 'b', 'c'] }, (o) => hops[name]![o]);
+    await waitFor('dropped counter reported', async () => (await dropped(strait)) >= 3 * KEYS * PER_KEY, 15_000, 250);
+    t.equal(await dropped(strait), 3 * KEYS * PER_KEY, 'each record was dropped once, by the route into its origin');
+    t.equal(await strait.stop(), 0);
+  }),
+);
 
-t.test('prefix with separator "--" and aliases containing "-", ring of three: every origin on every cluster, no deeper names', (t) => withClusterLock('c', async () => {
-  const clusters = { 'dc-a': bootstrap('a'), 'dc-b': bootstrap('b'), 'dc-c': bootstrap('c') };
-  const topic = uniqueName('ring-prefix');
-  for (const brokers of Object.values(clusters)) await createTopic(brokers, topic, PARTITIONS);
-  const route = (source: string, target: string) => ({ name: `${source}-to-${target}`, source, target, topics: { include: [`.*${topic}`] }, naming: { separator: '--' } });
-  const strait = new StraitProcess(writeConfig({
-    clusters: Object.fromEntries(Object.entries(clusters).map(([alias, b]) => [alias, { bootstrap: b }])),
-    routes: [route('dc-a', 'dc-b'), route('dc-b', 'dc-c'), route('dc-c', 'dc-a')],
-    worker: { threads: 2, commitIntervalMs: 500 },
-    controller: { refreshTopicsIntervalMs: 1000 },
-  }));
-  await produceEverywhere(clusters, topic);
-  // on X: its own topic, the previous cluster's one hop away, and the one before that two hops away
-  const ring = ['dc-a', 'dc-b', 'dc-c'];
-  const layout = Object.fromEntries(ring.map((x, i) => {
-    const prev = ring[(i + 2) % 3]!;
-    const prev2 = ring[(i + 1) % 3]!;
-    return [x, { [topic]: [x], [`${prev}--${topic}`]: [prev], [`${prev}--${prev2}--${topic}`]: [prev2] }];
-  })) as Record<string, Record<string, string[]>>;
-  const one = KEYS * PER_KEY;
-  const totals = async () => {
-    const out: number[] = [];
-    for (const x of ring) for (const name of Object.keys(layout[x]!)) out.push(await totalRecords(clusters[x as keyof typeof clusters], name, PARTITIONS));
-    return out;
-  };
-  await settle(t, totals, Array<number>(9).fill(one), `${one} records in each of the nine topics`);
-  for (const x of ring) {
-    const brokers = clusters[x as keyof typeof clusters];
-    t.same(await topicNames(brokers, topic), Object.keys(layout[x]!).sort(), `${x} holds exactly ${Object.keys(layout[x]!).join(', ')}`);
-    await verifyCluster(t, x, brokers, layout[x]!, () => undefined);
-  }
-  t.equal(await strait.stop(), 0);
-}));
+t.test('prefix with separator "--" and aliases containing "-", ring of three: every origin on every cluster, no deeper names', (t) =>
+  withClusterLock('c', async () => {
+    const clusters = { 'dc-a': bootstrap('a'), 'dc-b': bootstrap('b'), 'dc-c': bootstrap('c') };
+    const topic = uniqueName('ring-prefix');
+    for (const brokers of Object.values(clusters)) await createTopic(brokers, topic, PARTITIONS);
+    const route = (source: string, target: string) => ({
+      name: `${source}-to-${target}`,
+      source,
+      target,
+      topics: { include: [`.*${topic}`] },
+      naming: { separator: '--' },
+    });
+    const strait = new StraitProcess(
+      writeConfig({
+        clusters: Object.fromEntries(Object.entries(clusters).map(([alias, b]) => [alias, { bootstrap: b }])),
+        routes: [route('dc-a', 'dc-b'), route('dc-b', 'dc-c'), route('dc-c', 'dc-a')],
+        worker: { threads: 2, commitIntervalMs: 500 },
+        controller: { refreshTopicsIntervalMs: 1000 },
+      }),
+    );
+    await produceEverywhere(clusters, topic);
+    // on X: its own topic, the previous cluster's one hop away, and the one before that two hops away
+    const ring = ['dc-a', 'dc-b', 'dc-c'];
+    const layout = Object.fromEntries(
+      ring.map((x, i) => {
+        const prev = ring[(i + 2) % 3]!;
+        const prev2 = ring[(i + 1) % 3]!;
+        return [x, { [topic]: [x], [`${prev}--${topic}`]: [prev], [`${prev}--${prev2}--${topic}`]: [prev2] }];
+      }),
+    ) as Record<string, Record<string, string[]>>;
+    const one = KEYS * PER_KEY;
+    const totals = async () => {
+      const out: number[] = [];
+      for (const x of ring) for (const name of Object.keys(layout[x]!)) out.push(await totalRecords(clusters[x as keyof typeof clusters], name, PARTITIONS));
+      return out;
+    };
+    await settle(t, totals, Array<number>(9).fill(one), `${one} records in each of the nine topics`);
+    for (const x of ring) {
+      const brokers = clusters[x as keyof typeof clusters];
+      t.same(await topicNames(brokers, topic), Object.keys(layout[x]!).sort(), `${x} holds exactly ${Object.keys(layout[x]!).join(', ')}`);
+      await verifyCluster(t, x, brokers, layout[x]!, () => undefined);
+    }
+    t.equal(await strait.stop(), 0);
+  }),
+);
 
-t.test('hop limit: a ring whose loop guard cannot see the origin (one cluster under two aliases) stops after 8 hops', (t) => withClusterLock('c', async () => {
-  const a = bootstrap('a');
-  const b = bootstrap('b');
-  const c = bootstrap('c');
-  const topic = uniqueName('hops');
-  for (const brokers of [a, b, c]) await createTopic(brokers, topic, 1);
-  // cluster a is also 'a2': records from 'a' reach it as 'a2', so the origin check never fires and only the hop
-  // count (limit 8) ends the circle: a -> b (1) -> c (2) -> a (3) -> b (4) -> c (5) -> a (6) -> b (7) -> c (8), dropped
-  const route = (source: string, target: string) => ({ name: `${source}-to-${target}`, source, target, topics: { include: [topic] }, naming: { policy: 'identity' } });
-  const strait = new StraitProcess(writeConfig({
-    clusters: { a: { bootstrap: a }, a2: { bootstrap: a }, b: { bootstrap: b }, c: { bootstrap: c } },
-    routes: [route('a', 'b'), route('b', 'c'), route('c', 'a2')],
-    worker: { threads: 1, commitIntervalMs: 500 },
-    controller: { refreshTopicsIntervalMs: 1000 },
-  }));
-  const N = 100;
-  await produce(a, topic, Array.from({ length: N }, (_, i) => ({ partition: 0, key: Buffer.from(`k${i}`), value: Buffer.from(`v${i}`) })));
-  const totals = () => Promise.all([a, b, c].map((x) => totalRecords(x, topic, 1)));
-  await settle(t, totals, [3 * N, 3 * N, 3 * N], 'a: the original and hops 3, 6; b: hops 1, 4, 7; c: hops 2, 5, 8');
-  const hopsOn = async (brokers: string) => {
-    const rs = await readAll(brokers, topic, 1, 3 * N, 30_000);
-    return [...new Set(rs.map((r) => r.headers.find((h) => h.key === HEADER)?.value.toString() ?? 'none'))].sort();
-  };
-  t.same(await hopsOn(a), ['a:3', 'a:6', 'none']);
-  t.same(await hopsOn(b), ['a:1', 'a:4', 'a:7']);
-  t.same(await hopsOn(c), ['a:2', 'a:5', 'a:8']);
-  await waitFor('dropped counter reported', async () => (await dropped(strait)) >= N, 15_000, 250);
-  t.equal(await dropped(strait), N, 'every record dropped once, at hop 8');
-  t.equal(await strait.stop(), 0);
-}));
+t.test('hop limit: a ring whose loop guard cannot see the origin (one cluster under two aliases) stops after 8 hops', (t) =>
+  withClusterLock('c', async () => {
+    const a = bootstrap('a');
+    const b = bootstrap('b');
+    const c = bootstrap('c');
+    const topic = uniqueName('hops');
+    for (const brokers of [a, b, c]) await createTopic(brokers, topic, 1);
+    // cluster a is also 'a2': records from 'a' reach it as 'a2', so the origin check never fires and only the hop
+    // count (limit 8) ends the circle: a -> b (1) -> c (2) -> a (3) -> b (4) -> c (5) -> a (6) -> b (7) -> c (8), dropped
+    const route = (source: string, target: string) => ({
+      name: `${source}-to-${target}`,
+      source,
+      target,
+      topics: { include: [topic] },
+      naming: { policy: 'identity' },
+    });
+    const strait = new StraitProcess(
+      writeConfig({
+        clusters: { a: { bootstrap: a }, a2: { bootstrap: a }, b: { bootstrap: b }, c: { bootstrap: c } },
+        routes: [route('a', 'b'), route('b', 'c'), route('c', 'a2')],
+        worker: { threads: 1, commitIntervalMs: 500 },
+        controller: { refreshTopicsIntervalMs: 1000 },
+      }),
+    );
+    const N = 100;
+    await produce(
+      a,
+      topic,
+      Array.from({ length: N }, (_, i) => ({ partition: 0, key: Buffer.from(`k${i}`), value: Buffer.from(`v${i}`) })),
+    );
+    const totals = () => Promise.all([a, b, c].map((x) => totalRecords(x, topic, 1)));
+    await settle(t, totals, [3 * N, 3 * N, 3 * N], 'a: the original and hops 3, 6; b: hops 1, 4, 7; c: hops 2, 5, 8');
+    const hopsOn = async (brokers: string) => {
+      const rs = await readAll(brokers, topic, 1, 3 * N, 30_000);
+      return [...new Set(rs.map((r) => r.headers.find((h) => h.key === HEADER)?.value.toString() ?? 'none'))].sort();
+    };
+    t.same(await hopsOn(a), ['a:3', 'a:6', 'none']);
+    t.same(await hopsOn(b), ['a:1', 'a:4', 'a:7']);
+    t.same(await hopsOn(c), ['a:2', 'a:5', 'a:8']);
+    await waitFor('dropped counter reported', async () => (await dropped(strait)) >= N, 15_000, 250);
+    t.equal(await dropped(strait), N, 'every record dropped once, at hop 8');
+    t.equal(await strait.stop(), 0);
+  }),
+);
 
 t.test('config check: ambiguous alias/separator setups and looping route setups are rejected, naming the field', async (t) => {
   const check = configProblems;
   const clusters = { 'dc-a': { bootstrap: '127.0.0.1:1' }, 'dc-b': { bootstrap: '127.0.0.1:2' }, 'dc-c': { bootstrap: '127.0.0.1:3' } };
   const ps = check({ clusters, routes: [{ name: 'ab', source: 'dc-a', target: 'dc-b', naming: { separator: '-' } }] });
   // 'dc-c' is in neither end of the route, but any alias may appear inside a prefixed name
-  t.same(ps.map((p) => p.path), ['routes[0].naming.separator', 'routes[0].naming.separator', 'routes[0].naming.separator']);
+  t.same(
+    ps.map((p) => p.path),
+    ['routes[0].naming.separator', 'routes[0].naming.separator', 'routes[0].naming.separator'],
+  );
   t.match(ps[2]!.message, /'-' occurs in the cluster alias 'dc-c' \(clusters\.dc-c\)/);
   const mixed = check({
     clusters,

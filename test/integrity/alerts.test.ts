@@ -45,21 +45,28 @@ t.test('a real Prometheus fires StraitPartitionErrored for a partition the targe
   const topic = uniqueName('alerts');
   // the target topic keeps Kafka's default limit (~1 MB): syncTopicConfigs is off
   await createTopic(a, topic, 2, { 'max.message.bytes': String(3 * 1024 * 1024) });
-  const strait = new StraitProcess(writeConfig({
-    deployment: 'alerts',
-    clusters: { a: { bootstrap: a }, b: { bootstrap: b } },
-    routes: [{ name: 'alerts', source: 'a', target: 'b', topics: { include: [topic] }, syncTopicConfigs: false }],
-    worker: { commitIntervalMs: 300, reportIntervalMs: 1000 },
-  }));
+  const strait = new StraitProcess(
+    writeConfig({
+      deployment: 'alerts',
+      clusters: { a: { bootstrap: a }, b: { bootstrap: b } },
+      routes: [{ name: 'alerts', source: 'a', target: 'b', topics: { include: [topic] }, syncTopicConfigs: false }],
+      worker: { commitIntervalMs: 300, reportIntervalMs: 1000 },
+    }),
+  );
   const target = new URL(await strait.metricsUrl).host;
   const prometheus = await PrometheusServer.start(runtime, [target], [rulesWithShortFor()]);
   t.comment(`prometheus pid ${prometheus.pid} at ${prometheus.url} scraping ${target}`);
 
-  await waitFor('the rules loaded and evaluated', async () => {
-    const groups = (await prometheus.api<{ groups: { rules: { name: string; health: string }[] }[] }>('rules')).groups;
-    const all = groups.flatMap((g) => g.rules);
-    return all.length >= 10 && all.every((r) => r.health === 'ok');
-  }, 60_000, 500);
+  await waitFor(
+    'the rules loaded and evaluated',
+    async () => {
+      const groups = (await prometheus.api<{ groups: { rules: { name: string; health: string }[] }[] }>('rules')).groups;
+      const all = groups.flatMap((g) => g.rules);
+      return all.length >= 10 && all.every((r) => r.health === 'ok');
+    },
+    60_000,
+    500,
+  );
   t.pass('every shipped rule loaded and evaluates with health ok');
 
   await waitFor('strait scraped', async () => (await prometheus.query('up{job="strait"}')).some((s) => s.value[1] === '1'), 60_000, 500);
@@ -68,26 +75,52 @@ t.test('a real Prometheus fires StraitPartitionErrored for a partition the targe
   t.match(await prometheus.query('strait_controller_workers'), [{ metric: { controller: 'standalone' }, value: [Number, '1'] }], 'one worker registered');
 
   // partition 0: small records around one the target refuses; partition 1 keeps replicating
-  await produce(a, topic, [
-    ...Array.from({ length: 4 }, (_, i) => ({ partition: 0, key: Buffer.from(`p0-${i}`), value: i === 2 ? randomBytes(2 * 1024 * 1024) : Buffer.from(`small-${i}`) })),
-    ...Array.from({ length: 4 }, (_, i) => ({ partition: 1, key: Buffer.from(`p1-${i}`), value: Buffer.from(`small-${i}`) })),
-  ], { 'message.max.bytes': 10 * 1024 * 1024 });
+  await produce(
+    a,
+    topic,
+    [
+      ...Array.from({ length: 4 }, (_, i) => ({
+        partition: 0,
+        key: Buffer.from(`p0-${i}`),
+        value: i === 2 ? randomBytes(2 * 1024 * 1024) : Buffer.from(`small-${i}`),
+      })),
+      ...Array.from({ length: 4 }, (_, i) => ({ partition: 1, key: Buffer.from(`p1-${i}`), value: Buffer.from(`small-${i}`) })),
+    ],
+    { 'message.max.bytes': 10 * 1024 * 1024 },
+  );
 
   const started = Date.now();
   let firing: { labels: Record<string, string>; annotations: Record<string, string> } | undefined;
-  await waitFor('StraitPartitionErrored firing', async () => {
-    firing = (await prometheus.alerts()).find((a) => a.labels.alertname === 'StraitPartitionErrored' && a.state === 'firing');
-    return firing !== undefined;
-  }, 120_000, 500);
+  await waitFor(
+    'StraitPartitionErrored firing',
+    async () => {
+      firing = (await prometheus.alerts()).find((a) => a.labels.alertname === 'StraitPartitionErrored' && a.state === 'firing');
+      return firing !== undefined;
+    },
+    120_000,
+    500,
+  );
   t.comment(`firing ${((Date.now() - started) / 1000).toFixed(1)} s after the produce`);
-  t.match(firing!.labels, { alertname: 'StraitPartitionErrored', severity: 'critical', job: 'strait', instance: target, route: 'alerts', topic, partition: '0', code: 'STRAIT_TARGET_REJECTED' });
+  t.match(firing!.labels, {
+    alertname: 'StraitPartitionErrored',
+    severity: 'critical',
+    job: 'strait',
+    instance: target,
+    route: 'alerts',
+    topic,
+    partition: '0',
+    code: 'STRAIT_TARGET_REJECTED',
+  });
   t.equal(firing!.annotations.summary, `strait: ${topic}[0] of route alerts is errored with STRAIT_TARGET_REJECTED`);
   t.match(firing!.annotations.description, `on ${target} makes no progress: STRAIT_TARGET_REJECTED`);
 
   const alerts = await prometheus.alerts();
   t.equal(alerts.filter((a) => a.labels.alertname === 'StraitPartitionErrored').length, 1, 'only partition 0 is errored');
   for (const quiet of ['StraitNoLeader', 'StraitNoWorkers', 'StraitWorkerMissing', 'StraitCommitFailing', 'StraitRecordsSkipped']) {
-    t.notOk(alerts.some((a) => a.labels.alertname === quiet), `${quiet} is not active`);
+    t.notOk(
+      alerts.some((a) => a.labels.alertname === quiet),
+      `${quiet} is not active`,
+    );
   }
   t.equal(await strait.stop(), 0);
 });

@@ -132,7 +132,15 @@ class SteadyProducer {
       const p = this.produced % PARTITIONS;
       const seq = this.next[p]!;
       try {
-        this.producer.produce(topic, p, value(p, seq), key(p, seq), Date.now(), undefined, headers(p, seq).map((h) => ({ [h.key]: h.value })));
+        this.producer.produce(
+          topic,
+          p,
+          value(p, seq),
+          key(p, seq),
+          Date.now(),
+          undefined,
+          headers(p, seq).map((h) => ({ [h.key]: h.value })),
+        );
       } catch {
         return; // local queue full while a leader moves: the next tick catches up
       }
@@ -164,7 +172,10 @@ class EndOffsetSampler {
   private running = true;
   private loop: Promise<void> | undefined;
 
-  private constructor(private readonly client: Kafka.Producer, private readonly topic: string) {}
+  private constructor(
+    private readonly client: Kafka.Producer,
+    private readonly topic: string,
+  ) {}
 
   static async start(bootstrap: string, topic: string): Promise<EndOffsetSampler> {
     const client = new Kafka.Producer({ 'bootstrap.servers': bootstrap, log_level: 0 });
@@ -179,7 +190,11 @@ class EndOffsetSampler {
       const started = Date.now();
       await Promise.all(
         this.last.map((_, p) =>
-          within(new Promise<number>((res, rej) => this.client.queryWatermarkOffsets(this.topic, p, 1000, (e, o) => (e ? rej(e) : res(o.highOffset)))), 1500, 'watermark')
+          within(
+            new Promise<number>((res, rej) => this.client.queryWatermarkOffsets(this.topic, p, 1000, (e, o) => (e ? rej(e) : res(o.highOffset)))),
+            1500,
+            'watermark',
+          )
             .then((high) => (this.last[p] = Math.max(this.last[p]!, high)))
             .catch(() => undefined),
         ),
@@ -222,8 +237,10 @@ class EndOffsetSampler {
 }
 
 async function createReplicatedTopic(bootstrap: string, topic: string): Promise<void> {
-  await withAdmin(bootstrap, (admin) =>
-    new Promise<void>((res, rej) => admin.createTopic({ topic, num_partitions: PARTITIONS, replication_factor: 3 }, 30_000, (e) => (e ? rej(e) : res()))),
+  await withAdmin(
+    bootstrap,
+    (admin) =>
+      new Promise<void>((res, rej) => admin.createTopic({ topic, num_partitions: PARTITIONS, replication_factor: 3 }, 30_000, (e) => (e ? rej(e) : res()))),
   );
 }
 
@@ -244,7 +261,11 @@ async function endOffsetsOf(bootstrap: string, topic: string): Promise<number[]>
   try {
     return await Promise.all(
       Array.from({ length: PARTITIONS }, (_, p) =>
-        within(new Promise<number>((res, rej) => c.queryWatermarkOffsets(topic, p, 10_000, (e, o) => (e ? rej(e) : res(o.highOffset)))), 15_000, `end of ${topic}-${p} on ${bootstrap}`),
+        within(
+          new Promise<number>((res, rej) => c.queryWatermarkOffsets(topic, p, 10_000, (e, o) => (e ? rej(e) : res(o.highOffset)))),
+          15_000,
+          `end of ${topic}-${p} on ${bootstrap}`,
+        ),
       ),
     );
   } finally {
@@ -266,7 +287,14 @@ interface ReadResult {
  */
 async function readTopic(bootstrap: string, topic: string, ends: number[], sourceTimestamps?: number[][]): Promise<ReadResult> {
   const consumer = new Kafka.KafkaConsumer(
-    { 'bootstrap.servers': bootstrap, 'group.id': uniqueName('chaos-reader'), 'enable.auto.commit': false, 'isolation.level': 'read_committed', 'fetch.max.bytes': 8 * 1024 * 1024, log_level: 0 },
+    {
+      'bootstrap.servers': bootstrap,
+      'group.id': uniqueName('chaos-reader'),
+      'enable.auto.commit': false,
+      'isolation.level': 'read_committed',
+      'fetch.max.bytes': 8 * 1024 * 1024,
+      log_level: 0,
+    },
     {},
   );
   await new Promise<void>((res, rej) => consumer.connect({ timeout: 15_000 }, (e) => (e ? rej(e) : res())));
@@ -277,7 +305,8 @@ async function readTopic(bootstrap: string, topic: string, ends: number[], sourc
     const deadline = Date.now() + 180_000;
     const open = () => nextOffset.some((o, p) => o < ends[p]!);
     while (open()) {
-      if (Date.now() > deadline) throw new Error(`reading ${topic} on ${bootstrap}: stuck at ${JSON.stringify(nextOffset)} of ${JSON.stringify(ends)} after 180 s`);
+      if (Date.now() > deadline)
+        throw new Error(`reading ${topic} on ${bootstrap}: stuck at ${JSON.stringify(nextOffset)} of ${JSON.stringify(ends)} after 180 s`);
       const batch = await new Promise<Kafka.Message[]>((res, rej) => consumer.consume(2000, (e, m) => (e ? rej(e) : res(m))));
       for (const m of batch) {
         const p = m.partition;
@@ -293,8 +322,10 @@ async function readTopic(bootstrap: string, topic: string, ends: number[], sourc
         const got = (m.headers ?? []).map((h) => Object.entries(h)[0] as [string, Buffer]);
         const want = headers(p, seq);
         const sameHeaders = got.length === want.length && got.every(([hk, hv], i) => hk === want[i]!.key && Buffer.from(hv).equals(want[i]!.value));
-        if (!m.value || !value(p, seq).equals(m.value) || !sameHeaders) out.mismatches.push(`${topic}-${p}@${m.offset} (seq ${seq}): value or headers differ from what was produced`);
-        if (sourceTimestamps && sourceTimestamps[p]![seq] !== m.timestamp) out.mismatches.push(`${topic}-${p}@${m.offset} (seq ${seq}): timestamp ${m.timestamp}, source has ${sourceTimestamps[p]![seq]}`);
+        if (!m.value || !value(p, seq).equals(m.value) || !sameHeaders)
+          out.mismatches.push(`${topic}-${p}@${m.offset} (seq ${seq}): value or headers differ from what was produced`);
+        if (sourceTimestamps && sourceTimestamps[p]![seq] !== m.timestamp)
+          out.mismatches.push(`${topic}-${p}@${m.offset} (seq ${seq}): timestamp ${m.timestamp}, source has ${sourceTimestamps[p]![seq]}`);
         out.seqs[p]!.push(seq);
         out.timestamps[p]![seq] = m.timestamp ?? -1;
       }
@@ -308,162 +339,230 @@ async function readTopic(bootstrap: string, topic: string, ends: number[], sourc
 // Broker restarts are JVM starts: about 10 s each on an idle 2-core machine, up to 100 s when it is saturated. The
 // whole test takes about 4-5 minutes idle; the limit stays inside tap's per-file timeout (.taprc: 900 s).
 
-t.test('rolling restarts and kill -9 of leaders on both sides: nothing lost, order kept, duplicates within the in-flight window', { timeout: 14 * 60_000 }, async (t) => {
-  await dev.down({ dir: DIR }); // leftovers of an interrupted run
-  t.teardown(async () => {
-    await stopAll();
-    await dev.down({ dir: DIR });
-  });
-  const log = (l: string) => t.comment(l);
-  const started = Date.now();
-  const state = await dev.up({ clusters: 2, brokers: 3, dir: DIR, log });
-  const [a, b] = [state.clusters.a!, state.clusters.b!];
-  t.comment(`two 3-broker clusters up in ${((Date.now() - started) / 1000).toFixed(1)} s: a ${a.bootstrap}, b ${b.bootstrap}`);
-  const topic = uniqueName('chaos');
-  const target = `a.${topic}`;
-  await createReplicatedTopic(a.bootstrap, topic);
-
-  const producer = await SteadyProducer.start(a.bootstrap, topic);
-  t.teardown(() => producer.stop());
-  const strait = new StraitProcess(writeConfig({
-    clusters: { a: { bootstrap: a.bootstrap }, b: { bootstrap: b.bootstrap } },
-    routes: [{ name: 'chaos', source: 'a', target: 'b', topics: { include: [topic] } }],
-    worker: { threads: THREADS, commitIntervalMs: COMMIT_INTERVAL_MS, inflightBytes: INFLIGHT_BYTES },
-    controller: { refreshTopicsIntervalMs: 1000 },
-  }));
-  // strait's log stays for a look after a failure (dev.down removes only the clusters)
-  t.teardown(() => writeFileSync(join(DIR, 'strait.log'), strait.output));
-  await waitFor('strait replicating the first records to the target', async () => {
-    try {
-      const h = await dev.clusterHealth(b.bootstrap);
-      return h.partitions.some((p) => p.topic === target);
-    } catch {
-      return false;
-    }
-  }, 60_000, 500);
-  const sampler = await EndOffsetSampler.start(b.bootstrap, target);
-  t.teardown(() => sampler.stop());
-  await waitFor('the target to hold 3 s of production', () => sampler.last.reduce((x, y) => x + y, 0) >= 3 * RATE, 60_000, 250);
-
-  const steps: StepResult[] = [];
-  const fmt = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
-  // what a stalled step leaves to look at: the partitions behind, strait's own view of them, its warnings
-  const diagnose = async (want: number[]): Promise<string> => {
-    const behind = want.map((w, p) => (sampler.last[p]! < w ? `${p}: ${sampler.last[p]}/${w}` : '')).filter(Boolean).join(', ');
-    const metrics = await within(strait.metrics(), 5000, 'strait metrics').catch((e: Error) => e.message);
-    const partitionLines = metrics.split('\n').filter((l) => /^strait_(lag_records|partition_paused|errors_total|inflight_bytes)/.test(l) && !/ 0$/.test(l)).join('\n');
-    const warnings = strait.output.split('\n').filter((l) => /"level":(40|50|60)/.test(l)).slice(-15).join('\n');
-    // a strait that stopped answering: what its threads wait in (R running, S sleeping, D uninterruptible)
-    const threads = (() => {
-      try {
-        const pid = strait.child.pid!;
-        return readdirSync(`/proc/${pid}/task`).map((tid) => {
-          const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-          const wchan = (() => { try { return readFileSync(`/proc/${pid}/task/${tid}/wchan`, 'utf8'); } catch { return '?'; } })();
-          return `${/\((.*)\) (\S)/.exec(stat)?.slice(1).join(' ')} ${wchan}`;
-        }).join('; ');
-      } catch (e) {
-        return (e as Error).message;
-      }
-    })();
-    return `target partitions behind (end/acked): ${behind || 'none'}\nstrait metrics (non-zero):\n${partitionLines}\nstrait threads: ${threads}\nstrait warnings (last 15):\n${warnings}`;
-  };
-  const caughtUp = async (name: string): Promise<number> => {
-    const want = [...producer.acked];
-    try {
-      await waitFor(`${name}: the target to hold every record the source acknowledged when the drill ended (${want.reduce((x, y) => x + y, 0)})`, () => sampler.last.every((e, p) => e >= want[p]!), 120_000, 100);
-    } catch (e) {
-      throw new Error(`${(e as Error).message}\n${await diagnose(want)}`);
-    }
-    return Date.now();
-  };
-  const step = async (name: string, drill: () => Promise<string>) => {
-    t.comment(`step: ${name}`);
-    const s: StepResult = { name, startedAt: Date.now(), drillDoneAt: 0, recoveredAt: 0, acked: producer.ackedTotal(), targetStart: [...sampler.last], detail: '' };
-    s.detail = await drill();
-    s.drillDoneAt = Date.now();
-    s.recoveredAt = await caughtUp(name);
-    s.acked = producer.ackedTotal() - s.acked;
-    t.equal(strait.child.exitCode, null, `${name}: strait still runs`);
-    steps.push(s);
-    t.comment(`${name}: done — ${s.acked} records, longest replication pause ${fmt(sampler.longestPause(s.startedAt, s.recoveredAt))}, drill ${fmt(s.drillDoneAt - s.startedAt)}, full recovery ${fmt(s.recoveredAt - s.startedAt)} (${s.detail})`);
-  };
-  const roll = (alias: string) => async () => {
-    const rolled = await dev.rollCluster(alias, { dir: DIR, log });
-    return rolled.map((r) => `broker ${r.broker}: stop ${(r.stopMs / 1000).toFixed(1)} s, start ${(r.startMs / 1000).toFixed(1)} s, ISR ${(r.isrMs / 1000).toFixed(1)} s`).join('; ');
-  };
-  const killLeader = (alias: string, bootstrap: string, topicThere: string) => async () => {
-    const leader = await busiestLeader(bootstrap, topicThere);
-    await dev.killBroker(alias, leader.id, { dir: DIR });
-    await new Promise((r) => setTimeout(r, KILL_DOWN_MS));
-    const restartAt = Date.now();
-    await dev.startBroker(alias, leader.id, { dir: DIR });
-    const startedAt = Date.now();
-    await dev.waitForFullIsr(dev.readState(DIR)!.clusters[alias]!);
-    return `killed broker ${leader.id} (leader of ${leader.leads}/${PARTITIONS}), restarted after ${fmt(KILL_DOWN_MS)}, start ${fmt(startedAt - restartAt)}, ISR full ${fmt(Date.now() - startedAt)} later`;
-  };
-
-  await step('roll every source broker', roll('a'));
-  await step('roll every target broker', roll('b'));
-  await step('kill -9 the source broker leading most partitions, back after 20 s', killLeader('a', a.bootstrap, topic));
-  await step('kill -9 the target broker leading most partitions, back after 20 s', killLeader('b', b.bootstrap, target));
-  const stepsEnd = Date.now();
-
-  await producer.stop();
-  t.equal(producer.failed, 0, `every record the test produced was acknowledged by the source (acks=all)${producer.failed ? `; first failure: ${producer.firstFailure}` : ''}`);
-  const acked = [...producer.acked];
-  const total = acked.reduce((x, y) => x + y, 0); // acknowledged to the producer
-  const produced = await endOffsetsOf(a.bootstrap, topic);
-  await waitFor(`the target to hold all ${produced.reduce((x, y) => x + y, 0)} records of the source`, () => sampler.last.every((e, p) => e >= produced[p]!), 120_000, 250);
-  const status = await strait.status();
-  t.equal(status.worker.totals.errored, 0, 'no partition errored in strait');
-  await sampler.stop();
-  await strait.stop();
-
-  // The source itself: every acknowledged record, once each, in order (proves the harness's acks=all setup). It may
-  // hold a few more: the delivery reports of the last records can be lost when the producer disconnects.
-  const sourceEnds = await endOffsetsOf(a.bootstrap, topic);
-  const source = await readTopic(a.bootstrap, topic, sourceEnds);
-  t.same(source.mismatches.slice(0, 20), [], 'source records are what the producer wrote');
-  for (let p = 0; p < PARTITIONS; p++) {
-    t.ok(sourceEnds[p]! >= acked[p]! && source.seqs[p]!.every((s, i) => s === i), `source partition ${p}: records 0..${sourceEnds[p]! - 1} in order, once each (${acked[p]} acknowledged)`);
-  }
-
-  const targetEnds = await endOffsetsOf(b.bootstrap, target);
-  const replica = await readTopic(b.bootstrap, target, targetEnds, source.timestamps);
-  t.same(replica.mismatches.slice(0, 20), [], 'target records are byte-identical to the source (key, value, headers, timestamp)');
-
-  // Per partition: a record new to the target must be the next one in source order; anything else is a replay of
-  // records it already has (a duplicate), which must restart no further back than the in-flight window.
-  const dupAt: number[][] = acked.map(() => []);
-  let longestReplay = 0;
-  for (let p = 0; p < PARTITIONS; p++) {
-    let next = 0;
-    let replay = 0;
-    const problems: string[] = [];
-    replica.seqs[p]!.forEach((seq, offset) => {
-      if (seq === next) {
-        next++;
-        replay = 0;
-      } else if (seq < next) {
-        dupAt[p]!.push(offset);
-        replay++;
-        longestReplay = Math.max(longestReplay, replay);
-        if (next - seq > WINDOW_PER_REPLAY && problems.length < 5) problems.push(`offset ${offset}: seq ${seq} replayed ${next - seq} records back`);
-      } else if (problems.length < 5) {
-        problems.push(`offset ${offset}: seq ${seq} arrived while ${next} was the next in source order (lost or reordered)`);
-      }
+t.test(
+  'rolling restarts and kill -9 of leaders on both sides: nothing lost, order kept, duplicates within the in-flight window',
+  { timeout: 14 * 60_000 },
+  async (t) => {
+    await dev.down({ dir: DIR }); // leftovers of an interrupted run
+    t.teardown(async () => {
+      await stopAll();
+      await dev.down({ dir: DIR });
     });
-    t.same(problems, [], `target partition ${p}: source order kept; replays start within the in-flight window (${WINDOW_PER_REPLAY} records)`);
-    t.equal(next, sourceEnds[p], `target partition ${p}: every source record present (${next} of ${sourceEnds[p]}; ${acked[p]} acknowledged to the producer)`);
-  }
-  const duplicates = dupAt.reduce((n, d) => n + d.length, 0);
-  t.equal(duplicates, targetEnds.reduce((x, y) => x + y, 0) - sourceEnds.reduce((x, y) => x + y, 0), 'duplicates = target records - source records');
+    const log = (l: string) => t.comment(l);
+    const started = Date.now();
+    const state = await dev.up({ clusters: 2, brokers: 3, dir: DIR, log });
+    const [a, b] = [state.clusters.a!, state.clusters.b!];
+    t.comment(`two 3-broker clusters up in ${((Date.now() - started) / 1000).toFixed(1)} s: a ${a.bootstrap}, b ${b.bootstrap}`);
+    const topic = uniqueName('chaos');
+    const target = `a.${topic}`;
+    await createReplicatedTopic(a.bootstrap, topic);
 
-  steps.forEach((s, i) => {
-    const nextStart = steps[i + 1]?.targetStart ?? targetEnds;
-    const dups = dupAt.reduce((n, offsets, p) => n + offsets.filter((o) => o >= s.targetStart[p]! && o < nextStart[p]!).length, 0);
-    t.comment(`${s.name}: ${s.acked} records, ${dups} duplicates, longest replication pause ${fmt(sampler.longestPause(s.startedAt, s.recoveredAt))}, drill ${fmt(s.drillDoneAt - s.startedAt)}, full recovery ${fmt(s.recoveredAt - s.startedAt)} (${s.detail})`);
-  });
-  t.comment(`total: ${total} records acknowledged, ${duplicates} duplicates (longest replay ${longestReplay} records; window ${WINDOW_PER_REPLAY}), steps took ${fmt(stepsEnd - steps[0]!.startedAt)}, test ${fmt(Date.now() - started)}`);
-});
+    const producer = await SteadyProducer.start(a.bootstrap, topic);
+    t.teardown(() => producer.stop());
+    const strait = new StraitProcess(
+      writeConfig({
+        clusters: { a: { bootstrap: a.bootstrap }, b: { bootstrap: b.bootstrap } },
+        routes: [{ name: 'chaos', source: 'a', target: 'b', topics: { include: [topic] } }],
+        worker: { threads: THREADS, commitIntervalMs: COMMIT_INTERVAL_MS, inflightBytes: INFLIGHT_BYTES },
+        controller: { refreshTopicsIntervalMs: 1000 },
+      }),
+    );
+    // strait's log stays for a look after a failure (dev.down removes only the clusters)
+    t.teardown(() => writeFileSync(join(DIR, 'strait.log'), strait.output));
+    await waitFor(
+      'strait replicating the first records to the target',
+      async () => {
+        try {
+          const h = await dev.clusterHealth(b.bootstrap);
+          return h.partitions.some((p) => p.topic === target);
+        } catch {
+          return false;
+        }
+      },
+      60_000,
+      500,
+    );
+    const sampler = await EndOffsetSampler.start(b.bootstrap, target);
+    t.teardown(() => sampler.stop());
+    await waitFor('the target to hold 3 s of production', () => sampler.last.reduce((x, y) => x + y, 0) >= 3 * RATE, 60_000, 250);
+
+    const steps: StepResult[] = [];
+    const fmt = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+    // what a stalled step leaves to look at: the partitions behind, strait's own view of them, its warnings
+    const diagnose = async (want: number[]): Promise<string> => {
+      const behind = want
+        .map((w, p) => (sampler.last[p]! < w ? `${p}: ${sampler.last[p]}/${w}` : ''))
+        .filter(Boolean)
+        .join(', ');
+      const metrics = await within(strait.metrics(), 5000, 'strait metrics').catch((e: Error) => e.message);
+      const partitionLines = metrics
+        .split('\n')
+        .filter((l) => /^strait_(lag_records|partition_paused|errors_total|inflight_bytes)/.test(l) && !/ 0$/.test(l))
+        .join('\n');
+      const warnings = strait.output
+        .split('\n')
+        .filter((l) => /"level":(40|50|60)/.test(l))
+        .slice(-15)
+        .join('\n');
+      // a strait that stopped answering: what its threads wait in (R running, S sleeping, D uninterruptible)
+      const threads = (() => {
+        try {
+          const pid = strait.child.pid!;
+          return readdirSync(`/proc/${pid}/task`)
+            .map((tid) => {
+              const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+              const wchan = (() => {
+                try {
+                  return readFileSync(`/proc/${pid}/task/${tid}/wchan`, 'utf8');
+                } catch {
+                  return '?';
+                }
+              })();
+              return `${/\((.*)\) (\S)/.exec(stat)?.slice(1).join(' ')} ${wchan}`;
+            })
+            .join('; ');
+        } catch (e) {
+          return (e as Error).message;
+        }
+      })();
+      return `target partitions behind (end/acked): ${behind || 'none'}\nstrait metrics (non-zero):\n${partitionLines}\nstrait threads: ${threads}\nstrait warnings (last 15):\n${warnings}`;
+    };
+    const caughtUp = async (name: string): Promise<number> => {
+      const want = [...producer.acked];
+      try {
+        await waitFor(
+          `${name}: the target to hold every record the source acknowledged when the drill ended (${want.reduce((x, y) => x + y, 0)})`,
+          () => sampler.last.every((e, p) => e >= want[p]!),
+          120_000,
+          100,
+        );
+      } catch (e) {
+        throw new Error(`${(e as Error).message}\n${await diagnose(want)}`);
+      }
+      return Date.now();
+    };
+    const step = async (name: string, drill: () => Promise<string>) => {
+      t.comment(`step: ${name}`);
+      const s: StepResult = {
+        name,
+        startedAt: Date.now(),
+        drillDoneAt: 0,
+        recoveredAt: 0,
+        acked: producer.ackedTotal(),
+        targetStart: [...sampler.last],
+        detail: '',
+      };
+      s.detail = await drill();
+      s.drillDoneAt = Date.now();
+      s.recoveredAt = await caughtUp(name);
+      s.acked = producer.ackedTotal() - s.acked;
+      t.equal(strait.child.exitCode, null, `${name}: strait still runs`);
+      steps.push(s);
+      t.comment(
+        `${name}: done — ${s.acked} records, longest replication pause ${fmt(sampler.longestPause(s.startedAt, s.recoveredAt))}, drill ${fmt(s.drillDoneAt - s.startedAt)}, full recovery ${fmt(s.recoveredAt - s.startedAt)} (${s.detail})`,
+      );
+    };
+    const roll = (alias: string) => async () => {
+      const rolled = await dev.rollCluster(alias, { dir: DIR, log });
+      return rolled
+        .map(
+          (r) => `broker ${r.broker}: stop ${(r.stopMs / 1000).toFixed(1)} s, start ${(r.startMs / 1000).toFixed(1)} s, ISR ${(r.isrMs / 1000).toFixed(1)} s`,
+        )
+        .join('; ');
+    };
+    const killLeader = (alias: string, bootstrap: string, topicThere: string) => async () => {
+      const leader = await busiestLeader(bootstrap, topicThere);
+      await dev.killBroker(alias, leader.id, { dir: DIR });
+      await new Promise((r) => setTimeout(r, KILL_DOWN_MS));
+      const restartAt = Date.now();
+      await dev.startBroker(alias, leader.id, { dir: DIR });
+      const startedAt = Date.now();
+      await dev.waitForFullIsr(dev.readState(DIR)!.clusters[alias]!);
+      return `killed broker ${leader.id} (leader of ${leader.leads}/${PARTITIONS}), restarted after ${fmt(KILL_DOWN_MS)}, start ${fmt(startedAt - restartAt)}, ISR full ${fmt(Date.now() - startedAt)} later`;
+    };
+
+    await step('roll every source broker', roll('a'));
+    await step('roll every target broker', roll('b'));
+    await step('kill -9 the source broker leading most partitions, back after 20 s', killLeader('a', a.bootstrap, topic));
+    await step('kill -9 the target broker leading most partitions, back after 20 s', killLeader('b', b.bootstrap, target));
+    const stepsEnd = Date.now();
+
+    await producer.stop();
+    t.equal(
+      producer.failed,
+      0,
+      `every record the test produced was acknowledged by the source (acks=all)${producer.failed ? `; first failure: ${producer.firstFailure}` : ''}`,
+    );
+    const acked = [...producer.acked];
+    const total = acked.reduce((x, y) => x + y, 0); // acknowledged to the producer
+    const produced = await endOffsetsOf(a.bootstrap, topic);
+    await waitFor(
+      `the target to hold all ${produced.reduce((x, y) => x + y, 0)} records of the source`,
+      () => sampler.last.every((e, p) => e >= produced[p]!),
+      120_000,
+      250,
+    );
+    const status = await strait.status();
+    t.equal(status.worker.totals.errored, 0, 'no partition errored in strait');
+    await sampler.stop();
+    await strait.stop();
+
+    // The source itself: every acknowledged record, once each, in order (proves the harness's acks=all setup). It may
+    // hold a few more: the delivery reports of the last records can be lost when the producer disconnects.
+    const sourceEnds = await endOffsetsOf(a.bootstrap, topic);
+    const source = await readTopic(a.bootstrap, topic, sourceEnds);
+    t.same(source.mismatches.slice(0, 20), [], 'source records are what the producer wrote');
+    for (let p = 0; p < PARTITIONS; p++) {
+      t.ok(
+        sourceEnds[p]! >= acked[p]! && source.seqs[p]!.every((s, i) => s === i),
+        `source partition ${p}: records 0..${sourceEnds[p]! - 1} in order, once each (${acked[p]} acknowledged)`,
+      );
+    }
+
+    const targetEnds = await endOffsetsOf(b.bootstrap, target);
+    const replica = await readTopic(b.bootstrap, target, targetEnds, source.timestamps);
+    t.same(replica.mismatches.slice(0, 20), [], 'target records are byte-identical to the source (key, value, headers, timestamp)');
+
+    // Per partition: a record new to the target must be the next one in source order; anything else is a replay of
+    // records it already has (a duplicate), which must restart no further back than the in-flight window.
+    const dupAt: number[][] = acked.map(() => []);
+    let longestReplay = 0;
+    for (let p = 0; p < PARTITIONS; p++) {
+      let next = 0;
+      let replay = 0;
+      const problems: string[] = [];
+      replica.seqs[p]!.forEach((seq, offset) => {
+        if (seq === next) {
+          next++;
+          replay = 0;
+        } else if (seq < next) {
+          dupAt[p]!.push(offset);
+          replay++;
+          longestReplay = Math.max(longestReplay, replay);
+          if (next - seq > WINDOW_PER_REPLAY && problems.length < 5) problems.push(`offset ${offset}: seq ${seq} replayed ${next - seq} records back`);
+        } else if (problems.length < 5) {
+          problems.push(`offset ${offset}: seq ${seq} arrived while ${next} was the next in source order (lost or reordered)`);
+        }
+      });
+      t.same(problems, [], `target partition ${p}: source order kept; replays start within the in-flight window (${WINDOW_PER_REPLAY} records)`);
+      t.equal(
+        next,
+        sourceEnds[p],
+        `target partition ${p}: every source record present (${next} of ${sourceEnds[p]}; ${acked[p]} acknowledged to the producer)`,
+      );
+    }
+    const duplicates = dupAt.reduce((n, d) => n + d.length, 0);
+    t.equal(duplicates, targetEnds.reduce((x, y) => x + y, 0) - sourceEnds.reduce((x, y) => x + y, 0), 'duplicates = target records - source records');
+
+    steps.forEach((s, i) => {
+      const nextStart = steps[i + 1]?.targetStart ?? targetEnds;
+      const dups = dupAt.reduce((n, offsets, p) => n + offsets.filter((o) => o >= s.targetStart[p]! && o < nextStart[p]!).length, 0);
+      t.comment(
+        `${s.name}: ${s.acked} records, ${dups} duplicates, longest replication pause ${fmt(sampler.longestPause(s.startedAt, s.recoveredAt))}, drill ${fmt(s.drillDoneAt - s.startedAt)}, full recovery ${fmt(s.recoveredAt - s.startedAt)} (${s.detail})`,
+      );
+    });
+    t.comment(
+      `total: ${total} records acknowledged, ${duplicates} duplicates (longest replay ${longestReplay} records; window ${WINDOW_PER_REPLAY}), steps took ${fmt(stepsEnd - steps[0]!.startedAt)}, test ${fmt(Date.now() - started)}`,
+    );
+  },
+);

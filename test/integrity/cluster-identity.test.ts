@@ -14,7 +14,8 @@ import { loadNative } from '../../native';
 
 t.teardown(stopAll);
 
-const records = (from: number, n: number) => Array.from({ length: n }, (_, i) => ({ partition: i % 2, key: Buffer.from(`k${from + i}`), value: Buffer.from(`v${from + i}`) }));
+const records = (from: number, n: number) =>
+  Array.from({ length: n }, (_, i) => ({ partition: i % 2, key: Buffer.from(`k${from + i}`), value: Buffer.from(`v${from + i}`) }));
 
 async function end(alias: string, topic: string): Promise<number> {
   try {
@@ -63,10 +64,15 @@ t.test('a target alias pointed at another cluster: held with STRAIT_CLUSTER_CHAN
   const run2 = new StraitProcess(moved);
   type Status = { controller: { problems: { route: string; code: string; message: string }[] } };
   let problem: Status['controller']['problems'][number] | undefined;
-  await waitFor('the route held with STRAIT_CLUSTER_CHANGED', async () => {
-    problem = (await run2.json<Status>('/v1/status')).controller.problems.find((p) => p.code === 'STRAIT_CLUSTER_CHANGED');
-    return problem !== undefined;
-  }, 60_000, 500);
+  await waitFor(
+    'the route held with STRAIT_CLUSTER_CHANGED',
+    async () => {
+      problem = (await run2.json<Status>('/v1/status')).controller.problems.find((p) => p.code === 'STRAIT_CLUSTER_CHANGED');
+      return problem !== undefined;
+    },
+    60_000,
+    500,
+  );
   t.match(problem, { route: 'ident', code: 'STRAIT_CLUSTER_CHANGED' });
   t.match(problem!.message, idB, 'the message names the id the offsets were committed with');
   t.match(problem!.message, idC, 'and the id the target has now');

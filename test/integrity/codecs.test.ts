@@ -36,16 +36,21 @@ t.test('target batches carry the configured codec', async (t) => {
   routes.push({ name: 'codec-source', source: 'a', target: 'b', compression: 'source' as never, topics: { include: [`${base}\\.src-zstd`] } });
   const strait = new StraitProcess(writeConfig({ clusters: { a: { bootstrap: a }, b: { bootstrap: b } }, routes, worker: { threads: 2 } }));
   const targets = [...CODECS.map((c) => `a.${base}.${c}`), `a.${base}.src-zstd`];
-  await waitFor('all codec topics replicated', async () => {
-    for (const topic of targets) {
-      try {
-        if ((await endOffsets(b, topic, 1))[0]! < records.length) return false;
-      } catch {
-        return false;
+  await waitFor(
+    'all codec topics replicated',
+    async () => {
+      for (const topic of targets) {
+        try {
+          if ((await endOffsets(b, topic, 1))[0]! < records.length) return false;
+        } catch {
+          return false;
+        }
       }
-    }
-    return true;
-  }, 90_000, 500);
+      return true;
+    },
+    90_000,
+    500,
+  );
   for (const c of CODECS) {
     const codecs = batchCodecs(`a.${base}.${c}`);
     t.ok(codecs.length > 0, `${c}: batches found`);

@@ -59,7 +59,10 @@ t.test(`active-active prefix pair between Kafka ${shared} ('a') and Kafka ${othe
   await produce(x, onX, records(onX, N));
   await waitFor(`${N} records in a.${onA} on Kafka ${other}`, async () => (await totalRecords(x, `a.${onA}`, P)) >= N, 120_000, 500);
   await waitFor(`${N} records in x.${onX} on Kafka ${shared}`, async () => (await totalRecords(a, `x.${onX}`, P)) >= N, 120_000, 500);
-  for (const [from, topic, to, copy] of [[a, onA, x, `a.${onA}`], [x, onX, a, `x.${onX}`]] as const) {
+  for (const [from, topic, to, copy] of [
+    [a, onA, x, `a.${onA}`],
+    [x, onX, a, `x.${onX}`],
+  ] as const) {
     const src = await readAll(from, topic, P, N);
     const dst = await readAll(to, copy, P, N);
     t.equal(dst.length, N, `${copy}: ${N} records, none lost or doubled`);
@@ -92,8 +95,17 @@ t.test(`failover of a consumer group from Kafka ${shared} to Kafka ${other}: exa
   await waitFor(`${N} records in a.${topic}`, async () => (await totalRecords(x, `a.${topic}`, P)) >= N, 120_000, 500);
   const run = await cli(cfg, 'failover', group, 'a', 'x');
   t.equal(run.code, 0, run.stderr);
-  t.ok(run.report?.rows.every((r) => r.kind === 'exact'), 'every partition translated exactly');
+  t.ok(
+    run.report?.rows.every((r) => r.kind === 'exact'),
+    'every partition translated exactly',
+  );
   const second = await consumeAndCommit(x, group, [`a.${topic}`], N - first.length);
-  checkExactlyRest(t, all.map((r) => r.value.toString()), first, second, `Kafka ${shared} -> ${other}`);
+  checkExactlyRest(
+    t,
+    all.map((r) => r.value.toString()),
+    first,
+    second,
+    `Kafka ${shared} -> ${other}`,
+  );
   await strait.stop();
 });

@@ -19,7 +19,11 @@ const a = bootstrap('a');
 const b = bootstrap('b');
 
 function records(topic: string, from: number, n: number) {
-  return Array.from({ length: n }, (_, k) => ({ partition: (from + k) % P, key: Buffer.from(`k${(from + k) % 97}`), value: Buffer.from(`${topic}#${from + k}`) }));
+  return Array.from({ length: n }, (_, k) => ({
+    partition: (from + k) % P,
+    key: Buffer.from(`k${(from + k) % 97}`),
+    value: Buffer.from(`${topic}#${from + k}`),
+  }));
 }
 
 function route(name: string, source: string, target: string, topics: string[], extra: Record<string, unknown> = {}) {
@@ -49,7 +53,10 @@ t.test('failover: the group resumes on the target at exactly the next record (an
   t.equal(dry.code, 0, dry.stderr);
   t.equal(dry.report?.applied, false);
   t.equal(dry.report?.rows.length, new Set(first.map((g) => g.partition)).size, 'one row per partition the group committed');
-  t.ok(dry.report?.rows.every((r) => r.kind === 'exact'), 'every partition translated exactly');
+  t.ok(
+    dry.report?.rows.every((r) => r.kind === 'exact'),
+    'every partition translated exactly',
+  );
   const offsetsAfterDry = await loadNativeGroupOffsets(b, group);
   t.equal(offsetsAfterDry.length, 0, 'the dry run wrote nothing into the group on b');
 
@@ -58,7 +65,13 @@ t.test('failover: the group resumes on the target at exactly the next record (an
   t.equal(run.report?.basis, 'live');
   t.equal(run.report?.maxDuplicates, 0);
   const second = await consumeAndCommit(b, group, [`a.${topic}`], 3000 - first.length);
-  checkExactlyRest(t, records(topic, 0, 3000).map((r) => r.value.toString()), first, second, 'plain');
+  checkExactlyRest(
+    t,
+    records(topic, 0, 3000).map((r) => r.value.toString()),
+    first,
+    second,
+    'plain',
+  );
   await strait.stop();
 });
 
@@ -76,13 +89,23 @@ t.test('failover with a group lagging far behind, and with a compacted source to
   const compacted = uniqueName('fo-compact');
   const group = uniqueName('fo-g');
   await createTopic(a, lagging, P);
-  await createTopic(a, compacted, P, { 'cleanup.policy': 'compact', 'segment.ms': '200', 'min.cleanable.dirty.ratio': '0.001', 'min.compaction.lag.ms': '0', 'delete.retention.ms': '100' });
+  await createTopic(a, compacted, P, {
+    'cleanup.policy': 'compact',
+    'segment.ms': '200',
+    'min.cleanable.dirty.ratio': '0.001',
+    'min.compaction.lag.ms': '0',
+    'delete.retention.ms': '100',
+  });
   await produce(a, lagging, records(lagging, 0, 30_000));
   // 60 keys, then 9 more rounds of every other key: after compaction only the newest value of each key remains, so
   // the first round's survivors sit between compacted-away offsets (gaps inside the log, not only before it)
   for (let round = 0; round < 10; round++) {
     const keys = Array.from({ length: 60 }, (_, k) => k).filter((k) => round === 0 || Math.floor(k / P) % 2 === 0);
-    await produce(a, compacted, keys.map((k) => ({ partition: k % P, key: Buffer.from(`key-${k}`), value: Buffer.from(`${compacted}#${round}-${k}`) })));
+    await produce(
+      a,
+      compacted,
+      keys.map((k) => ({ partition: k % P, key: Buffer.from(`key-${k}`), value: Buffer.from(`${compacted}#${round}-${k}`) })),
+    );
     await new Promise((r) => setTimeout(r, 250));
   }
   const readSource = async () => {
@@ -91,12 +114,21 @@ t.test('failover with a group lagging far behind, and with a compacted source to
   };
   let survivors: Got[] = [];
   let rolls = 0;
-  await waitFor('the log cleaner compacted the source topic', async () => {
-    // records with new keys roll the segments (segment.ms) so the cleaner can compact them; they are never compacted
-    await produce(a, compacted, [0, 1, 2].map((p) => ({ partition: p, key: Buffer.from(`roll-${rolls++}`), value: Buffer.from(`${compacted}#roll-${rolls}`) })));
-    survivors = await readSource();
-    return survivors.filter((g) => !g.value.includes('#roll-')).length === 60;
-  }, 90_000, 1000);
+  await waitFor(
+    'the log cleaner compacted the source topic',
+    async () => {
+      // records with new keys roll the segments (segment.ms) so the cleaner can compact them; they are never compacted
+      await produce(
+        a,
+        compacted,
+        [0, 1, 2].map((p) => ({ partition: p, key: Buffer.from(`roll-${rolls++}`), value: Buffer.from(`${compacted}#roll-${rolls}`) })),
+      );
+      survivors = await readSource();
+      return survivors.filter((g) => !g.value.includes('#roll-')).length === 60;
+    },
+    90_000,
+    1000,
+  );
   const sorted = [...survivors].sort((x, y) => x.partition - y.partition || x.offset - y.offset);
   const gaps = sorted.filter((g, i) => i > 0 && sorted[i - 1]!.partition === g.partition && g.offset > sorted[i - 1]!.offset + 1).length;
   t.ok(gaps > 0, `compaction left ${survivors.length} of the ${330 + rolls} records written, with ${gaps} gaps in the offsets`);
@@ -107,13 +139,31 @@ t.test('failover with a group lagging far behind, and with a compacted source to
   const firstCompact = await consumeAndCommit(a, group, [compacted], Math.floor(survivors.length / 2));
   const allCompact = (await readSource()).map((g) => g.value);
   await replicated(b, `a.${lagging}`, 30_000);
-  await waitFor('compacted topic replicated', async () => (await consumeAndCommit(b, uniqueName('probe'), [`a.${compacted}`], allCompact.length, 1500)).length >= allCompact.length, 60_000, 500);
+  await waitFor(
+    'compacted topic replicated',
+    async () => (await consumeAndCommit(b, uniqueName('probe'), [`a.${compacted}`], allCompact.length, 1500)).length >= allCompact.length,
+    60_000,
+    500,
+  );
   const run = await cli(cfg, 'failover', group, 'a', 'b');
   t.equal(run.code, 0, run.stderr);
-  t.equal(run.report?.rows.length, new Set([...firstLag, ...firstCompact].map((g) => `${g.topic}/${g.partition}`)).size, 'a row for every partition the group committed');
-  t.ok(run.report?.rows.every((r) => r.kind === 'exact'), 'exact for every partition of both topics');
+  t.equal(
+    run.report?.rows.length,
+    new Set([...firstLag, ...firstCompact].map((g) => `${g.topic}/${g.partition}`)).size,
+    'a row for every partition the group committed',
+  );
+  t.ok(
+    run.report?.rows.every((r) => r.kind === 'exact'),
+    'exact for every partition of both topics',
+  );
   const secondLag = await consumeAndCommit(b, group, [`a.${lagging}`], 30_000 - firstLag.length);
-  checkExactlyRest(t, records(lagging, 0, 30_000).map((r) => r.value.toString()), firstLag, secondLag, 'lagging 29,980 records behind');
+  checkExactlyRest(
+    t,
+    records(lagging, 0, 30_000).map((r) => r.value.toString()),
+    firstLag,
+    secondLag,
+    'lagging 29,980 records behind',
+  );
   const secondCompact = await consumeAndCommit(b, group, [`a.${compacted}`], allCompact.length - firstCompact.length);
   checkExactlyRest(t, allCompact, firstCompact, secondCompact, 'compacted');
   await strait.stop();
@@ -123,7 +173,8 @@ t.test('failover with transactional producers: committed and aborted transaction
   const topic = uniqueName('fo-txn');
   const group = uniqueName('fo-g');
   await createTopic(a, topic, P);
-  const call = (f: (cb: (e: Kafka.LibrdKafkaError | null) => void) => void) => new Promise<void>((res, rej) => f((e) => (e ? rej(new Error(e.message)) : res())));
+  const call = (f: (cb: (e: Kafka.LibrdKafkaError | null) => void) => void) =>
+    new Promise<void>((res, rej) => f((e) => (e ? rej(new Error(e.message)) : res())));
   const connect = async () => {
     const p = new Kafka.Producer({ 'bootstrap.servers': a, 'transactional.id': uniqueName('txn'), dr_cb: true, log_level: 0 });
     await new Promise<void>((res, rej) => p.connect({ timeout: 10_000 }, (e) => (e ? rej(e) : res())));
@@ -134,20 +185,25 @@ t.test('failover with transactional producers: committed and aborted transaction
   // a fresh cluster's transaction coordinator may still be loading: commit an empty-topic transaction until one works
   const warm = uniqueName('fo-txn-warm');
   await createTopic(a, warm, 1);
-  await waitFor('transactions available', async () => {
-    const p = await connect().catch(() => undefined);
-    if (!p) return false;
-    try {
-      await call((cb) => p.beginTransaction(cb));
-      p.produce(warm, 0, Buffer.from('warm-up'));
-      await call((cb) => p.commitTransaction(10_000, cb));
-      return true;
-    } catch {
-      return false;
-    } finally {
-      await disconnect(p);
-    }
-  }, 60_000, 1000);
+  await waitFor(
+    'transactions available',
+    async () => {
+      const p = await connect().catch(() => undefined);
+      if (!p) return false;
+      try {
+        await call((cb) => p.beginTransaction(cb));
+        p.produce(warm, 0, Buffer.from('warm-up'));
+        await call((cb) => p.commitTransaction(10_000, cb));
+        return true;
+      } catch {
+        return false;
+      } finally {
+        await disconnect(p);
+      }
+    },
+    60_000,
+    1000,
+  );
   const producer = await connect();
   const committedValues: string[] = [];
   let n = 0;
@@ -167,12 +223,20 @@ t.test('failover with transactional producers: committed and aborted transaction
   const first = await consumeAndCommit(a, group, [topic], 90);
   t.equal(first.length, 90);
   t.ok(first.every((g) => !g.value.endsWith('-aborted')));
-  await waitFor('committed records replicated', async () => (await consumeAndCommit(b, uniqueName('probe'), [`a.${topic}`], committedValues.length, 1500)).length >= committedValues.length, 60_000, 500);
+  await waitFor(
+    'committed records replicated',
+    async () => (await consumeAndCommit(b, uniqueName('probe'), [`a.${topic}`], committedValues.length, 1500)).length >= committedValues.length,
+    60_000,
+    500,
+  );
   const run = await cli(cfg, 'failover', group, 'a', 'b');
   t.equal(run.code, 0, run.stderr);
   t.ok(run.report?.rows.every((r) => r.kind === 'exact'));
   const second = await consumeAndCommit(b, group, [`a.${topic}`], committedValues.length - first.length);
-  t.ok(second.every((g) => !g.value.endsWith('-aborted')), 'no aborted record reached the target');
+  t.ok(
+    second.every((g) => !g.value.endsWith('-aborted')),
+    'no aborted record reached the target',
+  );
   checkExactlyRest(t, committedValues, first, second, 'transactional');
   await strait.stop();
 });
@@ -219,10 +283,15 @@ t.test('source unreachable: failover from the checkpoints on the target; sync.gr
   // sync.group.offsets: the idle group on b follows the translation
   const want = new Map<number, number>();
   for (const g of firstSynced) want.set(g.partition, Math.max(want.get(g.partition) ?? 0, g.offset + 1));
-  await waitFor('synced offsets in the group on b', async () => {
-    const got = await loadNativeGroupOffsets(b, synced);
-    return got.length === want.size && got.every((o) => want.get(o.partition) === o.offset);
-  }, 30_000, 500);
+  await waitFor(
+    'synced offsets in the group on b',
+    async () => {
+      const got = await loadNativeGroupOffsets(b, synced);
+      return got.length === want.size && got.every((o) => want.get(o.partition) === o.offset);
+    },
+    30_000,
+    500,
+  );
   t.pass('the idle group on b holds exactly the translated offsets');
   // never backwards: move the group on b ahead by hand; the next checkpoint passes leave it alone
   const admin = new (loadNative().Admin)({ 'bootstrap.servers': b });
@@ -242,7 +311,13 @@ t.test('source unreachable: failover from the checkpoints on the target; sync.gr
   t.equal(run.report?.basis, 'checkpoint', 'used the checkpoints on b');
   t.ok(run.report?.rows.every((r) => r.kind === 'exact'));
   const second = await consumeAndCommit(b, group, [`a.${topic}`], 2000 - first.length);
-  checkExactlyRest(t, records(topic, 0, 2000).map((r) => r.value.toString()), first, second, 'from checkpoints');
+  checkExactlyRest(
+    t,
+    records(topic, 0, 2000).map((r) => r.value.toString()),
+    first,
+    second,
+    'from checkpoints',
+  );
   await strait.stop();
 });
 
@@ -267,7 +342,10 @@ t.test('failback after new writes on b reaches the consumers on a with nothing l
   await replicated(a, `b.${topic}`, 900);
   const back = await cli(cfg, 'failback', group, 'b', 'a');
   t.equal(back.code, 0, back.stderr);
-  t.ok(back.report?.rows.some((r) => r.toTopic === topic) && back.report.rows.some((r) => r.toTopic === `b.${topic}`), 'offsets for the original topic (inverse) and for the replica of b\'s writes (forward)');
+  t.ok(
+    back.report?.rows.some((r) => r.toTopic === topic) && back.report.rows.some((r) => r.toTopic === `b.${topic}`),
+    "offsets for the original topic (inverse) and for the replica of b's writes (forward)",
+  );
   const againOnA = await consumeAndCommit(a, group, [topic, `b.${topic}`], 2400 - onA.length - onB.length);
   const all = [...records(topic, 0, 1500), ...bValues].map((r) => r.value.toString());
   checkExactlyRest(t, all, [...onA, ...onB], againOnA, 'failback');
@@ -285,14 +363,19 @@ t.test('failback after new writes on b reaches the consumers on a with nothing l
   const poll = (async () => {
     while (polling) await new Promise<void>((res) => member.consume(10, () => res()));
   })();
-  await waitFor('member joined', async () => {
-    const admin = new (loadNative().Admin)({ 'bootstrap.servers': a });
-    try {
-      return ((await admin.describeConsumerGroups([group], 5000))[0]?.members ?? 0) > 0;
-    } finally {
-      admin.close();
-    }
-  }, 30_000, 500);
+  await waitFor(
+    'member joined',
+    async () => {
+      const admin = new (loadNative().Admin)({ 'bootstrap.servers': a });
+      try {
+        return ((await admin.describeConsumerGroups([group], 5000))[0]?.members ?? 0) > 0;
+      } finally {
+        admin.close();
+      }
+    },
+    30_000,
+    500,
+  );
   const busy = await cli(cfg, 'failback', group, 'b', 'a');
   t.not(busy.code, 0);
   t.match(busy.stderr, /has 1 active member\(s\) on cluster 'a'/);
@@ -325,23 +408,36 @@ t.test('identity naming with writes on both clusters: failover (live, and from c
   const first2 = await consumeAndCommit(a, group2, [topic], 700);
   const run = await cli(cfg, 'failover', group, 'a', 'b');
   t.equal(run.code, 0, run.stderr);
-  t.ok(run.report?.rows.every((r) => r.kind === 'exact'), 'every partition translated');
+  t.ok(
+    run.report?.rows.every((r) => r.kind === 'exact'),
+    'every partition translated',
+  );
   const second = await consumeAndCommit(b, group, [topic], 10_000);
   const seen = new Set([...first, ...second].map((g) => g.value));
   t.equal(all.filter((v) => !seen.has(v)).length, 0, 'no record lost (live)');
   const firstSet = new Set(first.map((g) => g.value));
   const dup = second.filter((g) => firstSet.has(g.value)).length;
-  t.comment(`live: ${first.length} read on a, ${second.length} on b, ${dup} of them read on a before (interleaved partitions resume at the lower of the two translations)`);
+  t.comment(
+    `live: ${first.length} read on a, ${second.length} on b, ${dup} of them read on a before (interleaved partitions resume at the lower of the two translations)`,
+  );
   t.ok(dup < first.length, 'the group did not start over');
   t.equal(dup, run.report?.maxDuplicates, `the re-read records are exactly the ones reported (${run.report?.maxDuplicates})`);
 
   // the same with a unreachable: the checkpoints on b carry both directions
-  await waitFor('checkpoints of the second group on b', async () => {
-    const m = await strait.metrics();
-    return new RegExp(`strait_checkpoint_age_seconds\\{route="ab",group="${group2}"\\} [0-9.]+`).test(m);
-  }, 20_000, 500);
+  await waitFor(
+    'checkpoints of the second group on b',
+    async () => {
+      const m = await strait.metrics();
+      return new RegExp(`strait_checkpoint_age_seconds\\{route="ab",group="${group2}"\\} [0-9.]+`).test(m);
+    },
+    20_000,
+    500,
+  );
   await new Promise((r) => setTimeout(r, 1500));
-  const downCfg = config([route('ab', 'a', 'b', [topic], identity), route('ba', 'b', 'a', [topic], identity)], { a: { bootstrap: '127.0.0.1:1' }, b: { bootstrap: b } });
+  const downCfg = config([route('ab', 'a', 'b', [topic], identity), route('ba', 'b', 'a', [topic], identity)], {
+    a: { bootstrap: '127.0.0.1:1' },
+    b: { bootstrap: b },
+  });
   const fromCp = await cli(downCfg, 'failover', group2, 'a', 'b');
   t.equal(fromCp.code, 0, fromCp.stderr);
   t.equal(fromCp.report?.basis, 'checkpoint');

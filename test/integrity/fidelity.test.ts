@@ -24,12 +24,15 @@ function generate(n: number): TestRecord[] {
   for (let i = 0; i < n; i++) {
     const key = i % 13 === 0 ? null : Buffer.from(`k${Math.floor(rnd() * 1e9)}`);
     const value = i % 17 === 0 ? null : i % 19 === 0 ? EMPTY : Buffer.from(Array.from({ length: Math.floor(rnd() * 120) }, () => Math.floor(rnd() * 256)));
-    const headers = i % 5 === 0 ? undefined : [
-      { key: 'trace', value: Buffer.from(`t${i}`) },
-      { key: 'dup', value: Buffer.from('first') },
-      { key: 'bin', value: Buffer.from([0, 255, i & 255, 0]) },
-      { key: 'dup', value: Buffer.from('second') },
-    ];
+    const headers =
+      i % 5 === 0
+        ? undefined
+        : [
+            { key: 'trace', value: Buffer.from(`t${i}`) },
+            { key: 'dup', value: Buffer.from('first') },
+            { key: 'bin', value: Buffer.from([0, 255, i & 255, 0]) },
+            { key: 'dup', value: Buffer.from('second') },
+          ];
     out.push({ partition: i % PARTITIONS, key, value, ...(headers ? { headers } : {}), timestamp: i % 11 === 0 ? old + i : now + i });
   }
   return out;
@@ -52,25 +55,41 @@ t.test(`${RECORDS} records replicate byte-identical, in order, in the same parti
   await produce(a, topic, records);
   const source = await readAll(a, topic, PARTITIONS, RECORDS, 240_000);
   t.equal(source.length, RECORDS, 'source holds every record');
-  t.ok(source.some((r) => r.value !== null && r.value.length === 0), 'source has empty values');
-  t.ok(source.some((r) => r.value === null), 'source has tombstones');
-  t.ok(source.some((r) => r.key === null), 'source has null keys');
+  t.ok(
+    source.some((r) => r.value !== null && r.value.length === 0),
+    'source has empty values',
+  );
+  t.ok(
+    source.some((r) => r.value === null),
+    'source has tombstones',
+  );
+  t.ok(
+    source.some((r) => r.key === null),
+    'source has null keys',
+  );
 
   const route = 'fidelity';
-  const strait = new StraitProcess(writeConfig({
-    clusters: { a: { bootstrap: a }, b: { bootstrap: b } },
-    routes: [{ name: route, source: 'a', target: 'b', topics: { include: [topic] } }],
-    worker: { threads: 2, commitIntervalMs: 500 },
-    controller: { refreshTopicsIntervalMs: 1000 },
-  }));
+  const strait = new StraitProcess(
+    writeConfig({
+      clusters: { a: { bootstrap: a }, b: { bootstrap: b } },
+      routes: [{ name: route, source: 'a', target: 'b', topics: { include: [topic] } }],
+      worker: { threads: 2, commitIntervalMs: 500 },
+      controller: { refreshTopicsIntervalMs: 1000 },
+    }),
+  );
   const targetTopic = `a.${topic}`;
-  await waitFor('every record on the target', async () => {
-    try {
-      return (await endOffsets(b, targetTopic, PARTITIONS)).reduce((x, y) => x + y, 0) >= RECORDS;
-    } catch {
-      return false;
-    }
-  }, 240_000, 1000);
+  await waitFor(
+    'every record on the target',
+    async () => {
+      try {
+        return (await endOffsets(b, targetTopic, PARTITIONS)).reduce((x, y) => x + y, 0) >= RECORDS;
+      } catch {
+        return false;
+      }
+    },
+    240_000,
+    1000,
+  );
   const target = await readAll(b, targetTopic, PARTITIONS, RECORDS, 240_000);
   t.equal(target.length, RECORDS, 'target holds exactly as many records');
   for (let p = 0; p < PARTITIONS; p++) {
@@ -87,10 +106,15 @@ t.test(`${RECORDS} records replicate byte-identical, in order, in the same parti
     t.equal(firstBad, -1, `partition ${p}: same order, byte-identical key, value, headers, timestamp`);
   }
   // strait commits after the last acknowledgement; then its runs must describe where each record landed
-  await waitFor('offset map covers the topic', async () => {
-    const runs = await readOffsetMap(b, route, topic);
-    return runs.reduce((n, r) => n + (r.srcEnd - r.srcStart + 1), 0) >= RECORDS;
-  }, 60_000, 1000);
+  await waitFor(
+    'offset map covers the topic',
+    async () => {
+      const runs = await readOffsetMap(b, route, topic);
+      return runs.reduce((n, r) => n + (r.srcEnd - r.srcStart + 1), 0) >= RECORDS;
+    },
+    60_000,
+    1000,
+  );
   const runs = await readOffsetMap(b, route, topic);
   const latest = new Map<string, OffsetMapRecord>();
   for (const r of runs) latest.set(`${r.partition}/${r.srcStart}`, r);

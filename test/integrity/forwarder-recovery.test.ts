@@ -51,7 +51,13 @@ interface Harness {
   seen: { code: string; topic: string; partition: number; cause: string }[];
 }
 
-async function startPipeline(t: Test, route: string, topic: string, threads: number, wrap: (s: EmbeddedStore) => CoordinationStore = (s) => s): Promise<Harness> {
+async function startPipeline(
+  t: Test,
+  route: string,
+  topic: string,
+  threads: number,
+  wrap: (s: EmbeddedStore) => CoordinationStore = (s) => s,
+): Promise<Harness> {
   await ensureOffsetMapTopic();
   const config = validateConfig({
     clusters: { a: { bootstrap: bootstrap('a') }, b: { bootstrap: bootstrap('b') } },
@@ -75,21 +81,37 @@ async function startPipeline(t: Test, route: string, topic: string, threads: num
   return { pipeline, metrics, logs, seen };
 }
 
-const assignment = (route: string, topic: string, partition: number, compression = 'lz4'): PartitionAssignment => ({ route, topic, partition, targetTopic: `a.${topic}`, compression, epoch: 1 });
+const assignment = (route: string, topic: string, partition: number, compression = 'lz4'): PartitionAssignment => ({
+  route,
+  topic,
+  partition,
+  targetTopic: `a.${topic}`,
+  compression,
+  epoch: 1,
+});
 
 function records(prefix: string, n: number, partitions: number) {
-  return Array.from({ length: n }, (_, i) => ({ partition: i % partitions, key: Buffer.from(`${prefix}-${i}`), value: Buffer.from(`value ${prefix} ${i} `.padEnd(200, '.')) }));
+  return Array.from({ length: n }, (_, i) => ({
+    partition: i % partitions,
+    key: Buffer.from(`${prefix}-${i}`),
+    value: Buffer.from(`value ${prefix} ${i} `.padEnd(200, '.')),
+  }));
 }
 
 /** Waits until the target holds at least `count` records, then checks that every key in `keys` is among them. */
 async function assertAllLanded(t: Test, topic: string, partitions: number, keys: Set<string>): Promise<void> {
-  await waitFor(`${keys.size} records on the target`, async () => {
-    try {
-      return (await endOffsets(bootstrap('b'), `a.${topic}`, partitions)).reduce((a, b) => a + b, 0) >= keys.size;
-    } catch {
-      return false;
-    }
-  }, 120_000, 500);
+  await waitFor(
+    `${keys.size} records on the target`,
+    async () => {
+      try {
+        return (await endOffsets(bootstrap('b'), `a.${topic}`, partitions)).reduce((a, b) => a + b, 0) >= keys.size;
+      } catch {
+        return false;
+      }
+    },
+    120_000,
+    500,
+  );
   const total = (await endOffsets(bootstrap('b'), `a.${topic}`, partitions)).reduce((a, b) => a + b, 0);
   const landed = await readAll(bootstrap('b'), `a.${topic}`, partitions, total);
   const got = new Set(landed.map((r) => r.key!.toString()));
@@ -114,7 +136,11 @@ t.test('a fatal idempotent-producer error closes the forwarder and starts its pa
     for (const r of list) keys.add(r.key.toString());
   };
   await batch(0);
-  t.same([...(await h.pipeline.assign([assignment(route, topic, 0), assignment(route, topic, 1)]))].sort(), [`${route}|${topic}/0`, `${route}|${topic}/1`], 'both partitions started');
+  t.same(
+    [...(await h.pipeline.assign([assignment(route, topic, 0), assignment(route, topic, 1)]))].sort(),
+    [`${route}|${topic}/0`, `${route}|${topic}/1`],
+    'both partitions started',
+  );
   await waitFor('records flowing', () => h.pipeline.totals.records > 0, 60_000, 20);
   // more records keep arriving while the fatal error is raised
   const flowing = (async () => {
@@ -122,20 +148,46 @@ t.test('a fatal idempotent-producer error closes the forwarder and starts its pa
   })();
   h.pipeline.injectFatalErrorForTest(route, 'fatal error injected by forwarder-recovery.test');
 
-  await waitFor('both partitions errored with STRAIT_PRODUCER_FATAL', () => new Set(h.seen.filter((s) => s.code === 'STRAIT_PRODUCER_FATAL').map((s) => s.partition)).size === 2, 30_000, 20);
+  await waitFor(
+    'both partitions errored with STRAIT_PRODUCER_FATAL',
+    () => new Set(h.seen.filter((s) => s.code === 'STRAIT_PRODUCER_FATAL').map((s) => s.partition)).size === 2,
+    30_000,
+    20,
+  );
   const fatalSeen = h.seen.find((s) => s.code === 'STRAIT_PRODUCER_FATAL')!;
-  t.match(fatalSeen.cause, /the target producer failed fatally: .*fatal error injected by forwarder-recovery\.test.*; starting again in \d+ ms \(attempt 1\)/, 'the cause names the fatal error and the retry');
-  const fatalLines = h.logs.filter((l) => l.level === 50 && l.code === 'STRAIT_PRODUCER_FATAL' && typeof l.msg === 'string' && l.msg.startsWith(`the target producer of route '${route}' failed fatally`));
-  t.match(fatalLines[0], { route, kafkaCode: 'OUT_OF_ORDER_SEQUENCE_NUMBER', cause: /fatal error injected by forwarder-recovery\.test/ }, 'an error-level log line names the fatal cause');
+  t.match(
+    fatalSeen.cause,
+    /the target producer failed fatally: .*fatal error injected by forwarder-recovery\.test.*; starting again in \d+ ms \(attempt 1\)/,
+    'the cause names the fatal error and the retry',
+  );
+  const fatalLines = h.logs.filter(
+    (l) =>
+      l.level === 50 &&
+      l.code === 'STRAIT_PRODUCER_FATAL' &&
+      typeof l.msg === 'string' &&
+      l.msg.startsWith(`the target producer of route '${route}' failed fatally`),
+  );
+  t.match(
+    fatalLines[0],
+    { route, kafkaCode: 'OUT_OF_ORDER_SEQUENCE_NUMBER', cause: /fatal error injected by forwarder-recovery\.test/ },
+    'an error-level log line names the fatal cause',
+  );
   t.equal(fatalLines.length, 2, 'one such line per forwarder (one per pool thread), not one per progress interval');
-  t.equal(h.logs.filter((l) => l.level === 50 && l.code === 'STRAIT_PRODUCER_FATAL' && l.partition !== undefined).length, 2, 'and one per partition entering the errored state');
-  t.ok(await counter(h.metrics.errors, { route, code: 'STRAIT_PRODUCER_FATAL' }) >= 2, 'strait_errors_total counts STRAIT_PRODUCER_FATAL');
+  t.equal(
+    h.logs.filter((l) => l.level === 50 && l.code === 'STRAIT_PRODUCER_FATAL' && l.partition !== undefined).length,
+    2,
+    'and one per partition entering the errored state',
+  );
+  t.ok((await counter(h.metrics.errors, { route, code: 'STRAIT_PRODUCER_FATAL' })) >= 2, 'strait_errors_total counts STRAIT_PRODUCER_FATAL');
 
   await waitFor('the producer restarts counted', async () => (await counter(h.metrics.producerRestarts, { route })) === 2, 30_000, 100);
   t.pass('strait_producer_restarts_total{route} = 2 (one forwarder per pool thread)');
   await waitFor('the errored state cleared', () => h.pipeline.errored().length === 0, 30_000, 100);
   t.notMatch(await h.metrics.registry.metrics(), /strait_partition_errored\{/, 'no strait_partition_errored series left');
-  t.ok(h.logs.some((l) => l.level === 40 && typeof l.msg === 'string' && l.msg.includes('makes progress again (was STRAIT_PRODUCER_FATAL)')), 'a warning when it clears');
+  t.ok(
+    h.logs.some((l) => l.level === 40 && typeof l.msg === 'string' && l.msg.includes('makes progress again (was STRAIT_PRODUCER_FATAL)')),
+    'a warning when it clears',
+  );
   await flowing;
   await assertAllLanded(t, topic, 2, keys);
   await waitFor('offsets committed to the end', () => [...h.pipeline.partitions.values()].every((p) => p.committed === 18_000), 60_000, 200);
@@ -177,8 +229,16 @@ t.test('a partition re-assigned while it still drains on its pool thread is re-a
   await more;
   await assertAllLanded(t, topic, 3, keys);
   t.same(h.pipeline.errored(), [], 'no partition errored');
-  t.notOk(h.seen.some((s) => s.code === 'STRAIT_ASSIGN_FAILED'), 'no assign failed on the way');
-  await waitFor('offsets committed to the end', () => [...h.pipeline.partitions.values()].every((p) => !p.draining && p.committed === perPartition[p.partition]), 60_000, 200);
+  t.notOk(
+    h.seen.some((s) => s.code === 'STRAIT_ASSIGN_FAILED'),
+    'no assign failed on the way',
+  );
+  await waitFor(
+    'offsets committed to the end',
+    () => [...h.pipeline.partitions.values()].every((p) => !p.draining && p.committed === perPartition[p.partition]),
+    60_000,
+    200,
+  );
   t.pass('committed offsets reached the end of every partition');
 });
 
@@ -227,7 +287,10 @@ t.test('a fenced commit that answers after the partition came back with a newer 
   release();
 
   await waitFor('the refused commit answered', async () => (await counter(h.metrics.fenced, { route })) >= 1, 30_000, 50);
-  t.ok(h.logs.some((l) => l.msg === 'commits refused: a newer epoch owns these partitions; stopping them here unless they came back with it' && l.stopping === 0), 'the epoch-1 commit was refused, and nothing was stopped for it');
+  t.ok(
+    h.logs.some((l) => l.msg === 'commits refused: a newer epoch owns these partitions; stopping them here unless they came back with it' && l.stopping === 0),
+    'the epoch-1 commit was refused, and nothing was stopped for it',
+  );
   const rt = h.pipeline.partitions.get(`${route}|${topic}/0`);
   t.equal(rt?.draining, false, 'the epoch-3 runtime still runs');
   t.equal(rt?.epoch, 3, 'under the new epoch');
@@ -248,10 +311,32 @@ t.test('a failing assign errors only that partition with STRAIT_ASSIGN_FAILED, i
   t.equal(started.size, 2, 'both handed to the pool thread (it owns the retry)');
   await waitFor('partition 0 errored', () => h.pipeline.errored().some((e) => e.partition === 0), 30_000, 20);
   const e0 = h.pipeline.errored().find((e) => e.partition === 0)!;
-  t.match(e0, { route, topic, partition: 0, code: 'STRAIT_ASSIGN_FAILED', kafkaCode: '_INVALID_ARG', cause: /^assign .*\[0\]: compression: .*no-such-codec.*; starting again in \d+ ms \(attempt \d+\)$/ }, 'code, librdkafka code and cause');
-  t.match(await h.metrics.registry.metrics(), new RegExp(`strait_partition_errored\\{route="${route}",topic="${topic}",partition="0",code="STRAIT_ASSIGN_FAILED"\\} 1`));
-  t.ok(h.logs.some((l) => l.level === 50 && l.code === 'STRAIT_ASSIGN_FAILED' && l.partition === 0), 'an error-level log line');
-  await waitFor('partition 1 replicated all its records', async () => (await endOffsets(bootstrap('b'), `a.${topic}`, 2).catch(() => [0, 0]))[1] === 500, 60_000, 200);
+  t.match(
+    e0,
+    {
+      route,
+      topic,
+      partition: 0,
+      code: 'STRAIT_ASSIGN_FAILED',
+      kafkaCode: '_INVALID_ARG',
+      cause: /^assign .*\[0\]: compression: .*no-such-codec.*; starting again in \d+ ms \(attempt \d+\)$/,
+    },
+    'code, librdkafka code and cause',
+  );
+  t.match(
+    await h.metrics.registry.metrics(),
+    new RegExp(`strait_partition_errored\\{route="${route}",topic="${topic}",partition="0",code="STRAIT_ASSIGN_FAILED"\\} 1`),
+  );
+  t.ok(
+    h.logs.some((l) => l.level === 50 && l.code === 'STRAIT_ASSIGN_FAILED' && l.partition === 0),
+    'an error-level log line',
+  );
+  await waitFor(
+    'partition 1 replicated all its records',
+    async () => (await endOffsets(bootstrap('b'), `a.${topic}`, 2).catch(() => [0, 0]))[1] === 500,
+    60_000,
+    200,
+  );
   t.pass('the refused entry held the other one back in nothing');
   await waitFor('retried', () => /attempt [3-9]/.test(h.pipeline.errored().find((e) => e.partition === 0)?.cause ?? ''), 30_000, 50);
   t.pass('the refused partition is tried again with a growing delay');
@@ -269,7 +354,11 @@ t.test('a failing assign errors only that partition with STRAIT_ASSIGN_FAILED, i
   // a route this worker has no definition of: not started, errored, and started once the definition is there
   const unknown = await h.pipeline.assign([{ ...assignment('elsewhere', topic, 0) }]);
   t.equal(unknown.size, 0, 'a partition of an unknown route is not reported as started');
-  t.match(h.pipeline.errored(), [{ route: 'elsewhere', topic, partition: 0, code: 'STRAIT_ASSIGN_FAILED', cause: /no definition of the route/ }], 'and is errored');
+  t.match(
+    h.pipeline.errored(),
+    [{ route: 'elsewhere', topic, partition: 0, code: 'STRAIT_ASSIGN_FAILED', cause: /no definition of the route/ }],
+    'and is errored',
+  );
   h.pipeline.retainUnstarted(new Set());
   t.same(h.pipeline.errored(), [], 'forgotten once no longer assigned');
 });

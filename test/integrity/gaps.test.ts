@@ -11,10 +11,22 @@ import { StraitProcess, stopAll, waitFor, writeConfig } from '../helpers/strait-
 
 t.teardown(stopAll);
 
-interface Gap { route: string; topic: string; partition: number; reason: string; from: number; to: number; skipped: number; stopped: boolean }
-interface RunStatus { worker: { errored: { topic: string; partition: number; code: string; kafkaCode: string | null }[]; gaps: Gap[] } }
+interface Gap {
+  route: string;
+  topic: string;
+  partition: number;
+  reason: string;
+  from: number;
+  to: number;
+  skipped: number;
+  stopped: boolean;
+}
+interface RunStatus {
+  worker: { errored: { topic: string; partition: number; code: string; kafkaCode: string | null }[]; gaps: Gap[] };
+}
 
-const records = (from: number, n: number) => Array.from({ length: n }, (_, i) => ({ partition: 0, key: Buffer.from(`k${from + i}`), value: Buffer.from(`v${from + i}`) }));
+const records = (from: number, n: number) =>
+  Array.from({ length: n }, (_, i) => ({ partition: 0, key: Buffer.from(`k${from + i}`), value: Buffer.from(`v${from + i}`) }));
 
 async function targetEnd(topic: string): Promise<number> {
   try {
@@ -46,19 +58,47 @@ t.test('onGap continue (default): skipped offsets are counted exactly, logged at
   const strait = new StraitProcess(config);
   await waitFor('the 300 records after the gap replicated', async () => (await targetEnd(`a.${topic}`)) === 1300, 90_000, 500);
   const values = (await readAll(bootstrap('b'), `a.${topic}`, 1, 1300)).map((r) => r.value!.toString());
-  t.same(values.slice(0, 1000), records(0, 1000).map((r) => r.value.toString()), 'the first 1,000 records, as before the stop');
-  t.same(values.slice(1000), records(2200, 300).map((r) => r.value.toString()), 'then the records from the new log start on');
+  t.same(
+    values.slice(0, 1000),
+    records(0, 1000).map((r) => r.value.toString()),
+    'the first 1,000 records, as before the stop',
+  );
+  t.same(
+    values.slice(1000),
+    records(2200, 300).map((r) => r.value.toString()),
+    'then the records from the new log start on',
+  );
 
   const metrics = await strait.metrics();
-  t.match(metrics, new RegExp(`strait_records_skipped_total\\{route="gap",topic="${topic}",reason="retention"\\} 1200\\n`), 'strait_records_skipped_total = 1,200 (2,200 deleted, 1,000 of them already replicated)');
+  t.match(
+    metrics,
+    new RegExp(`strait_records_skipped_total\\{route="gap",topic="${topic}",reason="retention"\\} 1200\\n`),
+    'strait_records_skipped_total = 1,200 (2,200 deleted, 1,000 of them already replicated)',
+  );
   const status = await strait.json<RunStatus>('/v1/status');
-  t.same(status.worker.gaps.map((g) => [g.route, g.topic, g.partition, g.reason, g.from, g.to, g.skipped, g.stopped]), [['gap', topic, 0, 'retention', 1000, 2200, 1200, false]], 'the gap is a problem in the worker status');
+  t.same(
+    status.worker.gaps.map((g) => [g.route, g.topic, g.partition, g.reason, g.from, g.to, g.skipped, g.stopped]),
+    [['gap', topic, 0, 'retention', 1000, 2200, 1200, false]],
+    'the gap is a problem in the worker status',
+  );
   t.same(status.worker.errored, [], 'the partition is not errored: it goes on');
   // the controller's view (what `strait controller` shows for a fleet): the gap comes with the worker's load report
   let shown: (Gap & { worker: string })[] = [];
-  await waitFor('the gap in the controller status', async () => (shown = (await strait.json<{ controller: { gaps: (Gap & { worker: string })[] } }>('/v1/status')).controller.gaps).length > 0, 30_000, 500);
-  t.same(shown.map((g) => [g.route, g.topic, g.partition, g.reason, g.from, g.to, g.skipped, g.stopped]), [['gap', topic, 0, 'retention', 1000, 2200, 1200, false]], 'the controller status lists the gap too');
-  t.ok(shown.every((g) => typeof g.worker === 'string' && g.worker.length > 0), 'with the worker that met it');
+  await waitFor(
+    'the gap in the controller status',
+    async () => (shown = (await strait.json<{ controller: { gaps: (Gap & { worker: string })[] } }>('/v1/status')).controller.gaps).length > 0,
+    30_000,
+    500,
+  );
+  t.same(
+    shown.map((g) => [g.route, g.topic, g.partition, g.reason, g.from, g.to, g.skipped, g.stopped]),
+    [['gap', topic, 0, 'retention', 1000, 2200, 1200, false]],
+    'the controller status lists the gap too',
+  );
+  t.ok(
+    shown.every((g) => typeof g.worker === 'string' && g.worker.length > 0),
+    'with the worker that met it',
+  );
   const lines = strait.output.split('\n').filter((l) => l.includes('"level":50') && l.includes('"reason":"retention"'));
   t.equal(lines.length, 1, 'one error-level log line for the gap');
   t.match(JSON.parse(lines[0]!), { route: 'gap', topic, partition: 0, from: 1000, to: 2200, skipped: 1200, msg: /1200 offsets skipped/ });
@@ -80,14 +120,25 @@ t.test('onGap stop: the partition is errored with STRAIT_OFFSET_GAP and nothing 
   const strait = new StraitProcess(config);
   await waitFor('the partition errored', async () => (await strait.json<RunStatus>('/v1/status')).worker.errored.length === 1, 90_000, 500);
   const status = await strait.json<RunStatus>('/v1/status');
-  t.same(status.worker.errored.map((e) => [e.topic, e.partition, e.code, e.kafkaCode]), [[topic, 0, 'STRAIT_OFFSET_GAP', 'OFFSET_OUT_OF_RANGE']]);
-  t.same(status.worker.gaps.map((g) => [g.reason, g.from, g.to, g.skipped, g.stopped]), [['retention', 1000, 2200, 1200, true]], 'the gap is reported with what would be skipped');
+  t.same(
+    status.worker.errored.map((e) => [e.topic, e.partition, e.code, e.kafkaCode]),
+    [[topic, 0, 'STRAIT_OFFSET_GAP', 'OFFSET_OUT_OF_RANGE']],
+  );
+  t.same(
+    status.worker.gaps.map((g) => [g.reason, g.from, g.to, g.skipped, g.stopped]),
+    [['retention', 1000, 2200, 1200, true]],
+    'the gap is reported with what would be skipped',
+  );
   const metrics = await strait.metrics();
   t.match(metrics, new RegExp(`strait_partition_errored\\{route="gapstop",topic="${topic}",partition="0",code="STRAIT_OFFSET_GAP"\\} 1`));
   t.notMatch(metrics, /strait_records_skipped_total\{route="gapstop"/, 'nothing counted as skipped');
   const res = await fetch(`${await strait.metricsUrl}/v1/health`);
   const body = (await res.json()) as { status: string; reasons: { code: string }[] };
-  t.same([res.status, body.status, body.reasons.map((r) => r.code)], [200, 'degraded', ['STRAIT_OFFSET_GAP']], 'health: 200 (the default) with status degraded and the reason');
+  t.same(
+    [res.status, body.status, body.reasons.map((r) => r.code)],
+    [200, 'degraded', ['STRAIT_OFFSET_GAP']],
+    'health: 200 (the default) with status degraded and the reason',
+  );
   await new Promise((r) => setTimeout(r, 2000));
   t.equal(await targetEnd(`a.${topic}`), 1000, 'nothing more was replicated');
   t.equal(await strait.stop(), 0);
@@ -97,21 +148,33 @@ t.test('a fresh partition still starts at `start` (no reset error): latest skips
   const topic = uniqueName('latest');
   await createTopic(bootstrap('a'), topic, 1);
   await produce(bootstrap('a'), topic, records(0, 100));
-  const strait = new StraitProcess(writeConfig({
-    clusters: { a: { bootstrap: bootstrap('a') }, b: { bootstrap: bootstrap('b') } },
-    routes: [{ name: 'latest', source: 'a', target: 'b', start: 'latest', topics: { include: [topic] } }],
-    controller: { refreshTopicsIntervalMs: 1000 },
-  }));
+  const strait = new StraitProcess(
+    writeConfig({
+      clusters: { a: { bootstrap: bootstrap('a') }, b: { bootstrap: bootstrap('b') } },
+      routes: [{ name: 'latest', source: 'a', target: 'b', start: 'latest', topics: { include: [topic] } }],
+      controller: { refreshTopicsIntervalMs: 1000 },
+    }),
+  );
   // the partition is in the forwarder once its progress is reported (the paused gauge); `latest` is then resolved by
   // one ListOffsets request, given a few seconds here
-  await waitFor('target topic created and the partition in the forwarder', async () =>
-    (await targetEnd(`a.${topic}`)) === 0 && new RegExp(`strait_partition_paused\\{route="latest",topic="${topic}",partition="0"\\} 0`).test(await strait.metrics()), 90_000, 500);
+  await waitFor(
+    'target topic created and the partition in the forwarder',
+    async () =>
+      (await targetEnd(`a.${topic}`)) === 0 &&
+      new RegExp(`strait_partition_paused\\{route="latest",topic="${topic}",partition="0"\\} 0`).test(await strait.metrics()),
+    90_000,
+    500,
+  );
   await new Promise((r) => setTimeout(r, 3000));
   await produce(bootstrap('a'), topic, records(100, 50));
   await waitFor('the 50 new records replicated', async () => (await targetEnd(`a.${topic}`)) === 50, 60_000, 500);
   await new Promise((r) => setTimeout(r, 2000));
   t.equal(await targetEnd(`a.${topic}`), 50, 'still 50: the 100 records written before the start were not copied');
-  t.same((await readAll(bootstrap('b'), `a.${topic}`, 1, 50)).map((r) => r.value!.toString()), records(100, 50).map((r) => r.value.toString()), 'exactly the records written after the start');
+  t.same(
+    (await readAll(bootstrap('b'), `a.${topic}`, 1, 50)).map((r) => r.value!.toString()),
+    records(100, 50).map((r) => r.value.toString()),
+    'exactly the records written after the start',
+  );
   const status = await strait.json<RunStatus>('/v1/status');
   t.same([status.worker.errored, status.worker.gaps], [[], []], 'no error, no gap');
   t.equal(await strait.stop(), 0);

@@ -31,7 +31,11 @@ async function produceSlowly(brokers: string, topic: string, total: number, slic
   }
 }
 
-const byPartition = (rs: ReadRecord[], p: number) => rs.filter((r) => r.partition === p).sort((x, y) => x.offset - y.offset).map((r) => r.value!.toString());
+const byPartition = (rs: ReadRecord[], p: number) =>
+  rs
+    .filter((r) => r.partition === p)
+    .sort((x, y) => x.offset - y.offset)
+    .map((r) => r.value!.toString());
 
 const sum = (brokers: string, topic: string) => totalRecords(brokers, topic, PARTITIONS);
 
@@ -57,16 +61,22 @@ t.test('kill -9 mid-stream, restart: nothing lost, duplicates = what landed beyo
       return {};
     }
   };
-  await waitFor('replication under way with offsets committed', async () => {
-    const c = Object.values(readCommitted()).reduce((n, o) => n + o.offset, 0);
-    return c >= 20_000 && (await sum(b, `a.${topic}`)) < TOTAL;
-  }, 90_000, 50);
+  await waitFor(
+    'replication under way with offsets committed',
+    async () => {
+      const c = Object.values(readCommitted()).reduce((n, o) => n + o.offset, 0);
+      return c >= 20_000 && (await sum(b, `a.${topic}`)) < TOTAL;
+    },
+    90_000,
+    50,
+  );
   await first.kill9();
   await new Promise((r) => setTimeout(r, 1500)); // requests already on the wire may still land
   const landed = await endOffsets(b, `a.${topic}`, PARTITIONS);
   const store = { offsets: { crash: readCommitted() } };
   const committed = Array.from({ length: PARTITIONS }, (_, p) => store.offsets.crash?.[`${topic}/${p}`]?.offset ?? 0);
-  for (let p = 0; p < PARTITIONS; p++) t.ok(committed[p]! <= landed[p]!, `partition ${p}: committed ${committed[p]} never passes what the target acknowledged (${landed[p]})`);
+  for (let p = 0; p < PARTITIONS; p++)
+    t.ok(committed[p]! <= landed[p]!, `partition ${p}: committed ${committed[p]} never passes what the target acknowledged (${landed[p]})`);
   const duplicates = landed.reduce((n, e, p) => n + (e - committed[p]!), 0);
   t.comment(`killed with ${landed.reduce((x, y) => x + y, 0)} records on the target, ${duplicates} beyond the committed offsets`);
   await producing;
@@ -84,39 +94,43 @@ t.test('kill -9 mid-stream, restart: nothing lost, duplicates = what landed beyo
   t.equal(await second.stop(), 0);
 });
 
-t.test('target broker stopped for 30 s mid-stream: no crash, no loss, resumes by itself', (t) => withClusterLock('c', async () => {
-  const a = bootstrap('a');
-  const c = bootstrap('c'); // besides this test only the active-active rings use cluster c, under the same lock
-  const topic = uniqueName('outage');
-  const TOTAL = 60_000;
-  await createTopic(a, topic, PARTITIONS);
-  const strait = new StraitProcess(writeConfig({
-    clusters: { a: { bootstrap: a }, c: { bootstrap: c } },
-    routes: [{ name: 'outage', source: 'a', target: 'c', topics: { include: [topic] } }],
-    worker: { threads: 2, commitIntervalMs: 500, inflightBytes: 4 * 1024 * 1024 },
-    controller: { refreshTopicsIntervalMs: 1000 },
-  }));
-  await produce(a, topic, records(0, 20_000));
-  await waitFor('first records on the target', async () => (await sum(c, `a.${topic}`)) >= 20_000, 60_000, 200);
-  await stopCluster('c', { dir: TEST_DEV_DIR });
-  const down = Date.now();
-  await produce(a, topic, records(20_000, TOTAL - 20_000));
-  await new Promise((r) => setTimeout(r, Math.max(0, 30_000 - (Date.now() - down))));
-  t.equal(strait.child.exitCode, null, 'strait is still running after 30 s without its target');
-  const metrics = await strait.metrics();
-  const inflight = Number(/^strait_inflight_bytes (\d+)/m.exec(metrics)?.[1] ?? 'NaN');
-  t.ok(inflight <= 4 * 1024 * 1024 + 1024 * 1024, `in-flight bytes stay within the budget (${inflight})`);
-  await startStoppedCluster('c', { dir: TEST_DEV_DIR });
-  await waitFor('replication resumed', async () => (await sum(c, `a.${topic}`)) >= TOTAL, 120_000, 500);
-  const source = await readAll(a, topic, PARTITIONS, TOTAL, 60_000);
-  const target = await readAll(c, `a.${topic}`, PARTITIONS, TOTAL, 60_000);
-  for (let p = 0; p < PARTITIONS; p++) {
-    const src = byPartition(source, p);
-    const dst = byPartition(target, p);
-    const missing = src.filter((v) => !dst.includes(v)).length;
-    t.equal(missing, 0, `partition ${p}: nothing lost`);
-    t.same([...new Set(dst)], src, `partition ${p}: order kept`);
-    if (dst.length > src.length) t.comment(`partition ${p}: ${dst.length - src.length} duplicates`);
-  }
-  t.equal(await strait.stop(), 0);
-}));
+t.test('target broker stopped for 30 s mid-stream: no crash, no loss, resumes by itself', (t) =>
+  withClusterLock('c', async () => {
+    const a = bootstrap('a');
+    const c = bootstrap('c'); // besides this test only the active-active rings use cluster c, under the same lock
+    const topic = uniqueName('outage');
+    const TOTAL = 60_000;
+    await createTopic(a, topic, PARTITIONS);
+    const strait = new StraitProcess(
+      writeConfig({
+        clusters: { a: { bootstrap: a }, c: { bootstrap: c } },
+        routes: [{ name: 'outage', source: 'a', target: 'c', topics: { include: [topic] } }],
+        worker: { threads: 2, commitIntervalMs: 500, inflightBytes: 4 * 1024 * 1024 },
+        controller: { refreshTopicsIntervalMs: 1000 },
+      }),
+    );
+    await produce(a, topic, records(0, 20_000));
+    await waitFor('first records on the target', async () => (await sum(c, `a.${topic}`)) >= 20_000, 60_000, 200);
+    await stopCluster('c', { dir: TEST_DEV_DIR });
+    const down = Date.now();
+    await produce(a, topic, records(20_000, TOTAL - 20_000));
+    await new Promise((r) => setTimeout(r, Math.max(0, 30_000 - (Date.now() - down))));
+    t.equal(strait.child.exitCode, null, 'strait is still running after 30 s without its target');
+    const metrics = await strait.metrics();
+    const inflight = Number(/^strait_inflight_bytes (\d+)/m.exec(metrics)?.[1] ?? 'NaN');
+    t.ok(inflight <= 4 * 1024 * 1024 + 1024 * 1024, `in-flight bytes stay within the budget (${inflight})`);
+    await startStoppedCluster('c', { dir: TEST_DEV_DIR });
+    await waitFor('replication resumed', async () => (await sum(c, `a.${topic}`)) >= TOTAL, 120_000, 500);
+    const source = await readAll(a, topic, PARTITIONS, TOTAL, 60_000);
+    const target = await readAll(c, `a.${topic}`, PARTITIONS, TOTAL, 60_000);
+    for (let p = 0; p < PARTITIONS; p++) {
+      const src = byPartition(source, p);
+      const dst = byPartition(target, p);
+      const missing = src.filter((v) => !dst.includes(v)).length;
+      t.equal(missing, 0, `partition ${p}: nothing lost`);
+      t.same([...new Set(dst)], src, `partition ${p}: order kept`);
+      if (dst.length > src.length) t.comment(`partition ${p}: ${dst.length - src.length} duplicates`);
+    }
+    t.equal(await strait.stop(), 0);
+  }),
+);

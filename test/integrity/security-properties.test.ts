@@ -24,7 +24,11 @@ t.teardown(stopAll);
 
 // the timeout only matters if a refused config were run: `strait run` would then keep running
 const strait = (args: string[], env: Record<string, string> = {}) =>
-  spawnSync(process.execPath, [join(projectRoot(), 'dist', 'bin', 'strait.js'), ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 30_000 });
+  spawnSync(process.execPath, [join(projectRoot(), 'dist', 'bin', 'strait.js'), ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, ...env },
+    timeout: 30_000,
+  });
 
 /** The attack a refused property would carry out: GSSAPI with a kinit command of the attacker's. */
 const kinitAttack = (marker: string) => ({ 'security.protocol': 'SASL_PLAINTEXT', 'sasl.mechanism': 'GSSAPI', 'sasl.kerberos.kinit.cmd': `touch ${marker}` });
@@ -49,7 +53,15 @@ t.test('config check refuses code-running and delivery-weakening properties, nam
   const marker = join(tmpdir(), uniqueName('strait-kinit-file'));
   const file = writeConfig({
     clusters: { a: { bootstrap: bootstrap('a'), properties: { acks: 0 } }, b: { bootstrap: bootstrap('b') } },
-    routes: [{ name: 'r', source: 'a', target: 'b', consumer: { ...kinitAttack(marker), 'plugin.library.paths': '/tmp/evil.so' }, producer: { 'enable.idempotence': false, 'linger.ms': 5 } }],
+    routes: [
+      {
+        name: 'r',
+        source: 'a',
+        target: 'b',
+        consumer: { ...kinitAttack(marker), 'plugin.library.paths': '/tmp/evil.so' },
+        producer: { 'enable.idempotence': false, 'linger.ms': 5 },
+      },
+    ],
   });
   const r = strait(['config', 'check', file]);
   t.equal(r.status, 1, 'exits non-zero');
@@ -83,31 +95,61 @@ t.test('REST: forbidden properties and references in a route body are refused; t
   });
   const topic = uniqueName('sec-rest');
   await createTopic(bootstrap('a'), topic, 1);
-  await produce(bootstrap('a'), topic, Array.from({ length: 20 }, (_, i) => ({ partition: 0, key: Buffer.from(`k${i}`), value: Buffer.from(`v${i}`) })));
+  await produce(
+    bootstrap('a'),
+    topic,
+    Array.from({ length: 20 }, (_, i) => ({ partition: 0, key: Buffer.from(`k${i}`), value: Buffer.from(`v${i}`) })),
+  );
   const controller = new StraitProcess(config, 'controller');
   // a live worker: a route the API accepted would run on it (the kinit command with it)
   const worker = new StraitProcess(config, 'worker');
   const base = await controller.restUrl;
   const call = async (method: string, path: string, body?: unknown, auth = token) => {
-    const res = await fetch(`${base}${path}`, { method, headers: { authorization: `Bearer ${auth}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) }, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
+    const res = await fetch(`${base}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${auth}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
     const text = await res.text();
-    return { status: res.status, text, body: JSON.parse(text) as { code?: string; field?: string; message?: string; problems?: { path: string; message: string }[] } };
+    return {
+      status: res.status,
+      text,
+      body: JSON.parse(text) as { code?: string; field?: string; message?: string; problems?: { path: string; message: string }[] },
+    };
   };
   await waitFor('the controller leads', async () => (await call('GET', '/v1/health')).text.includes('"isLeader":true'), 30_000, 200);
-  t.equal((await call('GET', '/v1/health', undefined, 'wrong-token-0123456789')).status, 401, 'a wrong token is refused: the reference resolved to the real one');
+  t.equal(
+    (await call('GET', '/v1/health', undefined, 'wrong-token-0123456789')).status,
+    401,
+    'a wrong token is refused: the reference resolved to the real one',
+  );
 
   const marker = join(tmpdir(), uniqueName('strait-kinit-rest'));
-  const kinit = await call('PUT', '/v1/routes/x', { source: 'a', target: 'b', topics: { include: [topic] }, consumer: { 'sasl.kerberos.kinit.cmd': `touch ${marker}` } });
+  const kinit = await call('PUT', '/v1/routes/x', {
+    source: 'a',
+    target: 'b',
+    topics: { include: [topic] },
+    consumer: { 'sasl.kerberos.kinit.cmd': `touch ${marker}` },
+  });
   const full = await call('PUT', '/v1/routes/x', { source: 'a', target: 'b', topics: { include: [topic] }, consumer: kinitAttack(marker) });
   t.equal(full.status, 400);
-  t.same((full.body.problems ?? []).map((p) => p.path).sort(), ['body.consumer["sasl.kerberos.kinit.cmd"]', 'body.consumer["sasl.mechanism"]', 'body.consumer["security.protocol"]']);
+  t.same((full.body.problems ?? []).map((p) => p.path).sort(), [
+    'body.consumer["sasl.kerberos.kinit.cmd"]',
+    'body.consumer["sasl.mechanism"]',
+    'body.consumer["security.protocol"]',
+  ]);
   t.equal(kinit.status, 400);
   t.equal(kinit.body.code, 'STRAIT_INVALID_ROUTE');
   t.equal(kinit.body.field, 'body.consumer["sasl.kerberos.kinit.cmd"]', 'names the field');
   t.match(kinit.body.message, /runs or loads code in the strait process/, 'says why');
   t.notMatch(kinit.text, new RegExp(marker), 'the command is not echoed');
 
-  const weak = await call('PUT', '/v1/routes/x', { source: 'a', target: 'b', producer: { acks: 0, 'message.timeout.ms': 1000 }, consumer: { 'isolation.level': 'read_uncommitted', 'fetch.max.byte': 1 } });
+  const weak = await call('PUT', '/v1/routes/x', {
+    source: 'a',
+    target: 'b',
+    producer: { acks: 0, 'message.timeout.ms': 1000 },
+    consumer: { 'isolation.level': 'read_uncommitted', 'fetch.max.byte': 1 },
+  });
   t.equal(weak.status, 400);
   const paths = (weak.body.problems ?? []).map((p) => p.path).sort();
   t.same(paths, ['body.consumer["fetch.max.byte"]', 'body.consumer["isolation.level"]', 'body.producer.acks', 'body.producer["message.timeout.ms"]']);
@@ -116,17 +158,28 @@ t.test('REST: forbidden properties and references in a route body are refused; t
   const probe = await call('PUT', '/v1/routes/x', { source: 'a', target: 'b', topics: { include: ['${env:STRAIT_SEC_REST_TOKEN}', '${file:/etc/hostname}'] } });
   t.equal(probe.status, 400, 'a reference in a REST body is refused, never resolved');
   t.equal(probe.body.field, 'body.topics.include[0]');
-  t.notOk(probe.text.includes(token), 'the controller\'s environment does not leak into the response');
+  t.notOk(probe.text.includes(token), "the controller's environment does not leak into the response");
 
-  const ok = await call('PUT', '/v1/routes/x', { source: 'a', target: 'b', topics: { include: [topic] }, producer: { 'linger.ms': 7 }, consumer: { 'fetch.min.bytes': 1, 'fetch.wait.max.ms': 50 } });
+  const ok = await call('PUT', '/v1/routes/x', {
+    source: 'a',
+    target: 'b',
+    topics: { include: [topic] },
+    producer: { 'linger.ms': 7 },
+    consumer: { 'fetch.min.bytes': 1, 'fetch.wait.max.ms': 50 },
+  });
   t.equal(ok.status, 201, 'a route with tuning properties only is accepted');
-  await waitFor('the accepted route replicated on the worker', async () => {
-    try {
-      return (await endOffsets(bootstrap('b'), `a.${topic}`, 1))[0] === 20;
-    } catch {
-      return false;
-    }
-  }, 60_000, 300);
+  await waitFor(
+    'the accepted route replicated on the worker',
+    async () => {
+      try {
+        return (await endOffsets(bootstrap('b'), `a.${topic}`, 1))[0] === 20;
+      } catch {
+        return false;
+      }
+    },
+    60_000,
+    300,
+  );
   t.pass('the worker ran the accepted route (20 of 20 records)');
   t.notOk(existsSync(marker), 'the kinit command never ran');
   t.equal(await worker.stop(), 0);
@@ -141,12 +194,28 @@ t.test('secret references: a SASL user from ${env:...} and password from ${file:
   if (!a.saslBootstrap) throw new Error('test cluster a has no SASL listener');
   const topic = uniqueName('sec-ref');
   await createTopic(bootstrap('a'), topic, 2);
-  await produce(bootstrap('a'), topic, Array.from({ length: 200 }, (_, i) => ({ partition: i % 2, key: Buffer.from(`k${i}`), value: Buffer.from(`v${i}`) })));
+  await produce(
+    bootstrap('a'),
+    topic,
+    Array.from({ length: 200 }, (_, i) => ({ partition: i % 2, key: Buffer.from(`k${i}`), value: Buffer.from(`v${i}`) })),
+  );
   const password = DEV_SASL_USERS.admin!;
   const passwordFile = fileWith('sasl-password', `${password}\n`);
   process.env.STRAIT_SEC_SASL_USER = 'admin';
-  const cluster = { bootstrap: a.saslBootstrap, properties: { 'security.protocol': 'SASL_PLAINTEXT', 'sasl.mechanism': 'PLAIN', 'sasl.username': '${env:STRAIT_SEC_SASL_USER}', 'sasl.password': `\${file:${passwordFile}}` } };
-  const file = writeConfig({ clusters: { x: cluster, b: { bootstrap: bootstrap('b') } }, routes: [{ name: 'sasl', source: 'x', target: 'b', topics: { include: [topic] } }], controller: { refreshTopicsIntervalMs: 1000 } });
+  const cluster = {
+    bootstrap: a.saslBootstrap,
+    properties: {
+      'security.protocol': 'SASL_PLAINTEXT',
+      'sasl.mechanism': 'PLAIN',
+      'sasl.username': '${env:STRAIT_SEC_SASL_USER}',
+      'sasl.password': `\${file:${passwordFile}}`,
+    },
+  };
+  const file = writeConfig({
+    clusters: { x: cluster, b: { bootstrap: bootstrap('b') } },
+    routes: [{ name: 'sasl', source: 'x', target: 'b', topics: { include: [topic] } }],
+    controller: { refreshTopicsIntervalMs: 1000 },
+  });
 
   const check = strait(['config', 'check', file]);
   t.equal(check.status, 0, check.stderr);
@@ -156,18 +225,26 @@ t.test('secret references: a SASL user from ${env:...} and password from ${file:
   t.notOk(check.stdout.includes(password) || check.stderr.includes(password));
 
   const run = new StraitProcess(file);
-  await waitFor('all 200 records replicated from the SASL listener', async () => {
-    try {
-      const ends = await endOffsets(bootstrap('b'), `x.${topic}`, 2);
-      return ends[0]! + ends[1]! === 200;
-    } catch {
-      return false;
-    }
-  }, 90_000, 500);
+  await waitFor(
+    'all 200 records replicated from the SASL listener',
+    async () => {
+      try {
+        const ends = await endOffsets(bootstrap('b'), `x.${topic}`, 2);
+        return ends[0]! + ends[1]! === 200;
+      } catch {
+        return false;
+      }
+    },
+    90_000,
+    500,
+  );
   t.pass('replicated 200 of 200 records with credentials from references');
   const responses = [JSON.stringify(await run.status()), await run.metrics()].join('\n');
   t.equal(await run.stop(), 0);
-  for (const [what, text] of [['output and logs', run.output], ['REST and metrics responses', responses]] as const) {
+  for (const [what, text] of [
+    ['output and logs', run.output],
+    ['REST and metrics responses', responses],
+  ] as const) {
     t.notOk(text.includes(password), `the password is not in the ${what}`);
   }
   t.notMatch(run.output, /"sasl\.username":"admin"/, 'the user from a reference is logged as its reference');
@@ -177,10 +254,16 @@ t.test('secret references: a SASL user from ${env:...} and password from ${file:
 t.test('a missing variable or unreadable file names the config path and the reference', async (t) => {
   delete process.env.STRAIT_SEC_MISSING;
   const file = writeConfig({
-    clusters: { a: { bootstrap: bootstrap('a'), properties: { 'sasl.password': '${env:STRAIT_SEC_MISSING}' } }, b: { bootstrap: bootstrap('b'), properties: { 'ssl.key.password': '${file:/nonexistent/strait/secret}' } } },
+    clusters: {
+      a: { bootstrap: bootstrap('a'), properties: { 'sasl.password': '${env:STRAIT_SEC_MISSING}' } },
+      b: { bootstrap: bootstrap('b'), properties: { 'ssl.key.password': '${file:/nonexistent/strait/secret}' } },
+    },
     routes: [{ name: 'r', source: 'a', target: 'b' }],
   });
-  for (const args of [['config', 'check', file], ['run', '-c', file, '--no-status-line']]) {
+  for (const args of [
+    ['config', 'check', file],
+    ['run', '-c', file, '--no-status-line'],
+  ]) {
     const r = strait(args);
     t.equal(r.status, 1, `${args[0]}: exits 1`);
     t.match(r.stderr, /clusters\.a\.properties\["sasl\.password"\]: \$\{env:STRAIT_SEC_MISSING\}: environment variable STRAIT_SEC_MISSING is not set/);
@@ -193,18 +276,46 @@ t.test('fuzz: config check on random documents never crashes and never prints a 
   const secretFile = fileWith('secret', `${secret}\n`);
   const ref = fc.constantFrom('${env:STRAIT_SEC_FZ}', `\${file:${secretFile}}`, '${env:STRAIT_SEC_FZ_UNSET}', 'pre-${env:STRAIT_SEC_FZ}');
   const value = fc.oneof(ref, fc.string({ maxLength: 10 }), fc.integer(), fc.boolean());
-  const props = fc.dictionary(fc.constantFrom('sasl.password', 'acks', 'linger.ms', 'sasl.kerberos.kinit.cmd', 'fetch.min.bytes', 'client.id'), value, { maxKeys: 2 });
-  const clusterProps = fc.dictionary(fc.constantFrom('sasl.password', 'sasl.username', 'sasl.kerberos.kinit.cmd', 'ssl.key.password', 'acks'), fc.oneof(ref, fc.string({ maxLength: 10 })), { maxKeys: 3 });
-  const doc = fc.record({
-    deployment: fc.oneof(fc.constant('d'), ref),
-    clusters: fc.record({ a: fc.record({ bootstrap: fc.oneof(fc.constant('h:1'), ref), properties: clusterProps }), b: fc.record({ bootstrap: fc.constant('h:2'), properties: clusterProps }) }),
-    routes: fc.array(fc.record({ name: fc.constantFrom('r', '${env:STRAIT_SEC_FZ}'), source: fc.constant('a'), target: fc.constantFrom('a', 'b'), producer: props, consumer: props }), { maxLength: 1 }),
-    controller: fc.record({ rest: fc.record({ token: ref }, { requiredKeys: [] }) }),
-    store: fc.record({ path: fc.oneof(fc.constant('/tmp/strait-fz-store'), ref) }, { requiredKeys: [] }),
-  }, { requiredKeys: ['clusters'] });
+  const props = fc.dictionary(fc.constantFrom('sasl.password', 'acks', 'linger.ms', 'sasl.kerberos.kinit.cmd', 'fetch.min.bytes', 'client.id'), value, {
+    maxKeys: 2,
+  });
+  const clusterProps = fc.dictionary(
+    fc.constantFrom('sasl.password', 'sasl.username', 'sasl.kerberos.kinit.cmd', 'ssl.key.password', 'acks'),
+    fc.oneof(ref, fc.string({ maxLength: 10 })),
+    { maxKeys: 3 },
+  );
+  const doc = fc.record(
+    {
+      deployment: fc.oneof(fc.constant('d'), ref),
+      clusters: fc.record({
+        a: fc.record({ bootstrap: fc.oneof(fc.constant('h:1'), ref), properties: clusterProps }),
+        b: fc.record({ bootstrap: fc.constant('h:2'), properties: clusterProps }),
+      }),
+      routes: fc.array(
+        fc.record({
+          name: fc.constantFrom('r', '${env:STRAIT_SEC_FZ}'),
+          source: fc.constant('a'),
+          target: fc.constantFrom('a', 'b'),
+          producer: props,
+          consumer: props,
+        }),
+        { maxLength: 1 },
+      ),
+      controller: fc.record({ rest: fc.record({ token: ref }, { requiredKeys: [] }) }),
+      store: fc.record({ path: fc.oneof(fc.constant('/tmp/strait-fz-store'), ref) }, { requiredKeys: [] }),
+    },
+    { requiredKeys: ['clusters'] },
+  );
   // each check is a process start (seconds on a busy 2-core machine): a few random documents plus one valid
   // document full of references, so the printed (redacted) config is checked too
-  const valid = { clusters: { a: { bootstrap: 'h:1', properties: { 'sasl.username': '${env:STRAIT_SEC_FZ}', 'sasl.password': `\${file:${secretFile}}` } }, b: { bootstrap: 'h:2' } }, routes: [{ name: 'r', source: 'a', target: 'b', producer: { 'linger.ms': 5 } }], controller: { rest: { token: 'pre-${env:STRAIT_SEC_FZ}' } } };
+  const valid = {
+    clusters: {
+      a: { bootstrap: 'h:1', properties: { 'sasl.username': '${env:STRAIT_SEC_FZ}', 'sasl.password': `\${file:${secretFile}}` } },
+      b: { bootstrap: 'h:2' },
+    },
+    routes: [{ name: 'r', source: 'a', target: 'b', producer: { 'linger.ms': 5 } }],
+    controller: { rest: { token: 'pre-${env:STRAIT_SEC_FZ}' } },
+  };
   const samples = [valid, ...fc.sample(doc, { numRuns: 9, seed: 14 })];
   const codes = new Map<number | null, number>();
   for (const d of samples) {

@@ -108,7 +108,10 @@ t.test('config check: a ZooKeeper store needs store.auth or an explicit allowUna
   const bad = [
     problems({ ...base, store: { type: 'zookeeper', connect: 'z:2181', auth: { scheme: 'sasl', credentials: `strait:${secret}` } } }),
     problems({ ...base, store: { type: 'zookeeper', connect: 'z:2181', auth: { scheme: 'digest', credentials: `no-colon-${secret.replace(':', '')}` } } }),
-    problems({ ...base, store: { type: 'zookeeper', connect: 'z:2181', auth: { scheme: 'digest', credentials: `strait:${secret}`, alsoGrant: [`old:${secret}`] } } }),
+    problems({
+      ...base,
+      store: { type: 'zookeeper', connect: 'z:2181', auth: { scheme: 'digest', credentials: `strait:${secret}`, alsoGrant: [`old:${secret}`] } },
+    }),
   ];
   t.match(bad[0], [{ path: 'store.auth.scheme' }]);
   t.match(bad[1], [{ path: 'store.auth.credentials' }]);
@@ -134,7 +137,13 @@ t.test('an open tree (made without auth) is closed when a store with auth connec
   const old = `old-${Date.now()}:first-password`;
   const next = `new-${Date.now()}:second-password`;
   // 1. the old identity seals the tree and grants the new one as well (a rolling restart with alsoGrant added)
-  const s1 = await ZooKeeperStore.connect({ connect, root, deployment, sessionTimeoutMs: SESSION_MS, auth: { scheme: 'digest', credentials: old, alsoGrant: [digestId(next)] } });
+  const s1 = await ZooKeeperStore.connect({
+    connect,
+    root,
+    deployment,
+    sessionTimeoutMs: SESSION_MS,
+    auth: { scheme: 'digest', credentials: old, alsoGrant: [digestId(next)] },
+  });
   t.ok(s1.stats.aclsReconciled > 0, `${s1.stats.aclsReconciled} nodes got their ACL set`);
   await s1.commitOffsets('r', [{ topic: 't', partition: 1, offset: 7, epoch: 1 }]);
   await s1.close();
@@ -144,7 +153,11 @@ t.test('an open tree (made without auth) is closed when a store with auth connec
   t.ok(nodes.includes(`${base}/offsets/r/t/1`) && nodes.includes(`${base}/control/paused/r`), `the tree: ${nodes.length} nodes`);
   const both = [digestId(old), digestId(next)].sort();
   for (const n of nodes) {
-    t.same((await aclOf(asOld, n)).map((a) => `${a.scheme}:${a.auth}:${a.perms}`).sort(), both.map((id) => `digest:${id}:${C.ZOO_PERM_ALL}`), `${n}: old and new identities, no one else`);
+    t.same(
+      (await aclOf(asOld, n)).map((a) => `${a.scheme}:${a.auth}:${a.perms}`).sort(),
+      both.map((id) => `digest:${id}:${C.ZOO_PERM_ALL}`),
+      `${n}: old and new identities, no one else`,
+    );
   }
   for (const n of [`${base}/offsets/r/t/0`, `${base}/assignments/w1`]) t.same(await notRefused(anon, n), [], `after: ${n} refuses an unauthenticated client`);
   // 2. the fleet switches to the new credentials (3. and drops the old grant): the new identity alone remains
@@ -166,7 +179,11 @@ t.test('a running deployment with store.auth: every node closed to others; a for
   await createTopic(bootstrap('a'), fileTopic, 2);
   await createTopic(bootstrap('a'), restTopic, 2);
   const send = (topic: string, from: number, n: number) =>
-    produce(bootstrap('a'), topic, Array.from({ length: n }, (_, i) => ({ partition: (from + i) % 2, key: Buffer.from(`k${from + i}`), value: Buffer.from(`v${from + i}`) })));
+    produce(
+      bootstrap('a'),
+      topic,
+      Array.from({ length: n }, (_, i) => ({ partition: (from + i) % 2, key: Buffer.from(`k${from + i}`), value: Buffer.from(`v${from + i}`) })),
+    );
   await send(fileTopic, 0, 200);
   await send(restTopic, 0, 200);
   const doc = {
@@ -187,8 +204,20 @@ t.test('a running deployment with store.auth: every node closed to others; a for
   await store.writeRoute(validateRoute({ name: 'rest-route', source: 'a', target: 'b', topics: { include: [restTopic] }, start: 'earliest' }, config));
 
   // end to end with auth: both routes replicate (the carried definition of rest-route is verified and runs)
-  await waitFor('both routes replicated', async () => (await totalRecords(bootstrap('b'), `a.${fileTopic}`, 2).catch(() => 0)) >= 200 && (await totalRecords(bootstrap('b'), `a.${restTopic}`, 2).catch(() => 0)) >= 200, 90_000, 500);
-  await waitFor('offsets committed for both routes', async () => (await store.readOffsets('file-route')).size === 2 && (await store.readOffsets('rest-route')).size === 2, 30_000, 300);
+  await waitFor(
+    'both routes replicated',
+    async () =>
+      (await totalRecords(bootstrap('b'), `a.${fileTopic}`, 2).catch(() => 0)) >= 200 &&
+      (await totalRecords(bootstrap('b'), `a.${restTopic}`, 2).catch(() => 0)) >= 200,
+    90_000,
+    500,
+  );
+  await waitFor(
+    'offsets committed for both routes',
+    async () => (await store.readOffsets('file-route')).size === 2 && (await store.readOffsets('rest-route')).size === 2,
+    30_000,
+    300,
+  );
   const workerId = (await worker.json<{ worker: { id: string } }>('/v1/status')).worker.id;
   await waitFor('a load report', async () => (await store.readReports()).length === 1, 30_000, 300);
 
@@ -196,15 +225,31 @@ t.test('a running deployment with store.auth: every node closed to others; a for
   const owner = await client(t, auth.credentials);
   const base = `/strait/${deployment}`;
   const nodes = await tree(owner, base);
-  const kinds = ['controller/leader', `workers/${workerId}`, `assignments/${workerId}`, 'offsets/file-route/', 'offsets/rest-route/', 'routes/rest-route', `reports/${workerId}`, 'managed/'];
-  for (const k of kinds) t.ok(nodes.some((n) => n.startsWith(`${base}/${encodeURI(k)}`) || n.startsWith(`${base}/${k}`)), `the tree holds ${k}`);
+  const kinds = [
+    'controller/leader',
+    `workers/${workerId}`,
+    `assignments/${workerId}`,
+    'offsets/file-route/',
+    'offsets/rest-route/',
+    'routes/rest-route',
+    `reports/${workerId}`,
+    'managed/',
+  ];
+  for (const k of kinds)
+    t.ok(
+      nodes.some((n) => n.startsWith(`${base}/${encodeURI(k)}`) || n.startsWith(`${base}/${k}`)),
+      `the tree holds ${k}`,
+    );
   const mine = [{ perms: C.ZOO_PERM_ALL, scheme: 'digest', auth: digestId(auth.credentials) }];
   for (const n of ['/strait', ...nodes]) t.same(await aclOf(owner, n), mine, `ACL of ${n}`);
 
   // a second client without credentials, and one with the wrong password: refused on every read and write
   const anon = await client(t);
   const impostor = await client(t, wrong);
-  for (const [who, zk] of [['unauthenticated', anon], ['wrong credentials', impostor]] as const) {
+  for (const [who, zk] of [
+    ['unauthenticated', anon],
+    ['wrong credentials', impostor],
+  ] as const) {
     const leaks: string[] = [];
     for (const n of nodes) leaks.push(...(await notRefused(zk, n)));
     t.same(leaks, [], `${who}: NOAUTH on get/getChildren/set/create/setACL/delete of all ${nodes.length} nodes`);
@@ -235,14 +280,21 @@ t.test('a running deployment with store.auth: every node closed to others; a for
   }
   const path = `${base}/assignments/${encodeURIComponent(workerId)}`;
   const got = await rc((done) => owner.a_get(path, false, done));
-  const current = unpack(got.rest[2] as Buffer) as { version: number; partitions: { route: string; topic: string; partition: number; targetTopic: string; compression: string; epoch: number }[]; routes?: Record<string, unknown>[] };
+  const current = unpack(got.rest[2] as Buffer) as {
+    version: number;
+    partitions: { route: string; topic: string; partition: number; targetTopic: string; compression: string; epoch: number }[];
+    routes?: Record<string, unknown>[];
+  };
   const legit = current.routes?.find((r) => r.name === 'rest-route');
   t.ok(legit, 'the controller carries the rest-route definition in the assignment');
   const forged = {
     ...current,
     v: 1,
     version: current.version + 1,
-    partitions: [...current.partitions, { route: 'evil-route', topic: fileTopic, partition: 0, targetTopic: `evil.${fileTopic}`, compression: 'none', epoch: 1 }],
+    partitions: [
+      ...current.partitions,
+      { route: 'evil-route', topic: fileTopic, partition: 0, targetTopic: `evil.${fileTopic}`, compression: 'none', epoch: 1 },
+    ],
     routes: [
       { ...legit, consumer: { ...(legit!.consumer as object), ...payload(marker) } },
       { ...legit, name: 'evil-route', topics: { include: [fileTopic], exclude: [] }, consumer: payload(markerEvil) },
@@ -251,17 +303,35 @@ t.test('a running deployment with store.auth: every node closed to others; a for
   const startedBefore = partitionEvents(worker).filter((e) => e.what === 'started').length;
   const wrote = await rc((done) => owner.a_set(path, pack(forged), (got.rest[1] as { version: number }).version, done));
   t.equal(codeName(wrote.code), 'ZOK', 'the forged assignment is in the store');
-  await waitFor('the worker reports the unverified routes', async () => {
-    const s = await worker.json<{ worker: { unverifiedRoutes: string[] } }>('/v1/status');
-    return s.worker.unverifiedRoutes.includes('rest-route') && s.worker.unverifiedRoutes.includes('evil-route');
-  }, 20_000, 200);
+  await waitFor(
+    'the worker reports the unverified routes',
+    async () => {
+      const s = await worker.json<{ worker: { unverifiedRoutes: string[] } }>('/v1/status');
+      return s.worker.unverifiedRoutes.includes('rest-route') && s.worker.unverifiedRoutes.includes('evil-route');
+    },
+    20_000,
+    200,
+  );
   const metrics = await worker.metrics();
   t.match(metrics, /strait_route_unverified\{route="rest-route"\} 1/);
   t.match(metrics, /strait_route_unverified\{route="evil-route"\} 1/);
-  t.ok(metrics.split('\n').some((l) => l.startsWith('strait_errors_total{') && l.includes('route="rest-route"') && l.includes('code="STRAIT_ROUTE_UNVERIFIED"') && l.endsWith(' 1')), 'strait_errors_total counts the refusal once');
+  t.ok(
+    metrics
+      .split('\n')
+      .some(
+        (l) => l.startsWith('strait_errors_total{') && l.includes('route="rest-route"') && l.includes('code="STRAIT_ROUTE_UNVERIFIED"') && l.endsWith(' 1'),
+      ),
+    'strait_errors_total counts the refusal once',
+  );
   const errors = worker.output.split('\n').filter((l) => l.includes('"code":"STRAIT_ROUTE_UNVERIFIED"'));
-  t.ok(errors.some((l) => l.includes('"level":50') && l.includes('"route":"rest-route"')), 'an error-level log line names rest-route and the code');
-  t.ok(errors.some((l) => l.includes('"route":"evil-route"')), 'and one names evil-route');
+  t.ok(
+    errors.some((l) => l.includes('"level":50') && l.includes('"route":"rest-route"')),
+    'an error-level log line names rest-route and the code',
+  );
+  t.ok(
+    errors.some((l) => l.includes('"route":"evil-route"')),
+    'and one names evil-route',
+  );
   t.notOk(worker.output.includes('kinit'), 'the forged properties are not echoed in the log');
   await waitFor('rest-route stopped on the worker', async () => /strait_partitions_assigned\{route="rest-route"\} 0/.test(await worker.metrics()), 20_000, 200);
   // the file route keeps replicating meanwhile
@@ -273,10 +343,22 @@ t.test('a running deployment with store.auth: every node closed to others; a for
   // legitimate assignment again (Controller.reconcile): rest-route may start again, with its stored definition, but
   // only after that repair; nothing starts under the forged assignment.
   const startedAfter = events.slice(startedBefore).filter((e) => e.what === 'started');
-  const repairs = controller.output.split('\n').filter((l) => l.includes('runs other partitions than it is assigned') && l.includes(workerId)).map((l) => Date.parse((JSON.parse(l) as { time: string }).time));
-  t.ok(startedAfter.every((e) => e.route === 'rest-route' && repairs.some((at) => at <= e.at)), `no partition started under the forged assignment (${startedAfter.length} rest-route partitions started again after ${repairs.length} repair(s) by the controller)`);
-  t.ok(events.some((e) => e.what === 'stopped' && e.route === 'rest-route'), "rest-route's running partitions were stopped");
-  t.notOk(events.some((e) => e.route === 'evil-route'), 'evil-route never ran');
+  const repairs = controller.output
+    .split('\n')
+    .filter((l) => l.includes('runs other partitions than it is assigned') && l.includes(workerId))
+    .map((l) => Date.parse((JSON.parse(l) as { time: string }).time));
+  t.ok(
+    startedAfter.every((e) => e.route === 'rest-route' && repairs.some((at) => at <= e.at)),
+    `no partition started under the forged assignment (${startedAfter.length} rest-route partitions started again after ${repairs.length} repair(s) by the controller)`,
+  );
+  t.ok(
+    events.some((e) => e.what === 'stopped' && e.route === 'rest-route'),
+    "rest-route's running partitions were stopped",
+  );
+  t.notOk(
+    events.some((e) => e.route === 'evil-route'),
+    'evil-route never ran',
+  );
   t.notOk(existsSync(marker), `${marker} does not exist: the kinit command never ran`);
   t.notOk(existsSync(markerEvil), `${markerEvil} does not exist`);
   t.equal(worker.child.exitCode, null, 'the worker is still up');

@@ -14,11 +14,31 @@ import { StraitProcess, stopAll, waitFor, writeConfig } from '../helpers/strait-
 
 t.teardown(stopAll);
 
-interface Gap { route: string; topic: string; partition: number; reason: string; from: number; to: number; skipped: number; stopped: boolean }
-interface Start { route: string; topic: string; partition: number; offset: number; leaderEpoch?: number; topicId?: string; from: string }
-interface RunStatus { worker: { gaps: Gap[]; starts: Start[]; errored: unknown[] } }
+interface Gap {
+  route: string;
+  topic: string;
+  partition: number;
+  reason: string;
+  from: number;
+  to: number;
+  skipped: number;
+  stopped: boolean;
+}
+interface Start {
+  route: string;
+  topic: string;
+  partition: number;
+  offset: number;
+  leaderEpoch?: number;
+  topicId?: string;
+  from: string;
+}
+interface RunStatus {
+  worker: { gaps: Gap[]; starts: Start[]; errored: unknown[] };
+}
 
-const records = (prefix: string, from: number, n: number) => Array.from({ length: n }, (_, i) => ({ partition: 0, key: Buffer.from(`k${from + i}`), value: Buffer.from(`${prefix}${from + i}`) }));
+const records = (prefix: string, from: number, n: number) =>
+  Array.from({ length: n }, (_, i) => ({ partition: 0, key: Buffer.from(`k${from + i}`), value: Buffer.from(`${prefix}${from + i}`) }));
 
 async function targetEnd(topic: string): Promise<number> {
   try {
@@ -59,14 +79,19 @@ async function sourceLeaderEpoch(topic: string): Promise<number | undefined> {
 /** Deletes the source topic and creates it again (one partition, a new topic id) once the deletion went through. */
 async function recreateTopic(topic: string): Promise<void> {
   await withAdmin(bootstrap('a'), (admin) => new Promise<void>((res, rej) => admin.deleteTopic(topic, 30_000, (e) => (e ? rej(e) : res()))));
-  await waitFor('the topic created again', async () => {
-    try {
-      await createTopic(bootstrap('a'), topic, 1);
-      return true;
-    } catch {
-      return false;
-    }
-  }, 60_000, 500);
+  await waitFor(
+    'the topic created again',
+    async () => {
+      try {
+        await createTopic(bootstrap('a'), topic, 1);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    60_000,
+    500,
+  );
 }
 
 async function stopped(strait: StraitProcess): Promise<void> {
@@ -88,21 +113,37 @@ t.test('a source topic deleted and created again while strait is stopped is repl
   await produce(bootstrap('a'), topic, records('new', 0, 120));
 
   const strait = new StraitProcess(config);
-  await waitFor('the new topic\'s 120 records replicated', async () => (await targetEnd(`a.${topic}`)) === 420, 90_000, 500);
+  await waitFor("the new topic's 120 records replicated", async () => (await targetEnd(`a.${topic}`)) === 420, 90_000, 500);
   const values = (await readAll(bootstrap('b'), `a.${topic}`, 1, 420)).map((r) => r.value!.toString());
-  t.same(values.slice(300), records('new', 0, 120).map((r) => r.value.toString()), 'every record of the new topic, from its offset 0, after the old ones');
+  t.same(
+    values.slice(300),
+    records('new', 0, 120).map((r) => r.value.toString()),
+    'every record of the new topic, from its offset 0, after the old ones',
+  );
 
   const status = await strait.json<RunStatus>('/v1/status');
-  t.same(status.worker.gaps.map((g) => [g.route, g.topic, g.partition, g.reason, g.from, g.to, g.skipped, g.stopped]), [['recreate', topic, 0, 'recreated', 300, 0, 0, false]], 'a recreated gap in the worker status');
+  t.same(
+    status.worker.gaps.map((g) => [g.route, g.topic, g.partition, g.reason, g.from, g.to, g.skipped, g.stopped]),
+    [['recreate', topic, 0, 'recreated', 300, 0, 0, false]],
+    'a recreated gap in the worker status',
+  );
   const start = status.worker.starts.find((s) => s.topic === topic)!;
-  t.match(start, { from: 'recreated', offset: 0 }, 'started at the new topic\'s log start');
+  t.match(start, { from: 'recreated', offset: 0 }, "started at the new topic's log start");
   t.not(start.topicId, before!.topicId, 'under the new topic id');
-  t.match(await strait.metrics(), new RegExp(`strait_records_skipped_total\\{route="recreate",topic="${topic}",reason="recreated"\\} 0\\n`), 'the metric series for the reason');
+  t.match(
+    await strait.metrics(),
+    new RegExp(`strait_records_skipped_total\\{route="recreate",topic="${topic}",reason="recreated"\\} 0\\n`),
+    'the metric series for the reason',
+  );
   const lines = strait.output.split('\n').filter((l) => l.includes('"level":50') && l.includes('"reason":"recreated"'));
   t.equal(lines.length, 1, 'one error-level log line');
   t.match(JSON.parse(lines[0]!), { route: 'recreate', topic, partition: 0, from: 300, to: 0, msg: /deleted and created again/ });
   await stopped(strait);
-  t.match((await storedOffsets(config, 'recreate')).get(`${topic}/0`), { offset: 120, topicId: start.topicId }, 'the new topic\'s offset is committed under its id');
+  t.match(
+    (await storedOffsets(config, 'recreate')).get(`${topic}/0`),
+    { offset: 120, topicId: start.topicId },
+    "the new topic's offset is committed under its id",
+  );
 
   const again = new StraitProcess(config);
   await waitFor('started again', async () => (await again.json<RunStatus>('/v1/status')).worker.starts.length > 0, 60_000, 500);
@@ -132,22 +173,38 @@ t.test('a source topic deleted and created again while its partition runs is rep
   await produce(bootstrap('a'), topic, records('new', 0, 120));
 
   // the worker's check (every 10 s here) finds the new id and restarts the partition at the new topic's log start
-  await waitFor('the partition restarted under the new topic id', async () =>
-    (await strait.json<RunStatus>('/v1/status')).worker.starts.some((x) => x.topic === topic && x.from === 'recreated'), 60_000, 500);
+  await waitFor(
+    'the partition restarted under the new topic id',
+    async () => (await strait.json<RunStatus>('/v1/status')).worker.starts.some((x) => x.topic === topic && x.from === 'recreated'),
+    60_000,
+    500,
+  );
   const want = records('new', 0, 120).map((r) => r.value.toString());
   let values: string[] = [];
-  await waitFor('every record of the new topic replicated', async () => {
-    const end = await targetEnd(`a.${topic}`);
-    if (end < 420) return false;
-    values = (await readAll(bootstrap('b'), `a.${topic}`, 1, end)).map((r) => r.value!.toString());
-    return want.every((v) => values.includes(v));
-  }, 90_000, 1000);
-  t.same(values.slice(0, 300), records('old', 0, 300).map((r) => r.value.toString()), 'the old topic\'s records, as before');
+  await waitFor(
+    'every record of the new topic replicated',
+    async () => {
+      const end = await targetEnd(`a.${topic}`);
+      if (end < 420) return false;
+      values = (await readAll(bootstrap('b'), `a.${topic}`, 1, end)).map((r) => r.value!.toString());
+      return want.every((v) => values.includes(v));
+    },
+    90_000,
+    1000,
+  );
+  t.same(
+    values.slice(0, 300),
+    records('old', 0, 300).map((r) => r.value.toString()),
+    "the old topic's records, as before",
+  );
   t.same([...new Set(values.slice(300))].sort(), [...want].sort(), 'then every record of the new topic, from its offset 0');
   const status = await strait.json<RunStatus>('/v1/status');
-  t.ok(status.worker.gaps.some((g) => g.topic === topic && g.reason === 'recreated' && g.to === 0), `a recreated gap in the worker status (${status.worker.gaps.map((g) => g.reason).join(', ')})`);
+  t.ok(
+    status.worker.gaps.some((g) => g.topic === topic && g.reason === 'recreated' && g.to === 0),
+    `a recreated gap in the worker status (${status.worker.gaps.map((g) => g.reason).join(', ')})`,
+  );
   const restarted = status.worker.starts.filter((x) => x.topic === topic).pop();
-  t.match(restarted, { from: 'recreated', offset: 0 }, 'restarted at the new topic\'s log start');
+  t.match(restarted, { from: 'recreated', offset: 0 }, "restarted at the new topic's log start");
   t.not(restarted?.topicId, oldId, 'under the new topic id');
   t.ok(strait.output.includes('deleted and created again while their partitions ran here'), 'the restart is logged');
   await stopped(strait);
@@ -168,7 +225,11 @@ t.test('start: latest on an idle partition is committed before the first fetch: 
   const strait = new StraitProcess(config);
   await waitFor('the 40 records produced while stopped replicated', async () => (await targetEnd(`a.${topic}`)) === 40, 60_000, 500);
   const values = (await readAll(bootstrap('b'), `a.${topic}`, 1, 40)).map((r) => r.value!.toString());
-  t.same(values, records('stopped', 50, 40).map((r) => r.value.toString()), 'exactly the records produced while strait was stopped, none from before its first start');
+  t.same(
+    values,
+    records('stopped', 50, 40).map((r) => r.value.toString()),
+    'exactly the records produced while strait was stopped, none from before its first start',
+  );
   await stopped(strait);
 });
 
@@ -187,7 +248,11 @@ t.test('the leader epoch is committed with the offset and passed on assign after
 
   const strait = new StraitProcess(config);
   await waitFor('started again', async () => (await strait.json<RunStatus>('/v1/status')).worker.starts.length > 0, 60_000, 500);
-  t.match((await strait.json<RunStatus>('/v1/status')).worker.starts[0], { from: 'committed', offset: 100, leaderEpoch: stored.leaderEpoch, topicId: stored.topicId }, 'the restart assigns the committed offset with its leader epoch');
+  t.match(
+    (await strait.json<RunStatus>('/v1/status')).worker.starts[0],
+    { from: 'committed', offset: 100, leaderEpoch: stored.leaderEpoch, topicId: stored.topicId },
+    'the restart assigns the committed offset with its leader epoch',
+  );
   await produce(bootstrap('a'), topic, records('e', 100, 10));
   await waitFor('later records replicated (the epoch check passed)', async () => (await targetEnd(`a.${topic}`)) === 110, 60_000, 500);
   t.same((await strait.json<RunStatus>('/v1/status')).worker.gaps, [], 'no gap: the log still holds the committed offset in that epoch');

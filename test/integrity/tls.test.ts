@@ -47,9 +47,20 @@ function through(alias: string, listener: 'mtls' | 'scram512' | 'scram256'): { b
   const scram = { 'sasl.username': 'strait', 'sasl.password': '${env:TLS_TEST_SCRAM_PASSWORD}' };
   switch (listener) {
     case 'mtls':
-      return { bootstrap: tls.ssl, properties: { 'security.protocol': 'SSL', 'ssl.ca.location': tls.caLocation, 'ssl.certificate.location': tls.certificateLocation, 'ssl.key.location': tls.keyLocation } };
+      return {
+        bootstrap: tls.ssl,
+        properties: {
+          'security.protocol': 'SSL',
+          'ssl.ca.location': tls.caLocation,
+          'ssl.certificate.location': tls.certificateLocation,
+          'ssl.key.location': tls.keyLocation,
+        },
+      };
     case 'scram512':
-      return { bootstrap: tls.saslSsl, properties: { 'security.protocol': 'SASL_SSL', 'ssl.ca.location': tls.caLocation, 'sasl.mechanisms': 'SCRAM-SHA-512', ...scram } };
+      return {
+        bootstrap: tls.saslSsl,
+        properties: { 'security.protocol': 'SASL_SSL', 'ssl.ca.location': tls.caLocation, 'sasl.mechanisms': 'SCRAM-SHA-512', ...scram },
+      };
     case 'scram256':
       return { bootstrap: tls.saslPlaintextScram, properties: { 'security.protocol': 'SASL_PLAINTEXT', 'sasl.mechanisms': 'SCRAM-SHA-256', ...scram } };
   }
@@ -69,17 +80,31 @@ function records(n: number, partitions: number): TestRecord[] {
 }
 
 /** Waits until `target` holds every record of `topic` on `source`, then compares them record by record. */
-async function assertMirrored(t: Test, source: string, topic: string, target: string, targetTopic: string, partitions: number, total: number, processes: StraitProcess[]): Promise<void> {
+async function assertMirrored(
+  t: Test,
+  source: string,
+  topic: string,
+  target: string,
+  targetTopic: string,
+  partitions: number,
+  total: number,
+  processes: StraitProcess[],
+): Promise<void> {
   const src = dev.readState(dir)!.clusters[source]!.bootstrap;
   const dst = dev.readState(dir)!.clusters[target]!.bootstrap;
   try {
-    await waitFor(`${total} records in ${targetTopic} on ${target}`, async () => {
-      try {
-        return (await endOffsets(dst, targetTopic, partitions)).reduce((x, y) => x + y, 0) >= total;
-      } catch {
-        return false;
-      }
-    }, 90_000, 500);
+    await waitFor(
+      `${total} records in ${targetTopic} on ${target}`,
+      async () => {
+        try {
+          return (await endOffsets(dst, targetTopic, partitions)).reduce((x, y) => x + y, 0) >= total;
+        } catch {
+          return false;
+        }
+      },
+      90_000,
+      500,
+    );
   } catch (e) {
     for (const p of processes) {
       t.comment(`strait ${p.role} output:\n${p.output.split('\n').slice(-60).join('\n')}`);
@@ -103,11 +128,13 @@ async function replicate(t: Test, from: Side, to: Side, secrets: string[] = []):
   const topic = uniqueName('tls');
   await createTopic(cluster(from[0]).bootstrap, topic, 2);
   await produce(cluster(from[0]).bootstrap, topic, records(300, 2));
-  const strait = new StraitProcess(writeConfig({
-    clusters: { src: from[2] ?? through(from[0], from[1]), dst: to[2] ?? through(to[0], to[1]) },
-    routes: [{ name: 'secure', source: 'src', target: 'dst', topics: { include: [topic] } }],
-    controller: { refreshTopicsIntervalMs: 1000 },
-  }));
+  const strait = new StraitProcess(
+    writeConfig({
+      clusters: { src: from[2] ?? through(from[0], from[1]), dst: to[2] ?? through(to[0], to[1]) },
+      routes: [{ name: 'secure', source: 'src', target: 'dst', topics: { include: [topic] } }],
+      controller: { refreshTopicsIntervalMs: 1000 },
+    }),
+  );
   await assertMirrored(t, from[0], topic, to[0], `src.${topic}`, 2, 300, [strait]);
   t.same((await strait.status()).controller.problems, [], 'no problems reported');
   for (const secret of [password, ...secrets]) t.notOk(strait.output.includes(secret), 'no password (SCRAM, key) appears in the output');
@@ -120,12 +147,19 @@ t.test('mTLS source with an encrypted key -> SASL_SSL/SCRAM-SHA-512 target (the 
   // the client key encrypted (PKCS#8, AES-256), its password from the environment
   const keyPassword = 'key-password-8f2c4a';
   const encrypted = join(dir, 'client-encrypted.key');
-  const r = spawnSync('openssl', ['pkcs8', '-topk8', '-v2', 'aes-256-cbc', '-in', cluster('b').tls.keyLocation, '-out', encrypted, '-passout', 'env:TLS_TEST_KEY_PASSWORD'], { env: { ...process.env, TLS_TEST_KEY_PASSWORD: keyPassword }, encoding: 'utf8' });
+  const r = spawnSync(
+    'openssl',
+    ['pkcs8', '-topk8', '-v2', 'aes-256-cbc', '-in', cluster('b').tls.keyLocation, '-out', encrypted, '-passout', 'env:TLS_TEST_KEY_PASSWORD'],
+    { env: { ...process.env, TLS_TEST_KEY_PASSWORD: keyPassword }, encoding: 'utf8' },
+  );
   t.equal(r.status, 0, r.stderr);
   t.match(readFileSync(encrypted, 'utf8'), /BEGIN ENCRYPTED PRIVATE KEY/);
   process.env.TLS_TEST_KEY_PASSWORD = keyPassword;
   const mtls = through('b', 'mtls');
-  const source = { bootstrap: mtls.bootstrap, properties: { ...mtls.properties, 'ssl.key.location': encrypted, 'ssl.key.password': '${env:TLS_TEST_KEY_PASSWORD}' } };
+  const source = {
+    bootstrap: mtls.bootstrap,
+    properties: { ...mtls.properties, 'ssl.key.location': encrypted, 'ssl.key.password': '${env:TLS_TEST_KEY_PASSWORD}' },
+  };
   await replicate(t, ['b', 'mtls', source], ['a', 'scram512'], [keyPassword]);
 });
 
@@ -197,16 +231,18 @@ t.test('the usual mistakes: each names the cluster, the field and the cause, and
     'expired-cert': { ...mtls, properties: { ...mtls.properties, 'ssl.certificate.location': expired.certificate, 'ssl.key.location': expired.key } },
     'wrong-password': { ...scram, properties: { ...scram.properties, 'sasl.password': '${env:TLS_TEST_WRONG_PASSWORD}' } },
     // 127.1 is 127.0.0.1 to the resolver but not a name the broker's certificate carries (127.0.0.1, localhost)
-    'hostname': { ...scram, bootstrap: hostname },
+    hostname: { ...scram, bootstrap: hostname },
     'foreign-cert': { ...mtls, properties: { ...mtls.properties, 'ssl.certificate.location': foreign.certificate, 'ssl.key.location': foreign.key } },
     'no-ca-file': { ...scram, properties: { ...scram.properties, 'ssl.ca.location': join(certs, 'no-such-ca.pem') } },
     'plaintext-port': { bootstrap: cluster('b').bootstrap, properties: { 'security.protocol': 'SSL', 'ssl.ca.location': mtls.properties['ssl.ca.location']! } },
   };
-  const strait = new StraitProcess(writeConfig({
-    clusters: { good: through('a', 'scram512'), ...broken },
-    routes: Object.keys(broken).map((alias) => ({ name: `to-${alias}`, source: 'good', target: alias, topics: { include: ['nothing-to-replicate'] } })),
-    controller: { refreshTopicsIntervalMs: 1000 },
-  }));
+  const strait = new StraitProcess(
+    writeConfig({
+      clusters: { good: through('a', 'scram512'), ...broken },
+      routes: Object.keys(broken).map((alias) => ({ name: `to-${alias}`, source: 'good', target: alias, topics: { include: ['nothing-to-replicate'] } })),
+      controller: { refreshTopicsIntervalMs: 1000 },
+    }),
+  );
   const problems = async () => (await strait.status()).controller.problems;
   const since = Date.now();
   await waitFor('a problem for each broken cluster', async () => (await problems()).length >= Object.keys(broken).length, 90_000, 500);
@@ -219,19 +255,71 @@ t.test('the usual mistakes: each names the cluster, the field and the cause, and
   const bs = (s: string) => s.replace(/[.]/g, '\\.');
   const prefix = (alias: string, bootstrap: string) => `^cluster '${alias}' \\(${bs(bootstrap)}\\): `;
 
-  t.match(await messageOf('wrong-ca', 'STRAIT_CLUSTER_TLS'), new RegExp(`${prefix('wrong-ca', scram.bootstrap)}TLS connection failed: certificate verify failed: the broker's certificate \\(CN=localhost, issued by CN=strait-dev CA\\) is not signed by the CA in ${bs(otherCa.certificate)}; check clusters\\.wrong-ca\\.properties\\["ssl\\.ca\\.location"\\]$`), 'wrong CA');
-  t.match(await messageOf('no-cert', 'STRAIT_CLUSTER_TLS'), new RegExp(`${prefix('no-cert', mtls.bootstrap)}TLS connection failed: the broker requires a client certificate \\(mTLS\\) and none is configured; set ssl\\.certificate\\.location and ssl\\.key\\.location; check clusters\\.no-cert\\.properties\\["ssl\\.certificate\\.location"\\]$`), 'missing client certificate');
-  t.match(await messageOf('expired-cert', 'STRAIT_CLUSTER_TLS'), new RegExp(`${prefix('expired-cert', mtls.bootstrap)}TLS connection failed: the client certificate \\(CN=strait\\) expired on \\d{4}-\\d\\d-\\d\\dT[0-9:.]+Z; the broker refuses it; check clusters\\.expired-cert\\.properties\\["ssl\\.certificate\\.location"\\]$`), 'expired client certificate');
-  t.match(await messageOf('wrong-password', 'STRAIT_CLUSTER_AUTH'), new RegExp(`${prefix('wrong-password', scram.bootstrap)}authentication failed \\(SASL_SSL/SCRAM-SHA-512 as 'strait'\\): the broker refused the user name or password \\(a wrong sasl\\.password, or no SCRAM-SHA-512 credential for 'strait' on this cluster\\); the broker said: .*invalid credentials.*; check clusters\\.wrong-password\\.properties\\["sasl\\.password"\\]$`), 'wrong SCRAM password');
-  t.match(await messageOf('hostname', 'STRAIT_CLUSTER_TLS'), new RegExp(`${prefix('hostname', hostname)}TLS connection failed: hostname mismatch: the broker's certificate is for IP Address:127\\.0\\.0\\.1, DNS:localhost, not for '127\\.1'; .*check clusters\\.hostname\\.bootstrap$`), 'hostname mismatch');
-  t.match(await messageOf('foreign-cert', 'STRAIT_CLUSTER_TLS'), new RegExp(`${prefix('foreign-cert', mtls.bootstrap)}TLS connection failed: the broker refused the client certificate \\(CN=strait, issued by CN=other CA\\): it is not signed by a CA the broker trusts, or the broker revoked it; check clusters\\.foreign-cert\\.properties\\["ssl\\.certificate\\.location"\\]$`), 'client certificate from a CA the broker does not trust');
-  t.match(await messageOf('no-ca-file', 'STRAIT_CLUSTER_TLS'), new RegExp(`${prefix('no-ca-file', scram.bootstrap)}TLS connection failed: cannot read the CA certificate file ${bs(join(certs, 'no-such-ca.pem'))} \\(ENOENT\\); check clusters\\.no-ca-file\\.properties\\["ssl\\.ca\\.location"\\]$`), 'unreadable CA file');
+  t.match(
+    await messageOf('wrong-ca', 'STRAIT_CLUSTER_TLS'),
+    new RegExp(
+      `${prefix('wrong-ca', scram.bootstrap)}TLS connection failed: certificate verify failed: the broker's certificate \\(CN=localhost, issued by CN=strait-dev CA\\) is not signed by the CA in ${bs(otherCa.certificate)}; check clusters\\.wrong-ca\\.properties\\["ssl\\.ca\\.location"\\]$`,
+    ),
+    'wrong CA',
+  );
+  t.match(
+    await messageOf('no-cert', 'STRAIT_CLUSTER_TLS'),
+    new RegExp(
+      `${prefix('no-cert', mtls.bootstrap)}TLS connection failed: the broker requires a client certificate \\(mTLS\\) and none is configured; set ssl\\.certificate\\.location and ssl\\.key\\.location; check clusters\\.no-cert\\.properties\\["ssl\\.certificate\\.location"\\]$`,
+    ),
+    'missing client certificate',
+  );
+  t.match(
+    await messageOf('expired-cert', 'STRAIT_CLUSTER_TLS'),
+    new RegExp(
+      `${prefix('expired-cert', mtls.bootstrap)}TLS connection failed: the client certificate \\(CN=strait\\) expired on \\d{4}-\\d\\d-\\d\\dT[0-9:.]+Z; the broker refuses it; check clusters\\.expired-cert\\.properties\\["ssl\\.certificate\\.location"\\]$`,
+    ),
+    'expired client certificate',
+  );
+  t.match(
+    await messageOf('wrong-password', 'STRAIT_CLUSTER_AUTH'),
+    new RegExp(
+      `${prefix('wrong-password', scram.bootstrap)}authentication failed \\(SASL_SSL/SCRAM-SHA-512 as 'strait'\\): the broker refused the user name or password \\(a wrong sasl\\.password, or no SCRAM-SHA-512 credential for 'strait' on this cluster\\); the broker said: .*invalid credentials.*; check clusters\\.wrong-password\\.properties\\["sasl\\.password"\\]$`,
+    ),
+    'wrong SCRAM password',
+  );
+  t.match(
+    await messageOf('hostname', 'STRAIT_CLUSTER_TLS'),
+    new RegExp(
+      `${prefix('hostname', hostname)}TLS connection failed: hostname mismatch: the broker's certificate is for IP Address:127\\.0\\.0\\.1, DNS:localhost, not for '127\\.1'; .*check clusters\\.hostname\\.bootstrap$`,
+    ),
+    'hostname mismatch',
+  );
+  t.match(
+    await messageOf('foreign-cert', 'STRAIT_CLUSTER_TLS'),
+    new RegExp(
+      `${prefix('foreign-cert', mtls.bootstrap)}TLS connection failed: the broker refused the client certificate \\(CN=strait, issued by CN=other CA\\): it is not signed by a CA the broker trusts, or the broker revoked it; check clusters\\.foreign-cert\\.properties\\["ssl\\.certificate\\.location"\\]$`,
+    ),
+    'client certificate from a CA the broker does not trust',
+  );
+  t.match(
+    await messageOf('no-ca-file', 'STRAIT_CLUSTER_TLS'),
+    new RegExp(
+      `${prefix('no-ca-file', scram.bootstrap)}TLS connection failed: cannot read the CA certificate file ${bs(join(certs, 'no-such-ca.pem'))} \\(ENOENT\\); check clusters\\.no-ca-file\\.properties\\["ssl\\.ca\\.location"\\]$`,
+    ),
+    'unreadable CA file',
+  );
   const plain = cluster('b').bootstrap;
-  t.match(await messageOf('plaintext-port', 'STRAIT_CLUSTER_TLS'), new RegExp(`${prefix('plaintext-port', plain)}TLS connection failed: the broker at ${bs(plain)} did not complete a TLS handshake \\([A-Z_]+\\); is ${bs(plain)} a TLS listener \\(security\\.protocol SSL\\)\\?; check clusters\\.plaintext-port\\.properties\\["security\\.protocol"\\]$`), 'TLS to a plaintext port');
+  t.match(
+    await messageOf('plaintext-port', 'STRAIT_CLUSTER_TLS'),
+    new RegExp(
+      `${prefix('plaintext-port', plain)}TLS connection failed: the broker at ${bs(plain)} did not complete a TLS handshake \\([A-Z_]+\\); is ${bs(plain)} a TLS listener \\(security\\.protocol SSL\\)\\?; check clusters\\.plaintext-port\\.properties\\["security\\.protocol"\\]$`,
+    ),
+    'TLS to a plaintext port',
+  );
   // each is also an error-level log line
   for (const p of await problems()) t.ok(strait.output.includes(JSON.stringify(p.message).slice(1, -1)), `${p.route}: logged`);
   t.equal(await strait.stop(), 0, 'stops cleanly');
-  for (const [what, secret] of [['the SCRAM password', password], ['the wrong password', 'wrong-password-3e9a1c'], ['the client key', key]] as const) {
+  for (const [what, secret] of [
+    ['the SCRAM password', password],
+    ['the wrong password', 'wrong-password-3e9a1c'],
+    ['the client key', key],
+  ] as const) {
     t.notOk(strait.output.includes(secret), `${what} never appears in the output`);
   }
 });

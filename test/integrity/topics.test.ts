@@ -32,11 +32,13 @@ t.test('topics and partitions created after start, config sync, excludes, confli
   await createTopic(a, `${base}.conflict`, 3);
   await produce(a, `${base}.conflict`, recs(10));
   await createTopic(b, `a.${base}.conflict`, 1);
-  const strait = new StraitProcess(writeConfig({
-    clusters: { a: { bootstrap: a }, b: { bootstrap: b } },
-    routes: [{ name: 'topics', source: 'a', target: 'b', topics: { include: [`${base}\\..*`], exclude: ['.*skip.*'] } }],
-    controller: { refreshTopicsIntervalMs: 1000 },
-  }));
+  const strait = new StraitProcess(
+    writeConfig({
+      clusters: { a: { bootstrap: a }, b: { bootstrap: b } },
+      routes: [{ name: 'topics', source: 'a', target: 'b', topics: { include: [`${base}\\..*`], exclude: ['.*skip.*'] } }],
+      controller: { refreshTopicsIntervalMs: 1000 },
+    }),
+  );
   await waitFor('first topic replicated', async () => (await totalRecords(b, `a.${base}.first`, 2)) === 100, 60_000);
 
   const native = loadNative();
@@ -48,7 +50,12 @@ t.test('topics and partitions created after start, config sync, excludes, confli
   // configs re-synced on refresh
   const srcAdmin = new native.Admin({ 'bootstrap.servers': a });
   await srcAdmin.alterTopicConfigs(`${base}.first`, { 'retention.ms': '7200000' }, [], 10_000);
-  await waitFor('retention change synced', async () => (await admin.describeTopicConfigs([`a.${base}.first`], 10_000))[`a.${base}.first`]!['retention.ms']?.value === '7200000', 30_000, 500);
+  await waitFor(
+    'retention change synced',
+    async () => (await admin.describeTopicConfigs([`a.${base}.first`], 10_000))[`a.${base}.first`]!['retention.ms']?.value === '7200000',
+    30_000,
+    500,
+  );
   t.pass('a changed source config reaches the target on the next refresh');
 
   // a new topic after start, then a new partition on it
@@ -63,14 +70,20 @@ t.test('topics and partitions created after start, config sync, excludes, confli
 
   const names = await topicNames(b);
   t.notOk(names.includes(`a.${base}.skip-me`), 'excluded topic not replicated');
-  t.notOk(names.some((n) => n.startsWith('a.__')), 'internal topics never replicated');
+  t.notOk(
+    names.some((n) => n.startsWith('a.__')),
+    'internal topics never replicated',
+  );
   t.ok(names.includes('__strait-offset-map'), 'offset-map topic exists on the target');
 
   const status = await strait.status();
   const conflict = status.controller.problems.find((p) => p.topic === `${base}.conflict`);
   t.equal(conflict?.code, 'STRAIT_TOPIC_CONFLICT', 'conflicting topic reported in status');
   t.match(conflict?.message, /has 1 partitions but source .* has 3/);
-  t.match(await strait.metrics(), new RegExp(`strait_topic_error\\{route="topics",topic="${base.replace(/[.-]/g, '\\$&')}\\.conflict",code="STRAIT_TOPIC_CONFLICT"\\} 1`));
+  t.match(
+    await strait.metrics(),
+    new RegExp(`strait_topic_error\\{route="topics",topic="${base.replace(/[.-]/g, '\\$&')}\\.conflict",code="STRAIT_TOPIC_CONFLICT"\\} 1`),
+  );
   t.equal(await totalRecords(b, `a.${base}.conflict`, 1), 0, 'the held topic was not written');
   admin.close();
   srcAdmin.close();

@@ -6,7 +6,16 @@
  */
 import type { RouteConfig } from '../../config';
 import type { CommitResult, CoordinationStore, LeaderCallbacks, OffsetCommit, RouteClusters, StoredRoute } from '../store';
-import { committedRecord, partitionKey, sameCommitted, type Assignment, type CommittedOffset, type LoadReport, type PartitionAssignment, type WorkerInfo } from '../../wire';
+import {
+  committedRecord,
+  partitionKey,
+  sameCommitted,
+  type Assignment,
+  type CommittedOffset,
+  type LoadReport,
+  type PartitionAssignment,
+  type WorkerInfo,
+} from '../../wire';
 import {
   decodeAssignment,
   decodeOffset,
@@ -141,7 +150,14 @@ export class ZooKeeperStore implements CoordinationStore {
   async writeAssignment(worker: string, partitions: PartitionAssignment[], routes?: RouteConfig[]): Promise<Assignment> {
     const guard = this.election.guard(`write the assignment of worker '${worker}'`);
     const path = this.layout.assignment(worker);
-    const parts = partitions.map((p) => ({ route: p.route, topic: p.topic, partition: p.partition, targetTopic: p.targetTopic, compression: p.compression, epoch: p.epoch }));
+    const parts = partitions.map((p) => ({
+      route: p.route,
+      topic: p.topic,
+      partition: p.partition,
+      targetTopic: p.targetTopic,
+      compression: p.compression,
+      epoch: p.epoch,
+    }));
     const extra = routes && routes.length > 0 ? { routes } : {};
     for (;;) {
       const cur = await this.nodes.getNode(path);

@@ -214,7 +214,19 @@ function decodeGaps(x: unknown, path: string): ReportedGap[] {
     const at = `${path} gaps[${i}]`;
     const reason = str(q, 'reason', at);
     if (!isGapReason(reason)) return [];
-    return [{ route: str(q, 'route', at), topic: str(q, 'topic', at), partition: num(q, 'partition', at), reason, from: num(q, 'from', at), to: num(q, 'to', at), skipped: num(q, 'skipped', at), stopped: q.stopped === true, at: str(q, 'at', at) }];
+    return [
+      {
+        route: str(q, 'route', at),
+        topic: str(q, 'topic', at),
+        partition: num(q, 'partition', at),
+        reason,
+        from: num(q, 'from', at),
+        to: num(q, 'to', at),
+        skipped: num(q, 'skipped', at),
+        stopped: q.stopped === true,
+        at: str(q, 'at', at),
+      },
+    ];
   });
 }
 
@@ -232,7 +244,16 @@ export function decodeReport(data: Buffer | null, path: string): LoadReport {
       for (let i = 0; i < rows.length; i += REPORT_FIELDS) {
         const [partition, bytesPerSec, recordsPerSec, lag, errored] = rows.slice(i, i + REPORT_FIELDS) as number[];
         const code = errored! >= 2 ? REPORTED_CODES[errored! - 2] : undefined;
-        partitions.push({ route, topic, partition: partition!, bytesPerSec: bytesPerSec!, recordsPerSec: recordsPerSec!, lag: lag!, errored: errored! >= 1, ...(code !== undefined ? { errorCode: code } : {}) });
+        partitions.push({
+          route,
+          topic,
+          partition: partition!,
+          bytesPerSec: bytesPerSec!,
+          recordsPerSec: recordsPerSec!,
+          lag: lag!,
+          errored: errored! >= 1,
+          ...(code !== undefined ? { errorCode: code } : {}),
+        });
       }
     }
   }

@@ -71,7 +71,8 @@ export class Layout {
   }
 
   offset(route: string, topic: string, partition: number): string {
-    if (!Number.isInteger(partition) || partition < 0) throw new StraitError('STRAIT_STORE', `partition ${partition} of ${topic} is not a partition number`, { field: 'partition' });
+    if (!Number.isInteger(partition) || partition < 0)
+      throw new StraitError('STRAIT_STORE', `partition ${partition} of ${topic} is not a partition number`, { field: 'partition' });
     return `${this.offsetsRoute(route)}/${segment(topic, 'topic')}/${partition}`;
   }
 

@@ -117,7 +117,11 @@ export class Election {
     const session = this.session.current;
     return (s) => {
       if (c && c.leader && c.term === term && s === session) return;
-      throw new StraitError('STRAIT_NOT_LEADER', `cannot ${what}: this process no longer leads in the term the write was issued in (its ZooKeeper session ${session?.id ?? '(none)'} was lost, or leadership moved)`, { retriable: false });
+      throw new StraitError(
+        'STRAIT_NOT_LEADER',
+        `cannot ${what}: this process no longer leads in the term the write was issued in (its ZooKeeper session ${session?.id ?? '(none)'} was lost, or leadership moved)`,
+        { retriable: false },
+      );
     };
   }
 

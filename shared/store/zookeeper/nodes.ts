@@ -45,8 +45,10 @@ export class Nodes {
   }
 
   async getRaw(path: string): Promise<Node | undefined> {
-    const r = await this.session.call<Node>('get', path, (zk, done) =>
-      zk.a_get(path, false, (rc, _e, stat, data) => done(rc, { stat: stat as unknown as NodeStat, data: (data as Buffer | null) ?? null })),
+    const r = await this.session.call<Node>(
+      'get',
+      path,
+      (zk, done) => zk.a_get(path, false, (rc, _e, stat, data) => done(rc, { stat: stat as unknown as NodeStat, data: (data as Buffer | null) ?? null })),
       [C.ZNONODE],
     );
     return r.rc === C.ZOK ? r.value : undefined;
@@ -59,8 +61,10 @@ export class Nodes {
 
   /** exists() that leaves a watch (also on a missing node, for its creation); `onEvent` runs for node events only */
   async existsWatch(path: string, onEvent: () => void): Promise<NodeStat | undefined> {
-    const r = await this.session.call<NodeStat>('exists', path, (zk, done, s) =>
-      zk.aw_exists(path, this.session.watcher(s, onEvent), (rc, _e, stat) => done(rc, stat as unknown as NodeStat)),
+    const r = await this.session.call<NodeStat>(
+      'exists',
+      path,
+      (zk, done, s) => zk.aw_exists(path, this.session.watcher(s, onEvent), (rc, _e, stat) => done(rc, stat as unknown as NodeStat)),
       [C.ZNONODE],
     );
     return r.rc === C.ZOK ? r.value : undefined;
@@ -68,8 +72,13 @@ export class Nodes {
 
   /** get() that leaves a data watch on an existing node (a missing one leaves none: ZooKeeper's rule) */
   async getWatch(path: string, onEvent: () => void): Promise<Node | undefined> {
-    const r = await this.session.call<Node>('get', path, (zk, done, s) =>
-      zk.aw_get(path, this.session.watcher(s, onEvent), (rc, _e, stat, data) => done(rc, { stat: stat as unknown as NodeStat, data: (data as Buffer | null) ?? null })),
+    const r = await this.session.call<Node>(
+      'get',
+      path,
+      (zk, done, s) =>
+        zk.aw_get(path, this.session.watcher(s, onEvent), (rc, _e, stat, data) =>
+          done(rc, { stat: stat as unknown as NodeStat, data: (data as Buffer | null) ?? null }),
+        ),
       [C.ZNONODE],
     );
     // an empty node is still being made: absent for now; the data watch left on it fires when it is filled
@@ -77,8 +86,10 @@ export class Nodes {
   }
 
   async childrenWatch(path: string, onEvent: () => void): Promise<string[]> {
-    const r = await this.session.call<string[]>('get children', path, (zk, done, s) =>
-      zk.aw_get_children(path, this.session.watcher(s, onEvent), (rc, _e, ch) => done(rc, ch)),
+    const r = await this.session.call<string[]>(
+      'get children',
+      path,
+      (zk, done, s) => zk.aw_get_children(path, this.session.watcher(s, onEvent), (rc, _e, ch) => done(rc, ch)),
       [C.ZNONODE],
     );
     return r.rc === C.ZOK ? (r.value ?? []) : [];
@@ -89,7 +100,10 @@ export class Nodes {
     checkSize(path, data);
     if (this.sealer) return this.sealer.createSealed(path, data, flags);
     for (;;) {
-      const r = await this.session.call<string>('create', path, (zk, done) => zk.a_create(path, data, flags, (rc, _e, p) => done(rc, p)), [C.ZNODEEXISTS, C.ZNONODE]);
+      const r = await this.session.call<string>('create', path, (zk, done) => zk.a_create(path, data, flags, (rc, _e, p) => done(rc, p)), [
+        C.ZNODEEXISTS,
+        C.ZNONODE,
+      ]);
       if (r.rc === C.ZOK) return 'created';
       if (r.rc === C.ZNODEEXISTS) return 'exists';
       // a parent is missing (never made, or removed by hand): make it and try again
@@ -106,7 +120,8 @@ export class Nodes {
   /** setData with an expected version: the new Stat, or undefined when the version moved on or the node is gone. */
   async setNode(path: string, data: Buffer, version: number, guard?: SessionGuard): Promise<NodeStat | undefined> {
     checkSize(path, data);
-    const set = (zk: ZkClient, done: (rc: number, value?: NodeStat) => void) => zk.a_set(path, data, version, (rc, _e, stat) => done(rc, stat as unknown as NodeStat));
+    const set = (zk: ZkClient, done: (rc: number, value?: NodeStat) => void) =>
+      zk.a_set(path, data, version, (rc, _e, stat) => done(rc, stat as unknown as NodeStat));
     const r = await this.session.call<NodeStat>('set', path, set, [C.ZBADVERSION, C.ZNONODE], guard);
     return r.rc === C.ZOK ? r.value : undefined;
   }
@@ -133,7 +148,12 @@ export class Nodes {
         this.knownPaths.add(here);
         continue;
       }
-      const r = await this.session.call<string>('create', here, (zk, done) => zk.a_create(here, Buffer.alloc(0), C.ZOO_PERSISTENT, (rc, _e, p) => done(rc, p)), [C.ZNODEEXISTS]);
+      const r = await this.session.call<string>(
+        'create',
+        here,
+        (zk, done) => zk.a_create(here, Buffer.alloc(0), C.ZOO_PERSISTENT, (rc, _e, p) => done(rc, p)),
+        [C.ZNODEEXISTS],
+      );
       if (r.rc === C.ZOK || r.rc === C.ZNODEEXISTS) this.knownPaths.add(here);
     }
   }
@@ -162,9 +182,13 @@ export class Nodes {
       }
       if (owner === '0') throw new StraitError('STRAIT_STORE', `${path} is a persistent node; a ${what} registration must be ephemeral (remove it by hand)`);
       if (Date.now() >= deadline) {
-        throw new StraitError('STRAIT_STORE', `the ${what} node ${path} is held by another live ZooKeeper session (0x${owner}) after ${this.opts.staleNodeWaitMs} ms: is a second process running with the same id?`, {
-          retriable: true,
-        });
+        throw new StraitError(
+          'STRAIT_STORE',
+          `the ${what} node ${path} is held by another live ZooKeeper session (0x${owner}) after ${this.opts.staleNodeWaitMs} ms: is a second process running with the same id?`,
+          {
+            retriable: true,
+          },
+        );
       }
       await this.session.wait(Math.min(250, deadline - Date.now()));
     }

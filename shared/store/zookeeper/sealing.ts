@@ -39,8 +39,10 @@ interface SealStat {
 
 /** The ACL every node gets with `auth`: ALL for its identity and `alsoGrant`, nothing for anyone else. */
 export function aclFor(auth: ZooKeeperAuth): AclEntry[] {
-  if (auth.scheme !== 'digest') throw new StraitError('STRAIT_STORE', `store.auth.scheme '${String(auth.scheme)}' is not supported; allowed: digest`, { field: 'store.auth.scheme' });
-  if (!/^[^:]+:.+$/s.test(auth.credentials)) throw new StraitError('STRAIT_STORE', "store.auth.credentials must be 'user:password' (the value is not shown)", { field: 'store.auth.credentials' });
+  if (auth.scheme !== 'digest')
+    throw new StraitError('STRAIT_STORE', `store.auth.scheme '${String(auth.scheme)}' is not supported; allowed: digest`, { field: 'store.auth.scheme' });
+  if (!/^[^:]+:.+$/s.test(auth.credentials))
+    throw new StraitError('STRAIT_STORE', "store.auth.credentials must be 'user:password' (the value is not shown)", { field: 'store.auth.credentials' });
   const ids = [digestId(auth.credentials), ...(auth.alsoGrant ?? [])];
   return [...new Set(ids)].map((id) => ({ perms: C.ZOO_PERM_ALL, scheme: 'digest', auth: id }));
 }
@@ -81,7 +83,12 @@ export class Sealer {
         // our own identity's ACL (a peer's seal) or a world-open one grants, and an ACL that shuts this identity out
         // does not (NOAUTH: tampered). The stat read after it still tells whether data was written meanwhile.
         const again = await this.session.call<void>('set ACL', path, (zk, done) => zk.a_set_acl(path, -1, acl, (rc) => done(rc)), [C.ZNOAUTH, C.ZNONODE]);
-        const stat = again.rc === C.ZOK ? await this.session.call<SealStat>('exists', path, (zk, done) => zk.a_exists(path, false, (rc, _e, st) => done(rc, st as unknown as SealStat)), [C.ZNONODE]) : undefined;
+        const stat =
+          again.rc === C.ZOK
+            ? await this.session.call<SealStat>('exists', path, (zk, done) => zk.a_exists(path, false, (rc, _e, st) => done(rc, st as unknown as SealStat)), [
+                C.ZNONODE,
+              ])
+            : undefined;
         return { created: c.rc, sealed: again.rc, stat: stat?.rc === C.ZOK ? stat.value : undefined };
       }
       if (!RETRIABLE.has(c.rc)) return { created: c.rc, sealed: a.rc, stat: e.rc === C.ZOK ? e.value : undefined };
@@ -124,7 +131,9 @@ export class Sealer {
           continue;
         }
         if (r.created !== C.ZNODEEXISTS) {
-          throw new StraitError('STRAIT_STORE', `ZooKeeper create ${path} on ${this.opts.connect} failed: ${codeName(r.created)} (${r.created})`, { retriable: false });
+          throw new StraitError('STRAIT_STORE', `ZooKeeper create ${path} on ${this.opts.connect} failed: ${codeName(r.created)} (${r.created})`, {
+            retriable: false,
+          });
         }
         // the node is there: a record (done), or an empty node someone is still filling
         const node = await this.nodes.getRaw(path);
@@ -141,7 +150,10 @@ export class Sealer {
         }
         if (!waitingSince || waitingSince.czxid !== node.stat.czxid) waitingSince = { czxid: node.stat.czxid, at: Date.now() };
         if (Date.now() - waitingSince.at >= this.opts.placeholderGraceMs) {
-          this.opts.log?.warn({ path, graceMs: this.opts.placeholderGraceMs }, 'a ZooKeeper node stayed empty (its creator stopped half-way); deleting it and making it again');
+          this.opts.log?.warn(
+            { path, graceMs: this.opts.placeholderGraceMs },
+            'a ZooKeeper node stayed empty (its creator stopped half-way); deleting it and making it again',
+          );
           await this.nodes.deleteNode(path, node.stat.version);
           continue;
         }
@@ -159,7 +171,12 @@ export class Sealer {
    * credentials can write, so a version that moved on means another strait writer filled it: the caller reads it.
    */
   private async fill(path: string, data: Buffer, version: number): Promise<'created' | 'exists' | 'retry'> {
-    const r = await this.session.call<NodeStat>('set', path, (zk, done) => zk.a_set(path, data, version, (rc, _e, stat) => done(rc, stat as unknown as NodeStat)), [C.ZBADVERSION, C.ZNONODE]);
+    const r = await this.session.call<NodeStat>(
+      'set',
+      path,
+      (zk, done) => zk.a_set(path, data, version, (rc, _e, stat) => done(rc, stat as unknown as NodeStat)),
+      [C.ZBADVERSION, C.ZNONODE],
+    );
     this.placeholders.delete(path);
     if (r.rc === C.ZOK) return 'created';
     // deleted under us (another writer's grace ran out): make it again
@@ -169,7 +186,10 @@ export class Sealer {
 
   private async tampered(path: string, why: string): Promise<void> {
     this.stats.tamperedNodes++;
-    this.opts.log?.error({ path, code: 'STRAIT_STORE_TAMPERED' }, `a ZooKeeper node strait had just created was changed by another client (${why}); deleting it and making it again`);
+    this.opts.log?.error(
+      { path, code: 'STRAIT_STORE_TAMPERED' },
+      `a ZooKeeper node strait had just created was changed by another client (${why}); deleting it and making it again`,
+    );
     this.placeholders.delete(path);
     await this.nodes.deleteNode(path, -1);
   }
@@ -193,12 +213,18 @@ export class Sealer {
   private async checkFreshFolder(path: string, why: string | undefined): Promise<void> {
     if (why && why !== 'its data was written before this process sealed it') {
       this.stats.tamperedNodes++;
-      throw new StraitError('STRAIT_STORE', `the ZooKeeper node ${path} was changed by another client while strait created it (${why}); remove it and start again`);
+      throw new StraitError(
+        'STRAIT_STORE',
+        `the ZooKeeper node ${path} was changed by another client while strait created it (${why}); remove it and start again`,
+      );
     }
     await this.session.wait(200);
     for (const child of await this.nodes.children(path)) {
       const at = `${path}/${child}`;
-      const r = await this.session.call<SealStat>('get', at, (zk, done) => zk.a_get(at, false, (rc, _e, stat) => done(rc, stat as unknown as SealStat)), [C.ZNONODE, C.ZNOAUTH]);
+      const r = await this.session.call<SealStat>('get', at, (zk, done) => zk.a_get(at, false, (rc, _e, stat) => done(rc, stat as unknown as SealStat)), [
+        C.ZNONODE,
+        C.ZNOAUTH,
+      ]);
       if (r.rc === C.ZNONODE || (r.rc === C.ZOK && r.value && r.value.aversion > 0)) continue;
       this.stats.tamperedNodes++;
       this.opts.log?.error({ path: at, code: 'STRAIT_STORE_TAMPERED' }, 'an unsealed ZooKeeper node appeared in a folder strait had just created; deleting it');
@@ -237,7 +263,9 @@ export class Sealer {
     this.stats.aclsReconciled += result.changed;
     this.opts.log?.[result.refused.length > 0 ? 'error' : 'info'](
       { nodes: result.nodes, sealed: result.changed, refused: result.refused.slice(0, 20) },
-      result.refused.length > 0 ? 'some ZooKeeper nodes of this deployment can not be changed with store.auth (another identity holds them)' : 'ZooKeeper ACLs of this deployment set to store.auth',
+      result.refused.length > 0
+        ? 'some ZooKeeper nodes of this deployment can not be changed with store.auth (another identity holds them)'
+        : 'ZooKeeper ACLs of this deployment set to store.auth',
     );
     return result;
   }

@@ -119,7 +119,12 @@ export class SessionKeeper {
         reject(e);
       };
       const timer = setTimeout(
-        () => fail(new StraitError('STRAIT_STORE', `no ZooKeeper session with ${connect} within ${connectTimeoutMs} ms (is ZooKeeper running and reachable there?)`, { retriable: true })),
+        () =>
+          fail(
+            new StraitError('STRAIT_STORE', `no ZooKeeper session with ${connect} within ${connectTimeoutMs} ms (is ZooKeeper running and reachable there?)`, {
+              retriable: true,
+            }),
+          ),
         connectTimeoutMs,
       );
       // with auth, the session is handed out only once the server took the credentials: no request of ours may run
@@ -142,7 +147,11 @@ export class SessionKeeper {
       zk.on('close', (_zk: unknown, code: number) => {
         if (s.closing) return;
         if (!opened) {
-          fail(new StraitError('STRAIT_STORE', `ZooKeeper at ${connect} ended the session before it started: ${codeName(code)} (${code})`, { retriable: code !== C.ZOO_AUTH_FAILED_STATE }));
+          fail(
+            new StraitError('STRAIT_STORE', `ZooKeeper at ${connect} ended the session before it started: ${codeName(code)} (${code})`, {
+              retriable: code !== C.ZOO_AUTH_FAILED_STATE,
+            }),
+          );
           return;
         }
         this.sessionEvent(s, 'close', code);
@@ -153,7 +162,13 @@ export class SessionKeeper {
         if (auth) {
           const rc = zk.add_auth(auth.scheme, auth.credentials, (code: number) => {
             if (code !== C.ZOK) {
-              fail(new StraitError('STRAIT_STORE', `ZooKeeper at ${connect} refused the store.auth credentials of user '${digestUser(auth.credentials)}': ${codeName(code)} (${code})`, { field: 'store.auth.credentials', retriable: RETRIABLE.has(code) }));
+              fail(
+                new StraitError(
+                  'STRAIT_STORE',
+                  `ZooKeeper at ${connect} refused the store.auth credentials of user '${digestUser(auth.credentials)}': ${codeName(code)} (${code})`,
+                  { field: 'store.auth.credentials', retriable: RETRIABLE.has(code) },
+                ),
+              );
               return;
             }
             authed = true;
@@ -364,8 +379,15 @@ export class SessionKeeper {
       if (!retriable || Date.now() >= deadline) {
         const auth = this.opts.auth;
         const hint =
-          r.rc !== C.ZNOAUTH ? '' : auth ? `: the identity of store.auth (user '${digestUser(auth.credentials)}') has no access there (wrong credentials, or the node belongs to another identity)` : ': the node has an ACL; set store.auth';
-        throw new StraitError('STRAIT_STORE', `ZooKeeper ${op} ${path} on ${this.opts.connect} failed: ${codeName(r.rc)} (${r.rc})${hint}`, { retriable, ...(r.rc === C.ZNOAUTH ? { field: 'store.auth' } : {}) });
+          r.rc !== C.ZNOAUTH
+            ? ''
+            : auth
+              ? `: the identity of store.auth (user '${digestUser(auth.credentials)}') has no access there (wrong credentials, or the node belongs to another identity)`
+              : ': the node has an ACL; set store.auth';
+        throw new StraitError('STRAIT_STORE', `ZooKeeper ${op} ${path} on ${this.opts.connect} failed: ${codeName(r.rc)} (${r.rc})${hint}`, {
+          retriable,
+          ...(r.rc === C.ZNOAUTH ? { field: 'store.auth' } : {}),
+        });
       }
       await this.wait(Math.min(100, deadline - Date.now()));
     }
