@@ -247,6 +247,12 @@ export class Pipeline {
     this.ports[shard]?.postMessage(m);
   }
 
+  /** The controller handed a running partition out again under a new epoch: it keeps running, and commits under it. */
+  renewEpoch(p: { route: string; topic: string; partition: number; epoch: number }): void {
+    const rt = this.partitions.get(routePartitionKey(p));
+    if (rt) rt.epoch = p.epoch;
+  }
+
   /**
    * Starts replicating partitions, each from its committed offset (or the route's start position), and returns the
    * keys (`route|topic/partition`) handed to a pool thread. A partition left out could not be started (no definition

@@ -170,16 +170,13 @@ export class Worker {
     const removed = [...this.owned.entries()].filter(([k]) => !next.has(k) || restarting.has(k)).map(([, p]) => p);
     const added = [...next.entries()].filter(([k]) => !this.owned.has(k) || restarting.has(k)).map(([, p]) => p);
     // Same partition, new epoch (the controller restarted): keep replicating, commit under the new epoch.
-    for (const [k, p] of next) {
-      const rt = this.pipeline.partitions.get(k);
-      if (rt && this.owned.has(k)) rt.epoch = p.epoch;
-    }
+    for (const [k, p] of next) if (this.owned.has(k)) this.pipeline.renewEpoch(p);
     // one line per partition that starts or stops here, so an operator (and the fleet tests) can tell that a
     // reassignment touched only the partitions that moved
     for (const p of removed) this.log.info({ route: p.route, topic: p.topic, partition: p.partition, epoch: p.epoch }, 'partition stopped');
     if (removed.length > 0) this.pipeline.unassign(removed);
     if (changedRoutes.size > 0 || restart.length > 0) {
-      const routeKeys = [...this.owned.keys()].filter((k) => changedRoutes.has(k.slice(0, k.indexOf('|'))));
+      const routeKeys = [...this.owned.entries()].filter(([, p]) => changedRoutes.has(p.route)).map(([k]) => k);
       if (!(await this.pipeline.drained([...new Set([...routeKeys, ...restarting])], 30_000))) {
         this.log.warn({ routes: [...changedRoutes] }, 'partitions of a changed route did not finish within 30 s; restarting them anyway');
       }
