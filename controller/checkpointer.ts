@@ -10,7 +10,7 @@ import type { StraitMetrics } from '../shared/metrics';
 import { CHECKPOINT_TOPIC, checkpointKey, encodeCheckpoint, type CheckpointRecord } from '../shared/offset-map/records';
 import { OffsetMapView } from '../shared/offset-map/readers';
 import { OffsetMapWriter } from '../shared/offset-map/writer';
-import { routeClientProps } from '../shared/profiles';
+import { routeClientProps } from '../shared/kafka/client-settings';
 import { Admins, groupOffsets, inverseTranslate, lowestPerPartition, routeCoversGroup, translateGroups, type PartitionTranslation } from './group-translation';
 
 const TIMEOUT_MS = 10_000;

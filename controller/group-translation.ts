@@ -6,12 +6,12 @@
  * Used by the checkpointer (every `checkpointIntervalMs`) and by `strait failover` / `strait failback`.
  */
 import { loadNative, type GroupOffset, type NativeAdmin } from '../native';
-import { clusterProps, type RouteConfig, type StraitConfig } from '../shared/config';
+import type { RouteConfig, StraitConfig } from '../shared/config';
 import { StraitError } from '../shared/errors';
 import { kafkaCodeOf, kafkaError } from '../shared/kafka/errors';
 import type { OffsetMapView } from '../shared/offset-map/readers';
 import type { OffsetIndex, PartitionRuns, Translation } from '../shared/offset-map/runs';
-import { sourceGroupId } from '../shared/profiles';
+import { clusterProps, sourceGroupId } from '../shared/kafka/client-settings';
 import { fullMatch, selectTopic, targetTopicName } from '../shared/replication-policy';
 
 export interface PartitionTranslation {

@@ -6,12 +6,12 @@
  */
 import Kafka from 'node-rdkafka';
 import { loadNative, type NativeAdmin, type TopicConfigEntry } from '../native';
-import { clusterProps, shownValue, type ClientProps, type RouteConfig, type StraitConfig } from '../shared/config';
+import { shownValue, type ClientProps, type RouteConfig, type StraitConfig } from '../shared/config';
 import { ClusterIdentity } from '../shared/cluster-identity';
 import { StraitError, fieldPath } from '../shared/errors';
 import { diagnoseTls } from '../shared/kafka/tls-diagnosis';
 import type { Logger } from '../shared/logger';
-import { targetCodec } from '../shared/profiles';
+import { clusterProps, targetCodec } from '../shared/kafka/client-settings';
 import { selectTopic, targetTopicName } from '../shared/replication-policy';
 import type { CoordinationStore } from '../shared/store/store';
 import { CHECKPOINT_TOPIC, OFFSET_MAP_TOPIC } from '../shared/offset-map/records';

@@ -6,7 +6,8 @@
  * target) is refused — `STRAIT_CLUSTER_CHANGED`, naming both ids — until an operator resets its offsets
  * (`strait offsets reset`), never resumed at offsets that belong to another cluster.
  */
-import { clusterProps, type RouteConfig, type StraitConfig } from './config';
+import type { RouteConfig, StraitConfig } from './config';
+import { clusterProps } from './kafka/client-settings';
 import type { CoordinationStore, RouteClusters } from './store/store';
 import { loadNative, type NativeAdmin } from '../native';
 

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { clusterPropertyProblems, refusalOf, routePropertyProblems, TUNING_PROPERTIES } from '../shared/client-properties';
 import { validateConfig, validateRoute } from '../shared/config';
 import { ConfigError } from '../shared/errors';
-import { PROFILES } from '../shared/profiles';
+import { PROFILES } from '../shared/kafka/client-settings';
 import { projectRoot } from '../bench/harness/kafka-runtime';
 import { configProblems } from './helpers/config';
 

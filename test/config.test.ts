@@ -196,7 +196,7 @@ t.test('unreadable and unparsable files get a clear error', async (t) => {
 });
 
 t.test("every profile keeps producer batches within Kafka's default max.message.bytes", async (t) => {
-  const { PROFILES } = await import('../shared/profiles');
+  const { PROFILES } = await import('../shared/kafka/client-settings');
   for (const [name, p] of Object.entries(PROFILES)) {
     const batch = Number(p.producer['batch.size'] ?? 1000000); // librdkafka's default
     t.ok(batch <= 1048588, `${name}: batch.size ${batch} <= 1048588 (a larger batch is rejected whole by a default broker)`);

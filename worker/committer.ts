@@ -10,7 +10,7 @@ import type { Logger } from '../shared/logger';
 import type { StraitMetrics } from '../shared/metrics';
 import type { OffsetMapRecord } from '../shared/offset-map/records';
 import { OffsetMapWriter } from '../shared/offset-map/writer';
-import { routeClientProps } from '../shared/profiles';
+import { routeClientProps } from '../shared/kafka/client-settings';
 import type { CoordinationStore, OffsetCommit } from '../shared/store/store';
 import { partitionKey, routePartitionKey } from '../shared/wire';
 import { runtimeKey, type ErroredPartition, type PartitionRuntime } from './partitions';

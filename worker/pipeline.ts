@@ -9,7 +9,7 @@ import { Piscina } from 'piscina';
 import type { RouteConfig, StraitConfig } from '../shared/config';
 import type { Logger } from '../shared/logger';
 import type { StraitMetrics } from '../shared/metrics';
-import { routeClientProps } from '../shared/profiles';
+import { forwarderSettings } from '../shared/kafka/client-settings';
 import { ClusterIdentity, ClusterIds } from '../shared/cluster-identity';
 import type { CoordinationStore } from '../shared/store/store';
 import {
@@ -115,20 +115,7 @@ export class Pipeline {
   }
 
   private clientsOf(r: RouteConfig): RouteClients {
-    const threads = this.config.worker.threads;
-    const props = routeClientProps(this.config, r, this.workerId);
-    return {
-      route: r.name,
-      options: {
-        // the prefetch queue is bounded like the in-flight budget: memory stays within twice the budget
-        consumer: { 'queued.max.messages.kbytes': Math.max(1024, Math.floor(this.config.worker.inflightBytes / threads / 1024)), ...props.consumer },
-        producer: props.producer,
-        inflightBytes: Math.max(1 << 20, Math.floor(this.config.worker.inflightBytes / threads)),
-        compression: 'lz4',
-        onGap: r.onGap,
-        ...(r.naming.policy === 'identity' ? { provenance: { localOrigin: r.source, dropOrigin: r.target } } : {}),
-      },
-    };
+    return { route: r.name, options: forwarderSettings(this.config, r, this.workerId) };
   }
 
   /**

@@ -5,4 +5,4 @@
 export * from './schema';
 export { validateConfig, validateRoute } from './check';
 export { isSecretKey, redactConfig, redactProperties, shownValue } from './redact';
-export { clusterProps, loadConfig } from './load';
+export { loadConfig } from './load';

@@ -1,19 +1,12 @@
 /**
- * Reading the config file, and what strait's own connections take from a loaded config.
+ * Reading the config file.
  */
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { StraitError } from '../errors';
 import { validateConfig } from './check';
-import type { ClientProps, StraitConfig } from './schema';
-
-/** librdkafka properties for a connection of strait's own to a cluster (its properties and bootstrap servers). */
-export function clusterProps(config: StraitConfig, alias: string): ClientProps {
-  const c = config.clusters[alias];
-  if (!c) throw new StraitError('STRAIT_USAGE', `unknown cluster alias '${alias}' (defined: ${Object.keys(config.clusters).join(', ')})`);
-  return { ...c.properties, 'bootstrap.servers': c.bootstrap };
-}
+import type { StraitConfig } from './schema';
 
 /** Reads a YAML or JSON file and validates it. */
 export function loadConfig(file: string): StraitConfig {

@@ -2,7 +2,8 @@
  * Readers of strait's records on a target cluster: the offset map as an index kept up to date incrementally (the
  * checkpointer, `strait failover`), and the newest checkpoints (`strait failover` when the source is gone).
  */
-import { clusterProps, type StraitConfig } from '../config';
+import type { StraitConfig } from '../config';
+import { clusterProps } from '../kafka/client-settings';
 import { CHECKPOINT_TOPIC, OFFSET_MAP_TOPIC, decodeCheckpoint, decodeOffsetMapRecord, type CheckpointRecord } from './records';
 import { OffsetIndex } from './runs';
 import { TopicTail } from './topic-tail';

@@ -1,8 +1,19 @@
 /**
- * Client tuning profiles (`routes[].profile`) and the librdkafka settings a route's forwarder gets.
- * Precedence, lowest first: strait's base, the profile, the cluster's properties, the route's overrides.
+ * Every librdkafka client's settings, built here and nowhere else: strait's own connections to a cluster
+ * (`clusterProps`: admin, metadata, the offset-map readers), a route's consumer and producer (`routeClientProps`,
+ * with the tuning profiles `routes[].profile`), and a forwarder's complete options (`forwarderSettings`).
+ * Precedence for a route, lowest first: strait's base, the profile, the cluster's properties, the route's overrides.
  */
-import type { ClientProps, RouteConfig, StraitConfig } from './config';
+import type { ForwarderOptions } from '../../native';
+import type { ClientProps, RouteConfig, StraitConfig } from '../config';
+import { StraitError } from '../errors';
+
+/** librdkafka properties for a connection of strait's own to a cluster (its properties and bootstrap servers). */
+export function clusterProps(config: StraitConfig, alias: string): ClientProps {
+  const c = config.clusters[alias];
+  if (!c) throw new StraitError('STRAIT_USAGE', `unknown cluster alias '${alias}' (defined: ${Object.keys(config.clusters).join(', ')})`);
+  return { ...c.properties, 'bootstrap.servers': c.bootstrap };
+}
 
 export const PROFILES: Record<RouteConfig['profile'], { consumer: ClientProps; producer: ClientProps }> = {
   default: { consumer: {}, producer: {} },
@@ -59,6 +70,22 @@ export function routeClientProps(config: StraitConfig, route: RouteConfig, worke
       ...route.producer,
       'bootstrap.servers': target.bootstrap,
     },
+  };
+}
+
+/** What a route's forwarder in one of `config.worker.threads` pool threads is built with. */
+export function forwarderSettings(config: StraitConfig, route: RouteConfig, workerId: string): ForwarderOptions {
+  const threads = config.worker.threads;
+  const props = routeClientProps(config, route, workerId);
+  return {
+    // the prefetch queue is bounded like the in-flight budget: memory stays within twice the budget
+    consumer: { 'queued.max.messages.kbytes': Math.max(1024, Math.floor(config.worker.inflightBytes / threads / 1024)), ...props.consumer },
+    producer: props.producer,
+    inflightBytes: Math.max(1 << 20, Math.floor(config.worker.inflightBytes / threads)),
+    // for target topics without a codec of their own (the addon's default would be none)
+    compression: 'lz4',
+    onGap: route.onGap,
+    ...(route.naming.policy === 'identity' ? { provenance: { localOrigin: route.source, dropOrigin: route.target } } : {}),
   };
 }
 
