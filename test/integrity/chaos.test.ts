@@ -512,12 +512,29 @@ t.test(
     const sourceEnds = await endOffsetsOf(a.bootstrap, topic);
     const source = await readTopic(a.bootstrap, topic, sourceEnds);
     t.same(source.mismatches.slice(0, 20), [], 'source records are what the producer wrote');
+    // The test's own idempotent producer can itself write a record twice when a source leader is killed (librdkafka
+    // bumps the producer epoch and resends; CI saw one such record once): strait is judged against the source as it
+    // is, so such a record is counted here (NaN: a gap or a reordering in the source, which fails) and expected twice
+    // on the target too.
+    const sourceDups = source.seqs.map((seqs) => {
+      let next = 0;
+      let dups = 0;
+      for (const seq of seqs) {
+        if (seq === next) next++;
+        else if (seq < next) dups++;
+        else return NaN;
+      }
+      return dups;
+    });
     for (let p = 0; p < PARTITIONS; p++) {
       t.ok(
-        sourceEnds[p]! >= acked[p]! && source.seqs[p]!.every((s, i) => s === i),
-        `source partition ${p}: records 0..${sourceEnds[p]! - 1} in order, once each (${acked[p]} acknowledged)`,
+        sourceEnds[p]! >= acked[p]! && Number.isFinite(sourceDups[p]),
+        `source partition ${p}: records 0..${sourceEnds[p]! - 1 - (sourceDups[p] ?? 0)} in order, none missing (${acked[p]} acknowledged; ${sourceDups[p]} written twice by the test's producer)`,
       );
+      if (sourceDups[p]! > 0)
+        t.comment(`source partition ${p}: the test's producer wrote ${sourceDups[p]} record(s) twice; the target must hold them twice as well`);
     }
+    const sourceDupTotal = sourceDups.reduce((x, y) => x + y, 0);
 
     const targetEnds = await endOffsetsOf(b.bootstrap, target);
     const replica = await readTopic(b.bootstrap, target, targetEnds, source.timestamps);
@@ -547,12 +564,16 @@ t.test(
       t.same(problems, [], `target partition ${p}: source order kept; replays start within the in-flight window (${WINDOW_PER_REPLAY} records)`);
       t.equal(
         next,
-        sourceEnds[p],
-        `target partition ${p}: every source record present (${next} of ${sourceEnds[p]}; ${acked[p]} acknowledged to the producer)`,
+        sourceEnds[p]! - sourceDups[p]!,
+        `target partition ${p}: every source record present (${next} of ${sourceEnds[p]! - sourceDups[p]!}; ${acked[p]} acknowledged to the producer)`,
       );
     }
     const duplicates = dupAt.reduce((n, d) => n + d.length, 0);
-    t.equal(duplicates, targetEnds.reduce((x, y) => x + y, 0) - sourceEnds.reduce((x, y) => x + y, 0), 'duplicates = target records - source records');
+    t.equal(
+      duplicates - sourceDupTotal,
+      targetEnds.reduce((x, y) => x + y, 0) - sourceEnds.reduce((x, y) => x + y, 0),
+      "duplicates strait wrote = target records - source records (the source's own repeats are copied as they are)",
+    );
 
     steps.forEach((s, i) => {
       const nextStart = steps[i + 1]?.targetStart ?? targetEnds;
