@@ -5,7 +5,7 @@
   "targets": [
     {
       "target_name": "strait_native",
-      "sources": ["native/addon.cc", "native/forwarder.cc", "native/admin.cc"],
+      "sources": ["native/addon.cc", "native/forwarder.cc", "native/admin.cc", "native/admin_request.cc", "native/admin_topics.cc", "native/admin_groups.cc"],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")"
       ],

@@ -7,9 +7,10 @@ import type { RouteConfig, StraitConfig } from '../shared/config';
 import type { Logger } from '../shared/logger';
 import type { StraitMetrics } from '../shared/metrics';
 import type { CoordinationStore, StoredRoute } from '../shared/store/store';
-import { routePartitionKey, type LoadReport, type PartitionAssignment, type PartitionLoad, type ReportedGap, type WorkerInfo } from '../shared/wire';
+import { routePartitionKey, type LoadReport, type PartitionAssignment, type ReportedGap, type WorkerInfo } from '../shared/wire';
 import { assign, changedWorkers, type Owned } from './assignment';
 import { Checkpointer } from './checkpointer';
+import { WorkerReports } from './worker-reports';
 import { TopicManager, type DesiredPartition, type RefreshResult, type TopicProblem } from './topic-manager';
 
 export interface ControllerStatus {
@@ -65,18 +66,8 @@ export class Controller {
   private unwatch: (() => void) | undefined;
   private unwatchReports: (() => void) | undefined;
   private internalReady = false;
-  /** the last load each partition's owner reported, and who reported it */
-  private readonly loads = new Map<string, PartitionLoad & { worker: string; at: number }>();
-  /** bytes/s per partition, smoothed over reports; survives a move (the new owner reports soon) */
-  private readonly weights = new Map<string, number>();
-  /** when each worker's assignment was last written (a report measured soon after may not show it yet) */
-  private readonly writtenAt = new Map<string, number>();
-  /** workers whose last report disagreed with their assignment, and since when */
-  private readonly mismatchSince = new Map<string, number>();
-  /** each live worker's recent offset gaps, from its last report */
-  private readonly gaps = new Map<string, ReportedGap[]>();
-  /** the `at` of the last report taken from each worker (the watch delivers every report each time) */
-  private readonly reportSeen = new Map<string, number>();
+  /** what the workers report (loads, weights, gaps) and the anti-entropy check */
+  private readonly reports: WorkerReports;
   /** workers that own partitions but are not registered: when they went */
   private readonly departed = new Map<string, number>();
   private graceTimer: NodeJS.Timeout | undefined;
@@ -105,6 +96,7 @@ export class Controller {
     private readonly log: Logger,
     private readonly metrics: StraitMetrics,
   ) {
+    this.reports = new WorkerReports(config.worker.reportIntervalMs, log, metrics);
     this.topics = new TopicManager(config, store, log, () => this.routes());
     this.checkpoints = new Checkpointer(config, log, metrics, () => this.routes().filter((r) => !r.paused && !this.paused.has(r.name)));
   }
@@ -235,79 +227,18 @@ export class Controller {
     await this.reassign();
   }
 
-  /**
-   * Anti-entropy: a worker whose report (what it really runs, started or failing to start) differs from what this
-   * controller assigned it, in two reports in a row taken well after the last write to it, gets its assignment written
-   * again (a new version, which it applies). Whatever lost the difference — a write that never reached it, an
-   * assignment it dropped — a partition must not stay assigned and idle, or running twice, unseen.
-   */
-  private reconcile(r: LoadReport): void {
-    const now = Date.now();
-    const settle = 2 * this.config.worker.reportIntervalMs;
-    if (now - (this.writtenAt.get(r.worker) ?? 0) < settle || this.rewrite.has(r.worker)) {
-      this.mismatchSince.delete(r.worker);
-      return;
-    }
-    const reported = new Set(r.partitions.map((p) => routePartitionKey(p)));
-    const assigned = new Set<string>();
-    for (const [k, o] of this.current) if (o.worker === r.worker && this.desired.has(k)) assigned.add(k);
-    const missing = [...assigned].filter((k) => !reported.has(k));
-    const extra = [...reported].filter((k) => !assigned.has(k) && this.desired.has(k));
-    if (missing.length === 0 && extra.length === 0) {
-      this.mismatchSince.delete(r.worker);
-      return;
-    }
-    const since = this.mismatchSince.get(r.worker);
-    if (since === undefined) {
-      this.mismatchSince.set(r.worker, now);
-      return;
-    }
-    this.mismatchSince.delete(r.worker);
-    this.metrics.assignmentRepairs.inc();
-    this.log.error(
-      {
-        worker: r.worker,
-        missing: missing.slice(0, 10),
-        extra: extra.slice(0, 10),
-        missingCount: missing.length,
-        extraCount: extra.length,
-        sinceMs: now - since,
-      },
-      `worker '${r.worker}' runs other partitions than it is assigned (${missing.length} assigned but not running, ${extra.length} running but not assigned): writing its assignment again`,
-    );
-    this.rewrite.add(r.worker);
-    this.reassign().catch((e: Error) => this.log.error({ err: e.message }, 'writing a repaired assignment failed; retrying next refresh'));
-  }
-
-  /**
-   * Keeps what the owners report: a report about a partition the worker no longer owns (it moved since) is ignored.
-   * The weight is smoothed (mean of the previous weight and the new rate) so one noisy window moves nothing.
-   */
+  /** Takes the workers' load reports (WorkerReports); a worker that runs other partitions than assigned is written again. */
   private takeReports(reports: LoadReport[]): void {
-    const live = new Set(this.workers.map((w) => w.id));
-    for (const r of reports) {
-      if (!live.has(r.worker) || this.reportSeen.get(r.worker) === r.at) continue;
-      this.reportSeen.set(r.worker, r.at);
-      this.gaps.set(r.worker, r.gaps ?? []);
-      this.reconcile(r);
-      for (const p of r.partitions) {
-        const k = routePartitionKey(p);
-        if (this.current.get(k)?.worker !== r.worker) continue;
-        this.loads.set(k, { ...p, worker: r.worker, at: r.at });
-        // an errored partition moves nothing, which says nothing about its load: keep the weight it had (taking its
-        // 0 B/s would make its worker look idle and pile partitions onto the worker that already has a problem)
-        if (p.errored) continue;
-        const before = this.weights.get(k);
-        this.weights.set(k, before === undefined ? p.bytesPerSec : (before + p.bytesPerSec) / 2);
-      }
-    }
-    // what is kept per worker goes with the worker
-    for (const perWorker of [this.reportSeen, this.gaps, this.mismatchSince, this.writtenAt]) {
-      for (const w of perWorker.keys()) if (!live.has(w)) perWorker.delete(w);
-    }
-    const lag = new Map<string, number>(this.routes().map((r) => [r.name, 0]));
-    for (const [k, l] of this.loads) if (l.lag > 0 && this.current.get(k)?.worker === l.worker) lag.set(l.route, (lag.get(l.route) ?? 0) + l.lag);
-    for (const [route, n] of lag) this.metrics.routeLag.set({ route }, n);
+    const repair = this.reports.take(reports, {
+      live: new Set(this.workers.map((w) => w.id)),
+      current: this.current,
+      desired: this.desired,
+      rewriting: this.rewrite,
+      routes: this.routes().map((r) => r.name),
+    });
+    if (repair.length === 0) return;
+    for (const w of repair) this.rewrite.add(w);
+    this.reassign().catch((e: Error) => this.log.error({ err: e.message }, 'writing a repaired assignment failed; retrying next refresh'));
   }
 
   private reassign(): Promise<void> {
@@ -331,8 +262,7 @@ export class Controller {
     }
     const live = new Set(this.workers.map((w) => w.id));
     const holding = this.holdingWorkers(live);
-    for (const k of this.weights.keys()) if (!this.desired.has(k)) this.weights.delete(k);
-    for (const k of this.loads.keys()) if (!this.desired.has(k)) this.loads.delete(k);
+    this.reports.retain(this.desired);
     const eligible = this.eligibleWorkers();
     // Owned partitions move between live workers (a rebalance by load) when a worker joined, or at most once per
     // controller.rebalanceIntervalMs: each move costs a pause and the in-flight window in duplicates, and measured
@@ -350,7 +280,7 @@ export class Controller {
       workers: eligible,
       partitions: [...this.desired.keys()],
       epochs: this.epochs,
-      weights: this.weights,
+      weights: this.reports.weights,
       tolerance: this.config.controller.balanceTolerance,
       holding: holding.held,
     });
@@ -393,7 +323,7 @@ export class Controller {
         this.rewrite.delete(w);
         try {
           await this.store.writeAssignment(w, list, defs);
-          this.writtenAt.set(w, Date.now());
+          this.reports.written(w);
         } catch (e) {
           this.rewrite.add(w);
           throw e;
@@ -497,7 +427,7 @@ export class Controller {
     for (const [k, o] of this.current) {
       const d = this.desired.get(k);
       if (!d) continue;
-      const l = this.loads.get(k);
+      const l = this.reports.loads.get(k);
       const mine = l !== undefined && l.worker === o.worker;
       out.push({
         route: d.route,
@@ -531,7 +461,7 @@ export class Controller {
     let lag = 0;
     const erroredPartitions: ControllerStatus['erroredPartitions'] = [];
     for (const [k, o] of this.current) {
-      const l = this.loads.get(k);
+      const l = this.reports.loads.get(k);
       if (!l || l.worker !== o.worker) continue;
       if (l.lag > 0) lag += l.lag;
       if (l.errored) erroredPartitions.push({ route: l.route, topic: l.topic, partition: l.partition, worker: o.worker, code: l.errorCode ?? 'UNKNOWN' });
@@ -545,10 +475,7 @@ export class Controller {
       lag,
       errored: erroredPartitions.length,
       erroredPartitions,
-      gaps: [...this.gaps]
-        .filter(([w]) => this.workers.some((x) => x.id === w))
-        .flatMap(([worker, list]) => list.map((g) => ({ ...g, worker })))
-        .sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0)),
+      gaps: this.reports.gapsOf(new Set(this.workers.map((w) => w.id))),
     };
   }
 

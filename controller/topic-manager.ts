@@ -249,7 +249,7 @@ export class TopicManager {
   private copyable(cfg: Record<string, TopicConfigEntry> | undefined): Record<string, string> {
     const out: Record<string, string> = {};
     for (const [name, e] of Object.entries(cfg ?? {})) {
-      if (name === '$error' || NEVER_COPY.has(name) || e.isSensitive || e.value === null) continue;
+      if (name.startsWith('$') || NEVER_COPY.has(name) || e.isSensitive || e.value === null) continue;
       if (e.source !== 'DYNAMIC_TOPIC_CONFIG') continue;
       out[name] = e.value;
     }

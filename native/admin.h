@@ -11,6 +11,9 @@
 
 namespace strait {
 
+class AdminRequest;
+struct AdminTarget;
+
 // The librdkafka handle an Admin sends its requests on. A consumer group request the caller gave up on (no answer
 // within its timeout: the group coordinator is unreachable) retires the handle, and the next request gets a new one.
 // Why: librdkafka 2.12 keeps a request that waits for its coordinator after the operation timed out, sends it when the
@@ -60,6 +63,7 @@ class Admin : public Napi::ObjectWrap<Admin> {
   Napi::Value ClusterId(const Napi::CallbackInfo& info);
   Napi::Value RetiredHandles(const Napi::CallbackInfo& info);
   std::shared_ptr<rd_kafka_t> Handle(std::string* why);
+  Napi::Value Run(const Napi::CallbackInfo& info, const char* name, AdminRequest* (*make)(const Napi::CallbackInfo&, AdminTarget));
   // Every request in flight holds the handle it runs on, so close() (or garbage collection of this object) while a
   // request runs on the thread pool does not destroy the handle under it: the last holder destroys it.
   std::shared_ptr<HandleSlot> slot_;

@@ -217,6 +217,7 @@ export interface ListedOffset {
   offset?: number;
   leaderEpoch?: number;
   error?: string;
+  errorCode?: string;
 }
 /** `state`: librdkafka's consumer group state name (Unknown, PreparingRebalance, CompletingRebalance, Stable, Dead, Empty) */
 export interface GroupDescription {
@@ -237,17 +238,17 @@ export interface GroupOffset {
 }
 
 /**
- * The group methods reject with a TypeError naming the field for bad arguments (empty lists included), and with
+ * Every method rejects with a TypeError naming the field for bad arguments (empty lists included), and with
  * "<method>: <librdkafka error name>: <message>" when the request as a whole fails (unreachable cluster, timeout,
- * group-level broker error), the name also as the error's `kafkaCode` (shared/kafka/errors.ts `kafkaCodeOf`).
- * `timeoutMs` defaults to 10 s.
+ * group-level broker error), the name also as the error's `kafkaCode` (shared/kafka/errors.ts `kafkaCodeOf`); an item
+ * that failed alone carries its own `error` text and `errorCode` name. `timeoutMs` defaults to 10 s.
  */
 export interface NativeAdmin {
-  /** per topic: config name -> entry; a topic that failed has `$error` */
+  /** per topic: config name -> entry; a topic that failed has `$error` (text) and `$errorCode` (librdkafka's name) */
   describeTopicConfigs(topics: string[], timeoutMs: number): Promise<Record<string, Record<string, TopicConfigEntry>>>;
   alterTopicConfigs(topic: string, set: Record<string, string>, remove: string[], timeoutMs: number): Promise<void>;
-  /** topic ids (KIP-516, base64); a topic that could not be described has `error` ("<librdkafka error name>: ...") */
-  describeTopics(topics: string[], timeoutMs?: number): Promise<Record<string, { topicId?: string; error?: string }>>;
+  /** topic ids (KIP-516, base64); a topic that could not be described has `error` ("<name>: ...") and `errorCode` */
+  describeTopics(topics: string[], timeoutMs?: number): Promise<Record<string, { topicId?: string; error?: string; errorCode?: string }>>;
   /**
    * the log start (`earliest`) or the last stable offset (`latest`, read_committed, where the forwarder's consumer
    * would begin) of each partition, with the leader epoch the broker gives for it

@@ -232,6 +232,15 @@ t.test('bad arguments reject with a TypeError naming the field', async (t) => {
       /^alterConsumerGroupOffsets: offsets\[0\]\.metadata must be a string \(got 3\)$/,
     ],
     ['alterConsumerGroupOffsets', ['g', null], /^alterConsumerGroupOffsets: offsets must be an array \(got null\)$/],
+    // the topic calls share the shape (native/admin_request.h)
+    ['describeTopics', [[]], /^describeTopics: topics is empty$/],
+    ['describeTopics', ['t'], /^describeTopics: topics must be an array of topic names \(got "t"\)$/],
+    ['describeTopicConfigs', [[''], 1000], /^describeTopicConfigs: topics\[0\] must be a non-empty string \(got ""\)$/],
+    ['alterTopicConfigs', ['t', { 'retention.ms': 5 }, []], /^alterTopicConfigs: set\.retention\.ms must be a string \(got 5\)$/],
+    ['alterTopicConfigs', ['t', { 'retention.ms': '5' }, 'x'], /^alterTopicConfigs: deleteNames must be an array of config names \(got "x"\)$/],
+    ['listOffsets', [[{ topic: 't', partition: 0 }], 'middle'], /^listOffsets: spec must be "earliest" or "latest" \(got "middle"\)$/],
+    ['listOffsets', [[], 'latest'], /^listOffsets: partitions is empty$/],
+    ['clusterId', [0], /^clusterId: timeoutMs must be an integer from 1 to 3600000 \(got 0\)$/],
   ];
   for (const [method, args, re] of bad) {
     const err = await admin[method]!(...args).then(
@@ -243,7 +252,7 @@ t.test('bad arguments reject with a TypeError naming the field', async (t) => {
   }
 });
 
-t.test('an unreachable cluster rejects every group call with a clear message within the timeout', async (t) => {
+t.test('an unreachable cluster rejects every admin call with a clear message and its kafkaCode within the timeout', async (t) => {
   const admin: NativeAdmin = new (loadNative().Admin)({ 'bootstrap.servers': '127.0.0.1:9' });
   const timeoutMs = 1500;
   const calls: [string, () => Promise<unknown>][] = [
@@ -251,6 +260,11 @@ t.test('an unreachable cluster rejects every group call with a clear message wit
     ['describeConsumerGroups', () => admin.describeConsumerGroups(['g'], timeoutMs)],
     ['listConsumerGroupOffsets', () => admin.listConsumerGroupOffsets('g', null, timeoutMs)],
     ['alterConsumerGroupOffsets', () => admin.alterConsumerGroupOffsets('g', [{ topic: 't', partition: 0, offset: 1 }], timeoutMs)],
+    ['describeTopics', () => admin.describeTopics(['t'], timeoutMs)],
+    ['describeTopicConfigs', () => admin.describeTopicConfigs(['t'], timeoutMs)],
+    ['alterTopicConfigs', () => admin.alterTopicConfigs('t', { 'retention.ms': '1000' }, [], timeoutMs)],
+    ['listOffsets', () => admin.listOffsets([{ topic: 't', partition: 0 }], 'latest', timeoutMs)],
+    ['clusterId', () => admin.clusterId(timeoutMs)],
   ];
   for (const [name, call] of calls) {
     const started = Date.now();

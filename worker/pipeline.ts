@@ -1,7 +1,8 @@
 /**
  * The worker's data plane, seen from the main thread: a piscina pool whose threads each run `pump.ts` (native
- * forwarders), partitions sharded across them, batched progress aggregated here, and offset commits: offset-map runs
- * first, then the store (epoch-fenced), then the mirror in the source cluster's consumer group.
+ * forwarders), partitions sharded across them and started where their committed offsets say. Beside it: the routes
+ * it knows (route-catalog.ts), what the threads report (progress.ts), partitions that could not start (unstarted.ts),
+ * their health (partition-health.ts) and the commit policy (committer.ts).
  */
 import { join } from 'node:path';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
@@ -9,7 +10,6 @@ import { Piscina } from 'piscina';
 import type { RouteConfig, StraitConfig } from '../shared/config';
 import type { Logger } from '../shared/logger';
 import type { StraitMetrics } from '../shared/metrics';
-import { forwarderSettings } from '../shared/kafka/client-settings';
 import { ClusterIdentity, ClusterIds } from '../shared/cluster-identity';
 import type { CoordinationStore } from '../shared/store/store';
 import {
@@ -20,26 +20,16 @@ import {
   type PartitionLoad,
   type PumpTask,
   type ReportedGap,
-  type RouteClients,
   type ToPump,
 } from '../shared/wire';
-import type { ForwarderProgress, PartitionProgress } from '../native';
 import { AtLeastOnceCommitter, type Committer } from './committer';
 import { PartitionHealth } from './partition-health';
+import { ProgressApplier, type PipelineTotals } from './progress';
 import { runtimeKey, type ErroredPartition, type PartitionRuntime } from './partitions';
+import { RouteCatalog } from './route-catalog';
 import { SourcePositions } from './source-positions';
+import { UnstartedPartitions } from './unstarted';
 import { StartPlanner, type PartitionStart } from './start-planner';
-
-export interface PipelineTotals {
-  /** records sent again after a restart inside this worker (strait_records_resent_total) */
-  resent: number;
-  records: number;
-  bytes: number;
-  partitions: number;
-  lag: number;
-  errored: number;
-  paused: number;
-}
 
 /** An offset gap this worker met (the same record travels in its load reports). */
 export type GapProblem = ReportedGap;
@@ -56,21 +46,18 @@ export class Pipeline {
   private readonly committer: Committer;
   private commitTimer: NodeJS.Timeout | undefined;
   private stoppedShards = new Set<number>();
-  /** routes created over REST, as the last assignment carried them */
-  private readonly carried = new Map<string, RouteConfig>();
-  /** route -> the client settings the pool threads have (JSON), to tell a changed route from an unchanged one */
-  private readonly sentClients = new Map<string, string>();
+  private readonly routes: RouteCatalog;
   private onStopped: (() => void) | undefined;
   /** the most recent partition starts, newest last */
   readonly starts: PartitionStart[] = [];
   private readonly positions: SourcePositions;
   private readonly startPlanner: StartPlanner;
   /** assigned partitions that could not be handed to a pool thread (see `assign`), by runtime key */
-  private readonly unstarted = new Map<string, ErroredPartition>();
+  private readonly unstarted: UnstartedPartitions;
   private readonly clusterIds: ClusterIds;
   private readonly health: PartitionHealth;
   private readonly identity: ClusterIdentity;
-  readonly totals: PipelineTotals = { records: 0, bytes: 0, partitions: 0, lag: 0, errored: 0, paused: 0, resent: 0 };
+  private readonly progress: ProgressApplier;
   /** fired after a progress batch changes totals (the TTY status line listens) */
   onProgress: (() => void) | undefined;
 
@@ -81,11 +68,16 @@ export class Pipeline {
     private readonly log: Logger,
     private readonly metrics: StraitMetrics,
   ) {
+    this.routes = new RouteCatalog(config, workerId, log, (clients) => {
+      for (let shard = 0; shard < this.ports.length; shard++) this.send(shard, { type: 'route', clients });
+    });
     this.clusterIds = new ClusterIds(config, `strait-${workerId}-admin`, 30_000, 2000);
     this.identity = new ClusterIdentity(config, store, this.clusterIds.of);
     this.positions = new SourcePositions((alias) => this.clusterIds.admin(alias));
     this.startPlanner = new StartPlanner(this.positions, store, log, metrics);
     this.health = new PartitionHealth(log, metrics, config.worker.stallTimeoutMs, (name) => this.route(name));
+    this.unstarted = new UnstartedPartitions(log, metrics);
+    this.progress = new ProgressApplier(this.partitions, this.health, metrics, (rt) => this.forgetDrained(rt));
     this.committer = new AtLeastOnceCommitter(
       {
         workerId,
@@ -103,58 +95,19 @@ export class Pipeline {
 
   /** a route's definition: one carried by an assignment, else the config file's */
   route(name: string): RouteConfig | undefined {
-    return this.carried.get(name) ?? this.config.routes.find((r) => r.name === name);
+    return this.routes.route(name);
   }
 
-  private routeList(): RouteConfig[] {
-    return [...this.config.routes.filter((r) => !this.carried.has(r.name)), ...this.carried.values()];
-  }
-
-  private routeClients(): RouteClients[] {
-    return this.config.routes.map((r) => this.clientsOf(r));
-  }
-
-  private clientsOf(r: RouteConfig): RouteClients {
-    return { route: r.name, options: forwarderSettings(this.config, r, this.workerId) };
-  }
-
-  /**
-   * Takes the route definitions an assignment carries. New routes go to the pool threads at once; the names of
-   * routes whose client settings changed are returned, and reach the threads only through `sendRoute` once none
-   * of their partitions runs here (a thread replaces a route's forwarder only while it is idle).
-   */
+  /** Takes the route definitions an assignment carries; returns those whose client settings changed (RouteCatalog). */
   learnRoutes(defs: RouteConfig[]): Set<string> {
-    const changed = new Set<string>();
-    for (const def of defs) {
-      const missing = [def.source, def.target].filter((a) => this.config.clusters[a] === undefined);
-      if (missing.length > 0) {
-        this.log.error(
-          { route: def.name, clusters: missing },
-          `route '${def.name}' uses cluster aliases this worker's config file does not define (${missing.join(', ')}); its partitions cannot run here`,
-        );
-        continue;
-      }
-      this.carried.set(def.name, def);
-      const clients = this.clientsOf(def);
-      const json = JSON.stringify(clients);
-      const sent = this.sentClients.get(def.name);
-      if (sent === json) continue;
-      if (sent === undefined) this.sendRoute(def.name);
-      else changed.add(def.name);
-    }
-    return changed;
+    return this.routes.learn(defs);
   }
 
   /** Sends a route's current client settings to every pool thread. */
   sendRoute(name: string): void {
-    const def = this.route(name);
-    if (!def) return;
-    const clients = this.clientsOf(def);
-    this.sentClients.set(name, JSON.stringify(clients));
-    for (let shard = 0; shard < this.ports.length; shard++) this.send(shard, { type: 'route', clients });
+    this.routes.send(name);
   }
 
-  /** Resolves once none of `keys` (`route|topic/partition`) runs here any more, or after `timeoutMs` (false). */
   /**
    * Keys of running partitions whose source topic now has another id than the one they started with: the topic was
    * deleted and created again while they ran (faster than the controller's refresh, which would have unassigned and
@@ -188,6 +141,7 @@ export class Pipeline {
     return out;
   }
 
+  /** Resolves once none of `keys` (`route|topic/partition`) runs here any more, or after `timeoutMs` (false). */
   async drained(keys: string[], timeoutMs: number): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
     while (keys.some((k) => this.partitions.has(k))) {
@@ -209,8 +163,7 @@ export class Pipeline {
       concurrentTasksPerWorker: 1,
       atomics: 'disabled',
     });
-    const routes = this.routeClients();
-    for (const r of routes) this.sentClients.set(r.route, JSON.stringify(r));
+    const routes = this.routes.initial();
     for (let shard = 0; shard < threads; shard++) {
       const { port1, port2 } = new MessageChannel();
       port1.on('message', (m: FromPump) => this.onMessage(m));
@@ -253,7 +206,7 @@ export class Pipeline {
     for (const [route, list] of byRoute) {
       const routeCfg = this.route(route);
       if (!routeCfg) {
-        this.notStarted(route, list, 'this worker has no definition of the route (not in its config file, not carried by the assignment)');
+        this.unstarted.add(route, list, 'this worker has no definition of the route (not in its config file, not carried by the assignment)');
         continue;
       }
       // Offsets of other clusters are never resumed at (shared/cluster-identity.ts). A cluster that does not tell its
@@ -263,14 +216,14 @@ export class Pipeline {
         return undefined;
       });
       if (changed) {
-        this.notStarted(route, list, changed.message, changed.code);
+        this.unstarted.add(route, list, changed.message, changed.code);
         continue;
       }
       let offsets: Awaited<ReturnType<CoordinationStore['readOffsets']>>;
       try {
         offsets = await this.store.readOffsets(route);
       } catch (e) {
-        this.notStarted(route, list, `reading the route's committed offsets failed: ${(e as Error).message}`);
+        this.unstarted.add(route, list, `reading the route's committed offsets failed: ${(e as Error).message}`);
         continue;
       }
       const fresh = list.filter((p) => this.partitions.get(runtimeKey(route, p.topic, p.partition))?.draining !== false);
@@ -281,7 +234,7 @@ export class Pipeline {
         const key = runtimeKey(route, p.topic, p.partition);
         if (fenced.has(key)) continue;
         started.add(key);
-        this.startedNow(key);
+        this.unstarted.started(key);
         if (this.partitions.get(key)?.draining === false) continue;
         const committed = offsets.get(partitionKey(p.topic, p.partition));
         const plan = planned.get(key)!;
@@ -349,53 +302,9 @@ export class Pipeline {
     if (this.starts.length > START_HISTORY) this.starts.splice(0, this.starts.length - START_HISTORY);
   }
 
-  /** Partitions an assignment gave this worker that it could not hand to a pool thread: errored until started. */
-  private notStarted(
-    route: string,
-    list: PartitionAssignment[],
-    cause: string,
-    code: 'STRAIT_ASSIGN_FAILED' | 'STRAIT_CLUSTER_CHANGED' = 'STRAIT_ASSIGN_FAILED',
-  ): void {
-    const fresh: PartitionAssignment[] = [];
-    for (const p of list) {
-      const key = runtimeKey(route, p.topic, p.partition);
-      const cur = this.unstarted.get(key);
-      if (cur?.code === code) {
-        cur.cause = cause;
-        continue;
-      }
-      if (cur) this.metrics.partitionErrored.remove({ route, topic: p.topic, partition: String(p.partition), code: cur.code });
-      fresh.push(p);
-      this.unstarted.set(key, { route, topic: p.topic, partition: p.partition, code, kafkaCode: null, cause, since: new Date().toISOString() });
-      this.metrics.partitionErrored.set({ route, topic: p.topic, partition: String(p.partition), code }, 1);
-      this.metrics.errors.inc({ route, topic: p.topic, code });
-    }
-    if (fresh.length > 0) {
-      this.log.error(
-        { route, code, partitions: fresh.map((p) => `${p.topic}[${p.partition}]`), cause },
-        `${fresh.length} assigned partitions of route '${route}' cannot start on this worker: ${cause}; retried`,
-      );
-    }
-  }
-
-  private startedNow(key: string): void {
-    const u = this.unstarted.get(key);
-    if (!u) return;
-    this.unstarted.delete(key);
-    this.metrics.partitionErrored.remove({ route: u.route, topic: u.topic, partition: String(u.partition), code: u.code });
-    this.log.warn(
-      { route: u.route, topic: u.topic, partition: u.partition, code: u.code },
-      `partition ${u.topic}[${u.partition}] of route '${u.route}' started (was ${u.code})`,
-    );
-  }
-
   /** Forgets the partitions that could not start and are no longer assigned here (keys not in `assigned`). */
   retainUnstarted(assigned: Set<string>): void {
-    for (const [key, u] of this.unstarted) {
-      if (assigned.has(key)) continue;
-      this.unstarted.delete(key);
-      this.metrics.partitionErrored.remove({ route: u.route, topic: u.topic, partition: String(u.partition), code: u.code });
-    }
+    this.unstarted.retain(assigned);
   }
 
   /**
@@ -453,7 +362,7 @@ export class Pipeline {
     }
     // assigned here but not started (STRAIT_ASSIGN_FAILED): reported too, so the controller knows this worker holds
     // them (and shows them errored) rather than taking them for lost
-    for (const [k, u] of this.unstarted) {
+    for (const [k, u] of this.unstarted.entries()) {
       if (this.partitions.get(k)?.draining === false) continue;
       out.push({ route: u.route, topic: u.topic, partition: u.partition, bytesPerSec: 0, recordsPerSec: 0, lag: -1, errored: true, errorCode: u.code });
     }
@@ -462,7 +371,7 @@ export class Pipeline {
 
   private updateAssignedGauge(): void {
     const counts = new Map<string, number>();
-    for (const r of this.routeList()) counts.set(r.name, 0);
+    for (const r of this.routes.list()) counts.set(r.name, 0);
     for (const p of this.partitions.values()) if (!p.draining) counts.set(p.route, (counts.get(p.route) ?? 0) + 1);
     for (const [route, n] of counts) this.metrics.assigned.set({ route }, n);
     this.totals.partitions = [...counts.values()].reduce((a, b) => a + b, 0);
@@ -498,7 +407,7 @@ export class Pipeline {
       );
       return;
     }
-    for (const [route, progress] of Object.entries(m.routes)) this.applyProgress(route, progress);
+    for (const [route, progress] of Object.entries(m.routes)) this.progress.apply(m.shard, route, progress);
     if (m.type === 'stopped') {
       this.stoppedShards.add(m.shard);
       if (this.stoppedShards.size >= this.ports.length) this.onStopped?.();
@@ -506,76 +415,20 @@ export class Pipeline {
     this.onProgress?.();
   }
 
-  private applyProgress(route: string, progress: ForwarderProgress): void {
-    const latencyCount = progress.latency.counts.reduce((a, b) => a + b, 0);
-    if (latencyCount > 0) this.metrics.latency.add({ route }, progress.latency.counts, progress.latency.sumMs / 1000);
-    if (progress.consumerError) this.health.applyClientError(route, 'consumer', progress.consumerError);
-    if (progress.producerError) this.health.applyClientError(route, 'producer', progress.producerError);
-    let lag = 0;
-    for (const pp of progress.partitions) {
-      const rt = this.partitions.get(runtimeKey(route, pp.topic, pp.partition));
-      if (!rt) continue;
-      this.applyPartition(rt, pp);
-      if (rt.highWatermark !== undefined && rt.committable >= 0) lag += Math.max(0, rt.highWatermark - rt.committable);
-    }
-    this.totals.lag = lag;
-    let errored = 0;
-    let paused = 0;
-    for (const p of this.partitions.values()) {
-      if (p.error) errored++;
-      if (p.paused) paused++;
-    }
-    this.totals.errored = errored;
-    this.totals.paused = paused;
-    this.metrics.inflightBytes.set(progress.inflightBytes);
+  /** A draining partition's final state arrived: commit it, then forget it (unless it was assigned again since). */
+  private forgetDrained(rt: PartitionRuntime): void {
+    void this.commit().then(() => {
+      const cur = this.partitions.get(routePartitionKey(rt));
+      if (cur === rt) {
+        this.partitions.delete(routePartitionKey(rt));
+        this.health.clearError(rt, 'unassigned');
+      }
+    });
   }
 
-  private applyPartition(rt: PartitionRuntime, pp: PartitionProgress): void {
-    const labels = { route: rt.route, topic: rt.topic, partition: String(rt.partition) };
-    const advanced = pp.committable > rt.committable;
-    if (pp.committable > rt.committable) {
-      rt.committable = pp.committable;
-      rt.leaderEpoch = pp.committableLeaderEpoch;
-    } else if (pp.committable >= 0 && pp.committable === rt.committable && pp.committableLeaderEpoch !== undefined) {
-      rt.leaderEpoch = pp.committableLeaderEpoch;
-    }
-    if (pp.highWatermark !== undefined && pp.highWatermark >= 0) rt.highWatermark = pp.highWatermark;
-    if (pp.records > 0) {
-      rt.records += pp.records;
-      rt.bytes += pp.bytes;
-      this.totals.records += pp.records;
-      this.totals.bytes += pp.bytes;
-      this.metrics.records.inc(labels, pp.records);
-      this.metrics.bytes.inc(labels, pp.bytes);
-    }
-    if (pp.dropped > 0) this.metrics.dropped.inc({ route: rt.route, topic: rt.topic }, pp.dropped);
-    if (pp.resent !== undefined && pp.resent > 0) {
-      this.metrics.resent.inc({ route: rt.route, topic: rt.topic }, pp.resent);
-      this.totals.resent += pp.resent;
-    }
-    if (pp.lastTimestamp > 0) {
-      rt.lastTimestamp = pp.lastTimestamp;
-      this.metrics.recordAge.set(labels, Math.max(0, (Date.now() - pp.lastTimestamp) / 1000));
-    }
-    if (rt.highWatermark !== undefined && rt.committable >= 0) this.metrics.lag.set(labels, Math.max(0, rt.highWatermark - rt.committable));
-    // nothing committed yet: a restart reads from the route's start, so the whole log counts (an upper bound)
-    if (rt.highWatermark !== undefined) this.metrics.committedLag.set(labels, Math.max(0, rt.highWatermark - Math.max(0, rt.committed)));
-    rt.paused = pp.paused;
-    this.metrics.paused.set(labels, pp.paused ? 1 : 0);
-    this.health.applyError(rt, pp);
-    this.health.checkStall(rt, pp, advanced);
-    for (const gap of pp.gaps ?? []) this.health.applyGap(rt, gap);
-    for (const run of pp.runs) rt.runs.set(run[0], run);
-    if (!pp.assigned && pp.inflight === 0 && rt.draining) {
-      // final state reported: commit it, then forget the partition
-      void this.commit().then(() => {
-        const cur = this.partitions.get(routePartitionKey(rt));
-        if (cur === rt) {
-          this.partitions.delete(routePartitionKey(rt));
-          this.health.clearError(rt, 'unassigned');
-        }
-      });
-    }
+  /** what this worker replicated so far, and its partitions' state in sums */
+  get totals(): PipelineTotals {
+    return this.progress.totals;
   }
 
   /** the most recent offset gaps, newest last */
