@@ -78,6 +78,10 @@ function mm2Config(dir: string, alias: string, c: Clusters, source: string, topi
     'sync.topic.acls.enabled = false',
     'sync.topic.configs.enabled = false',
     'refresh.topics.interval.seconds = 5',
+    // Kafka's own advice (KIP-898): find the connectors through their ServiceLoader manifests, not by scanning every jar
+    // on the classpath — it starts MirrorMaker 2 in seconds instead of a minute or more on a loaded machine (on 4.3.1
+    // the scan alone outlasted the bench's 180 s wait once). Start-up is not timed; the replication rate is unchanged.
+    'plugin.discovery = service_load',
     `${alias}.consumer.auto.offset.reset = earliest`,
     `target.producer.compression.type = ${codec}`,
   ];

@@ -9,7 +9,7 @@ import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { StraitError } from '../../shared/errors';
 
-export const DEFAULT_KAFKA_VERSION = '3.9.1';
+export const DEFAULT_KAFKA_VERSION = '4.3.1';
 
 /** The repository root (the folder with package.json), from source or from dist/. */
 export function projectRoot(): string {
