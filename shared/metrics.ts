@@ -146,7 +146,7 @@ export class StraitMetrics {
     });
     this.resent = new Counter({
       name: 'strait_records_resent_total',
-      help: 'records the target had already acknowledged, read and sent again after a restart inside a worker (a retried refusal, a fatal producer error): duplicates on the target',
+      help: 'records the target had already acknowledged, read and sent again: after a restart inside a worker (a retried refusal, a fatal producer error), or when a partition starts at its committed offset while the target holds records past it (a process restart, a move): duplicates on the target',
       labelNames: ['route', 'topic'],
       registers: r,
     });

@@ -128,6 +128,12 @@ export interface CommittedOffset {
   topicId?: string;
   /** The leader epoch of the record before `offset` (KIP-320), passed back on assign so the broker checks the log. */
   leaderEpoch?: number;
+  /**
+   * The target offset just past the last record replicated from below `offset` (offset-map runs). Whatever the target
+   * partition holds from there on when a partition starts again was sent past the commit and is sent once more: the
+   * duplicates of that start, counted (strait_records_resent_total). Absent when not known (older records).
+   */
+  targetEnd?: number;
 }
 
 /** The fields a store keeps of a commit, without the absent optional ones (records stay as small as before). */
@@ -137,12 +143,13 @@ export function committedRecord(c: CommittedOffset): CommittedOffset {
     epoch: c.epoch,
     ...(c.topicId !== undefined ? { topicId: c.topicId } : {}),
     ...(c.leaderEpoch !== undefined ? { leaderEpoch: c.leaderEpoch } : {}),
+    ...(c.targetEnd !== undefined ? { targetEnd: c.targetEnd } : {}),
   };
 }
 
 /** The stored record already says what the commit would write. */
 export function sameCommitted(a: CommittedOffset, b: CommittedOffset): boolean {
-  return a.offset === b.offset && a.epoch === b.epoch && a.topicId === b.topicId && a.leaderEpoch === b.leaderEpoch;
+  return a.offset === b.offset && a.epoch === b.epoch && a.topicId === b.topicId && a.leaderEpoch === b.leaderEpoch && a.targetEnd === b.targetEnd;
 }
 
 export function partitionKey(topic: string, partition: number): string {

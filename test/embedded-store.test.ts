@@ -54,13 +54,13 @@ t.test('committed offsets keep the topic id and leader epoch; a file written bef
   writeFileSync(join(dir, 'store.msgpack'), pack({ format: 1, offsets: { r: { 't/0': { offset: 10, epoch: 1 } } }, managedTopics: {} }));
   const store = new EmbeddedStore(dir);
   t.same((await store.readOffsets('r')).get('t/0'), { offset: 10, epoch: 1 }, 'an old record loads');
-  await store.commitOffsets('r', [{ topic: 't', partition: 0, offset: 12, epoch: 1, topicId: 'AAAAAAAAAAAAAAAAAAAAAA', leaderEpoch: 4 }]);
+  await store.commitOffsets('r', [{ topic: 't', partition: 0, offset: 12, epoch: 1, topicId: 'AAAAAAAAAAAAAAAAAAAAAA', leaderEpoch: 4, targetEnd: 40 }]);
   await store.fence('r', [{ topic: 't', partition: 0, epoch: 2 }]);
   await store.close();
   const again = new EmbeddedStore(dir);
   t.same(
     (await again.readOffsets('r')).get('t/0'),
-    { offset: 12, epoch: 2, topicId: 'AAAAAAAAAAAAAAAAAAAAAA', leaderEpoch: 4 },
+    { offset: 12, epoch: 2, topicId: 'AAAAAAAAAAAAAAAAAAAAAA', leaderEpoch: 4, targetEnd: 40 },
     'the new fields are kept through a fence and a restart',
   );
   await again.close();

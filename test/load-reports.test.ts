@@ -175,6 +175,7 @@ t.test("a worker's measurement: rates over the window since the last report, lag
     draining: false,
     movedAt: 0,
     runs: new Map(),
+    recentRuns: new Map(),
     reported: { records: 0, bytes: 0, at: 1000 },
     ...extra,
   });

@@ -1,6 +1,6 @@
 import t from 'tap';
 import fc from 'fast-check';
-import { PartitionRuns, type Run } from '../shared/offset-map/runs';
+import { PartitionRuns, targetEndBefore, type Run } from '../shared/offset-map/runs';
 
 /** Builds runs exactly the way the forwarder does: extend while the next source offset keeps the delta, else open a new run. */
 function runsOf(pairs: [number, number][]): Run[] {
@@ -139,4 +139,21 @@ t.test('property: inverse(T) is the source offset of the first replicated record
     { numRuns: 500 },
   );
   t.pass('held for 500 generated partitions');
+});
+
+t.test('targetEndBefore: where the records below a committed offset end on the target', async (t) => {
+  // source 0..9 at +0; offsets 10..11 not forwarded (markers); 12..19 at -2; 20.. at -1 (one local record between)
+  const runs: [number, number, number][] = [
+    [12, 19, -2],
+    [0, 9, 0],
+    [20, 30, -1],
+  ];
+  t.equal(targetEndBefore(runs, 5), 5, 'inside the first run: the next record lands at C + delta');
+  t.equal(targetEndBefore(runs, 10), 10, 'just past the first run');
+  t.equal(targetEndBefore(runs, 12), 10, 'after records that were not forwarded: past the last one that was');
+  t.equal(targetEndBefore(runs, 15), 13, 'inside the second run');
+  t.equal(targetEndBefore(runs, 25), 24, 'inside the third run');
+  t.equal(targetEndBefore(runs, 40), 30, 'past every run: past the last forwarded record');
+  t.equal(targetEndBefore(runs, 0), undefined, 'nothing below offset 0');
+  t.equal(targetEndBefore([], 7), undefined, 'no runs: not known');
 });

@@ -394,14 +394,18 @@ t.test('records are msgpack with a format version; newer fields are ignored, bro
   await store.commitOffsets('r', [{ topic: 't', partition: 0, offset: 10, epoch: 1 }]);
   t.same(unpack((await rawGet(raw, `${base}/offsets/r/t/0`)).data), { v: 1, offset: 10, epoch: 1 }, 'offset record (an old one: no topic id, no leader epoch)');
   t.same((await store.readOffsets('r')).get('t/0'), { offset: 10, epoch: 1 }, 'which reads');
-  await store.commitOffsets('r', [{ topic: 't', partition: 0, offset: 12, epoch: 1, topicId: 'AAAAAAAAAAAAAAAAAAAAAA', leaderEpoch: 4 }]);
+  await store.commitOffsets('r', [{ topic: 't', partition: 0, offset: 12, epoch: 1, topicId: 'AAAAAAAAAAAAAAAAAAAAAA', leaderEpoch: 4, targetEnd: 40 }]);
   t.same(
     unpack((await rawGet(raw, `${base}/offsets/r/t/0`)).data),
-    { v: 1, offset: 12, epoch: 1, topicId: 'AAAAAAAAAAAAAAAAAAAAAA', leaderEpoch: 4 },
-    'a commit keeps the topic id and the leader epoch',
+    { v: 1, offset: 12, epoch: 1, topicId: 'AAAAAAAAAAAAAAAAAAAAAA', leaderEpoch: 4, targetEnd: 40 },
+    'a commit keeps the topic id, the leader epoch and the target end',
   );
   await store.fence('r', [{ topic: 't', partition: 0, epoch: 2 }]);
-  t.same((await store.readOffsets('r')).get('t/0'), { offset: 12, epoch: 2, topicId: 'AAAAAAAAAAAAAAAAAAAAAA', leaderEpoch: 4 }, 'and a fence keeps them');
+  t.same(
+    (await store.readOffsets('r')).get('t/0'),
+    { offset: 12, epoch: 2, topicId: 'AAAAAAAAAAAAAAAAAAAAAA', leaderEpoch: 4, targetEnd: 40 },
+    'and a fence keeps them',
+  );
   await store.commitOffsets('r', [{ topic: 't', partition: 0, offset: 10, epoch: 2 }]);
   t.same(unpack((await rawGet(raw, `${base}/workers/w1`)).data), { v: 1, ...info('w1') }, 'worker record');
   t.same(unpack((await rawGet(raw, `${base}/assignments/w1`)).data), { v: 1, worker: 'w1', version: 1, partitions: [part('t', 0, 1)] }, 'assignment record');

@@ -9,6 +9,7 @@ import type { RouteConfig, StraitConfig } from '../shared/config';
 import type { Logger } from '../shared/logger';
 import type { StraitMetrics } from '../shared/metrics';
 import type { OffsetMapRecord } from '../shared/offset-map/records';
+import { targetEndBefore } from '../shared/offset-map/runs';
 import { OffsetMapWriter } from '../shared/offset-map/writer';
 import { routeClientProps } from '../shared/kafka/client-settings';
 import type { CoordinationStore, OffsetCommit } from '../shared/store/store';
@@ -211,14 +212,18 @@ export class AtLeastOnceCommitter implements Committer {
     for (const { p, runs } of snapshot) for (const r of runs) if (p.runs.get(r[0]) === r) p.runs.delete(r[0]);
     const commits: OffsetCommit[] = snapshot
       .filter((s) => s.committable > s.p.committed)
-      .map((s) => ({
-        topic: s.p.topic,
-        partition: s.p.partition,
-        offset: s.committable,
-        epoch: s.p.epoch,
-        ...(s.p.topicId !== undefined ? { topicId: s.p.topicId } : {}),
-        ...(s.leaderEpoch !== undefined ? { leaderEpoch: s.leaderEpoch } : {}),
-      }));
+      .map((s) => {
+        const targetEnd = targetEndBefore(s.p.recentRuns.values(), s.committable);
+        return {
+          topic: s.p.topic,
+          partition: s.p.partition,
+          offset: s.committable,
+          epoch: s.p.epoch,
+          ...(s.p.topicId !== undefined ? { topicId: s.p.topicId } : {}),
+          ...(s.leaderEpoch !== undefined ? { leaderEpoch: s.leaderEpoch } : {}),
+          ...(targetEnd !== undefined ? { targetEnd } : {}),
+        };
+      });
     if (commits.length === 0) return;
     const result = await this.store.commitOffsets(route, commits);
     this.metrics.commits.inc({ route }, commits.length - result.fenced.length);
@@ -238,6 +243,9 @@ export class AtLeastOnceCommitter implements Committer {
     for (const s of snapshot) {
       if (fenced.has(partitionKey(s.p.topic, s.p.partition)) || s.committable <= s.p.committed) continue;
       s.p.committed = s.committable;
+      // runs wholly below the committed offset's own run are never needed for `targetEnd` again
+      const keep = Math.max(-1, ...[...s.p.recentRuns.keys()].filter((start) => start <= s.committable - 1));
+      for (const start of s.p.recentRuns.keys()) if (start < keep) s.p.recentRuns.delete(start);
       mirrored.set(s.p.shard, [...(mirrored.get(s.p.shard) ?? []), { topic: s.p.topic, partition: s.p.partition, offset: s.committable }]);
     }
     for (const [shard, offsets] of mirrored) this.host.mirror(shard, route, offsets);

@@ -38,7 +38,10 @@ export interface PartitionRuntime {
   stallCause?: string;
   /** unassigned, waiting for its last in-flight records before the final commit */
   draining: boolean;
+  /** offset-map runs not written yet, by srcStart */
   runs: Map<number, [number, number, number]>;
+  /** the latest runs (written or not), by srcStart: where the committed offset's records landed (`targetEnd`) */
+  recentRuns: Map<number, [number, number, number]>;
   /** `records` and `bytes` at the last load report, and when it was measured (ms) */
   reported: { records: number; bytes: number; at: number };
 }

@@ -229,6 +229,7 @@ export class Pipeline {
       const fresh = list.filter((p) => this.partitions.get(runtimeKey(route, p.topic, p.partition))?.draining !== false);
       const planned = await this.startPlanner.plan(routeCfg, fresh, offsets);
       const fenced = await this.startPlanner.commit(route, fresh, planned);
+      const resent = await this.startPlanner.resent(routeCfg, fresh, offsets, planned);
       const perShard = new Map<number, ToPump & { type: 'assign' }>();
       for (const p of list) {
         const key = runtimeKey(route, p.topic, p.partition);
@@ -262,6 +263,7 @@ export class Pipeline {
           draining: false,
           movedAt: Date.now(),
           runs: previous?.runs ?? new Map(),
+          recentRuns: previous?.recentRuns ?? new Map(),
           reported: { records: 0, bytes: 0, at: Date.now() },
           ...(plan.leaderEpoch !== undefined ? { leaderEpoch: plan.leaderEpoch } : {}),
           ...(plan.topicId !== undefined ? { topicId: plan.topicId } : {}),
@@ -277,7 +279,9 @@ export class Pipeline {
           at: new Date().toISOString(),
           ...(plan.leaderEpoch !== undefined ? { leaderEpoch: plan.leaderEpoch } : {}),
           ...(plan.topicId !== undefined ? { topicId: plan.topicId } : {}),
+          ...(resent.has(key) ? { resent: resent.get(key) } : {}),
         });
+        if (resent.has(key)) this.progress.resentOnStart(rt, resent.get(key)!);
         if (plan.gap) this.health.applyGap(rt, plan.gap);
         let msg = perShard.get(shard);
         if (!msg) perShard.set(shard, (msg = { type: 'assign', route, entries: [] }));

@@ -32,6 +32,12 @@ export class ProgressApplier {
     private readonly drained: (rt: PartitionRuntime) => void,
   ) {}
 
+  /** `rt` starts at its committed offset with `n` records past it already on the target: they are sent again. */
+  resentOnStart(rt: PartitionRuntime, n: number): void {
+    this.metrics.resent.inc({ route: rt.route, topic: rt.topic }, n);
+    this.totals.resent += n;
+  }
+
   /** One forwarder's progress batch (pool thread `shard`, route `route`). */
   apply(shard: number, route: string, progress: ForwarderProgress): void {
     const latencyCount = progress.latency.counts.reduce((a, b) => a + b, 0);
@@ -94,7 +100,10 @@ export class ProgressApplier {
     this.health.applyError(rt, pp);
     this.health.checkStall(rt, pp, advanced);
     for (const gap of pp.gaps ?? []) this.health.applyGap(rt, gap);
-    for (const run of pp.runs) rt.runs.set(run[0], run);
+    for (const run of pp.runs) {
+      rt.runs.set(run[0], run);
+      rt.recentRuns.set(run[0], run);
+    }
     if (!pp.assigned && pp.inflight === 0 && rt.draining) this.drained(rt);
   }
 }

@@ -30,6 +30,8 @@ export interface PartitionStart {
    *  belongs to a topic of the same name that was deleted (another topic id) */
   from: 'committed' | 'earliest' | 'latest' | 'recreated';
   at: string;
+  /** records the target already held past the committed offset's records, sent again from it (duplicates) */
+  resent?: number;
 }
 
 /** A start worked out before the partition is handed to a pool thread. */
@@ -179,5 +181,47 @@ export class StartPlanner {
       );
     }
     return fenced;
+  }
+
+  /**
+   * Per partition resuming at its committed offset: how many records the target already holds past where that offset's
+   * records end (`targetEnd`, written with the commit) — records sent before the stop but after the last commit, which
+   * the start sends once more: its duplicates. Read before the partition is handed to a pool thread; a partition whose
+   * commit predates `targetEnd`, or whose target cannot be asked, is left out (logged). Exact while strait is the only
+   * writer of the target partition, as it is for a mirrored topic.
+   */
+  async resent(
+    routeCfg: RouteConfig,
+    list: PartitionAssignment[],
+    offsets: Map<string, CommittedOffset>,
+    planned: Map<string, PlannedStart>,
+  ): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    const asked = list.filter(
+      (p) =>
+        planned.get(runtimeKey(routeCfg.name, p.topic, p.partition))?.from === 'committed' &&
+        offsets.get(partitionKey(p.topic, p.partition))?.targetEnd !== undefined,
+    );
+    if (asked.length === 0) return out;
+    let listed: Map<string, ListedOffset>;
+    try {
+      listed = await this.positions.offsets(
+        routeCfg.target,
+        asked.map((p) => ({ topic: p.targetTopic, partition: p.partition })),
+        'latest',
+      );
+    } catch (e) {
+      this.log.warn(
+        { route: routeCfg.name, err: (e as Error).message },
+        `the target end offsets of ${asked.length} partitions of route '${routeCfg.name}' cannot be read; the records they send again after this start are not counted`,
+      );
+      return out;
+    }
+    for (const p of asked) {
+      const end = listed.get(partitionKey(p.targetTopic, p.partition))?.offset;
+      const targetEnd = offsets.get(partitionKey(p.topic, p.partition))!.targetEnd!;
+      if (end !== undefined && end > targetEnd) out.set(runtimeKey(routeCfg.name, p.topic, p.partition), end - targetEnd);
+    }
+    return out;
   }
 }

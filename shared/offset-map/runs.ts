@@ -177,3 +177,14 @@ export class OffsetIndex {
     return this.byKey.size;
   }
 }
+
+/**
+ * The target offset just past the last record replicated from below source offset `committed`, from recent runs of one
+ * partition as `[srcStart, srcEnd, delta]` (any order): where a restart from `committed` writes its first record if the
+ * target holds nothing more of this partition. Undefined when no run starts below `committed` (not known here).
+ */
+export function targetEndBefore(runs: Iterable<readonly [number, number, number]>, committed: number): number | undefined {
+  let best: readonly [number, number, number] | undefined;
+  for (const r of runs) if (r[0] <= committed - 1 && (best === undefined || r[0] > best[0])) best = r;
+  return best === undefined ? undefined : Math.min(committed - 1, best[1]) + best[2] + 1;
+}

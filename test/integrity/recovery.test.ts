@@ -1,6 +1,7 @@
 /**
  * Failures: kill -9 of strait mid-stream, then restart (nothing lost; duplicates exactly the records the target had
- * beyond the committed offsets — the in-flight window), and the target broker stopped for 30 s mid-stream.
+ * beyond the committed offsets — the in-flight window — and strait counts exactly those), and the target broker stopped
+ * for 30 s mid-stream.
  */
 import t from 'tap';
 import { readFileSync } from 'node:fs';
@@ -82,6 +83,15 @@ t.test('kill -9 mid-stream, restart: nothing lost, duplicates = what landed beyo
   await producing;
   const second = new StraitProcess(config);
   await waitFor('everything replicated after restart', async () => (await sum(b, `a.${topic}`)) >= TOTAL + duplicates, 120_000, 250);
+  // strait's own count of what it sent again: the target's end past each committed offset's records, read at the start
+  const resent = [...(await second.metrics()).matchAll(/^strait_records_resent_total\{[^}]*\} (\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
+  t.equal(resent, duplicates, `strait_records_resent_total counts the ${duplicates} duplicates of the restart exactly`);
+  const starts = (await second.json<{ worker: { starts: { topic: string; partition: number; from: string; resent?: number }[] } }>('/v1/status')).worker.starts;
+  for (let p = 0; p < PARTITIONS; p++) {
+    const s = starts.find((x) => x.topic === topic && x.partition === p);
+    t.equal(s?.from, 'committed', `partition ${p} resumed at its committed offset`);
+    t.equal(s?.resent ?? 0, landed[p]! - committed[p]!, `partition ${p}: its start says it sends ${landed[p]! - committed[p]!} records again`);
+  }
   await new Promise((r) => setTimeout(r, 1500));
   const source = await readAll(a, topic, PARTITIONS, TOTAL, 120_000);
   const target = await readAll(b, `a.${topic}`, PARTITIONS, TOTAL + duplicates, 120_000);

@@ -271,8 +271,8 @@ export function encodeOffset(rec: OffsetRecord): Buffer {
 }
 
 /**
- * `offset` is optional so that a record that only carries an epoch (a newer writer's fence) still reads; `topicId` and
- * `leaderEpoch` are absent from records older workers wrote.
+ * `offset` is optional so that a record that only carries an epoch (a newer writer's fence) still reads; `topicId`,
+ * `leaderEpoch` and `targetEnd` are absent from records older workers wrote.
  */
 export function decodeOffset(data: Buffer | null, path: string): OffsetRecord {
   const r = decode(data, path);
@@ -281,6 +281,7 @@ export function decodeOffset(data: Buffer | null, path: string): OffsetRecord {
     epoch: num(r, 'epoch', path),
     ...(r.topicId !== undefined ? { topicId: str(r, 'topicId', path) } : {}),
     ...(r.leaderEpoch !== undefined ? { leaderEpoch: num(r, 'leaderEpoch', path) } : {}),
+    ...(r.targetEnd !== undefined ? { targetEnd: num(r, 'targetEnd', path) } : {}),
   };
 }
 
