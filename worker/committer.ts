@@ -236,7 +236,9 @@ export class AtLeastOnceCommitter implements Committer {
     }
     const mirrored = new Map<number, { topic: string; partition: number; offset: number }[]>();
     for (const s of snapshot) {
-      if (fenced.has(partitionKey(s.p.topic, s.p.partition)) || s.committable <= s.p.committed) continue;
+      // committable past the partition's own: it went back meanwhile (a truncation gap), and what was just written is
+      // not its position any more; the next commit writes that
+      if (fenced.has(partitionKey(s.p.topic, s.p.partition)) || s.committable <= s.p.committed || s.committable > s.p.committable) continue;
       s.p.committed = s.committable;
       mirrored.set(s.p.shard, [...(mirrored.get(s.p.shard) ?? []), { topic: s.p.topic, partition: s.p.partition, offset: s.committable }]);
     }
