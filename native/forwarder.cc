@@ -53,6 +53,9 @@ bool ProducerFailed(rd_kafka_resp_err_t err) {
 constexpr int kSourceErrorRepeats = 3;
 constexpr int kGapRetries = 3;
 constexpr int kWatermarkTimeoutMs = 5000;
+// how long a probe may take to find where a truncated log diverged before it is tried again (StartProbe())
+constexpr int64_t kProbeTimeoutMs = 30000;
+constexpr int kMaxProbes = 4;  // probes running at once in one forwarder
 
 std::string GetString(const Napi::Object& o, const char* key, const std::string& fallback) {
   Napi::Value v = o.Get(key);
@@ -145,6 +148,13 @@ Forwarder::Forwarder(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Forwarde
   // End-of-partition events tell a partition whose fetch failed (authorization) that fetching works again even when
   // no record arrives; each is sent once per offset reached, so they cost nothing on a busy partition.
   rd_kafka_conf_set(cconf, "enable.partition.eof", "true", errstr, sizeof(errstr));
+  // A probe (StartProbe()) connects like the consumer, but lets librdkafka move to where the leader's log diverged
+  // (the offset in KIP-320's OffsetsForLeaderEpoch answer, which under auto.offset.reset=error librdkafka gives only in
+  // the text of its error, rdkafka_offset.c) and to the log start when the leader knows no epoch up to ours.
+  probe_conf_.reset(rd_kafka_conf_dup(cconf));
+  rd_kafka_conf_set(probe_conf_.get(), "auto.offset.reset", "earliest", errstr, sizeof(errstr));
+  rd_kafka_conf_set(probe_conf_.get(), "queued.min.messages", "1", errstr, sizeof(errstr));
+  rd_kafka_conf_set(probe_conf_.get(), "log_level", "0", errstr, sizeof(errstr));  // what it meets, it reports itself
   rd_kafka_conf_set_opaque(cconf, this);
   rd_kafka_conf_set_log_cb(cconf, &Forwarder::OnLog);
   // errors of the client as a whole (a broker down, all brokers down, a transport failure): without an error_cb
@@ -400,12 +410,14 @@ Napi::Value Forwarder::Assign(const Napi::CallbackInfo& info) {
           p->inflight.push_back(InFlight{start - 1, nullptr, r.leader_epoch});
         }
         p->consumed_next = start;
+        p->consumed_epoch = start == r.offset ? r.leader_epoch : -1;
       }
       p->undelivered = false;
       p->budget_paused = false;
       p->gap_pending = false;
       p->gap_diverged = false;
       p->gap_retries = 0;
+      p->probe.reset();
       ClearSourceError(p);
     } else {
       auto& slot = ts->partitions[r.partition];
@@ -418,6 +430,7 @@ Napi::Value Forwarder::Assign(const Napi::CallbackInfo& info) {
         p->committable = start;
         p->committable_epoch = r.leader_epoch;
         p->consumed_next = start;
+        p->consumed_epoch = r.leader_epoch;
       }
     }
     p->assigned = true;
@@ -480,6 +493,7 @@ Napi::Value Forwarder::Unassign(const Napi::CallbackInfo& info) {
     PartitionState* p = Lookup(topic.c_str(), partition);
     if (p == nullptr || !p->assigned) continue;
     p->assigned = false;
+    p->probe.reset();
     rd_kafka_topic_partition_list_add(list, topic.c_str(), partition);
   }
   rd_kafka_error_t* err = list->cnt > 0 ? rd_kafka_incremental_unassign(consumer_, list) : nullptr;
@@ -543,6 +557,7 @@ void Forwarder::FailPartition(PartitionState* p, const std::string& code, const 
   if (p->errored) return;
   p->errored = true;
   p->retrying = false;
+  p->probe.reset();
   p->error_code = code;
   p->error = message;
   p->error_kind = kind;
@@ -597,12 +612,14 @@ bool Forwarder::Restart(PartitionState* p, int64_t offset, std::string* why) {
   // `committable` moves to `offset` once everything consumed before the gap is acknowledged (a placeholder entry in
   // flight, as for dropped records).
   if (p->inflight.empty()) {
+    if (offset < p->committable) p->rewound = true;
     p->committable = offset;
     p->committable_epoch = -1;
   } else {
     p->inflight.push_back(InFlight{offset - 1, nullptr, -1});
   }
   p->consumed_next = offset;
+  p->consumed_epoch = -1;
   if (p->budget_paused) {
     std::vector<PartitionState*> one{p};
     SetPaused(one, true);
@@ -610,64 +627,158 @@ bool Forwarder::Restart(PartitionState* p, int64_t offset, std::string* why) {
   return true;
 }
 
-// Offset out of range: compares the offset the fetch wanted with the partition's watermarks. Below the log start,
-// retention (or deleteRecords) removed records strait never read: they are counted as skipped and the partition goes
-// on from the log start (or stops, onGap=stop). Above the log end, the log was truncated (an unclean leader election):
-// nothing unread was lost, the partition goes on from the log end. Inside the watermarks the log start moved between
+// A log truncated below strait's position (an unclean leader election) diverged from what strait read at an offset
+// only its leader knows: the end offset of strait's leader epoch in its log (KIP-320's OffsetsForLeaderEpoch).
+// librdkafka asks it, but under auto.offset.reset=error says only that the log diverged (the offset is in the text of
+// its error, rdkafka_offset.c). A probe — a consumer of its own with the consumer's settings and
+// auto.offset.reset=earliest — is given the same position and epoch: librdkafka's check then moves it to where the
+// logs diverged (or to the log start when the leader knows no epoch up to strait's), and its first record or
+// end-of-partition event names that offset (ProbeAnswer()).
+bool Forwarder::StartProbe(PartitionState* p, std::string* why) {
+  char errstr[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_dup(probe_conf_.get());
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+  if (rk == nullptr) {
+    rd_kafka_conf_destroy(conf);
+    *why = errstr;
+    return false;
+  }
+  Probe probe(rk);
+  rd_kafka_poll_set_consumer(rk);
+  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_t* tp = rd_kafka_topic_partition_list_add(list, p->topic.c_str(), p->partition);
+  tp->offset = p->gap_offset;
+  rd_kafka_topic_partition_set_leader_epoch(tp, p->gap_epoch);
+  rd_kafka_error_t* err = rd_kafka_incremental_assign(rk, list);
+  // as in Assign(): the seek makes librdkafka check the epoch before the first fetch
+  if (err == nullptr) err = rd_kafka_seek_partitions(rk, list, 0);
+  rd_kafka_topic_partition_list_destroy(list);
+  if (err != nullptr) {
+    *why = std::string(rd_kafka_error_name(err)) + ": " + rd_kafka_error_string(err);
+    rd_kafka_error_destroy(err);
+    return false;
+  }
+  p->probe = std::move(probe);
+  p->probe_deadline_ms = NowMs() + kProbeTimeoutMs;
+  return true;
+}
+
+// The offset the probe reached: its first record's, or its end-of-partition event's (the log ends there); -1 while it
+// has neither. `last_error` keeps the newest error it reported.
+int64_t Forwarder::ProbeAnswer(PartitionState* p, std::string* last_error) {
+  for (;;) {
+    rd_kafka_message_t* m = rd_kafka_consumer_poll(p->probe.get(), 0);
+    if (m == nullptr) return -1;
+    int64_t at = -1;
+    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR || m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      at = m->offset;
+    } else {
+      *last_error = ErrName(m->err) + ": " + rd_kafka_message_errstr(m);
+    }
+    rd_kafka_message_destroy(m);
+    if (at >= 0) return at;
+  }
+}
+
+// Where a partition goes on after librdkafka stopped its fetch (_AUTO_OFFSET_RESET). Below the log start, retention
+// (or deleteRecords) removed records strait never read: they are counted as skipped and the partition goes on from
+// the log start (or stops, onGap=stop). A log truncated below the offset strait wanted (an unclean leader election:
+// the leader epoch check found the log diverged, or the offset is above the log end) goes on where the leader's log
+// diverged from what strait read, which a probe finds (StartProbe()): the records a new leader took from there on are
+// new ones, and are replicated. Without the leader epoch of its position strait cannot ask: it goes on from the log
+// end (or its own offset, when the log has grown past it again). Inside the watermarks the log start moved between
 // the fetch and the query: tried again at the same offset a few times.
 void Forwarder::ResolveGaps() {
   if (!pending_.empty()) return;  // records of the partition queued before the gap must be handed over first
   int64_t now = NowMs();
+  // a probe is a client with its own threads: an election that truncated many partitions asks for a few at a time
+  int probes = 0;
+  for (auto& t : topics_) {
+    for (auto& e : t.second->partitions) probes += e.second->probe ? 1 : 0;
+  }
+  auto start_probe = [&](PartitionState* p, const std::string& where) {
+    if (probes >= kMaxProbes) {  // asked once a running probe has answered
+      p->gap_next_try_ms = now + 200;
+      return;
+    }
+    std::string why;
+    if (StartProbe(p, &why)) {
+      probes++;
+    } else {
+      NoteSourceError(p, RD_KAFKA_RESP_ERR__FAIL, where + "; cannot ask where the leader's log diverged: " + why);
+      p->gap_next_try_ms = now + 1000;
+    }
+  };
   for (auto& t : topics_) {
     for (auto& e : t.second->partitions) {
       PartitionState* p = e.second.get();
       if (!p->gap_pending || !p->assigned || p->errored || now < p->gap_next_try_ms) continue;
-      int64_t low = -1, high = -1;
-      rd_kafka_resp_err_t err =
-          rd_kafka_query_watermark_offsets(consumer_, p->topic.c_str(), p->partition, &low, &high, kWatermarkTimeoutMs);
-      if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        NoteSourceError(p, err, "offset " + std::to_string(p->gap_offset) +
-                                    " is out of range and the watermarks cannot be read: " + rd_kafka_err2str(err));
-        p->gap_next_try_ms = now + 1000;
-        continue;
-      }
       int64_t from = p->gap_offset;
-      GapEvent gap{"", from, from, 0, false};
-      if (p->gap_diverged) {
-        // The records strait read at and after the divergence point are not in the leader's log any more. Where that
-        // point lies librdkafka does not say: go on at the log end, or at `from` when the log has grown past it again.
-        gap.reason = "truncation";
-        gap.to = std::min(from, high);
-      } else if (from < 0) {
-        // diverged before anything was read here (a logical start): nothing to compare, start at the log end
-        gap.reason = "truncation";
-        gap.to = high;
-      } else if (from < low) {
-        gap.reason = "retention";
-        gap.to = low;
-        gap.skipped = low - from;
-      } else if (from > high) {
-        gap.reason = "truncation";
-        gap.to = high;
-      } else if (++p->gap_retries <= kGapRetries) {
-        p->gap_pending = false;
-        std::string why;
-        if (!Restart(p, from, &why)) FailPartition(p, "OFFSET_OUT_OF_RANGE", "source " + p->topic + "[" + std::to_string(p->partition) + "]: cannot restart the fetch: " + why, "gap");
+      std::string where = "source " + p->topic + "[" + std::to_string(p->partition) + "]: offset " + std::to_string(from);
+      GapEvent gap{"truncation", from, from, 0, false};
+      bool askable = from >= 0 && p->gap_epoch >= 0;  // a probe needs the position's leader epoch
+      if (p->probe) {
+        std::string last_error;
+        int64_t at = ProbeAnswer(p, &last_error);
+        if (at < 0) {
+          if (now < p->probe_deadline_ms) continue;
+          p->probe.reset();
+          probes--;
+          NoteSourceError(p, RD_KAFKA_RESP_ERR__TIMED_OUT,
+                          where + " is past a truncation of the source's log, and the leader did not say within " +
+                              std::to_string(kProbeTimeoutMs / 1000) + " s where its log diverged" +
+                              (last_error.empty() ? "" : ": " + last_error));
+          p->gap_next_try_ms = now + 1000;
+          continue;
+        }
+        p->probe.reset();
+        probes--;
+        gap.to = at;
+        // past `from` only when the leader knows no epoch up to strait's: its log starts after what strait read
+        gap.skipped = std::max<int64_t>(0, at - from);
+        where += " is past where the leader's log diverged from what strait read, at offset " + std::to_string(at);
+      } else if (askable && p->gap_diverged) {
+        start_probe(p, where + " is past where the leader's log diverged");
         continue;
       } else {
-        FailPartition(p, "OFFSET_OUT_OF_RANGE",
-                      "source " + p->topic + "[" + std::to_string(p->partition) + "]: offset " + std::to_string(from) +
-                          " is reported out of range although it lies within the log [" + std::to_string(low) + ", " +
-                          std::to_string(high) + ")",
-                      "gap");
-        continue;
+        int64_t low = -1, high = -1;
+        rd_kafka_resp_err_t err =
+            rd_kafka_query_watermark_offsets(consumer_, p->topic.c_str(), p->partition, &low, &high, kWatermarkTimeoutMs);
+        if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+          NoteSourceError(p, err, where + " is out of range and the watermarks cannot be read: " + rd_kafka_err2str(err));
+          p->gap_next_try_ms = now + 1000;
+          continue;
+        }
+        if (p->gap_diverged || from < 0) {
+          // diverged without an epoch of ours, or before anything was read here (a logical start): the log end
+          gap.to = from < 0 ? high : std::min(from, high);
+          where += " is past where the leader's log diverged (leader epoch check)";
+        } else if (from < low) {
+          gap.reason = "retention";
+          gap.to = low;
+          gap.skipped = low - from;
+          where += " is below the log start " + std::to_string(low);
+        } else if (from > high && askable) {
+          start_probe(p, where + " is above the log end " + std::to_string(high));
+          continue;
+        } else if (from > high) {
+          gap.to = high;
+          where += " is above the log end " + std::to_string(high);
+        } else if (++p->gap_retries <= kGapRetries) {
+          p->gap_pending = false;
+          std::string why;
+          if (!Restart(p, from, &why)) FailPartition(p, "OFFSET_OUT_OF_RANGE", "source " + p->topic + "[" + std::to_string(p->partition) + "]: cannot restart the fetch: " + why, "gap");
+          continue;
+        } else {
+          FailPartition(p, "OFFSET_OUT_OF_RANGE",
+                        where + " is reported out of range although it lies within the log [" + std::to_string(low) + ", " +
+                            std::to_string(high) + ")",
+                        "gap");
+          continue;
+        }
       }
       p->gap_pending = false;
       p->gap_retries = 0;
-      std::string where = "source " + p->topic + "[" + std::to_string(p->partition) + "]: offset " + std::to_string(from) +
-                          (gap.reason == "retention" ? " is below the log start " + std::to_string(low)
-                           : p->gap_diverged        ? " is past where the leader's log diverged (leader epoch check)"
-                                                    : " is above the log end " + std::to_string(high));
       p->gap_diverged = false;
       if (stop_on_gap_) {
         gap.stopped = true;
@@ -730,6 +841,7 @@ bool Forwarder::Forward(rd_kafka_message_t* msg) {
         p->inflight.push_back(InFlight{msg->offset, nullptr, rd_kafka_message_leader_epoch(msg)});
       }
       p->consumed_next = msg->offset + 1;
+      p->consumed_epoch = rd_kafka_message_leader_epoch(msg);
       rd_kafka_message_destroy(msg);
       return true;
     }
@@ -765,6 +877,7 @@ bool Forwarder::Forward(rd_kafka_message_t* msg) {
   p->inflight_bytes += size;
   inflight_bytes_ += size;
   p->consumed_next = msg->offset + 1;
+  p->consumed_epoch = rd_kafka_message_leader_epoch(msg);
   return true;
 }
 
@@ -852,6 +965,7 @@ void Forwarder::Delivered(const rd_kafka_message_t* dr) {
     if (p->inflight.front().msg == NotDelivered()) p->undelivered = true;
     bool target_refused = p->errored && p->error_kind != "producer";
     if (!target_refused && !p->undelivered) {
+      if (p->inflight.front().offset + 1 < p->committable) p->rewound = true;  // a gap's placeholder below it
       p->committable = p->inflight.front().offset + 1;
       p->committable_epoch = p->inflight.front().leader_epoch;
     }
@@ -932,6 +1046,7 @@ Napi::Value Forwarder::Pump(const Napi::CallbackInfo& info) {
           // _LOG_TRUNCATION, rdkafka_offset.c, reset to INVALID under auto.offset.reset=error)
           p->gap_diverged = msg->offset < 0;
           p->gap_offset = msg->offset >= 0 ? msg->offset : p->consumed_next;
+          p->gap_epoch = p->gap_offset == p->consumed_next ? p->consumed_epoch : -1;
           p->gap_next_try_ms = 0;
         } else if (p != nullptr) {
           NoteSourceError(p, msg->err, rd_kafka_message_errstr(msg));
@@ -974,6 +1089,8 @@ Napi::Value Forwarder::Progress(const Napi::CallbackInfo& info) {
       if (p->resent > 0) o.Set("resent", Napi::Number::New(env, static_cast<double>(p->resent)));
       p->resent = 0;
       if (p->committable >= 0 && p->committable_epoch >= 0) o.Set("committableLeaderEpoch", p->committable_epoch);
+      if (p->rewound) o.Set("rewound", true);
+      p->rewound = false;
       o.Set("records", Napi::Number::New(env, static_cast<double>(p->records)));
       o.Set("bytes", Napi::Number::New(env, static_cast<double>(p->bytes)));
       o.Set("dropped", Napi::Number::New(env, static_cast<double>(p->dropped)));
@@ -1133,6 +1250,9 @@ void Forwarder::Shutdown(int timeout_ms) {
     }
     rd_kafka_destroy(producer_);
     producer_ = nullptr;
+  }
+  for (auto& t : topics_) {
+    for (auto& e : t.second->partitions) e.second->probe.reset();
   }
   if (consumer_ != nullptr) {
     if (consumer_queue_ != nullptr) rd_kafka_queue_destroy(consumer_queue_);

@@ -31,9 +31,9 @@ struct OffsetRun {
 
 // An offset-out-of-range reset strait resolved, reported once by progress().
 struct GapEvent {
-  std::string reason;  // "retention" (below the log start) | "truncation" (above the log end)
+  std::string reason;  // "retention" (below the log start) | "truncation" (the log was truncated below `from`)
   int64_t from;        // the offset strait wanted to read
-  int64_t to;          // where it went on (or would have, when stopped)
+  int64_t to;          // where it went on (or would have, when stopped); for a truncation, where the logs diverged
   int64_t skipped;     // offsets that existed in the source's log once and were never read
   bool stopped;        // onGap=stop: the partition is errored instead
 };
@@ -46,6 +46,12 @@ struct InFlight {
   rd_kafka_message_t* msg;
   int32_t leader_epoch;  // the record's leader epoch; -1 for a placeholder without one
 };
+
+// A consumer of its own that finds where a partition's log diverged from strait's position (see StartProbe()).
+struct ProbeDeleter {
+  void operator()(rd_kafka_t* rk) const { rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE); }
+};
+using Probe = std::unique_ptr<rd_kafka_t, ProbeDeleter>;
 
 struct PartitionState {
   std::string topic;
@@ -73,16 +79,23 @@ struct PartitionState {
   bool gap_pending = false;
   int64_t gap_offset = -1;
   bool gap_diverged = false;  // the leader epoch check (KIP-320) found the log truncated below gap_offset
+  int32_t gap_epoch = -1;      // the leader epoch of the record before gap_offset, when known
   int gap_retries = 0;
   int64_t gap_next_try_ms = 0;
+  // the log was truncated below gap_offset: the consumer that asks the leader where its log diverged from ours
+  Probe probe;
+  int64_t probe_deadline_ms = 0;
   // source offsets consumed and handed to the producer, oldest first (delivery reports arrive in this order:
   // the idempotent producer keeps per-partition order, except after a fatal error)
   std::deque<InFlight> inflight;
   int64_t committable = -1;   // next source offset to read after a restart; -1 = nothing delivered yet
+  // `committable` went back since the last progress(): to where a truncated source log diverged (ResolveGaps())
+  bool rewound = false;
   // the leader epoch of the record before `committable` (KIP-320: committed with the offset, so the next assign lets
   // the broker tell whether the log still holds it); -1 when not known (a logical start, a gap's restart)
   int32_t committable_epoch = -1;
   int64_t consumed_next = -1; // next offset the consumer will hand us
+  int32_t consumed_epoch = -1;  // the leader epoch of the record before consumed_next; -1 when not known
   int64_t delivered_next = -1;  // one past the highest source offset the target acknowledged
   int64_t resent = 0;           // records acknowledged past a restart point, read and sent again (since progress())
   int64_t records = 0;        // delivered since the last progress() call
@@ -140,6 +153,8 @@ class Forwarder : public Napi::ObjectWrap<Forwarder> {
   void NoteSourceError(PartitionState* p, rd_kafka_resp_err_t err, const std::string& text);
   void ClearSourceError(PartitionState* p);
   void ResolveGaps();
+  bool StartProbe(PartitionState* p, std::string* why);
+  int64_t ProbeAnswer(PartitionState* p, std::string* last_error);
   bool Restart(PartitionState* p, int64_t offset, std::string* why);
   void Release(PartitionState* p, rd_kafka_message_t* msg);
   void ApplyBudget();
@@ -152,6 +167,8 @@ class Forwarder : public Napi::ObjectWrap<Forwarder> {
   rd_kafka_t* consumer_ = nullptr;
   rd_kafka_t* producer_ = nullptr;
   rd_kafka_queue_t* consumer_queue_ = nullptr;
+  // the consumer's settings, for the probes (StartProbe())
+  std::unique_ptr<rd_kafka_conf_t, void (*)(rd_kafka_conf_t*)> probe_conf_{nullptr, rd_kafka_conf_destroy};
   std::map<std::string, std::unique_ptr<TopicState>> topics_;
   std::unordered_map<const rd_kafka_topic_t*, TopicState*> source_rkt_cache_;
   std::deque<rd_kafka_message_t*> pending_;  // consumed, not yet accepted by the producer (queue full)

@@ -84,6 +84,11 @@ export interface PartitionProgress {
   committable: number;
   /** the leader epoch of the record before `committable`, when known (committed with it) */
   committableLeaderEpoch?: number;
+  /**
+   * `committable` went back since the previous progress(): a `truncation` gap goes on where the source's log diverged,
+   * below the offset strait had reached (that offset is not in the source's log any more)
+   */
+  rewound?: boolean;
   /** one past the highest source offset the target acknowledged, once one was */
   deliveredNext?: number;
   /** records the target had acknowledged past a restart point, read and sent again since the last progress:
@@ -116,8 +121,9 @@ export interface PartitionProgress {
 }
 
 /**
- * retention: the offset was below the log start; truncation: above the log end, or past where the leader's log
- * diverged (KIP-320's epoch check); recreated: the source topic was deleted and created again (another topic id)
+ * retention: the offset was below the log start; truncation: the source's log was truncated below it (above the log
+ * end, or past where the leader's log diverged: KIP-320's epoch check), and the partition goes on where the log
+ * diverged from what strait read; recreated: the source topic was deleted and created again (another topic id)
  * since the offset was committed, and the partition starts over at the new topic's log start.
  */
 export const GAP_REASONS = ['retention', 'truncation', 'recreated'] as const;
@@ -130,11 +136,13 @@ export interface GapReport {
   reason: (typeof GAP_REASONS)[number];
   /** the offset the fetch wanted */
   from: number;
-  /** where the partition went on (or would have, when stopped) */
+  /** where the partition went on (or would have, when stopped); for truncation, where the source's log diverged */
   to: number;
   /**
-   * offsets never read: `to - from` for retention, 0 for truncation; for recreated, the old topic's offsets from the
-   * committed one up to its end as far as strait knows it (0: the end of a deleted topic cannot be read any more)
+   * offsets never read: `to - from` for retention; for truncation 0 (what the source holds past where its log
+   * diverged is read), or `to - from` when the new leader's log starts past `from`; for recreated, the old topic's
+   * offsets from the committed one up to its end as far as strait knows it (0: the end of a deleted topic cannot be
+   * read any more)
    */
   skipped: number;
   stopped: boolean;

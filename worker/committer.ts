@@ -241,7 +241,9 @@ export class AtLeastOnceCommitter implements Committer {
     }
     const mirrored = new Map<number, { topic: string; partition: number; offset: number }[]>();
     for (const s of snapshot) {
-      if (fenced.has(partitionKey(s.p.topic, s.p.partition)) || s.committable <= s.p.committed) continue;
+      // committable past the partition's own: it went back meanwhile (a truncation gap), and what was just written is
+      // not its position any more; the next commit writes that
+      if (fenced.has(partitionKey(s.p.topic, s.p.partition)) || s.committable <= s.p.committed || s.committable > s.p.committable) continue;
       s.p.committed = s.committable;
       // runs wholly below the committed offset's own run are never needed for `targetEnd` again
       const keep = Math.max(-1, ...[...s.p.recentRuns.keys()].filter((start) => start <= s.committable - 1));

@@ -216,7 +216,7 @@ export class PartitionHealth {
         ? `offsets ${gap.from}..${gap.to - 1} were deleted from the source (retention or deleteRecords) before strait read them: ${gap.skipped} offsets skipped`
         : gap.reason === 'recreated'
           ? `the source topic was deleted and created again (topic id ${rt.topicId ?? 'unknown'}) since offset ${gap.from} was committed: the old topic's records from offset ${gap.from} on were never read, the new topic is replicated from its start`
-          : `offset ${gap.from} is past the source's log end ${gap.to} (log truncated, e.g. an unclean leader election): records strait replicated from offset ${gap.to} on are no longer in the source`;
+          : `the source's log was truncated below offset ${gap.from} (e.g. an unclean leader election): the records strait replicated from offset ${gap.to} on are no longer in the source (the target keeps them), which holds other records there now or none`;
     const action = gap.stopped ? 'partition stopped (onGap: stop)' : `replication goes on from offset ${gap.to}`;
     this.log.error(
       { route: rt.route, topic: rt.topic, partition: rt.partition, reason: gap.reason, from: gap.from, to: gap.to, skipped: gap.skipped, stopped: gap.stopped },

@@ -67,10 +67,20 @@ export class ProgressApplier {
 
   private partition(rt: PartitionRuntime, pp: PartitionProgress): void {
     const labels = { route: rt.route, topic: rt.topic, partition: String(rt.partition) };
-    const advanced = pp.committable > rt.committable;
-    if (pp.committable > rt.committable) {
+    // A `truncation` gap goes on where the source's log diverged, below the offset strait had reached: that offset is
+    // not in the source's log any more, so the partition's position goes back with the forwarder's, and the stored one
+    // no longer counts (as for a re-created topic): the next commit writes the new position, and a restart resumes
+    // there rather than meeting the truncation again. Runs from the old log past that point are forgotten (the new
+    // log's records land elsewhere on the target).
+    const rewound = pp.rewound === true && pp.committable >= 0;
+    const advanced = rewound || pp.committable > rt.committable;
+    if (advanced) {
       rt.committable = pp.committable;
       rt.leaderEpoch = pp.committableLeaderEpoch;
+      if (rewound) {
+        rt.committed = -1;
+        for (const start of rt.recentRuns.keys()) if (start >= pp.committable) rt.recentRuns.delete(start);
+      }
     } else if (pp.committable >= 0 && pp.committable === rt.committable && pp.committableLeaderEpoch !== undefined) {
       rt.leaderEpoch = pp.committableLeaderEpoch;
     }

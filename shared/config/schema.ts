@@ -45,7 +45,7 @@ const RouteSchema = Type.Object(
     onGap: Type.Union([Type.Literal('continue'), Type.Literal('stop')], {
       default: 'continue',
       description:
-        "when a partition's next offset is no longer in the source log (retention or deleteRecords removed records strait had not read, or the log was truncated): 'continue' goes on from the log start (or end) and reports the skipped offsets (strait_records_skipped_total, an error-level log, the worker's status); 'stop' errors the partition with STRAIT_OFFSET_GAP instead",
+        "when a partition's next offset is no longer in the source log (retention or deleteRecords removed records strait had not read, or the log was truncated): 'continue' goes on from the log start (after a truncation: where the log diverged from what strait read) and reports the skipped offsets (strait_records_skipped_total, an error-level log, the worker's status); 'stop' errors the partition with STRAIT_OFFSET_GAP instead",
     }),
     compression: Type.Union(
       COMPRESSIONS.map((c) => Type.Literal(c)),

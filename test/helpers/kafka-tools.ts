@@ -1,12 +1,13 @@
 /**
  * Kafka's own command-line tools, run from the harness's Kafka runtime against the test clusters: ACLs (as the SASL
- * super user) and deleteRecords.
+ * super user), deleteRecords, and for clusters of a test's own, topics with a replica assignment and unclean leader
+ * elections.
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runKafkaClass, toolClass } from '../../bench/harness/kafka-runtime';
-import { DEV_SASL_USERS, runtimeOf } from '../../bench/harness/local-cluster';
+import { DEV_SASL_USERS, runtimeOf, type DevState } from '../../bench/harness/local-cluster';
 import { bootstrap, testClusters } from './kafka';
 
 /** Connection settings for `user` on a test cluster's SASL_PLAINTEXT listener, as a strait cluster entry. */
@@ -57,4 +58,40 @@ export function deleteRecords(alias: string, topic: string, offsets: { partition
     file,
   ]);
   if (r.status !== 0) throw new Error(`kafka-delete-records failed: ${(r.stderr + r.stdout).trim().split('\n').slice(-3).join(' ')}`);
+}
+
+/**
+ * kafka-topics --create with an explicit replica assignment (`2:3`: one partition on brokers 2 and 3, 2 preferred) on a
+ * cluster of a test's own (`state`: its dev state).
+ */
+export function createTopicOn(state: DevState, brokers: string, topic: string, assignment: string, config: Record<string, string>): void {
+  const r = runKafkaClass(runtimeOf(state), 'org.apache.kafka.tools.TopicCommand', [
+    '--bootstrap-server',
+    brokers,
+    '--create',
+    '--topic',
+    topic,
+    '--replica-assignment',
+    assignment,
+    ...Object.entries(config).flatMap(([k, v]) => ['--config', `${k}=${v}`]),
+  ]);
+  if (r.status !== 0) throw new Error(`kafka-topics --create failed: ${(r.stderr + r.stdout).trim().split('\n').slice(-3).join(' ')}`);
+}
+
+/**
+ * kafka-leader-election --election-type unclean for one partition: a replica out of the ISR may become leader. Returns
+ * the tool's output (it also exits 0 when the election was not needed).
+ */
+export function electUncleanLeader(state: DevState, brokers: string, topic: string, partition: number): { status: number; output: string } {
+  const r = runKafkaClass(runtimeOf(state), 'org.apache.kafka.tools.LeaderElectionCommand', [
+    '--bootstrap-server',
+    brokers,
+    '--election-type',
+    'unclean',
+    '--topic',
+    topic,
+    '--partition',
+    String(partition),
+  ]);
+  return { status: r.status, output: (r.stdout + r.stderr).trim() };
 }
