@@ -46,14 +46,17 @@ export function acls(alias: string, action: 'add' | 'remove', args: string[]): v
   if (r.status !== 0) throw new Error(`kafka-acls --${action} failed: ${r.stderr.trim().split('\n').slice(-3).join(' ')}`);
 }
 
-/** kafka-delete-records: moves the log start of each partition to `offset` (records below it are gone). */
-export function deleteRecords(alias: string, topic: string, offsets: { partition: number; offset: number }[]): void {
+/**
+ * kafka-delete-records: moves the log start of each partition to `offset` (records below it are gone). `cluster`: a
+ * test cluster's alias, or the bootstrap of a cluster of the test's own.
+ */
+export function deleteRecords(cluster: string | { bootstrap: string }, topic: string, offsets: { partition: number; offset: number }[]): void {
   const dir = mkdtempSync(join(tmpdir(), 'strait-delete-'));
   const file = join(dir, 'offsets.json');
   writeFileSync(file, JSON.stringify({ version: 1, partitions: offsets.map((o) => ({ topic, partition: o.partition, offset: o.offset })) }));
   const r = runKafkaClass(runtimeOf(testClusters()), 'org.apache.kafka.tools.DeleteRecordsCommand', [
     '--bootstrap-server',
-    bootstrap(alias),
+    typeof cluster === 'string' ? bootstrap(cluster) : cluster.bootstrap,
     '--offset-json-file',
     file,
   ]);
