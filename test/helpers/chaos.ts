@@ -48,6 +48,8 @@ export const fmt = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 interface Sample {
   at: number;
   total: number;
+  /** every partition's end offset */
+  ends: number[];
 }
 
 interface StepResult {
@@ -176,7 +178,11 @@ export class EndOffsetSampler {
   ) {}
 
   static async start(bootstrap: string, topic: string): Promise<EndOffsetSampler> {
-    const client = new Kafka.Producer({ 'bootstrap.servers': bootstrap, log_level: 0 });
+    // librdkafka asks the leader its metadata cache names, even one that is down (rdkafka_partition.c,
+    // rd_kafka_topic_partition_list_get_leaders: a broker in any state), and refreshes that cache every 5 minutes by
+    // default: a partition whose leader was killed looked still for as long as the dead broker stayed away (a 91 s
+    // "pause" of one partition). Asked every second, the sampler follows a new leader at once.
+    const client = new Kafka.Producer({ 'bootstrap.servers': bootstrap, log_level: 0, 'topic.metadata.refresh.interval.ms': 1000 });
     await new Promise<void>((res, rej) => client.connect({ timeout: 15_000 }, (e) => (e ? rej(e) : res())));
     const s = new EndOffsetSampler(client, topic);
     s.loop = s.run();
@@ -197,7 +203,7 @@ export class EndOffsetSampler {
             .catch(() => undefined),
         ),
       );
-      this.samples.push({ at: Date.now(), total: this.last.reduce((a, b) => a + b, 0) });
+      this.samples.push({ at: Date.now(), total: this.last.reduce((a, b) => a + b, 0), ends: [...this.last] });
       await new Promise((r) => setTimeout(r, Math.max(0, 250 - (Date.now() - started))));
     }
   }
@@ -208,22 +214,45 @@ export class EndOffsetSampler {
 
   /** The longest stretch in [from, to] during which the target's end offsets did not move. */
   longestPause(from: number, to: number): number {
+    return this.pauseOf((s) => s.total, from, to);
+  }
+
+  /**
+   * The same for the one partition that stood still longest: a drill that stops some partitions only (a worker's
+   * share of them) shows here, while the others keep the total moving.
+   */
+  longestPartitionPause(from: number, to: number): { partition: number; ms: number } {
+    let out = { partition: 0, ms: 0 };
+    for (let p = 0; p < PARTITIONS; p++) {
+      const ms = this.pauseOf((s) => s.ends[p]!, from, to);
+      if (ms > out.ms) out = { partition: p, ms };
+    }
+    return out;
+  }
+
+  private pauseOf(level: (s: Sample) => number, from: number, to: number): number {
     let longest = 0;
     let since = from;
     let prev = -1;
     for (const s of this.samples) {
       if (s.at < from) {
-        prev = s.total;
+        prev = level(s);
         continue;
       }
       if (s.at > to) break;
-      if (s.total > prev) {
+      if (level(s) > prev) {
         longest = Math.max(longest, s.at - since);
         since = s.at;
-        prev = s.total;
+        prev = level(s);
       }
     }
     return Math.max(longest, Math.min(to, this.samples.at(-1)?.at ?? to) - since);
+  }
+
+  /** How a step's replication paused, for its report line. */
+  pauses(from: number, to: number): string {
+    const one = this.longestPartitionPause(from, to);
+    return `longest replication pause ${fmt(this.longestPause(from, to))} (of one partition: ${fmt(one.ms)}, partition ${one.partition})`;
   }
 
   private stopped: Promise<void> | undefined;
@@ -497,7 +526,7 @@ export class ChaosSteps {
     for (const { label, process } of this.watched()) t.equal(process.child.exitCode, null, `${name}: ${label} still runs`);
     this.steps.push(s);
     t.comment(
-      `${name}: done — ${s.acked} records, longest replication pause ${fmt(sampler.longestPause(s.startedAt, s.recoveredAt))}, drill ${fmt(s.drillDoneAt - s.startedAt)}, full recovery ${fmt(s.recoveredAt - s.startedAt)} (${s.detail})`,
+      `${name}: done — ${s.acked} records, ${sampler.pauses(s.startedAt, s.recoveredAt)}, drill ${fmt(s.drillDoneAt - s.startedAt)}, full recovery ${fmt(s.recoveredAt - s.startedAt)} (${s.detail})`,
     );
   }
 
@@ -632,7 +661,7 @@ export class ChaosSteps {
       const nextStart = steps[i + 1]?.targetStart ?? targetEnds;
       const dups = dupAt.reduce((n, offsets, p) => n + offsets.filter((o) => o >= s.targetStart[p]! && o < nextStart[p]!).length, 0);
       t.comment(
-        `${s.name}: ${s.acked} records, ${dups} duplicates, longest replication pause ${fmt(sampler.longestPause(s.startedAt, s.recoveredAt))}, drill ${fmt(s.drillDoneAt - s.startedAt)}, full recovery ${fmt(s.recoveredAt - s.startedAt)} (${s.detail})`,
+        `${s.name}: ${s.acked} records, ${dups} duplicates, ${sampler.pauses(s.startedAt, s.recoveredAt)}, drill ${fmt(s.drillDoneAt - s.startedAt)}, full recovery ${fmt(s.recoveredAt - s.startedAt)} (${s.detail})`,
       );
     });
     t.comment(
