@@ -6,7 +6,7 @@
  * every record there at least once, in source order per partition, byte-identical; duplicates counted per step and
  * bounded by the in-flight window.
  *
- * In `npm test` (about 8 minutes of it; `npm run test:chaos` runs it alone). It stayed out until `strait run` stopped
+ * In `npm test` (about 8 minutes of it; `npm run test:chaos` runs it with chaos-distributed.test.ts). It stayed out until `strait run` stopped
  * aborting on a librdkafka assertion (rd_kafka_enq_once_del_source_return: eonce->refcnt > 0) when a group
  * coordinator came back after the checkpointer's group calls had timed out (native/admin.h, HandleSlot).
  */
