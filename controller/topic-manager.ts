@@ -11,7 +11,7 @@ import { ClusterIdentity } from '../shared/cluster-identity';
 import { StraitError, fieldPath } from '../shared/errors';
 import { diagnoseTls } from '../shared/kafka/tls-diagnosis';
 import type { Logger } from '../shared/logger';
-import { clusterProps, targetCodec } from '../shared/kafka/client-settings';
+import { adminClientProps, targetCodec } from '../shared/kafka/client-settings';
 import { selectTopic, targetTopicName } from '../shared/replication-policy';
 import type { CoordinationStore } from '../shared/store/store';
 import { CHECKPOINT_TOPIC, OFFSET_MAP_TOPIC } from '../shared/offset-map/records';
@@ -100,7 +100,7 @@ export class TopicManager {
   }
 
   private props(alias: string): ClientProps {
-    return { ...clusterProps(this.config, alias), 'client.id': `strait-controller-${alias}` };
+    return { ...adminClientProps(this.config, alias), 'client.id': `strait-controller-${alias}` };
   }
 
   private cluster(alias: string): Promise<ClusterClients> {

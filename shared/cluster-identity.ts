@@ -7,7 +7,7 @@
  * (`strait offsets reset`), never resumed at offsets that belong to another cluster.
  */
 import type { RouteConfig, StraitConfig } from './config';
-import { clusterProps } from './kafka/client-settings';
+import { adminClientProps } from './kafka/client-settings';
 import type { CoordinationStore, RouteClusters } from './store/store';
 import { loadNative, type NativeAdmin } from '../native';
 
@@ -103,7 +103,7 @@ export class ClusterIds {
     if (this.closed) throw new Error('the admin clients are closed');
     let admin = this.admins.get(alias);
     if (!admin) {
-      admin = new (loadNative().Admin)({ ...clusterProps(this.config, alias), 'client.id': `${this.clientId}-${alias}` });
+      admin = new (loadNative().Admin)({ ...adminClientProps(this.config, alias), 'client.id': `${this.clientId}-${alias}` });
       this.admins.set(alias, admin);
     }
     return admin;

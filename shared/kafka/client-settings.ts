@@ -1,7 +1,8 @@
 /**
  * Every librdkafka client's settings, built here and nowhere else: strait's own connections to a cluster
- * (`clusterProps`: admin, metadata, the offset-map readers), a route's consumer and producer (`routeClientProps`,
- * with the tuning profiles `routes[].profile`), and a forwarder's complete options (`forwarderSettings`).
+ * (`clusterProps`: metadata, the offset-map readers, group calls; `adminClientProps`: topic management, topic ids),
+ * a route's consumer and producer (`routeClientProps`, with the tuning profiles `routes[].profile`), and a
+ * forwarder's complete options (`forwarderSettings`).
  * Precedence for a route, lowest first: strait's base, the profile, the cluster's properties, the route's overrides.
  */
 import type { ForwarderOptions } from '../../native';
@@ -13,6 +14,24 @@ export function clusterProps(config: StraitConfig, alias: string): ClientProps {
   const c = config.clusters[alias];
   if (!c) throw new StraitError('STRAIT_USAGE', `unknown cluster alias '${alias}' (defined: ${Object.keys(config.clusters).join(', ')})`);
   return { ...c.properties, 'bootstrap.servers': c.bootstrap };
+}
+
+/**
+ * How often strait's admin connections ask for the broker list again (librdkafka's default: 5 minutes). librdkafka
+ * sends CreateTopics, CreatePartitions, DescribeConfigs, AlterConfigs and DescribeTopics to the broker its last
+ * metadata answer named controller (rdkafka_admin.c, RD_KAFKA_ADMIN_TARGET_CONTROLLER) and, while that broker is down,
+ * waits for it to come back without asking again (rdkafka_broker.c, rd_kafka_broker_controller_async); a KRaft broker
+ * names a random live broker there. So one broker of a healthy cluster down made every such call time out ("Timed
+ * out waiting for controller") until it was back or the next refresh: the controller's route refresh failed through
+ * a rolling restart (66 s in test/integrity/chaos-distributed.test.ts), and a worker taking over partitions started
+ * them without the re-created-topic check. A handle without topics refreshes the broker list, and with it the
+ * controller, at this interval but at most every 10 s (rdkafka.c, rd_kafka_metadata_refresh_cb).
+ */
+export const ADMIN_METADATA_REFRESH_MS = 5000;
+
+/** librdkafka properties for an admin connection of strait's own (topic management, topic ids); the cluster's win. */
+export function adminClientProps(config: StraitConfig, alias: string): ClientProps {
+  return { 'topic.metadata.refresh.interval.ms': ADMIN_METADATA_REFRESH_MS, ...clusterProps(config, alias) };
 }
 
 export const PROFILES: Record<RouteConfig['profile'], { consumer: ClientProps; producer: ClientProps }> = {
