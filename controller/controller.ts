@@ -96,7 +96,7 @@ export class Controller {
     private readonly log: Logger,
     private readonly metrics: StraitMetrics,
   ) {
-    this.reports = new WorkerReports(config.worker.reportIntervalMs, log, metrics);
+    this.reports = new WorkerReports(config, log, metrics);
     this.topics = new TopicManager(config, store, log, () => this.routes());
     this.checkpoints = new Checkpointer(config, log, metrics, () => this.routes().filter((r) => !r.paused && !this.paused.has(r.name)));
   }

@@ -3,6 +3,7 @@
  * smoothed weights the balancer reads, each worker's recent offset gaps, the route lag metric — and the anti-entropy
  * check that tells which workers run other partitions than they are assigned.
  */
+import type { StraitConfig } from '../shared/config';
 import type { Logger } from '../shared/logger';
 import type { StraitMetrics } from '../shared/metrics';
 import { routePartitionKey, type LoadReport, type PartitionLoad, type ReportedGap } from '../shared/wire';
@@ -36,7 +37,8 @@ export class WorkerReports {
   private readonly reportSeen = new Map<string, number>();
 
   constructor(
-    private readonly reportIntervalMs: number,
+    /** read at each report (the settle time after a write is two of the workers' report intervals) */
+    private readonly config: StraitConfig,
     private readonly log: Logger,
     private readonly metrics: StraitMetrics,
   ) {}
@@ -87,7 +89,7 @@ export class WorkerReports {
    */
   private reconcile(r: LoadReport, ctx: ReportContext): boolean {
     const now = Date.now();
-    const settle = 2 * this.reportIntervalMs;
+    const settle = 2 * this.config.worker.reportIntervalMs;
     if (now - (this.writtenAt.get(r.worker) ?? 0) < settle || ctx.rewriting.has(r.worker)) {
       this.mismatchSince.delete(r.worker);
       return false;
