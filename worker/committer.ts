@@ -246,7 +246,8 @@ export class AtLeastOnceCommitter implements Committer {
       if (fenced.has(partitionKey(s.p.topic, s.p.partition)) || s.committable <= s.p.committed || s.committable > s.p.committable) continue;
       s.p.committed = s.committable;
       // runs wholly below the committed offset's own run are never needed for `targetEnd` again
-      const keep = Math.max(-1, ...[...s.p.recentRuns.keys()].filter((start) => start <= s.committable - 1));
+      let keep = -1;
+      for (const start of s.p.recentRuns.keys()) if (start <= s.committable - 1 && start > keep) keep = start;
       for (const start of s.p.recentRuns.keys()) if (start < keep) s.p.recentRuns.delete(start);
       mirrored.set(s.p.shard, [...(mirrored.get(s.p.shard) ?? []), { topic: s.p.topic, partition: s.p.partition, offset: s.committable }]);
     }

@@ -9,7 +9,8 @@ import type { PartitionHealth } from './partition-health';
 import { runtimeKey, type PartitionRuntime } from './partitions';
 
 export interface PipelineTotals {
-  /** records sent again after a restart inside this worker (strait_records_resent_total) */
+  /** records the target already held, sent again: after a restart inside this worker, or by a start at the committed
+   *  offset (strait_records_resent_total) */
   resent: number;
   records: number;
   bytes: number;
