@@ -580,12 +580,30 @@ export class ChaosSteps {
     const acked = [...producer.acked];
     const total = acked.reduce((x, y) => x + y, 0); // acknowledged to the producer
     const produced = await endOffsetsOf(source, topic);
-    await waitFor(
-      `the target to hold all ${produced.reduce((x, y) => x + y, 0)} records of the source`,
-      () => sampler.last.every((e, p) => e >= produced[p]!),
-      120_000,
-      250,
-    );
+    // The sampler's one long-lived client is checked against a fresh one every 5 s: a stale sampler then cannot pass
+    // for strait being behind, and a failure shows both views beside strait's own.
+    let fresh: number[] | undefined;
+    let freshAt = 0;
+    const holdsAll = (ends: readonly number[] | undefined) => ends?.every((e, p) => e >= produced[p]!) === true;
+    const holds = async () => {
+      if (holdsAll(sampler.last)) return true;
+      if (Date.now() - freshAt < 5000) return false;
+      freshAt = Date.now();
+      fresh = await endOffsetsOf(target, targetTopic).catch(() => undefined);
+      return holdsAll(fresh);
+    };
+    try {
+      await waitFor(`the target to hold all ${produced.reduce((x, y) => x + y, 0)} records of the source`, holds, 120_000, 250);
+    } catch (e) {
+      const behind = produced
+        .map((w, p) => (fresh && fresh[p]! < w ? `${p}: ${fresh[p]}/${w}` : ''))
+        .filter(Boolean)
+        .join(', ');
+      throw new Error(
+        `${(e as Error).message}\ntarget partitions behind by a fresh client (end/source end): ${fresh ? behind : 'unreadable'}\n${await this.diagnose(produced)}`,
+      );
+    }
+    if (!holdsAll(sampler.last)) t.comment(`the end-offset sampler lagged a fresh client at the end: ${sampler.last.join(',')} vs ${fresh?.join(',')}`);
     await settle();
     await sampler.stop();
 
