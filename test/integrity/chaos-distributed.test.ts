@@ -61,7 +61,7 @@ interface WorkerStatusBody {
 
 t.test(
   'distributed over SASL_SSL: a source roll with a worker killed -9 in it, kill -9 of a target leader: nothing lost, order kept, duplicates within the in-flight window',
-  { timeout: 14 * 60_000 },
+  { timeout: 22 * 60_000 },
   async (t) => {
     const run = await startChaos(t, DIR, { brokers: 3, tls: true, zookeeper: true });
     const { state, a, b, topic, target, started } = run;
