@@ -5,7 +5,7 @@
   "targets": [
     {
       "target_name": "strait_native",
-      "sources": ["native/addon.cc", "native/forwarder.cc", "native/forwarder_setup.cc", "native/forwarder_assign.cc", "native/forwarder_gaps.cc", "native/forwarder_progress.cc", "native/admin.cc", "native/admin_request.cc", "native/admin_topics.cc", "native/admin_groups.cc"],
+      "sources": ["native/addon.cc", "native/forwarder.cc", "native/forwarder_setup.cc", "native/forwarder_assign.cc", "native/forwarder_gaps.cc", "native/forwarder_progress.cc", "native/forwarder_txn.cc", "native/admin.cc", "native/admin_request.cc", "native/admin_topics.cc", "native/admin_groups.cc"],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")"
       ],

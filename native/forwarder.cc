@@ -81,7 +81,10 @@ bool Forwarder::Forward(rd_kafka_message_t* msg) {
   if (p->committable < 0 && p->inflight.empty()) {
     p->committable = msg->offset;
     // the epoch of the record at the start serves KIP-320's check as well: its epoch's log reaches past it
-    p->committable_epoch = rd_kafka_message_leader_epoch(msg);
+    p->committable_epoch = rd_kafka_message_leader_epoch(msg);    if (p->txn_committed < 0) {
+      p->txn_committed = p->committable;
+      p->txn_committed_epoch = p->committable_epoch;
+    }
   }
   rd_kafka_headers_t* src_headers = nullptr;
   rd_kafka_message_headers(msg, &src_headers);
@@ -122,6 +125,10 @@ bool Forwarder::Forward(rd_kafka_message_t* msg) {
   } else if (src_headers != nullptr) {
     headers = rd_kafka_headers_copy(src_headers);
   }
+  if (transactional_ && !txn_open_ && !BeginTransaction()) {
+    if (headers != nullptr) rd_kafka_headers_destroy(headers);
+    return false;  // kept for later; Pump() reports the failed transaction and this forwarder is closed
+  }
   rd_kafka_timestamp_type_t tstype;
   int64_t ts = rd_kafka_message_timestamp(msg, &tstype);
   rd_kafka_resp_err_t err = rd_kafka_producev(
@@ -146,6 +153,7 @@ bool Forwarder::Forward(rd_kafka_message_t* msg) {
   p->inflight.push_back(InFlight{msg->offset, msg, rd_kafka_message_leader_epoch(msg)});
   p->inflight_bytes += size;
   inflight_bytes_ += size;
+  txn_bytes_ += size;
   p->consumed_next = msg->offset + 1;
   p->consumed_epoch = rd_kafka_message_leader_epoch(msg);
   return true;
@@ -157,6 +165,7 @@ void Forwarder::OnDelivery(rd_kafka_t* rk, const rd_kafka_message_t* msg, void* 
 
 void Forwarder::Delivered(const rd_kafka_message_t* dr) {
   auto* consumed = static_cast<rd_kafka_message_t*>(dr->_private);
+  if (consumed == nullptr) return;  // an offset-map record of a transaction (forwarder_txn.cc): its commit tells
   auto* ts = static_cast<TopicState*>(rd_kafka_topic_opaque(dr->rkt));
   auto pit = ts->partitions.find(consumed->partition);
   if (pit == ts->partitions.end()) {  // cannot happen: states live as long as they have records in flight
@@ -229,6 +238,7 @@ void Forwarder::Delivered(const rd_kafka_message_t* dr) {
       p->has_run = true;
     }
     p->run_dirty = true;
+    if (transactional_) NoteTransactionRun(p, consumed->offset, delta);
   }
   // An errored partition keeps `committable` at the first record that failed.
   while (!p->inflight.empty() && (p->inflight.front().msg == nullptr || p->inflight.front().msg == NotDelivered())) {
@@ -280,6 +290,8 @@ Napi::Value Forwarder::Pump(const Napi::CallbackInfo& info) {
   // OUT_OF_ORDER_SEQUENCE_NUMBER it cannot recover from) ends this producer for good: every later record would fail.
   // Nothing more is read; the caller closes this forwarder and starts its partitions in a new one (worker/pump.ts).
   if (rd_kafka_fatal_error(producer_, nullptr, 0) != RD_KAFKA_RESP_ERR_NO_ERROR) return Napi::Number::New(env, -1);
+  // a failed transaction (forwarder_txn.cc) ends this forwarder the same way: it restarts from the last committed one
+  if (txn_failed_) return Napi::Number::New(env, -1);
   // Producer queue was full last time: those records go first, in order.
   while (!pending_.empty()) {
     if (!Forward(pending_.front())) break;
@@ -370,7 +382,15 @@ void Forwarder::Shutdown(int timeout_ms) {
   for (auto* msg : pending_) rd_kafka_message_destroy(msg);
   pending_.clear();
   if (producer_ != nullptr) {
-    if (timeout_ms > 0) rd_kafka_flush(producer_, timeout_ms);
+    // an open transaction is aborted rather than left to transaction.timeout.ms: read_committed consumers of the
+    // target wait at its first record until it ends (the next owner's init_transactions would also abort it)
+    if (txn_open_) {
+      rd_kafka_error_t* aborted = rd_kafka_abort_transaction(producer_, kTxnAbortTimeoutMs);
+      if (aborted != nullptr) rd_kafka_error_destroy(aborted);
+      txn_open_ = false;
+    } else if (timeout_ms > 0) {
+      rd_kafka_flush(producer_, timeout_ms);
+    }
     rd_kafka_purge(producer_, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
     // purged records come back as failed delivery reports and are released there
     for (int i = 0; i < 200 && rd_kafka_outq_len(producer_) > 0; i++) rd_kafka_poll(producer_, 10);

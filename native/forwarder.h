@@ -108,6 +108,12 @@ struct PartitionState {
   OffsetRun run{0, 0, 0};
   std::vector<OffsetRun> closed_runs;  // finished since last progress()
   std::vector<GapEvent> gaps;          // since last progress()
+  // Transactional mode (forwarder_txn.cc): the runs of the open transaction (the offset-map records committed with
+  // it), and where the last committed transaction ended — the `committable` progress() reports, so the store never
+  // runs ahead of what the target committed.
+  std::vector<OffsetRun> txn_runs;
+  int64_t txn_committed = -1;
+  int32_t txn_committed_epoch = -1;
 };
 
 struct TopicState {
@@ -143,6 +149,12 @@ class Forwarder : public Napi::ObjectWrap<Forwarder> {
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value TestFatalError(const Napi::CallbackInfo& info);
   Napi::Value RetryTarget(const Napi::CallbackInfo& info);
+  Napi::Value Transaction(const Napi::CallbackInfo& info);
+  Napi::Value FlushTransaction(const Napi::CallbackInfo& info);
+  Napi::Value CommitTransaction(const Napi::CallbackInfo& info);
+  bool BeginTransaction();
+  void NoteTransactionRun(PartitionState* p, int64_t src, int64_t delta);
+  void FailTransaction(rd_kafka_error_t* err, const std::string& during, int abort_timeout_ms);
 
   static void OnDelivery(rd_kafka_t* rk, const rd_kafka_message_t* msg, void* opaque);
   static void OnLog(const rd_kafka_t* rk, int level, const char* fac, const char* buf);
@@ -195,6 +207,16 @@ class Forwarder : public Napi::ObjectWrap<Forwarder> {
   };
   static Napi::Object ClientErrorToJs(Napi::Env env, const ClientError& e);
   ClientError consumer_error_;
+  // Transactional mode (delivery: exactly-once): the producer has a transactional.id; records go out in transactions
+  // that begin with the first record after a commit and end with commitTransaction() (forwarder_txn.cc).
+  bool transactional_ = false;
+  bool txn_open_ = false;
+  int64_t txn_started_ms_ = 0;
+  int64_t txn_bytes_ = 0;
+  // a transaction call failed: nothing more is produced until this forwarder is closed (worker/pump.ts starts its
+  // partitions again in a new one, from the last committed transaction)
+  bool txn_failed_ = false;
+  ClientError txn_error_;
   std::mutex log_mutex_;
   std::string last_log_;
   // the newest client-level error (error_cb) of each client since the last progress(), under log_mutex_

@@ -190,6 +190,8 @@ Napi::Value Forwarder::Assign(const Napi::CallbackInfo& info) {
       if (start >= 0) {
         p->committable = start;
         p->committable_epoch = r.leader_epoch;
+        p->txn_committed = start;
+        p->txn_committed_epoch = r.leader_epoch;
         p->consumed_next = start;
         p->consumed_epoch = r.leader_epoch;
       }

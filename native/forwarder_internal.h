@@ -55,7 +55,10 @@ constexpr int kGapRetries = 3;
 constexpr int kWatermarkTimeoutMs = 5000;
 // how long a probe may take to find where a truncated log diverged before it is tried again (StartProbe())
 constexpr int64_t kProbeTimeoutMs = 30000;
-constexpr int kMaxProbes = 4;  // probes running at once in one forwarder
+constexpr int kMaxProbes = 4;
+// transactional mode: how long init_transactions (a new forwarder fencing the previous owner) and an abort may take
+constexpr int kTxnInitTimeoutMs = 15000;
+constexpr int kTxnAbortTimeoutMs = 2000;  // probes running at once in one forwarder
 
 // optional fields of a JavaScript argument object
 inline std::string GetString(const Napi::Object& o, const char* key, const std::string& fallback) {

@@ -29,11 +29,14 @@ Napi::Value Forwarder::Progress(const Napi::CallbackInfo& info) {
       o.Set("topic", p->topic);
       o.Set("partition", p->partition);
       o.Set("targetTopic", t.second->target);
-      o.Set("committable", Napi::Number::New(env, static_cast<double>(p->committable)));
+      // transactional: what the target committed, never what it merely acknowledged inside an open transaction
+      int64_t committable = transactional_ ? p->txn_committed : p->committable;
+      int32_t committable_epoch = transactional_ ? p->txn_committed_epoch : p->committable_epoch;
+      o.Set("committable", Napi::Number::New(env, static_cast<double>(committable)));
       if (p->delivered_next >= 0) o.Set("deliveredNext", Napi::Number::New(env, static_cast<double>(p->delivered_next)));
       if (p->resent > 0) o.Set("resent", Napi::Number::New(env, static_cast<double>(p->resent)));
       p->resent = 0;
-      if (p->committable >= 0 && p->committable_epoch >= 0) o.Set("committableLeaderEpoch", p->committable_epoch);
+      if (committable >= 0 && committable_epoch >= 0) o.Set("committableLeaderEpoch", committable_epoch);
       if (p->rewound) o.Set("rewound", true);
       p->rewound = false;
       o.Set("records", Napi::Number::New(env, static_cast<double>(p->records)));
@@ -126,6 +129,9 @@ Napi::Value Forwarder::Progress(const Napi::CallbackInfo& info) {
   if (fatal_err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     out.Set("fatal", std::string(fatal));
     out.Set("fatalCode", ErrName(fatal_err));
+  } else if (txn_failed_) {
+    out.Set("fatal", txn_error_.message);
+    out.Set("fatalCode", txn_error_.code);
   }
   {
     std::lock_guard<std::mutex> lock(log_mutex_);

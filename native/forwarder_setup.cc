@@ -43,6 +43,9 @@ Napi::Function Forwarder::Define(Napi::Env env) {
                          InstanceMethod<&Forwarder::Close>("close"),
                          InstanceMethod<&Forwarder::TestFatalError>("testFatalError"),
                          InstanceMethod<&Forwarder::RetryTarget>("retryTarget"),
+                         InstanceMethod<&Forwarder::Transaction>("transaction"),
+                         InstanceMethod<&Forwarder::FlushTransaction>("flushTransaction"),
+                         InstanceMethod<&Forwarder::CommitTransaction>("commitTransaction"),
                      });
 }
 
@@ -55,6 +58,8 @@ Forwarder::Forwarder(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Forwarde
   batch_size_ = static_cast<int>(RequireInt(env, opts, "batchSize"));
   default_codec_ = RequireString(env, opts, "compression");
   stop_on_gap_ = RequireString(env, opts, "onGap") == "stop";
+  std::string transactional_id = RequireString(env, opts, "transactionalId");
+  transactional_ = !transactional_id.empty();
   Napi::Value bounds = opts.Get("latencyBucketsMs");
   if (!bounds.IsArray() || bounds.As<Napi::Array>().Length() != kBuckets) {
     throw Napi::TypeError::New(env, "Forwarder: option 'latencyBucketsMs' must be an array of " + std::to_string(kBuckets) + " numbers");
@@ -135,6 +140,12 @@ Forwarder::Forwarder(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Forwarde
     Shutdown(0);
     throw;
   }
+  // set after the caller's properties, which may not name it (shared/client-properties.ts refuses it)
+  if (transactional_ && rd_kafka_conf_set(pconf, "transactional.id", transactional_id.c_str(), errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK) {
+    rd_kafka_conf_destroy(pconf);
+    Shutdown(0);
+    throw Napi::Error::New(env, std::string("producer: transactional.id: ") + errstr);
+  }
   rd_kafka_conf_set_opaque(pconf, this);
   rd_kafka_conf_set_dr_msg_cb(pconf, &Forwarder::OnDelivery);
   rd_kafka_conf_set_log_cb(pconf, &Forwarder::OnLog);
@@ -144,6 +155,17 @@ Forwarder::Forwarder(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Forwarde
     rd_kafka_conf_destroy(pconf);
     Shutdown(0);
     throw Napi::Error::New(env, std::string("producer: ") + errstr);
+  }
+  if (transactional_) {
+    // KIP-98: registers the transactional id with its coordinator and bumps its epoch, which fences any earlier
+    // producer of the same id (the partition's previous owner) and aborts the transaction it left open
+    rd_kafka_error_t* init = rd_kafka_init_transactions(producer_, kTxnInitTimeoutMs);
+    if (init != nullptr) {
+      std::string why = std::string(rd_kafka_error_name(init)) + ": " + rd_kafka_error_string(init);
+      rd_kafka_error_destroy(init);
+      Shutdown(0);
+      throw Napi::Error::New(env, "producer: init_transactions: " + why);
+    }
   }
   batch_.resize(static_cast<size_t>(batch_size_));
 }

@@ -17,6 +17,8 @@ export interface ForwarderOptions {
   provenance?: { header?: string; localOrigin: string; dropOrigin: string; maxHops?: number };
   /** offset out of range: go on from the log start and report the gap (default), or stop the partition */
   onGap?: 'continue' | 'stop';
+  /** delivery: exactly-once: the producer's transactional.id (one per source partition, see worker/pump.ts); '' none */
+  transactionalId?: string;
 }
 
 /** What the addon receives: every option present (it validates nothing and repeats no default). */
@@ -32,6 +34,7 @@ export const FORWARDER_DEFAULTS = {
   batchSize: 2000,
   compression: 'none',
   onGap: 'continue',
+  transactionalId: '',
   provenanceHeader: 'strait.origin',
   maxHops: 8,
 } as const;
@@ -45,6 +48,7 @@ export function forwarderOptions(options: ForwarderOptions): CompleteForwarderOp
     batchSize: options.batchSize ?? FORWARDER_DEFAULTS.batchSize,
     compression: options.compression ?? FORWARDER_DEFAULTS.compression,
     onGap: options.onGap ?? FORWARDER_DEFAULTS.onGap,
+    transactionalId: options.transactionalId ?? FORWARDER_DEFAULTS.transactionalId,
     latencyBucketsMs: LATENCY_BUCKETS_MS,
     ...(provenance
       ? {
@@ -180,6 +184,18 @@ export interface AssignFailure {
   error: string;
 }
 
+/** A transaction call's answer; on failure the forwarder reports it as `fatal` and must be closed. */
+export interface TransactionResult {
+  ok: boolean;
+  /** librdkafka's error name (e.g. PRODUCER_FENCED), or _TRANSACTION for a flush that did not finish */
+  errorCode?: string;
+  error?: string;
+}
+
+export interface TransactionFlush extends TransactionResult {
+  partitions: { topic: string; partition: number; targetTopic: string; runs: OffsetRunTuple[] }[];
+}
+
 export interface NativeForwarder {
   /**
    * Starts the entries' fetches; returns those that did not start. Each entry is checked before anything changes,
@@ -197,6 +213,15 @@ export interface NativeForwarder {
    * rd_kafka_test_fatal_error(). Throws unless the process runs with STRAIT_TEST_FAULTS=1.
    */
   testFatalError(reason: string): string;
+  /** transactional forwarders: the open transaction's age and the key+value bytes produced in it */
+  transaction(): { open: boolean; ageMs: number; bytes: number };
+  /**
+   * Waits until the target acknowledged every record of the open transaction; returns its runs per partition (to be
+   * written to the offset map with commitTransaction). `ok: false`: the transaction failed and this forwarder with it.
+   */
+  flushTransaction(timeoutMs: number): TransactionFlush;
+  /** produces `records` (the offset map's runs) to `topic` in the open transaction and commits it */
+  commitTransaction(topic: string, records: { key: Buffer; value: Buffer }[], timeoutMs: number): TransactionResult;
   /**
    * A partition stopped because the target refused a record reads again from that record once nothing of it is in
    * flight ("busy" until then; "idle": nothing to retry). It stays reported errored until a record is delivered.

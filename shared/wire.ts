@@ -10,6 +10,15 @@ import type { RouteConfig } from './config';
 export interface RouteClients {
   route: string;
   options: ForwarderOptions;
+  /** delivery: exactly-once — each source partition gets a forwarder of its own with a transactional producer */
+  transaction?: RouteTransactions;
+}
+
+export interface RouteTransactions {
+  /** + `<topic>|<partition>`: the partition's transactional.id, the same on every owner (a new one fences the old) */
+  idPrefix: string;
+  intervalMs: number;
+  maxBytes: number;
 }
 
 /** The long-lived task each pool thread runs. */

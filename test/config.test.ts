@@ -223,3 +223,26 @@ t.test('failure-reporting keys: onGap and health.degradedStatus, defaults and ba
   const status = problems({ ...base(), health: { degradedStatus: 500 } });
   t.match(status, [{ path: 'health.degradedStatus', message: /200.*503/ }]);
 });
+
+t.test('delivery keys: at-least-once by default, exactly-once with its transaction sizes, bad values named by path', async (t) => {
+  const r = validateConfig(base()).routes[0]!;
+  t.equal(r.delivery, 'at-least-once', 'at-least-once unless a route asks for exactly-once');
+  t.equal(r.transactionIntervalMs, 500);
+  t.equal(r.transactionMaxBytes, 8 * 1024 * 1024);
+  const eos = validateConfig({ ...base(), routes: [{ ...base().routes[0]!, delivery: 'exactly-once', transactionIntervalMs: 200 }] }).routes[0]!;
+  t.equal(eos.delivery, 'exactly-once');
+  t.equal(eos.transactionIntervalMs, 200);
+  t.match(problems({ ...base(), routes: [{ ...base().routes[0]!, delivery: 'exactly_once' }] }), [
+    { path: 'routes[0].delivery', message: /'exactly_once' is not allowed; allowed: one of at-least-once, exactly-once/ },
+  ]);
+  t.match(problems({ ...base(), routes: [{ ...base().routes[0]!, transactionIntervalMs: 0 }] }), [{ path: 'routes[0].transactionIntervalMs' }]);
+  t.match(problems({ ...base(), routes: [{ ...base().routes[0]!, transactionMaxBytes: 10 }] }), [{ path: 'routes[0].transactionMaxBytes' }]);
+  // the transactional producer is strait's: a route cannot name its id or its isolation
+  for (const [side, key] of [
+    ['producer', 'transactional.id'],
+    ['consumer', 'isolation.level'],
+  ] as const)
+    t.match(problems({ ...base(), routes: [{ ...base().routes[0]!, delivery: 'exactly-once', [side]: { [key]: 'x' } }] }), [
+      { path: `routes[0].${side}["${key}"]`, message: /refused/ },
+    ]);
+});

@@ -61,7 +61,8 @@ t.test('the addon takes complete options only: TypeScript fills every default, t
   const props = { consumer: { 'bootstrap.servers': '127.0.0.1:9', 'group.id': 'g' }, producer: { 'bootstrap.servers': '127.0.0.1:9' } };
   const complete = forwarderOptions(props);
   new raw.Forwarder(complete).close(0);
-  for (const key of ['inflightBytes', 'batchSize', 'compression', 'onGap'] as const) {
+  t.equal(complete.transactionalId, '', 'not transactional unless a transactional id is given');
+  for (const key of ['inflightBytes', 'batchSize', 'compression', 'onGap', 'transactionalId'] as const) {
     const { [key]: _gone, ...missing } = complete;
     t.throws(() => new raw.Forwarder(missing), new RegExp(`option '${key}'`), `without ${key}: refused, naming it`);
   }
@@ -71,4 +72,16 @@ t.test('the addon takes complete options only: TypeScript fills every default, t
     /option 'header'/,
     'provenance without its header: refused',
   );
+});
+
+t.test('a transactional forwarder: init_transactions against an unreachable target fails naming the call', async (t) => {
+  const native = loadNative();
+  const props = { consumer: { 'bootstrap.servers': '127.0.0.1:9', 'group.id': 'g' }, producer: { 'bootstrap.servers': '127.0.0.1:9' } };
+  const started = Date.now();
+  t.throws(() => new native.Forwarder({ ...props, transactionalId: 'strait|b|r|t|0' }), /init_transactions/, 'refused, naming init_transactions');
+  t.ok(Date.now() - started < 30_000, 'within its bound');
+  const plain = new native.Forwarder(props);
+  t.same(plain.transaction(), { open: false, ageMs: 0, bytes: 0 }, 'a plain forwarder has no transaction');
+  t.match(plain.flushTransaction(10), { ok: false, errorCode: '_STATE' }, 'and cannot flush one');
+  plain.close(0);
 });

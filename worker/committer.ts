@@ -4,6 +4,9 @@
  * At-least-once: every commit interval, each route on its own writes its offset-map runs to the target, then commits
  * the offsets they cover to the store (epoch-fenced), then has the pool threads mirror them into the source cluster's
  * consumer group. A route whose commits keep failing errors its partitions with STRAIT_COMMIT_FAILING.
+ *
+ * A route with `delivery: exactly-once` commits its records and their offset-map runs in target transactions in the
+ * pool threads; here it only has the store and the source group follow what those transactions committed.
  */
 import type { RouteConfig, StraitConfig } from '../shared/config';
 import type { Logger } from '../shared/logger';
@@ -208,7 +211,9 @@ export class AtLeastOnceCommitter implements Committer {
         delta,
       })),
     );
-    await this.writer(route).write(records);
+    // exactly-once: the pool threads wrote these runs inside the transactions that committed their records, and the
+    // committable offsets are where those transactions ended (worker/pump.ts): the store follows the target here
+    if (this.host.route(route)?.delivery !== 'exactly-once') await this.writer(route).write(records);
     for (const { p, runs } of snapshot) for (const r of runs) if (p.runs.get(r[0]) === r) p.runs.delete(r[0]);
     const commits: OffsetCommit[] = snapshot
       .filter((s) => s.committable > s.p.committed)

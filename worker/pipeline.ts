@@ -30,12 +30,19 @@ import { RouteCatalog } from './route-catalog';
 import { SourcePositions } from './source-positions';
 import { UnstartedPartitions } from './unstarted';
 import { StartPlanner, type PartitionStart } from './start-planner';
+import { OffsetMapView } from '../shared/offset-map/readers';
+import type { OffsetIndex } from '../shared/offset-map/runs';
+import { StraitError } from '../shared/errors';
+import { routeClientProps, transactionSettings, transactionalId } from '../shared/kafka/client-settings';
+import { fenceTransactionalIds } from './fencing';
 
 /** An offset gap this worker met (the same record travels in its load reports). */
 export type GapProblem = ReportedGap;
 
 /** how many recent partition starts the status endpoint keeps */
 const START_HISTORY = 100;
+/** how long reading a target's offset map (exactly-once starts) may take */
+const OFFSET_MAP_READ_MS = 15_000;
 
 export class Pipeline {
   private pool: Piscina | undefined;
@@ -60,6 +67,8 @@ export class Pipeline {
   private readonly progress: ProgressApplier;
   /** fired after a progress batch changes totals (the TTY status line listens) */
   onProgress: (() => void) | undefined;
+  /** exactly-once routes' target offset maps, read incrementally (where their partitions resume) */
+  private readonly offsetMaps = new Map<string, OffsetMapView>();
 
   constructor(
     private readonly config: StraitConfig,
@@ -91,6 +100,34 @@ export class Pipeline {
       log,
       metrics,
     );
+  }
+
+  /**
+   * A target's offset map, read up to its end. Bounded: a reader whose client never answers (a librdkafka callback that
+   * never comes, seen under load) fails the start, which is retried, and is dropped so the next start reads anew.
+   */
+  private async readOffsetMap(alias: string): Promise<OffsetIndex> {
+    let view = this.offsetMaps.get(alias);
+    if (!view) this.offsetMaps.set(alias, (view = new OffsetMapView(this.config, alias)));
+    let timer: NodeJS.Timeout | undefined;
+    const bound = OFFSET_MAP_READ_MS + 5000;
+    try {
+      return await Promise.race([
+        view.catchUp(OFFSET_MAP_READ_MS),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(new StraitError('STRAIT_KAFKA', `reading the offset map on '${alias}' did not end within ${bound} ms`, { retriable: true })),
+            bound,
+          );
+        }),
+      ]);
+    } catch (e) {
+      if (this.offsetMaps.get(alias) === view) this.offsetMaps.delete(alias);
+      void view.close().catch(() => undefined);
+      throw e;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** a route's definition: one carried by an assignment, else the config file's */
@@ -228,6 +265,27 @@ export class Pipeline {
       }
       const fresh = list.filter((p) => this.partitions.get(runtimeKey(route, p.topic, p.partition))?.draining !== false);
       const planned = await this.startPlanner.plan(routeCfg, fresh, offsets);
+      if (routeCfg.delivery === 'exactly-once') {
+        try {
+          // fence the partitions' previous owners first, then read where they committed last (worker/fencing.ts)
+          const tx = transactionSettings(routeCfg);
+          const props = routeClientProps(this.config, routeCfg, this.workerId).producer;
+          await fenceTransactionalIds(
+            routeCfg.target,
+            props,
+            fresh.map((p) => transactionalId(tx, p.topic, p.partition)),
+            OFFSET_MAP_READ_MS,
+          );
+          this.startPlanner.resumeFromTarget(routeCfg, fresh, planned, await this.readOffsetMap(routeCfg.target));
+        } catch (e) {
+          this.unstarted.add(
+            route,
+            list,
+            `exactly-once: the partitions' previous owners cannot be fenced, or the offset map on '${routeCfg.target}' cannot be read (a partition resumes after its last committed run there): ${(e as Error).message}`,
+          );
+          continue;
+        }
+      }
       const fenced = await this.startPlanner.commit(route, fresh, planned);
       const resent = await this.startPlanner.resent(routeCfg, fresh, offsets, planned);
       const perShard = new Map<number, ToPump & { type: 'assign' }>();
@@ -488,6 +546,7 @@ export class Pipeline {
     for (const p of this.ports) p.close();
     await this.pool?.destroy();
     await this.committer.close();
+    for (const view of this.offsetMaps.values()) await view.close();
     this.clusterIds.close();
   }
 }

@@ -6,9 +6,17 @@
  * A partition the main thread assigned here either fetches in its route's forwarder or is *held*: its assign failed,
  * or its forwarder's producer failed fatally and the forwarder was closed. A held partition is reported errored (kind
  * `assign` or `producer`) in every progress post and started again with a growing delay until it runs.
+ *
+ * A route with `delivery: exactly-once` gives each source partition a forwarder of its own, whose producer is
+ * transactional with an id of that partition's (`RouteTransactions`). Every `intervalMs` (or `maxBytes`) the thread
+ * stops pumping it, flushes, writes the transaction's offset-map runs in the same transaction and commits it. A
+ * failed transaction closes the forwarder and the partition starts again from its last committed transaction; a
+ * fenced one (a newer owner's producer took its transactional id) stays stopped until the main thread assigns it again.
  */
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { loadNative, type AssignEntry, type ForwarderProgress, type NativeForwarder, type PartitionProgress } from '../native';
+import { transactionalId } from '../shared/kafka/client-settings';
+import { OFFSET_MAP_TOPIC, encodeOffsetMapRecord } from '../shared/offset-map/records';
 import type { FromPump, PumpTask, RouteClients, ToPump } from '../shared/wire';
 
 /** delay before the first retry of a held partition, doubled per attempt up to RETRY_MAX_MS */
@@ -18,6 +26,10 @@ export const RETRY_MAX_MS = 30_000;
 const TEARDOWN_FLUSH_MS = 2000;
 /** a producer that fails fatally again within this time after a restart waits longer before the next one */
 const FATAL_STREAK_MS = 60_000;
+/** how long a transaction's flush, and then its commit, may take before the transaction is given up (aborted) */
+export const TRANSACTION_TIMEOUT_MS = 10_000;
+/** librdkafka's names of the errors a producer gets once a newer one took its transactional id (KIP-98, KIP-588) */
+const FENCED_CODES = new Set(['_FENCED', 'PRODUCER_FENCED', 'INVALID_PRODUCER_EPOCH']);
 
 interface Held {
   /** `offset`: where the partition starts again */
@@ -30,6 +42,15 @@ interface Held {
   nextTryAt: number;
   /** held because its producer failed fatally: starting it again counts as a producer restart */
   restart: boolean;
+  /** its transactional producer was fenced: not retried here; only an assign from the main thread starts it again */
+  fenced?: boolean;
+}
+
+/** A native forwarder: a route's, or for an exactly-once route one source partition's (`part`). */
+interface Slot {
+  route: string;
+  fw: NativeForwarder;
+  part?: { topic: string; partition: number };
 }
 
 const keyOf = (topic: string, partition: number) => `${topic}\u0000${partition}`;
@@ -42,10 +63,25 @@ function emptyProgress(): ForwarderProgress {
   return { partitions: [], latency: { counts: [], sumMs: 0 }, inflightBytes: 0, pending: 0, overBudget: false };
 }
 
+/** One route's progress from several forwarders (an exactly-once route has one per partition). */
+export function mergeProgress(a: ForwarderProgress, b: ForwarderProgress): ForwarderProgress {
+  const n = Math.max(a.latency.counts.length, b.latency.counts.length);
+  return {
+    ...b,
+    ...a,
+    partitions: [...a.partitions, ...b.partitions],
+    latency: { counts: Array.from({ length: n }, (_, i) => (a.latency.counts[i] ?? 0) + (b.latency.counts[i] ?? 0)), sumMs: a.latency.sumMs + b.latency.sumMs },
+    inflightBytes: a.inflightBytes + b.inflightBytes,
+    pending: a.pending + b.pending,
+    overBudget: a.overBudget || b.overBudget,
+  };
+}
+
 export default async function pump(task: PumpTask): Promise<void> {
   const native = loadNative();
   const clients = new Map<string, RouteClients>(task.routes.map((r) => [r.route, r]));
-  const forwarders = new Map<string, NativeForwarder>();
+  /** slot key (the route, or route + partition for exactly-once) -> its forwarder */
+  const slots = new Map<string, Slot>();
   /** route -> partitions assigned here (running or held), as the main thread sent them */
   const entries = new Map<string, Map<string, AssignEntry>>();
   const held = new Map<string, Map<string, Held>>();
@@ -67,13 +103,18 @@ export default async function pump(task: PumpTask): Promise<void> {
     if (list.length > 0) extra.set(route, [...(extra.get(route) ?? []), ...list]);
   };
 
-  const forwarderFor = (route: string): NativeForwarder => {
-    const existing = forwarders.get(route);
-    if (existing) return existing;
+  const slotKey = (route: string, part?: { topic: string; partition: number }) => (part ? `${route}\u0000${keyOf(part.topic, part.partition)}` : route);
+  const slotsOf = (route: string) => [...slots].filter(([, s]) => s.route === route);
+
+  const forwarderFor = (route: string, part?: { topic: string; partition: number }): NativeForwarder => {
     const c = clients.get(route);
     if (!c) throw new Error(`no client settings for route '${route}'`);
-    const fw = new native.Forwarder(c.options);
-    forwarders.set(route, fw);
+    const own = c.transaction !== undefined && part !== undefined ? { topic: part.topic, partition: part.partition } : undefined;
+    const key = slotKey(route, own);
+    const existing = slots.get(key);
+    if (existing) return existing.fw;
+    const fw = new native.Forwarder(own ? { ...c.options, transactionalId: transactionalId(c.transaction!, own.topic, own.partition) } : c.options);
+    slots.set(key, { route, fw, ...(own ? { part: own } : {}) });
     return fw;
   };
 
@@ -86,12 +127,15 @@ export default async function pump(task: PumpTask): Promise<void> {
     if (list.length === 0) return [];
     const attemptsOf = (e: AssignEntry) => (previous?.get(keyOf(e.topic, e.partition))?.attempts ?? 0) + 1;
     const restartOf = (e: AssignEntry) => previous?.get(keyOf(e.topic, e.partition))?.restart ?? false;
-    let failures: { topic: string; partition: number; errorCode?: string; error: string }[];
-    try {
-      failures = forwarderFor(route).assign(list);
-    } catch (e) {
-      const cause = `cannot start in a forwarder of route '${route}': ${(e as Error).message}`;
-      failures = list.map((en) => ({ topic: en.topic, partition: en.partition, error: cause }));
+    const failures: { topic: string; partition: number; errorCode?: string; error: string }[] = [];
+    // exactly-once: a forwarder per partition, so each is started (and may fail) on its own
+    for (const group of clients.get(route)?.transaction ? list.map((en) => [en]) : [list]) {
+      try {
+        failures.push(...forwarderFor(route, group[0]).assign(group));
+      } catch (e) {
+        const cause = `cannot start in a forwarder of route '${route}': ${(e as Error).message}`;
+        failures.push(...group.map((en) => ({ topic: en.topic, partition: en.partition, error: cause })));
+      }
     }
     const failed = new Set<string>();
     for (const f of failures) {
@@ -107,22 +151,26 @@ export default async function pump(task: PumpTask): Promise<void> {
   };
 
   /**
-   * The route's producer failed fatally: close the forwarder (its in-flight records are not acknowledged, so each
-   * partition's committable offset stays before them) and hold its partitions to start again from those offsets.
+   * The slot's producer failed fatally (or its transaction failed): close the forwarder (its in-flight records are not
+   * acknowledged, or their transaction is aborted, so each partition's committable offset stays before them) and hold
+   * its partitions to start again from those offsets.
    */
-  const teardown = (route: string, fw: NativeForwarder, before?: ForwarderProgress) => {
+  const teardown = (key: string, before?: ForwarderProgress) => {
+    const { route, fw, part } = slots.get(key)!;
     const first = before ?? fw.progress();
     // librdkafka has purged what was queued; requests already sent still get their real answer (rdkafka.c,
     // rd_kafka_set_fatal_error0): waiting for those keeps them from being sent twice
     fw.close(TEARDOWN_FLUSH_MS);
     const last = fw.progress();
-    forwarders.delete(route);
+    slots.delete(key);
     const now = Date.now();
-    const prev = fatalStreak.get(route);
+    const prev = fatalStreak.get(key);
     const streak = prev && now - prev.at < FATAL_STREAK_MS ? prev.count + 1 : 1;
-    fatalStreak.set(route, { count: streak, at: now });
+    fatalStreak.set(key, { count: streak, at: now });
     const code = first.fatalCode ?? last.fatalCode;
     const cause = first.fatal ?? last.fatal ?? 'fatal producer error';
+    // a fenced transactional producer: a newer owner has the partition, and starting it here would fence that one
+    const fenced = part !== undefined && code !== undefined && FENCED_CODES.has(code);
     const delay = retryDelay(streak);
     const mine = mapOf(entries, route);
     const committable = new Map<string, number>();
@@ -136,17 +184,27 @@ export default async function pump(task: PumpTask): Promise<void> {
     const resentByKey = new Map<string, number>();
     let restarting = 0;
     for (const [k, entry] of mine) {
-      if (mapOf(held, route).has(k)) continue;
+      if (mapOf(held, route).has(k) || (part && k !== keyOf(part.topic, part.partition))) continue;
       const at = committable.get(k) ?? -1;
       const restartAt: AssignEntry = { ...entry, offset: at >= 0 ? at : entry.offset };
       const d = delivered.get(k) ?? -1;
-      if (at >= 0 && d > at) resentByKey.set(k, d - at);
+      // exactly-once: what the aborted transaction held is invisible to read_committed consumers, not a duplicate
+      if (!part && at >= 0 && d > at) resentByKey.set(k, d - at);
       mine.set(k, restartAt);
       hold(
         route,
-        { entry: restartAt, kind: 'producer', ...(code !== undefined ? { code } : {}), cause: `the target producer failed fatally: ${cause}`, restart: true },
+        {
+          entry: restartAt,
+          kind: 'producer',
+          ...(code !== undefined ? { code } : {}),
+          cause: fenced
+            ? `the partition's transactional producer was fenced by a newer owner (${cause}); stopped here until assigned again`
+            : `the target producer failed fatally: ${cause}`,
+          restart: true,
+          ...(fenced ? { fenced: true } : {}),
+        },
         streak,
-        delay,
+        fenced ? Number.POSITIVE_INFINITY : delay,
       );
       restarting++;
     }
@@ -173,6 +231,38 @@ export default async function pump(task: PumpTask): Promise<void> {
     post({ type: 'fatal', shard: task.shard, route, ...(code !== undefined ? { code } : {}), cause, partitions: restarting, retryInMs: delay, streak });
   };
 
+  /**
+   * Ends the slot's open transaction: flushes it, writes its offset-map runs in it and commits. False: it failed
+   * (aborted), and the forwarder reports that as fatal (teardown() restarts the partition from its last commit).
+   */
+  const commitTransaction = (slot: Slot): boolean => {
+    const flushed = slot.fw.flushTransaction(TRANSACTION_TIMEOUT_MS);
+    if (!flushed.ok) return false;
+    const records = flushed.partitions.flatMap((p) =>
+      p.runs.map(([srcStart, srcEnd, delta]) =>
+        encodeOffsetMapRecord({ v: 1, route: slot.route, sourceTopic: p.topic, partition: p.partition, targetTopic: p.targetTopic, srcStart, srcEnd, delta }),
+      ),
+    );
+    return slot.fw.commitTransaction(OFFSET_MAP_TOPIC, records, TRANSACTION_TIMEOUT_MS).ok;
+  };
+
+  /** exactly-once: commits the slot's transaction once it is `intervalMs` old or holds `maxBytes` */
+  const commitIfDue = (key: string, slot: Slot) => {
+    const tx = clients.get(slot.route)?.transaction;
+    if (!tx) return;
+    const t = slot.fw.transaction();
+    if (!t.open || (t.ageMs < tx.intervalMs && t.bytes < tx.maxBytes)) return;
+    if (!commitTransaction(slot)) teardown(key);
+  };
+
+  /** exactly-once: a partition leaves this thread: its last transaction commits (or aborts), then its forwarder closes */
+  const closeTransactional = (key: string, slot: Slot) => {
+    commitTransaction(slot);
+    slot.fw.close(0);
+    slots.delete(key);
+    addExtra(slot.route, slot.fw.progress().partitions);
+  };
+
   const heldReport = (h: Held, base?: PartitionProgress): PartitionProgress => ({
     topic: h.entry.topic,
     partition: h.entry.partition,
@@ -188,7 +278,7 @@ export default async function pump(task: PumpTask): Promise<void> {
     inflightBytes: 0,
     assigned: true,
     paused: true,
-    error: `${h.cause}; starting again in ${Math.max(0, h.nextTryAt - Date.now())} ms (attempt ${h.attempts})`,
+    error: h.fenced ? h.cause : `${h.cause}; starting again in ${Math.max(0, h.nextTryAt - Date.now())} ms (attempt ${h.attempts})`,
     ...(h.code !== undefined ? { errorCode: h.code } : {}),
     errorKind: h.kind,
   });
@@ -217,6 +307,8 @@ export default async function pump(task: PumpTask): Promise<void> {
         case 'assign': {
           const mine = mapOf(entries, m.route);
           const hs = held.get(m.route);
+          // a fenced partition is started again only by an assign: the main thread planned it from the target
+          for (const en of m.entries) if (hs?.get(keyOf(en.topic, en.partition))?.fenced) hs.delete(keyOf(en.topic, en.partition));
           const fresh = m.entries.filter((en) => !hs?.has(keyOf(en.topic, en.partition)));
           for (const en of m.entries) mine.set(keyOf(en.topic, en.partition), en);
           start(m.route, fresh);
@@ -225,10 +317,9 @@ export default async function pump(task: PumpTask): Promise<void> {
         case 'route': {
           clients.set(m.clients.route, m.clients);
           // the main thread sends changed settings only once none of the route's partitions runs here
-          const old = forwarders.get(m.clients.route);
-          if (old) {
-            old.close(0);
-            forwarders.delete(m.clients.route);
+          for (const [key, old] of slotsOf(m.clients.route)) {
+            old.fw.close(0);
+            slots.delete(key);
           }
           break;
         }
@@ -249,14 +340,22 @@ export default async function pump(task: PumpTask): Promise<void> {
             const { error: _e, errorCode: _c, errorKind: _k, ...rest } = heldReport(h);
             addExtra(m.route, [{ ...rest, assigned: false, paused: false }]);
           }
-          if (running.length > 0) forwarders.get(m.route)?.unassign(running);
+          for (const en of running) {
+            const key = slotKey(m.route, en);
+            const own = slots.get(key);
+            if (!own?.part) continue;
+            own.fw.unassign([en]);
+            closeTransactional(key, own);
+          }
+          if (running.length > 0) slots.get(m.route)?.fw.unassign(running);
           break;
         }
         case 'commit':
-          forwarders.get(m.route)?.commit(m.offsets);
+          for (const [, s] of slotsOf(m.route))
+            s.fw.commit(s.part ? m.offsets.filter((o) => o.topic === s.part!.topic && o.partition === s.part!.partition) : m.offsets);
           break;
         case 'test-fatal':
-          forwarders.get(m.route)?.testFatalError(m.reason);
+          for (const [, s] of slotsOf(m.route)) s.fw.testFatalError(m.reason);
           break;
         case 'stop':
           stopping = { flushTimeoutMs: m.flushTimeoutMs };
@@ -270,11 +369,11 @@ export default async function pump(task: PumpTask): Promise<void> {
   /**
    * Partitions stopped because the target refused a record: read it again after task.targetRetryMs, doubling up to
    * 20 times that, until the target takes it (the cause — an ACL, the topic's max.message.bytes — may be fixed
-   * without anyone re-assigning the partition). `route` -> partition -> schedule.
+   * without anyone re-assigning the partition). slot key -> partition -> schedule.
    */
   const targetRetries = new Map<string, Map<string, { attempts: number; nextTryAt: number }>>();
-  const retryRefused = (route: string, fw: NativeForwarder, progress: ForwarderProgress) => {
-    const mine = mapOf(targetRetries, route);
+  const retryRefused = (key: string, fw: NativeForwarder, progress: ForwarderProgress) => {
+    const mine = mapOf(targetRetries, key);
     const refused = new Set<string>();
     const now = Date.now();
     for (const pp of progress.partitions) {
@@ -295,14 +394,15 @@ export default async function pump(task: PumpTask): Promise<void> {
 
   const collect = (): Record<string, ForwarderProgress> => {
     const out: Record<string, ForwarderProgress> = {};
-    for (const [route, fw] of forwarders) {
-      const progress = fw.progress();
+    for (const [key, slot] of [...slots]) {
+      const progress = slot.fw.progress();
       if (progress.fatal !== undefined) {
-        teardown(route, fw, progress);
+        teardown(key, progress);
         continue;
       }
-      out[route] = progress;
-      retryRefused(route, fw, progress);
+      const before = out[slot.route];
+      out[slot.route] = before ? mergeProgress(before, progress) : progress;
+      retryRefused(key, slot.fw, progress);
     }
     for (const [route, hs] of held) for (const h of hs.values()) addExtra(route, [heldReport(h)]);
     for (const [route, list] of extra) (out[route] ??= emptyProgress()).partitions.push(...list);
@@ -316,21 +416,28 @@ export default async function pump(task: PumpTask): Promise<void> {
     if (stopping) break;
     retryHeld();
     // One forwarder may wait for records; several share the wait so none starves.
-    const wait = forwarders.size === 0 ? 0 : Math.max(1, Math.floor(20 / forwarders.size));
-    for (const [route, fw] of [...forwarders]) if (fw.pump(wait) < 0) teardown(route, fw);
+    const wait = slots.size === 0 ? 0 : Math.max(1, Math.floor(20 / slots.size));
+    for (const [key, slot] of [...slots]) {
+      if (slot.fw.pump(wait) < 0) teardown(key);
+      else if (slot.part) commitIfDue(key, slot);
+    }
     const now = Date.now();
     if (now - lastReport >= task.progressIntervalMs) {
       lastReport = now;
       post({ type: 'progress', shard: task.shard, routes: collect() });
     }
     // Let port messages in. When idle with no forwarders, sleep instead of spinning.
-    if (forwarders.size === 0) await new Promise((r) => setTimeout(r, 20));
+    if (slots.size === 0) await new Promise((r) => setTimeout(r, 20));
     else await yieldToLoop();
   }
   const final: Record<string, ForwarderProgress> = {};
-  for (const [route, fw] of forwarders) {
-    fw.close(stopping.flushTimeoutMs);
-    final[route] = fw.progress();
+  for (const [, slot] of slots) {
+    // exactly-once: what was produced commits now, rather than being aborted and sent again by the next start
+    if (slot.part) commitTransaction(slot);
+    slot.fw.close(stopping.flushTimeoutMs);
+    const progress = slot.fw.progress();
+    const before = final[slot.route];
+    final[slot.route] = before ? mergeProgress(before, progress) : progress;
   }
   for (const [route, list] of extra) (final[route] ??= emptyProgress()).partitions.push(...list);
   post({ type: 'stopped', shard: task.shard, routes: final });

@@ -5,7 +5,7 @@
  */
 import type { Logger } from '../shared/logger';
 import type { RouteConfig, StraitConfig } from '../shared/config';
-import { forwarderSettings } from '../shared/kafka/client-settings';
+import { forwarderSettings, transactionSettings } from '../shared/kafka/client-settings';
 import type { RouteClients } from '../shared/wire';
 
 export class RouteCatalog {
@@ -40,7 +40,11 @@ export class RouteCatalog {
   }
 
   private clientsOf(r: RouteConfig): RouteClients {
-    return { route: r.name, options: forwarderSettings(this.config, r, this.workerId) };
+    return {
+      route: r.name,
+      options: forwarderSettings(this.config, r, this.workerId),
+      ...(r.delivery === 'exactly-once' ? { transaction: transactionSettings(r) } : {}),
+    };
   }
 
   /**

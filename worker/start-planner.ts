@@ -7,6 +7,7 @@ import type { GapReport, ListedOffset } from '../native';
 import type { RouteConfig } from '../shared/config';
 import type { Logger } from '../shared/logger';
 import type { StraitMetrics } from '../shared/metrics';
+import type { OffsetIndex } from '../shared/offset-map/runs';
 import type { CoordinationStore, OffsetCommit } from '../shared/store/store';
 import { partitionKey, type CommittedOffset, type PartitionAssignment } from '../shared/wire';
 import { runtimeKey } from './partitions';
@@ -27,8 +28,9 @@ export interface PartitionStart {
   leaderEpoch?: number;
   topicId?: string;
   /** committed: resumed; earliest/latest: no committed offset (the route's start); recreated: the committed offset
-   *  belongs to a topic of the same name that was deleted (another topic id) */
-  from: 'committed' | 'earliest' | 'latest' | 'recreated';
+   *  belongs to a topic of the same name that was deleted (another topic id); target: exactly-once, resumed after the
+   *  last run the target's offset map committed (ahead of the store, which follows it) */
+  from: 'committed' | 'earliest' | 'latest' | 'recreated' | 'target';
   at: string;
   /** records the target already held past the committed offset's records, sent again from it (duplicates) */
   resent?: number;
@@ -140,6 +142,24 @@ export class StartPlanner {
       }
     }
     return out;
+  }
+
+  /**
+   * delivery: exactly-once. The truth about progress is on the target: the offset map's runs commit in the same
+   * transactions as the records they cover, so a partition resumes right after its last committed run (`index`, read
+   * read_committed) whenever that is past the planned start; the store, which follows the target, is then brought up
+   * to it before the first fetch. A re-created source topic keeps its plan (the map's runs are the old topic's).
+   */
+  resumeFromTarget(routeCfg: RouteConfig, list: PartitionAssignment[], planned: Map<string, PlannedStart>, index: OffsetIndex): void {
+    for (const p of list) {
+      const plan = planned.get(runtimeKey(routeCfg.name, p.topic, p.partition));
+      const last = index.get(routeCfg.name, p.topic, p.partition)?.lastSource;
+      if (!plan || plan.from === 'recreated' || last === undefined || (plan.offset >= 0 && last + 1 <= plan.offset)) continue;
+      plan.offset = last + 1;
+      plan.from = 'target';
+      plan.commit = true;
+      delete plan.leaderEpoch;
+    }
   }
 
   /**

@@ -24,6 +24,9 @@ const ClusterSchema = Type.Object(
   { additionalProperties: false },
 );
 
+/** delivery: exactly-once: a partition's transaction commits after this long, or after this many bytes */
+export const DELIVERY_DEFAULTS = { transactionIntervalMs: 500, transactionMaxBytes: 8 * 1024 * 1024 } as const;
+
 const RouteSchema = Type.Object(
   {
     name: Name('route name'),
@@ -55,6 +58,13 @@ const RouteSchema = Type.Object(
       PROFILES.map((p) => Type.Literal(p)),
       { default: 'default' },
     ),
+    delivery: Type.Union([Type.Literal('at-least-once'), Type.Literal('exactly-once')], {
+      default: 'at-least-once',
+      description:
+        'exactly-once: the records and the offset-map runs that cover them commit in one transaction on the target (consumers read it with isolation.level=read_committed); a transactional producer per source partition',
+    }),
+    transactionIntervalMs: Ms(DELIVERY_DEFAULTS.transactionIntervalMs, 10),
+    transactionMaxBytes: Type.Integer({ minimum: 1024, default: DELIVERY_DEFAULTS.transactionMaxBytes }),
     replicationFactor: Type.Integer({ minimum: -1, maximum: 32767, not: { const: 0 }, default: -1 }),
     syncTopicConfigs: Type.Boolean({ default: true }),
     syncGroupOffsets: Type.Boolean({ default: false }),
@@ -208,6 +218,9 @@ export interface RouteConfig {
   onGap: 'continue' | 'stop';
   compression: (typeof COMPRESSIONS)[number];
   profile: (typeof PROFILES)[number];
+  delivery: 'at-least-once' | 'exactly-once';
+  transactionIntervalMs: number;
+  transactionMaxBytes: number;
   replicationFactor: number;
   syncTopicConfigs: boolean;
   syncGroupOffsets: boolean;

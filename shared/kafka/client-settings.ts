@@ -6,6 +6,7 @@
  * Precedence for a route, lowest first: strait's base, the profile, the cluster's properties, the route's overrides.
  */
 import type { ForwarderOptions } from '../../native';
+import type { RouteTransactions } from '../wire';
 import type { ClientProps, RouteConfig, StraitConfig } from '../config';
 import { StraitError } from '../errors';
 
@@ -106,6 +107,20 @@ export function forwarderSettings(config: StraitConfig, route: RouteConfig, work
     onGap: route.onGap,
     ...(route.naming.policy === 'identity' ? { provenance: { localOrigin: route.source, dropOrigin: route.target } } : {}),
   };
+}
+
+/**
+ * delivery: exactly-once. The transactional.id of a source partition is derived from the target cluster, the route
+ * and the partition, so it is the same on whichever worker owns it: the new owner's init_transactions bumps its epoch,
+ * which fences the previous owner for that partition only. `|` cannot occur in cluster aliases, route or topic names.
+ */
+export function transactionSettings(route: RouteConfig): RouteTransactions {
+  return { idPrefix: `strait|${route.target}|${route.name}|`, intervalMs: route.transactionIntervalMs, maxBytes: route.transactionMaxBytes };
+}
+
+/** The transactional.id of one source partition of an exactly-once route. */
+export function transactionalId(tx: RouteTransactions, topic: string, partition: number): string {
+  return `${tx.idPrefix}${topic}|${partition}`;
 }
 
 /** The consumer group on the source cluster that mirrors a route's committed offsets (standard lag tooling). */

@@ -125,7 +125,14 @@ export interface ReadRecord {
 }
 
 /** Reads every partition from the beginning until `count` records arrived (or `timeoutMs` passed). */
-export async function readAll(brokers: string, topic: string, partitions: number, count: number, timeoutMs = 60_000): Promise<ReadRecord[]> {
+export async function readAll(
+  brokers: string,
+  topic: string,
+  partitions: number,
+  count: number,
+  timeoutMs = 60_000,
+  isolation: 'read_committed' | 'read_uncommitted' = 'read_committed',
+): Promise<ReadRecord[]> {
   const consumer = new Kafka.KafkaConsumer(
     {
       'bootstrap.servers': brokers,
@@ -133,7 +140,7 @@ export async function readAll(brokers: string, topic: string, partitions: number
       'enable.auto.commit': false,
       'enable.partition.eof': false,
       log_level: 0,
-      'isolation.level': 'read_committed',
+      'isolation.level': isolation,
     },
     {},
   );
