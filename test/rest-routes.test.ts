@@ -138,6 +138,9 @@ t.test('routes over REST: create, update, leader change, delete, bad input', asy
   const badRegex = await call('PUT', '/v1/routes/dyn2', { body: { source: 'a', target: 'b', topics: { include: ['orders-('] } } });
   t.equal(badRegex.status, 400);
   t.match(badRegex.body, { code: 'STRAIT_INVALID_ROUTE', field: 'body.topics.include[0]', message: /not a valid regular expression/ });
+  const eos = await call('PUT', '/v1/routes/dyn2', { body: { source: 'a', target: 'b', delivery: 'exactly-once' } });
+  t.equal(eos.status, 400, 'the fleet refuses exactly-once (proven with strait run only)');
+  t.match(eos.body, { code: 'STRAIT_INVALID_ROUTE', field: 'body.delivery', message: /'strait run' only/ });
   const badAlias = await call('PUT', '/v1/routes/dyn2', { body: { source: 'nowhere', target: 'b' } });
   t.equal(badAlias.status, 400);
   t.match(badAlias.body, { field: 'body.source', message: /unknown cluster alias 'nowhere'.*defined: a, b, c/ });
