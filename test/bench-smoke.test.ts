@@ -24,7 +24,7 @@ t.test('bench throughput + ceiling smoke run', async (t) => {
     codecs: ['lz4'],
     out,
     systems: ['strait', 'js-baseline', 'mm2-default'],
-    minWindowSec: 2,
+    minWindowSec: 1,
     log: (l) => t.comment(l),
   });
   t.equal(results.length, 1);
@@ -35,7 +35,7 @@ t.test('bench throughput + ceiling smoke run', async (t) => {
     t.ok(s, `${name} ran`);
     t.equal(s?.note, undefined, `${name}: no failure or short-window note`);
     t.ok((s?.records ?? 0) >= 5000 && (s?.records ?? 0) <= r.records, `${name}: replicated a whole backlog (${s?.records})`);
-    t.ok((s?.seconds ?? 0) >= 2, `${name}: measured over ${s?.seconds} s, at least the minimum window`);
+    t.ok((s?.seconds ?? 0) >= 1, `${name}: measured over ${s?.seconds} s, at least the minimum window`);
     t.ok((s?.recordsPerSec ?? 0) > 0 && (s?.mbPerSec ?? 0) > 0, `${name}: positive rate`);
     t.ok((s?.peakRssMB ?? 0) > 0 && (s?.cpuSecondsPerGB ?? -1) >= 0, `${name}: memory and CPU measured`);
   }
@@ -49,7 +49,7 @@ t.test('bench throughput + ceiling smoke run', async (t) => {
     Math.min(...[CEILING_PRODUCER, CEILING_CONSUMER].map((n) => r.results.find((x) => x.system === n)!.recordsPerSec)),
     'the ceiling is the lower concurrent rate',
   );
-  t.ok(lower.seconds >= 2, `ceiling window ${lower.seconds} s`);
+  t.ok(lower.seconds >= 1, `ceiling window ${lower.seconds} s`);
   const md = readFileSync(join(out, 'results.md'), 'utf8');
   t.match(md, /\| strait \| \d+ \|/);
   t.match(md, /strait \/ MirrorMaker 2 default: [\d.]+x/);
