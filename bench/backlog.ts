@@ -80,7 +80,7 @@ export function minWindowOf(opts: BenchOptions): number {
 }
 export const DEFAULT_MIN_WINDOW_SEC = 20;
 /** A measurement shorter than the window grows the backlog and runs again, at most this often. */
-const GROW_ATTEMPTS = 3;
+const GROW_ATTEMPTS = 5;
 
 /**
  * Measures `once` and, while its window (`seconds`) is shorter than the run's minimum, grows the backlog from the

@@ -78,13 +78,16 @@ export const BACKLOG_HEADROOM = 1.25;
 
 /**
  * The backlog (records) that a system replicating at `recordsPerSec` needs for a window of `windowSec`: the current
- * one when it is long enough already, else the rate times the window with headroom, and at least half as much again
- * as the current one (a rate taken over a sub-second window is rough: a few attempts must be enough).
+ * one when it is long enough already, else the rate times the window with headroom (twice that when it lasted less
+ * than half the window: a rate taken over a short window is mostly start-up and polling overhead and underestimates
+ * what a bigger backlog runs at), and at least half as much again as the current one.
  */
 export function backlogFor(current: number, recordsPerSec: number, windowSec: number): number {
   if (!(recordsPerSec > 0) || windowSec <= 0) return current;
-  if (current / recordsPerSec >= windowSec) return current;
-  return Math.max(Math.ceil(current * 1.5), Math.ceil(recordsPerSec * windowSec * BACKLOG_HEADROOM));
+  const lasted = current / recordsPerSec;
+  if (lasted >= windowSec) return current;
+  const headroom = BACKLOG_HEADROOM * (lasted < windowSec / 2 ? 2 : 1);
+  return Math.max(Math.ceil(current * 1.5), Math.ceil(recordsPerSec * windowSec * headroom));
 }
 
 /** The shares of its own measured throughput at which the latency scenario loads each system. */

@@ -84,13 +84,15 @@ t.test('aggregate: medians of the successful repetitions, spread, counts, the ru
 });
 
 t.test('backlogFor: a window shorter than the minimum grows the backlog from the measured rate, with headroom', async (t) => {
-  t.equal(backlogFor(200_000, 100_000, 20), Math.ceil(100_000 * 20 * BACKLOG_HEADROOM), '2 s at 100k/s -> 20 s worth and headroom');
+  t.equal(backlogFor(200_000, 100_000, 20), Math.ceil(100_000 * 20 * BACKLOG_HEADROOM * 2), '2 s at 100k/s -> 20 s worth, double headroom');
+  t.equal(backlogFor(1_500_000, 100_000, 20), Math.ceil(100_000 * 20 * BACKLOG_HEADROOM), '15 s at 100k/s -> 20 s worth and headroom');
   t.equal(backlogFor(3_000_000, 100_000, 20), 3_000_000, 'already 30 s: unchanged');
   t.equal(backlogFor(2_000_000, 100_000, 20), 2_000_000, 'exactly the window: unchanged');
   t.equal(backlogFor(200_000, 0, 20), 200_000, 'no rate (a failure): unchanged');
   t.equal(backlogFor(200_000, 100_000, 0), 200_000, 'no minimum: unchanged');
   t.ok(backlogFor(5000, 1_600_000, 20) / 1_600_000 >= 20, 'a sub-second backlog of fast small records is grown past the window');
   t.equal(backlogFor(1_000_000, 55_000, 20), 1_500_000, 'at least half as much again: 18.2 s at 55k/s, 20 s with headroom would be 1.375M');
+  t.equal(backlogFor(5000, 20_000, 1), 50_000, '0.25 s of 1 s: double headroom');
 });
 
 t.test('latency rates: fixed for everyone, else a share of each system’s own throughput', async (t) => {

@@ -18,7 +18,7 @@ t.test('bench throughput + ceiling smoke run', async (t) => {
     scenarios: ['throughput', 'ceiling'],
     source: bootstrap('a'),
     target: bootstrap('b'),
-    records: 5000,
+    records: 20000,
     recordSizes: [200],
     partitions: 4,
     codecs: ['lz4'],
@@ -29,12 +29,12 @@ t.test('bench throughput + ceiling smoke run', async (t) => {
   });
   t.equal(results.length, 1);
   const r = results[0]!;
-  t.ok(r.records > 5000, `the backlog grew past the 5000 records preloaded first (${r.records}) to fill the window`);
+  t.ok(r.records > 20000, `the backlog grew past the 20000 records preloaded first (${r.records}) to fill the window`);
   for (const name of ['strait', 'js-baseline', 'mm2-default']) {
     const s = r.results.find((x) => x.system === name);
     t.ok(s, `${name} ran`);
     t.equal(s?.note, undefined, `${name}: no failure or short-window note`);
-    t.ok((s?.records ?? 0) >= 5000 && (s?.records ?? 0) <= r.records, `${name}: replicated a whole backlog (${s?.records})`);
+    t.ok((s?.records ?? 0) >= 20000 && (s?.records ?? 0) <= r.records, `${name}: replicated a whole backlog (${s?.records})`);
     t.ok((s?.seconds ?? 0) >= 1, `${name}: measured over ${s?.seconds} s, at least the minimum window`);
     t.ok((s?.recordsPerSec ?? 0) > 0 && (s?.mbPerSec ?? 0) > 0, `${name}: positive rate`);
     t.ok((s?.peakRssMB ?? 0) > 0 && (s?.cpuSecondsPerGB ?? -1) >= 0, `${name}: memory and CPU measured`);
