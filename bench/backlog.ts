@@ -1,12 +1,14 @@
 /**
  * The backlog the throughput-like scenarios replicate: preloaded once per record size and codec with Kafka's
- * ProducerPerformance, then replicated by each system in turn and timed from the first record landing to the last.
+ * ProducerPerformance, then replicated by each system in turn and timed from the first record landing to the last;
+ * grown whenever a measurement's window comes out shorter than `--min-window`.
  */
 import type { ChildProcess } from 'node:child_process';
 import { StraitError } from '../shared/errors';
 import { spawnKafkaClass } from './harness/kafka-runtime';
 import type { BenchOptions } from './options';
 import { ProcSampler } from './proc-stats';
+import { aggregate, backlogFor, failed, failedRow, rotate } from './repetitions';
 import type { ScenarioResult, SystemResult } from './results';
 import type { RunContext } from './scenarios/scenario';
 import { log4jQuiet, startSystem, stopChild, type SystemName } from './systems';
@@ -72,55 +74,149 @@ async function measure(
   }
 }
 
-/** Replicates the preloaded backlog of `topic` with each system in turn (throughput and wan scenarios). */
+/** The shortest measurement window of a run (--min-window), seconds. */
+export function minWindowOf(opts: BenchOptions): number {
+  return opts.minWindowSec ?? DEFAULT_MIN_WINDOW_SEC;
+}
+export const DEFAULT_MIN_WINDOW_SEC = 20;
+/** A measurement shorter than the window grows the backlog and runs again, at most this often. */
+const GROW_ATTEMPTS = 5;
+
+/**
+ * Measures `once` and, while its window (`seconds`) is shorter than the run's minimum, grows the backlog from the
+ * rate it measured and measures again (the throughput scenarios and the ceiling). A window still short after that is
+ * kept with a note saying so.
+ */
+export async function measuredOverWindow(ctx: RunContext, backlog: Backlog, label: string, once: () => Promise<SystemResult>): Promise<SystemResult> {
+  const window = minWindowOf(ctx.opts);
+  let r = await once();
+  for (let attempt = 1; !failed(r) && r.seconds < window; attempt++) {
+    // the whole backlog over the window: at least the measured rate (which leaves out what landed before the first
+    // poll that saw anything), so the grown backlog is not undersized when most of it landed between two polls
+    const want = backlogFor(backlog.records, Math.max(r.recordsPerSec, r.records / Math.max(r.seconds, 0.001)), window);
+    if (attempt > GROW_ATTEMPTS || want <= backlog.records) {
+      r.note = [r.note, `window ${r.seconds} s, shorter than --min-window ${window} s`].filter(Boolean).join('; ');
+      break;
+    }
+    ctx.opts.log(
+      `  ${label}: ${r.seconds} s at ${r.recordsPerSec} records/s is shorter than ${window} s: growing the backlog to ${want} records and measuring again`,
+    );
+    await backlog.fill(want);
+    r = await once();
+  }
+  return r;
+}
+
+/**
+ * Replicates the backlog of `topic` with each system (throughput and wan scenarios), `--repeat` times in rotated
+ * order; each row is the median of a system's repetitions, each measured over at least `--min-window` seconds.
+ */
 export async function replicateBacklog(
   ctx: RunContext,
   scenario: ScenarioResult,
   systems: SystemName[],
-  topic: string,
+  backlog: Backlog,
   source: string,
   tag: string,
 ): Promise<void> {
-  const { opts, c, work } = ctx;
-  const timeoutMs = Math.max(180_000, (opts.records / 2000) * 1000);
-  for (const system of systems) {
-    ctx.checkAborted();
-    const { child, targetTopic } = await startSystem(system, c, work, topic, opts.partitions, scenario.codec, opts.records, 1000, source, tag);
-    ctx.running.add(child);
-    // a fresh client per system: librdkafka caches metadata of topics that did not exist yet
-    const wm = new Watermarks(c.target);
-    opts.log(`  ${scenario.scenario} ${system}: replicating into ${targetTopic} ...`);
-    try {
-      const r = await measure(
-        system,
-        child,
-        wm,
-        targetTopic,
-        opts.partitions,
-        opts.records,
-        scenario.recordSize,
-        timeoutMs,
-        opts.progress && ((l, d, t) => opts.progress!(`${scenario.scenario} ${l}`, d, t)),
-      );
-      scenario.results.push(r);
-      opts.log(`  ${scenario.scenario} ${system}: ${r.recordsPerSec} rec/s, ${r.mbPerSec} MB/s, ${r.cpuSecondsPerGB} CPU s/GB, peak RSS ${r.peakRssMB} MB`);
-    } catch (e) {
+  const { opts } = ctx;
+  const repeat = opts.repeat ?? 1;
+  const runs = new Map<SystemName, SystemResult[]>(systems.map((s) => [s, []]));
+  // every measurement gets its own alias (config, store, MirrorMaker 2's offsets, target topic): a second one of the
+  // same system must replicate the whole backlog again, not resume where the first one committed
+  let measurement = 0;
+  for (let rep = 0; rep < repeat; rep++) {
+    const order = rotate(systems, rep);
+    if (repeat > 1) opts.log(`  ${scenario.scenario}: repetition ${rep + 1} of ${repeat}: ${order.join(', ')}`);
+    for (const system of order) {
       ctx.checkAborted();
-      scenario.results.push({ system, records: 0, seconds: 0, recordsPerSec: 0, mbPerSec: 0, cpuSecondsPerGB: 0, peakRssMB: 0, note: (e as Error).message });
-      opts.log(`  ${scenario.scenario} ${system}: FAILED ${(e as Error).message}`);
-    } finally {
-      await wm.close();
-      await stopChild(child);
-      ctx.running.delete(child);
-      await deleteTopic(c.target, targetTopic);
+      const r = await measuredOverWindow(ctx, backlog, `${scenario.scenario} ${system}`, () =>
+        replicateOnce(ctx, scenario, system, backlog, source, `${tag}m${++measurement}`),
+      );
+      runs.get(system)!.push(r);
     }
+  }
+  scenario.records = backlog.records;
+  scenario.results.push(...systems.map((s) => aggregate(s, runs.get(s)!)));
+}
+
+/** One system replicates the whole backlog into a fresh target topic, which is deleted afterwards. */
+async function replicateOnce(
+  ctx: RunContext,
+  scenario: ScenarioResult,
+  system: SystemName,
+  backlog: Backlog,
+  source: string,
+  tag: string,
+): Promise<SystemResult> {
+  const { opts, c, work } = ctx;
+  const records = backlog.records;
+  const timeoutMs = Math.max(180_000, (records / 2000) * 1000);
+  const { child, targetTopic } = await startSystem(system, c, work, backlog.topic, opts.partitions, scenario.codec, records, 1000, source, tag);
+  ctx.running.add(child);
+  // a fresh client per system: librdkafka caches metadata of topics that did not exist yet
+  const wm = new Watermarks(c.target);
+  opts.log(`  ${scenario.scenario} ${system}: replicating ${records} records into ${targetTopic} ...`);
+  try {
+    const r = await measure(
+      system,
+      child,
+      wm,
+      targetTopic,
+      opts.partitions,
+      records,
+      scenario.recordSize,
+      timeoutMs,
+      opts.progress && ((l, d, t) => opts.progress!(`${scenario.scenario} ${l}`, d, t)),
+    );
+    opts.log(
+      `  ${scenario.scenario} ${system}: ${r.recordsPerSec} rec/s over ${r.seconds} s, ${r.mbPerSec} MB/s, ${r.cpuSecondsPerGB} CPU s/GB, peak RSS ${r.peakRssMB} MB`,
+    );
+    return r;
+  } catch (e) {
+    ctx.checkAborted();
+    opts.log(`  ${scenario.scenario} ${system}: FAILED ${(e as Error).message}`);
+    return failedRow(system, (e as Error).message);
+  } finally {
+    await wm.close();
+    await stopChild(child);
+    ctx.running.delete(child);
+    await deleteTopic(c.target, targetTopic);
   }
 }
 
-/** Fills `topic` with N records through Kafka's ProducerPerformance (acks=1), reporting progress from the watermarks. */
-export async function preload(ctx: RunContext, topic: string, recordSize: number, codec: string): Promise<void> {
+/**
+ * The source topic the throughput-like scenarios replicate, filled with Kafka's ProducerPerformance; it only grows
+ * (`fill`), and `records` is what its high watermarks say it holds.
+ */
+export class Backlog {
+  records = 0;
+  constructor(
+    private readonly ctx: RunContext,
+    readonly topic: string,
+    readonly recordSize: number,
+    readonly codec: string,
+  ) {}
+
+  /** Appends records until the topic holds at least `records`. */
+  async fill(records: number): Promise<void> {
+    if (records <= this.records) return;
+    await produceRecords(this.ctx, this.topic, this.recordSize, this.codec, records - this.records, this.records);
+    const wm = new Watermarks(this.ctx.c.source);
+    try {
+      this.records = await wm.total(this.topic, this.ctx.opts.partitions);
+    } finally {
+      await wm.close();
+    }
+    if (this.records < records)
+      throw new StraitError('STRAIT_KAFKA', `the backlog ${this.topic} holds ${this.records} records after loading ${records}: the preload lost some`);
+  }
+}
+
+/** Appends `count` records to `topic` (holding `before`) through Kafka's ProducerPerformance (acks=1), with progress. */
+async function produceRecords(ctx: RunContext, topic: string, recordSize: number, codec: string, count: number, before: number): Promise<void> {
   const { opts, c, work } = ctx;
-  opts.log(`preloading ${opts.records} records of ${recordSize} B (${codec}) into ${topic} (${opts.partitions} partitions) ...`);
+  opts.log(`preloading ${count} records of ${recordSize} B (${codec}) into ${topic} (${opts.partitions} partitions, ${before} there already) ...`);
   let stderr = '';
   const child = spawnKafkaClass(
     c.runtime,
@@ -129,7 +225,7 @@ export async function preload(ctx: RunContext, topic: string, recordSize: number
       '--topic',
       topic,
       '--num-records',
-      String(opts.records),
+      String(count),
       '--record-size',
       String(recordSize),
       '--throughput',
@@ -151,13 +247,13 @@ export async function preload(ctx: RunContext, topic: string, recordSize: number
     let done = false;
     void exited.then(() => (done = true));
     while (!done) {
-      opts.progress?.('preload', await wm.total(topic, opts.partitions), opts.records);
+      opts.progress?.('preload', (await wm.total(topic, opts.partitions)) - before, count);
       await Promise.race([exited, new Promise((r) => setTimeout(r, 500))]);
     }
     ctx.checkAborted();
     const code = await exited;
     if (code !== 0) throw new StraitError('STRAIT_KAFKA', `preload failed (exit ${code}): ${stderr.trim().split('\n').slice(-3).join(' ')}`);
-    opts.progress?.('preload', opts.records, opts.records);
+    opts.progress?.('preload', count, count);
   } finally {
     ctx.running.delete(child);
     await wm.close();

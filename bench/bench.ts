@@ -4,17 +4,20 @@
  * Writes results.json and results.md to --out; every process it starts is stopped by its pid.
  *
  * The runner knows no scenario (scenarios/): for each record size and codec it preloads one backlog for the
- * scenarios that replicate it, then runs the ones with topics of their own; last, the ones that run once.
+ * scenarios that replicate it (they grow it when a measurement window comes out short), then runs the ones with
+ * topics of their own; last, the ones that run once. Repetitions (--repeat) happen inside each scenario, so systems
+ * take turns; the run's commit, machine, Kafka version and load average go with the results.
  */
 import type { ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { StraitError } from '../shared/errors';
-import { preload } from './backlog';
+import { Backlog, minWindowOf } from './backlog';
 import { clusters } from './clusters';
 import type { BenchOptions } from './options';
 import { writeResults } from './report';
 import type { ScenarioResult } from './results';
+import { loadAverage, runInfo } from './run-info';
 import { SCENARIO_LIST } from './scenarios';
 import type { BacklogScenario, RunContext } from './scenarios/scenario';
 import { stopChild } from './systems';
@@ -27,6 +30,8 @@ export async function runBench(opts: BenchOptions): Promise<ScenarioResult[]> {
   const chosen = SCENARIO_LIST.filter((s) => opts.scenarios.includes(s.name));
   const onBacklog = chosen.filter((s): s is BacklogScenario => s.runs === 'on-backlog');
   const c = await clusters(opts, chosen);
+  const info = runInfo(c.runtime.version, opts.repeat ?? 1, minWindowOf(opts));
+  opts.log(`commit ${info.commit}, Kafka ${info.kafkaVersion}, load average ${info.loadBefore.join(' / ')}`);
   const results: ScenarioResult[] = [];
   let aborted = false;
   const running = new Set<ChildProcess>();
@@ -56,13 +61,14 @@ export async function runBench(opts: BenchOptions): Promise<ScenarioResult[]> {
         const topic = `bench-${recordSize}b-${codec}-${Date.now().toString(36)}`;
         await createTopic(c.source, topic, opts.partitions);
         try {
-          if (onBacklog.length > 0) await preload(ctx, topic, recordSize, codec);
+          const backlog = new Backlog(ctx, topic, recordSize, codec);
+          if (onBacklog.length > 0) await backlog.fill(opts.records);
           // results of one record size and codec under the same heading are one table (the ceiling's rows stand in
           // the throughput table)
           const tables: ScenarioResult[] = [];
           for (const s of onBacklog) {
             ctx.checkAborted();
-            const r = await s.run(ctx, s.systems(opts.systems), { recordSize, codec, topic });
+            const r = await s.run(ctx, s.systems(opts.systems), { recordSize, codec, backlog });
             const same = tables.find((t) => t.scenario === r.scenario);
             if (same) same.results.push(...r.results);
             else tables.push(r);
@@ -74,7 +80,7 @@ export async function runBench(opts: BenchOptions): Promise<ScenarioResult[]> {
         for (const s of chosen) {
           if (s.runs !== 'per-size-and-codec') continue;
           ctx.checkAborted();
-          results.push(await s.run(ctx, s.systems(opts.systems), { recordSize, codec, earlier: results }));
+          results.push(...(await s.run(ctx, s.systems(opts.systems), { recordSize, codec, earlier: results })));
         }
       }
     }
@@ -89,6 +95,7 @@ export async function runBench(opts: BenchOptions): Promise<ScenarioResult[]> {
     for (const ch of running) await stopChild(ch, 5000);
     await c.stop();
   }
-  await writeResults(out, opts, results);
+  info.loadAfter = loadAverage();
+  await writeResults(out, opts, results, info, opts.source ? 'the given clusters' : 'local single-node KRaft clusters started by the harness');
   return results;
 }

@@ -11,7 +11,14 @@ export interface BenchOptions {
   codecs: string[];
   out: string;
   systems: SystemName[];
-  /** latency scenario: records/s to produce (default: half of strait's throughput result, else 5000) */
+  /** repetitions of every measurement, systems in rotated order (default 1; `strait bench` defaults to 3) */
+  repeat?: number;
+  /**
+   * throughput-like scenarios and the ceiling: the shortest measurement window, seconds (default 20); a shorter one
+   * grows the backlog and measures again
+   */
+  minWindowSec?: number;
+  /** latency scenario: the fixed records/s to produce (default 5000); it also runs at 50% and 90% of each system's throughput */
   rate?: number;
   /** latency scenario: seconds of steady production */
   durationSec?: number;

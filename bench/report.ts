@@ -4,7 +4,10 @@ import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { renderCharts } from './chart';
 import type { BenchOptions } from './options';
-import type { ScenarioResult } from './results';
+import { minWindowOf } from './backlog';
+import type { RunInfo, ScenarioResult } from './results';
+import { runInfoLines } from './run-info';
+import { DEFAULT_LATENCY_RATE } from './scenarios/latency';
 import { SCENARIO_LIST } from './scenarios';
 import type { ResultTable } from './scenarios/scenario';
 import { throughputTable } from './scenarios/throughput';
@@ -15,9 +18,10 @@ function tableOf(s: ScenarioResult): ResultTable {
   return SCENARIO_LIST.map((x) => x.table).find((t) => t?.holds(s)) ?? throughputTable;
 }
 
-export function markdown(opts: BenchOptions, results: ScenarioResult[]): string {
+export function markdown(opts: BenchOptions, results: ScenarioResult[], info?: RunInfo, brokers = 'local single-node KRaft clusters'): string {
   const lines = [
-    `Machine: ${machineLine()}; brokers: local single-node KRaft Kafka (harness), MirrorMaker 2 tasks.max=${MM2_TASKS} (default) / ${MM2_TASKS * 2} (tuned).`,
+    ...(info ? runInfoLines(info, brokers) : [`Machine: ${machineLine()}.`]),
+    `MirrorMaker 2 tasks.max=${MM2_TASKS} (default) / ${MM2_TASKS * 2} (tuned).`,
     `Command: \`${commandLine(opts)}\``,
     '',
   ];
@@ -31,24 +35,30 @@ function machineLine(): string {
 
 function commandLine(opts: BenchOptions): string {
   const failover = opts.scenarios.includes('failover') ? ` --failover-records ${opts.failoverRecords ?? 200_000}` : '';
-  return `strait bench ${opts.scenarios.join(' ')} --records ${opts.records} --record-size ${opts.recordSizes.join(',')} --partitions ${opts.partitions} --codec ${opts.codecs.join(',')} --systems ${opts.systems.join(',')}${failover}`;
+  const latency = opts.scenarios.includes('latency')
+    ? ` --rate ${opts.rate ?? DEFAULT_LATENCY_RATE} --duration ${opts.durationSec ?? 20} --warmup ${opts.warmupSec ?? 5}`
+    : '';
+  return (
+    `strait bench ${opts.scenarios.join(' ')} --records ${opts.records} --record-size ${opts.recordSizes.join(',')} --partitions ${opts.partitions} ` +
+    `--codec ${opts.codecs.join(',')} --systems ${opts.systems.join(',')} --repeat ${opts.repeat ?? 1} --min-window ${minWindowOf(opts)}${latency}${failover}`
+  );
 }
 
-export async function writeResults(out: string, opts: BenchOptions, results: ScenarioResult[]): Promise<void> {
+export async function writeResults(out: string, opts: BenchOptions, results: ScenarioResult[], info: RunInfo, brokers: string): Promise<void> {
   writeFileSync(
     join(out, 'results.json'),
     JSON.stringify(
       {
-        at: new Date().toISOString(),
-        machine: { cores: cpus().length, cpu: cpus()[0]?.model, memGiB: Math.round(totalmem() / 2 ** 30) },
+        ...info,
         options: { ...opts, log: undefined, progress: undefined },
+        command: commandLine(opts),
         results,
       },
       null,
       2,
     ),
   );
-  writeFileSync(join(out, 'results.md'), markdown(opts, results));
+  writeFileSync(join(out, 'results.md'), markdown(opts, results, info, brokers));
   const { svg, html } = await renderCharts(
     results.filter((r) => tableOf(r).charted),
     { title: 'strait bench', machine: machineLine(), command: commandLine(opts) },

@@ -2,6 +2,7 @@
  * What a bench run produces: one result per scenario (and record size and codec), one row per system; results.json
  * holds them as they are. Also the table lines the throughput-like scenarios share in results.md.
  */
+import { range } from './repetitions';
 
 export interface SystemResult {
   system: string;
@@ -28,6 +29,16 @@ export interface SystemResult {
   cpuSecondsPerGB: number;
   peakRssMB: number;
   note?: string;
+  /** latency scenario: the rate the bench's producer kept up (records/s over the measured window) */
+  achievedRate?: number;
+  /** repeated runs (--repeat): the fields above are medians of the successful repetitions; these are their spread */
+  recordsPerSecRange?: [number, number];
+  p99MsRange?: [number, number];
+  /** repetitions that succeeded and failed */
+  runs?: number;
+  failedRuns?: number;
+  /** each repetition as it was measured, in the order they ran */
+  repetitions?: SystemResult[];
 }
 
 export interface ScenarioResult {
@@ -39,17 +50,45 @@ export interface ScenarioResult {
   results: SystemResult[];
 }
 
+/** Where and when a run was measured: results.json and the head of results.md carry it. */
+export interface RunInfo {
+  at: string;
+  /** `git describe`-like: the commit, with `-dirty` when the work tree had changes */
+  commit: string;
+  machine: { cpu: string; cores: number; memGiB: number };
+  kafkaVersion: string;
+  /** 1-, 5- and 15-minute load averages when the run started and when it ended */
+  loadBefore: number[];
+  loadAfter?: number[];
+  repeat: number;
+  minWindowSec: number;
+}
+
 export function ratio(a: number | undefined, b: number | undefined): string {
   return a && b ? `${(a / b).toFixed(2)}x` : 'n/a';
 }
 
-/** The heading and the rate table of a throughput-like result (throughput, wan), one row per system. */
-export function rateTable(s: ScenarioResult): string[] {
+/**
+ * The heading and the rate table of a throughput-like result (throughput, wan), one row per system: medians of the
+ * repetitions, their min–max, the measured window; with `ceiling` (records/s), each row as a fraction of it.
+ */
+export function rateTable(s: ScenarioResult, ceiling?: number): string[] {
+  const share = (r: SystemResult) => (ceiling && r.recordsPerSec > 0 && !r.system.startsWith('ceiling') ? `${(r.recordsPerSec / ceiling).toFixed(2)}` : '-');
   return [
     `### ${s.scenario}: ${s.records} records x ${s.recordSize} B, ${s.partitions} partitions, codec ${s.codec}`,
     '',
-    '| system | records/s | MB/s | CPU s/GB | peak RSS MB | note |',
-    '|---|---:|---:|---:|---:|---|',
-    ...s.results.map((r) => `| ${r.system} | ${r.recordsPerSec} | ${r.mbPerSec} | ${r.cpuSecondsPerGB || '-'} | ${r.peakRssMB || '-'} | ${r.note ?? ''} |`),
+    `| system | records/s (median) | min–max | window s | records | MB/s | CPU s/GB | peak RSS MB | runs |${ceiling ? ' of ceiling |' : ''} note |`,
+    `|---|---:|---:|---:|---:|---:|---:|---:|---:|${ceiling ? '---:|' : ''}---|`,
+    ...s.results.map(
+      (r) =>
+        `| ${r.system} | ${r.recordsPerSec} | ${range(r.recordsPerSecRange, r.runs)} | ${r.seconds || '-'} | ${r.records || '-'} | ${r.mbPerSec} | ${r.cpuSecondsPerGB || '-'} | ` +
+        `${r.peakRssMB || '-'} | ${runsCell(r)} |${ceiling ? ` ${share(r)} |` : ''} ${r.note ?? ''} |`,
+    ),
   ];
+}
+
+/** `2/3` when a repetition failed, else the count of repetitions. */
+export function runsCell(r: SystemResult): string {
+  const ok = r.runs ?? (r.recordsPerSec > 0 ? 1 : 0);
+  return r.failedRuns ? `${ok}/${ok + r.failedRuns}` : String(ok);
 }

@@ -155,7 +155,7 @@ export async function startSystem(
     return { child, targetTopic: `${alias}.${topic}`, config: cfg, alias };
   }
   if (system === 'js-baseline') {
-    const targetTopic = `js.${topic}`;
+    const targetTopic = `${tag}js.${topic}`; // the tag keeps each measurement's topic apart
     await createTopic(c.target, targetTopic, partitions, { 'compression.type': codec === 'none' ? 'producer' : codec });
     const child = spawn(
       process.execPath,
@@ -167,7 +167,9 @@ export async function startSystem(
   const cfg = mm2Config(work, alias, c, source, topic, system === 'mm2-tuned', codec, group);
   const logFd = openSync(join(work, `${alias}.log`), 'w');
   const child = spawnKafkaClass(c.runtime, 'org.apache.kafka.connect.mirror.MirrorMaker', [cfg], {
-    heap: '1g',
+    // tuned: 4 tasks with 128 MiB producer buffers and 100 MiB fetches outgrow 1 GiB on a backlog of 1.6 M x 1 KiB
+    // (OutOfMemoryError seen); a user who tunes those sizes gives the heap room for them
+    heap: system === 'mm2-tuned' ? '2g' : '1g',
     log4j: log4jQuiet(work),
     stdio: ['ignore', logFd, logFd],
   });

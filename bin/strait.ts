@@ -2,6 +2,8 @@
 /**
  * The `strait` command: parses arguments and hands over to controller, worker, bench. Nothing else lives here.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { StraitError } from '../shared/errors';
 import { loadConfig, redactConfig } from '../shared/config';
@@ -353,7 +355,12 @@ export function buildProgram(): Command {
     )
     .option('--source <bootstrap>', 'source cluster (default: local clusters started by the harness)')
     .option('--target <bootstrap>', 'target cluster')
-    .option('--records <n>', 'records to preload per run', int('--records', 1, 1_000_000_000), 1_000_000)
+    .option(
+      '--records <n>',
+      'records to preload first (grown when a system replicates them in less than --min-window)',
+      int('--records', 1, 1_000_000_000),
+      1_000_000,
+    )
     .option('--record-size <bytes,...>', 'record sizes', '1024,100')
     .option('--partitions <n>', 'partitions of the bench topic', int('--partitions', 1, 10_000), 16)
     .option('--codec <codec,...>', 'none|gzip|snappy|lz4|zstd', 'none')
@@ -363,7 +370,18 @@ export function buildProgram(): Command {
       'strait,strait-lan,js-baseline,mm2-default,mm2-tuned',
     )
     .option('--out <dir>', 'where results.json and results.md go', 'bench-results')
-    .option('--rate <records/s>', "latency: steady production rate (default: half of strait's throughput)", int('--rate', 1, 10_000_000))
+    .option('--repeat <n>', 'repetitions of every measurement, systems in rotated order; rows are medians with min–max', int('--repeat', 1, 100), 3)
+    .option(
+      '--min-window <seconds>',
+      'throughput, wan, ceiling: shortest measurement window; a shorter one grows the backlog from the measured rate and measures again',
+      int('--min-window', 0, 3600),
+      20,
+    )
+    .option(
+      '--rate <records/s>',
+      "latency: the fixed steady production rate (default 5000); it also runs at 50% and 90% of each system's measured throughput",
+      int('--rate', 1, 10_000_000),
+    )
     .option('--duration <seconds>', 'latency: seconds of steady production', int('--duration', 1, 3600), 20)
     .option('--warmup <seconds>', 'latency: seconds of production at the rate before measuring', int('--warmup', 0, 3600), 5)
     .option('--rtt <ms>', 'wan: round-trip time the delay proxy adds in front of the source', int('--rtt', 0, 10_000), 50)
@@ -385,6 +403,8 @@ export function buildProgram(): Command {
           codec: string;
           systems: string;
           out: string;
+          repeat: number;
+          minWindow: number;
           rate?: number;
           duration: number;
           warmup: number;
@@ -393,7 +413,6 @@ export function buildProgram(): Command {
         },
       ) => {
         const { runBench } = await import('../bench/bench');
-        const { markdown } = await import('../bench/report');
         const { SCENARIOS } = await import('../bench/scenarios/scenario');
         const { SYSTEMS } = await import('../bench/systems');
         const list = (field: string, v: string, allowed: readonly string[]) => {
@@ -420,6 +439,8 @@ export function buildProgram(): Command {
           out: o.out,
           codecs: list('codec', o.codec, ['none', 'gzip', 'snappy', 'lz4', 'zstd']),
           systems: list('systems', o.systems, SYSTEMS) as never,
+          repeat: o.repeat,
+          minWindowSec: o.minWindow,
           durationSec: o.duration,
           warmupSec: o.warmup,
           rttMs: o.rtt,
@@ -429,8 +450,8 @@ export function buildProgram(): Command {
           ...(o.target ? { target: o.target } : {}),
         };
         const bars = await progressBars();
-        const results = await runBench({ ...opts, log: bars.log, ...(bars.progress ? { progress: bars.progress } : {}) }).finally(() => bars.stop());
-        print(markdown({ ...opts, log: () => {} }, results));
+        await runBench({ ...opts, log: bars.log, ...(bars.progress ? { progress: bars.progress } : {}) }).finally(() => bars.stop());
+        print(readFileSync(join(o.out, 'results.md'), 'utf8'));
         print(`results: ${o.out}/results.json, results.md, chart.svg, report.html`);
       },
     );

@@ -1,13 +1,16 @@
 /**
- * `ceiling`: Kafka's ProducerPerformance into the target and ConsumerPerformance from the source, on the backlog's
- * size and partitions: what these clusters allow on this machine.
+ * `ceiling`: Kafka's ProducerPerformance into the target *while* ConsumerPerformance reads the backlog from the source,
+ * same record size, codec and partitions: what these clusters allow a replicator on this machine, which must do both
+ * at once. Repeated and windowed like the throughput scenario; its rows stand in the throughput table, where each
+ * system is shown as a fraction of the lower concurrent rate.
  */
-import type { Clusters } from '../clusters';
-import { runKafkaClass } from '../harness/kafka-runtime';
+import { measuredOverWindow, type Backlog } from '../backlog';
+import { spawnKafkaClass } from '../harness/kafka-runtime';
+import { aggregate, failedRow } from '../repetitions';
 import type { SystemResult } from '../results';
 import { log4jQuiet } from '../systems';
 import { createTopic, deleteTopic } from '../topics';
-import type { BacklogScenario } from './scenario';
+import type { BacklogScenario, RunContext } from './scenario';
 
 function parseProducerPerf(out: string): number | undefined {
   const lines = out
@@ -29,70 +32,101 @@ function parseConsumerPerf(out: string): number | undefined {
   return f && f.length >= 10 ? Math.round(Number(f[9])) : undefined;
 }
 
-async function ceilingResults(
-  c: Clusters,
-  dir: string,
-  topic: string,
-  o: { records: number; recordSize: number; partitions: number; codec: string },
-): Promise<SystemResult[]> {
-  const log4j = log4jQuiet(dir);
-  const mb = (rps: number) => Number(((rps * o.recordSize) / 1e6).toFixed(1));
-  const out: SystemResult[] = [];
-  const perfTopic = `${topic}-ceiling`;
-  await createTopic(c.target, perfTopic, o.partitions); // the harness brokers do not auto-create topics
-  const pp = runKafkaClass(
-    c.runtime,
-    'org.apache.kafka.tools.ProducerPerformance',
-    [
-      '--topic',
-      perfTopic,
-      '--num-records',
-      String(o.records),
-      '--record-size',
-      String(o.recordSize),
-      '--throughput',
-      '-1',
-      '--producer-props',
-      `bootstrap.servers=${c.target}`,
-      'acks=all',
-      'linger.ms=10',
-      'batch.size=1048576',
-      `compression.type=${o.codec}`,
-    ],
-    { heap: '1g', log4j },
-  );
-  const prod = parseProducerPerf(pp.stdout);
-  if (prod)
-    out.push({
-      system: 'ceiling: ProducerPerformance -> target',
-      records: o.records,
-      seconds: Number((o.records / prod).toFixed(2)),
-      recordsPerSec: prod,
-      mbPerSec: mb(prod),
-      cpuSecondsPerGB: 0,
-      peakRssMB: 0,
-      note: 'Kafka perf tool, acks=all',
-    });
-  const cp = runKafkaClass(
-    c.runtime,
-    'org.apache.kafka.tools.ConsumerPerformance',
-    ['--bootstrap-server', c.source, '--topic', topic, '--messages', String(o.records), '--timeout', '60000'],
-    { heap: '1g', log4j },
-  );
-  const cons = parseConsumerPerf(cp.stdout);
-  await deleteTopic(c.target, perfTopic);
-  if (cons)
-    out.push({
-      system: 'ceiling: ConsumerPerformance <- source',
-      records: o.records,
-      seconds: Number((o.records / cons).toFixed(2)),
-      recordsPerSec: cons,
-      mbPerSec: mb(cons),
-      cpuSecondsPerGB: 0,
-      peakRssMB: 0,
-      note: 'Kafka perf tool, fetch rate',
-    });
-  return out;
+/** The rows of the ceiling: each perf tool while the other runs, and the lower of the two, which bounds a replicator. */
+export const CEILING_PRODUCER = 'ceiling: ProducerPerformance -> target (concurrent)';
+export const CEILING_CONSUMER = 'ceiling: ConsumerPerformance <- source (concurrent)';
+export const CEILING = 'ceiling: both at once (the lower)';
+
+/** Runs a Kafka tool to its end, collecting its output; it is stopped with the bench on Ctrl-C. */
+async function runTool(ctx: RunContext, mainClass: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string; seconds: number }> {
+  const started = performance.now();
+  const child = spawnKafkaClass(ctx.c.runtime, mainClass, args, { heap: '1g', log4j: log4jQuiet(ctx.work), stdio: ['ignore', 'pipe', 'pipe'] });
+  ctx.running.add(child);
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+  try {
+    const code = await new Promise<number | null>((res) => child.once('exit', (c) => res(c)));
+    return { code, stdout, stderr, seconds: (performance.now() - started) / 1000 };
+  } finally {
+    ctx.running.delete(child);
+  }
+}
+
+/** A rate row of a perf tool: `records` at `rps`, no CPU or memory charged (the tools are not replicators). */
+function toolRow(system: string, records: number, rps: number, recordSize: number, note: string): SystemResult {
+  return {
+    system,
+    records,
+    seconds: Number((records / rps).toFixed(2)),
+    recordsPerSec: rps,
+    mbPerSec: Number(((rps * recordSize) / 1e6).toFixed(1)),
+    cpuSecondsPerGB: 0,
+    peakRssMB: 0,
+    note,
+  };
+}
+
+/**
+ * ProducerPerformance writes as many records as the backlog holds into a fresh target topic (same size, partitions
+ * and codec, acks=all) while ConsumerPerformance reads the backlog from the source: both at once, as a replicator
+ * must. Returns the two rows and the lower rate as a third, whose window is the shorter of the two (so a window
+ * grown for it holds for both).
+ */
+async function ceilingOnce(ctx: RunContext, backlog: Backlog): Promise<[SystemResult, SystemResult, SystemResult]> {
+  const { c, opts } = ctx;
+  const records = backlog.records;
+  const perfTopic = `${backlog.topic}-ceiling-${Date.now().toString(36)}`;
+  await createTopic(c.target, perfTopic, opts.partitions); // the harness brokers do not auto-create topics
+  opts.log(`  ceiling: ProducerPerformance (${records} records -> target) and ConsumerPerformance (<- source), at once ...`);
+  try {
+    const [pp, cp] = await Promise.all([
+      runTool(ctx, 'org.apache.kafka.tools.ProducerPerformance', [
+        '--topic',
+        perfTopic,
+        '--num-records',
+        String(records),
+        '--record-size',
+        String(backlog.recordSize),
+        '--throughput',
+        '-1',
+        '--producer-props',
+        `bootstrap.servers=${c.target}`,
+        'acks=all',
+        'linger.ms=10',
+        'batch.size=1048576',
+        `compression.type=${backlog.codec}`,
+      ]),
+      runTool(ctx, 'org.apache.kafka.tools.ConsumerPerformance', [
+        '--bootstrap-server',
+        c.source,
+        '--topic',
+        backlog.topic,
+        '--messages',
+        String(records),
+        // a group of its own each time: a repetition reads the whole backlog again
+        '--group',
+        `${perfTopic}-group`,
+        '--timeout',
+        '60000',
+      ]),
+    ]);
+    ctx.checkAborted();
+    const prod = parseProducerPerf(pp.stdout);
+    const cons = parseConsumerPerf(cp.stdout);
+    const tail = (r: { code: number | null; stderr: string }) => `exit ${r.code}: ${r.stderr.trim().split('\n').slice(-2).join(' ')}`;
+    if (!prod) throw new Error(`ProducerPerformance gave no rate (${tail(pp)})`);
+    if (!cons) throw new Error(`ConsumerPerformance gave no rate (${tail(cp)})`);
+    const p = toolRow(CEILING_PRODUCER, records, prod, backlog.recordSize, `Kafka perf tool, acks=all; process ${pp.seconds.toFixed(1)} s`);
+    const q = toolRow(CEILING_CONSUMER, records, cons, backlog.recordSize, `Kafka perf tool, fetch rate; process ${cp.seconds.toFixed(1)} s`);
+    const lower = toolRow(CEILING, records, Math.min(prod, cons), backlog.recordSize, `the lower of the two concurrent rates`);
+    lower.seconds = Math.min(p.seconds, q.seconds);
+    opts.log(`  ceiling: producer ${prod} records/s over ${p.seconds} s, consumer ${cons} records/s over ${q.seconds} s, at once`);
+    return [p, q, lower];
+  } finally {
+    await deleteTopic(c.target, perfTopic);
+  }
 }
 
 export const ceiling: BacklogScenario = {
@@ -100,12 +134,37 @@ export const ceiling: BacklogScenario = {
   systems: () => [], // Kafka's perf tools, not replicators
   runs: 'on-backlog',
   // no table of its own: its rows stand in the throughput table (same heading)
-  run: async ({ opts, c, work }, _systems, { recordSize, codec, topic }) => ({
-    scenario: 'throughput',
-    recordSize,
-    codec,
-    partitions: opts.partitions,
-    records: opts.records,
-    results: await ceilingResults(c, work, topic, { records: opts.records, recordSize, partitions: opts.partitions, codec }),
-  }),
+  async run(ctx, _systems, { recordSize, codec, backlog }) {
+    const repeat = ctx.opts.repeat ?? 1;
+    const rows: SystemResult[][] = [[], [], []];
+    for (let rep = 0; rep < repeat; rep++) {
+      ctx.checkAborted();
+      let last: [SystemResult, SystemResult, SystemResult] | undefined;
+      const once = async () => {
+        try {
+          last = await ceilingOnce(ctx, backlog);
+          return last[2];
+        } catch (e) {
+          ctx.checkAborted();
+          last = undefined;
+          ctx.opts.log(`  ceiling: FAILED ${(e as Error).message}`);
+          return failedRow(CEILING, (e as Error).message);
+        }
+      };
+      const lower = await measuredOverWindow(ctx, backlog, 'ceiling', once);
+      if (last) {
+        rows[0]!.push(last[0]);
+        rows[1]!.push(last[1]);
+        rows[2]!.push(lower);
+      } else rows[2]!.push(lower);
+    }
+    return {
+      scenario: 'throughput',
+      recordSize,
+      codec,
+      partitions: ctx.opts.partitions,
+      records: backlog.records,
+      results: [CEILING_PRODUCER, CEILING_CONSUMER, CEILING].map((name, i) => aggregate(name, rows[i]!)).filter((r) => r.runs || r.system === CEILING),
+    };
+  },
 };

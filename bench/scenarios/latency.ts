@@ -1,6 +1,8 @@
 /**
- * `latency`: for each record size and codec, each system replicates steady production at a fixed rate; the time from
- * a record's source CreateTime until it is read on the target, as p50/p99/p99.9.
+ * `latency`: for each record size and codec, each system replicates steady production at a fixed rate (`--rate`,
+ * default 5000 records/s), then at 50% and 90% of its own throughput measured by the throughput scenario of the same
+ * run; the time from a record's source CreateTime until it is read on the target, as p50/p99/p99.9 (medians of the
+ * repetitions, systems in rotated order).
  */
 import type { ChildProcess } from 'node:child_process';
 import Kafka from 'node-rdkafka';
@@ -8,7 +10,8 @@ import * as hdr from 'hdr-histogram-js';
 import type { Clusters } from '../clusters';
 import type { BenchOptions } from '../options';
 import { ProcSampler } from '../proc-stats';
-import type { ScenarioResult, SystemResult } from '../results';
+import { aggregate, failedRow, LOAD_SHARES, range, rateAt, rotate } from '../repetitions';
+import { runsCell, type ScenarioResult, type SystemResult } from '../results';
 import { startSystem, stopChild, type SystemName } from '../systems';
 import { createTopic, deleteTopic, Watermarks } from '../topics';
 import type { SizeScenario } from './scenario';
@@ -17,6 +20,9 @@ import type { SizeScenario } from './scenario';
  * Steady production at `rate` for `durationSec` into a fresh source topic while `system` replicates it; a consumer
  * on the target records, for every record, the time from its source CreateTime until it was read (HDR histogram).
  */
+/** The fixed rate of the latency scenario without --rate: the issue's reference load for 1 KiB records. */
+export const DEFAULT_LATENCY_RATE = 5000;
+
 async function latencyRun(
   system: SystemName,
   c: Clusters,
@@ -28,6 +34,8 @@ async function latencyRun(
     partitions: number;
     recordSize: number;
     codec: string;
+    /** names this measurement's config, store and offsets apart from the others of the run */
+    tag: string;
     log: (l: string) => void;
     progress?: BenchOptions['progress'];
     track: (ch: ChildProcess) => void;
@@ -38,7 +46,7 @@ async function latencyRun(
   const READY = 200; // records that prove the replicator is up before the clock starts
   const warm = o.rate * o.warmupSec; // then production at the rate, not measured, so start-up effects wash out
   const total = READY + warm + o.rate * o.durationSec;
-  const { child, targetTopic } = await startSystem(system, c, work, topic, o.partitions, o.codec, total, 50);
+  const { child, targetTopic } = await startSystem(system, c, work, topic, o.partitions, o.codec, total, 50, c.source, o.tag);
   o.track(child);
   const rss = new ProcSampler(child.pid!);
   // the measuring clients must not add latency of their own: no linger to speak of, no Nagle
@@ -92,15 +100,22 @@ async function latencyRun(
     let sent = 0;
     const started = Date.now();
     const target = o.rate * o.durationSec;
+    // when the first measured record and the last one were produced: the rate the producer actually kept
+    let measuredFrom = warm === 0 ? started : 0;
+    let measuredTo = 0;
     const ticker = setInterval(() => {
       const due = Math.min(warm + target, Math.floor(((Date.now() - started) / 1000) * o.rate));
       for (; sent < due; sent++) produceOne(sent < warm ? `w${sent}` : `m${sent}`);
+      if (measuredFrom === 0 && sent >= warm) measuredFrom = Date.now();
+      if (measuredTo === 0 && sent >= warm + target) measuredTo = Date.now();
     }, 5);
+    // node-rdkafka's consume(n) returns at n records or its timeout: about 5 ms of records at the rate
+    const consumeBatch = Math.max(50, Math.round(o.rate / 200));
     const deadline = started + (o.warmupSec + o.durationSec + 60) * 1000;
     while (measured < target && Date.now() < deadline) {
       // small batches: node-rdkafka's consume(n) keeps collecting until n records or one consume times out, so a
       // large n at a steady trickle would hold records for seconds and measure the measuring client
-      const batch = await new Promise<Kafka.Message[]>((res, rej) => cons.consume(50, (e, m) => (e ? rej(e) : res(m))));
+      const batch = await new Promise<Kafka.Message[]>((res, rej) => cons.consume(consumeBatch, (e, m) => (e ? rej(e) : res(m))));
       const now = Date.now();
       for (const m of batch) {
         if (m.key?.[0] !== 0x6d /* 'm' */) continue;
@@ -111,7 +126,10 @@ async function latencyRun(
     }
     clearInterval(ticker);
     if (measured < target) throw new Error(`${system}: ${measured} of ${target} records arrived within ${o.warmupSec + o.durationSec + 60} s`);
+    const achievedRate = Math.round(target / Math.max(0.001, ((measuredTo || Date.now()) - measuredFrom) / 1000));
     return {
+      achievedRate,
+      ...(achievedRate < o.rate * 0.95 ? { note: `the bench's producer kept ${achievedRate} of ${o.rate} records/s` } : {}),
       system,
       records: measured,
       seconds: o.durationSec,
@@ -134,50 +152,76 @@ async function latencyRun(
   }
 }
 
+/** A load of the latency scenario: a fixed rate for every system, or a share of each system's own throughput. */
+type Load = { fixed: number } | { share: number };
+
+/** The rate of `system` under `load`, or why there is none: the share needs the system's throughput of the same run. */
+export function loadRate(load: Load, system: string, throughput: ScenarioResult | undefined): number | string {
+  if ('fixed' in load) return load.fixed;
+  const r = throughput?.results.find((x) => x.system === system);
+  if (!r || r.recordsPerSec <= 0) return `no throughput result for ${system} in this run to take ${Math.round(load.share * 100)}% of`;
+  return rateAt(load.share, r.recordsPerSec);
+}
+
+export function loadHeading(load: Load, durationSec: number, warmupSec: number): string {
+  const at = 'fixed' in load ? `${load.fixed} records/s` : `${Math.round(load.share * 100)}% of each system's throughput`;
+  return `latency at ${at} for ${durationSec} s (after ${warmupSec} s warm-up)`;
+}
+
 export const latency: SizeScenario = {
   name: 'latency',
   systems: (given) => [...given],
   runs: 'per-size-and-codec',
   async run(ctx, systems, { recordSize, codec, earlier }) {
     const { opts, c, work, running } = ctx;
-    const straitMax = earlier
-      .find((r) => r.scenario === 'throughput' && r.recordSize === recordSize && r.codec === codec)
-      ?.results.find((r) => r.system === 'strait')?.recordsPerSec;
-    const rate = opts.rate ?? Math.min(100_000, straitMax ? Math.round(straitMax / 2) : 5000);
+    const throughput = earlier.find((r) => r.scenario === 'throughput' && r.recordSize === recordSize && r.codec === codec);
     const durationSec = opts.durationSec ?? 20;
     const warmupSec = opts.warmupSec ?? 5;
-    const lat: ScenarioResult = {
-      scenario: `latency at ${rate} records/s for ${durationSec} s (after ${warmupSec} s warm-up)`,
-      recordSize,
-      codec,
-      partitions: opts.partitions,
-      records: rate * durationSec,
-      results: [],
-    };
-    for (const system of systems) {
-      ctx.checkAborted();
-      opts.log(`  latency ${system}: ${rate} records/s, ${warmupSec} s warm-up + ${durationSec} s measured ...`);
-      try {
-        const r = await latencyRun(system, c, work, {
-          rate,
-          durationSec,
-          warmupSec,
-          partitions: opts.partitions,
-          recordSize,
-          codec,
-          log: opts.log,
-          track: (ch) => running.add(ch),
-          ...(opts.progress ? { progress: opts.progress } : {}),
-        });
-        lat.results.push(r);
-        opts.log(`  latency ${system}: p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms, p99.9 ${r.p999Ms} ms`);
-      } catch (e) {
-        ctx.checkAborted();
-        lat.results.push({ system, records: 0, seconds: 0, recordsPerSec: 0, mbPerSec: 0, cpuSecondsPerGB: 0, peakRssMB: 0, note: (e as Error).message });
-        opts.log(`  latency ${system}: FAILED ${(e as Error).message}`);
+    const repeat = opts.repeat ?? 1;
+    const loads: Load[] = [{ fixed: opts.rate ?? DEFAULT_LATENCY_RATE }];
+    // the shares need the throughput scenario of the same run (same size and codec)
+    if (throughput) loads.push(...LOAD_SHARES.map((share) => ({ share })));
+    else opts.log(`  latency: no throughput scenario in this run for ${recordSize} B ${codec}: only the fixed rate`);
+    const out: ScenarioResult[] = [];
+    let measurement = 0;
+    for (const load of loads) {
+      const heading = loadHeading(load, durationSec, warmupSec);
+      const runs = new Map<string, SystemResult[]>(systems.map((s) => [s, []]));
+      for (let rep = 0; rep < repeat; rep++) {
+        for (const system of rotate(systems, rep)) {
+          ctx.checkAborted();
+          const rate = loadRate(load, system, throughput);
+          if (typeof rate === 'string') {
+            runs.get(system)!.push(failedRow(system, rate));
+            continue;
+          }
+          opts.log(`  ${heading} ${system}${repeat > 1 ? ` (repetition ${rep + 1} of ${repeat})` : ''}: ${rate} records/s ...`);
+          try {
+            const r = await latencyRun(system, c, work, {
+              rate,
+              durationSec,
+              warmupSec,
+              partitions: opts.partitions,
+              recordSize,
+              codec,
+              tag: `lat${++measurement}`,
+              log: opts.log,
+              track: (ch) => running.add(ch),
+              ...(opts.progress ? { progress: opts.progress } : {}),
+            });
+            runs.get(system)!.push(r);
+            opts.log(`  latency ${system} at ${rate} records/s: p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms, p99.9 ${r.p999Ms} ms`);
+          } catch (e) {
+            ctx.checkAborted();
+            runs.get(system)!.push(failedRow(system, (e as Error).message));
+            opts.log(`  latency ${system}: FAILED ${(e as Error).message}`);
+          }
+        }
       }
+      const results = systems.map((s) => aggregate(s, runs.get(s)!));
+      out.push({ scenario: heading, recordSize, codec, partitions: opts.partitions, records: Math.max(0, ...results.map((r) => r.records)), results });
     }
-    return lat;
+    return out;
   },
   table: {
     holds: (s) => s.scenario.startsWith('latency'),
@@ -185,9 +229,13 @@ export const latency: SizeScenario = {
     markdown: (s) => [
       `### ${s.scenario}: ${s.recordSize} B, ${s.partitions} partitions, codec ${s.codec} (source CreateTime -> read on the target)`,
       '',
-      '| system | p50 ms | p99 ms | p99.9 ms | peak RSS MB | note |',
-      '|---|---:|---:|---:|---:|---|',
-      ...s.results.map((r) => `| ${r.system} | ${r.p50Ms ?? '-'} | ${r.p99Ms ?? '-'} | ${r.p999Ms ?? '-'} | ${r.peakRssMB || '-'} | ${r.note ?? ''} |`),
+      '| system | rate records/s | kept records/s | p50 ms | p99 ms (median) | p99 min–max | p99.9 ms | runs | peak RSS MB | note |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|---:|---|',
+      ...s.results.map(
+        (r) =>
+          `| ${r.system} | ${r.recordsPerSec || '-'} | ${r.achievedRate ?? '-'} | ${r.p50Ms ?? '-'} | ${r.p99Ms ?? '-'} | ${range(r.p99MsRange, r.runs)} | ` +
+          `${r.p999Ms ?? '-'} | ${runsCell(r)} | ${r.peakRssMB || '-'} | ${r.note ?? ''} |`,
+      ),
       '',
     ],
   },

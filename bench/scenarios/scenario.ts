@@ -3,6 +3,7 @@
  * results.md. The runner (bench.ts) goes through the scenarios a run names without knowing any of them.
  */
 import type { ChildProcess } from 'node:child_process';
+import type { Backlog } from '../backlog';
 import type { Clusters } from '../clusters';
 import type { BenchOptions } from '../options';
 import type { ScenarioResult } from '../results';
@@ -41,16 +42,22 @@ interface ScenarioBase {
   table?: ResultTable;
 }
 
-/** Runs on the backlog preloaded for each record size and codec: `topic` on the source, `opts.records` records. */
+/**
+ * Runs on the backlog preloaded for each record size and codec (at least `opts.records` records in `backlog.topic` on
+ * the source), which it may grow to fill its measurement window.
+ */
 export interface BacklogScenario extends ScenarioBase {
   runs: 'on-backlog';
-  run(ctx: RunContext, systems: SystemName[], at: { recordSize: number; codec: string; topic: string }): Promise<ScenarioResult>;
+  run(ctx: RunContext, systems: SystemName[], at: { recordSize: number; codec: string; backlog: Backlog }): Promise<ScenarioResult>;
 }
 
-/** Runs once for each record size and codec on topics of its own, after the backlog is gone; `earlier`: the results so far. */
+/**
+ * Runs once for each record size and codec on topics of its own, after the backlog is gone; `earlier`: the results so
+ * far. May make more than one table (the latency scenario: one per load).
+ */
 export interface SizeScenario extends ScenarioBase {
   runs: 'per-size-and-codec';
-  run(ctx: RunContext, systems: SystemName[], at: { recordSize: number; codec: string; earlier: readonly ScenarioResult[] }): Promise<ScenarioResult>;
+  run(ctx: RunContext, systems: SystemName[], at: { recordSize: number; codec: string; earlier: readonly ScenarioResult[] }): Promise<ScenarioResult[]>;
 }
 
 /** Runs once, after every record size and codec. */

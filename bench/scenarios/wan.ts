@@ -17,7 +17,7 @@ export const wan: BacklogScenario = {
     refusal:
       "the wan scenario runs on local clusters only: its delay proxy must be the source broker's advertised listener; drop --source/--target or the wan scenario",
   },
-  async run(ctx, systems, { recordSize, codec, topic }) {
+  async run(ctx, systems, { recordSize, codec, backlog }) {
     const { opts, c } = ctx;
     const rtt = opts.rttMs ?? 50;
     const wan: ScenarioResult = {
@@ -25,14 +25,14 @@ export const wan: BacklogScenario = {
       recordSize,
       codec,
       partitions: opts.partitions,
-      records: opts.records,
+      records: backlog.records,
       results: [],
     };
     // the delay proxy stands where the source broker's WAN listener is advertised; its queue bound (8 MiB
     // per direction and connection) plays the part of the TCP window a real long link has
     const proxy = await startTcpProxy(c.sourceWan!.upstream, { port: c.sourceWan!.port, delayMs: rtt / 2, maxQueuedBytes: 8 * 1024 * 1024 });
     try {
-      await replicateBacklog(ctx, wan, systems, topic, c.sourceWan!.bootstrap, 'wan');
+      await replicateBacklog(ctx, wan, systems, backlog, c.sourceWan!.bootstrap, 'wan');
     } finally {
       await proxy.close();
     }
