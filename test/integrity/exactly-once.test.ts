@@ -8,7 +8,8 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { unpack } from 'msgpackr';
 import { OFFSET_MAP_TOPIC, decodeOffsetMapRecord } from '../../shared/offset-map/records';
-import { bootstrap, createTopic, produce, readAll, uniqueName, type ReadRecord } from '../helpers/kafka';
+import Kafka from 'node-rdkafka';
+import { bootstrap, createTopic, disconnect, produce, readAll, uniqueName, type ReadRecord } from '../helpers/kafka';
 import { StraitProcess, stopAll, waitFor, writeConfig } from '../helpers/strait-process';
 
 t.teardown(stopAll);
@@ -27,6 +28,50 @@ const byPartition = (rs: ReadRecord[], p: number) =>
     .filter((r) => r.partition === p)
     .sort((x, y) => x.offset - y.offset)
     .map((r) => r.value!.toString());
+
+/**
+ * The target's end offsets as a read_uncommitted and a read_committed client see them (ListOffsets answers the last
+ * stable offset to read_committed, KIP-98): a partition whose end is above its stable offset has an open transaction
+ * with records in it.
+ */
+class TransactionWatch {
+  private constructor(
+    private readonly clients: Kafka.KafkaConsumer[],
+    private readonly topic: string,
+  ) {}
+
+  static async open(brokers: string, topic: string): Promise<TransactionWatch> {
+    const clients = await Promise.all(
+      (['read_uncommitted', 'read_committed'] as const).map(async (isolation) => {
+        const c = new Kafka.KafkaConsumer(
+          { 'bootstrap.servers': brokers, 'group.id': uniqueName('eos-watch'), 'isolation.level': isolation, log_level: 0 },
+          {},
+        );
+        await new Promise<void>((res, rej) => c.connect({ timeout: 15_000 }, (e) => (e ? rej(e) : res())));
+        return c;
+      }),
+    );
+    return new TransactionWatch(clients, topic);
+  }
+
+  private ends(c: Kafka.KafkaConsumer): Promise<number[]> {
+    return Promise.all(
+      Array.from(
+        { length: PARTITIONS },
+        (_, p) => new Promise<number>((res, rej) => c.queryWatermarkOffsets(this.topic, p, 5000, (e, o) => (e ? rej(e) : res(o.highOffset)))),
+      ),
+    );
+  }
+
+  async open(): Promise<boolean> {
+    const [end, stable] = await Promise.all(this.clients.map((c) => this.ends(c)));
+    return end!.some((e, p) => e > stable![p]!);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.clients.map((c) => disconnect(c)));
+  }
+}
 
 t.test('exactly-once: kill -9 of strait run mid-stream, restart: 0 duplicates and 0 missing for read_committed readers', async (t) => {
   const a = bootstrap('a');
@@ -52,23 +97,31 @@ t.test('exactly-once: kill -9 of strait run mid-stream, restart: 0 duplicates an
       return Array.from({ length: PARTITIONS }, () => 0);
     }
   };
-  // a steady producer: 1000 records every 100 ms, so the kill lands with a transaction open
+  // a steady producer: 1000 records every 200 ms (12 s at least), so the stream still flows at the kill
   let producedSoFar = 0;
   const producing = (async () => {
     for (let i = 0; i < TOTAL; i += 1000) {
       await produce(a, topic, records(i, 1000));
       producedSoFar = i + 1000;
-      await new Promise((r) => setTimeout(r, 100));
+      await new Promise((r) => setTimeout(r, 200));
     }
   })();
   const first = new StraitProcess(config);
   await waitFor(
     'replication under way with transactions committed',
-    async () => stored().reduce((x, y) => x + y, 0) >= 10_000 && producedSoFar < TOTAL - 10_000,
+    async () => stored().reduce((x, y) => x + y, 0) >= 10_000 && producedSoFar < TOTAL - 25_000,
     90_000,
     50,
   );
   await new Promise((r) => setTimeout(r, 2500)); // transactions commit on; the store is not told until the next commit
+  // kill while a transaction holds records on the target (its end above the last stable offset): they must be aborted
+  const watch = await TransactionWatch.open(b, target);
+  try {
+    await waitFor('a transaction open on the target with records in it', () => watch.open(), 30_000, 0);
+  } finally {
+    await watch.close();
+  }
+  t.ok(producedSoFar < TOTAL, `the stream still flowed at the kill (${producedSoFar} of ${TOTAL} produced)`);
   await first.kill9();
   const atKill = stored();
   t.comment(`killed with ${atKill.reduce((x, y) => x + y, 0)} records committed (store), ${producedSoFar} produced`);
