@@ -100,6 +100,7 @@ struct PartitionState {
   // every event it hands out, an end-of-partition or fetch error event included, and a pause restarts the fetch at
   // that position: one past the log end after an end-of-partition event, OFFSET_OUT_OF_RANGE on a healthy log. The
   // offset of the oldest such event no record has passed since (where the fetch really stands); -1: none.
+  // (librdkafka issue 4844; its fix, PR 5213, spares end-of-partition events only and is not in the bundled 2.12.0.)
   int64_t event_offset = -1;
   int64_t delivered_next = -1;  // one past the highest source offset the target acknowledged
   int64_t resent = 0;           // records acknowledged past a restart point, read and sent again (since progress())
