@@ -76,6 +76,7 @@ bool Forwarder::Forward(rd_kafka_message_t* msg) {
     return true;
   }
   ClearSourceError(p);
+  if (msg->offset >= p->event_offset) p->event_offset = -1;  // librdkafka's position is past this record: right again
   // A partition that started at a logical position (earliest, latest) has its concrete start offset from its first
   // record on: a restart (a new owner, or a new producer after a fatal error) goes on from there, never from `latest`.
   if (p->committable < 0 && p->inflight.empty()) {
@@ -278,6 +279,41 @@ void Forwarder::SetPaused(const std::vector<PartitionState*>& parts, bool pause)
     else rd_kafka_resume_partitions(consumer_, list);
   }
   rd_kafka_topic_partition_list_destroy(list);
+  if (pause) RestoreFetchPositions(parts);
+}
+
+// After a pause (SetPaused()): a partition whose librdkafka position went one past an event (PartitionState::
+// event_offset) is put back where its fetch stands. The seek is queued behind the pause, so the fetch resumes there;
+// without a leader epoch: a pause is no new position, nothing to check against the leader's log.
+void Forwarder::RestoreFetchPositions(const std::vector<PartitionState*>& parts) {
+  bool any = false;
+  for (PartitionState* p : parts) any = any || (p->budget_paused && p->event_offset >= 0);
+  if (!any) return;
+  // records taken from librdkafka but not yet handed to the producer moved its position legitimately
+  for (rd_kafka_message_t* msg : pending_) {
+    PartitionState* p = LookupConsumed(msg);
+    if (p != nullptr && msg->offset >= p->event_offset) p->event_offset = -1;
+  }
+  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(static_cast<int>(parts.size()) + 1);
+  std::vector<PartitionState*> moved;
+  for (PartitionState* p : parts) {
+    if (!p->budget_paused || p->event_offset < 0) continue;
+    rd_kafka_topic_partition_list_add(list, p->topic.c_str(), p->partition)->offset = p->event_offset;
+    p->event_offset = -1;
+    moved.push_back(p);
+  }
+  rd_kafka_error_t* err = list->cnt > 0 ? rd_kafka_seek_partitions(consumer_, list, 0) : nullptr;
+  for (int i = 0; i < list->cnt; i++) {
+    rd_kafka_resp_err_t code = err != nullptr ? rd_kafka_error_code(err) : list->elems[i].err;
+    if (code == RD_KAFKA_RESP_ERR_NO_ERROR) continue;
+    PartitionState* p = moved[static_cast<size_t>(i)];
+    NoteSourceError(p, code,
+                    "source " + p->topic + "[" + std::to_string(p->partition) + "]: cannot put the fetch back at offset " +
+                        std::to_string(list->elems[i].offset) + " after a pause: " +
+                        (err != nullptr ? rd_kafka_error_string(err) : rd_kafka_err2str(code)));
+  }
+  if (err != nullptr) rd_kafka_error_destroy(err);
+  rd_kafka_topic_partition_list_destroy(list);
 }
 
 // pump(maxWaitMs) -> records handed to the producer. Consumes one batch, forwards it, serves delivery reports.
@@ -320,6 +356,11 @@ Napi::Value Forwarder::Pump(const Napi::CallbackInfo& info) {
         // errors of the client as a whole come without.
         PartitionState* p = msg->rkt != nullptr && msg->partition >= 0 ? LookupConsumed(msg) : nullptr;
         if (p != nullptr && !p->assigned) p = nullptr;
+        // _AUTO_OFFSET_RESET stopped the fetch: the partition is assigned again (Restart()), which sets the position
+        if (p != nullptr && msg->offset >= 0 && msg->err != RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET &&
+            (p->event_offset < 0 || msg->offset < p->event_offset)) {
+          p->event_offset = msg->offset;
+        }
         if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
           if (p != nullptr) ClearSourceError(p);
         } else if (p != nullptr && msg->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET) {

@@ -96,6 +96,12 @@ struct PartitionState {
   int32_t committable_epoch = -1;
   int64_t consumed_next = -1; // next offset the consumer will hand us
   int32_t consumed_epoch = -1;  // the leader epoch of the record before consumed_next; -1 when not known
+  // librdkafka's rd_kafka_consume_batch_queue (2.12, rdkafka_queue.c) moves its application position to offset + 1 of
+  // every event it hands out, an end-of-partition or fetch error event included, and a pause restarts the fetch at
+  // that position: one past the log end after an end-of-partition event, OFFSET_OUT_OF_RANGE on a healthy log. The
+  // offset of the oldest such event no record has passed since (where the fetch really stands); -1: none.
+  // (librdkafka issue 4844; its fix, PR 5213, spares end-of-partition events only and is not in the bundled 2.12.0.)
+  int64_t event_offset = -1;
   int64_t delivered_next = -1;  // one past the highest source offset the target acknowledged
   int64_t resent = 0;           // records acknowledged past a restart point, read and sent again (since progress())
   int64_t records = 0;        // delivered since the last progress() call
@@ -171,6 +177,7 @@ class Forwarder : public Napi::ObjectWrap<Forwarder> {
   void Release(PartitionState* p, rd_kafka_message_t* msg);
   void ApplyBudget();
   void SetPaused(const std::vector<PartitionState*>& parts, bool pause);
+  void RestoreFetchPositions(const std::vector<PartitionState*>& parts);
   void Shutdown(int timeout_ms);
   void CheckOpen(Napi::Env env) const;
   PartitionState* Lookup(const char* topic, int32_t partition);

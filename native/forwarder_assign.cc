@@ -197,6 +197,7 @@ Napi::Value Forwarder::Assign(const Napi::CallbackInfo& info) {
       }
     }
     p->assigned = true;
+    p->event_offset = -1;  // the assign starts librdkafka's position afresh
     rd_kafka_topic_partition_t* tp = rd_kafka_topic_partition_list_add(list, r.topic.c_str(), r.partition);
     tp->offset = start;
     // the epoch belongs to the offset it came with (the committed one), not to a position this forwarder moved on to

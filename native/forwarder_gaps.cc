@@ -41,6 +41,7 @@ bool Forwarder::Restart(PartitionState* p, int64_t offset, std::string* why) {
   }
   p->consumed_next = offset;
   p->consumed_epoch = -1;
+  p->event_offset = -1;  // an assign starts librdkafka's position afresh
   if (p->budget_paused) {
     std::vector<PartitionState*> one{p};
     SetPaused(one, true);
