@@ -82,7 +82,8 @@ bool Forwarder::Forward(rd_kafka_message_t* msg) {
   if (p->committable < 0 && p->inflight.empty()) {
     p->committable = msg->offset;
     // the epoch of the record at the start serves KIP-320's check as well: its epoch's log reaches past it
-    p->committable_epoch = rd_kafka_message_leader_epoch(msg);    if (p->txn_committed < 0) {
+    p->committable_epoch = rd_kafka_message_leader_epoch(msg);
+    if (p->txn_committed < 0) {
       p->txn_committed = p->committable;
       p->txn_committed_epoch = p->committable_epoch;
     }
