@@ -305,24 +305,46 @@ export async function startChaos(t: Test, dir: string, up: dev.UpOptions): Promi
   return { state, a, b, topic, target: `a.${topic}`, producer, started };
 }
 
-/** Once strait replicates (it created the target topic): the sampler of the target, after 3 s of production arrived. */
-export async function sampleTarget(t: Test, bootstrap: string, topic: string): Promise<EndOffsetSampler> {
-  await waitFor(
-    'strait replicating the first records to the target',
-    async () => {
-      try {
-        const h = await dev.clusterHealth(bootstrap);
-        return h.partitions.some((p) => p.topic === topic);
-      } catch {
-        return false;
-      }
-    },
-    60_000,
-    500,
-  );
+/**
+ * Once strait replicates (it created the target topic): the sampler of the target, after 3 s of production arrived.
+ * A wait that runs out says where things stood: the target's end offsets, what the test's producer had acknowledged and
+ * strait's own view (`watched`), so a slow start can be told from a stalled one.
+ */
+export async function sampleTarget(t: Test, run: ChaosStart, watched: () => Watched[]): Promise<EndOffsetSampler> {
+  const { b, target: topic, producer } = run;
+  const bootstrap = b.bootstrap;
+  const since = Date.now();
+  const explain = async (e: unknown, ends: readonly number[] | undefined): Promise<Error> => {
+    const acked = producer.acked.reduce((x, y) => x + y, 0);
+    const where = ends ? `target end offsets ${ends.join(',')} (total ${ends.reduce((x, y) => x + y, 0)})` : 'target topic not created yet';
+    return new Error(
+      `${(e as Error).message}\n${((Date.now() - since) / 1000).toFixed(1)} s after strait started; ${where}; source records acknowledged ${acked}\n${await straitDiagnosis(watched())}`,
+    );
+  };
+  try {
+    await waitFor(
+      'strait replicating the first records to the target',
+      async () => {
+        try {
+          const h = await dev.clusterHealth(bootstrap);
+          return h.partitions.some((p) => p.topic === topic);
+        } catch {
+          return false;
+        }
+      },
+      60_000,
+      500,
+    );
+  } catch (e) {
+    throw await explain(e, undefined);
+  }
   const sampler = await EndOffsetSampler.start(bootstrap, topic);
   t.teardown(() => sampler.stop());
-  await waitFor('the target to hold 3 s of production', () => sampler.total() >= 3 * RATE, 60_000, 250);
+  try {
+    await waitFor('the target to hold 3 s of production', () => sampler.total() >= 3 * RATE, 60_000, 250);
+  } catch (e) {
+    throw await explain(e, sampler.last);
+  }
   return sampler;
 }
 
@@ -419,6 +441,47 @@ async function readTopic(bootstrap: string, topic: string, ends: number[], sourc
 }
 
 /** A strait process the drill watches: it must run through every step, and a stalled step shows its state. */
+/** strait's own view of a stall: its non-zero partition metrics, what its threads wait in, its last warnings. */
+async function straitDiagnosis(watched: Watched[]): Promise<string> {
+  const parts = await Promise.all(
+    watched.map(async ({ label, process: strait }) => {
+      const metrics = await within(strait.metrics(), 5000, `${label} metrics`).catch((e: Error) => e.message);
+      const partitionLines = metrics
+        .split('\n')
+        .filter((l) => /^strait_(lag_records|partition_paused|errors_total|inflight_bytes)/.test(l) && !/ 0$/.test(l))
+        .join('\n');
+      const warnings = strait.output
+        .split('\n')
+        .filter((l) => /"level":(40|50|60)/.test(l))
+        .slice(-15)
+        .join('\n');
+      // a strait that stopped answering: what its threads wait in (R running, S sleeping, D uninterruptible)
+      const threads = (() => {
+        try {
+          const pid = strait.child.pid!;
+          return readdirSync(`/proc/${pid}/task`)
+            .map((tid) => {
+              const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+              const wchan = (() => {
+                try {
+                  return readFileSync(`/proc/${pid}/task/${tid}/wchan`, 'utf8');
+                } catch {
+                  return '?';
+                }
+              })();
+              return `${/\((.*)\) (\S)/.exec(stat)?.slice(1).join(' ')} ${wchan}`;
+            })
+            .join('; ');
+        } catch (e) {
+          return (e as Error).message;
+        }
+      })();
+      return `${label} metrics (non-zero):\n${partitionLines}\n${label} threads: ${threads}\n${label} warnings (last 15):\n${warnings}`;
+    }),
+  );
+  return parts.join('\n');
+}
+
 export interface Watched {
   label: string;
   process: StraitProcess;
@@ -452,43 +515,7 @@ export class ChaosSteps {
       .map((w, p) => (this.sampler.last[p]! < w ? `${p}: ${this.sampler.last[p]}/${w}` : ''))
       .filter(Boolean)
       .join(', ');
-    const parts = await Promise.all(
-      this.watched().map(async ({ label, process: strait }) => {
-        const metrics = await within(strait.metrics(), 5000, `${label} metrics`).catch((e: Error) => e.message);
-        const partitionLines = metrics
-          .split('\n')
-          .filter((l) => /^strait_(lag_records|partition_paused|errors_total|inflight_bytes)/.test(l) && !/ 0$/.test(l))
-          .join('\n');
-        const warnings = strait.output
-          .split('\n')
-          .filter((l) => /"level":(40|50|60)/.test(l))
-          .slice(-15)
-          .join('\n');
-        // a strait that stopped answering: what its threads wait in (R running, S sleeping, D uninterruptible)
-        const threads = (() => {
-          try {
-            const pid = strait.child.pid!;
-            return readdirSync(`/proc/${pid}/task`)
-              .map((tid) => {
-                const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-                const wchan = (() => {
-                  try {
-                    return readFileSync(`/proc/${pid}/task/${tid}/wchan`, 'utf8');
-                  } catch {
-                    return '?';
-                  }
-                })();
-                return `${/\((.*)\) (\S)/.exec(stat)?.slice(1).join(' ')} ${wchan}`;
-              })
-              .join('; ');
-          } catch (e) {
-            return (e as Error).message;
-          }
-        })();
-        return `${label} metrics (non-zero):\n${partitionLines}\n${label} threads: ${threads}\n${label} warnings (last 15):\n${warnings}`;
-      }),
-    );
-    return `target partitions behind (end/acked): ${behind || 'none'}\n${parts.join('\n')}`;
+    return `target partitions behind (end/acked): ${behind || 'none'}\n${await straitDiagnosis(this.watched())}`;
   }
 
   private async caughtUp(name: string): Promise<number> {

@@ -64,7 +64,7 @@ t.test(
   { timeout: 22 * 60_000 },
   async (t) => {
     const run = await startChaos(t, DIR, { brokers: 3, tls: true, zookeeper: true });
-    const { state, a, b, topic, target, started } = run;
+    const { state, a, b, topic, started } = run;
     const zk = state.zookeeper!;
     t.comment(`two 3-broker TLS clusters and ZooKeeper up in ${fmt(Date.now() - started)}: a ${a.tls!.saslSsl}, b ${b.tls!.saslSsl} (SASL_SSL)`);
 
@@ -123,7 +123,7 @@ t.test(
     );
     const rest = await controller.restUrl;
 
-    const sampler = await sampleTarget(t, b.bootstrap, target);
+    const sampler = await sampleTarget(t, run, watched);
 
     const chaos = new ChaosSteps(t, DIR, run, sampler, watched);
 

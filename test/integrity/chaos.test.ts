@@ -41,7 +41,7 @@ t.test(
   { timeout: 22 * 60_000 },
   async (t) => {
     const run = await startChaos(t, DIR, { brokers: 3 });
-    const { a, b, topic, target, started } = run;
+    const { a, b, topic, started } = run;
     t.comment(`two 3-broker clusters up in ${((Date.now() - started) / 1000).toFixed(1)} s: a ${a.bootstrap}, b ${b.bootstrap}`);
     const strait = new StraitProcess(
       writeConfig({
@@ -53,9 +53,10 @@ t.test(
     );
     // strait's log stays for a look after a failure (dev.down removes only the clusters)
     t.teardown(() => writeFileSync(join(DIR, 'strait.log'), strait.output));
-    const sampler = await sampleTarget(t, b.bootstrap, target);
+    const watched = () => [{ label: 'strait', process: strait }];
+    const sampler = await sampleTarget(t, run, watched);
 
-    const chaos = new ChaosSteps(t, DIR, run, sampler, () => [{ label: 'strait', process: strait }]);
+    const chaos = new ChaosSteps(t, DIR, run, sampler, watched);
     await chaos.step('roll every source broker', chaos.roll('a'));
     await chaos.step('roll every target broker', chaos.roll('b'));
     await chaos.step('kill -9 the source broker leading most partitions, back after 20 s', chaos.killLeader('a'));
