@@ -286,7 +286,7 @@ export class Pipeline {
           continue;
         }
       }
-      const fenced = await this.startPlanner.commit(route, fresh, planned);
+      const fenced = await this.startPlanner.commit(routeCfg, fresh, planned);
       const resent = await this.startPlanner.resent(routeCfg, fresh, offsets, planned);
       const perShard = new Map<number, ToPump & { type: 'assign' }>();
       for (const p of list) {

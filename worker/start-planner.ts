@@ -165,13 +165,21 @@ export class StartPlanner {
   /**
    * Commits the resolved starts under the partitions' epochs before they fetch. Returns the runtime keys a newer
    * epoch owns (fenced: not started here). A commit that fails is logged; the regular commits write it later.
+   * A resolved logical start carries the target partition's end as it is now (`targetEnd`): nothing has been sent from
+   * this start yet, so if this worker stops before its first regular commit, the next start counts what the target
+   * holds past it as sent twice — as it does for any committed offset (see `resent`).
    */
-  async commit(route: string, list: PartitionAssignment[], planned: Map<string, PlannedStart>): Promise<Set<string>> {
+  async commit(routeCfg: RouteConfig, list: PartitionAssignment[], planned: Map<string, PlannedStart>): Promise<Set<string>> {
+    const route = routeCfg.name;
     const fenced = new Set<string>();
     const commits: OffsetCommit[] = [];
-    for (const p of list) {
+    const starting = list.filter((p) => planned.get(runtimeKey(route, p.topic, p.partition))!.commit);
+    if (starting.length === 0) return fenced;
+    const ends = await this.targetEnds(routeCfg, starting, 'the records a restart before their first commit sends again are not counted');
+    for (const p of starting) {
       const plan = planned.get(runtimeKey(route, p.topic, p.partition))!;
-      if (!plan.commit) continue;
+      // exactly-once resumes from the target's offset map, where aborted records are no duplicates: no targetEnd there
+      const targetEnd = plan.from === 'target' ? undefined : ends.get(partitionKey(p.targetTopic, p.partition));
       commits.push({
         topic: p.topic,
         partition: p.partition,
@@ -179,9 +187,9 @@ export class StartPlanner {
         epoch: p.epoch,
         ...(plan.topicId !== undefined ? { topicId: plan.topicId } : {}),
         ...(plan.leaderEpoch !== undefined ? { leaderEpoch: plan.leaderEpoch } : {}),
+        ...(targetEnd !== undefined ? { targetEnd } : {}),
       });
     }
-    if (commits.length === 0) return fenced;
     try {
       const result = await this.store.commitOffsets(route, commits);
       this.metrics.commits.inc({ route }, commits.length - result.fenced.length);
@@ -223,25 +231,33 @@ export class StartPlanner {
         offsets.get(partitionKey(p.topic, p.partition))?.targetEnd !== undefined,
     );
     if (asked.length === 0) return out;
+    const ends = await this.targetEnds(routeCfg, asked, 'the records they send again after this start are not counted');
+    for (const p of asked) {
+      const end = ends.get(partitionKey(p.targetTopic, p.partition));
+      const targetEnd = offsets.get(partitionKey(p.topic, p.partition))!.targetEnd!;
+      if (end !== undefined && end > targetEnd) out.set(runtimeKey(routeCfg.name, p.topic, p.partition), end - targetEnd);
+    }
+    return out;
+  }
+
+  /** The target partitions' end offsets by target partition key; none when the target cannot be asked (logged). */
+  private async targetEnds(routeCfg: RouteConfig, list: PartitionAssignment[], consequence: string): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
     let listed: Map<string, ListedOffset>;
     try {
       listed = await this.positions.offsets(
         routeCfg.target,
-        asked.map((p) => ({ topic: p.targetTopic, partition: p.partition })),
+        list.map((p) => ({ topic: p.targetTopic, partition: p.partition })),
         'latest',
       );
     } catch (e) {
       this.log.warn(
         { route: routeCfg.name, err: (e as Error).message },
-        `the target end offsets of ${asked.length} partitions of route '${routeCfg.name}' cannot be read; the records they send again after this start are not counted`,
+        `the target end offsets of ${list.length} partitions of route '${routeCfg.name}' cannot be read; ${consequence}`,
       );
       return out;
     }
-    for (const p of asked) {
-      const end = listed.get(partitionKey(p.targetTopic, p.partition))?.offset;
-      const targetEnd = offsets.get(partitionKey(p.topic, p.partition))!.targetEnd!;
-      if (end !== undefined && end > targetEnd) out.set(runtimeKey(routeCfg.name, p.topic, p.partition), end - targetEnd);
-    }
+    for (const [key, l] of listed) if (l.offset !== undefined && l.offset >= 0) out.set(key, l.offset);
     return out;
   }
 }
