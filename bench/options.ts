@@ -18,6 +18,8 @@ export interface BenchOptions {
    * grows the backlog and measures again
    */
   minWindowSec?: number;
+  /** ceiling: ProducerPerformance processes writing at once, the records shared among them (default 4) */
+  ceilingProducers?: number;
   /** latency scenario: the fixed records/s to produce (default 5000); it also runs at 50% and 90% of each system's throughput */
   rate?: number;
   /** latency scenario: seconds of steady production */

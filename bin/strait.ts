@@ -378,6 +378,12 @@ export function buildProgram(): Command {
       20,
     )
     .option(
+      '--ceiling-producers <n>',
+      'ceiling: ProducerPerformance processes writing into the target at once, the records shared among them (one is bounded by its single sender)',
+      int('--ceiling-producers', 1, 64),
+      4,
+    )
+    .option(
       '--rate <records/s>',
       "latency: the fixed steady production rate (default 5000); it also runs at 50% and 90% of each system's measured throughput",
       int('--rate', 1, 10_000_000),
@@ -405,6 +411,7 @@ export function buildProgram(): Command {
           out: string;
           repeat: number;
           minWindow: number;
+          ceilingProducers: number;
           rate?: number;
           duration: number;
           warmup: number;
@@ -441,6 +448,7 @@ export function buildProgram(): Command {
           systems: list('systems', o.systems, SYSTEMS) as never,
           repeat: o.repeat,
           minWindowSec: o.minWindow,
+          ceilingProducers: o.ceilingProducers,
           durationSec: o.duration,
           warmupSec: o.warmup,
           rttMs: o.rtt,

@@ -25,6 +25,7 @@ t.test('bench throughput + ceiling smoke run', async (t) => {
     out,
     systems: ['strait', 'js-baseline', 'mm2-default'],
     minWindowSec: 1,
+    ceilingProducers: 2,
     log: (l) => t.comment(l),
   });
   t.equal(results.length, 1);
@@ -43,6 +44,10 @@ t.test('bench throughput + ceiling smoke run', async (t) => {
     const s = r.results.find((x) => x.system === name);
     t.ok((s?.recordsPerSec ?? 0) > 0, `${name}: measured (${s?.recordsPerSec} records/s)`);
   }
+  const producers = r.results.find((x) => x.system === CEILING_PRODUCER)!;
+  const shares = /2 at once \((\d+) \+ (\d+) records\/s\)/.exec(producers.note ?? '');
+  t.ok(shares, `two ProducerPerformance processes wrote at once (${producers.note})`);
+  t.equal(producers.recordsPerSec, Number(shares?.[1]) + Number(shares?.[2]), 'the producer row is the sum of their rates');
   const lower = r.results.find((x) => x.system === CEILING)!;
   t.equal(
     lower.recordsPerSec,

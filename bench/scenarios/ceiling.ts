@@ -34,6 +34,8 @@ function parseConsumerPerf(out: string): number | undefined {
 
 /** The rows of the ceiling: each perf tool while the other runs, and the lower of the two, which bounds a replicator. */
 export const CEILING_PRODUCER = 'ceiling: ProducerPerformance -> target (concurrent)';
+/** ProducerPerformance processes the ceiling runs at once (--ceiling-producers) */
+export const DEFAULT_CEILING_PRODUCERS = 4;
 export const CEILING_CONSUMER = 'ceiling: ConsumerPerformance <- source (concurrent)';
 export const CEILING = 'ceiling: both at once (the lower)';
 
@@ -79,25 +81,13 @@ async function ceilingOnce(ctx: RunContext, backlog: Backlog): Promise<[SystemRe
   const records = backlog.records;
   const perfTopic = `${backlog.topic}-ceiling-${Date.now().toString(36)}`;
   await createTopic(c.target, perfTopic, opts.partitions); // the harness brokers do not auto-create topics
-  opts.log(`  ceiling: ProducerPerformance (${records} records -> target) and ConsumerPerformance (<- source), at once ...`);
+  // One ProducerPerformance is bounded by its one sender thread (a replicator measured 1.35x of it): several, each
+  // with its share of the records into the same topic, started together; their rates add up.
+  const producers = Math.max(1, Math.min(opts.ceilingProducers ?? DEFAULT_CEILING_PRODUCERS, records));
+  const shares = Array.from({ length: producers }, (_, i) => Math.floor(records / producers) + (i < records % producers ? 1 : 0));
+  opts.log(`  ceiling: ${producers} ProducerPerformance (${records} records -> target) and ConsumerPerformance (<- source), at once ...`);
   try {
-    const [pp, cp] = await Promise.all([
-      runTool(ctx, 'org.apache.kafka.tools.ProducerPerformance', [
-        '--topic',
-        perfTopic,
-        '--num-records',
-        String(records),
-        '--record-size',
-        String(backlog.recordSize),
-        '--throughput',
-        '-1',
-        '--producer-props',
-        `bootstrap.servers=${c.target}`,
-        'acks=all',
-        'linger.ms=10',
-        'batch.size=1048576',
-        `compression.type=${backlog.codec}`,
-      ]),
+    const [cp, ...pps] = await Promise.all([
       runTool(ctx, 'org.apache.kafka.tools.ConsumerPerformance', [
         '--bootstrap-server',
         c.source,
@@ -111,14 +101,43 @@ async function ceilingOnce(ctx: RunContext, backlog: Backlog): Promise<[SystemRe
         '--timeout',
         '60000',
       ]),
+      ...shares.map((n) =>
+        runTool(ctx, 'org.apache.kafka.tools.ProducerPerformance', [
+          '--topic',
+          perfTopic,
+          '--num-records',
+          String(n),
+          '--record-size',
+          String(backlog.recordSize),
+          '--throughput',
+          '-1',
+          '--producer-props',
+          `bootstrap.servers=${c.target}`,
+          'acks=all',
+          'linger.ms=10',
+          'batch.size=1048576',
+          `compression.type=${backlog.codec}`,
+        ]),
+      ),
     ]);
     ctx.checkAborted();
-    const prod = parseProducerPerf(pp.stdout);
-    const cons = parseConsumerPerf(cp.stdout);
     const tail = (r: { code: number | null; stderr: string }) => `exit ${r.code}: ${r.stderr.trim().split('\n').slice(-2).join(' ')}`;
-    if (!prod) throw new Error(`ProducerPerformance gave no rate (${tail(pp)})`);
+    const rates = pps.map((pp) => {
+      const rate = parseProducerPerf(pp.stdout);
+      if (!rate) throw new Error(`ProducerPerformance gave no rate (${tail(pp)})`);
+      return rate;
+    });
+    const prod = rates.reduce((x, y) => x + y, 0);
+    const cons = parseConsumerPerf(cp.stdout);
     if (!cons) throw new Error(`ConsumerPerformance gave no rate (${tail(cp)})`);
-    const p = toolRow(CEILING_PRODUCER, records, prod, backlog.recordSize, `Kafka perf tool, acks=all; process ${pp.seconds.toFixed(1)} s`);
+    const longest = Math.max(...pps.map((pp) => pp.seconds));
+    const p = toolRow(
+      CEILING_PRODUCER,
+      records,
+      prod,
+      backlog.recordSize,
+      `Kafka perf tool, acks=all; ${producers} at once (${rates.join(' + ')} records/s); longest process ${longest.toFixed(1)} s`,
+    );
     const q = toolRow(CEILING_CONSUMER, records, cons, backlog.recordSize, `Kafka perf tool, fetch rate; process ${cp.seconds.toFixed(1)} s`);
     const lower = toolRow(CEILING, records, Math.min(prod, cons), backlog.recordSize, `the lower of the two concurrent rates`);
     lower.seconds = Math.min(p.seconds, q.seconds);
