@@ -9,10 +9,18 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import type { Clusters } from './clusters';
 import { projectRoot, spawnKafkaClass } from './harness/kafka-runtime';
+import { freePort } from './harness/ports';
 import { createTopic } from './topics';
 
-export const SYSTEMS = ['strait', 'strait-lan', 'strait-wan', 'js-baseline', 'mm2-default', 'mm2-tuned'] as const;
+export const SYSTEMS = ['strait', 'strait-lan', 'strait-wan', 'strait-eos', 'js-baseline', 'mm2-default', 'mm2-tuned', 'mm2-eos'] as const;
 export type SystemName = (typeof SYSTEMS)[number];
+
+/**
+ * Systems that write the target in transactions (strait `delivery: exactly-once`; MirrorMaker 2 tuned with
+ * `exactly.once.source.support = enabled`, KIP-618). Their commit markers take target offsets, so the end offsets the
+ * throughput scenario watches overcount their records: they run in the latency scenario only, read read_committed.
+ */
+export const TRANSACTIONAL_SYSTEMS: readonly SystemName[] = ['strait-eos', 'mm2-eos'];
 
 export const MM2_TASKS = 2; // one per core on the 2-core bench machine
 
@@ -28,7 +36,16 @@ export function stopChild(child: ChildProcess, graceMs = 20_000): Promise<void> 
   });
 }
 
-function straitConfig(dir: string, alias: string, c: Clusters, source: string, topic: string, profile: string, codec: string): string {
+function straitConfig(
+  dir: string,
+  alias: string,
+  c: Clusters,
+  source: string,
+  topic: string,
+  profile: string,
+  codec: string,
+  delivery: 'at-least-once' | 'exactly-once',
+): string {
   const file = join(dir, `${alias}.yaml`);
   writeFileSync(
     file,
@@ -44,6 +61,7 @@ function straitConfig(dir: string, alias: string, c: Clusters, source: string, t
           profile,
           compression: codec === 'none' ? 'none' : codec,
           syncTopicConfigs: false,
+          delivery,
         },
       ],
       store: { type: 'embedded', path: join(dir, `${alias}-store`) },
@@ -58,7 +76,17 @@ function straitConfig(dir: string, alias: string, c: Clusters, source: string, t
 export const MM2_CHECKPOINT_INTERVAL_SEC = 1;
 export const MM2_FAILOVER_SETTINGS = `emit.checkpoints.enabled=true, sync.group.offsets.enabled=true, emit.checkpoints.interval.seconds=${MM2_CHECKPOINT_INTERVAL_SEC}, sync.group.offsets.interval.seconds=${MM2_CHECKPOINT_INTERVAL_SEC}, refresh.groups.interval.seconds=${MM2_CHECKPOINT_INTERVAL_SEC}, groups=<the bench group>, offset.lag.max=100 (default)`;
 
-function mm2Config(dir: string, alias: string, c: Clusters, source: string, topic: string, tuned: boolean, codec: string, group?: string): string {
+function mm2Config(
+  dir: string,
+  alias: string,
+  c: Clusters,
+  source: string,
+  topic: string,
+  tuned: boolean,
+  codec: string,
+  group?: string,
+  eosRestPort?: number,
+): string {
   const file = join(dir, `${alias}.properties`);
   const lines = [
     `clusters = ${alias}, target`,
@@ -117,6 +145,16 @@ function mm2Config(dir: string, alias: string, c: Clusters, source: string, topi
       `${alias}.consumer.fetch.min.bytes = 65536`,
     );
   }
+  if (eosRestPort !== undefined) {
+    // exactly-once in a dedicated MirrorMaker 2 (Kafka 3.5+, KIP-618): enabled for the cluster written to, which needs
+    // the internal REST server of KIP-710 (a port of its own on the loopback)
+    lines.push(
+      'target.exactly.once.source.support = enabled',
+      'dedicated.mode.enable.internal.rest = true',
+      `listeners = http://127.0.0.1:${eosRestPort}`,
+      `${alias}.consumer.isolation.level = read_committed`,
+    );
+  }
   writeFileSync(file, `${lines.join('\n')}\n`);
   return file;
 }
@@ -148,7 +186,8 @@ export async function startSystem(
   // keeps its committed offsets: every scenario gets its own, so one scenario never resumes from another's offsets
   const alias = `${tag}${system.replace(/[^a-z0-9]/g, '')}`;
   if (system.startsWith('strait')) {
-    const cfg = straitConfig(work, alias, c, source, topic, system === 'strait' ? 'default' : system.slice('strait-'.length), codec);
+    const profile = system === 'strait' || system === 'strait-eos' ? 'default' : system.slice('strait-'.length);
+    const cfg = straitConfig(work, alias, c, source, topic, profile, codec, system === 'strait-eos' ? 'exactly-once' : 'at-least-once');
     const child = spawn(process.execPath, [join(projectRoot(), 'dist', 'bin', 'strait.js'), 'run', '-c', cfg, '--no-status-line'], {
       stdio: ['ignore', 'ignore', 'inherit'],
     });
@@ -164,12 +203,13 @@ export async function startSystem(
     );
     return { child, targetTopic, config: '', alias };
   }
-  const cfg = mm2Config(work, alias, c, source, topic, system === 'mm2-tuned', codec, group);
+  const eos = system === 'mm2-eos';
+  const cfg = mm2Config(work, alias, c, source, topic, system !== 'mm2-default', codec, group, eos ? await freePort() : undefined);
   const logFd = openSync(join(work, `${alias}.log`), 'w');
   const child = spawnKafkaClass(c.runtime, 'org.apache.kafka.connect.mirror.MirrorMaker', [cfg], {
     // tuned: 4 tasks with 128 MiB producer buffers and 100 MiB fetches outgrow 1 GiB on a backlog of 1.6 M x 1 KiB
     // (OutOfMemoryError seen); a user who tunes those sizes gives the heap room for them
-    heap: system === 'mm2-tuned' ? '2g' : '1g',
+    heap: system === 'mm2-default' ? '1g' : '2g',
     log4j: log4jQuiet(work),
     stdio: ['ignore', logFd, logFd],
   });

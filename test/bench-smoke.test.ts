@@ -79,7 +79,7 @@ t.test('bench latency smoke run: percentiles present and ordered, every record m
     partitions: 2,
     codecs: ['none'],
     out,
-    systems: ['strait'],
+    systems: ['strait', 'strait-eos'],
     rate: 200,
     durationSec: 2,
     warmupSec: 1,
@@ -89,6 +89,10 @@ t.test('bench latency smoke run: percentiles present and ordered, every record m
   t.equal(r?.note, undefined, 'no failure note');
   t.equal(r?.records, 400, 'every one of the 400 measured records arrived');
   t.ok((r?.p50Ms ?? 0) >= 1 && r!.p50Ms! <= r!.p99Ms! && r!.p99Ms! <= r!.p999Ms!, `p50 ${r?.p50Ms} <= p99 ${r?.p99Ms} <= p99.9 ${r?.p999Ms}`);
+  // delivery: exactly-once, read read_committed: measured once its transaction committed, and shown to be transactional
+  const eos = results[0]?.results.find((x) => x.system === 'strait-eos');
+  t.equal(eos?.records, 400, `strait-eos: every one of the 400 measured records arrived read_committed (${eos?.note})`);
+  t.match(eos?.note ?? '', /^\d+ transaction markers on the target$/, 'strait-eos: its transactions left commit markers on the target');
   t.match(readFileSync(join(out, 'report.html'), 'utf8'), /<svg/, 'report.html holds the chart');
 });
 

@@ -12,7 +12,7 @@ import type { BenchOptions } from '../options';
 import { ProcSampler } from '../proc-stats';
 import { aggregate, failedRow, LOAD_SHARES, range, rateAt, rotate } from '../repetitions';
 import { runsCell, type ScenarioResult, type SystemResult } from '../results';
-import { startSystem, stopChild, type SystemName } from '../systems';
+import { startSystem, stopChild, TRANSACTIONAL_SYSTEMS, type SystemName } from '../systems';
 import { createTopic, deleteTopic, Watermarks } from '../topics';
 import type { SizeScenario } from './scenario';
 
@@ -88,6 +88,9 @@ async function latencyRun(
         'enable.auto.commit': false,
         'fetch.wait.max.ms': 5,
         'socket.nagle.disable': true,
+        // a record counts once a read_committed consumer can read it: for a transactional system, once its
+        // transaction committed (the same for the others: their records are committed as they land)
+        'isolation.level': 'read_committed',
         log_level: 0,
       },
       {},
@@ -127,9 +130,18 @@ async function latencyRun(
     clearInterval(ticker);
     if (measured < target) throw new Error(`${system}: ${measured} of ${target} records arrived within ${o.warmupSec + o.durationSec + 60} s`);
     const achievedRate = Math.round(target / Math.max(0.001, ((measuredTo || Date.now()) - measuredFrom) / 1000));
+    const notes = achievedRate < o.rate * 0.95 ? [`the bench's producer kept ${achievedRate} of ${o.rate} records/s`] : [];
+    if (TRANSACTIONAL_SYSTEMS.includes(system)) {
+      // proof it ran in transactions: every record produced is on the target (the last measured one was read, and
+      // each partition keeps order), so what the end offsets hold beyond them are commit markers
+      const markers = (await wm.total(targetTopic, o.partitions)) - total;
+      if (markers <= 0)
+        throw new Error(`${system}: no transaction markers on the target (end offsets ${markers} beyond the ${total} records): not transactional`);
+      notes.push(`${markers} transaction markers on the target`);
+    }
     return {
       achievedRate,
-      ...(achievedRate < o.rate * 0.95 ? { note: `the bench's producer kept ${achievedRate} of ${o.rate} records/s` } : {}),
+      ...(notes.length > 0 ? { note: notes.join('; ') } : {}),
       system,
       records: measured,
       seconds: o.durationSec,

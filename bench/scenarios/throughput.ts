@@ -6,6 +6,7 @@
 import { replicateBacklog } from '../backlog';
 import { ratio, rateTable, type ScenarioResult } from '../results';
 import { CEILING } from './ceiling';
+import { TRANSACTIONAL_SYSTEMS } from '../systems';
 import type { BacklogScenario, ResultTable } from './scenario';
 
 /** Also the ceiling's table: its rows join this one under the same heading. */
@@ -28,7 +29,7 @@ export const throughputTable: ResultTable = {
 
 export const throughput: BacklogScenario = {
   name: 'throughput',
-  systems: (given) => given.filter((s) => s !== 'strait-wan'),
+  systems: (given) => given.filter((s) => s !== 'strait-wan' && !TRANSACTIONAL_SYSTEMS.includes(s)),
   runs: 'on-backlog',
   async run(ctx, systems, { recordSize, codec, backlog }) {
     const { opts, c } = ctx;

@@ -5,12 +5,12 @@
 import { replicateBacklog } from '../backlog';
 import { startTcpProxy } from '../harness/tcp-proxy';
 import { ratio, rateTable, type ScenarioResult } from '../results';
-import type { SystemName } from '../systems';
+import { TRANSACTIONAL_SYSTEMS, type SystemName } from '../systems';
 import type { BacklogScenario } from './scenario';
 
 export const wan: BacklogScenario = {
   name: 'wan',
-  systems: (given) => [...new Set<SystemName>(['strait', 'strait-wan', ...given.filter((s) => s.startsWith('mm2'))])],
+  systems: (given) => [...new Set<SystemName>(['strait', 'strait-wan', ...given.filter((s) => s.startsWith('mm2') && !TRANSACTIONAL_SYSTEMS.includes(s))])],
   runs: 'on-backlog',
   localOnly: {
     wanListener: true,

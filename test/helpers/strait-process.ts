@@ -55,7 +55,7 @@ export class StraitProcess {
 
   async status(): Promise<{
     controller: { problems: { route: string; topic: string; code: string; message: string; retryInMs?: number }[] };
-    worker: { totals: { records: number; errored: number } };
+    worker: { totals: { records: number; errored: number; paused: number } };
   }> {
     const res = await fetch(`${await this.metricsUrl}/v1/status`);
     return (await res.json()) as never;

@@ -9,7 +9,7 @@ import t from 'tap';
 import Kafka from 'node-rdkafka';
 import { loadNative } from '../../native';
 import { checkExactlyRest, cli, consumeAndCommit, type Got } from '../helpers/groups';
-import { bootstrap, createTopic, disconnect, produce, totalRecords, uniqueName } from '../helpers/kafka';
+import { bootstrap, connectProducer, createTopic, disconnect, produce, totalRecords, uniqueName } from '../helpers/kafka';
 import { StraitProcess, stopAll, waitFor, writeConfig } from '../helpers/strait-process';
 
 t.teardown(stopAll);
@@ -259,6 +259,67 @@ t.test('failover with transactional producers: committed and aborted transaction
     'no aborted record reached the target',
   );
   checkExactlyRest(t, committedValues, first, second, 'transactional');
+  await strait.stop();
+});
+
+t.test('failover after an exactly-once run, the group moved mid-stream: every record read once across both clusters', async (t) => {
+  // delivery: exactly-once puts transaction markers on the target: each commit takes a target offset, so the offset
+  // map's runs end at every transaction and translation must treat the markers as gaps
+  const topic = uniqueName('fo-eos');
+  const group = uniqueName('fo-g');
+  await createTopic(a, topic, P);
+  const cfg = config([route('fo', 'a', 'b', [topic], { delivery: 'exactly-once', transactionIntervalMs: 200 })]);
+  const strait = new StraitProcess(cfg);
+  // a steady stream until ten slices after the move: the group moves while records still arrive and replicate. One
+  // producer for the whole stream, each slice flushed before the next.
+  let produced = 0;
+  let moved = false;
+  const producer = await connectProducer(a);
+  const producing = (async () => {
+    try {
+      for (let after = 0; after < 10; after += moved ? 1 : 0) {
+        for (const r of records(topic, produced, 300)) producer.produce(topic, r.partition, r.value, r.key);
+        await new Promise<void>((res, rej) => producer.flush(10_000, (e) => (e ? rej(e) : res())));
+        produced += 300;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    } finally {
+      await disconnect(producer);
+    }
+  })();
+  await waitFor('replication under way', async () => (await consumeAndCommit(b, uniqueName('probe'), [`a.${topic}`], 1000, 1000)).length >= 1000, 60_000, 500);
+  // the group reads all but 300 of what the source held a moment ago (2,000 records or more on each partition): it
+  // commits on every partition, so every partition moves
+  await waitFor('6,000 records on the source', () => produced >= 6000, 60_000, 100);
+  const n = produced - 300;
+  const first = await consumeAndCommit(a, group, [topic], n);
+  t.equal(first.length, n);
+  const run = await cli(cfg, 'failover', group, 'a', 'b');
+  moved = true;
+  t.equal(run.code, 0, run.stderr);
+  t.ok(
+    run.report?.rows.length === P && run.report.rows.every((r) => r.kind === 'exact'),
+    `every partition of the group translated exactly (${run.report?.rows.map((r) => r.kind).join(', ')})`,
+  );
+  t.equal(run.report?.maxDuplicates, 0, 'no duplicates to expect');
+  await producing;
+  const total = produced;
+  t.ok(total >= first.length + 3000, `the stream went on after the move (${total} records in all, ${first.length} read on the source)`);
+  await waitFor(
+    'every record committed on the target',
+    async () => (await consumeAndCommit(b, uniqueName('probe'), [`a.${topic}`], total + 1, 1500)).length >= total,
+    90_000,
+    500,
+  );
+  // read_committed, like every group of these tests: one more than the rest would show a duplicate
+  const second = await consumeAndCommit(b, group, [`a.${topic}`], total - first.length + 1);
+  checkExactlyRest(
+    t,
+    records(topic, 0, total).map((r) => r.value.toString()),
+    first,
+    second,
+    'exactly-once',
+  );
   await strait.stop();
 });
 

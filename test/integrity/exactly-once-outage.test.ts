@@ -1,0 +1,94 @@
+/**
+ * delivery: exactly-once — the target cluster stopped for 60 s mid-stream: the open transactions cannot finish (their
+ * records are not acknowledged, or the commit times out), the forwarders report it, abort what they can and start their
+ * partitions again from the last committed run; once the target is back, an independent read_committed reader sees
+ * every source record exactly once, in source order per partition.
+ */
+import t from 'tap';
+import { startStoppedCluster, stopCluster } from '../../bench/harness/local-cluster';
+import { withClusterLock } from '../helpers/cluster-lock';
+import { TEST_DEV_DIR } from '../helpers/dir';
+import { exactlyOnce, numberedRecords, storedOffsets } from '../helpers/exactly-once';
+import { bootstrap, createTopic, produce, readAll, uniqueName } from '../helpers/kafka';
+import { StraitProcess, stopAll, waitFor, writeConfig } from '../helpers/strait-process';
+
+t.teardown(stopAll);
+
+const PARTITIONS = 3;
+const OUTAGE_MS = 60_000;
+
+const records = (from: number, n: number) => numberedRecords(PARTITIONS, from, n);
+
+/** The sum of a labelled counter's samples in a Prometheus text page (0 when absent). */
+const counter = (page: string, name: string) =>
+  [...page.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\d+(?:\\.\\d+)?)`, 'gm'))].reduce((n, m) => n + Number(m[1]), 0);
+
+t.test('exactly-once: the target stopped for 60 s mid-stream: reported, then 0 duplicates and 0 missing for read_committed readers', (t) =>
+  withClusterLock('c', async () => {
+    const a = bootstrap('a');
+    const c = bootstrap('c'); // besides this file only the outage and active-active tests use cluster c, under the same lock
+    const topic = uniqueName('eos-outage');
+    const target = `a.${topic}`;
+    const TOTAL = 45_000;
+    await createTopic(a, topic, PARTITIONS);
+    const config = writeConfig({
+      clusters: { a: { bootstrap: a }, c: { bootstrap: c } },
+      routes: [{ name: 'eos-outage', source: 'a', target: 'c', topics: { include: [topic] }, delivery: 'exactly-once', transactionIntervalMs: 300 }],
+      worker: { threads: 2, commitIntervalMs: 500 },
+      controller: { refreshTopicsIntervalMs: 1000 },
+    });
+    const strait = new StraitProcess(config);
+    // the store follows the target's committed transactions (the end offsets count transaction markers too)
+    const committedOnTarget = () => storedOffsets(config, 'eos-outage', topic, PARTITIONS).reduce((x, y) => x + y, 0);
+    // a steady producer for the whole test: 500 records every 250 ms before, during and after the outage
+    let produced = 0;
+    const producing = (async () => {
+      for (let i = 0; i < TOTAL; i += 500) {
+        await produce(a, topic, records(i, 500));
+        produced = i + 500;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    })();
+    await waitFor('transactions committing on the target', () => committedOnTarget() >= 5000, 90_000, 250);
+    const before = await strait.metrics();
+
+    await stopCluster('c', { dir: TEST_DEV_DIR });
+    const down = Date.now();
+    t.ok(produced < TOTAL, `the stream still flowed when the target stopped (${produced} of ${TOTAL} produced)`);
+    // never silent: while the target is away the partitions are in an error state with a code, counted
+    await waitFor(
+      'the forwarders reporting that their transactions cannot finish',
+      async () => counter(await strait.metrics(), 'strait_errors_total') > counter(before, 'strait_errors_total'),
+      OUTAGE_MS,
+      1000,
+    );
+    const during = await strait.status();
+    t.ok(
+      during.worker.totals.errored > 0 || during.worker.totals.paused > 0,
+      `partitions shown errored or paused while the target is down (${JSON.stringify(during.worker.totals)})`,
+    );
+    const errors = strait.output
+      .split('\n')
+      .filter((l) => /"level":50/.test(l))
+      .map((l) => /"code":"(STRAIT_[A-Z_]+)"/.exec(l)?.[1])
+      .filter(Boolean);
+    t.ok(errors.length > 0, `error-level logs with codes while the target is down (${[...new Set(errors)].join(', ')})`);
+    await new Promise((r) => setTimeout(r, Math.max(0, OUTAGE_MS - (Date.now() - down))));
+    t.equal(strait.child.exitCode, null, 'strait is still running after 60 s without its target');
+
+    await startStoppedCluster('c', { dir: TEST_DEV_DIR });
+    await producing;
+    await waitFor('every record committed on the target after the outage', () => committedOnTarget() >= TOTAL, 180_000, 500);
+    await waitFor('no partition left errored', async () => (await strait.status()).worker.totals.errored === 0, 60_000, 500);
+
+    const source = await readAll(a, topic, PARTITIONS, TOTAL, 60_000);
+    t.equal(source.length, TOTAL, 'the source holds every record');
+    // one record more than the source holds: a duplicate would be read, not cut off at the count
+    const committed = await readAll(c, target, PARTITIONS, TOTAL + 1, 20_000, 'read_committed');
+    t.equal(committed.length, TOTAL, `read_committed: ${committed.length} records on the target for ${TOTAL} on the source`);
+    exactlyOnce(t, source, committed, PARTITIONS);
+    const uncommitted = await readAll(c, target, PARTITIONS, TOTAL * 2, 20_000, 'read_uncommitted');
+    t.comment(`read_uncommitted sees ${uncommitted.length - TOTAL} records of aborted transactions`);
+    t.equal(await strait.stop(), 0);
+  }),
+);
