@@ -11,8 +11,8 @@ import { ProcSampler } from './proc-stats';
 import { aggregate, backlogFor, failed, failedRow, rotate } from './repetitions';
 import type { ScenarioResult, SystemResult } from './results';
 import type { RunContext } from './scenarios/scenario';
-import { log4jQuiet, startSystem, stopChild, type SystemName } from './systems';
-import { deleteTopic, Watermarks } from './topics';
+import { log4jQuiet, startSystem, stopChild, TRANSACTIONAL_SYSTEMS, type SystemName } from './systems';
+import { appendEndRecords, CommittedEnd, deleteTopic, Watermarks } from './topics';
 
 /** Runs one replicator until `records` have landed in `targetTopic`; rate from first to last landing. */
 async function measure(
@@ -25,6 +25,7 @@ async function measure(
   bytesPerRecord: number,
   timeoutMs: number,
   progress?: BenchOptions['progress'],
+  committedEnd?: CommittedEnd,
 ): Promise<SystemResult> {
   const pid = child.pid!;
   const rss = new ProcSampler(pid);
@@ -37,11 +38,15 @@ async function measure(
   let exitedEarly = false;
   child.once('exit', () => (exitedEarly = true));
   try {
-    while (landed < records) {
+    // a transactional system is done once every partition's end record committed (its markers inflate `landed`)
+    let done = false;
+    while (!done) {
       if (Date.now() > deadline) throw new Error(`${name}: only ${landed} of ${records} records landed within ${timeoutMs / 1000} s`);
       const exited = exitedEarly; // read before the watermarks: a system that finished and exited is fine
-      landed = await wm.total(targetTopic, partitions).catch(() => 0);
-      progress?.(name, landed, records);
+      const ends = await wm.perPartition(targetTopic, partitions).catch(() => new Array<number>(partitions).fill(0));
+      landed = ends.reduce((x, y) => x + y, 0);
+      done = landed >= records && (!committedEnd || (await committedEnd.reached(ends)));
+      progress?.(name, Math.min(landed, records), records);
       if (exited && landed < records) throw new Error(`${name} exited before replicating everything (${landed} of ${records})`);
       if (landed === 0) lastZeroAt = performance.now();
       if (landed > 0 && firstAt === 0) {
@@ -50,7 +55,7 @@ async function measure(
         rss.sample();
         cpuAtFirst = rss.cpu;
       }
-      if (landed < records) await new Promise((r) => setTimeout(r, 50));
+      if (!done) await new Promise((r) => setTimeout(r, 50));
     }
     const lastAt = performance.now();
     rss.sample();
@@ -150,12 +155,16 @@ async function replicateOnce(
   tag: string,
 ): Promise<SystemResult> {
   const { opts, c, work } = ctx;
+  // a transactional system's clock stops at the end records appended now (CommittedEnd)
+  const endKey = TRANSACTIONAL_SYSTEMS.includes(system) ? `bench-end-${tag}` : undefined;
+  if (endKey) await backlog.appendEnd(endKey);
   const records = backlog.records;
   const timeoutMs = Math.max(180_000, (records / 2000) * 1000);
   const { child, targetTopic } = await startSystem(system, c, work, backlog.topic, opts.partitions, scenario.codec, records, 1000, source, tag);
   ctx.running.add(child);
   // a fresh client per system: librdkafka caches metadata of topics that did not exist yet
   const wm = new Watermarks(c.target);
+  const committedEnd = endKey ? new CommittedEnd(c.target, targetTopic, opts.partitions, endKey) : undefined;
   opts.log(`  ${scenario.scenario} ${system}: replicating ${records} records into ${targetTopic} ...`);
   try {
     const r = await measure(
@@ -168,6 +177,7 @@ async function replicateOnce(
       scenario.recordSize,
       timeoutMs,
       opts.progress && ((l, d, t) => opts.progress!(`${scenario.scenario} ${l}`, d, t)),
+      committedEnd,
     );
     opts.log(
       `  ${scenario.scenario} ${system}: ${r.recordsPerSec} rec/s over ${r.seconds} s, ${r.mbPerSec} MB/s, ${r.cpuSecondsPerGB} CPU s/GB, peak RSS ${r.peakRssMB} MB`,
@@ -179,6 +189,7 @@ async function replicateOnce(
     return failedRow(system, (e as Error).message);
   } finally {
     await wm.close();
+    await committedEnd?.close();
     await stopChild(child);
     ctx.running.delete(child);
     await deleteTopic(c.target, targetTopic);
@@ -210,6 +221,13 @@ export class Backlog {
     }
     if (this.records < records)
       throw new StraitError('STRAIT_KAFKA', `the backlog ${this.topic} holds ${this.records} records after loading ${records}: the preload lost some`);
+  }
+
+  /** Appends one record keyed `key` to every partition: a transactional system's clock stops at them (CommittedEnd). */
+  async appendEnd(key: string): Promise<void> {
+    const partitions = this.ctx.opts.partitions;
+    await appendEndRecords(this.ctx.c.source, this.topic, partitions, key, this.recordSize);
+    this.records += partitions;
   }
 }
 

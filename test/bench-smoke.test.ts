@@ -23,7 +23,7 @@ t.test('bench throughput + ceiling smoke run', async (t) => {
     partitions: 4,
     codecs: ['lz4'],
     out,
-    systems: ['strait', 'js-baseline', 'mm2-default'],
+    systems: ['strait', 'strait-eos', 'js-baseline', 'mm2-default'],
     minWindowSec: 1,
     ceilingProducers: 2,
     log: (l) => t.comment(l),
@@ -31,7 +31,8 @@ t.test('bench throughput + ceiling smoke run', async (t) => {
   t.equal(results.length, 1);
   const r = results[0]!;
   t.ok(r.records > 20000, `the backlog grew past the 20000 records preloaded first (${r.records}) to fill the window`);
-  for (const name of ['strait', 'js-baseline', 'mm2-default']) {
+  // strait-eos: delivery exactly-once, timed until its end records committed (read_committed)
+  for (const name of ['strait', 'strait-eos', 'js-baseline', 'mm2-default']) {
     const s = r.results.find((x) => x.system === name);
     t.ok(s, `${name} ran`);
     t.equal(s?.note, undefined, `${name}: no failure or short-window note`);

@@ -6,7 +6,6 @@
 import { replicateBacklog } from '../backlog';
 import { ratio, rateTable, type ScenarioResult } from '../results';
 import { CEILING } from './ceiling';
-import { TRANSACTIONAL_SYSTEMS } from '../systems';
 import type { BacklogScenario, ResultTable } from './scenario';
 
 /** Also the ceiling's table: its rows join this one under the same heading. */
@@ -29,7 +28,7 @@ export const throughputTable: ResultTable = {
 
 export const throughput: BacklogScenario = {
   name: 'throughput',
-  systems: (given) => given.filter((s) => s !== 'strait-wan' && !TRANSACTIONAL_SYSTEMS.includes(s)),
+  systems: (given) => given.filter((s) => s !== 'strait-wan'),
   runs: 'on-backlog',
   async run(ctx, systems, { recordSize, codec, backlog }) {
     const { opts, c } = ctx;
