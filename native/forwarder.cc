@@ -197,6 +197,10 @@ void Forwarder::Delivered(const rd_kafka_message_t* dr) {
   }
   if (dr->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
     if (consumed->offset + 1 > p->delivered_next) p->delivered_next = consumed->offset + 1;
+    // a second copy on the target: counted when it lands, not when retryTarget() reads again (a retry refused again
+    // may stop the partition before it reaches the records past the refused one)
+    if (p->acked_ahead.erase(consumed->offset) > 0) p->resent++;
+    if (p->errored && p->error_kind == "target") p->acked_ahead.insert(consumed->offset);
     if (p->retrying && !p->errored) {
       // retryTarget(): the refused record (or a later one) went through: the cause is gone
       p->retrying = false;
@@ -253,6 +257,7 @@ void Forwarder::Delivered(const rd_kafka_message_t* dr) {
     }
     p->inflight.pop_front();
   }
+  while (!p->acked_ahead.empty() && *p->acked_ahead.begin() < p->committable) p->acked_ahead.erase(p->acked_ahead.begin());
   Release(p, consumed);
 }
 

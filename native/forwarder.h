@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -104,6 +105,9 @@ struct PartitionState {
   int64_t event_offset = -1;
   int64_t delivered_next = -1;  // one past the highest source offset the target acknowledged
   int64_t resent = 0;           // records acknowledged past a restart point, read and sent again (since progress())
+  // offsets the target acknowledged past a record it refused (`committable` stays at that record): retryTarget()
+  // reads them again, and each that lands again is counted in `resent`
+  std::set<int64_t> acked_ahead;
   int64_t records = 0;        // delivered since the last progress() call
   int64_t bytes = 0;
   int64_t dropped = 0;        // records filtered out (provenance loop guard) since last progress()

@@ -175,6 +175,7 @@ Napi::Value Forwarder::Assign(const Napi::CallbackInfo& info) {
       }
       p->undelivered = false;
       p->budget_paused = false;
+      p->acked_ahead.clear();  // a new start: the worker counts what it sends again (worker/start-planner.ts)
       p->gap_pending = false;
       p->gap_diverged = false;
       p->gap_retries = 0;
@@ -305,8 +306,7 @@ Napi::Value Forwarder::RetryTarget(const Napi::CallbackInfo& info) {
   std::string why;
   int64_t from = p->committable;
   if (!Restart(p, from, &why)) return Napi::String::New(env, "idle");
-  // what landed after the refused record is sent again: duplicates on the target, counted
-  if (p->delivered_next > from + 1) p->resent += p->delivered_next - from - 1;
+  // what landed after the refused record is sent again: duplicates on the target, counted as they land (Delivered())
   p->errored = false;
   p->retrying = true;
   p->undelivered = false;
