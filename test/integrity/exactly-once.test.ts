@@ -230,9 +230,21 @@ async function fleetCase(
   const producer = new SteadyProducer(a, topic, P, 2000);
   await producer.start();
   const committedCount = async () => (await readAll(b, target, P, Number.MAX_SAFE_INTEGER, 3000, 'read_committed')).length;
+  // settled: every partition runs on exactly one worker, the same for 3 s (a partition still moving between two
+  // workers would show the old owner's transaction as the one to take out)
+  let settled = '';
+  let settledAt = Date.now();
   await waitFor(
-    'all three workers replicating',
-    async () => workers.every((w) => runningPartitions(w).size > 0) && (await committedCount()) >= 4000,
+    'all three workers replicating, the assignment settled',
+    async () => {
+      const sets = workers.map((w) => [...runningPartitions(w)].sort());
+      const now = JSON.stringify(sets);
+      if (now !== settled) [settled, settledAt] = [now, Date.now()];
+      const all = sets.flat();
+      return (
+        sets.every((x) => x.length > 0) && new Set(all).size === P && all.length === P && Date.now() - settledAt >= 3000 && (await committedCount()) >= 4000
+      );
+    },
     120_000,
     1000,
   );
