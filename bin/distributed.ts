@@ -6,8 +6,8 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { Leadership } from '../controller/leader';
 import { buildRestApi } from '../controller/rest';
-import { fleetRouteProblems, loadConfig, redactConfig, type StraitConfig } from '../shared/config';
-import { ConfigError, StraitError } from '../shared/errors';
+import { loadConfig, redactConfig, type StraitConfig } from '../shared/config';
+import { StraitError } from '../shared/errors';
 import { checkLoadedFeatures } from '../shared/kafka/features';
 import { createLogger, type Logger } from '../shared/logger';
 import { StraitMetrics } from '../shared/metrics';
@@ -24,8 +24,6 @@ async function setUp(configFile: string, role: string): Promise<{ config: Strait
       { field: 'store.type' },
     );
   }
-  const fleet = fleetRouteProblems(config.routes, (i) => `routes[${i}]`);
-  if (fleet.length > 0) throw new ConfigError(configFile, fleet);
   checkLoadedFeatures(config);
   const log = createLogger(`strait-${role}`, config.log.level);
   log.info({ config: redactConfig(config) }, `starting strait ${role}`);

@@ -19,7 +19,7 @@ import type { ServerOptions } from 'node:https';
 import type { Socket } from 'node:net';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { closest } from 'fastest-levenshtein';
-import { fleetRouteProblems, redactProperties, validateRoute, type RestTls, type RouteConfig, type StraitConfig } from '../shared/config';
+import { redactProperties, validateRoute, type RestTls, type RouteConfig, type StraitConfig } from '../shared/config';
 import { ConfigError, StraitError, type FieldProblem, type HttpErrorBody } from '../shared/errors';
 import { hostHeaderAllowed, isLoopbackHost } from '../shared/http-guard';
 import { addedRouteProblems } from '../shared/replication-policy';
@@ -327,8 +327,6 @@ export function buildRestApi(ctx: RestContext): FastifyInstance {
       let route: RouteConfig;
       try {
         route = validateRoute(body !== null && typeof body === 'object' && !Array.isArray(body) ? { ...body, name } : body, ctx.config, 'body');
-        const fleet = ctx.config.store.type === 'zookeeper' ? fleetRouteProblems([route], () => 'body') : [];
-        if (fleet.length > 0) throw new ConfigError('body', fleet);
       } catch (e) {
         if (!(e instanceof ConfigError)) throw e;
         const problems = e.problems.map((p) => (p.path === 'body.name' ? { ...p, path: 'name', message: `the route name in the path ${p.message}` } : p));

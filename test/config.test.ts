@@ -1,10 +1,9 @@
 import t from 'tap';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, StraitError } from '../shared/errors';
-import { fleetRouteProblems, loadConfig, redactConfig, validateConfig } from '../shared/config';
+import { loadConfig, redactConfig, validateConfig } from '../shared/config';
 import { projectRoot } from '../bench/harness/kafka-runtime';
 import { configProblems } from './helpers/config';
 
@@ -248,32 +247,8 @@ t.test('delivery keys: at-least-once by default, exactly-once with its transacti
     ]);
 });
 
-t.test('a controller/worker fleet refuses delivery: exactly-once (proven with strait run only), naming the field', async (t) => {
-  const eos = validateConfig({ ...base(), routes: [...base().routes, { ...base().routes[0]!, name: 'eos', delivery: 'exactly-once' }] }).routes;
-  t.same(
-    fleetRouteProblems(eos.slice(0, 1), (i) => `routes[${i}]`),
-    [],
-    'an at-least-once route is fine',
-  );
-  t.match(
-    fleetRouteProblems(eos, (i) => `routes[${i}]`),
-    [{ path: 'routes[1].delivery', message: /'strait run' only.*allowed here: 'at-least-once'/ }],
-  );
-  // the command itself stops before it reaches ZooKeeper, with the path and the file named
-  const dir = mkdtempSync(join(tmpdir(), 'strait-fleet-eos-'));
-  const file = join(dir, 'strait.json');
-  writeFileSync(
-    file,
-    JSON.stringify({
-      ...base(),
-      store: { type: 'zookeeper', connect: '127.0.0.1:1', allowUnauthenticated: true },
-      routes: [{ ...base().routes[0]!, delivery: 'exactly-once' }],
-    }),
-  );
-  for (const role of ['controller', 'worker']) {
-    const r = spawnSync(process.execPath, [join(projectRoot(), 'dist/bin/strait.js'), role, '--config', file], { encoding: 'utf8', timeout: 60_000 });
-    t.not(r.status, 0, `strait ${role} exits non-zero`);
-    t.match(r.stderr + r.stdout, /routes\[0\]\.delivery: 'exactly-once' runs with 'strait run' only/, `strait ${role} names routes[0].delivery`);
-    t.notMatch(r.stderr + r.stdout, /hunter2-secret/, 'no secret printed');
-  }
+t.test('a controller/worker fleet takes delivery: exactly-once like strait run (test/integrity/exactly-once.test.ts)', async (t) => {
+  const fleet = { ...base(), store: { type: 'zookeeper', connect: '127.0.0.1:1', allowUnauthenticated: true } };
+  t.same(problems({ ...fleet, routes: [{ ...base().routes[0]!, delivery: 'exactly-once' }] }), [], 'no problem with an exactly-once route');
+  t.equal(validateConfig({ ...fleet, routes: [{ ...base().routes[0]!, delivery: 'exactly-once' }] }).routes[0]!.delivery, 'exactly-once');
 });

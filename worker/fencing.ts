@@ -8,6 +8,7 @@
 import Kafka from 'node-rdkafka';
 import type { ClientProps } from '../shared/config';
 import { StraitError } from '../shared/errors';
+import { CALLBACK_SLACK_MS, boundedCall } from '../shared/kafka/bounded-call';
 
 /** producers fencing at once: each is a librdkafka client with its own threads and connections */
 const FENCING_CONCURRENCY = 8;
@@ -23,14 +24,14 @@ export async function fenceTransactionalIds(clusterAlias: string, props: ClientP
 async function fence(clusterAlias: string, props: ClientProps, id: string, timeoutMs: number): Promise<void> {
   const p = new Kafka.Producer({ ...props, 'transactional.id': id, log_level: 0 } as Kafka.ProducerGlobalConfig);
   try {
-    await new Promise<void>((res, rej) =>
+    await boundedCall<void>(`connecting to cluster '${clusterAlias}' to fence '${id}'`, timeoutMs + CALLBACK_SLACK_MS, (done) =>
       p.connect({ timeout: timeoutMs }, (err) =>
-        err ? rej(new StraitError('STRAIT_CLUSTER_UNREACHABLE', `cluster '${clusterAlias}': ${err.message}`, { retriable: true })) : res(),
+        done(err ? new StraitError('STRAIT_CLUSTER_UNREACHABLE', `cluster '${clusterAlias}': ${err.message}`, { retriable: true }) : null),
       ),
     );
-    await new Promise<void>((res, rej) =>
+    await boundedCall<void>(`fencing transactional id '${id}' on '${clusterAlias}'`, timeoutMs + CALLBACK_SLACK_MS, (done) =>
       p.initTransactions(timeoutMs, (err) =>
-        err ? rej(new StraitError('STRAIT_KAFKA', `fencing transactional id '${id}' on '${clusterAlias}': ${err.message}`, { retriable: true })) : res(),
+        done(err ? new StraitError('STRAIT_KAFKA', `fencing transactional id '${id}' on '${clusterAlias}': ${err.message}`, { retriable: true }) : null),
       ),
     );
   } finally {

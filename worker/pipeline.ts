@@ -32,7 +32,6 @@ import { UnstartedPartitions } from './unstarted';
 import { StartPlanner, type PartitionStart } from './start-planner';
 import { OffsetMapView } from '../shared/offset-map/readers';
 import type { OffsetIndex } from '../shared/offset-map/runs';
-import { StraitError } from '../shared/errors';
 import { routeClientProps, transactionSettings, transactionalId } from '../shared/kafka/client-settings';
 import { fenceTransactionalIds } from './fencing';
 
@@ -103,31 +102,13 @@ export class Pipeline {
   }
 
   /**
-   * A target's offset map, read up to its end. Bounded: a reader whose client never answers (a librdkafka callback that
-   * never comes, seen under load) fails the start, which is retried, and is dropped so the next start reads anew.
+   * A target's offset map, read up to its end (shared/offset-map/topic-tail.ts bounds every call and the read as a
+   * whole: a read that fails fails the start, which is retried, and the next read goes on from where this one got).
    */
   private async readOffsetMap(alias: string): Promise<OffsetIndex> {
     let view = this.offsetMaps.get(alias);
     if (!view) this.offsetMaps.set(alias, (view = new OffsetMapView(this.config, alias)));
-    let timer: NodeJS.Timeout | undefined;
-    const bound = OFFSET_MAP_READ_MS + 5000;
-    try {
-      return await Promise.race([
-        view.catchUp(OFFSET_MAP_READ_MS),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () => reject(new StraitError('STRAIT_KAFKA', `reading the offset map on '${alias}' did not end within ${bound} ms`, { retriable: true })),
-            bound,
-          );
-        }),
-      ]);
-    } catch (e) {
-      if (this.offsetMaps.get(alias) === view) this.offsetMaps.delete(alias);
-      void view.close().catch(() => undefined);
-      throw e;
-    } finally {
-      clearTimeout(timer);
-    }
+    return view.catchUp(OFFSET_MAP_READ_MS);
   }
 
   /** a route's definition: one carried by an assignment, else the config file's */

@@ -250,21 +250,3 @@ export function validateRoute(input: unknown, config: StraitConfig, base = 'body
     throw new ConfigError(base, problems);
   }
 }
-
-/**
- * What a controller/worker fleet cannot run yet: `delivery: exactly-once` is proven with `strait run` only (a partition
- * moved between workers did not start on its new owner in the first fleet test), so the fleet refuses it rather than
- * run a guarantee no test has shown.
- */
-export function fleetRouteProblems(routes: readonly RouteConfig[], base: (index: number) => string): FieldProblem[] {
-  return routes.flatMap((r, i) =>
-    r.delivery === 'exactly-once'
-      ? [
-          {
-            path: `${base(i)}.delivery`,
-            message: `'exactly-once' runs with 'strait run' only in this version (not yet proven when partitions move between workers); allowed here: 'at-least-once'`,
-          },
-        ]
-      : [],
-  );
-}

@@ -3,6 +3,6 @@
  * defaults (check.ts), secret redaction (redact.ts), and loading (load.ts).
  */
 export * from './schema';
-export { fleetRouteProblems, validateConfig, validateRoute } from './check';
+export { validateConfig, validateRoute } from './check';
 export { isSecretKey, redactConfig, redactProperties, shownValue } from './redact';
 export { loadConfig } from './load';

@@ -2,12 +2,23 @@
  * Reads one of strait's own compacted topics (`__strait-offset-map`, `__strait-checkpoints`) on a cluster up to its
  * current end, and on later calls only what was appended since. No consumer group membership: partitions are
  * assigned directly, nothing is committed.
+ *
+ * Every call to the client is bounded in time, and a catch-up as a whole ends by its deadline: the topics are written
+ * while they are read (exactly-once workers commit offset-map runs every transaction interval), so "read until no record
+ * comes for a while" never ends under a steady writer. A consume call returns at the partitions' end (end-of-partition
+ * events) or after a short wait for records; a call that does not answer within its bound drops the client (the call
+ * cannot be cancelled) and the next catch-up goes on, with a new one, from where this one got.
  */
 import Kafka from 'node-rdkafka';
 import type { ClientProps } from '../config';
 import { StraitError } from '../errors';
+import { CALLBACK_SLACK_MS, CallTimedOut, boundedCall } from '../kafka/bounded-call';
 
 const OFFSET_BEGINNING = -2;
+/** how long one consume call waits for a record that has not been fetched yet */
+const CONSUME_WAIT_MS = 100;
+/** records one consume call returns at most */
+const CONSUME_BATCH = 1000;
 
 export class TopicTail {
   private consumer: Kafka.KafkaConsumer | undefined;
@@ -29,52 +40,74 @@ export class TopicTail {
         ...this.props,
         'group.id': `strait-reader-${this.topic}`,
         'enable.auto.commit': false,
-        'enable.partition.eof': false,
+        // the end-of-partition event ends a consume call at the end and carries the position past transaction markers
+        'enable.partition.eof': true,
         'isolation.level': 'read_committed',
         log_level: 0,
       } as Kafka.ConsumerGlobalConfig,
       { 'auto.offset.reset': 'earliest' },
     );
+    c.setDefaultConsumeTimeout(CONSUME_WAIT_MS);
+    c.on('partition.eof', (e: Kafka.EofEvent) => {
+      // a dropped client's late answer moves nothing: the records before its end were not taken
+      if (this.consumer === c && e.topic === this.topic && e.offset >= 0) this.next.set(e.partition, Math.max(this.next.get(e.partition) ?? 0, e.offset));
+    });
     try {
-      await new Promise<void>((res, rej) =>
+      await boundedCall<void>(`connecting to cluster '${this.clusterAlias}' to read ${this.topic}`, timeoutMs + CALLBACK_SLACK_MS, (done) =>
         c.connect({ timeout: timeoutMs }, (err) =>
-          err ? rej(new StraitError('STRAIT_CLUSTER_UNREACHABLE', `cluster '${this.clusterAlias}': ${err.message}`, { retriable: true })) : res(),
+          done(err ? new StraitError('STRAIT_CLUSTER_UNREACHABLE', `cluster '${this.clusterAlias}': ${err.message}`, { retriable: true }) : null),
         ),
       );
     } catch (e) {
-      c.disconnect(); // its librdkafka instance goes with it; the next pass makes a new one
+      this.drop(c); // its librdkafka instance goes with it; the next pass makes a new one
       throw e;
     }
     this.consumer = c;
     return c;
   }
 
+  /** Disconnects a client that is no longer used, in the background and bounded. */
+  private drop(c: Kafka.KafkaConsumer): Promise<void> {
+    if (this.consumer === c) this.consumer = undefined;
+    return new Promise<void>((res) => {
+      // bounded: a disconnect callback that never comes must not hold a shutdown
+      const timer = setTimeout(res, 30_000);
+      c.disconnect(() => {
+        clearTimeout(timer);
+        res();
+      });
+    });
+  }
+
   private partitions(c: Kafka.KafkaConsumer, timeoutMs: number): Promise<number> {
-    return new Promise((res, rej) =>
+    return boundedCall(`metadata of ${this.topic} on '${this.clusterAlias}'`, timeoutMs + CALLBACK_SLACK_MS, (done) =>
       c.getMetadata({ topic: this.topic, timeout: timeoutMs }, (err, md) => {
-        if (err) return rej(new StraitError('STRAIT_CLUSTER_UNREACHABLE', `cluster '${this.clusterAlias}': ${err.message}`, { retriable: true }));
+        if (err) return done(new StraitError('STRAIT_CLUSTER_UNREACHABLE', `cluster '${this.clusterAlias}': ${err.message}`, { retriable: true }));
         const t = md.topics.find((x) => x.name === this.topic);
-        res(t === undefined || (t as { error?: unknown }).error ? 0 : t.partitions.length);
+        done(null, t === undefined || (t as { error?: unknown }).error ? 0 : t.partitions.length);
       }),
     );
   }
 
   private highWatermark(c: Kafka.KafkaConsumer, partition: number, timeoutMs: number): Promise<number> {
-    return new Promise((res, rej) => {
-      // librdkafka answers within its timeout; the extra bound covers a callback that never comes (seen under load)
-      const timer = setTimeout(
-        () =>
-          rej(
-            new StraitError('STRAIT_KAFKA', `${this.topic} on '${this.clusterAlias}': no watermark answer within ${timeoutMs + 5000} ms`, { retriable: true }),
-          ),
-        timeoutMs + 5000,
-      );
-      c.queryWatermarkOffsets(this.topic, partition, timeoutMs, (err, o) => {
-        clearTimeout(timer);
-        if (err) rej(new StraitError('STRAIT_KAFKA', `${this.topic} on '${this.clusterAlias}': ${err.message}`, { retriable: true }));
-        else res(o.highOffset);
-      });
-    });
+    return boundedCall(`the end of ${this.topic}[${partition}] on '${this.clusterAlias}'`, timeoutMs + CALLBACK_SLACK_MS, (done) =>
+      c.queryWatermarkOffsets(this.topic, partition, timeoutMs, (err, o) =>
+        done(err ? new StraitError('STRAIT_KAFKA', `${this.topic} on '${this.clusterAlias}': ${err.message}`, { retriable: true }) : null, o?.highOffset),
+      ),
+    );
+  }
+
+  /**
+   * One batch of records. node-rdkafka's call returns at the partitions' end (end-of-partition event), after
+   * CONSUME_WAIT_MS without a record, or with CONSUME_BATCH records; records that keep coming just within the wait could
+   * hold it for CONSUME_BATCH waits, so it is bounded by the catch-up's deadline too.
+   */
+  private consume(c: Kafka.KafkaConsumer, boundMs: number): Promise<Kafka.Message[]> {
+    return boundedCall(`reading ${this.topic} on '${this.clusterAlias}'`, boundMs, (done) =>
+      c.consume(CONSUME_BATCH, (err, msgs) =>
+        done(err ? new StraitError('STRAIT_KAFKA', `reading ${this.topic} on '${this.clusterAlias}': ${err.message}`, { retriable: true }) : null, msgs),
+      ),
+    );
   }
 
   /** Reads everything appended up to the end as of now (as of when it starts). Returns the number of records read. */
@@ -85,8 +118,18 @@ export class TopicTail {
   }
 
   private async catchUpNow(timeoutMs: number): Promise<number> {
-    const deadline = Date.now() + timeoutMs;
     const c = await this.connect(timeoutMs);
+    try {
+      return await this.readToEnd(c, timeoutMs);
+    } catch (e) {
+      // a call still running on the client (it cannot be cancelled): the next catch-up takes a new client
+      if (e instanceof CallTimedOut) void this.drop(c);
+      throw e;
+    }
+  }
+
+  private async readToEnd(c: Kafka.KafkaConsumer, timeoutMs: number): Promise<number> {
+    const deadline = Date.now() + timeoutMs;
     const n = await this.partitions(c, timeoutMs);
     if (n === 0) return 0;
     const ends: number[] = [];
@@ -102,7 +145,7 @@ export class TopicTail {
             retriable: true,
           });
         }
-        const batch = await new Promise<Kafka.Message[]>((res, rej) => c.consume(1000, (err, msgs) => (err ? rej(err) : res(msgs))));
+        const batch = await this.consume(c, Math.max(0, deadline - Date.now()) + CALLBACK_SLACK_MS);
         for (const m of batch) {
           this.onRecord((m.key as Buffer | null | undefined) ?? null, m.value ?? null, m.partition, m.offset);
           this.next.set(m.partition, m.offset + 1);
@@ -116,23 +159,13 @@ export class TopicTail {
         }
       }
     } finally {
-      c.unassign();
+      if (this.consumer === c) c.unassign();
     }
     return read;
   }
 
   async close(): Promise<void> {
     await this.queue;
-    const c = this.consumer;
-    this.consumer = undefined;
-    if (c)
-      await new Promise<void>((res) => {
-        // bounded: a disconnect callback that never comes must not hold a shutdown
-        const timer = setTimeout(res, 30_000);
-        c.disconnect(() => {
-          clearTimeout(timer);
-          res();
-        });
-      });
+    if (this.consumer) await this.drop(this.consumer);
   }
 }

@@ -2,32 +2,24 @@
  * delivery: exactly-once — kill -9 of `strait run` mid-stream, then restart: an independent read_committed reader of
  * the target sees every source record exactly once, in source order per partition, while a read_uncommitted reader
  * sees the copies of the transaction the kill left open (aborted at the restart), which proves the check can tell.
+ * Then a fleet over ZooKeeper: kill -9 of one of three workers while one of its transactions is open, its partitions
+ * move to the others (which fence their transactional ids and resume from the target's offset map while their own
+ * transactions keep writing it): again 0 duplicates and 0 missing, and the killed transaction's copies aborted.
  */
-import t from 'tap';
-import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { unpack } from 'msgpackr';
+import t, { type Test } from 'tap';
 import { OFFSET_MAP_TOPIC, decodeOffsetMapRecord } from '../../shared/offset-map/records';
 import Kafka from 'node-rdkafka';
-import { bootstrap, createTopic, disconnect, produce, readAll, uniqueName, type ReadRecord } from '../helpers/kafka';
+import { byPartition, exactlyOnce, numberedRecords, storedOffsets } from '../helpers/exactly-once';
+import { bootstrap, createTopic, disconnect, produce, readAll, testClusters, uniqueName, type ReadRecord } from '../helpers/kafka';
 import { StraitProcess, stopAll, waitFor, writeConfig } from '../helpers/strait-process';
+import { SteadyProducer, runningPartitions } from '../helpers/fleet';
+import { testStoreAuth } from '../helpers/zookeeper';
 
 t.teardown(stopAll);
 
 const PARTITIONS = 3;
 
-function records(from: number, n: number) {
-  return Array.from({ length: n }, (_, k) => {
-    const i = from + k;
-    return { partition: i % PARTITIONS, key: Buffer.from(`k${i}`), value: Buffer.from(`value-${i}-${'x'.repeat(i % 40)}`) };
-  });
-}
-
-const byPartition = (rs: ReadRecord[], p: number) =>
-  rs
-    .filter((r) => r.partition === p)
-    .sort((x, y) => x.offset - y.offset)
-    .map((r) => r.value!.toString());
+const records = (from: number, n: number) => numberedRecords(PARTITIONS, from, n);
 
 /**
  * The target's end offsets as a read_uncommitted and a read_committed client see them (ListOffsets answers the last
@@ -38,9 +30,10 @@ class TransactionWatch {
   private constructor(
     private readonly clients: Kafka.KafkaConsumer[],
     private readonly topic: string,
+    private readonly partitions: number,
   ) {}
 
-  static async open(brokers: string, topic: string): Promise<TransactionWatch> {
+  static async open(brokers: string, topic: string, partitions = PARTITIONS): Promise<TransactionWatch> {
     const clients = await Promise.all(
       (['read_uncommitted', 'read_committed'] as const).map(async (isolation) => {
         const c = new Kafka.KafkaConsumer(
@@ -51,26 +44,50 @@ class TransactionWatch {
         return c;
       }),
     );
-    return new TransactionWatch(clients, topic);
+    return new TransactionWatch(clients, topic, partitions);
   }
 
   private ends(c: Kafka.KafkaConsumer): Promise<number[]> {
     return Promise.all(
       Array.from(
-        { length: PARTITIONS },
+        { length: this.partitions },
         (_, p) => new Promise<number>((res, rej) => c.queryWatermarkOffsets(this.topic, p, 5000, (e, o) => (e ? rej(e) : res(o.highOffset)))),
       ),
     );
   }
 
-  async open(): Promise<boolean> {
+  /** the partitions with an open transaction that holds records */
+  async openIn(): Promise<number[]> {
     const [end, stable] = await Promise.all(this.clients.map((c) => this.ends(c)));
-    return end!.some((e, p) => e > stable![p]!);
+    return end!.flatMap((e, p) => (e > stable![p]! ? [p] : []));
+  }
+
+  async open(): Promise<boolean> {
+    return (await this.openIn()).length > 0;
   }
 
   async close(): Promise<void> {
     await Promise.all(this.clients.map((c) => disconnect(c)));
   }
+}
+
+/**
+ * The independent check, with `topic` on cluster a replicated to `a.<topic>` on cluster b: a read_committed reader of
+ * the target sees each of the `total` source records once, in source order per partition, and a read_uncommitted one
+ * sees more (the aborted copies of the transaction left open), which proves the check can tell.
+ */
+async function verify(t: Test, topic: string, partitions: number, total: number, leftOpen = true): Promise<{ source: ReadRecord[]; committed: ReadRecord[] }> {
+  const source = await readAll(bootstrap('a'), topic, partitions, total, 60_000);
+  t.equal(source.length, total, 'the source holds every record');
+  // one record more than the source holds: a duplicate would be read, not cut off at the count
+  const committed = await readAll(bootstrap('b'), `a.${topic}`, partitions, total + 1, 20_000, 'read_committed');
+  t.equal(committed.length, total, `read_committed: ${committed.length} records on the target for ${total} on the source`);
+  exactlyOnce(t, source, committed, partitions);
+  const uncommitted = await readAll(bootstrap('b'), `a.${topic}`, partitions, total * 2, 20_000, 'read_uncommitted');
+  if (leftOpen)
+    t.ok(uncommitted.length > total, `read_uncommitted sees the aborted copies of the transaction left open (${uncommitted.length - total} more records)`);
+  else t.equal(uncommitted.length, total, 'read_uncommitted sees no aborted copies: the stop committed its open transactions');
+  return { source, committed };
 }
 
 t.test('exactly-once: kill -9 of strait run mid-stream, restart: 0 duplicates and 0 missing for read_committed readers', async (t) => {
@@ -88,15 +105,7 @@ t.test('exactly-once: kill -9 of strait run mid-stream, restart: 0 duplicates an
     worker: { threads: 2, commitIntervalMs: 4000 },
     controller: { refreshTopicsIntervalMs: 1000 },
   });
-  const storeFile = join(dirname(config), 'store', 'store.msgpack');
-  const stored = (): number[] => {
-    try {
-      const offsets = (unpack(readFileSync(storeFile)) as { offsets: Record<string, Record<string, { offset: number }>> }).offsets.eos ?? {};
-      return Array.from({ length: PARTITIONS }, (_, p) => offsets[`${topic}/${p}`]?.offset ?? 0);
-    } catch {
-      return Array.from({ length: PARTITIONS }, () => 0);
-    }
-  };
+  const stored = () => storedOffsets(config, 'eos', topic, PARTITIONS);
   // a steady producer: 1000 records every 200 ms (12 s at least), so the stream still flows at the kill
   let producedSoFar = 0;
   const producing = (async () => {
@@ -137,21 +146,7 @@ t.test('exactly-once: kill -9 of strait run mid-stream, restart: 0 duplicates an
   const ahead = starts.filter((s) => s.topic === topic && s.from === 'target' && s.offset > atKill[s.partition]!);
   t.ok(ahead.length > 0, `${ahead.length} partitions resumed after their last committed run on the target, past the store's offset`);
 
-  const source = await readAll(a, topic, PARTITIONS, TOTAL, 60_000);
-  t.equal(source.length, TOTAL, 'the source holds every record');
-  // one record more than the source holds: a duplicate would be read, not cut off at the count
-  const committed = await readAll(b, target, PARTITIONS, TOTAL + 1, 20_000, 'read_committed');
-  t.equal(committed.length, TOTAL, `read_committed: ${committed.length} records on the target for ${TOTAL} on the source`);
-  for (let p = 0; p < PARTITIONS; p++) {
-    const src = byPartition(source, p);
-    const dst = byPartition(committed, p);
-    const seen = new Set(dst);
-    t.equal(dst.length - seen.size, 0, `partition ${p}: 0 duplicates`);
-    t.equal(src.filter((v) => !seen.has(v)).length, 0, `partition ${p}: 0 missing`);
-    t.same(dst, src, `partition ${p}: the target holds the source's records in source order`);
-  }
-  const uncommitted = await readAll(b, target, PARTITIONS, TOTAL * 2, 20_000, 'read_uncommitted');
-  t.ok(uncommitted.length > TOTAL, `read_uncommitted sees the aborted copies of the killed transaction (${uncommitted.length - TOTAL} more records)`);
+  const { source, committed } = await verify(t, topic, PARTITIONS, TOTAL);
 
   // the offset map (read_committed) covers every committed record once, in runs that treat markers as gaps
   const runs = (await readAll(b, OFFSET_MAP_TOPIC, 1, Number.MAX_SAFE_INTEGER, 10_000))
@@ -170,4 +165,153 @@ t.test('exactly-once: kill -9 of strait run mid-stream, restart: 0 duplicates an
     t.ok(exact, `partition ${p}: every run translates source offsets to the target records that hold them`);
   }
   t.equal(await second.stop(), 0);
+});
+
+/**
+ * A fleet on the test clusters (a controller, three workers, one exactly-once route over 6 partitions, a steady
+ * producer): `disrupt` takes one worker out while one of its transactions holds records on the target, and returns once
+ * its partitions run on the others; records flow on, then an independent read_committed reader must count every
+ * source record once, in source order per partition. `leftOpen`: the way it was taken out leaves that transaction
+ * open (aborted by the fencing), rather than committed by a clean stop.
+ */
+async function fleetCase(
+  t: Test,
+  disrupt: (victim: StraitProcess, movedOff: () => Promise<void>) => Promise<void>,
+  leftOpen = true,
+): Promise<{ victim: StraitProcess; survivors: StraitProcess[] }> {
+  const zk = testClusters().zookeeper;
+  if (!zk) throw new Error('test clusters have no ZooKeeper');
+  const a = bootstrap('a');
+  const b = bootstrap('b');
+  const topic = uniqueName('eosfleet');
+  const target = `a.${topic}`;
+  const P = 6;
+  await createTopic(a, topic, P);
+  const config = writeConfig({
+    deployment: uniqueName('d'),
+    clusters: { a: { bootstrap: a }, b: { bootstrap: b } },
+    routes: [{ name: 'eosfleet', source: 'a', target: 'b', topics: { include: [topic] }, delivery: 'exactly-once', transactionIntervalMs: 300 }],
+    store: { type: 'zookeeper', connect: zk.connect, sessionTimeoutMs: FLEET_SESSION_MS, auth: testStoreAuth() },
+    controller: { refreshTopicsIntervalMs: 1000, rest: { port: 0 } },
+    // the store follows the target's transactions only every 4 s: the moved partitions must resume from the target
+    worker: { threads: 1, commitIntervalMs: 4000 },
+  });
+  const controller = new StraitProcess(config, 'controller');
+  const workers = [0, 1, 2].map(() => new StraitProcess(config, 'worker'));
+  const [victim, ...survivors] = workers as [StraitProcess, ...StraitProcess[]];
+  const producer = new SteadyProducer(a, topic, P, 2000);
+  await producer.start();
+  const committedCount = async () => (await readAll(b, target, P, Number.MAX_SAFE_INTEGER, 3000, 'read_committed')).length;
+  // settled: every partition runs on exactly one worker, the same for 3 s (a partition still moving between two
+  // workers would show the old owner's transaction as the one to take out)
+  let settled = '';
+  let settledAt = Date.now();
+  await waitFor(
+    'all three workers replicating, the assignment settled',
+    async () => {
+      const sets = workers.map((w) => [...runningPartitions(w)].sort());
+      const now = JSON.stringify(sets);
+      if (now !== settled) [settled, settledAt] = [now, Date.now()];
+      const all = sets.flat();
+      return (
+        sets.every((x) => x.length > 0) && new Set(all).size === P && all.length === P && Date.now() - settledAt >= 3000 && (await committedCount()) >= 4000
+      );
+    },
+    120_000,
+    1000,
+  );
+  const victims = [...runningPartitions(victim)].map((k) => Number(k.slice(k.lastIndexOf('/') + 1)));
+  t.ok(victims.length > 0 && victims.length < P, `the worker taken out runs ${victims.length} of ${P} partitions`);
+  // taken out while one of its transactions holds records on the target: they must be aborted, not counted
+  const watch = await TransactionWatch.open(b, target, P);
+  try {
+    await waitFor('a transaction of the worker to take out open on the target', async () => (await watch.openIn()).some((p) => victims.includes(p)), 30_000, 0);
+  } finally {
+    await watch.close();
+  }
+  const outAt = producer.produced;
+  await disrupt(victim, () =>
+    waitFor(
+      "the worker's partitions running on the others",
+      () => new Set(survivors.flatMap((w) => [...runningPartitions(w)])).size === P,
+      FLEET_SESSION_MS + 60_000,
+      500,
+    ),
+  );
+  // records go on flowing through the moved partitions
+  await waitFor('the stream flowing on after the move', () => producer.produced >= outAt + 6000, 60_000, 200);
+  const total = await producer.stop();
+  await waitFor(`all ${total} records committed on the target`, async () => (await committedCount()) >= total, 120_000, 1000);
+
+  type Start = { topic: string; partition: number; from: string; offset: number };
+  const starts = (await Promise.all(survivors.map((w) => w.json<{ worker: { starts: Start[] } }>('/v1/status')))).flatMap((s) => s.worker.starts);
+  const moved = starts.filter((s) => s.topic === topic && victims.includes(s.partition));
+  t.equal(new Set(moved.map((s) => s.partition)).size, victims.length, `every partition of the worker taken out started on another`);
+  const told = moved.map((s) => `${s.partition}: ${s.from} ${s.offset}`).join(', ');
+  // a clean stop brings the store up to its last transactions; a worker killed or stopped leaves the store behind
+  if (leftOpen)
+    t.ok(
+      moved.some((s) => s.from === 'target'),
+      `moved partitions resumed after their last committed run on the target (${told})`,
+    );
+  else t.comment(`moved partitions started at ${told}`);
+
+  await verify(t, topic, P, total, leftOpen);
+  for (const w of survivors) t.equal(await w.stop(), 0, 'a surviving worker stops cleanly');
+  t.equal(await controller.stop(), 0, 'the controller stops cleanly');
+  return { victim, survivors };
+}
+
+const FLEET_SESSION_MS = 4000;
+
+/** librdkafka's and Kafka's codes for a transactional producer whose epoch a newer one took (KIP-98, KIP-588) */
+const FENCED_CODES = new Set(['_FENCED', 'PRODUCER_FENCED', 'INVALID_PRODUCER_EPOCH']);
+
+/** the Kafka codes of the worker's STRAIT_PRODUCER_FATAL error lines that say its producer was fenced */
+function fencedLines(w: StraitProcess): string[] {
+  return w.output
+    .split('\n')
+    .filter((l) => l.includes('STRAIT_PRODUCER_FATAL'))
+    .flatMap((l) => {
+      try {
+        const kafkaCode = (JSON.parse(l) as { kafkaCode?: string }).kafkaCode;
+        return kafkaCode !== undefined && FENCED_CODES.has(kafkaCode) ? [kafkaCode] : [];
+      } catch {
+        return [];
+      }
+    });
+}
+
+t.test('exactly-once in a fleet: kill -9 of one of three workers, its partitions move: 0 duplicates, 0 missing', async (t) => {
+  await fleetCase(t, async (victim, movedOff) => {
+    await victim.kill9();
+    await movedOff();
+  });
+});
+
+t.test('exactly-once in a fleet: a worker stopped past its session, its partitions moved, resumed: its commits are fenced', async (t) => {
+  const { victim } = await fleetCase(t, async (victim, movedOff) => {
+    victim.child.kill('SIGSTOP');
+    try {
+      await movedOff();
+    } finally {
+      victim.child.kill('SIGCONT');
+    }
+    // the zombie's pool thread finds its transaction overdue and commits it: the new owner's fencing refuses it
+    await waitFor('the resumed worker told its producer was fenced', () => fencedLines(victim).length > 0, 30_000, 250);
+  });
+  t.ok(fencedLines(victim).length > 0, `the resumed worker's transactional producer was fenced (${fencedLines(victim).join(', ')})`);
+  t.comment(`the resumed worker stopped with ${await victim.stop()}`);
+});
+
+t.test('exactly-once in a fleet: a worker stopped cleanly mid-transaction, its partitions move: 0 duplicates, 0 missing', async (t) => {
+  await fleetCase(
+    t,
+    async (victim, movedOff) => {
+      // a drain: each of its partitions commits its open transaction, then the others fence the ids and go on
+      t.equal(await victim.stop(), 0, 'the worker stops cleanly');
+      await movedOff();
+    },
+    false,
+  );
 });
