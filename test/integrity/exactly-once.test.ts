@@ -72,6 +72,24 @@ class TransactionWatch {
 }
 
 /**
+ * Waits until `open` says a transaction holds records on the target; the watch's clients are then closed in the
+ * background (`closing`), so the disruption that must land inside that transaction follows the check at once (closing
+ * two clients can take a second or more under load, and a transaction commits every few hundred ms).
+ */
+function watchUntil(watch: TransactionWatch, what: string, open: () => Promise<boolean>): { seen: Promise<void>; closing: Promise<void> } {
+  let closing: Promise<void> = Promise.resolve();
+  const seen = waitFor(what, open, 30_000, 0).finally(() => {
+    closing = watch.close();
+  });
+  return {
+    seen,
+    get closing() {
+      return closing;
+    },
+  };
+}
+
+/**
  * The independent check, with `topic` on cluster a replicated to `a.<topic>` on cluster b: a read_committed reader of
  * the target sees each of the `total` source records once, in source order per partition, and a read_uncommitted one
  * sees more (the aborted copies of the transaction left open), which proves the check can tell.
@@ -125,13 +143,11 @@ t.test('exactly-once: kill -9 of strait run mid-stream, restart: 0 duplicates an
   await new Promise((r) => setTimeout(r, 2500)); // transactions commit on; the store is not told until the next commit
   // kill while a transaction holds records on the target (its end above the last stable offset): they must be aborted
   const watch = await TransactionWatch.open(b, target);
-  try {
-    await waitFor('a transaction open on the target with records in it', () => watch.open(), 30_000, 0);
-  } finally {
-    await watch.close();
-  }
+  const closed = watchUntil(watch, 'a transaction open on the target with records in it', () => watch.open());
+  await closed.seen;
   t.ok(producedSoFar < TOTAL, `the stream still flowed at the kill (${producedSoFar} of ${TOTAL} produced)`);
   await first.kill9();
+  await closed.closing;
   const atKill = stored();
   t.comment(`killed with ${atKill.reduce((x, y) => x + y, 0)} records committed (store), ${producedSoFar} produced`);
   await producing;
@@ -224,13 +240,12 @@ async function fleetCase(
   t.ok(victims.length > 0 && victims.length < P, `the worker taken out runs ${victims.length} of ${P} partitions`);
   // taken out while one of its transactions holds records on the target: they must be aborted, not counted
   const watch = await TransactionWatch.open(b, target, P);
-  try {
-    await waitFor('a transaction of the worker to take out open on the target', async () => (await watch.openIn()).some((p) => victims.includes(p)), 30_000, 0);
-  } finally {
-    await watch.close();
-  }
+  const closed = watchUntil(watch, 'a transaction of the worker to take out open on the target', async () =>
+    (await watch.openIn()).some((p) => victims.includes(p)),
+  );
+  await closed.seen;
   const outAt = producer.produced;
-  await disrupt(victim, () =>
+  const disrupted = disrupt(victim, () =>
     waitFor(
       "the worker's partitions running on the others",
       () => new Set(survivors.flatMap((w) => [...runningPartitions(w)])).size === P,
@@ -238,6 +253,7 @@ async function fleetCase(
       500,
     ),
   );
+  await Promise.all([disrupted, closed.closing]);
   // records go on flowing through the moved partitions
   await waitFor('the stream flowing on after the move', () => producer.produced >= outAt + 6000, 60_000, 200);
   const total = await producer.stop();
