@@ -10,6 +10,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import type { Test } from 'tap';
 import Kafka from 'node-rdkafka';
 import * as dev from '../../bench/harness/local-cluster';
+import { withClusterLock } from './cluster-lock';
 import { disconnect, uniqueName, withAdmin, within } from './kafka';
 import { stopAll, waitFor, type StraitProcess } from './strait-process';
 
@@ -303,6 +304,29 @@ export async function startChaos(t: Test, dir: string, up: dev.UpOptions): Promi
   const producer = await ChaosProducer.start(a.bootstrap, topic);
   t.teardown(() => producer.stop());
   return { state, a, b, topic, target: `a.${topic}`, producer, started };
+}
+
+/** How long a chaos test may wait for the other one (see `withChaosTurn`). */
+export const CHAOS_TURN_WAIT_MS = 20 * 60_000;
+/** A chaos test's own time limit: its drills, plus the wait for its turn. */
+export const CHAOS_TEST_TIMEOUT_MS = 22 * 60_000 + CHAOS_TURN_WAIT_MS;
+
+/**
+ * The two chaos tests take turns. tap runs two files at once, and each of these runs two 3-broker clusters, strait and
+ * a producer. Together they held a 2-core machine at load 40-50: a rolled broker took 74 s to start, and a restarted
+ * worker wrote nothing at all for the 60 s the test waited for it (CI of 8907f6b). The second one waits for the first.
+ */
+export async function withChaosTurn<T>(t: Test, fn: () => Promise<T>): Promise<T> {
+  const asked = Date.now();
+  return withClusterLock(
+    'chaos',
+    async () => {
+      const waited = Date.now() - asked;
+      if (waited > 1000) t.comment(`waited ${(waited / 1000).toFixed(1)} s for the other chaos test to finish`);
+      return fn();
+    },
+    CHAOS_TURN_WAIT_MS,
+  );
 }
 
 /**

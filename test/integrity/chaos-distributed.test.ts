@@ -21,7 +21,18 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as dev from '../../bench/harness/local-cluster';
 import { projectRoot } from '../../bench/harness/kafka-runtime';
-import { ChaosSteps, fmt, PARTITIONS, replayWindow, sampleTarget, startChaos, widenThreadPool, type Watched } from '../helpers/chaos';
+import {
+  CHAOS_TEST_TIMEOUT_MS,
+  ChaosSteps,
+  fmt,
+  PARTITIONS,
+  replayWindow,
+  sampleTarget,
+  startChaos,
+  widenThreadPool,
+  withChaosTurn,
+  type Watched,
+} from '../helpers/chaos';
 import { assignmentMap, partitionEvents } from '../helpers/fleet';
 import { uniqueName } from '../helpers/kafka';
 import { StraitProcess, waitFor, writeConfig } from '../helpers/strait-process';
@@ -61,143 +72,144 @@ interface WorkerStatusBody {
 
 t.test(
   'distributed over SASL_SSL: a source roll with a worker killed -9 in it, kill -9 of a target leader: nothing lost, order kept, duplicates within the in-flight window',
-  { timeout: 22 * 60_000 },
-  async (t) => {
-    const run = await startChaos(t, DIR, { brokers: 3, tls: true, zookeeper: true });
-    const { state, a, b, topic, started } = run;
-    const zk = state.zookeeper!;
-    t.comment(`two 3-broker TLS clusters and ZooKeeper up in ${fmt(Date.now() - started)}: a ${a.tls!.saslSsl}, b ${b.tls!.saslSsl} (SASL_SSL)`);
+  { timeout: CHAOS_TEST_TIMEOUT_MS },
+  (t) =>
+    withChaosTurn(t, async () => {
+      const run = await startChaos(t, DIR, { brokers: 3, tls: true, zookeeper: true });
+      const { state, a, b, topic, started } = run;
+      const zk = state.zookeeper!;
+      t.comment(`two 3-broker TLS clusters and ZooKeeper up in ${fmt(Date.now() - started)}: a ${a.tls!.saslSsl}, b ${b.tls!.saslSsl} (SASL_SSL)`);
 
-    // strait sees each cluster only through its SASL_SSL listener; the password reaches it from the environment
-    process.env.CHAOS_SCRAM_PASSWORD = dev.DEV_SASL_USERS.strait!;
-    const saslSsl = (c: dev.ClusterState) => ({
-      bootstrap: c.tls!.saslSsl,
-      properties: {
-        'security.protocol': 'SASL_SSL',
-        'ssl.ca.location': c.tls!.caLocation,
-        'sasl.mechanisms': 'SCRAM-SHA-512',
-        'sasl.username': 'strait',
-        'sasl.password': '${env:CHAOS_SCRAM_PASSWORD}',
-      },
-    });
-    const deployment = uniqueName('chaos-dist');
-    const config = (workerId?: string) =>
-      writeConfig({
-        deployment,
-        clusters: { a: saslSsl(a), b: saslSsl(b) },
-        routes: [{ name: 'chaos', source: 'a', target: 'b', topics: { include: [topic] } }],
-        store: { type: 'zookeeper', connect: zk.connect, sessionTimeoutMs: SESSION_MS, auth: zk.auth },
-        controller: { refreshTopicsIntervalMs: 1000, rest: { port: 0 } },
-        worker: {
-          ...(workerId ? { id: workerId } : {}),
-          threads: THREADS,
-          commitIntervalMs: COMMIT_INTERVAL_MS,
-          inflightBytes: INFLIGHT_BYTES,
-          reportIntervalMs: 1000,
+      // strait sees each cluster only through its SASL_SSL listener; the password reaches it from the environment
+      process.env.CHAOS_SCRAM_PASSWORD = dev.DEV_SASL_USERS.strait!;
+      const saslSsl = (c: dev.ClusterState) => ({
+        bootstrap: c.tls!.saslSsl,
+        properties: {
+          'security.protocol': 'SASL_SSL',
+          'ssl.ca.location': c.tls!.caLocation,
+          'sasl.mechanisms': 'SCRAM-SHA-512',
+          'sasl.username': 'strait',
+          'sasl.password': '${env:CHAOS_SCRAM_PASSWORD}',
         },
       });
-    const controller = new StraitProcess(config(), 'controller');
-    const ids = ['w1', 'w2'];
-    const configs = ids.map((id) => config(id));
-    const workers = configs.map((c) => new StraitProcess(c, 'worker'));
-    /** every incarnation of each worker, for the logs kept after the test */
-    const incarnations: StraitProcess[][] = workers.map((w) => [w]);
-    // strait's logs stay for a look after a failure (dev.down removes only the clusters and ZooKeeper)
-    t.teardown(() => {
-      writeFileSync(join(DIR, 'controller.log'), controller.output);
-      incarnations.forEach((list, i) => writeFileSync(join(DIR, `worker-${ids[i]}.log`), list.map((p) => p.output).join('\n')));
-    });
-    const watched = (): Watched[] => [
-      { label: 'strait controller', process: controller },
-      ...workers.map((process, i) => ({ label: `strait worker ${ids[i]}`, process })),
-    ];
-    const controllerStatus = () => controller.json<ControllerStatusBody>('/v1/status');
-    await waitFor(
-      'the controller leading, with all partitions on two workers',
-      async () => {
-        const s = await controllerStatus().catch(() => undefined);
-        return s?.isLeader === true && s.controller?.assigned === PARTITIONS && s.controller.workers.length === 2;
-      },
-      60_000,
-      500,
-    );
-    const rest = await controller.restUrl;
-
-    const sampler = await sampleTarget(t, run, watched);
-
-    const chaos = new ChaosSteps(t, DIR, run, sampler, watched);
-
-    // Step 1: the roll, and once its first broker is back in every ISR (the second one about to stop), kill -9 of
-    // the worker holding most partitions; it starts again WORKER_DOWN_MS later under the same id.
-    const rollWithWorkerKill = async (): Promise<string> => {
-      let markFirstBack: () => void = () => {};
-      const firstBrokerBack = new Promise<void>((r) => (markFirstBack = r));
-      const rolling = chaos.roll('a', (l) => {
-        if (/broker 1: ISR full/.test(l)) markFirstBack();
-      })();
-      const killing = (async () => {
-        await Promise.race([firstBrokerBack, rolling]);
-        const owners = await assignmentMap(rest);
-        const held = ids.map((id) => [...owners.values()].filter((w) => w === id).length);
-        const i = held[1]! > held[0]! ? 1 : 0;
-        const victimParts = [...owners].filter(([, w]) => w === ids[i]).map(([p]) => p);
-        const victim = workers[i]!;
-        const pid = victim.child.pid!;
-        const registered = (await controllerStatus()).controller?.workers.find((w) => w.id === ids[i]);
-        t.equal(registered?.pid, pid, `worker ${ids[i]} is registered in ZooKeeper under the pid the test recorded (${pid})`);
-        const survivor = workers[1 - i]!;
-        const survivorEvents = partitionEvents(survivor).length;
-        await victim.kill9();
-        const killedAt = Date.now();
-        t.comment(`kill -9 of worker ${ids[i]} (pid ${pid}, ${held[i]} partitions)`);
-        await sleep(WORKER_DOWN_MS);
-        const restarted = new StraitProcess(configs[i]!, 'worker');
-        workers[i] = restarted;
-        incarnations[i]!.push(restarted);
-        const restartedAt = Date.now();
-        await waitFor(
-          `worker ${ids[i]} running partitions again after its restart`,
-          () => partitionEvents(restarted).some((e) => e.what === 'started'),
-          60_000,
-          200,
-        );
-        const taken = partitionEvents(survivor)
-          .slice(survivorEvents)
-          .filter((e) => e.what === 'started' && e.at >= killedAt);
-        const back = partitionEvents(restarted).filter((e) => e.what === 'started');
-        const takenParts = new Set(taken.map((e) => `${e.topic}/${e.partition}`));
-        t.same(
-          victimParts.filter((p) => !takenParts.has(p)),
-          [],
-          `worker ${ids[i]}'s ${held[i]} partitions started on ${ids[1 - i]} while it was down`,
-        );
-        return (
-          `worker ${ids[i]} (pid ${pid}, ${held[i]} partitions) killed -9 when broker 1 was back in every ISR; ` +
-          `${taken.length} started on ${ids[1 - i]} ${taken.length > 0 ? fmt(Math.max(...taken.map((e) => e.at)) - killedAt) : '-'} after the kill; ` +
-          `${ids[i]} started again after ${fmt(restartedAt - killedAt)} and ran ${back.length} partitions ${fmt(Math.min(...back.map((e) => e.at)) - restartedAt)} after its start`
-        );
-      })();
-      const [rolled, killed] = await Promise.all([rolling, killing]);
-      return `${rolled}; ${killed}`;
-    };
-
-    await chaos.step('roll every source broker, kill -9 of a worker during it (back after 15 s)', rollWithWorkerKill);
-    await chaos.step('kill -9 the target broker leading most partitions, back after 20 s', chaos.killLeader('b'));
-
-    await chaos.verify(WINDOW_PER_REPLAY, async () => {
-      const s = await controllerStatus();
-      t.same(s.controller?.erroredPartitions, [], 'no partition errored, by the controller');
-      for (const [i, w] of workers.entries()) {
-        const ws = await w.json<WorkerStatusBody>('/v1/status');
-        t.equal(ws.worker.totals.errored, 0, `no partition errored in worker ${ids[i]}`);
-      }
-      for (const [i, w] of workers.entries()) t.equal(await w.stop(), 0, `worker ${ids[i]} stops cleanly`);
-      t.equal(await controller.stop(), 0, 'the controller stops cleanly');
-      const secret = dev.DEV_SASL_USERS.strait!;
-      t.notOk(
-        [controller, ...incarnations.flat()].some((p) => p.output.includes(secret)),
-        'the SCRAM password appears in no output',
+      const deployment = uniqueName('chaos-dist');
+      const config = (workerId?: string) =>
+        writeConfig({
+          deployment,
+          clusters: { a: saslSsl(a), b: saslSsl(b) },
+          routes: [{ name: 'chaos', source: 'a', target: 'b', topics: { include: [topic] } }],
+          store: { type: 'zookeeper', connect: zk.connect, sessionTimeoutMs: SESSION_MS, auth: zk.auth },
+          controller: { refreshTopicsIntervalMs: 1000, rest: { port: 0 } },
+          worker: {
+            ...(workerId ? { id: workerId } : {}),
+            threads: THREADS,
+            commitIntervalMs: COMMIT_INTERVAL_MS,
+            inflightBytes: INFLIGHT_BYTES,
+            reportIntervalMs: 1000,
+          },
+        });
+      const controller = new StraitProcess(config(), 'controller');
+      const ids = ['w1', 'w2'];
+      const configs = ids.map((id) => config(id));
+      const workers = configs.map((c) => new StraitProcess(c, 'worker'));
+      /** every incarnation of each worker, for the logs kept after the test */
+      const incarnations: StraitProcess[][] = workers.map((w) => [w]);
+      // strait's logs stay for a look after a failure (dev.down removes only the clusters and ZooKeeper)
+      t.teardown(() => {
+        writeFileSync(join(DIR, 'controller.log'), controller.output);
+        incarnations.forEach((list, i) => writeFileSync(join(DIR, `worker-${ids[i]}.log`), list.map((p) => p.output).join('\n')));
+      });
+      const watched = (): Watched[] => [
+        { label: 'strait controller', process: controller },
+        ...workers.map((process, i) => ({ label: `strait worker ${ids[i]}`, process })),
+      ];
+      const controllerStatus = () => controller.json<ControllerStatusBody>('/v1/status');
+      await waitFor(
+        'the controller leading, with all partitions on two workers',
+        async () => {
+          const s = await controllerStatus().catch(() => undefined);
+          return s?.isLeader === true && s.controller?.assigned === PARTITIONS && s.controller.workers.length === 2;
+        },
+        60_000,
+        500,
       );
-    });
-  },
+      const rest = await controller.restUrl;
+
+      const sampler = await sampleTarget(t, run, watched);
+
+      const chaos = new ChaosSteps(t, DIR, run, sampler, watched);
+
+      // Step 1: the roll, and once its first broker is back in every ISR (the second one about to stop), kill -9 of
+      // the worker holding most partitions; it starts again WORKER_DOWN_MS later under the same id.
+      const rollWithWorkerKill = async (): Promise<string> => {
+        let markFirstBack: () => void = () => {};
+        const firstBrokerBack = new Promise<void>((r) => (markFirstBack = r));
+        const rolling = chaos.roll('a', (l) => {
+          if (/broker 1: ISR full/.test(l)) markFirstBack();
+        })();
+        const killing = (async () => {
+          await Promise.race([firstBrokerBack, rolling]);
+          const owners = await assignmentMap(rest);
+          const held = ids.map((id) => [...owners.values()].filter((w) => w === id).length);
+          const i = held[1]! > held[0]! ? 1 : 0;
+          const victimParts = [...owners].filter(([, w]) => w === ids[i]).map(([p]) => p);
+          const victim = workers[i]!;
+          const pid = victim.child.pid!;
+          const registered = (await controllerStatus()).controller?.workers.find((w) => w.id === ids[i]);
+          t.equal(registered?.pid, pid, `worker ${ids[i]} is registered in ZooKeeper under the pid the test recorded (${pid})`);
+          const survivor = workers[1 - i]!;
+          const survivorEvents = partitionEvents(survivor).length;
+          await victim.kill9();
+          const killedAt = Date.now();
+          t.comment(`kill -9 of worker ${ids[i]} (pid ${pid}, ${held[i]} partitions)`);
+          await sleep(WORKER_DOWN_MS);
+          const restarted = new StraitProcess(configs[i]!, 'worker');
+          workers[i] = restarted;
+          incarnations[i]!.push(restarted);
+          const restartedAt = Date.now();
+          await waitFor(
+            `worker ${ids[i]} running partitions again after its restart`,
+            () => partitionEvents(restarted).some((e) => e.what === 'started'),
+            60_000,
+            200,
+          );
+          const taken = partitionEvents(survivor)
+            .slice(survivorEvents)
+            .filter((e) => e.what === 'started' && e.at >= killedAt);
+          const back = partitionEvents(restarted).filter((e) => e.what === 'started');
+          const takenParts = new Set(taken.map((e) => `${e.topic}/${e.partition}`));
+          t.same(
+            victimParts.filter((p) => !takenParts.has(p)),
+            [],
+            `worker ${ids[i]}'s ${held[i]} partitions started on ${ids[1 - i]} while it was down`,
+          );
+          return (
+            `worker ${ids[i]} (pid ${pid}, ${held[i]} partitions) killed -9 when broker 1 was back in every ISR; ` +
+            `${taken.length} started on ${ids[1 - i]} ${taken.length > 0 ? fmt(Math.max(...taken.map((e) => e.at)) - killedAt) : '-'} after the kill; ` +
+            `${ids[i]} started again after ${fmt(restartedAt - killedAt)} and ran ${back.length} partitions ${fmt(Math.min(...back.map((e) => e.at)) - restartedAt)} after its start`
+          );
+        })();
+        const [rolled, killed] = await Promise.all([rolling, killing]);
+        return `${rolled}; ${killed}`;
+      };
+
+      await chaos.step('roll every source broker, kill -9 of a worker during it (back after 15 s)', rollWithWorkerKill);
+      await chaos.step('kill -9 the target broker leading most partitions, back after 20 s', chaos.killLeader('b'));
+
+      await chaos.verify(WINDOW_PER_REPLAY, async () => {
+        const s = await controllerStatus();
+        t.same(s.controller?.erroredPartitions, [], 'no partition errored, by the controller');
+        for (const [i, w] of workers.entries()) {
+          const ws = await w.json<WorkerStatusBody>('/v1/status');
+          t.equal(ws.worker.totals.errored, 0, `no partition errored in worker ${ids[i]}`);
+        }
+        for (const [i, w] of workers.entries()) t.equal(await w.stop(), 0, `worker ${ids[i]} stops cleanly`);
+        t.equal(await controller.stop(), 0, 'the controller stops cleanly');
+        const secret = dev.DEV_SASL_USERS.strait!;
+        t.notOk(
+          [controller, ...incarnations.flat()].some((p) => p.output.includes(secret)),
+          'the SCRAM password appears in no output',
+        );
+      });
+    }),
 );

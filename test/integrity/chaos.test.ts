@@ -14,7 +14,7 @@ import t from 'tap';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { projectRoot } from '../../bench/harness/kafka-runtime';
-import { ChaosSteps, replayWindow, sampleTarget, startChaos, widenThreadPool } from '../helpers/chaos';
+import { CHAOS_TEST_TIMEOUT_MS, ChaosSteps, replayWindow, sampleTarget, startChaos, widenThreadPool, withChaosTurn } from '../helpers/chaos';
 import { StraitProcess, writeConfig } from '../helpers/strait-process';
 
 widenThreadPool();
@@ -33,39 +33,40 @@ const THREADS = 2;
 const WINDOW_PER_REPLAY = replayWindow({ inflightBytes: INFLIGHT_BYTES, threads: THREADS, uncommittedMs: COMMIT_INTERVAL_MS });
 
 // Broker restarts are JVM starts: about 10 s each on an idle 2-core machine, up to 100 s when it is saturated. The
-// whole test takes about 4-5 minutes idle and 13 under a load of 40-60 (781 s measured); the limit stays inside
-// tap's per-file timeout (.taprc: 1500 s).
+// whole test takes about 4-5 minutes idle and 13 under a load of 40-60 (781 s measured); with the wait for its turn
+// (withChaosTurn) the limit stays inside tap's per-file timeout (.taprc: 2700 s).
 
 t.test(
   'rolling restarts and kill -9 of leaders on both sides: nothing lost, order kept, duplicates within the in-flight window',
-  { timeout: 22 * 60_000 },
-  async (t) => {
-    const run = await startChaos(t, DIR, { brokers: 3 });
-    const { a, b, topic, started } = run;
-    t.comment(`two 3-broker clusters up in ${((Date.now() - started) / 1000).toFixed(1)} s: a ${a.bootstrap}, b ${b.bootstrap}`);
-    const strait = new StraitProcess(
-      writeConfig({
-        clusters: { a: { bootstrap: a.bootstrap }, b: { bootstrap: b.bootstrap } },
-        routes: [{ name: 'chaos', source: 'a', target: 'b', topics: { include: [topic] } }],
-        worker: { threads: THREADS, commitIntervalMs: COMMIT_INTERVAL_MS, inflightBytes: INFLIGHT_BYTES },
-        controller: { refreshTopicsIntervalMs: 1000 },
-      }),
-    );
-    // strait's log stays for a look after a failure (dev.down removes only the clusters)
-    t.teardown(() => writeFileSync(join(DIR, 'strait.log'), strait.output));
-    const watched = () => [{ label: 'strait', process: strait }];
-    const sampler = await sampleTarget(t, run, watched);
+  { timeout: CHAOS_TEST_TIMEOUT_MS },
+  (t) =>
+    withChaosTurn(t, async () => {
+      const run = await startChaos(t, DIR, { brokers: 3 });
+      const { a, b, topic, started } = run;
+      t.comment(`two 3-broker clusters up in ${((Date.now() - started) / 1000).toFixed(1)} s: a ${a.bootstrap}, b ${b.bootstrap}`);
+      const strait = new StraitProcess(
+        writeConfig({
+          clusters: { a: { bootstrap: a.bootstrap }, b: { bootstrap: b.bootstrap } },
+          routes: [{ name: 'chaos', source: 'a', target: 'b', topics: { include: [topic] } }],
+          worker: { threads: THREADS, commitIntervalMs: COMMIT_INTERVAL_MS, inflightBytes: INFLIGHT_BYTES },
+          controller: { refreshTopicsIntervalMs: 1000 },
+        }),
+      );
+      // strait's log stays for a look after a failure (dev.down removes only the clusters)
+      t.teardown(() => writeFileSync(join(DIR, 'strait.log'), strait.output));
+      const watched = () => [{ label: 'strait', process: strait }];
+      const sampler = await sampleTarget(t, run, watched);
 
-    const chaos = new ChaosSteps(t, DIR, run, sampler, watched);
-    await chaos.step('roll every source broker', chaos.roll('a'));
-    await chaos.step('roll every target broker', chaos.roll('b'));
-    await chaos.step('kill -9 the source broker leading most partitions, back after 20 s', chaos.killLeader('a'));
-    await chaos.step('kill -9 the target broker leading most partitions, back after 20 s', chaos.killLeader('b'));
+      const chaos = new ChaosSteps(t, DIR, run, sampler, watched);
+      await chaos.step('roll every source broker', chaos.roll('a'));
+      await chaos.step('roll every target broker', chaos.roll('b'));
+      await chaos.step('kill -9 the source broker leading most partitions, back after 20 s', chaos.killLeader('a'));
+      await chaos.step('kill -9 the target broker leading most partitions, back after 20 s', chaos.killLeader('b'));
 
-    await chaos.verify(WINDOW_PER_REPLAY, async () => {
-      const status = await strait.status();
-      t.equal(status.worker.totals.errored, 0, 'no partition errored in strait');
-      await strait.stop();
-    });
-  },
+      await chaos.verify(WINDOW_PER_REPLAY, async () => {
+        const status = await strait.status();
+        t.equal(status.worker.totals.errored, 0, 'no partition errored in strait');
+        await strait.stop();
+      });
+    }),
 );
