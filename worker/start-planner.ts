@@ -173,12 +173,18 @@ export class StartPlanner {
     const route = routeCfg.name;
     const fenced = new Set<string>();
     const commits: OffsetCommit[] = [];
-    const starting = list.filter((p) => planned.get(runtimeKey(route, p.topic, p.partition))!.commit);
+    const planOf = (p: PartitionAssignment) => planned.get(runtimeKey(route, p.topic, p.partition))!;
+    const starting = list.filter((p) => planOf(p).commit);
     if (starting.length === 0) return fenced;
-    const ends = await this.targetEnds(routeCfg, starting, 'the records a restart before their first commit sends again are not counted');
+    // exactly-once resumes from the target's offset map, where aborted records are no duplicates: no targetEnd there,
+    // and no need to ask the target for it
+    const counted = starting.filter((p) => planOf(p).from !== 'target');
+    const ends =
+      counted.length > 0
+        ? await this.targetEnds(routeCfg, counted, 'the records a restart before their first commit sends again are not counted')
+        : new Map<string, number>();
     for (const p of starting) {
-      const plan = planned.get(runtimeKey(route, p.topic, p.partition))!;
-      // exactly-once resumes from the target's offset map, where aborted records are no duplicates: no targetEnd there
+      const plan = planOf(p);
       const targetEnd = plan.from === 'target' ? undefined : ends.get(partitionKey(p.targetTopic, p.partition));
       commits.push({
         topic: p.topic,
