@@ -188,10 +188,12 @@ void Forwarder::Delivered(const rd_kafka_message_t* dr) {
                   lost ? "producer" : "target");
   }
   // Mark this record done, then advance `committable` over the done prefix. The idempotent producer reports in
-  // order, so normally the record is at the front.
+  // order, so normally the record is at the front. A record that failed is never passed over, whatever the kind of
+  // the partition's first error: after a fatal error (kind "producer") a purged record can be reported before an
+  // earlier record's own failure.
   for (auto& entry : p->inflight) {
     if (entry.msg == consumed) {
-      entry.msg = lost ? NotDelivered() : nullptr;
+      entry.msg = dr->err != RD_KAFKA_RESP_ERR_NO_ERROR ? NotDelivered() : nullptr;
       break;
     }
   }
@@ -371,9 +373,12 @@ Napi::Value Forwarder::Pump(const Napi::CallbackInfo& info) {
           if (p != nullptr) ClearSourceError(p);
         } else if (p != nullptr && msg->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET) {
           p->gap_pending = true;
+          // a logical offset: librdkafka's lookup of the partition's logical start failed for good (rdkafka_partition.c,
+          // "Failed to query logical offset"); nothing was read yet, so nothing diverged
+          p->gap_logical = msg->offset == RD_KAFKA_OFFSET_BEGINNING || msg->offset == RD_KAFKA_OFFSET_END ? msg->offset : 0;
           // without an offset: KIP-320's check found that the leader's log diverged below the position (librdkafka's
           // _LOG_TRUNCATION, rdkafka_offset.c, reset to INVALID under auto.offset.reset=error)
-          p->gap_diverged = msg->offset < 0;
+          p->gap_diverged = msg->offset < 0 && p->gap_logical == 0;
           p->gap_offset = msg->offset >= 0 ? msg->offset : p->consumed_next;
           p->gap_epoch = p->gap_offset == p->consumed_next ? p->consumed_epoch : -1;
           p->gap_next_try_ms = 0;

@@ -66,8 +66,8 @@ struct PartitionState {
   std::string error;
   std::string error_code;
   std::string error_kind;  // "target" | "gap" | "producer" (the producer failed fatally: see Pump())
-  // A record before `committable`'s next step was not delivered (purged after a fatal producer error or by close()):
-  // `committable` stays at it, so the next forwarder or owner reads it again. Not an error by itself.
+  // A record before `committable`'s next step was not delivered (purged after a fatal producer error or by close(),
+  // or its delivery failed): `committable` stays at it, so a retry, the next forwarder or owner reads it again.
   bool undelivered = false;
   // A consumer error librdkafka attributed to this partition. The partition keeps fetching (librdkafka backs off and
   // retries), so this clears by itself with the next record or end-of-partition event for it.
@@ -81,6 +81,9 @@ struct PartitionState {
   int64_t gap_offset = -1;
   bool gap_diverged = false;  // the leader epoch check (KIP-320) found the log truncated below gap_offset
   int32_t gap_epoch = -1;      // the leader epoch of the record before gap_offset, when known
+  // librdkafka could not look up the logical start (-2 earliest, -1 latest) the partition was assigned at: it starts
+  // again at that position, resolved with the watermarks (0: not this case)
+  int64_t gap_logical = 0;
   int gap_retries = 0;
   int64_t gap_next_try_ms = 0;
   // the log was truncated below gap_offset: the consumer that asks the leader where its log diverged from ours
@@ -159,6 +162,7 @@ class Forwarder : public Napi::ObjectWrap<Forwarder> {
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value TestFatalError(const Napi::CallbackInfo& info);
   Napi::Value RetryTarget(const Napi::CallbackInfo& info);
+  Napi::Value SetBudget(const Napi::CallbackInfo& info);
   Napi::Value Transaction(const Napi::CallbackInfo& info);
   Napi::Value FlushTransaction(const Napi::CallbackInfo& info);
   Napi::Value CommitTransaction(const Napi::CallbackInfo& info);

@@ -178,6 +178,7 @@ Napi::Value Forwarder::Assign(const Napi::CallbackInfo& info) {
       p->acked_ahead.clear();  // a new start: the worker counts what it sends again (worker/start-planner.ts)
       p->gap_pending = false;
       p->gap_diverged = false;
+      p->gap_logical = 0;
       p->gap_retries = 0;
       p->probe.reset();
       ClearSourceError(p);
@@ -208,6 +209,9 @@ Napi::Value Forwarder::Assign(const Napi::CallbackInfo& info) {
     added_index.push_back(i);
   }
   rd_kafka_error_t* err = list->cnt > 0 ? rd_kafka_incremental_assign(consumer_, list) : nullptr;
+  // librdkafka keeps an application pause across unassign and assign: a partition paused here before (errored, or
+  // over the budget) would fetch nothing. The budget pauses them again below when it must.
+  if (err == nullptr && list->cnt > 0) rd_kafka_resume_partitions(consumer_, list);
   rd_kafka_topic_partition_list_destroy(list);
   if (err != nullptr) {
     // None of them fetches: new slots go, re-activated ones drain on as before.
@@ -355,6 +359,19 @@ void Forwarder::ClearSourceError(PartitionState* p) {
   p->source_error_repeats = 0;
   p->source_error.clear();
   p->source_error_code.clear();
+}
+
+// setBudget(bytes): the in-flight budget from now on. An exactly-once partition's forwarder shares its route's budget
+// on the thread with the partitions beside it, so its share changes as partitions come and go.
+Napi::Value Forwarder::SetBudget(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CheckOpen(env);
+  if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "setBudget: bytes (a number) required");
+  int64_t bytes = info[0].As<Napi::Number>().Int64Value();
+  if (bytes < 1) throw Napi::RangeError::New(env, "setBudget: bytes must be at least 1");
+  budget_bytes_ = bytes;
+  ApplyBudget();
+  return env.Undefined();
 }
 
 }  // namespace strait

@@ -171,6 +171,20 @@ void Forwarder::ResolveGaps() {
           p->gap_next_try_ms = now + 1000;
           continue;
         }
+        if (p->gap_logical != 0) {
+          // the logical start again, as a concrete offset: nothing is skipped (earliest is the log start; latest is
+          // where a start at 'latest' begins anyway)
+          int64_t at = p->gap_logical == RD_KAFKA_OFFSET_BEGINNING ? low : high;
+          std::string why;
+          if (Restart(p, at, &why)) {
+            p->gap_pending = false;
+            p->gap_logical = 0;
+          } else {
+            p->gap_next_try_ms = now + 1000;
+            NoteSourceError(p, RD_KAFKA_RESP_ERR__FAIL, where + ": cannot start the fetch at offset " + std::to_string(at) + ": " + why);
+          }
+          continue;
+        }
         if (p->gap_diverged || from < 0) {
           // diverged without an epoch of ours, or before anything was read here (a logical start): the log end
           gap.to = from < 0 ? high : std::min(from, high);

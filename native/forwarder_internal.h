@@ -59,6 +59,9 @@ constexpr int kMaxProbes = 4;
 // transactional mode: how long init_transactions (a new forwarder fencing the previous owner) and an abort may take
 constexpr int kTxnInitTimeoutMs = 15000;
 constexpr int kTxnAbortTimeoutMs = 2000;  // probes running at once in one forwarder
+// A commit that timed out goes on inside librdkafka; it is resumed (commit_transaction called again) this many times
+// before the forwarder gives up on it (see CommitTransaction).
+constexpr int kTxnCommitResumes = 2;
 
 // optional fields of a JavaScript argument object
 inline std::string GetString(const Napi::Object& o, const char* key, const std::string& fallback) {

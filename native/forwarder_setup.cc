@@ -43,6 +43,7 @@ Napi::Function Forwarder::Define(Napi::Env env) {
                          InstanceMethod<&Forwarder::Close>("close"),
                          InstanceMethod<&Forwarder::TestFatalError>("testFatalError"),
                          InstanceMethod<&Forwarder::RetryTarget>("retryTarget"),
+                         InstanceMethod<&Forwarder::SetBudget>("setBudget"),
                          InstanceMethod<&Forwarder::Transaction>("transaction"),
                          InstanceMethod<&Forwarder::FlushTransaction>("flushTransaction"),
                          InstanceMethod<&Forwarder::CommitTransaction>("commitTransaction"),

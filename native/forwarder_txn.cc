@@ -169,6 +169,15 @@ Napi::Value Forwarder::CommitTransaction(const Napi::CallbackInfo& info) {
     }
   }
   rd_kafka_error_t* err = rd_kafka_commit_transaction(producer_, timeout);
+  // A commit that timed out (its EndTxn may be on its way: a coordinator moving, a broker restarting) cannot be
+  // aborted, and a new producer of the same transactional.id would complete it at the coordinator while the partition
+  // started again before it: every record of it committed twice. librdkafka resumes it when called again.
+  for (int resumed = 0; err != nullptr && resumed < kTxnCommitResumes && rd_kafka_error_is_retriable(err) && !rd_kafka_error_is_fatal(err) &&
+                        !rd_kafka_error_txn_requires_abort(err);
+       resumed++) {
+    rd_kafka_error_destroy(err);
+    err = rd_kafka_commit_transaction(producer_, timeout);
+  }
   if (err != nullptr) {
     FailTransaction(err, "commit_transaction", kTxnAbortTimeoutMs);
     return failed();

@@ -227,6 +227,8 @@ export interface NativeForwarder {
    * flight ("busy" until then; "idle": nothing to retry). It stays reported errored until a record is delivered.
    */
   retryTarget(topic: string, partition: number): 'retried' | 'busy' | 'idle';
+  /** the in-flight budget from now on, bytes (an exactly-once partition's share changes with the partitions beside it) */
+  setBudget(bytes: number): void;
 }
 
 export interface TopicConfigEntry {

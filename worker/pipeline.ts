@@ -40,6 +40,8 @@ export type GapProblem = ReportedGap;
 
 /** how many recent partition starts the status endpoint keeps */
 const START_HISTORY = 100;
+/** the starts one "partitions assigned" log line lists (the rest are counted); /v1/status keeps the last START_HISTORY */
+const MAX_LOGGED_STARTS = 64;
 /** how long reading a target's offset map (exactly-once starts) may take */
 const OFFSET_MAP_READ_MS = 15_000;
 
@@ -270,6 +272,8 @@ export class Pipeline {
       const fenced = await this.startPlanner.commit(routeCfg, fresh, planned);
       const resent = await this.startPlanner.resent(routeCfg, fresh, offsets, planned);
       const perShard = new Map<number, ToPump & { type: 'assign' }>();
+      // where each partition starts, for the log line below: "topic[p]@offset from" (a move or restart is traced by it)
+      const starts: string[] = [];
       for (const p of list) {
         const key = runtimeKey(route, p.topic, p.partition);
         if (fenced.has(key)) continue;
@@ -320,6 +324,7 @@ export class Pipeline {
           ...(plan.topicId !== undefined ? { topicId: plan.topicId } : {}),
           ...(resent.has(key) ? { resent: resent.get(key) } : {}),
         });
+        starts.push(`${p.topic}[${p.partition}]@${plan.offset} ${plan.from}${previous ? ' (was draining here)' : ''}`);
         if (resent.has(key)) this.progress.resentOnStart(rt, resent.get(key)!);
         if (plan.gap) this.health.applyGap(rt, plan.gap);
         let msg = perShard.get(shard);
@@ -334,7 +339,14 @@ export class Pipeline {
         });
       }
       for (const [shard, msg] of perShard) this.send(shard, msg);
-      this.log.info({ route, partitions: list.length }, 'partitions assigned');
+      this.log.info(
+        {
+          route,
+          partitions: list.length,
+          starts: starts.length > MAX_LOGGED_STARTS ? [...starts.slice(0, MAX_LOGGED_STARTS), `... ${starts.length - MAX_LOGGED_STARTS} more`] : starts,
+        },
+        'partitions assigned',
+      );
     }
     this.updateAssignedGauge();
     return started;
@@ -435,10 +447,12 @@ export class Pipeline {
           kafkaCode: m.code ?? null,
           cause: m.cause,
           partitions: m.partitions,
-          retryInMs: m.retryInMs,
+          ...(m.fenced ? { fenced: true } : { retryInMs: m.retryInMs }),
           streak: m.streak,
         },
-        `the target producer of route '${m.route}' failed fatally (${m.code ?? 'no Kafka code'}: ${m.cause}); its forwarder is closed and its ${m.partitions} partitions start again from their last acknowledged offsets in ${m.retryInMs} ms`,
+        m.fenced
+          ? `the transactional producer of route '${m.route}' was fenced by a newer owner of its partition (${m.code ?? 'no Kafka code'}: ${m.cause}); its open transaction is aborted and the partition stays stopped here until it is assigned again`
+          : `the target producer of route '${m.route}' failed fatally (${m.code ?? 'no Kafka code'}: ${m.cause}); its forwarder is closed and its ${m.partitions} partitions start again from their last acknowledged offsets in ${m.retryInMs} ms`,
       );
       return;
     }

@@ -15,7 +15,7 @@
  */
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { loadNative, type AssignEntry, type ForwarderProgress, type NativeForwarder, type PartitionProgress } from '../native';
-import { transactionalId } from '../shared/kafka/client-settings';
+import { partitionShare, transactionalId } from '../shared/kafka/client-settings';
 import { OFFSET_MAP_TOPIC, encodeOffsetMapRecord } from '../shared/offset-map/records';
 import type { FromPump, PumpTask, RouteClients, ToPump } from '../shared/wire';
 
@@ -54,6 +54,18 @@ interface Slot {
 }
 
 const keyOf = (topic: string, partition: number) => `${topic}\u0000${partition}`;
+
+/**
+ * Where a partition starts again after its forwarder closed: at `offset`, the first record the target did not
+ * acknowledge (or commit). The leader epoch of the assignment belongs to the assignment's offset: passed with a later
+ * one, the leader would answer with the end of that older epoch and librdkafka would report a truncation that never
+ * happened and read again from there (every record since sent twice; under exactly-once, committed twice). The epoch
+ * goes with the restart only when the forwarder knows it for `offset`.
+ */
+function restartEntry(entry: AssignEntry, offset: number, leaderEpoch: number | undefined): AssignEntry {
+  const { leaderEpoch: _assigned, ...rest } = entry;
+  return { ...rest, offset, ...(leaderEpoch !== undefined && leaderEpoch >= 0 ? { leaderEpoch } : {}) };
+}
 
 export function retryDelay(attempts: number): number {
   return Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** Math.max(0, attempts - 1));
@@ -113,9 +125,28 @@ export default async function pump(task: PumpTask): Promise<void> {
     const key = slotKey(route, own);
     const existing = slots.get(key);
     if (existing) return existing.fw;
-    const fw = new native.Forwarder(own ? { ...c.options, transactionalId: transactionalId(c.transaction!, own.topic, own.partition) } : c.options);
+    const fw = new native.Forwarder(
+      own
+        ? {
+            ...c.options,
+            ...partitionShare(c.options, entries.get(route)?.size ?? 1),
+            transactionalId: transactionalId(c.transaction!, own.topic, own.partition),
+          }
+        : c.options,
+    );
     slots.set(key, { route, fw, ...(own ? { part: own } : {}) });
     return fw;
+  };
+
+  /**
+   * exactly-once: the route's partition forwarders here share its budget on this thread (partitionShare), so each
+   * one's budget follows the number of partitions assigned here. A consumer's prefetch is set when it starts.
+   */
+  const shareBudget = (route: string) => {
+    const c = clients.get(route);
+    if (!c?.transaction) return;
+    const { inflightBytes } = partitionShare(c.options, entries.get(route)?.size ?? 1);
+    for (const [, s] of slotsOf(route)) if (s.part) s.fw.setBudget(inflightBytes);
   };
 
   const hold = (route: string, h: Omit<Held, 'attempts' | 'nextTryAt'>, attempts: number, delayMs = retryDelay(attempts)) => {
@@ -173,11 +204,14 @@ export default async function pump(task: PumpTask): Promise<void> {
     const fenced = part !== undefined && code !== undefined && FENCED_CODES.has(code);
     const delay = retryDelay(streak);
     const mine = mapOf(entries, route);
-    const committable = new Map<string, number>();
+    // each partition's restart point, with the leader epoch of the record before it (KIP-320)
+    const committable = new Map<string, { offset: number; leaderEpoch: number | undefined }>();
     const delivered = new Map<string, number>();
     for (const pp of [...first.partitions, ...last.partitions]) {
       const k = keyOf(pp.topic, pp.partition);
-      committable.set(k, Math.max(committable.get(k) ?? -1, pp.committable));
+      const known = committable.get(k);
+      if (!known || pp.committable > known.offset || (pp.committable === known.offset && known.leaderEpoch === undefined))
+        committable.set(k, { offset: pp.committable, leaderEpoch: pp.committableLeaderEpoch });
       if (pp.deliveredNext !== undefined) delivered.set(k, Math.max(delivered.get(k) ?? -1, pp.deliveredNext));
     }
     // what the target acknowledged past the restart point is read and sent again by the next forwarder
@@ -185,8 +219,9 @@ export default async function pump(task: PumpTask): Promise<void> {
     let restarting = 0;
     for (const [k, entry] of mine) {
       if (mapOf(held, route).has(k) || (part && k !== keyOf(part.topic, part.partition))) continue;
-      const at = committable.get(k) ?? -1;
-      const restartAt: AssignEntry = { ...entry, offset: at >= 0 ? at : entry.offset };
+      const c = committable.get(k);
+      const at = c?.offset ?? -1;
+      const restartAt = at >= 0 && at !== entry.offset ? restartEntry(entry, at, c?.leaderEpoch) : entry;
       const d = delivered.get(k) ?? -1;
       // exactly-once: what the aborted transaction held is invisible to read_committed consumers, not a duplicate
       if (!part && at >= 0 && d > at) resentByKey.set(k, d - at);
@@ -228,7 +263,7 @@ export default async function pump(task: PumpTask): Promise<void> {
       resentByKey.delete(keyOf(pp.topic, pp.partition));
     }
     addExtra(route, reports);
-    post({ type: 'fatal', shard: task.shard, route, ...(code !== undefined ? { code } : {}), cause, partitions: restarting, retryInMs: delay, streak });
+    post({ type: 'fatal', shard: task.shard, route, ...(code !== undefined ? { code } : {}), cause, partitions: restarting, retryInMs: delay, streak, fenced });
   };
 
   /**
@@ -301,6 +336,21 @@ export default async function pump(task: PumpTask): Promise<void> {
     }
   };
 
+  /** the final report of a partition unassigned before it ran here: its held state, unassigned, nothing in flight */
+  const addNeverRan = (route: string, h: Held) => {
+    const { error: _e, errorCode: _c, errorKind: _k, ...rest } = heldReport(h);
+    addExtra(route, [{ ...rest, assigned: false, paused: false }]);
+  };
+
+  /** the partitions of `route` whose last message still waiting in the inbox unassigns them */
+  const unassignedLater = (route: string): Set<string> => {
+    const last = new Map<string, boolean>();
+    for (const q of inbox)
+      if ((q.type === 'assign' || q.type === 'unassign') && q.route === route)
+        for (const en of q.entries) last.set(keyOf(en.topic, en.partition), q.type === 'unassign');
+    return new Set([...last].filter(([, unassigned]) => unassigned).map(([k]) => k));
+  };
+
   const handle = (m: ToPump) => {
     try {
       switch (m.type) {
@@ -309,9 +359,18 @@ export default async function pump(task: PumpTask): Promise<void> {
           const hs = held.get(m.route);
           // a fenced partition is started again only by an assign: the main thread planned it from the target
           for (const en of m.entries) if (hs?.get(keyOf(en.topic, en.partition))?.fenced) hs.delete(keyOf(en.topic, en.partition));
-          const fresh = m.entries.filter((en) => !hs?.has(keyOf(en.topic, en.partition)));
-          for (const en of m.entries) mine.set(keyOf(en.topic, en.partition), en);
+          // exactly-once: a partition unassigned again by a message already waiting here is not started. Starting it
+          // would init its transactional id (KIP-98) after its new owner on another worker did, and fence that one.
+          const gone = clients.get(m.route)?.transaction ? unassignedLater(m.route) : new Set<string>();
+          // its final report (a held one gets its report from the unassign)
+          for (const en of m.entries.filter((e) => gone.has(keyOf(e.topic, e.partition)) && !hs?.has(keyOf(e.topic, e.partition)))) {
+            addNeverRan(m.route, { entry: en, kind: 'assign', cause: '', attempts: 0, nextTryAt: 0, restart: false });
+          }
+          const kept = m.entries.filter((en) => !gone.has(keyOf(en.topic, en.partition)));
+          const fresh = kept.filter((en) => !hs?.has(keyOf(en.topic, en.partition)));
+          for (const en of kept) mine.set(keyOf(en.topic, en.partition), en);
           start(m.route, fresh);
+          shareBudget(m.route);
           break;
         }
         case 'route': {
@@ -335,10 +394,9 @@ export default async function pump(task: PumpTask): Promise<void> {
               running.push(en);
               continue;
             }
-            // never ran here: its final report is its held state, unassigned and with nothing in flight
+            // never ran here
             hs!.delete(k);
-            const { error: _e, errorCode: _c, errorKind: _k, ...rest } = heldReport(h);
-            addExtra(m.route, [{ ...rest, assigned: false, paused: false }]);
+            addNeverRan(m.route, h);
           }
           for (const en of running) {
             const key = slotKey(m.route, en);
@@ -348,6 +406,7 @@ export default async function pump(task: PumpTask): Promise<void> {
             closeTransactional(key, own);
           }
           if (running.length > 0) slots.get(m.route)?.fw.unassign(running);
+          shareBudget(m.route);
           break;
         }
         case 'commit':

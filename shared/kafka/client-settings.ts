@@ -93,20 +93,42 @@ export function routeClientProps(config: StraitConfig, route: RouteConfig, worke
   };
 }
 
+/** the least in-flight budget, and prefetch, a forwarder gets */
+export const MIN_FORWARDER_BUDGET = 1 << 20;
+
 /** What a route's forwarder in one of `config.worker.threads` pool threads is built with. */
 export function forwarderSettings(config: StraitConfig, route: RouteConfig, workerId: string): ForwarderOptions {
   const threads = config.worker.threads;
   const props = routeClientProps(config, route, workerId);
   return {
     // the prefetch queue is bounded like the in-flight budget: memory stays within twice the budget
-    consumer: { 'queued.max.messages.kbytes': Math.max(1024, Math.floor(config.worker.inflightBytes / threads / 1024)), ...props.consumer },
+    consumer: {
+      'queued.max.messages.kbytes': Math.max(MIN_FORWARDER_BUDGET / 1024, Math.floor(config.worker.inflightBytes / threads / 1024)),
+      ...props.consumer,
+    },
     producer: props.producer,
-    inflightBytes: Math.max(1 << 20, Math.floor(config.worker.inflightBytes / threads)),
+    inflightBytes: Math.max(MIN_FORWARDER_BUDGET, Math.floor(config.worker.inflightBytes / threads)),
     // for target topics without a codec of their own (the addon's default would be none)
     compression: 'lz4',
     onGap: route.onGap,
     ...(route.naming.policy === 'identity' ? { provenance: { localOrigin: route.source, dropOrigin: route.target } } : {}),
   };
+}
+
+/**
+ * delivery: exactly-once gives each source partition a forwarder of its own, with a consumer of its own. The route's
+ * share of the worker's budget on a pool thread (`options`, from forwarderSettings) is split among its
+ * `partitionsHere` partitions on that thread, at least MIN_FORWARDER_BUDGET each: the in-flight budget, and the
+ * consumer's prefetch (`queued.max.messages.kbytes`, librdkafka's bound per partition queue) at most that too — a
+ * profile's or the route's larger prefetch is capped, a smaller one kept. Without the split, every partition's
+ * forwarder held the whole thread's share twice over (897 MB RSS against 353 MB at-least-once, 16 partitions, in the
+ * delivery bench of BENCHMARKS.md).
+ */
+export function partitionShare(options: ForwarderOptions, partitionsHere: number): { inflightBytes: number; consumer: ForwarderOptions['consumer'] } {
+  const share = Math.max(MIN_FORWARDER_BUDGET, Math.floor((options.inflightBytes ?? MIN_FORWARDER_BUDGET) / Math.max(1, partitionsHere)));
+  const kbytes = Math.floor(share / 1024);
+  const asked = Number(options.consumer['queued.max.messages.kbytes'] ?? kbytes);
+  return { inflightBytes: share, consumer: { ...options.consumer, 'queued.max.messages.kbytes': Math.min(Number.isFinite(asked) ? asked : kbytes, kbytes) } };
 }
 
 /**

@@ -20,6 +20,19 @@ const CONSUME_WAIT_MS = 100;
 /** records one consume call returns at most */
 const CONSUME_BATCH = 1000;
 
+/**
+ * How many records to ask one consume call for, with `remaining` offsets left below the end. node-rdkafka's batch
+ * consume ends only with that many records or after CONSUME_WAIT_MS without one: an end-of-partition event does not
+ * end it, and librdkafka raises none while a writer keeps each fetch busy (seen: one call ran 13 s, 430 offsets past the
+ * end, beside a writer committing every 50 ms). Asking for at most half the offsets left ends the call at the end:
+ * each committed record of a transactional topic takes at least one offset besides its own (its transaction's marker
+ * is shared by the records of that transaction), so half the offsets are records unless compaction or aborted
+ * transactions left gaps, and then the call reads at most that many records past the end.
+ */
+export function consumeCount(remaining: number): number {
+  return Math.min(CONSUME_BATCH, Math.max(1, Math.floor(remaining / 2)));
+}
+
 export class TopicTail {
   private consumer: Kafka.KafkaConsumer | undefined;
   private readonly next = new Map<number, number>();
@@ -89,22 +102,24 @@ export class TopicTail {
     );
   }
 
-  private highWatermark(c: Kafka.KafkaConsumer, partition: number, timeoutMs: number): Promise<number> {
+  private watermarks(c: Kafka.KafkaConsumer, partition: number, timeoutMs: number): Promise<{ low: number; high: number }> {
     return boundedCall(`the end of ${this.topic}[${partition}] on '${this.clusterAlias}'`, timeoutMs + CALLBACK_SLACK_MS, (done) =>
       c.queryWatermarkOffsets(this.topic, partition, timeoutMs, (err, o) =>
-        done(err ? new StraitError('STRAIT_KAFKA', `${this.topic} on '${this.clusterAlias}': ${err.message}`, { retriable: true }) : null, o?.highOffset),
+        done(
+          err ? new StraitError('STRAIT_KAFKA', `${this.topic} on '${this.clusterAlias}': ${err.message}`, { retriable: true }) : null,
+          o && { low: o.lowOffset, high: o.highOffset },
+        ),
       ),
     );
   }
 
   /**
-   * One batch of records. node-rdkafka's call returns at the partitions' end (end-of-partition event), after
-   * CONSUME_WAIT_MS without a record, or with CONSUME_BATCH records; records that keep coming just within the wait could
-   * hold it for CONSUME_BATCH waits, so it is bounded by the catch-up's deadline too.
+   * One batch of at most `count` records (see consumeCount). node-rdkafka's call returns with `count` records or after
+   * CONSUME_WAIT_MS without one; it is bounded by the catch-up's deadline too.
    */
-  private consume(c: Kafka.KafkaConsumer, boundMs: number): Promise<Kafka.Message[]> {
+  private consume(c: Kafka.KafkaConsumer, count: number, boundMs: number): Promise<Kafka.Message[]> {
     return boundedCall(`reading ${this.topic} on '${this.clusterAlias}'`, boundMs, (done) =>
-      c.consume(CONSUME_BATCH, (err, msgs) =>
+      c.consume(count, (err, msgs) =>
         done(err ? new StraitError('STRAIT_KAFKA', `reading ${this.topic} on '${this.clusterAlias}': ${err.message}`, { retriable: true }) : null, msgs),
       ),
     );
@@ -133,19 +148,24 @@ export class TopicTail {
     const n = await this.partitions(c, timeoutMs);
     if (n === 0) return 0;
     const ends: number[] = [];
-    for (let p = 0; p < n; p++) ends.push(await this.highWatermark(c, p, Math.max(1000, deadline - Date.now())));
-    const behind = ends.map((end, p) => end > (this.next.get(p) ?? 0));
-    if (!behind.some(Boolean)) return 0;
+    for (let p = 0; p < n; p++) {
+      const { low, high } = await this.watermarks(c, p, Math.max(1000, deadline - Date.now()));
+      ends.push(high);
+      // what retention or compaction removed from the head is no offset to wait for
+      if (low > (this.next.get(p) ?? 0)) this.next.set(p, low);
+    }
+    const left = () => ends.reduce((sum, end, p) => sum + Math.max(0, end - (this.next.get(p) ?? 0)), 0);
+    if (left() === 0) return 0;
     c.assign(ends.map((_, p) => ({ topic: this.topic, partition: p, offset: this.next.get(p) ?? OFFSET_BEGINNING })) as never);
     let read = 0;
     try {
-      while (ends.some((end, p) => (this.next.get(p) ?? 0) < end)) {
+      while (left() > 0) {
         if (Date.now() > deadline) {
           throw new StraitError('STRAIT_KAFKA', `reading ${this.topic} on cluster '${this.clusterAlias}' did not reach its end within ${timeoutMs} ms`, {
             retriable: true,
           });
         }
-        const batch = await this.consume(c, Math.max(0, deadline - Date.now()) + CALLBACK_SLACK_MS);
+        const batch = await this.consume(c, consumeCount(left()), Math.max(0, deadline - Date.now()) + CALLBACK_SLACK_MS);
         for (const m of batch) {
           this.onRecord((m.key as Buffer | null | undefined) ?? null, m.value ?? null, m.partition, m.offset);
           this.next.set(m.partition, m.offset + 1);
