@@ -160,7 +160,20 @@ async function replicateOnce(
   if (endKey) await backlog.appendEnd(endKey);
   const records = backlog.records;
   const timeoutMs = Math.max(180_000, (records / 2000) * 1000);
-  const { child, targetTopic } = await startSystem(system, c, work, backlog.topic, opts.partitions, scenario.codec, records, 1000, source, tag);
+  const { child, targetTopic } = await startSystem(
+    system,
+    c,
+    work,
+    backlog.topic,
+    opts.partitions,
+    scenario.codec,
+    records,
+    1000,
+    source,
+    tag,
+    undefined,
+    opts.transactionIntervalMs,
+  );
   ctx.running.add(child);
   // a fresh client per system: librdkafka caches metadata of topics that did not exist yet
   const wm = new Watermarks(c.target);

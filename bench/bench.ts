@@ -9,7 +9,7 @@
  * take turns; the run's commit, machine, Kafka version and load average go with the results.
  */
 import type { ChildProcess } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { StraitError } from '../shared/errors';
 import { Backlog, minWindowOf } from './backlog';
@@ -25,7 +25,10 @@ import { createTopic, deleteTopic } from './topics';
 
 export async function runBench(opts: BenchOptions): Promise<ScenarioResult[]> {
   const out = resolve(opts.out);
+  // scratch of this run only: a store left by an earlier run holds offsets of clusters that are gone (strait would
+  // hold its routes with STRAIT_CLUSTER_CHANGED and the run would count 0 records)
   const work = join(out, 'work');
+  rmSync(work, { recursive: true, force: true });
   mkdirSync(work, { recursive: true });
   const chosen = SCENARIO_LIST.filter((s) => opts.scenarios.includes(s.name));
   const onBacklog = chosen.filter((s): s is BacklogScenario => s.runs === 'on-backlog');

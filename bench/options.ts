@@ -32,6 +32,8 @@ export interface BenchOptions {
   clusterDir?: string;
   /** wan scenario: added round-trip time, ms (default 50) */
   rttMs?: number;
+  /** strait-eos: the route's `transactionIntervalMs` (default: strait's own, 500 ms) */
+  transactionIntervalMs?: number;
   log: (line: string) => void;
   /** called while loading and replicating: a label, work done and work to do (records) */
   progress?: (label: string, done: number, total: number) => void;

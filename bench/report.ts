@@ -38,9 +38,10 @@ function commandLine(opts: BenchOptions): string {
   const latency = opts.scenarios.includes('latency')
     ? ` --rate ${opts.rate ?? DEFAULT_LATENCY_RATE} --duration ${opts.durationSec ?? 20} --warmup ${opts.warmupSec ?? 5}`
     : '';
+  const interval = opts.transactionIntervalMs !== undefined ? ` --transaction-interval ${opts.transactionIntervalMs}` : '';
   return (
     `strait bench ${opts.scenarios.join(' ')} --records ${opts.records} --record-size ${opts.recordSizes.join(',')} --partitions ${opts.partitions} ` +
-    `--codec ${opts.codecs.join(',')} --systems ${opts.systems.join(',')} --repeat ${opts.repeat ?? 1} --min-window ${minWindowOf(opts)}${latency}${failover}`
+    `--codec ${opts.codecs.join(',')} --systems ${opts.systems.join(',')} --repeat ${opts.repeat ?? 1} --min-window ${minWindowOf(opts)}${latency}${failover}${interval}`
   );
 }
 

@@ -45,6 +45,7 @@ function straitConfig(
   profile: string,
   codec: string,
   delivery: 'at-least-once' | 'exactly-once',
+  transactionIntervalMs?: number,
 ): string {
   const file = join(dir, `${alias}.yaml`);
   writeFileSync(
@@ -62,6 +63,7 @@ function straitConfig(
           compression: codec === 'none' ? 'none' : codec,
           syncTopicConfigs: false,
           delivery,
+          ...(delivery === 'exactly-once' && transactionIntervalMs !== undefined ? { transactionIntervalMs } : {}),
         },
       ],
       store: { type: 'embedded', path: join(dir, `${alias}-store`) },
@@ -181,13 +183,15 @@ export async function startSystem(
   source = c.source,
   tag = '',
   group?: string,
+  /** strait-eos only: the route's transactionIntervalMs (strait's default when absent) */
+  transactionIntervalMs?: number,
 ): Promise<{ child: ChildProcess; targetTopic: string; config: string; alias: string }> {
   // the alias names the config, the store, strait's deployment and MirrorMaker 2's source cluster, hence where each
   // keeps its committed offsets: every scenario gets its own, so one scenario never resumes from another's offsets
   const alias = `${tag}${system.replace(/[^a-z0-9]/g, '')}`;
   if (system.startsWith('strait')) {
     const profile = system === 'strait' || system === 'strait-eos' ? 'default' : system.slice('strait-'.length);
-    const cfg = straitConfig(work, alias, c, source, topic, profile, codec, system === 'strait-eos' ? 'exactly-once' : 'at-least-once');
+    const cfg = straitConfig(work, alias, c, source, topic, profile, codec, system === 'strait-eos' ? 'exactly-once' : 'at-least-once', transactionIntervalMs);
     const child = spawn(process.execPath, [join(projectRoot(), 'dist', 'bin', 'strait.js'), 'run', '-c', cfg, '--no-status-line'], {
       stdio: ['ignore', 'ignore', 'inherit'],
     });

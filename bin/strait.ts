@@ -392,6 +392,11 @@ export function buildProgram(): Command {
     .option('--warmup <seconds>', 'latency: seconds of production at the rate before measuring', int('--warmup', 0, 3600), 5)
     .option('--rtt <ms>', 'wan: round-trip time the delay proxy adds in front of the source', int('--rtt', 0, 10_000), 50)
     .option(
+      '--transaction-interval <ms>',
+      "strait-eos: the route's transactionIntervalMs (default: strait's own, 500)",
+      int('--transaction-interval', 10, 600_000),
+    )
+    .option(
       '--failover-records <n>',
       'failover: numbered records produced per system (strait and the mm2 systems listed; smallest --record-size, first --codec)',
       int('--failover-records', 10, 100_000_000),
@@ -416,6 +421,7 @@ export function buildProgram(): Command {
           duration: number;
           warmup: number;
           rtt: number;
+          transactionInterval?: number;
           failoverRecords: number;
         },
       ) => {
@@ -454,6 +460,7 @@ export function buildProgram(): Command {
           rttMs: o.rtt,
           failoverRecords: o.failoverRecords,
           ...(o.rate !== undefined ? { rate: o.rate } : {}),
+          ...(o.transactionInterval !== undefined ? { transactionIntervalMs: o.transactionInterval } : {}),
           ...(o.source ? { source: o.source } : {}),
           ...(o.target ? { target: o.target } : {}),
         };

@@ -86,7 +86,7 @@ async function failoverRun(ctx: RunContext, system: SystemName, n: number, recor
       highs.map((_, partition) => ({ topic, partition, offset: 0 })),
       10_000,
     );
-    const started = await startSystem(system, c, work, topic, P, codec, n, 1000, c.source, 'fo', group);
+    const started = await startSystem(system, c, work, topic, P, codec, n, 1000, c.source, 'fo', group, opts.transactionIntervalMs);
     child = started.child;
     ctx.running.add(child);
     targetTopic = started.targetTopic;

@@ -36,6 +36,8 @@ async function latencyRun(
     codec: string;
     /** names this measurement's config, store and offsets apart from the others of the run */
     tag: string;
+    /** strait-eos: the route's transactionIntervalMs */
+    transactionIntervalMs?: number;
     log: (l: string) => void;
     progress?: BenchOptions['progress'];
     track: (ch: ChildProcess) => void;
@@ -46,7 +48,20 @@ async function latencyRun(
   const READY = 200; // records that prove the replicator is up before the clock starts
   const warm = o.rate * o.warmupSec; // then production at the rate, not measured, so start-up effects wash out
   const total = READY + warm + o.rate * o.durationSec;
-  const { child, targetTopic } = await startSystem(system, c, work, topic, o.partitions, o.codec, total, 50, c.source, o.tag);
+  const { child, targetTopic } = await startSystem(
+    system,
+    c,
+    work,
+    topic,
+    o.partitions,
+    o.codec,
+    total,
+    50,
+    c.source,
+    o.tag,
+    undefined,
+    o.transactionIntervalMs,
+  );
   o.track(child);
   const rss = new ProcSampler(child.pid!);
   // the measuring clients must not add latency of their own: no linger to speak of, no Nagle
@@ -218,6 +233,7 @@ export const latency: SizeScenario = {
               codec,
               tag: `lat${++measurement}`,
               log: opts.log,
+              ...(opts.transactionIntervalMs !== undefined ? { transactionIntervalMs: opts.transactionIntervalMs } : {}),
               track: (ch) => running.add(ch),
               ...(opts.progress ? { progress: opts.progress } : {}),
             });
