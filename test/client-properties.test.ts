@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { clusterPropertyProblems, refusalOf, routePropertyProblems, TUNING_PROPERTIES } from '../shared/client-properties';
 import { validateConfig, validateRoute } from '../shared/config';
 import { ConfigError } from '../shared/errors';
-import { PROFILES } from '../shared/kafka/client-settings';
+import { forwarderSettings, MIN_FORWARDER_BUDGET, partitionShare, PROFILES } from '../shared/kafka/client-settings';
 import { projectRoot } from '../bench/harness/kafka-runtime';
 import { configProblems } from './helpers/config';
 
@@ -173,4 +173,24 @@ t.test('the allowlist and the refusals agree with librdkafka CONFIGURATION.md', 
   ]) {
     t.ok(known.has(name), `${name} exists in librdkafka`);
   }
+});
+
+t.test("exactly-once: a route's partitions on a pool thread split its share of worker.inflightBytes, prefetch included", async (t) => {
+  const MiB = 1 << 20;
+  const config = (profile: string, consumer: Record<string, unknown> = {}) =>
+    validateConfig({ ...withRoute({ delivery: 'exactly-once', profile, consumer }), worker: { threads: 2, inflightBytes: 64 * MiB } });
+  const share = (profile: string, n: number, consumer: Record<string, unknown> = {}) => {
+    const c = config(profile, consumer);
+    return partitionShare(forwarderSettings(c, c.routes[0]!, 'w'), n);
+  };
+  // the thread's share is 32 MiB: split 4 ways
+  t.same(share('default', 4), { inflightBytes: 8 * MiB, consumer: { ...share('default', 4).consumer, 'queued.max.messages.kbytes': 8 * 1024 } });
+  t.equal(share('default', 1).inflightBytes, 32 * MiB, 'one partition keeps the whole share');
+  t.equal(share('default', 0).inflightBytes, 32 * MiB, 'no partition counted yet: as one');
+  t.equal(share('default', 1000).inflightBytes, MIN_FORWARDER_BUDGET, 'never under the floor');
+  t.equal(share('default', 1000).consumer['queued.max.messages.kbytes'], MIN_FORWARDER_BUDGET / 1024, 'nor the prefetch');
+  // the wan profile asks for 256 MiB of prefetch per consumer: capped at the partition's share
+  t.equal(share('wan', 4).consumer['queued.max.messages.kbytes'], 8 * 1024, "a profile's larger prefetch is capped");
+  t.equal(share('default', 4, { 'queued.max.messages.kbytes': 2048 }).consumer['queued.max.messages.kbytes'], 2048, "a route's smaller prefetch is kept");
+  t.equal(share('default', 4).consumer['bootstrap.servers'], '127.0.0.1:9092', 'the rest of the consumer settings stay');
 });

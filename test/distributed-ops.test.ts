@@ -265,6 +265,17 @@ t.test('a fleet survives kill -9 of a worker, grows by one, and rides out a ZooK
   const present = await totalRecords(bootstrap('b'), `a.${topic}`, PARTITIONS);
   const missing = await missingKeys(bootstrap('b'), `a.${topic}`, PARTITIONS, produced, present);
   t.same(missing.slice(0, 20), [], `every one of the ${produced} keys landed (${missing.length} missing)`);
+  if (missing.length > 0) {
+    // key k<n> was written to source partition n % PARTITIONS: where each of those partitions started, and what every
+    // process said at warning level or above about it
+    const parts = [...new Set(missing.map((n) => n % PARTITIONS))];
+    const onSource = await missingKeys(bootstrap('a'), topic, PARTITIONS, produced, await totalRecords(bootstrap('a'), topic, PARTITIONS));
+    t.comment(`of the keys missing on the target, missing on the source as well: ${JSON.stringify(missing.filter((n) => onSource.includes(n)).slice(0, 20))}`);
+    const about = (l: string) => parts.some((p) => l.includes(`[${p}]`) || l.includes(`"partition":${p},`));
+    for (const [i, w] of [controller, ...workers].entries())
+      for (const line of w.output.split('\n').filter((l) => (l.includes('partitions assigned') || /"level":(40|50|60)/.test(l)) && about(l)))
+        t.comment(`${i === 0 ? 'controller' : `worker ${i}`}: ${line.slice(0, 1500)}`);
+  }
   t.comment(`producer: ${producer.ticks} ticks, ${producer.refused} refused (${producer.lastRefusal ?? '-'})`);
   t.comment(`produced ${produced}, on the target ${present} (duplicates from the killed worker's in-flight window and the restart: ${present - produced})`);
   for (const p of [...live, controller]) t.equal(await p.stop(), 0, `${p.role} stopped cleanly`);

@@ -2,18 +2,24 @@
  * The distributed deployment against the real ZooKeeper and two real Kafka clusters: two `strait controller`
  * processes (one leads) and three `strait worker` processes share a 12-partition topic. kill -9 of a worker moves
  * its partitions within the session timeout + 5 s and nothing is lost; kill -9 of the leading controller hands the
- * lead to the standby within the session timeout + 2 s, and replication goes on.
+ * lead to the standby within the session timeout + 2 s, and replication goes on. A second route, `delivery:
+ * exactly-once` (identity naming: `<topic>` on b), replicates the same topic on the same fleet through both kills: its
+ * read_committed copy holds each source record exactly once, in source order.
  */
 import { createServer, type AddressInfo } from 'node:net';
 import t from 'tap';
 import { bootstrap, createTopic, endOffsets, produce, readAll, testClusters, uniqueName } from './helpers/kafka';
 import { testStoreAuth } from './helpers/zookeeper';
+import { exactlyOnce } from './helpers/exactly-once';
+import { fleetDiagnosis } from './helpers/fleet';
 import { StraitProcess, stopAll, waitFor, writeConfig } from './helpers/strait-process';
 
 t.teardown(stopAll);
 
 const SESSION_MS = 4000;
 const PARTITIONS = 12;
+/** both routes' partitions: `dist` (at-least-once) and `dist-eos` (exactly-once) replicate the same topic */
+const ASSIGNED = 2 * PARTITIONS;
 
 interface ControllerStatusBody {
   id: string;
@@ -47,7 +53,10 @@ t.test('controllers elect one leader; a worker or the leader killed with -9 lose
   const config = writeConfig({
     deployment: uniqueName('d'),
     clusters: { a: { bootstrap: bootstrap('a') }, b: { bootstrap: bootstrap('b') } },
-    routes: [{ name: 'dist', source: 'a', target: 'b', topics: { include: [topic] } }],
+    routes: [
+      { name: 'dist', source: 'a', target: 'b', topics: { include: [topic] } },
+      { name: 'dist-eos', source: 'a', target: 'b', topics: { include: [topic] }, naming: { policy: 'identity' }, delivery: 'exactly-once' },
+    ],
     store: { type: 'zookeeper', connect: zk.connect, sessionTimeoutMs: SESSION_MS, auth: testStoreAuth() },
     controller: { refreshTopicsIntervalMs: 1000, rest: { port: 0 } },
     worker: { threads: 1, commitIntervalMs: 300 },
@@ -60,7 +69,7 @@ t.test('controllers elect one leader; a worker or the leader killed with -9 lose
     async () => {
       const s = await statuses();
       const leaders = s.filter((x) => x.isLeader);
-      return leaders.length === 1 && leaders[0]!.controller!.assigned === PARTITIONS && leaders[0]!.controller!.workers.length === 3;
+      return leaders.length === 1 && leaders[0]!.controller!.assigned === ASSIGNED && leaders[0]!.controller!.workers.length === 3;
     },
     60_000,
     500,
@@ -83,7 +92,7 @@ t.test('controllers elect one leader; a worker or the leader killed with -9 lose
     'the dead worker is gone and its partitions reassigned',
     async () => {
       const leader = (await statuses()).find((x) => x.isLeader);
-      return leader?.controller?.workers.length === 2 && leader.controller.assigned === PARTITIONS;
+      return leader?.controller?.workers.length === 2 && leader.controller.assigned === ASSIGNED;
     },
     SESSION_MS + 30_000,
     200,
@@ -103,7 +112,7 @@ t.test('controllers elect one leader; a worker or the leader killed with -9 lose
   t.ok(tookOver <= SESSION_MS + 2000, `standby led ${tookOver} ms after the leader's kill -9 (session timeout ${SESSION_MS} ms + 2 s allowed)`);
   await waitFor('all 18000 records replicated', async () => (await landed(topic)) >= 18_000, 60_000, 500);
   const after = await standby.json<ControllerStatusBody>('/v1/status');
-  t.equal(after.controller?.assigned, PARTITIONS, 'the new leader kept every partition assigned');
+  t.equal(after.controller?.assigned, ASSIGNED, 'the new leader kept every partition of both routes assigned');
 
   // nothing lost: every key is on the target; duplicates only from the moved partitions' in-flight window
   const total = await landed(topic);
@@ -119,6 +128,18 @@ t.test('controllers elect one leader; a worker or the leader killed with -9 lose
     dstEnds.every((e, p) => e >= srcEnds[p]!),
     'every target partition holds at least its source partition',
   );
+
+  // the exactly-once route went through both kills: its read_committed copy holds each source record once, in order
+  // each look reads until it has them all or 20 s passed: a bound on the whole read (it was 3 s) counted too few
+  // records on a loaded machine, where the reader, not the replicator, was slow
+  const committedCount = async () => (await readAll(bootstrap('b'), topic, PARTITIONS, 18_000, 20_000, 'read_committed')).length;
+  await waitFor('the exactly-once copy to commit all 18000 records', async () => (await committedCount()) >= 18_000, 90_000, 1000).catch(async (e: Error) => {
+    throw new Error(`${e.message}\n${await fleetDiagnosis(bootstrap('b'), topic, PARTITIONS, standby, [...workers, standby])}`);
+  });
+  const source = await readAll(bootstrap('a'), topic, PARTITIONS, 18_000);
+  const committed = await readAll(bootstrap('b'), topic, PARTITIONS, 18_001, 10_000, 'read_committed');
+  t.equal(committed.length, 18_000, 'the exactly-once copy holds 18000 committed records, no more');
+  exactlyOnce(t, source, committed, PARTITIONS);
   for (const p of [...workers.slice(1), standby]) t.equal(await p.stop(), 0, `${p.role} stopped cleanly`);
 });
 

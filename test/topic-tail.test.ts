@@ -1,8 +1,9 @@
 /**
  * TopicTail (shared/offset-map/topic-tail.ts) on a topic that is written while it is read, as `__strait-offset-map` is
  * by exactly-once workers (a transaction every transaction interval): a catch-up reads up to the end as of its start,
- * over the transaction markers, and returns — it does not wait for the writer to pause. (The first fleet test hung
- * here: one consume call waited for a batch of records that a steady writer never let end.)
+ * over the transaction markers, and returns — it does not wait for the writer to pause, nor read on past that end.
+ * (The first fleet test hung here: one consume call waited for a batch of records that a steady writer never let end;
+ * later a CI run timed out here after 20 s of one consume call that kept taking the writer's new records.)
  */
 import t from 'tap';
 import { TopicTail } from '../shared/offset-map/topic-tail';
@@ -43,6 +44,8 @@ t.test('a catch-up returns at the end as of its start while a transactional writ
     const took = Date.now() - started;
     t.ok(took < 10_000, `pass ${pass}: the catch-up returned in ${took} ms while the writer went on`);
     t.ok(seen.length >= before, `pass ${pass}: it read every record committed before it started (${seen.length} >= ${before})`);
+    // one consume call used to go on past the end while each next record came within its wait (13 s, 430 offsets)
+    t.ok(seen.length <= before + 20, `pass ${pass}: and stopped at that end, not records later (${seen.length} read, ${before} committed at the start)`);
     t.same(
       seen,
       seen.map((_, i) => `v${i}`),

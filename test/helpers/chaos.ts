@@ -12,6 +12,7 @@ import Kafka from 'node-rdkafka';
 import * as dev from '../../bench/harness/local-cluster';
 import { withClusterLock } from './cluster-lock';
 import { disconnect, uniqueName, withAdmin, within } from './kafka';
+import { describeProducers } from './kafka-tools';
 import { stopAll, waitFor, type StraitProcess } from './strait-process';
 
 export const PARTITIONS = 12;
@@ -401,6 +402,9 @@ async function endOffsetsOf(bootstrap: string, topic: string): Promise<number[]>
   }
 }
 
+/** The source topic as `verify` read it: per partition, the sequence numbers in log order and their timestamps. */
+export type SourceRead = Pick<ReadResult, 'seqs' | 'timestamps'>;
+
 interface ReadResult {
   /** per partition: the sequence numbers in log order */
   seqs: number[][];
@@ -410,16 +414,24 @@ interface ReadResult {
 }
 
 /**
- * An independent reader (its own consumer, no group, read_committed) of every partition up to `ends`; checks each
- * record's bytes against what the producer wrote for its (partition, seq), and against the source's timestamps.
+ * An independent reader (its own consumer, no group, read_committed unless told) of every partition up to `ends`;
+ * checks each record's bytes against what the producer wrote for its (partition, seq), and against the source's
+ * timestamps. The end-of-partition event carries it past transaction markers, which hold offsets but are no records.
  */
-async function readTopic(bootstrap: string, topic: string, ends: number[], sourceTimestamps?: number[][]): Promise<ReadResult> {
+async function readTopic(
+  bootstrap: string,
+  topic: string,
+  ends: number[],
+  sourceTimestamps?: number[][],
+  isolation: 'read_committed' | 'read_uncommitted' = 'read_committed',
+): Promise<ReadResult> {
   const consumer = new Kafka.KafkaConsumer(
     {
       'bootstrap.servers': bootstrap,
       'group.id': uniqueName('chaos-reader'),
       'enable.auto.commit': false,
-      'isolation.level': 'read_committed',
+      'enable.partition.eof': true,
+      'isolation.level': isolation,
       'fetch.max.bytes': 8 * 1024 * 1024,
       log_level: 0,
     },
@@ -428,18 +440,25 @@ async function readTopic(bootstrap: string, topic: string, ends: number[], sourc
   await new Promise<void>((res, rej) => consumer.connect({ timeout: 15_000 }, (e) => (e ? rej(e) : res())));
   const out: ReadResult = { seqs: ends.map(() => []), timestamps: ends.map(() => []), mismatches: [] };
   const nextOffset = ends.map(() => 0);
+  // node-rdkafka emits a batch's end-of-partition events before the batch reaches this callback: an event past the
+  // batch's last record (a transaction marker after it) must not be undone by that record, hence the max
+  consumer.on('partition.eof', (e: Kafka.EofEvent) => {
+    if (e.topic === topic) nextOffset[e.partition] = Math.max(nextOffset[e.partition]!, e.offset);
+  });
   try {
     consumer.assign(ends.map((_, p) => ({ topic, partition: p, offset: 0 })));
     const deadline = Date.now() + 180_000;
     const open = () => nextOffset.some((o, p) => o < ends[p]!);
     while (open()) {
       if (Date.now() > deadline)
-        throw new Error(`reading ${topic} on ${bootstrap}: stuck at ${JSON.stringify(nextOffset)} of ${JSON.stringify(ends)} after 180 s`);
+        throw Object.assign(new Error(`reading ${topic} on ${bootstrap}: stuck at ${JSON.stringify(nextOffset)} of ${JSON.stringify(ends)} after 180 s`), {
+          stuck: nextOffset.flatMap((o, p) => (o < ends[p]! ? [p] : [])),
+        });
       const batch = await new Promise<Kafka.Message[]>((res, rej) => consumer.consume(2000, (e, m) => (e ? rej(e) : res(m))));
       for (const m of batch) {
         const p = m.partition;
         if (m.offset >= ends[p]!) continue;
-        nextOffset[p] = m.offset + 1;
+        nextOffset[p] = Math.max(nextOffset[p]!, m.offset + 1);
         const k = m.key ? Buffer.from(m.key as Buffer).toString() : '';
         const match = /^(\d+):(\d+)$/.exec(k);
         if (!match || Number(match[1]) !== p) {
@@ -615,10 +634,11 @@ export class ChaosSteps {
 
   /**
    * After the last step: stops the producer, waits for the target to hold the whole source, lets `settle` check and
-   * stop strait, and then reads both sides independently and checks the target against the source. `window`: how far
-   * back one replay may start (replayWindow).
+   * stop strait (it is given the source's end offsets), and then reads both sides independently and checks the target
+   * against the source. `window`: how far back one replay may start (replayWindow). Returns the source as read, for
+   * `verifyExactlyOnce`.
    */
-  async verify(window: number, settle: () => Promise<void>): Promise<void> {
+  async verify(window: number, settle: (sourceEnds: number[]) => Promise<void>): Promise<SourceRead> {
     const { t, producer, sampler, steps } = this;
     const [source, target, topic, targetTopic] = [this.run.a.bootstrap, this.run.b.bootstrap, this.run.topic, this.run.target];
     const stepsEnd = Date.now();
@@ -655,7 +675,7 @@ export class ChaosSteps {
       );
     }
     if (!holdsAll(sampler.last)) t.comment(`the end-offset sampler lagged a fresh client at the end: ${sampler.last.join(',')} vs ${fresh?.join(',')}`);
-    await settle();
+    await settle(produced);
     await sampler.stop();
 
     // The source itself: every acknowledged record, once each, in order (proves the harness's acks=all setup). It may
@@ -735,6 +755,42 @@ export class ChaosSteps {
     });
     t.comment(
       `total: ${total} records acknowledged, ${duplicates} duplicates (longest replay ${longestReplay} records; window ${window}), steps took ${fmt(stepsEnd - steps[0]!.startedAt)}, test ${fmt(Date.now() - this.run.started)}`,
+    );
+    return src;
+  }
+
+  /**
+   * After `verify`, for a `delivery: exactly-once` route that copied the same topic to `targetTopic` on the target
+   * through every step: a read_committed reader finds each source record exactly once, in source order per partition
+   * (the source as it is, with any record the test's own producer wrote twice), byte-identical with the source's
+   * timestamps. A read_uncommitted reader counts the aborted copies the drills left behind.
+   */
+  async verifyExactlyOnce(targetTopic: string, source: SourceRead): Promise<void> {
+    const { t } = this;
+    const target = this.run.b.bootstrap;
+    const ends = await endOffsetsOf(target, targetTopic);
+    const committed = await readTopic(target, targetTopic, ends, source.timestamps).catch((e: Error & { stuck?: number[] }) => {
+      // a read_committed reader held before the end: which producer's transaction is still open there
+      const producers = (e.stuck ?? []).map((p) => `partition ${p}:\n${describeProducers(this.run.state, target, targetTopic, p)}`);
+      throw new Error([e.message, ...producers].join('\n'));
+    });
+    t.same(committed.mismatches.slice(0, 20), [], `exactly-once copy ${targetTopic}: records byte-identical to the source (key, value, headers, timestamp)`);
+    for (let p = 0; p < PARTITIONS; p++) {
+      const want = source.seqs[p]!;
+      const got = committed.seqs[p]!;
+      const have = new Set(got);
+      const duplicates = got.length - have.size;
+      const missing = new Set(want.filter((s) => !have.has(s))).size;
+      const firstDiff = got.findIndex((s, i) => s !== want[i]);
+      t.ok(
+        duplicates === 0 && missing === 0 && got.length === want.length && firstDiff < 0,
+        `exactly-once partition ${p}: ${got.length} committed records for the source's ${want.length}, ${duplicates} duplicates, ${missing} missing, source order ${firstDiff < 0 ? 'kept' : `broken at target record ${firstDiff}`}`,
+      );
+    }
+    const count = (r: ReadResult) => r.seqs.reduce((n, s) => n + s.length, 0);
+    const uncommitted = await readTopic(target, targetTopic, ends, undefined, 'read_uncommitted');
+    t.comment(
+      `exactly-once: read_committed ${count(committed)} records, read_uncommitted ${count(uncommitted)} (${count(uncommitted) - count(committed)} aborted copies of transactions the drills broke); target offsets ${ends.reduce((x, y) => x + y, 0)} with the transaction markers`,
     );
   }
 }

@@ -135,12 +135,16 @@ export interface AssignmentRow {
   epoch: number;
 }
 
-/** `topic/partition` -> worker, from the leader's REST API */
-export async function assignmentMap(restUrl: string, token?: string): Promise<Map<string, string>> {
+/** `topic/partition` (or what `key` makes of an assignment, e.g. with its route) -> worker, from the leader's REST API */
+export async function assignmentMap(
+  restUrl: string,
+  token?: string,
+  key: (a: Pick<AssignmentRow, 'route' | 'topic' | 'partition'>) => string = (a) => `${a.topic}/${a.partition}`,
+): Promise<Map<string, string>> {
   const res = await fetch(`${restUrl}/v1/assignments`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
   if (!res.ok) throw new Error(`GET /v1/assignments: ${res.status} ${await res.text()}`);
   const rows = (await res.json()) as AssignmentRow[];
-  return new Map(rows.map((a) => [`${a.topic}/${a.partition}`, a.worker]));
+  return new Map(rows.map((a) => [key(a), a.worker]));
 }
 
 /** Keys `k0 .. k{n-1}` that are not on the target topic. */
@@ -150,4 +154,28 @@ export async function missingKeys(brokers: string, topic: string, partitions: nu
   const missing: number[] = [];
   for (let i = 0; i < n; i++) if (!keys.has(`k${i}`)) missing.push(i);
   return missing;
+}
+
+/**
+ * When a fleet test's exactly-once copy stops short: where each partition stands — read_committed records per target
+ * partition, the leading controller's view (owner, epoch, error, last report), and each process's warnings, errors and
+ * partition starts and stops (the last `lines` of each).
+ */
+export async function fleetDiagnosis(
+  targetBrokers: string,
+  targetTopic: string,
+  partitions: number,
+  controller: StraitProcess | undefined,
+  processes: StraitProcess[],
+  lines = 30,
+): Promise<string> {
+  const perPartition = Array.from({ length: partitions }, () => 0);
+  for (const r of await readAll(targetBrokers, targetTopic, partitions, Number.MAX_SAFE_INTEGER, 20_000, 'read_committed').catch(() => []))
+    perPartition[r.partition]!++;
+  const view = controller ? await controller.json<unknown[]>('/v1/partitions').catch((e: Error) => `(${e.message})`) : '(no controller)';
+  const said = processes.map((p, i) => {
+    const out = p.output.split('\n').filter((l) => /"level":(40|50|60)/.test(l) || l.includes('"partition st') || l.includes('"from"'));
+    return `${p.role} ${i} (pid ${p.child.pid}${p.child.exitCode !== null ? `, exited ${p.child.exitCode}` : ''}, running ${[...runningPartitions(p)].join(' ')}):\n${out.slice(-lines).join('\n')}`;
+  });
+  return [`read_committed per partition of ${targetTopic}: ${perPartition.join(', ')}`, `controller: ${JSON.stringify(view)}`, ...said].join('\n');
 }

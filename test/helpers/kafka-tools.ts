@@ -98,3 +98,20 @@ export function electUncleanLeader(state: DevState, brokers: string, topic: stri
   ]);
   return { status: r.status, output: (r.stdout + r.stderr).trim() };
 }
+
+/**
+ * kafka-transactions describe-producers for one partition: each producer's epoch and the start offset of its open
+ * transaction (a transaction nobody ends holds read_committed readers before it). The tool's output, for a diagnosis.
+ */
+export function describeProducers(state: DevState, brokers: string, topic: string, partition: number): string {
+  const r = runKafkaClass(runtimeOf(state), 'org.apache.kafka.tools.TransactionsCommand', [
+    '--bootstrap-server',
+    brokers,
+    'describe-producers',
+    '--topic',
+    topic,
+    '--partition',
+    String(partition),
+  ]);
+  return (r.stdout + r.stderr).trim();
+}

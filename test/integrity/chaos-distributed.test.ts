@@ -9,8 +9,11 @@
  *   2. the target broker leading most partitions is killed with -9 and started again 20 s later.
  * Then the same independent verification as chaos.test.ts (test/helpers/chaos.ts): every record on the target at
  * least once, in source order per partition, byte-identical; duplicates counted per step and bounded by the
- * in-flight window. The test's own producer, sampler and readers use the PLAINTEXT listeners: they judge strait, they
- * are not under test.
+ * in-flight window. A second route, `delivery: exactly-once` (separator `--`: `a--<topic>` on b), replicates the same
+ * topic through both steps on the same workers — its partitions move off the killed worker and back, and its
+ * transactions meet the target leader's kill: its read_committed copy must hold each source record exactly once.
+ * The test's own producer, sampler and readers use the PLAINTEXT listeners: they judge strait, they are not under
+ * test.
  *
  * About 4-5 minutes on the 2-core machine (10 when other work keeps its load near 100); `npm run test:chaos` runs it
  * with chaos.test.ts.
@@ -61,6 +64,9 @@ const WORKER_DOWN_MS = 15_000;
  */
 const WINDOW_PER_REPLAY = replayWindow({ inflightBytes: INFLIGHT_BYTES, threads: THREADS, uncommittedMs: 2 * COMMIT_INTERVAL_MS });
 
+/** a partition of a route: both routes replicate the same topic */
+const routeKey = (a: { route: string; topic: string; partition: number }) => `${a.route}/${a.topic}/${a.partition}`;
+
 interface ControllerStatusBody {
   isLeader: boolean;
   controller: { assigned: number; workers: { id: string; pid: number }[]; errored: number; erroredPartitions: unknown[] } | null;
@@ -97,7 +103,10 @@ t.test(
         writeConfig({
           deployment,
           clusters: { a: saslSsl(a), b: saslSsl(b) },
-          routes: [{ name: 'chaos', source: 'a', target: 'b', topics: { include: [topic] } }],
+          routes: [
+            { name: 'chaos', source: 'a', target: 'b', topics: { include: [topic] } },
+            { name: 'chaos-eos', source: 'a', target: 'b', topics: { include: [topic] }, naming: { separator: '--' }, delivery: 'exactly-once' },
+          ],
           store: { type: 'zookeeper', connect: zk.connect, sessionTimeoutMs: SESSION_MS, auth: zk.auth },
           controller: { refreshTopicsIntervalMs: 1000, rest: { port: 0 } },
           worker: {
@@ -125,10 +134,10 @@ t.test(
       ];
       const controllerStatus = () => controller.json<ControllerStatusBody>('/v1/status');
       await waitFor(
-        'the controller leading, with all partitions on two workers',
+        'the controller leading, with all partitions of both routes on two workers',
         async () => {
           const s = await controllerStatus().catch(() => undefined);
-          return s?.isLeader === true && s.controller?.assigned === PARTITIONS && s.controller.workers.length === 2;
+          return s?.isLeader === true && s.controller?.assigned === 2 * PARTITIONS && s.controller.workers.length === 2;
         },
         60_000,
         500,
@@ -149,7 +158,7 @@ t.test(
         })();
         const killing = (async () => {
           await Promise.race([firstBrokerBack, rolling]);
-          const owners = await assignmentMap(rest);
+          const owners = await assignmentMap(rest, undefined, routeKey);
           const held = ids.map((id) => [...owners.values()].filter((w) => w === id).length);
           const i = held[1]! > held[0]! ? 1 : 0;
           const victimParts = [...owners].filter(([, w]) => w === ids[i]).map(([p]) => p);
@@ -177,7 +186,7 @@ t.test(
             .slice(survivorEvents)
             .filter((e) => e.what === 'started' && e.at >= killedAt);
           const back = partitionEvents(restarted).filter((e) => e.what === 'started');
-          const takenParts = new Set(taken.map((e) => `${e.topic}/${e.partition}`));
+          const takenParts = new Set(taken.map(routeKey));
           t.same(
             victimParts.filter((p) => !takenParts.has(p)),
             [],
@@ -196,7 +205,26 @@ t.test(
       await chaos.step('roll every source broker, kill -9 of a worker during it (back after 15 s)', rollWithWorkerKill);
       await chaos.step('kill -9 the target broker leading most partitions, back after 20 s', chaos.killLeader('b'));
 
-      await chaos.verify(WINDOW_PER_REPLAY, async () => {
+      const source = await chaos.verify(WINDOW_PER_REPLAY, async (sourceEnds) => {
+        const settleAsked = Date.now();
+        // the workers commit the exactly-once route's offsets to ZooKeeper after its transactions commit
+        // (its lag in the workers' reports: the source's end minus the offset committed with the transactions)
+        let lags = '';
+        await waitFor(
+          `the exactly-once route to commit the whole source (${sourceEnds.reduce((x, y) => x + y, 0)} records)`,
+          async () => {
+            const res = await fetch(`${rest}/v1/partitions`);
+            const rows = ((await res.json()) as { route: string; lag: number | null; reportedAt: string | null }[]).filter(
+              (r) => r.route === 'chaos-eos' && r.reportedAt !== null && Date.parse(r.reportedAt) > settleAsked,
+            );
+            lags = rows.map((r) => r.lag).join(',');
+            return rows.length === PARTITIONS && rows.every((r) => r.lag === 0);
+          },
+          120_000,
+          500,
+        ).catch((e: Error) => {
+          throw new Error(`${e.message}; last lags reported: ${lags}`);
+        });
         const s = await controllerStatus();
         t.same(s.controller?.erroredPartitions, [], 'no partition errored, by the controller');
         for (const [i, w] of workers.entries()) {
@@ -211,5 +239,6 @@ t.test(
           'the SCRAM password appears in no output',
         );
       });
+      await chaos.verifyExactlyOnce(`a--${topic}`, source);
     }),
 );

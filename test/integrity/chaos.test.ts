@@ -6,6 +6,11 @@
  * every record there at least once, in source order per partition, byte-identical; duplicates counted per step and
  * bounded by the in-flight window.
  *
+ * A second route, `delivery: exactly-once` (separator `--`, so its copy is `a--<topic>` on b, beside
+ * the at-least-once route's `a.<topic>`), replicates the same topic
+ * through every step in the same process: its read_committed copy must hold each source record exactly once, in
+ * source order — across target broker restarts, leader elections and transaction coordinators moving.
+ *
  * In `npm test` (about 8 minutes of it; `npm run test:chaos` runs it with chaos-distributed.test.ts). It stayed out until `strait run` stopped
  * aborting on a librdkafka assertion (rd_kafka_enq_once_del_source_return: eonce->refcnt > 0) when a group
  * coordinator came back after the checkpointer's group calls had timed out (native/admin.h, HandleSlot).
@@ -14,8 +19,9 @@ import t from 'tap';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { projectRoot } from '../../bench/harness/kafka-runtime';
-import { CHAOS_TEST_TIMEOUT_MS, ChaosSteps, replayWindow, sampleTarget, startChaos, widenThreadPool, withChaosTurn } from '../helpers/chaos';
-import { StraitProcess, writeConfig } from '../helpers/strait-process';
+import { CHAOS_TEST_TIMEOUT_MS, ChaosSteps, PARTITIONS, replayWindow, sampleTarget, startChaos, widenThreadPool, withChaosTurn } from '../helpers/chaos';
+import { storedOffsets } from '../helpers/exactly-once';
+import { StraitProcess, waitFor, writeConfig } from '../helpers/strait-process';
 
 widenThreadPool();
 
@@ -44,14 +50,16 @@ t.test(
       const run = await startChaos(t, DIR, { brokers: 3 });
       const { a, b, topic, started } = run;
       t.comment(`two 3-broker clusters up in ${((Date.now() - started) / 1000).toFixed(1)} s: a ${a.bootstrap}, b ${b.bootstrap}`);
-      const strait = new StraitProcess(
-        writeConfig({
-          clusters: { a: { bootstrap: a.bootstrap }, b: { bootstrap: b.bootstrap } },
-          routes: [{ name: 'chaos', source: 'a', target: 'b', topics: { include: [topic] } }],
-          worker: { threads: THREADS, commitIntervalMs: COMMIT_INTERVAL_MS, inflightBytes: INFLIGHT_BYTES },
-          controller: { refreshTopicsIntervalMs: 1000 },
-        }),
-      );
+      const config = writeConfig({
+        clusters: { a: { bootstrap: a.bootstrap }, b: { bootstrap: b.bootstrap } },
+        routes: [
+          { name: 'chaos', source: 'a', target: 'b', topics: { include: [topic] } },
+          { name: 'chaos-eos', source: 'a', target: 'b', topics: { include: [topic] }, naming: { separator: '--' }, delivery: 'exactly-once' },
+        ],
+        worker: { threads: THREADS, commitIntervalMs: COMMIT_INTERVAL_MS, inflightBytes: INFLIGHT_BYTES },
+        controller: { refreshTopicsIntervalMs: 1000 },
+      });
+      const strait = new StraitProcess(config);
       // strait's log stays for a look after a failure (dev.down removes only the clusters)
       t.teardown(() => writeFileSync(join(DIR, 'strait.log'), strait.output));
       const watched = () => [{ label: 'strait', process: strait }];
@@ -63,10 +71,14 @@ t.test(
       await chaos.step('kill -9 the source broker leading most partitions, back after 20 s', chaos.killLeader('a'));
       await chaos.step('kill -9 the target broker leading most partitions, back after 20 s', chaos.killLeader('b'));
 
-      await chaos.verify(WINDOW_PER_REPLAY, async () => {
+      const source = await chaos.verify(WINDOW_PER_REPLAY, async (sourceEnds) => {
+        // the store follows the exactly-once route's committed transactions: all of the source, then nothing is open
+        const committed = () => storedOffsets(config, 'chaos-eos', topic, PARTITIONS);
+        await waitFor('the exactly-once route to commit the whole source', () => committed().every((o, p) => o >= sourceEnds[p]!), 120_000, 250);
         const status = await strait.status();
         t.equal(status.worker.totals.errored, 0, 'no partition errored in strait');
-        await strait.stop();
+        t.equal(await strait.stop(), 0, 'strait stops cleanly');
       });
+      await chaos.verifyExactlyOnce(`a--${topic}`, source);
     }),
 );

@@ -3,6 +3,12 @@
  * records are not acknowledged, or the commit times out), the forwarders report it, abort what they can and start their
  * partitions again from the last committed run; once the target is back, an independent read_committed reader sees
  * every source record exactly once, in source order per partition.
+ *
+ * And the memory bound: an exactly-once route gives each partition a forwarder (and consumer) of its own; they split
+ * the route's part of `worker.inflightBytes` on their pool thread (shared/kafka/client-settings.ts, partitionShare),
+ * so a target outage with a large backlog keeps the worker's in-flight bytes within its budget. What this cannot tell
+ * apart from the build before the split: in flight is bounded by one transaction interval's reads here either way; the
+ * consumers' prefetch, which the split caps, shows in RSS (the delivery bench, BENCHMARKS.md).
  */
 import t from 'tap';
 import { startStoppedCluster, stopCluster } from '../../bench/harness/local-cluster';
@@ -19,7 +25,7 @@ const OUTAGE_MS = 60_000;
 
 const records = (from: number, n: number) => numberedRecords(PARTITIONS, from, n);
 
-/** The sum of a labelled counter's samples in a Prometheus text page (0 when absent). */
+/** The sum of a labelled counter's (or gauge's) samples in a Prometheus text page (0 when absent). */
 const counter = (page: string, name: string) =>
   [...page.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\d+(?:\\.\\d+)?)`, 'gm'))].reduce((n, m) => n + Number(m[1]), 0);
 
@@ -91,4 +97,64 @@ t.test('exactly-once: the target stopped for 60 s mid-stream: reported, then 0 d
     t.comment(`read_uncommitted sees ${uncommitted.length - TOTAL} records of aborted transactions`);
     t.equal(await strait.stop(), 0);
   }),
+);
+
+t.test(
+  "exactly-once: a route's partitions split its share of worker.inflightBytes: a target outage with a backlog 4x the budget stays within it, and each record lands once",
+  (t) =>
+    withClusterLock('c', async () => {
+      const a = bootstrap('a');
+      const c = bootstrap('c');
+      const topic = uniqueName('eos-budget');
+      const P = 6;
+      const MiB = 1 << 20;
+      const BUDGET = 12 * MiB; // 2 threads: 6 MiB a thread, 2 MiB for each of its 3 partitions
+      const VALUE = 8 * 1024;
+      const big = (from: number, n: number) =>
+        Array.from({ length: n }, (_, k) => ({
+          partition: (from + k) % P,
+          key: Buffer.from(`k${from + k}`),
+          value: Buffer.from(`value-${from + k}-`.padEnd(VALUE, 'x')),
+        }));
+      await createTopic(a, topic, P);
+      const config = writeConfig({
+        clusters: { a: { bootstrap: a }, c: { bootstrap: c } },
+        routes: [{ name: 'eos-budget', source: 'a', target: 'c', topics: { include: [topic] }, delivery: 'exactly-once', transactionIntervalMs: 300 }],
+        worker: { threads: 2, commitIntervalMs: 500, inflightBytes: BUDGET },
+        controller: { refreshTopicsIntervalMs: 1000 },
+      });
+      const strait = new StraitProcess(config);
+      const committedOnTarget = () => storedOffsets(config, 'eos-budget', topic, P).reduce((x, y) => x + y, 0);
+      const FIRST = 600;
+      const TOTAL = FIRST + 6000; // 6,000 x 8 KiB = 48 MiB during the outage: 4x the budget, 8x a partition's prefetch
+      await produce(a, topic, big(0, FIRST));
+      await waitFor('the first transactions committed on the target', () => committedOnTarget() >= FIRST, 90_000, 250);
+
+      await stopCluster('c', { dir: TEST_DEV_DIR });
+      for (let i = FIRST; i < TOTAL; i += 500) await produce(a, topic, big(i, 500));
+      // in flight: consumed and not acknowledged; a forwarder may go one fetch past its budget before it pauses
+      const bound = 2 * BUDGET + P * MiB;
+      let most = 0;
+      let rss = 0;
+      const until = Date.now() + 20_000;
+      while (Date.now() < until) {
+        const page = await strait.metrics();
+        most = Math.max(most, counter(page, 'strait_inflight_bytes'));
+        rss = Math.max(rss, counter(page, 'strait_process_process_resident_memory_bytes'));
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      // a partition stops feeding its transaction after transactionIntervalMs and then waits for the target: what is in
+      // flight is what one interval read, not the whole budget
+      t.ok(most > MiB, `records were in flight while the target was down (most ${(most / MiB).toFixed(1)} MiB)`);
+      t.ok(most <= bound, `in flight stayed within twice worker.inflightBytes and a fetch a partition (${(most / MiB).toFixed(1)} <= ${bound / MiB} MiB)`);
+      t.comment(`peak RSS of strait run during the outage: ${(rss / MiB).toFixed(0)} MiB`);
+
+      await startStoppedCluster('c', { dir: TEST_DEV_DIR });
+      await waitFor('every record committed on the target after the outage', () => committedOnTarget() >= TOTAL, 180_000, 500);
+      const source = await readAll(a, topic, P, TOTAL, 60_000);
+      const committed = await readAll(c, `a.${topic}`, P, TOTAL + 1, 20_000, 'read_committed');
+      t.equal(committed.length, TOTAL, `read_committed: ${committed.length} records on the target for ${TOTAL} on the source`);
+      exactlyOnce(t, source, committed, P);
+      t.equal(await strait.stop(), 0);
+    }),
 );
