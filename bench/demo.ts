@@ -8,6 +8,7 @@ import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'nod
 import { join, resolve } from 'node:path';
 import Kafka from 'node-rdkafka';
 import { stringify } from 'yaml';
+import { disconnectClient } from '../shared/kafka/bounded-call';
 import { projectRoot } from './harness/kafka-runtime';
 import * as dev from './harness/local-cluster';
 
@@ -249,6 +250,6 @@ export async function runDemo(opts: { dir: string; durationSec?: number; rate?: 
     if (strait.exitCode === null) strait.kill('SIGTERM');
     await new Promise<void>((res) => (strait.exitCode !== null ? res() : strait.once('exit', () => res())));
   }
-  for (const c of [producer, watcher, source]) await new Promise<void>((res) => c.disconnect(() => res()));
+  for (const c of [producer, watcher, source]) await disconnectClient(c, 30_000);
   say("demo stopped; the clusters still run: 'node dist/bin/strait.js dev down' stops them");
 }

@@ -4,6 +4,7 @@
  *   node dist/bench/js-loop.js <source> <target> <topic> <targetTopic> <partitions> <records> [consumeBatch]
  */
 import Kafka from 'node-rdkafka';
+import { disconnectClient } from '../shared/kafka/bounded-call';
 
 async function main(): Promise<void> {
   const [source, target, topic, targetTopic, partitionsArg, recordsArg, batchArg] = process.argv.slice(2);
@@ -49,7 +50,7 @@ async function main(): Promise<void> {
   while (delivered + failed < expected) await new Promise((r) => setTimeout(r, 10));
   process.stdout.write(JSON.stringify({ consumed, delivered, failed }) + '\n');
   await new Promise<void>((res) => consumer.disconnect(() => res()));
-  await new Promise<void>((res) => producer.disconnect(() => res()));
+  await disconnectClient(producer, 30_000);
 }
 
 main().catch((e) => {

@@ -4,6 +4,7 @@
  * from the group's committed offsets, stops per partition at a limit or at the end, and commits what it read.
  */
 import Kafka from 'node-rdkafka';
+import { disconnectClient } from '../shared/kafka/bounded-call';
 
 /** Produces records 0..n-1 of `recordSize` bytes (at least the key fits) to `topic`; resolves when all are acked. */
 export async function produceNumbered(brokers: string, topic: string, partitions: number, n: number, recordSize: number): Promise<void> {
@@ -32,7 +33,7 @@ export async function produceNumbered(brokers: string, topic: string, partitions
     }
     await new Promise<void>((res, rej) => producer.flush(120_000, (e) => (e ? rej(e) : res())));
   } finally {
-    await new Promise<void>((res) => producer.disconnect(() => res()));
+    await disconnectClient(producer, 30_000);
   }
 }
 

@@ -48,8 +48,20 @@ export type FromPump =
   | { type: 'error'; shard: number; route: string; message: string }
   /** the route's producer failed fatally: its forwarder is closed, `partitions` start again in `retryInMs` (the
    *  `streak`-th fatal error within a minute of the previous one) — unless `fenced`: a partition's transactional
-   *  producer was fenced by a newer owner, and it stays stopped here until it is assigned again */
-  | { type: 'fatal'; shard: number; route: string; code?: string; cause: string; partitions: number; retryInMs: number; streak: number; fenced: boolean }
+   *  producer was fenced, and it stays stopped here until the main thread assigns it again: the worker does that when it
+   *  still owns `fencedPartition` (worker/worker.ts, restartFenced) */
+  | {
+      type: 'fatal';
+      shard: number;
+      route: string;
+      code?: string;
+      cause: string;
+      partitions: number;
+      retryInMs: number;
+      streak: number;
+      fenced: boolean;
+      fencedPartition?: { topic: string; partition: number };
+    }
   /** partitions held after a fatal producer error run again in a new forwarder */
   | { type: 'restarted'; shard: number; route: string; partitions: number }
   | { type: 'stopped'; shard: number; routes: Record<string, ForwarderProgress> };

@@ -8,7 +8,7 @@
 import Kafka from 'node-rdkafka';
 import type { ClientProps } from '../shared/config';
 import { StraitError } from '../shared/errors';
-import { CALLBACK_SLACK_MS, boundedCall } from '../shared/kafka/bounded-call';
+import { CALLBACK_SLACK_MS, boundedCall, disconnectClient } from '../shared/kafka/bounded-call';
 
 /** producers fencing at once: each is a librdkafka client with its own threads and connections */
 const FENCING_CONCURRENCY = 8;
@@ -35,13 +35,6 @@ async function fence(clusterAlias: string, props: ClientProps, id: string, timeo
       ),
     );
   } finally {
-    await new Promise<void>((res) => {
-      // bounded: a disconnect callback that never comes must not hold a start
-      const timer = setTimeout(res, 10_000);
-      p.disconnect(() => {
-        clearTimeout(timer);
-        res();
-      });
-    });
+    await disconnectClient(p, 10_000);
   }
 }

@@ -68,6 +68,11 @@ export class Pipeline {
   private readonly progress: ProgressApplier;
   /** fired after a progress batch changes totals (the TTY status line listens) */
   onProgress: (() => void) | undefined;
+  /**
+   * fired when an exactly-once partition's transactional producer was fenced here (runtime key, and the pump's count
+   * of fatal errors in a row for it): the worker starts it again if it still owns it (worker/worker.ts)
+   */
+  onFenced: ((key: string, streak: number) => void) | undefined;
   /** exactly-once routes' target offset maps, read incrementally (where their partitions resume) */
   private readonly offsetMaps = new Map<string, OffsetMapView>();
 
@@ -246,7 +251,22 @@ export class Pipeline {
         this.unstarted.add(route, list, `reading the route's committed offsets failed: ${(e as Error).message}`);
         continue;
       }
-      const fresh = list.filter((p) => this.partitions.get(runtimeKey(route, p.topic, p.partition))?.draining !== false);
+      // The controller raises a partition's stored epoch before it hands the partition to a new owner: one stored under
+      // a newer epoch than this assignment's belongs to another worker. An exactly-once start would fence that owner's
+      // transactional producer (init_transactions under the same id), so it is not started, nor fenced, here. (An
+      // at-least-once start finds the same in StartPlanner.commit, which the store refuses.)
+      const newer = new Set(
+        routeCfg.delivery !== 'exactly-once'
+          ? []
+          : list
+              .filter((p) => this.partitions.get(runtimeKey(route, p.topic, p.partition))?.draining !== false)
+              .filter((p) => (offsets.get(partitionKey(p.topic, p.partition))?.epoch ?? 0) > p.epoch)
+              .map((p) => runtimeKey(route, p.topic, p.partition)),
+      );
+      if (newer.size > 0) this.log.warn({ route, partitions: [...newer] }, 'not starting these partitions: a newer epoch owns them');
+      const fresh = list.filter(
+        (p) => !newer.has(runtimeKey(route, p.topic, p.partition)) && this.partitions.get(runtimeKey(route, p.topic, p.partition))?.draining !== false,
+      );
       const planned = await this.startPlanner.plan(routeCfg, fresh, offsets);
       if (routeCfg.delivery === 'exactly-once') {
         try {
@@ -276,7 +296,7 @@ export class Pipeline {
       const starts: string[] = [];
       for (const p of list) {
         const key = runtimeKey(route, p.topic, p.partition);
-        if (fenced.has(key)) continue;
+        if (fenced.has(key) || newer.has(key)) continue;
         started.add(key);
         this.unstarted.started(key);
         if (this.partitions.get(key)?.draining === false) continue;
@@ -451,9 +471,10 @@ export class Pipeline {
           streak: m.streak,
         },
         m.fenced
-          ? `the transactional producer of route '${m.route}' was fenced by a newer owner of its partition (${m.code ?? 'no Kafka code'}: ${m.cause}); its open transaction is aborted and the partition stays stopped here until it is assigned again`
+          ? `the transactional producer of route '${m.route}' was fenced by a newer owner of its partition (${m.code ?? 'no Kafka code'}: ${m.cause}); its open transaction is aborted and the partition stays stopped here until it is assigned again (at once if this worker still owns it)`
           : `the target producer of route '${m.route}' failed fatally (${m.code ?? 'no Kafka code'}: ${m.cause}); its forwarder is closed and its ${m.partitions} partitions start again from their last acknowledged offsets in ${m.retryInMs} ms`,
       );
+      if (m.fencedPartition) this.onFenced?.(runtimeKey(m.route, m.fencedPartition.topic, m.fencedPartition.partition), m.streak);
       return;
     }
     if (m.type === 'restarted') {

@@ -263,7 +263,18 @@ export default async function pump(task: PumpTask): Promise<void> {
       resentByKey.delete(keyOf(pp.topic, pp.partition));
     }
     addExtra(route, reports);
-    post({ type: 'fatal', shard: task.shard, route, ...(code !== undefined ? { code } : {}), cause, partitions: restarting, retryInMs: delay, streak, fenced });
+    post({
+      type: 'fatal',
+      shard: task.shard,
+      route,
+      ...(code !== undefined ? { code } : {}),
+      cause,
+      partitions: restarting,
+      retryInMs: delay,
+      streak,
+      fenced,
+      ...(fenced && part && restarting > 0 ? { fencedPartition: { topic: part.topic, partition: part.partition } } : {}),
+    });
   };
 
   /**

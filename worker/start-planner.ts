@@ -231,6 +231,8 @@ export class StartPlanner {
     planned: Map<string, PlannedStart>,
   ): Promise<Map<string, number>> {
     const out = new Map<string, number>();
+    // exactly-once: what the target holds past the start is aborted transactions, which read_committed readers never see
+    if (routeCfg.delivery === 'exactly-once') return out;
     const asked = list.filter(
       (p) =>
         planned.get(runtimeKey(routeCfg.name, p.topic, p.partition))?.from === 'committed' &&

@@ -20,6 +20,9 @@ const REPORTED_GAPS = 20;
 const ASSIGN_RETRY_MS = 5000;
 /** how often running partitions' source topic ids are compared with the ones they started with (at least) */
 const TOPIC_ID_CHECK_MS = 10_000;
+/** an exactly-once partition fenced while this worker owns it starts again after this, times its streak (capped) */
+const FENCED_RESTART_MS = 1000;
+const FENCED_RESTART_MAX_MS = 30_000;
 
 /** JSON with object keys sorted (and undefined fields dropped), so two equal route definitions compare equal */
 function canonical(x: unknown): string {
@@ -48,6 +51,8 @@ export class Worker {
   /** the assignment applied last, applied again by `retryTimer` while some of its partitions could not start */
   private current: Assignment | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
+  /** restarts of fenced exactly-once partitions waiting for their time (restartFenced) */
+  private readonly fencedTimers = new Set<NodeJS.Timeout>();
   /** routes whose definition in the last assignment could not be verified (name -> assignment version) */
   readonly unverifiedRoutes = new Map<string, number>();
 
@@ -59,6 +64,7 @@ export class Worker {
   ) {
     this.id = config.worker.id ?? `${hostname()}-${process.pid}-${randomBytes(2).toString('hex')}`;
     this.pipeline = new Pipeline(config, this.id, store, log, metrics);
+    this.pipeline.onFenced = (key, streak) => this.restartFenced(key, streak);
   }
 
   async start(): Promise<void> {
@@ -89,26 +95,55 @@ export class Worker {
     try {
       const keys = await this.pipeline.recreatedTopics();
       if (keys.length === 0 || this.stopping) return;
-      this.applying = this.applying
-        .then(async () => {
-          const parts = keys.flatMap((k) => this.owned.get(k) ?? []);
-          if (parts.length === 0) return;
-          this.log.warn(
-            { partitions: parts.map((p) => `${p.route}:${p.topic}[${p.partition}]`) },
-            "source topics were deleted and created again while their partitions ran here: restarting them at the new topics' log start",
-          );
-          this.pipeline.unassign(parts);
-          if (!(await this.pipeline.drained(parts.map(routePartitionKey), 30_000)))
-            this.log.warn({ partitions: parts.length }, 'restarting partitions of re-created topics before they finished draining (30 s)');
-          const started = await this.pipeline.assign(parts.filter((p) => this.owned.has(routePartitionKey(p))));
-          for (const p of parts) if (!started.has(routePartitionKey(p))) this.owned.delete(routePartitionKey(p));
-          if (started.size < parts.length) this.retryLater();
-        })
-        .catch((e: Error) => this.log.error({ err: e.message }, 'restarting partitions of re-created topics failed'));
-      await this.applying;
+      await this.restartOwned(
+        keys,
+        "source topics were deleted and created again while their partitions ran here: restarting them at the new topics' log start",
+      );
     } finally {
       this.checkingIds = false;
     }
+  }
+
+  /**
+   * An exactly-once partition's transactional producer was fenced while this worker still owns it: a previous owner
+   * that had not yet stopped it (its unassign still on the way) initialised the same transactional id after this worker
+   * did. The partition starts again here, after FENCED_RESTART_MS times its streak: the start fences that producer in
+   * turn and resumes from the target's offset map, so nothing the fenced transaction held is lost or doubled. A
+   * partition this worker no longer owns stays stopped; one the store shows under a newer epoch is not started
+   * (Pipeline.assign), so two workers never take turns fencing each other.
+   */
+  private restartFenced(key: string, streak: number): void {
+    if (this.stopping) return;
+    const timer = setTimeout(
+      () => {
+        this.fencedTimers.delete(timer);
+        if (this.stopping || !this.owned.has(key)) return;
+        void this.restartOwned([key], 'an exactly-once partition fenced while this worker owns it: starting it again from the offset map');
+      },
+      Math.min(FENCED_RESTART_MAX_MS, FENCED_RESTART_MS * Math.max(1, streak)),
+    );
+    this.fencedTimers.add(timer);
+  }
+
+  /**
+   * Stops owned partitions (`keys`, route|topic/partition) and starts them again, in line with assignments (never
+   * beside one): their start is planned anew. A key this worker does not own (any more) is left alone.
+   */
+  private restartOwned(keys: string[], why: string): Promise<void> {
+    this.applying = this.applying
+      .then(async () => {
+        const parts = keys.flatMap((k) => this.owned.get(k) ?? []);
+        if (parts.length === 0 || this.stopping) return;
+        this.log.warn({ partitions: parts.map((p) => `${p.route}:${p.topic}[${p.partition}]`) }, why);
+        this.pipeline.unassign(parts);
+        if (!(await this.pipeline.drained(parts.map(routePartitionKey), 30_000)))
+          this.log.warn({ partitions: parts.length }, 'restarting partitions before they finished draining (30 s)');
+        const started = await this.pipeline.assign(parts.filter((p) => this.owned.has(routePartitionKey(p))));
+        for (const p of parts) if (!started.has(routePartitionKey(p))) this.owned.delete(routePartitionKey(p));
+        if (started.size < parts.length) this.retryLater();
+      })
+      .catch((e: Error) => this.log.error({ err: e.message, partitions: keys }, `${why}: failed`));
+    return this.applying;
   }
 
   /** Writes this worker's load report (rates and lag per partition) for the controller's balancing and REST. */
@@ -251,6 +286,8 @@ export class Worker {
     clearInterval(this.reportTimer);
     clearInterval(this.topicIdTimer);
     clearTimeout(this.retryTimer);
+    for (const t of this.fencedTimers) clearTimeout(t);
+    this.fencedTimers.clear();
     await this.reporting;
     this.unwatch?.();
     await this.applying;

@@ -7,6 +7,7 @@
 import type { ChildProcess } from 'node:child_process';
 import Kafka from 'node-rdkafka';
 import * as hdr from 'hdr-histogram-js';
+import { disconnectClient } from '../../shared/kafka/bounded-call';
 import type { Clusters } from '../clusters';
 import type { BenchOptions } from '../options';
 import { ProcSampler } from '../proc-stats';
@@ -171,7 +172,7 @@ async function latencyRun(
   } finally {
     rss.stop();
     if (consumer) await new Promise<void>((res) => consumer!.disconnect(() => res()));
-    await new Promise<void>((res) => producer.disconnect(() => res()));
+    await disconnectClient(producer, 30_000);
     await wm.close();
     await stopChild(child);
     await deleteTopic(c.target, targetTopic);

@@ -12,7 +12,7 @@
 import Kafka from 'node-rdkafka';
 import type { ClientProps } from '../config';
 import { StraitError } from '../errors';
-import { CALLBACK_SLACK_MS, CallTimedOut, boundedCall } from '../kafka/bounded-call';
+import { CALLBACK_SLACK_MS, CallTimedOut, boundedCall, disconnectClient } from '../kafka/bounded-call';
 
 const OFFSET_BEGINNING = -2;
 /** how long one consume call waits for a record that has not been fetched yet */
@@ -82,14 +82,7 @@ export class TopicTail {
   /** Disconnects a client that is no longer used, in the background and bounded. */
   private drop(c: Kafka.KafkaConsumer): Promise<void> {
     if (this.consumer === c) this.consumer = undefined;
-    return new Promise<void>((res) => {
-      // bounded: a disconnect callback that never comes must not hold a shutdown
-      const timer = setTimeout(res, 30_000);
-      c.disconnect(() => {
-        clearTimeout(timer);
-        res();
-      });
-    });
+    return disconnectClient(c, 30_000);
   }
 
   private partitions(c: Kafka.KafkaConsumer, timeoutMs: number): Promise<number> {

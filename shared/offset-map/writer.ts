@@ -5,6 +5,7 @@
 import Kafka from 'node-rdkafka';
 import type { ClientProps } from '../config';
 import { StraitError } from '../errors';
+import { disconnectClient } from '../kafka/bounded-call';
 import { OFFSET_MAP_TOPIC, encodeOffsetMapRecord, type OffsetMapRecord } from './records';
 
 export class OffsetMapWriter {
@@ -87,13 +88,6 @@ export class OffsetMapWriter {
     };
     await new Promise<void>((res) => p.flush(5000, () => res()));
     rejectWaiting();
-    await new Promise<void>((res) => {
-      // bounded: a disconnect callback that never comes must not hold a shutdown
-      const timer = setTimeout(res, 30_000);
-      p.disconnect(() => {
-        clearTimeout(timer);
-        res();
-      });
-    });
+    await disconnectClient(p, 30_000);
   }
 }

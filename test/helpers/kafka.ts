@@ -4,6 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import Kafka from 'node-rdkafka';
 import * as dev from '../../bench/harness/local-cluster';
+import { disconnectClient } from '../../shared/kafka/bounded-call';
 import { TEST_DEV_DIR } from './dir';
 
 export function testClusters(): dev.DevState {
@@ -22,14 +23,9 @@ export function bootstrap(alias: string): string {
  * Disconnects a node-rdkafka client, waiting at most `ms`: a disconnect callback that never comes (seen under load)
  * must not hang a test; librdkafka's threads end with the process.
  */
-export function disconnect(client: { disconnect(cb: () => void): unknown }, ms = 15_000): Promise<void> {
-  return new Promise<void>((res) => {
-    const timer = setTimeout(res, ms);
-    client.disconnect(() => {
-      clearTimeout(timer);
-      res();
-    });
-  });
+/** bounded; a producer's poll interval stops first (disconnectClient) */
+export function disconnect(client: Parameters<typeof disconnectClient>[0], ms = 15_000): Promise<void> {
+  return disconnectClient(client, ms);
 }
 
 export function uniqueName(prefix: string): string {

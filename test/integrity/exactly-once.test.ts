@@ -184,6 +184,73 @@ t.test('exactly-once: kill -9 of strait run mid-stream, restart: 0 duplicates an
 });
 
 /**
+ * A stale owner's late init_transactions: a worker that lost a partition but had not yet stopped it can initialise the
+ * partition's transactional id after the new owner did (seen in CI: its pool thread started the partition late), and
+ * fence the new owner's producer. The test plays that stale owner with a producer of its own under the partition's
+ * transactional id, while strait's transaction on that partition holds records. strait must report the fence (error
+ * level, STRAIT_PRODUCER_FATAL, fenced), start the partition again because it still owns it, and resume from the
+ * target's offset map: 0 duplicates, 0 missing, and the fenced transaction's copies aborted.
+ */
+t.test('exactly-once: a stale owner fences a partition strait still owns: reported, started again, 0 duplicates and 0 missing', async (t) => {
+  const a = bootstrap('a');
+  const b = bootstrap('b');
+  const topic = uniqueName('eos-fenced');
+  const target = `a.${topic}`;
+  const TOTAL = 20_000;
+  await createTopic(a, topic, PARTITIONS);
+  const route = 'eos-fenced';
+  const config = writeConfig({
+    clusters: { a: { bootstrap: a }, b: { bootstrap: b } },
+    // transactions 2 s long: the stale owner's fence lands inside one that holds records
+    routes: [{ name: route, source: 'a', target: 'b', topics: { include: [topic] }, delivery: 'exactly-once', transactionIntervalMs: 2000 }],
+    worker: { threads: 2, commitIntervalMs: 500 },
+    controller: { refreshTopicsIntervalMs: 1000 },
+  });
+  const stored = () => storedOffsets(config, route, topic, PARTITIONS).reduce((x, y) => x + y, 0);
+  let producedSoFar = 0;
+  const producing = (async () => {
+    for (let i = 0; i < TOTAL; i += 500) {
+      await produce(a, topic, records(i, 500));
+      producedSoFar = i + 500;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  })();
+  const strait = new StraitProcess(config);
+  await waitFor('replication under way with transactions committed', async () => stored() >= 3000, 90_000, 100);
+  const watch = await TransactionWatch.open(b, target);
+  let victim = -1;
+  const opened = watchUntil(watch, 'a transaction open on the target with records in it', async () => {
+    victim = (await watch.openIn())[0] ?? -1;
+    return victim >= 0;
+  });
+  await opened.seen;
+  // the stale owner: the same transactional id as strait's producer of that partition (shared/kafka/client-settings.ts)
+  const zombie = new Kafka.Producer({ 'bootstrap.servers': b, 'transactional.id': `strait|b|${route}|${topic}|${victim}`, log_level: 0 });
+  await new Promise<void>((res, rej) => zombie.connect({ timeout: 10_000 }, (e) => (e ? rej(e) : res())));
+  await new Promise<void>((res, rej) => zombie.initTransactions(10_000, (e) => (e ? rej(e) : res())));
+  await disconnect(zombie);
+  await opened.closing;
+  t.ok(producedSoFar < TOTAL, `the stream still flowed at the fence (${producedSoFar} of ${TOTAL} produced)`);
+  const line = (pattern: RegExp) => strait.output.split('\n').find((l) => pattern.test(l));
+  await waitFor('the fence reported', async () => line(/"level":50.*"code":"STRAIT_PRODUCER_FATAL".*"fenced":true/) !== undefined, 30_000, 100);
+  t.pass(`reported at error level: ${line(/"level":50.*"fenced":true/)!.slice(0, 300)}`);
+  await waitFor('the partition started again', async () => line(/fenced while this worker owns it/) !== undefined, 60_000, 100);
+  await producing;
+  await waitFor('every record committed after the fence', async () => stored() >= TOTAL, 120_000, 250);
+  const starts = (await strait.json<{ worker: { starts: { topic: string; partition: number; from: string; resent?: number }[] } }>('/v1/status')).worker.starts;
+  const again = starts.filter((s) => s.topic === topic && s.partition === victim);
+  // from the offset map's last run ('target'), or from the store when it had caught up with the map ('committed')
+  t.ok(
+    again.length >= 2 && ['target', 'committed'].includes(again.at(-1)!.from),
+    `partition ${victim} started again where its last transaction committed (${JSON.stringify(again)})`,
+  );
+  // the fenced transaction's records on the target are aborted: no duplicates for read_committed readers
+  t.equal(again.at(-1)!.resent, undefined, 'the restart counts no records as sent twice');
+  await verify(t, topic, PARTITIONS, TOTAL);
+  t.equal(await strait.stop(), 0);
+});
+
+/**
  * A fleet on the test clusters (a controller, three workers, one exactly-once route over 6 partitions, a steady
  * producer): `disrupt` takes one worker out while one of its transactions holds records on the target, and returns once
  * its partitions run on the others; records flow on, then an independent read_committed reader must count every
