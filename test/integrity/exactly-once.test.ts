@@ -143,18 +143,23 @@ t.test('exactly-once: kill -9 of strait run mid-stream, restart: 0 duplicates an
   await new Promise((r) => setTimeout(r, 2500)); // transactions commit on; the store is not told until the next commit
   // kill while a transaction holds records on the target (its end above the last stable offset): they must be aborted.
   // Seen open while strait runs, a transaction may be committing already (its EndTxn on the way: the kill cannot stop
-  // that, and in 2 of about 9 runs read_uncommitted then found no aborted copy). So strait is frozen first: a
-  // transaction still open FROZEN_MS later stays open, and the kill leaves it so; if none is, strait runs on a little.
+  // that, and in 2 of about 9 runs read_uncommitted then found no aborted copy). So once one is seen open, strait is
+  // frozen: a transaction still open FROZEN_MS later stays open, and the kill leaves it so. If none is, strait runs on
+  // for RUN_ON_MS before the next look: long enough for transactions to commit past what a resumed strait's overdue
+  // store commit writes (the check below needs the target's offset map ahead of the store; in CI, looks 50-300 ms
+  // apart let the store catch up, and every partition restarted from the store).
   const FROZEN_MS = 1500;
+  const RUN_ON_MS = 1500;
   const watch = await TransactionWatch.open(b, target);
   await waitFor(
     'strait frozen while a transaction holds records on the target',
     async () => {
+      if (!(await watch.open())) return false;
       first.child.kill('SIGSTOP');
       await new Promise((r) => setTimeout(r, FROZEN_MS));
       if (await watch.open()) return true;
       first.child.kill('SIGCONT');
-      await new Promise((r) => setTimeout(r, 50 + Math.floor(Math.random() * 250)));
+      await new Promise((r) => setTimeout(r, RUN_ON_MS));
       return false;
     },
     60_000,
