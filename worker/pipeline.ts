@@ -255,18 +255,16 @@ export class Pipeline {
       // a newer epoch than this assignment's belongs to another worker. An exactly-once start would fence that owner's
       // transactional producer (init_transactions under the same id), so it is not started, nor fenced, here. (An
       // at-least-once start finds the same in StartPlanner.commit, which the store refuses.)
+      const notRunning = list.filter((p) => this.partitions.get(runtimeKey(route, p.topic, p.partition))?.draining !== false);
       const newer = new Set(
         routeCfg.delivery !== 'exactly-once'
           ? []
-          : list
-              .filter((p) => this.partitions.get(runtimeKey(route, p.topic, p.partition))?.draining !== false)
+          : notRunning
               .filter((p) => (offsets.get(partitionKey(p.topic, p.partition))?.epoch ?? 0) > p.epoch)
               .map((p) => runtimeKey(route, p.topic, p.partition)),
       );
       if (newer.size > 0) this.log.warn({ route, partitions: [...newer] }, 'not starting these partitions: a newer epoch owns them');
-      const fresh = list.filter(
-        (p) => !newer.has(runtimeKey(route, p.topic, p.partition)) && this.partitions.get(runtimeKey(route, p.topic, p.partition))?.draining !== false,
-      );
+      const fresh = notRunning.filter((p) => !newer.has(runtimeKey(route, p.topic, p.partition)));
       const planned = await this.startPlanner.plan(routeCfg, fresh, offsets);
       if (routeCfg.delivery === 'exactly-once') {
         try {
