@@ -336,6 +336,13 @@ Napi::Value Forwarder::Pump(const Napi::CallbackInfo& info) {
   if (rd_kafka_fatal_error(producer_, nullptr, 0) != RD_KAFKA_RESP_ERR_NO_ERROR) return Napi::Number::New(env, -1);
   // a failed transaction (forwarder_txn.cc) ends this forwarder the same way: it restarts from the last committed one
   if (txn_failed_) return Napi::Number::New(env, -1);
+  // exactly-once: nothing is read before init_transactions completed; meanwhile this waits no longer than a forwarder
+  // without records would, so the pool thread's other forwarders go on
+  if (transactional_ && !ContinueTransactionInit()) {
+    if (txn_failed_) return Napi::Number::New(env, -1);
+    rd_kafka_poll(producer_, static_cast<int>(std::min<int64_t>(timeout, kTxnInitRetryMs)));
+    return Napi::Number::New(env, 0);
+  }
   // Producer queue was full last time: those records go first, in order.
   while (!pending_.empty()) {
     if (!Forward(pending_.front())) break;

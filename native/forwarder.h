@@ -167,6 +167,7 @@ class Forwarder : public Napi::ObjectWrap<Forwarder> {
   Napi::Value FlushTransaction(const Napi::CallbackInfo& info);
   Napi::Value CommitTransaction(const Napi::CallbackInfo& info);
   bool BeginTransaction();
+  bool ContinueTransactionInit();
   void NoteTransactionRun(PartitionState* p, int64_t src, int64_t delta);
   void FailTransaction(rd_kafka_error_t* err, const std::string& during, int abort_timeout_ms);
 
@@ -225,6 +226,11 @@ class Forwarder : public Napi::ObjectWrap<Forwarder> {
   // Transactional mode (delivery: exactly-once): the producer has a transactional.id; records go out in transactions
   // that begin with the first record after a commit and end with commitTransaction() (forwarder_txn.cc).
   bool transactional_ = false;
+  // init_transactions runs in librdkafka's background and is resumed from pump() (ContinueTransactionInit()): until
+  // it completed, nothing is read or produced, and the pool thread goes on pumping its other forwarders
+  bool txn_ready_ = false;
+  int64_t txn_init_deadline_ms_ = 0;
+  int64_t txn_init_next_ms_ = 0;
   bool txn_open_ = false;
   int64_t txn_started_ms_ = 0;
   int64_t txn_bytes_ = 0;

@@ -55,10 +55,13 @@ constexpr int kGapRetries = 3;
 constexpr int kWatermarkTimeoutMs = 5000;
 // how long a probe may take to find where a truncated log diverged before it is tried again (StartProbe())
 constexpr int64_t kProbeTimeoutMs = 30000;
+// probes running at once in one forwarder
 constexpr int kMaxProbes = 4;
 // transactional mode: how long init_transactions (a new forwarder fencing the previous owner) and an abort may take
 constexpr int kTxnInitTimeoutMs = 15000;
-constexpr int kTxnAbortTimeoutMs = 2000;  // probes running at once in one forwarder
+// how often pump() resumes an init_transactions still under way
+constexpr int64_t kTxnInitRetryMs = 50;
+constexpr int kTxnAbortTimeoutMs = 2000;
 // A commit that timed out goes on inside librdkafka; it is resumed (commit_transaction called again) this many times
 // before the forwarder gives up on it (see CommitTransaction).
 constexpr int kTxnCommitResumes = 2;

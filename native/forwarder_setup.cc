@@ -159,14 +159,10 @@ Forwarder::Forwarder(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Forwarde
   }
   if (transactional_) {
     // KIP-98: registers the transactional id with its coordinator and bumps its epoch, which fences any earlier
-    // producer of the same id (the partition's previous owner) and aborts the transaction it left open
-    rd_kafka_error_t* init = rd_kafka_init_transactions(producer_, kTxnInitTimeoutMs);
-    if (init != nullptr) {
-      std::string why = std::string(rd_kafka_error_name(init)) + ": " + rd_kafka_error_string(init);
-      rd_kafka_error_destroy(init);
-      Shutdown(0);
-      throw Napi::Error::New(env, "producer: init_transactions: " + why);
-    }
+    // producer of the same id (the partition's previous owner) and aborts the transaction it left open. Started here
+    // without waiting; pump() resumes it until it completes (forwarder_txn.cc, ContinueTransactionInit()).
+    txn_init_deadline_ms_ = NowMs() + kTxnInitTimeoutMs;
+    ContinueTransactionInit();
   }
   batch_.resize(static_cast<size_t>(batch_size_));
 }

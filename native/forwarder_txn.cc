@@ -16,6 +16,30 @@ namespace strait {
 
 using namespace fwd;
 
+// init_transactions, resumed: librdkafka goes on with a call that timed out in its background, and the next call
+// returns its result (rdkafka.h: "This call is resumable when a retriable timeout error is returned"). Each call is
+// made without waiting, at most every kTxnInitRetryMs (a call while the coordinator is still unknown looks it up
+// again). True once it completed; a non-retriable error, or none completed by the deadline, fails the forwarder.
+bool Forwarder::ContinueTransactionInit() {
+  if (txn_ready_) return true;
+  if (txn_failed_) return false;
+  int64_t now = NowMs();
+  if (now < txn_init_next_ms_) return false;
+  txn_init_next_ms_ = now + kTxnInitRetryMs;
+  rd_kafka_error_t* err = rd_kafka_init_transactions(producer_, 0);
+  if (err == nullptr) {
+    txn_ready_ = true;
+    return true;
+  }
+  if (rd_kafka_error_is_retriable(err) && !rd_kafka_error_is_fatal(err) && now < txn_init_deadline_ms_) {
+    rd_kafka_error_destroy(err);
+    return false;
+  }
+  bool timed_out = rd_kafka_error_code(err) == RD_KAFKA_RESP_ERR__TIMED_OUT;
+  FailTransaction(err, timed_out ? "init_transactions, not completed within " + std::to_string(kTxnInitTimeoutMs) + " ms" : "init_transactions", 0);
+  return false;
+}
+
 bool Forwarder::BeginTransaction() {
   rd_kafka_error_t* err = rd_kafka_begin_transaction(producer_);
   if (err != nullptr) {

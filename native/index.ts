@@ -203,7 +203,11 @@ export interface NativeForwarder {
    */
   assign(entries: AssignEntry[]): AssignFailure[];
   unassign(entries: { topic: string; partition: number }[]): void;
-  /** records handed to the producer; -1 once the producer has failed fatally (close this forwarder) */
+  /**
+   * records handed to the producer; -1 once the producer has failed fatally (close this forwarder). A transactional
+   * forwarder reads nothing until its init_transactions (started by the constructor, in librdkafka's background)
+   * completed; it fails (-1, progress().fatal naming init_transactions) if that takes more than 15 s.
+   */
   pump(maxWaitMs: number): number;
   progress(): ForwarderProgress;
   commit(offsets: { topic: string; partition: number; offset: number }[]): void;

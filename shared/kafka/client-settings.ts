@@ -24,7 +24,7 @@ export function clusterProps(config: StraitConfig, alias: string): ClientProps {
  * waits for it to come back without asking again (rdkafka_broker.c, rd_kafka_broker_controller_async); a KRaft broker
  * names a random live broker there. So one broker of a healthy cluster down made every such call time out ("Timed
  * out waiting for controller") until it was back or the next refresh: the controller's route refresh failed through
- * a rolling restart (66 s in test/integrity/chaos-distributed.test.ts), and a worker taking over partitions started
+ * a rolling restart (66 s in test/integrity/chaos-distributed.ts), and a worker taking over partitions started
  * them without the re-created-topic check. A handle without topics refreshes the broker list, and with it the
  * controller, at this interval but at most every 10 s (rdkafka.c, rd_kafka_metadata_refresh_cb).
  */

@@ -497,24 +497,27 @@ async function straitDiagnosis(watched: Watched[]): Promise<string> {
         .split('\n')
         .filter((l) => /"level":(40|50|60)/.test(l))
         .slice(-15)
+        .map((l) => (l.length > 600 ? `${l.slice(0, 600)}…` : l))
         .join('\n');
-      // a strait that stopped answering: what its threads wait in (R running, S sleeping, D uninterruptible)
+      // a strait that stopped answering: what its threads wait in (R running, S sleeping, D uninterruptible), counted
+      // by name, state and wait channel so that every watched process's part stays short
       const threads = (() => {
         try {
           const pid = strait.child.pid!;
-          return readdirSync(`/proc/${pid}/task`)
-            .map((tid) => {
-              const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-              const wchan = (() => {
-                try {
-                  return readFileSync(`/proc/${pid}/task/${tid}/wchan`, 'utf8');
-                } catch {
-                  return '?';
-                }
-              })();
-              return `${/\((.*)\) (\S)/.exec(stat)?.slice(1).join(' ')} ${wchan}`;
-            })
-            .join('; ');
+          const counts = new Map<string, number>();
+          for (const line of readdirSync(`/proc/${pid}/task`).map((tid) => {
+            const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+            const wchan = (() => {
+              try {
+                return readFileSync(`/proc/${pid}/task/${tid}/wchan`, 'utf8');
+              } catch {
+                return '?';
+              }
+            })();
+            return `${/\((.*)\) (\S)/.exec(stat)?.slice(1).join(' ')} ${wchan}`;
+          }))
+            counts.set(line, (counts.get(line) ?? 0) + 1);
+          return [...counts].map(([line, n]) => (n > 1 ? `${line} x${n}` : line)).join('; ');
         } catch (e) {
           return (e as Error).message;
         }

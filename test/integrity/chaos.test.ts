@@ -11,7 +11,9 @@
  * through every step in the same process: its read_committed copy must hold each source record exactly once, in
  * source order — across target broker restarts, leader elections and transaction coordinators moving.
  *
- * In `npm test` (about 8 minutes of it; `npm run test:chaos` runs it with chaos-distributed.test.ts). It stayed out until `strait run` stopped
+ * This file also runs the distributed drill of chaos-distributed.ts, first: one tap process runs both one after the
+ * other, where two files used to take both of `npm test`'s lanes (.taprc jobs: 2) while one waited for the other's turn.
+ * In `npm test` (about 8 minutes of it, 14 with the distributed drill; `npm run test:chaos` runs only this file). It stayed out until `strait run` stopped
  * aborting on a librdkafka assertion (rd_kafka_enq_once_del_source_return: eonce->refcnt > 0) when a group
  * coordinator came back after the checkpointer's group calls had timed out (native/admin.h, HandleSlot).
  */
@@ -22,6 +24,8 @@ import { projectRoot } from '../../bench/harness/kafka-runtime';
 import { CHAOS_TEST_TIMEOUT_MS, ChaosSteps, PARTITIONS, replayWindow, sampleTarget, startChaos, widenThreadPool, withChaosTurn } from '../helpers/chaos';
 import { storedOffsets } from '../helpers/exactly-once';
 import { StraitProcess, waitFor, writeConfig } from '../helpers/strait-process';
+// the distributed drill registers its test on import: it runs before the one below, in this process
+import './chaos-distributed';
 
 widenThreadPool();
 

@@ -15,8 +15,8 @@
  * The test's own producer, sampler and readers use the PLAINTEXT listeners: they judge strait, they are not under
  * test.
  *
- * About 4-5 minutes on the 2-core machine (10 when other work keeps its load near 100); `npm run test:chaos` runs it
- * with chaos.test.ts.
+ * About 4-5 minutes on the 2-core machine (10 when other work keeps its load near 100). Not a file of its own in
+ * `npm test`: chaos.test.ts imports it, so both drills run in one tap process, one after the other.
  */
 import t from 'tap';
 import { writeFileSync } from 'node:fs';
