@@ -59,8 +59,9 @@ constexpr int64_t kProbeTimeoutMs = 30000;
 constexpr int kMaxProbes = 4;
 // transactional mode: how long init_transactions (a new forwarder fencing the previous owner) and an abort may take
 constexpr int kTxnInitTimeoutMs = 15000;
-// how often pump() resumes an init_transactions still under way
-constexpr int64_t kTxnInitRetryMs = 50;
+// how often pump() resumes an init_transactions still under way. Each resume while the transaction coordinator is
+// unknown lets librdkafka send one more FindCoordinator (one at a time: rd_kafka_txn_coord_query), so not every loop.
+constexpr int64_t kTxnInitRetryMs = 100;
 constexpr int kTxnAbortTimeoutMs = 2000;
 // A commit that timed out goes on inside librdkafka; it is resumed (commit_transaction called again) this many times
 // before the forwarder gives up on it (see CommitTransaction).
