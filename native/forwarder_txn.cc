@@ -83,10 +83,12 @@ void Forwarder::FailTransaction(rd_kafka_error_t* err, const std::string& during
   }
 }
 
-// transaction() -> { open, ageMs, bytes }: the open transaction's age and the key+value bytes produced in it.
+// transaction() -> { ready, open, ageMs, bytes }: whether init_transactions completed (always, for a forwarder that is
+// not transactional), and the open transaction's age and the key+value bytes produced in it.
 Napi::Value Forwarder::Transaction(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
+  o.Set("ready", !transactional_ || txn_ready_);
   o.Set("open", txn_open_);
   o.Set("ageMs", Napi::Number::New(env, txn_open_ ? static_cast<double>(NowMs() - txn_started_ms_) : 0));
   o.Set("bytes", Napi::Number::New(env, static_cast<double>(txn_open_ ? txn_bytes_ : 0)));

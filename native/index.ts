@@ -217,8 +217,11 @@ export interface NativeForwarder {
    * rd_kafka_test_fatal_error(). Throws unless the process runs with STRAIT_TEST_FAULTS=1.
    */
   testFatalError(reason: string): string;
-  /** transactional forwarders: the open transaction's age and the key+value bytes produced in it */
-  transaction(): { open: boolean; ageMs: number; bytes: number };
+  /**
+   * transactional forwarders: whether init_transactions completed (`ready`, always true for other forwarders), and
+   * the open transaction's age and the key+value bytes produced in it
+   */
+  transaction(): { ready: boolean; open: boolean; ageMs: number; bytes: number };
   /**
    * Waits until the target acknowledged every record of the open transaction; returns its runs per partition (to be
    * written to the offset map with commitTransaction). `ok: false`: the transaction failed and this forwarder with it.

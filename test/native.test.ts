@@ -80,6 +80,7 @@ t.test('a transactional forwarder: init_transactions against an unreachable targ
   const started = Date.now();
   const fw = new native.Forwarder({ ...props, transactionalId: 'strait|b|r|t|0' });
   t.ok(Date.now() - started < 1000, `constructed without waiting for init_transactions (${Date.now() - started} ms)`);
+  t.match(fw.transaction(), { ready: false, open: false }, 'not ready while init_transactions is under way');
   // a pool thread pumps its other forwarders meanwhile: no call may hold it longer than its wait
   let longest = 0;
   let result = 0;
@@ -96,7 +97,7 @@ t.test('a transactional forwarder: init_transactions against an unreachable targ
   t.match(fw.progress(), { fatal: /init_transactions/ }, 'progress() names init_transactions as the fatal error');
   fw.close(0);
   const plain = new native.Forwarder(props);
-  t.same(plain.transaction(), { open: false, ageMs: 0, bytes: 0 }, 'a plain forwarder has no transaction');
+  t.same(plain.transaction(), { ready: true, open: false, ageMs: 0, bytes: 0 }, 'a plain forwarder has no transaction');
   t.match(plain.flushTransaction(10), { ok: false, errorCode: '_STATE' }, 'and cannot flush one');
   plain.close(0);
 });

@@ -28,6 +28,8 @@ const TEARDOWN_FLUSH_MS = 2000;
 const FATAL_STREAK_MS = 60_000;
 /** how long a transaction's flush, and then its commit, may take before the transaction is given up (aborted) */
 export const TRANSACTION_TIMEOUT_MS = 10_000;
+/** exactly-once: a first start whose init_transactions takes longer than this is reported errored meanwhile */
+export const INIT_QUIET_MS = 5000;
 /** librdkafka's names of the errors a producer gets once a newer one took its transactional id (KIP-98, KIP-588) */
 const FENCED_CODES = new Set(['_FENCED', 'PRODUCER_FENCED', 'INVALID_PRODUCER_EPOCH']);
 
@@ -51,6 +53,10 @@ interface Slot {
   route: string;
   fw: NativeForwarder;
   part?: { topic: string; partition: number };
+  /** exactly-once: when the forwarder was made (its init_transactions began) */
+  createdAt: number;
+  /** exactly-once: why its partition was held before this forwarder started it again */
+  restartOf?: { kind: Held['kind']; code?: string; cause: string };
 }
 
 const keyOf = (topic: string, partition: number) => `${topic}\u0000${partition}`;
@@ -134,7 +140,7 @@ export default async function pump(task: PumpTask): Promise<void> {
           }
         : c.options,
     );
-    slots.set(key, { route, fw, ...(own ? { part: own } : {}) });
+    slots.set(key, { route, fw, createdAt: Date.now(), ...(own ? { part: own } : {}) });
     return fw;
   };
 
@@ -160,9 +166,13 @@ export default async function pump(task: PumpTask): Promise<void> {
     const restartOf = (e: AssignEntry) => previous?.get(keyOf(e.topic, e.partition))?.restart ?? false;
     const failures: { topic: string; partition: number; errorCode?: string; error: string }[] = [];
     // exactly-once: a forwarder per partition, so each is started (and may fail) on its own
-    for (const group of clients.get(route)?.transaction ? list.map((en) => [en]) : [list]) {
+    const transactional = clients.get(route)?.transaction !== undefined;
+    for (const group of transactional ? list.map((en) => [en]) : [list]) {
       try {
         failures.push(...forwarderFor(route, group[0]).assign(group));
+        const before = transactional ? previous?.get(keyOf(group[0]!.topic, group[0]!.partition)) : undefined;
+        const slot = before ? slots.get(slotKey(route, group[0])) : undefined;
+        if (slot && before) slot.restartOf = { kind: before.kind, ...(before.code !== undefined ? { code: before.code } : {}), cause: before.cause };
       } catch (e) {
         const cause = `cannot start in a forwarder of route '${route}': ${(e as Error).message}`;
         failures.push(...group.map((en) => ({ topic: en.topic, partition: en.partition, error: cause })));
@@ -462,14 +472,38 @@ export default async function pump(task: PumpTask): Promise<void> {
     for (const k of mine.keys()) if (!refused.has(k)) mine.delete(k);
   };
 
+  /**
+   * exactly-once: a partition whose producer has not completed init_transactions replicates nothing. Started again
+   * after its producer failed, it stays errored as it was until then; a first start is errored once that takes longer
+   * than INIT_QUIET_MS (the target's transaction coordinator does not answer). The forwarder fails after 15 s.
+   */
+  const reportInit = (slot: Slot, progress: ForwarderProgress, now: number) => {
+    if (slot.fw.transaction().ready) {
+      delete slot.restartOf;
+      return;
+    }
+    const waited = now - slot.createdAt;
+    if (!slot.restartOf && waited < INIT_QUIET_MS) return;
+    const waiting = `its transactional producer has not completed init_transactions after ${waited} ms`;
+    for (const pp of progress.partitions) {
+      if (pp.error !== undefined || !pp.assigned) continue;
+      pp.error = slot.restartOf ? `${slot.restartOf.cause}; started again, ${waiting}` : `${waiting} (the target's transaction coordinator does not answer)`;
+      pp.errorKind = slot.restartOf?.kind ?? 'producer';
+      if (slot.restartOf?.code !== undefined) pp.errorCode = slot.restartOf.code;
+      pp.paused = true;
+    }
+  };
+
   const collect = (): Record<string, ForwarderProgress> => {
     const out: Record<string, ForwarderProgress> = {};
+    const now = Date.now();
     for (const [key, slot] of [...slots]) {
       const progress = slot.fw.progress();
       if (progress.fatal !== undefined) {
         teardown(key, progress);
         continue;
       }
+      if (slot.part) reportInit(slot, progress, now);
       const before = out[slot.route];
       out[slot.route] = before ? mergeProgress(before, progress) : progress;
       retryRefused(key, slot.fw, progress);

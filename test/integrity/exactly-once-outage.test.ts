@@ -73,6 +73,19 @@ t.test('exactly-once: the target stopped for 60 s mid-stream: reported, then 0 d
       during.worker.totals.errored > 0 || during.worker.totals.paused > 0,
       `partitions shown errored or paused while the target is down (${JSON.stringify(during.worker.totals)})`,
     );
+    // and they stay errored while it is away: a forwarder started again waits for its init_transactions, which is no
+    // progress either (a pool thread is not blocked by it, so its reports go on)
+    await waitFor('every partition errored', async () => (await strait.status()).worker.totals.errored === PARTITIONS, 30_000, 500);
+    const looks: number[] = [];
+    for (let i = 0; i < 8; i++) {
+      await new Promise((r) => setTimeout(r, 2000));
+      looks.push((await strait.status()).worker.totals.errored);
+    }
+    t.same(
+      looks.filter((n) => n !== PARTITIONS),
+      [],
+      `every partition errored at each of 8 looks 2 s apart while the target is down (errored: ${looks.join(', ')})`,
+    );
     const errors = strait.output
       .split('\n')
       .filter((l) => /"level":50/.test(l))
