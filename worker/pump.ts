@@ -56,7 +56,7 @@ interface Slot {
   /** exactly-once: when the forwarder was made (its init_transactions began) */
   createdAt: number;
   /** exactly-once: why its partition was held before this forwarder started it again */
-  restartOf?: { kind: Held['kind']; code?: string; cause: string };
+  heldBefore?: Pick<Held, 'kind' | 'code' | 'cause'>;
 }
 
 const keyOf = (topic: string, partition: number) => `${topic}\u0000${partition}`;
@@ -172,7 +172,7 @@ export default async function pump(task: PumpTask): Promise<void> {
         failures.push(...forwarderFor(route, group[0]).assign(group));
         const before = transactional ? previous?.get(keyOf(group[0]!.topic, group[0]!.partition)) : undefined;
         const slot = before ? slots.get(slotKey(route, group[0])) : undefined;
-        if (slot && before) slot.restartOf = { kind: before.kind, ...(before.code !== undefined ? { code: before.code } : {}), cause: before.cause };
+        if (slot) slot.heldBefore = before;
       } catch (e) {
         const cause = `cannot start in a forwarder of route '${route}': ${(e as Error).message}`;
         failures.push(...group.map((en) => ({ topic: en.topic, partition: en.partition, error: cause })));
@@ -479,17 +479,18 @@ export default async function pump(task: PumpTask): Promise<void> {
    */
   const reportInit = (slot: Slot, progress: ForwarderProgress, now: number) => {
     if (slot.fw.transaction().ready) {
-      delete slot.restartOf;
+      delete slot.heldBefore;
       return;
     }
+    const held = slot.heldBefore;
     const waited = now - slot.createdAt;
-    if (!slot.restartOf && waited < INIT_QUIET_MS) return;
+    if (!held && waited < INIT_QUIET_MS) return;
     const waiting = `its transactional producer has not completed init_transactions after ${waited} ms`;
     for (const pp of progress.partitions) {
       if (pp.error !== undefined || !pp.assigned) continue;
-      pp.error = slot.restartOf ? `${slot.restartOf.cause}; started again, ${waiting}` : `${waiting} (the target's transaction coordinator does not answer)`;
-      pp.errorKind = slot.restartOf?.kind ?? 'producer';
-      if (slot.restartOf?.code !== undefined) pp.errorCode = slot.restartOf.code;
+      pp.error = held ? `${held.cause}; started again, ${waiting}` : `${waiting} (the target's transaction coordinator does not answer)`;
+      pp.errorKind = held?.kind ?? 'producer';
+      if (held?.code !== undefined) pp.errorCode = held.code;
       pp.paused = true;
     }
   };

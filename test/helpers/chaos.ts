@@ -504,8 +504,7 @@ async function straitDiagnosis(watched: Watched[]): Promise<string> {
       const threads = (() => {
         try {
           const pid = strait.child.pid!;
-          const counts = new Map<string, number>();
-          for (const line of readdirSync(`/proc/${pid}/task`).map((tid) => {
+          const lines = readdirSync(`/proc/${pid}/task`).map((tid) => {
             const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
             const wchan = (() => {
               try {
@@ -515,8 +514,9 @@ async function straitDiagnosis(watched: Watched[]): Promise<string> {
               }
             })();
             return `${/\((.*)\) (\S)/.exec(stat)?.slice(1).join(' ')} ${wchan}`;
-          }))
-            counts.set(line, (counts.get(line) ?? 0) + 1);
+          });
+          const counts = new Map<string, number>();
+          for (const line of lines) counts.set(line, (counts.get(line) ?? 0) + 1);
           return [...counts].map(([line, n]) => (n > 1 ? `${line} x${n}` : line)).join('; ');
         } catch (e) {
           return (e as Error).message;
