@@ -34,6 +34,7 @@ export async function runBench(opts: BenchOptions): Promise<ScenarioResult[]> {
   const onBacklog = chosen.filter((s): s is BacklogScenario => s.runs === 'on-backlog');
   const c = await clusters(opts, chosen);
   const info = runInfo(c.runtime.version, opts.repeat ?? 1, minWindowOf(opts));
+  if (c.warmup) info.brokerWarmup = { seconds: c.warmup.seconds, recordsPerCluster: Object.values(c.warmup.records).map((r) => r.written) };
   opts.log(`commit ${info.commit}, Kafka ${info.kafkaVersion}, load average ${info.loadBefore.join(' / ')}`);
   const results: ScenarioResult[] = [];
   let aborted = false;

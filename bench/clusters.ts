@@ -5,6 +5,7 @@ import { ensureKafka, type KafkaRuntime } from './harness/kafka-runtime';
 import * as dev from './harness/local-cluster';
 import type { BenchOptions } from './options';
 import type { Scenario } from './scenarios/scenario';
+import { warmBrokers, type WarmupResult } from './warmup';
 
 export interface Clusters {
   source: string;
@@ -16,6 +17,8 @@ export interface Clusters {
   /** the source's listener advertised through the delay proxy's port (local clusters only) */
   sourceWan?: { bootstrap: string; upstream: string; port: number };
   runtime: KafkaRuntime;
+  /** local clusters: the broker warm-up they got (--broker-warmup) */
+  warmup?: WarmupResult;
   stop: () => Promise<void>;
 }
 
@@ -36,12 +39,23 @@ export async function clusters(opts: BenchOptions, scenarios: readonly Scenario[
   const zookeeper = scenarios.some((s) => s.localOnly?.zookeeper === true);
   const state = await dev.up({ clusters: 2, dir, log: opts.log, heap: '1g', wanListener, zookeeper });
   const a = state.clusters.a!;
+  const stop = async () => void (await dev.down({ dir }));
+  let warmup: WarmupResult | undefined;
+  if ((opts.brokerWarmupSec ?? 0) > 0) {
+    try {
+      warmup = await warmBrokers([a.bootstrap, state.clusters.b!.bootstrap], opts.brokerWarmupSec!, opts.partitions, opts.codecs, opts.log);
+    } catch (e) {
+      await stop();
+      throw e;
+    }
+  }
   return {
     source: a.bootstrap,
     target: state.clusters.b!.bootstrap,
     ...(state.zookeeper ? { zookeeper: state.zookeeper.connect, zookeeperAuth: state.zookeeper.auth } : {}),
     ...(a.wan ? { sourceWan: { bootstrap: a.wan.bootstrap, upstream: `127.0.0.1:${a.wan.port}`, port: a.wan.proxyPort } } : {}),
     runtime,
-    stop: async () => void (await dev.down({ dir })),
+    ...(warmup ? { warmup } : {}),
+    stop,
   };
 }

@@ -28,6 +28,11 @@ export interface BenchOptions {
   warmupSec?: number;
   /** failover scenario: records produced per system (default 200000) */
   failoverRecords?: number;
+  /**
+   * local clusters only: seconds of scratch traffic on each fresh cluster before any measurement (default 0; `strait
+   * bench` defaults to 20), so no system pays the cold brokers' first minute
+   */
+  brokerWarmupSec?: number;
   /** where the local clusters' state goes (default .strait/bench) */
   clusterDir?: string;
   /** wan scenario: added round-trip time, ms (default 50) */

@@ -39,9 +39,10 @@ function commandLine(opts: BenchOptions): string {
     ? ` --rate ${opts.rate ?? DEFAULT_LATENCY_RATE} --duration ${opts.durationSec ?? 20} --warmup ${opts.warmupSec ?? 5}`
     : '';
   const interval = opts.transactionIntervalMs !== undefined ? ` --transaction-interval ${opts.transactionIntervalMs}` : '';
+  const warm = opts.source ? '' : ` --broker-warmup ${opts.brokerWarmupSec ?? 0}`;
   return (
     `strait bench ${opts.scenarios.join(' ')} --records ${opts.records} --record-size ${opts.recordSizes.join(',')} --partitions ${opts.partitions} ` +
-    `--codec ${opts.codecs.join(',')} --systems ${opts.systems.join(',')} --repeat ${opts.repeat ?? 1} --min-window ${minWindowOf(opts)}${latency}${failover}${interval}`
+    `--codec ${opts.codecs.join(',')} --systems ${opts.systems.join(',')} --repeat ${opts.repeat ?? 1} --min-window ${minWindowOf(opts)}${latency}${failover}${interval}${warm}`
   );
 }
 

@@ -62,6 +62,8 @@ export interface RunInfo {
   loadAfter?: number[];
   repeat: number;
   minWindowSec: number;
+  /** local clusters: seconds of scratch traffic before measuring, and the records written per cluster */
+  brokerWarmup?: { seconds: number; recordsPerCluster: number[] };
 }
 
 export function ratio(a: number | undefined, b: number | undefined): string {

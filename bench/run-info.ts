@@ -34,6 +34,11 @@ export function runInfoLines(info: RunInfo, brokers: string): string[] {
   return [
     `Commit: ${info.commit}; at ${info.at}; Kafka ${info.kafkaVersion} (${brokers}).`,
     `Machine: ${info.machine.cores} cores (${info.machine.cpu}), ${info.machine.memGiB} GiB RAM; load average (1/5/15 min) ${load(info.loadBefore)} before, ${load(info.loadAfter)} after.`,
-    `Method: ${info.repeat} repetition${info.repeat === 1 ? '' : 's'}, systems in rotated order; rows are medians with the min–max of records/s (p99 for latency); throughput windows of at least ${info.minWindowSec} s.`,
+    `Method: ${info.repeat} repetition${info.repeat === 1 ? '' : 's'}, systems in rotated order; rows are medians with the min–max of records/s (p99 for latency); throughput windows of at least ${info.minWindowSec} s${warmupText(info)}.`,
   ];
+}
+
+function warmupText(info: RunInfo): string {
+  const w = info.brokerWarmup;
+  return w ? `; brokers warmed up ${w.seconds} s first (${w.recordsPerCluster.map((n) => n.toLocaleString('en-US')).join(' and ')} scratch records)` : '';
 }

@@ -390,6 +390,12 @@ export function buildProgram(): Command {
     )
     .option('--duration <seconds>', 'latency: seconds of steady production', int('--duration', 1, 3600), 20)
     .option('--warmup <seconds>', 'latency: seconds of production at the rate before measuring', int('--warmup', 0, 3600), 5)
+    .option(
+      '--broker-warmup <seconds>',
+      'local clusters: seconds of scratch traffic on each fresh cluster before any measurement, so no system pays the cold brokers (0: none)',
+      int('--broker-warmup', 0, 3600),
+      20,
+    )
     .option('--rtt <ms>', 'wan: round-trip time the delay proxy adds in front of the source', int('--rtt', 0, 10_000), 50)
     .option(
       '--transaction-interval <ms>',
@@ -420,6 +426,7 @@ export function buildProgram(): Command {
           rate?: number;
           duration: number;
           warmup: number;
+          brokerWarmup: number;
           rtt: number;
           transactionInterval?: number;
           failoverRecords: number;
@@ -457,6 +464,7 @@ export function buildProgram(): Command {
           ceilingProducers: o.ceilingProducers,
           durationSec: o.duration,
           warmupSec: o.warmup,
+          brokerWarmupSec: o.brokerWarmup,
           rttMs: o.rtt,
           failoverRecords: o.failoverRecords,
           ...(o.rate !== undefined ? { rate: o.rate } : {}),

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { runBench } from '../bench/bench';
 import type { ScenarioResult } from '../bench/results';
 import { CEILING, CEILING_CONSUMER, CEILING_PRODUCER } from '../bench/scenarios/ceiling';
+import { LATENCY_FLOOR } from '../bench/scenarios/latency';
 import { bootstrap } from './helpers/kafka';
 
 t.test('bench throughput + ceiling smoke run', async (t) => {
@@ -94,6 +95,10 @@ t.test('bench latency smoke run: percentiles present and ordered, every record m
   const eos = results[0]?.results.find((x) => x.system === 'strait-eos');
   t.equal(eos?.records, 400, `strait-eos: every one of the 400 measured records arrived read_committed (${eos?.note})`);
   t.match(eos?.note ?? '', /^\d+ transaction markers on the target$/, 'strait-eos: its transactions left commit markers on the target');
+  // the floor: the same producer and reader on the source itself, no replicator; a replicated record makes that hop too
+  const floor = results[0]?.results.find((x) => x.system === LATENCY_FLOOR);
+  t.equal(floor?.records, 400, 'the floor row measured its 400 records, read from the source');
+  t.ok((floor?.p50Ms ?? 0) >= 1 && floor!.p50Ms! <= floor!.p99Ms!, `floor p50 ${floor?.p50Ms} <= p99 ${floor?.p99Ms}`);
   t.match(readFileSync(join(out, 'report.html'), 'utf8'), /<svg/, 'report.html holds the chart');
 });
 
@@ -111,8 +116,18 @@ t.test('bench wan smoke run: the delay proxy is in the path and every system rep
     systems: ['strait', 'mm2-default'],
     minWindowSec: 0,
     rttMs: 100,
+    brokerWarmupSec: 2,
     log: (l) => t.comment(l),
   });
+  const json = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as { brokerWarmup?: { seconds: number; recordsPerCluster: number[] } };
+  const warm = json.brokerWarmup;
+  t.equal(warm?.seconds, 2, 'the fresh clusters were warmed up for the 2 s asked');
+  t.equal(warm?.recordsPerCluster.length, 2, 'both clusters were warmed up');
+  t.ok(
+    warm?.recordsPerCluster.every((n) => n > 0),
+    `scratch records were written to each (${warm?.recordsPerCluster.join(', ')})`,
+  );
+  t.match(readFileSync(join(out, 'results.md'), 'utf8'), /brokers warmed up 2 s first/, 'results.md says the brokers were warmed up');
   const wan = results.find((s) => s.scenario.startsWith('wan'));
   t.ok(wan, 'wan scenario ran');
   for (const name of ['strait', 'strait-wan', 'mm2-default']) {

@@ -24,8 +24,15 @@ import type { SizeScenario } from './scenario';
 /** The fixed rate of the latency scenario without --rate: the issue's reference load for 1 KiB records. */
 export const DEFAULT_LATENCY_RATE = 5000;
 
+/**
+ * The floor row of the fixed rate: no replicator, the same measuring producer and reader on the source topic itself.
+ * A replicated record makes this hop and one more, so no system's percentiles can be below the floor's on these
+ * clusters; it shows how much of a row is the bench and the brokers rather than the replicator.
+ */
+export const LATENCY_FLOOR = 'floor: one hop, no replicator';
+
 async function latencyRun(
-  system: SystemName,
+  system: SystemName | typeof LATENCY_FLOOR,
   c: Clusters,
   work: string,
   o: {
@@ -44,27 +51,19 @@ async function latencyRun(
     track: (ch: ChildProcess) => void;
   },
 ): Promise<SystemResult> {
-  const topic = `lat-${system}-${Date.now().toString(36)}`;
+  const topic = `lat-${system === LATENCY_FLOOR ? 'floor' : system}-${Date.now().toString(36)}`;
   await createTopic(c.source, topic, o.partitions);
   const READY = 200; // records that prove the replicator is up before the clock starts
   const warm = o.rate * o.warmupSec; // then production at the rate, not measured, so start-up effects wash out
   const total = READY + warm + o.rate * o.durationSec;
-  const { child, targetTopic } = await startSystem(
-    system,
-    c,
-    work,
-    topic,
-    o.partitions,
-    o.codec,
-    total,
-    50,
-    c.source,
-    o.tag,
-    undefined,
-    o.transactionIntervalMs,
-  );
-  o.track(child);
-  const rss = new ProcSampler(child.pid!);
+  const floor = system === LATENCY_FLOOR;
+  const { child, targetTopic } = floor
+    ? { child: undefined, targetTopic: topic }
+    : await startSystem(system, c, work, topic, o.partitions, o.codec, total, 50, c.source, o.tag, undefined, o.transactionIntervalMs);
+  // the floor reads where it writes
+  const readFrom = floor ? c.source : c.target;
+  if (child) o.track(child);
+  const rss = child ? new ProcSampler(child.pid!) : undefined;
   // the measuring clients must not add latency of their own: no linger to speak of, no Nagle
   const producer = new Kafka.Producer({
     'bootstrap.servers': c.source,
@@ -87,23 +86,28 @@ async function latencyRun(
     }
   };
   const hist = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000, numberOfSignificantValueDigits: 3 });
-  const wm = new Watermarks(c.target);
+  const wm = new Watermarks(readFrom);
   let consumer: Kafka.KafkaConsumer | undefined;
   try {
     for (let i = 0; i < READY; i++) produceOne(`r${i}`);
     const readyDeadline = Date.now() + 180_000;
     while ((await wm.total(targetTopic, o.partitions)) < READY) {
       if (Date.now() > readyDeadline) throw new Error(`${system}: the first ${READY} records did not arrive within 180 s`);
-      if (child.exitCode !== null) throw new Error(`${system} exited while starting`);
+      if (child && child.exitCode !== null) throw new Error(`${system} exited while starting`);
       await new Promise((r) => setTimeout(r, 200));
     }
     const cons = new Kafka.KafkaConsumer(
       {
-        'bootstrap.servers': c.target,
+        'bootstrap.servers': readFrom,
         'group.id': `lat-${Date.now()}`,
         'enable.auto.commit': false,
         'fetch.wait.max.ms': 5,
         'socket.nagle.disable': true,
+        // node-rdkafka's consume(n) keeps collecting until n records, or until one wait of the consume timeout gets
+        // nothing: records trickling in at the rate would wait in the batch (at 200 records/s over 2 partitions the
+        // smoke run's floor measured p50 126 ms). With partition EOF events on, it returns what it holds once a
+        // partition reaches its end (node-rdkafka then waits 1 ms more, not the timeout); the events come apart.
+        'enable.partition.eof': true,
         // a record counts once a read_committed consumer can read it: for a transactional system, once its
         // transaction committed (the same for the others: their records are committed as they land)
         'isolation.level': 'read_committed',
@@ -147,7 +151,7 @@ async function latencyRun(
     if (measured < target) throw new Error(`${system}: ${measured} of ${target} records arrived within ${o.warmupSec + o.durationSec + 60} s`);
     const achievedRate = Math.round(target / Math.max(0.001, ((measuredTo || Date.now()) - measuredFrom) / 1000));
     const notes = achievedRate < o.rate * 0.95 ? [`the bench's producer kept ${achievedRate} of ${o.rate} records/s`] : [];
-    if (TRANSACTIONAL_SYSTEMS.includes(system)) {
+    if (!floor && TRANSACTIONAL_SYSTEMS.includes(system)) {
       // proof it ran in transactions: every record produced is on the target (the last measured one was read, and
       // each partition keeps order), so what the end offsets hold beyond them are commit markers
       const markers = (await wm.total(targetTopic, o.partitions)) - total;
@@ -164,18 +168,18 @@ async function latencyRun(
       recordsPerSec: o.rate,
       mbPerSec: Number(((o.rate * o.recordSize) / 1e6).toFixed(1)),
       cpuSecondsPerGB: 0,
-      peakRssMB: Math.round(rss.stop() / 1e6),
+      peakRssMB: rss ? Math.round(rss.stop() / 1e6) : 0,
       p50Ms: hist.getValueAtPercentile(50),
       p99Ms: hist.getValueAtPercentile(99),
       p999Ms: hist.getValueAtPercentile(99.9),
     };
   } finally {
-    rss.stop();
+    rss?.stop();
     if (consumer) await new Promise<void>((res) => consumer!.disconnect(() => res()));
     await disconnectClient(producer, 30_000);
     await wm.close();
-    await stopChild(child);
-    await deleteTopic(c.target, targetTopic);
+    if (child) await stopChild(child);
+    if (!floor) await deleteTopic(c.target, targetTopic);
     await deleteTopic(c.source, topic);
   }
 }
@@ -214,9 +218,11 @@ export const latency: SizeScenario = {
     let measurement = 0;
     for (const load of loads) {
       const heading = loadHeading(load, durationSec, warmupSec);
-      const runs = new Map<string, SystemResult[]>(systems.map((s) => [s, []]));
+      // the floor takes its turn with the systems at the fixed rate (a share of throughput it has none of)
+      const rows: (SystemName | typeof LATENCY_FLOOR)[] = 'fixed' in load ? [...systems, LATENCY_FLOOR] : [...systems];
+      const runs = new Map<string, SystemResult[]>(rows.map((s) => [s, []]));
       for (let rep = 0; rep < repeat; rep++) {
-        for (const system of rotate(systems, rep)) {
+        for (const system of rotate(rows, rep)) {
           ctx.checkAborted();
           const rate = loadRate(load, system, throughput);
           if (typeof rate === 'string') {
@@ -247,7 +253,7 @@ export const latency: SizeScenario = {
           }
         }
       }
-      const results = systems.map((s) => aggregate(s, runs.get(s)!));
+      const results = rows.map((s) => aggregate(s, runs.get(s)!));
       out.push({ scenario: heading, recordSize, codec, partitions: opts.partitions, records: Math.max(0, ...results.map((r) => r.records)), results });
     }
     return out;
