@@ -92,7 +92,9 @@ t.test('backlogFor: a window shorter than the minimum grows the backlog from the
   t.equal(backlogFor(200_000, 100_000, 0), 200_000, 'no minimum: unchanged');
   t.ok(backlogFor(5000, 1_600_000, 20) / 1_600_000 >= 20, 'a sub-second backlog of fast small records is grown past the window');
   t.equal(backlogFor(1_000_000, 55_000, 20), 1_500_000, 'at least half as much again: 18.2 s at 55k/s, 20 s with headroom would be 1.375M');
-  t.equal(backlogFor(5000, 20_000, 1), 50_000, '0.25 s of 1 s: double headroom');
+  t.equal(backlogFor(5000, 20_000, 1), 25_000, '0.25 s of 1 s, a quarter: single headroom');
+  t.equal(backlogFor(4000, 20_000, 1), Math.ceil(20_000 * BACKLOG_HEADROOM * 2), '0.2 s of 1 s: under a quarter, double headroom');
+  t.equal(backlogFor(1_000_000, 131_000, 20), Math.ceil(131_000 * 20 * BACKLOG_HEADROOM), '7.6 s of 20 s: the measured rate holds, single headroom');
 });
 
 t.test('latency rates: fixed for everyone, else a share of each system’s own throughput', async (t) => {
