@@ -238,6 +238,10 @@ class Forwarder : public Napi::ObjectWrap<Forwarder> {
   // partitions again in a new one, from the last committed transaction)
   bool txn_failed_ = false;
   ClientError txn_error_;
+  // the failed call was commit_transaction and its transaction could not be aborted: its EndTxn may have reached the
+  // coordinator, which then commits it whatever this producer saw. Where the partition resumes is known only from the
+  // target's offset map, read after its transactional id was fenced (worker/pump.ts asks the main thread for it)
+  bool txn_outcome_unknown_ = false;
   std::mutex log_mutex_;
   std::string last_log_;
   // the newest client-level error (error_cb) of each client since the last progress(), under log_mutex_

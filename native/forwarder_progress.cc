@@ -133,6 +133,7 @@ Napi::Value Forwarder::Progress(const Napi::CallbackInfo& info) {
     out.Set("fatal", txn_error_.message);
     out.Set("fatalCode", txn_error_.code);
   }
+  if (txn_outcome_unknown_) out.Set("txnOutcomeUnknown", true);
   {
     std::lock_guard<std::mutex> lock(log_mutex_);
     if (!last_log_.empty()) out.Set("log", last_log_);

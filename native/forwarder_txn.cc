@@ -6,7 +6,9 @@
 // it. Records and the offset map that covers them are then visible to read_committed consumers together (KIP-98).
 //
 // A failed call leaves the forwarder failed: progress() reports it as `fatal`, pump() returns -1, and the caller
-// closes it and starts its partition again from the last committed transaction (progress()'s `committable`).
+// closes it and starts its partition again from the last committed transaction (progress()'s `committable`) — or,
+// when a commit failed without being aborted (`txnOutcomeUnknown`: its EndTxn may have reached the coordinator, which
+// completes it when the next producer of the id initialises), from the target's offset map read after a fence.
 #include "forwarder.h"
 #include "forwarder_internal.h"
 
@@ -206,6 +208,8 @@ Napi::Value Forwarder::CommitTransaction(const Napi::CallbackInfo& info) {
   }
   if (err != nullptr) {
     FailTransaction(err, "commit_transaction", kTxnAbortTimeoutMs);
+    // aborted: it did not commit. Not aborted (a commit still under way, a fatal error): it may have, or may yet.
+    txn_outcome_unknown_ = txn_open_;
     return failed();
   }
   txn_open_ = false;

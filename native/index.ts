@@ -172,6 +172,12 @@ export interface ForwarderProgress {
   fatal?: string;
   /** librdkafka's name of the fatal error, e.g. OUT_OF_ORDER_SEQUENCE_NUMBER */
   fatalCode?: string;
+  /**
+   * exactly-once: the failed call was commit_transaction and the transaction could not be aborted, so it may have
+   * committed (or may yet, when the next producer of its transactional id initialises): the partition must resume from
+   * the target's offset map, not from `committable`
+   */
+  txnOutcomeUnknown?: boolean;
   log?: string;
 }
 

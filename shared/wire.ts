@@ -38,6 +38,10 @@ export type ToPump =
   | { type: 'route'; clients: RouteClients }
   | { type: 'unassign'; route: string; entries: { topic: string; partition: number }[] }
   | { type: 'commit'; route: string; offsets: { topic: string; partition: number; offset: number }[] }
+  /** exactly-once: a partition held because its last commit's outcome is unknown (FromPump 'fatal', unknownCommit)
+   *  starts again after `lastCommitted`, the last source offset the target's offset map committed for it (none: no
+   *  run there), read after its transactional id was fenced */
+  | { type: 'resume'; route: string; topic: string; partition: number; lastCommitted?: number }
   /** FOR TESTS ONLY (Pipeline.injectFatalErrorForTest): the route's forwarder raises a fatal producer error; refused
    *  unless the process runs with STRAIT_TEST_FAULTS=1 */
   | { type: 'test-fatal'; route: string; reason: string }
@@ -49,7 +53,8 @@ export type FromPump =
   /** the route's producer failed fatally: its forwarder is closed, `partitions` start again in `retryInMs` (the
    *  `streak`-th fatal error within a minute of the previous one) — unless `fenced`: a partition's transactional
    *  producer was fenced, and it stays stopped here until the main thread assigns it again: the worker does that when it
-   *  still owns `fencedPartition` (worker/worker.ts, restartFenced) */
+   *  still owns `fencedPartition` (worker/worker.ts, restartFenced); or `unknownCommit`: the partition's commit failed
+   *  and could not be aborted, and it waits for a `resume` (worker/pipeline.ts, resumeFromTarget) */
   | {
       type: 'fatal';
       shard: number;
@@ -61,7 +66,11 @@ export type FromPump =
       streak: number;
       fenced: boolean;
       fencedPartition?: { topic: string; partition: number };
+      unknownCommit?: { topic: string; partition: number };
     }
+  /** exactly-once: a partition whose commit was in doubt starts again at `at` (`lastKnown`: its last commit this
+   *  worker saw succeed; `at` past it means the transaction in doubt had committed) */
+  | { type: 'resumed'; shard: number; route: string; topic: string; partition: number; lastKnown: number; at: number }
   /** partitions held after a fatal producer error run again in a new forwarder */
   | { type: 'restarted'; shard: number; route: string; partitions: number }
   | { type: 'stopped'; shard: number; routes: Record<string, ForwarderProgress> };

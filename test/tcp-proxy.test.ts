@@ -65,3 +65,54 @@ t.test('pause drops connections and refuses new ones until resume', async (t) =>
   proxy.resume();
   t.equal((await roundTrip(proxy.address, Buffer.from('back'))).back.toString(), 'back');
 });
+
+/** A Kafka-shaped frame: int32 size, int16 API key, then `body`. */
+function frame(apiKey: number, body: string): Buffer {
+  const b = Buffer.alloc(6 + body.length);
+  b.writeInt32BE(2 + body.length, 0);
+  b.writeInt16BE(apiKey, 4);
+  b.write(body, 6);
+  return b;
+}
+
+t.test('holdResponsesAfter: the request of that API key goes through, every answer from then on waits for release', async (t) => {
+  // the server counts what it received and echoes it
+  let received = 0;
+  const server = createServer((s) =>
+    s.on('data', (d: Buffer) => {
+      received += d.length;
+      s.write(d);
+    }),
+  );
+  await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
+  t.teardown(() => server.close());
+  const a = server.address();
+  if (a === null || typeof a === 'string') throw new Error('no address');
+  const proxy = await startTcpProxy(`127.0.0.1:${a.port}`);
+  t.teardown(() => proxy.close());
+  const client = connect(proxy.port, '127.0.0.1');
+  t.teardown(() => client.destroy());
+  let back = 0;
+  client.on('data', (d: Buffer) => (back += d.length));
+  await new Promise<void>((res) => client.once('connect', () => res()));
+  const held = proxy.holdResponsesAfter(26);
+  let seen = false;
+  void held.then(() => (seen = true));
+  // a frame split across writes, and one of another key: answered, not watched for
+  const other = frame(0, 'produce-request-body');
+  client.write(other.subarray(0, 3));
+  await new Promise((r) => setTimeout(r, 50));
+  client.write(other.subarray(3));
+  await new Promise((r) => setTimeout(r, 200));
+  t.equal(back, other.length, 'a request of another API key is answered');
+  t.notOk(seen, 'and does not trigger the hold');
+  const endTxn = frame(26, 'end-txn');
+  client.write(endTxn);
+  await held;
+  await new Promise((r) => setTimeout(r, 300));
+  t.equal(received, other.length + endTxn.length, 'the watched request reached the server');
+  t.equal(back, other.length, 'its answer is held');
+  proxy.releaseResponses();
+  await new Promise((r) => setTimeout(r, 300));
+  t.equal(back, other.length + endTxn.length, 'and arrives once released');
+});

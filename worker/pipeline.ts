@@ -44,6 +44,9 @@ const START_HISTORY = 100;
 const MAX_LOGGED_STARTS = 64;
 /** how long reading a target's offset map (exactly-once starts) may take */
 const OFFSET_MAP_READ_MS = 15_000;
+/** exactly-once: a partition whose commit is in doubt is fenced and looked up again after this, doubled up to the max */
+const RESUME_RETRY_MS = 1000;
+const RESUME_RETRY_MAX_MS = 30_000;
 
 export class Pipeline {
   private pool: Piscina | undefined;
@@ -75,6 +78,9 @@ export class Pipeline {
   onFenced: ((key: string, streak: number) => void) | undefined;
   /** exactly-once routes' target offset maps, read incrementally (where their partitions resume) */
   private readonly offsetMaps = new Map<string, OffsetMapView>();
+  /** exactly-once partitions whose commit is in doubt, being resumed from the target (resumeFromTarget) */
+  private readonly resuming = new Set<string>();
+  private stopping = false;
 
   constructor(
     private readonly config: StraitConfig,
@@ -465,14 +471,26 @@ export class Pipeline {
           kafkaCode: m.code ?? null,
           cause: m.cause,
           partitions: m.partitions,
-          ...(m.fenced ? { fenced: true } : { retryInMs: m.retryInMs }),
+          ...(m.fenced ? { fenced: true } : m.unknownCommit ? { outcomeUnknown: true } : { retryInMs: m.retryInMs }),
           streak: m.streak,
         },
         m.fenced
           ? `the transactional producer of route '${m.route}' was fenced by a newer owner of its partition (${m.code ?? 'no Kafka code'}: ${m.cause}); its open transaction is aborted and the partition stays stopped here until it is assigned again (at once if this worker still owns it)`
-          : `the target producer of route '${m.route}' failed fatally (${m.code ?? 'no Kafka code'}: ${m.cause}); its forwarder is closed and its ${m.partitions} partitions start again from their last acknowledged offsets in ${m.retryInMs} ms`,
+          : m.unknownCommit
+            ? `the transaction of route '${m.route}' on ${m.unknownCommit.topic}[${m.unknownCommit.partition}] failed in its commit and could not be aborted (${m.code ?? 'no Kafka code'}: ${m.cause}): it may have committed; its forwarder is closed and the partition starts again after the last run the target's offset map committed, read once its transactional id is fenced`
+            : `the target producer of route '${m.route}' failed fatally (${m.code ?? 'no Kafka code'}: ${m.cause}); its forwarder is closed and its ${m.partitions} partitions start again from their last acknowledged offsets in ${m.retryInMs} ms`,
       );
       if (m.fencedPartition) this.onFenced?.(runtimeKey(m.route, m.fencedPartition.topic, m.fencedPartition.partition), m.streak);
+      if (m.unknownCommit) void this.resumeFromTarget(runtimeKey(m.route, m.unknownCommit.topic, m.unknownCommit.partition));
+      return;
+    }
+    if (m.type === 'resumed') {
+      this.log.warn(
+        { route: m.route, topic: m.topic, partition: m.partition, lastKnownCommit: m.lastKnown, startsAt: m.at },
+        m.at > m.lastKnown
+          ? `exactly-once: the transaction in doubt on ${m.topic}[${m.partition}] of route '${m.route}' had committed: the partition starts again at ${m.at}, after it (not at ${m.lastKnown}, which would have committed its ${m.at - m.lastKnown} records twice)`
+          : `exactly-once: the transaction in doubt on ${m.topic}[${m.partition}] of route '${m.route}' did not commit: the partition starts again at ${m.at}`,
+      );
       return;
     }
     if (m.type === 'restarted') {
@@ -530,8 +548,64 @@ export class Pipeline {
     return this.committer.commit();
   }
 
+  /**
+   * exactly-once: a partition's commit failed and could not be aborted (a commit still under way when it timed out, a
+   * fatal error), so it may have committed, or may yet: the coordinator completes a commit whose EndTxn it took when
+   * the next producer of the id initialises. Restarting from the forwarder's last known commit would then send every
+   * record of that transaction again. So, as for a partition that moves here: its transactional id is fenced (which
+   * settles the transaction in doubt), the target's offset map read, and the pool thread told where the last
+   * committed run ends; it holds the partition (errored) until then. Retried with a growing delay while the target
+   * cannot be reached; dropped once the partition no longer runs here, or the store shows it under a newer epoch (it
+   * moved: fencing it here would fence its new owner).
+   */
+  private async resumeFromTarget(key: string): Promise<void> {
+    if (this.resuming.has(key)) return;
+    this.resuming.add(key);
+    try {
+      for (let attempt = 1; !this.stopping; attempt++) {
+        const rt = this.partitions.get(key);
+        const routeCfg = rt ? this.route(rt.route) : undefined;
+        if (!rt || rt.draining || routeCfg?.delivery !== 'exactly-once') return;
+        try {
+          const stored = (await this.store.readOffsets(rt.route)).get(partitionKey(rt.topic, rt.partition));
+          if ((stored?.epoch ?? 0) > rt.epoch) {
+            this.log.warn({ route: rt.route, topic: rt.topic, partition: rt.partition }, 'not resuming this partition: a newer epoch owns it');
+            return;
+          }
+          const props = routeClientProps(this.config, routeCfg, this.workerId).producer;
+          await fenceTransactionalIds(routeCfg.target, props, [transactionalId(transactionSettings(routeCfg), rt.topic, rt.partition)], OFFSET_MAP_READ_MS);
+          const last = (await this.readOffsetMap(routeCfg.target)).get(rt.route, rt.topic, rt.partition)?.lastSource;
+          if (this.partitions.get(key) !== rt || rt.draining) return;
+          this.send(rt.shard, {
+            type: 'resume',
+            route: rt.route,
+            topic: rt.topic,
+            partition: rt.partition,
+            ...(last !== undefined ? { lastCommitted: last } : {}),
+          });
+          this.log.info(
+            { route: rt.route, topic: rt.topic, partition: rt.partition, lastCommitted: last ?? null, attempts: attempt },
+            'exactly-once: a partition whose commit is in doubt was fenced and looked up in the target offset map',
+          );
+          return;
+        } catch (e) {
+          const delay = Math.min(RESUME_RETRY_MAX_MS, RESUME_RETRY_MS * 2 ** (attempt - 1));
+          this.log.error(
+            { route: rt.route, topic: rt.topic, partition: rt.partition, code: 'STRAIT_ASSIGN_FAILED', err: (e as Error).message, retryInMs: delay },
+            `exactly-once: the partition whose commit is in doubt cannot be fenced, or the offset map on '${routeCfg.target}' cannot be read; it stays stopped and is tried again`,
+          );
+          this.metrics.errors.inc({ route: rt.route, topic: rt.topic, code: 'STRAIT_ASSIGN_FAILED' });
+          await new Promise((r) => setTimeout(r, delay).unref());
+        }
+      }
+    } finally {
+      this.resuming.delete(key);
+    }
+  }
+
   /** Flushes in-flight records (up to `flushTimeoutMs`), commits what landed, and stops the pool. */
   async stop(flushTimeoutMs = 10_000): Promise<void> {
+    this.stopping = true;
     if (this.commitTimer) clearInterval(this.commitTimer);
     const allStopped = new Promise<void>((res) => {
       this.onStopped = res;

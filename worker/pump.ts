@@ -11,7 +11,9 @@
  * transactional with an id of that partition's (`RouteTransactions`). Every `intervalMs` (or `maxBytes`) the thread
  * stops pumping it, flushes, writes the transaction's offset-map runs in the same transaction and commits it. A
  * failed transaction closes the forwarder and the partition starts again from its last committed transaction; a
- * fenced one (a newer owner's producer took its transactional id) stays stopped until the main thread assigns it again.
+ * fenced one (a newer owner's producer took its transactional id) stays stopped until the main thread assigns it again;
+ * one whose commit failed without being aborted (it may have committed) waits until the main thread has fenced its
+ * transactional id and read the target's offset map (`resume`), and starts after the last run committed there.
  */
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { loadNative, type AssignEntry, type ForwarderProgress, type NativeForwarder, type PartitionProgress } from '../native';
@@ -46,6 +48,13 @@ interface Held {
   restart: boolean;
   /** its transactional producer was fenced: not retried here; only an assign from the main thread starts it again */
   fenced?: boolean;
+  /**
+   * its last transaction's commit failed and could not be aborted, so it may have committed: not retried here until
+   * the main thread sends where the target's offset map says it committed last (`resume`), or assigns it again
+   */
+  outcomeUnknown?: boolean;
+  /** with outcomeUnknown: one past the last source offset the target acknowledged (the transaction in doubt's end) */
+  deliveredNext?: number;
 }
 
 /** A native forwarder: a route's, or for an exactly-once route one source partition's (`part`). */
@@ -212,6 +221,9 @@ export default async function pump(task: PumpTask): Promise<void> {
     const cause = first.fatal ?? last.fatal ?? 'fatal producer error';
     // a fenced transactional producer: a newer owner has the partition, and starting it here would fence that one
     const fenced = part !== undefined && code !== undefined && FENCED_CODES.has(code);
+    // a commit that may have landed: its records are on the target for good, or not; only the offset map can tell
+    const outcomeUnknown = part !== undefined && !fenced && (first.txnOutcomeUnknown === true || last.txnOutcomeUnknown === true);
+    const waitsForMain = fenced || outcomeUnknown;
     const delay = retryDelay(streak);
     const mine = mapOf(entries, route);
     // each partition's restart point, with the leader epoch of the record before it (KIP-320)
@@ -244,12 +256,15 @@ export default async function pump(task: PumpTask): Promise<void> {
           ...(code !== undefined ? { code } : {}),
           cause: fenced
             ? `the partition's transactional producer was fenced by a newer owner (${cause}); stopped here until assigned again`
-            : `the target producer failed fatally: ${cause}`,
+            : outcomeUnknown
+              ? `its transaction's commit failed and could not be aborted, so it may have committed (${cause}); it starts again after the last run the target's offset map committed, read once its transactional id is fenced`
+              : `the target producer failed fatally: ${cause}`,
           restart: true,
           ...(fenced ? { fenced: true } : {}),
+          ...(outcomeUnknown ? { outcomeUnknown: true, ...(d >= 0 ? { deliveredNext: d } : {}) } : {}),
         },
         streak,
-        fenced ? Number.POSITIVE_INFINITY : delay,
+        waitsForMain ? Number.POSITIVE_INFINITY : delay,
       );
       restarting++;
     }
@@ -284,6 +299,7 @@ export default async function pump(task: PumpTask): Promise<void> {
       streak,
       fenced,
       ...(fenced && part && restarting > 0 ? { fencedPartition: { topic: part.topic, partition: part.partition } } : {}),
+      ...(outcomeUnknown && part && restarting > 0 ? { unknownCommit: { topic: part.topic, partition: part.partition } } : {}),
     });
   };
 
@@ -334,7 +350,7 @@ export default async function pump(task: PumpTask): Promise<void> {
     inflightBytes: 0,
     assigned: true,
     paused: true,
-    error: h.fenced ? h.cause : `${h.cause}; starting again in ${Math.max(0, h.nextTryAt - Date.now())} ms (attempt ${h.attempts})`,
+    error: h.fenced || h.outcomeUnknown ? h.cause : `${h.cause}; starting again in ${Math.max(0, h.nextTryAt - Date.now())} ms (attempt ${h.attempts})`,
     ...(h.code !== undefined ? { errorCode: h.code } : {}),
     errorKind: h.kind,
   });
@@ -378,8 +394,12 @@ export default async function pump(task: PumpTask): Promise<void> {
         case 'assign': {
           const mine = mapOf(entries, m.route);
           const hs = held.get(m.route);
-          // a fenced partition is started again only by an assign: the main thread planned it from the target
-          for (const en of m.entries) if (hs?.get(keyOf(en.topic, en.partition))?.fenced) hs.delete(keyOf(en.topic, en.partition));
+          // a fenced partition (or one whose last commit may have landed) is started again only by the main thread,
+          // which planned it from the target
+          for (const en of m.entries) {
+            const h = hs?.get(keyOf(en.topic, en.partition));
+            if (h?.fenced || h?.outcomeUnknown) hs!.delete(keyOf(en.topic, en.partition));
+          }
           // exactly-once: a partition unassigned again by a message already waiting here is not started. Starting it
           // would init its transactional id (KIP-98) after its new owner on another worker did, and fence that one.
           const gone = clients.get(m.route)?.transaction ? unassignedLater(m.route) : new Set<string>();
@@ -428,6 +448,41 @@ export default async function pump(task: PumpTask): Promise<void> {
           }
           if (running.length > 0) slots.get(m.route)?.fw.unassign(running);
           shareBudget(m.route);
+          break;
+        }
+        case 'resume': {
+          // the main thread fenced the partition's transactional id (which settled the commit in doubt) and read the
+          // target's offset map: the partition starts after the last run committed there. Only a run within what the
+          // failed transaction held is taken: one beyond it belongs to something else (a topic of the same name that
+          // was deleted), and starting after it would skip records.
+          const k = keyOf(m.topic, m.partition);
+          const h = held.get(m.route)?.get(k);
+          if (!h?.outcomeUnknown) break;
+          const after = m.lastCommitted !== undefined ? m.lastCommitted + 1 : -1;
+          const takes = after > h.entry.offset && (h.deliveredNext === undefined || after <= h.deliveredNext);
+          if (!takes && after > h.entry.offset) {
+            post({
+              type: 'error',
+              shard: task.shard,
+              route: m.route,
+              message: `${m.topic}[${m.partition}]: the target's offset map ends at source offset ${m.lastCommitted}, past the ${h.deliveredNext} its transaction in doubt reached; it starts again at ${h.entry.offset} (its last known commit), and what that transaction held may be committed twice`,
+            });
+          }
+          post({
+            type: 'resumed',
+            shard: task.shard,
+            route: m.route,
+            topic: m.topic,
+            partition: m.partition,
+            lastKnown: h.entry.offset,
+            at: takes ? after : h.entry.offset,
+          });
+          if (takes) {
+            h.entry = restartEntry(h.entry, after, undefined);
+            mapOf(entries, m.route).set(k, h.entry);
+          }
+          delete h.outcomeUnknown;
+          h.nextTryAt = Date.now();
           break;
         }
         case 'commit':

@@ -4,6 +4,11 @@
  * delay, so every byte crosses it `delayMs` later in each direction (round trip + 2 x delayMs), like a WAN link
  * (netem is not available here). Order is kept; a direction holding more than `maxQueuedBytes` stops reading from
  * its sender until it drains, so a slow reader cannot make the proxy buffer without bound.
+ *
+ * In front of a Kafka broker (no delay, no TLS), `holdResponsesAfter(apiKey)` lets the next request of that kind
+ * (EndTxn: 26) through to the broker and from then on holds every answer the broker sends on every connection, until
+ * `releaseResponses()`: the broker acts on the request while the client hears nothing back, a lost answer no real
+ * broker can be asked to produce.
  */
 import { connect, createServer, type Socket } from 'node:net';
 
@@ -13,7 +18,71 @@ export interface TcpProxy {
   port: number;
   pause(): void;
   resume(): void;
+  /** resolves once a request with this Kafka API key went through; every answer is held from then on */
+  holdResponsesAfter(apiKey: number): Promise<void>;
+  /** answers flow again (what the broker sent meanwhile first) */
+  releaseResponses(): void;
   close(): Promise<void>;
+}
+
+/** Calls `onRequest` with the API key of each Kafka request in a client's byte stream (int32 size, int16 key, ...). */
+function kafkaRequestWatcher(onRequest: (apiKey: number) => void): (chunk: Buffer) => void {
+  let skip = 0;
+  let head = Buffer.alloc(0);
+  return (chunk) => {
+    let i = 0;
+    while (i < chunk.length) {
+      if (skip > 0) {
+        const n = Math.min(skip, chunk.length - i);
+        skip -= n;
+        i += n;
+        continue;
+      }
+      const take = Math.min(6 - head.length, chunk.length - i);
+      head = Buffer.concat([head, chunk.subarray(i, i + take)]);
+      i += take;
+      if (head.length < 6) continue;
+      skip = head.readInt32BE(0) - 2;
+      onRequest(head.readInt16BE(4));
+      head = Buffer.alloc(0);
+    }
+  };
+}
+
+/** Answers from the server: flowing, or held (each sending side paused) until the gate opens again. */
+class ResponseGate {
+  held = false;
+  private readonly senders = new Set<Socket>();
+  add(s: Socket): void {
+    this.senders.add(s);
+    s.on('close', () => this.senders.delete(s));
+    if (this.held) s.pause();
+  }
+  hold(): void {
+    this.held = true;
+    for (const s of this.senders) s.pause();
+  }
+  release(): void {
+    this.held = false;
+    for (const s of this.senders) s.resume();
+  }
+}
+
+/** `from` to `to` without delay, with backpressure, and paused while `gate` holds. */
+function gatedPipe(from: Socket, to: Socket, gate: ResponseGate): void {
+  gate.add(from);
+  from.on('data', (chunk: Buffer) => {
+    if (to.destroyed) return;
+    if (!to.write(chunk)) {
+      from.pause();
+      to.once('drain', () => {
+        if (!gate.held) from.resume();
+      });
+    }
+  });
+  from.on('end', () => {
+    if (!to.destroyed) to.end();
+  });
 }
 
 export interface TcpProxyOptions {
@@ -74,6 +143,14 @@ export async function startTcpProxy(target: string, opts: TcpProxyOptions = {}):
   const maxQueued = opts.maxQueuedBytes ?? 64 * 1024 * 1024;
   const sockets = new Set<Socket>();
   let paused = false;
+  const gate = new ResponseGate();
+  let armed: { apiKey: number; seen: () => void } | undefined;
+  const onRequest = (apiKey: number) => {
+    if (!armed || apiKey !== armed.apiKey) return;
+    gate.hold();
+    armed.seen();
+    armed = undefined;
+  };
   // half-open, so a side that finished sending still receives what is queued for it
   const server = createServer({ allowHalfOpen: true }, (client) => {
     if (paused) {
@@ -85,8 +162,15 @@ export async function startTcpProxy(target: string, opts: TcpProxyOptions = {}):
     upstream.setNoDelay(true);
     sockets.add(client);
     sockets.add(upstream);
-    delayedPipe(client, upstream, delayMs, maxQueued);
-    delayedPipe(upstream, client, delayMs, maxQueued);
+    if (delayMs <= 0) {
+      // requests are watched before they go on, so an answer cannot pass before the gate holds
+      client.on('data', kafkaRequestWatcher(onRequest));
+      client.pipe(upstream);
+      gatedPipe(upstream, client, gate);
+    } else {
+      delayedPipe(client, upstream, delayMs, maxQueued);
+      delayedPipe(upstream, client, delayMs, maxQueued);
+    }
     const abort = () => {
       client.destroy();
       upstream.destroy();
@@ -115,6 +199,14 @@ export async function startTcpProxy(target: string, opts: TcpProxyOptions = {}):
     },
     resume() {
       paused = false;
+    },
+    holdResponsesAfter(apiKey: number) {
+      if (delayMs > 0) throw new Error('holdResponsesAfter: only a proxy without delay watches requests');
+      return new Promise<void>((seen) => (armed = { apiKey, seen }));
+    },
+    releaseResponses() {
+      armed = undefined;
+      gate.release();
     },
     close() {
       dropAll();

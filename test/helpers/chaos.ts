@@ -68,6 +68,19 @@ interface StepResult {
 }
 
 /** Deterministic record content, so the reader knows every byte each (partition, seq) must carry. */
+/**
+ * What the strait processes said of partition `p` (their output, JSON lines): its starts and every warning or error
+ * that names it, at most 40 lines of 400 characters, for a failed exactly-once check.
+ */
+function partitionLog(outputs: string[], p: number): string {
+  const names = [`[${p}]`, `"partition":${p},`, `"partition":${p}}`];
+  const lines = outputs
+    .flatMap((o, i) => o.split('\n').map((l) => ({ i, l })))
+    .filter(({ l }) => l.startsWith('{') && names.some((n) => l.includes(n)) && (/"level":(40|50|60)/.test(l) || l.includes('partitions assigned')));
+  const shown = lines.slice(-40).map(({ i, l }) => `process ${i}: ${l.slice(0, 400)}`);
+  return [`what the strait processes logged of partition ${p} (${lines.length} lines, the last ${shown.length}):`, ...shown].join('\n');
+}
+
 function key(p: number, seq: number): Buffer {
   return Buffer.from(`${p}:${seq}`);
 }
@@ -766,9 +779,10 @@ export class ChaosSteps {
    * After `verify`, for a `delivery: exactly-once` route that copied the same topic to `targetTopic` on the target
    * through every step: a read_committed reader finds each source record exactly once, in source order per partition
    * (the source as it is, with any record the test's own producer wrote twice), byte-identical with the source's
-   * timestamps. A read_uncommitted reader counts the aborted copies the drills left behind.
+   * timestamps. A read_uncommitted reader counts the aborted copies the drills left behind. A partition that fails the
+   * check is explained by the lines of `logs` (the strait processes' output) that speak of it: starts, warnings, errors.
    */
-  async verifyExactlyOnce(targetTopic: string, source: SourceRead): Promise<void> {
+  async verifyExactlyOnce(targetTopic: string, source: SourceRead, logs: string[] = []): Promise<void> {
     const { t } = this;
     const target = this.run.b.bootstrap;
     const ends = await endOffsetsOf(target, targetTopic);
@@ -785,10 +799,12 @@ export class ChaosSteps {
       const duplicates = got.length - have.size;
       const missing = new Set(want.filter((s) => !have.has(s))).size;
       const firstDiff = got.findIndex((s, i) => s !== want[i]);
+      const ok = duplicates === 0 && missing === 0 && got.length === want.length && firstDiff < 0;
       t.ok(
-        duplicates === 0 && missing === 0 && got.length === want.length && firstDiff < 0,
+        ok,
         `exactly-once partition ${p}: ${got.length} committed records for the source's ${want.length}, ${duplicates} duplicates, ${missing} missing, source order ${firstDiff < 0 ? 'kept' : `broken at target record ${firstDiff}`}`,
       );
+      if (!ok) t.comment(partitionLog(logs, p));
     }
     const count = (r: ReadResult) => r.seqs.reduce((n, s) => n + s.length, 0);
     const uncommitted = await readTopic(target, targetTopic, ends, undefined, 'read_uncommitted');

@@ -8,7 +8,7 @@ import { type Test } from 'tap';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { unpack } from 'msgpackr';
-import type { ReadRecord } from './kafka';
+import { produce, type ReadRecord } from './kafka';
 
 /** Records `from`..`from+n-1` over `partitions` partitions, round robin; values differ in length. */
 export function numberedRecords(partitions: number, from: number, n: number) {
@@ -16,6 +16,22 @@ export function numberedRecords(partitions: number, from: number, n: number) {
     const i = from + k;
     return { partition: i % partitions, key: Buffer.from(`k${i}`), value: Buffer.from(`value-${i}-${'x'.repeat(i % 40)}`) };
   });
+}
+
+/**
+ * A steady producer of numberedRecords: `batch` records every `everyMs` until `total`. `produced()` tells how many so
+ * far; `done` resolves after the last batch.
+ */
+export function steadyProducer(brokers: string, topic: string, partitions: number, total: number, batch: number, everyMs: number) {
+  let produced = 0;
+  const done = (async () => {
+    for (let i = 0; i < total; i += batch) {
+      await produce(brokers, topic, numberedRecords(partitions, i, Math.min(batch, total - i)));
+      produced = Math.min(total, i + batch);
+      await new Promise((r) => setTimeout(r, everyMs));
+    }
+  })();
+  return { done, produced: () => produced };
 }
 
 /** The values of partition `p` in offset order. */

@@ -239,6 +239,10 @@ t.test(
           'the SCRAM password appears in no output',
         );
       });
-      await chaos.verifyExactlyOnce(`a--${topic}`, source);
+      await chaos.verifyExactlyOnce(
+        `a--${topic}`,
+        source,
+        [controller, ...incarnations.flat()].map((x) => x.output),
+      );
     }),
 );

@@ -83,6 +83,6 @@ t.test(
         t.equal(status.worker.totals.errored, 0, 'no partition errored in strait');
         t.equal(await strait.stop(), 0, 'strait stops cleanly');
       });
-      await chaos.verifyExactlyOnce(`a--${topic}`, source);
+      await chaos.verifyExactlyOnce(`a--${topic}`, source, [strait.output]);
     }),
 );

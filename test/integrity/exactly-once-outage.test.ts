@@ -14,7 +14,7 @@ import t from 'tap';
 import { startStoppedCluster, stopCluster } from '../../bench/harness/local-cluster';
 import { withClusterLock } from '../helpers/cluster-lock';
 import { TEST_DEV_DIR } from '../helpers/dir';
-import { exactlyOnce, numberedRecords, storedOffsets } from '../helpers/exactly-once';
+import { exactlyOnce, steadyProducer, storedOffsets } from '../helpers/exactly-once';
 import { bootstrap, createTopic, produce, readAll, uniqueName } from '../helpers/kafka';
 import { StraitProcess, stopAll, waitFor, writeConfig } from '../helpers/strait-process';
 
@@ -22,8 +22,6 @@ t.teardown(stopAll);
 
 const PARTITIONS = 3;
 const OUTAGE_MS = 60_000;
-
-const records = (from: number, n: number) => numberedRecords(PARTITIONS, from, n);
 
 /** The sum of a labelled counter's (or gauge's) samples in a Prometheus text page (0 when absent). */
 const counter = (page: string, name: string) =>
@@ -47,20 +45,13 @@ t.test('exactly-once: the target stopped for 60 s mid-stream: reported, then 0 d
     // the store follows the target's committed transactions (the end offsets count transaction markers too)
     const committedOnTarget = () => storedOffsets(config, 'eos-outage', topic, PARTITIONS).reduce((x, y) => x + y, 0);
     // a steady producer for the whole test: 500 records every 250 ms before, during and after the outage
-    let produced = 0;
-    const producing = (async () => {
-      for (let i = 0; i < TOTAL; i += 500) {
-        await produce(a, topic, records(i, 500));
-        produced = i + 500;
-        await new Promise((r) => setTimeout(r, 250));
-      }
-    })();
+    const producer = steadyProducer(a, topic, PARTITIONS, TOTAL, 500, 250);
     await waitFor('transactions committing on the target', () => committedOnTarget() >= 5000, 90_000, 250);
     const before = await strait.metrics();
 
     await stopCluster('c', { dir: TEST_DEV_DIR });
     const down = Date.now();
-    t.ok(produced < TOTAL, `the stream still flowed when the target stopped (${produced} of ${TOTAL} produced)`);
+    t.ok(producer.produced() < TOTAL, `the stream still flowed when the target stopped (${producer.produced()} of ${TOTAL} produced)`);
     // never silent: while the target is away the partitions are in an error state with a code, counted
     await waitFor(
       'the forwarders reporting that their transactions cannot finish',
@@ -96,7 +87,7 @@ t.test('exactly-once: the target stopped for 60 s mid-stream: reported, then 0 d
     t.equal(strait.child.exitCode, null, 'strait is still running after 60 s without its target');
 
     await startStoppedCluster('c', { dir: TEST_DEV_DIR });
-    await producing;
+    await producer.done;
     await waitFor('every record committed on the target after the outage', () => committedOnTarget() >= TOTAL, 180_000, 500);
     await waitFor('no partition left errored', async () => (await strait.status()).worker.totals.errored === 0, 60_000, 500);
 
