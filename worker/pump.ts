@@ -452,20 +452,21 @@ export default async function pump(task: PumpTask): Promise<void> {
         }
         case 'resume': {
           // the main thread fenced the partition's transactional id (which settled the commit in doubt) and read the
-          // target's offset map: the partition starts after the last run committed there. Only a run within what the
-          // failed transaction held is taken: one beyond it belongs to something else (a topic of the same name that
-          // was deleted), and starting after it would skip records.
+          // target's offset map: the partition starts after the last run committed there. The transaction in doubt
+          // committed exactly when that run ends where it did (every record of it was acknowledged, and nothing was
+          // sent after it); a run ending anywhere else past the last known commit belongs to something else (a topic of
+          // the same name that was deleted), and starting after it could skip records: then the last known commit.
           const k = keyOf(m.topic, m.partition);
           const h = held.get(m.route)?.get(k);
           if (!h?.outcomeUnknown) break;
           const after = m.lastCommitted !== undefined ? m.lastCommitted + 1 : -1;
-          const takes = after > h.entry.offset && (h.deliveredNext === undefined || after <= h.deliveredNext);
+          const takes = after > h.entry.offset && after === h.deliveredNext;
           if (!takes && after > h.entry.offset) {
             post({
               type: 'error',
               shard: task.shard,
               route: m.route,
-              message: `${m.topic}[${m.partition}]: the target's offset map ends at source offset ${m.lastCommitted}, past the ${h.deliveredNext} its transaction in doubt reached; it starts again at ${h.entry.offset} (its last known commit), and what that transaction held may be committed twice`,
+              message: `${m.topic}[${m.partition}]: the target's offset map ends at source offset ${m.lastCommitted}, not where its transaction in doubt ended (${h.deliveredNext ?? 'nothing acknowledged'}); it starts again at ${h.entry.offset} (its last known commit), and what that transaction held may be committed twice`,
             });
           }
           post({
