@@ -102,7 +102,7 @@ t.test('bench latency smoke run: percentiles present and ordered, every record m
   t.match(readFileSync(join(out, 'report.html'), 'utf8'), /<svg/, 'report.html holds the chart');
 });
 
-t.test('bench wan smoke run: the delay proxy is in the path and every system replicates the backlog', async (t) => {
+t.test('bench wan smoke run: the delay proxy is in the path, each system gets its window, every system replicates the backlog', async (t) => {
   const out = mkdtempSync(join(tmpdir(), 'strait-bench-'));
   // its own local clusters: the source's WAN listener must be advertised through the proxy port
   const results = await runBench({
@@ -115,7 +115,7 @@ t.test('bench wan smoke run: the delay proxy is in the path and every system rep
     clusterDir: join(out, 'clusters'),
     systems: ['strait', 'mm2-default'],
     minWindowSec: 0,
-    rttMs: 100,
+    rttMs: [100],
     brokerWarmupSec: 2,
     log: (l) => t.comment(l),
   });
@@ -136,7 +136,15 @@ t.test('bench wan smoke run: the delay proxy is in the path and every system rep
     t.equal(s?.records, 3000, `${name}: replicated exactly the preloaded records`);
     t.ok((s?.recordsPerSec ?? 0) > 0, `${name}: positive rate`);
   }
-  t.match(readFileSync(join(out, 'results.md'), 'utf8'), /### wan \(\+100 ms round trip to the source\)/);
+  const md = readFileSync(join(out, 'results.md'), 'utf8');
+  t.match(md, /### wan \(\+100 ms round trip to the source\)/);
+  // each system's connections through the proxy had the TCP window its consumer of the source asks for
+  const windowOf = (name: string) => wan?.results.find((x) => x.system === name)?.windowBytes;
+  t.equal(windowOf('mm2-default'), 65536, "mm2-default: a 64 KiB window, the Java consumer's default receive.buffer.bytes");
+  t.equal(windowOf('strait-wan'), 8388608, "strait-wan: an 8 MiB window, the wan profile's socket.receive.buffer.bytes");
+  t.ok((windowOf('strait') ?? 0) > 0, `strait: the kernel's autotuning cap (${windowOf('strait')} B), librdkafka asks for no buffer`);
+  t.ok((windowOf('strait-wan') ?? 0) > (windowOf('mm2-default') ?? Infinity), "strait-wan's window is larger than mm2-default's");
+  t.match(md, /^\| strait-wan \|.*\| 8192 \| +\|$/m, 'the wan table shows the window in KiB');
 });
 
 t.test('bench rest smoke run: autocannon against a real controller answers every endpoint without errors', async (t) => {
