@@ -11,7 +11,7 @@ import { ProcSampler } from './proc-stats';
 import { aggregate, backlogFor, failed, failedRow, rotate } from './repetitions';
 import type { ScenarioResult, SystemResult } from './results';
 import type { RunContext } from './scenarios/scenario';
-import { log4jQuiet, startSystem, stopChild, TRANSACTIONAL_SYSTEMS, type SystemName } from './systems';
+import { log4jQuiet, startSystem, stopChild, TRANSACTIONAL_SYSTEMS, type StartedSystem, type SystemName } from './systems';
 import { appendEndRecords, CommittedEnd, deleteTopic, Watermarks } from './topics';
 
 /** Runs one replicator until `records` have landed in `targetTopic`; rate from first to last landing. */
@@ -113,6 +113,12 @@ export async function measuredOverWindow(ctx: RunContext, backlog: Backlog, labe
 }
 
 /**
+ * Called each time a system was started to replicate the backlog, before it is measured: the wan scenario sets the
+ * delay proxy's window from the receive buffer the system's consumer asks for.
+ */
+export type OnStarted = (system: SystemName, started: StartedSystem) => void;
+
+/**
  * Replicates the backlog of `topic` with each system (throughput and wan scenarios), `--repeat` times in rotated
  * order; each row is the median of a system's repetitions, each measured over at least `--min-window` seconds.
  */
@@ -123,6 +129,7 @@ export async function replicateBacklog(
   backlog: Backlog,
   source: string,
   tag: string,
+  onStarted?: OnStarted,
 ): Promise<void> {
   const { opts } = ctx;
   const repeat = opts.repeat ?? 1;
@@ -136,7 +143,7 @@ export async function replicateBacklog(
     for (const system of order) {
       ctx.checkAborted();
       const r = await measuredOverWindow(ctx, backlog, `${scenario.scenario} ${system}`, () =>
-        replicateOnce(ctx, scenario, system, backlog, source, `${tag}m${++measurement}`),
+        replicateOnce(ctx, scenario, system, backlog, source, `${tag}m${++measurement}`, onStarted),
       );
       runs.get(system)!.push(r);
     }
@@ -153,6 +160,7 @@ async function replicateOnce(
   backlog: Backlog,
   source: string,
   tag: string,
+  onStarted?: OnStarted,
 ): Promise<SystemResult> {
   const { opts, c, work } = ctx;
   // a transactional system's clock stops at the end records appended now (CommittedEnd)
@@ -160,7 +168,7 @@ async function replicateOnce(
   if (endKey) await backlog.appendEnd(endKey);
   const records = backlog.records;
   const timeoutMs = Math.max(180_000, (records / 2000) * 1000);
-  const { child, targetTopic } = await startSystem(
+  const started = await startSystem(
     system,
     c,
     work,
@@ -174,7 +182,9 @@ async function replicateOnce(
     undefined,
     opts.transactionIntervalMs,
   );
+  const { child, targetTopic } = started;
   ctx.running.add(child);
+  onStarted?.(system, started);
   // a fresh client per system: librdkafka caches metadata of topics that did not exist yet
   const wm = new Watermarks(c.target);
   const committedEnd = endKey ? new CommittedEnd(c.target, targetTopic, opts.partitions, endKey) : undefined;

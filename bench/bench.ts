@@ -72,10 +72,11 @@ export async function runBench(opts: BenchOptions): Promise<ScenarioResult[]> {
           const tables: ScenarioResult[] = [];
           for (const s of onBacklog) {
             ctx.checkAborted();
-            const r = await s.run(ctx, s.systems(opts.systems), { recordSize, codec, backlog });
-            const same = tables.find((t) => t.scenario === r.scenario);
-            if (same) same.results.push(...r.results);
-            else tables.push(r);
+            for (const r of await s.run(ctx, s.systems(opts.systems), { recordSize, codec, backlog })) {
+              const same = tables.find((t) => t.scenario === r.scenario);
+              if (same) same.results.push(...r.results);
+              else tables.push(r);
+            }
           }
           results.push(...tables);
         } finally {

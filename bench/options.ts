@@ -35,8 +35,8 @@ export interface BenchOptions {
   brokerWarmupSec?: number;
   /** where the local clusters' state goes (default .strait/bench) */
   clusterDir?: string;
-  /** wan scenario: added round-trip time, ms (default 50) */
-  rttMs?: number;
+  /** wan scenario: the round-trip times the delay proxy adds, ms, one table each (default [50]) */
+  rttMs?: number[];
   /** strait-eos: the route's `transactionIntervalMs` (default: strait's own, 500 ms) */
   transactionIntervalMs?: number;
   log: (line: string) => void;

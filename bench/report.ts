@@ -8,6 +8,7 @@ import { minWindowOf } from './backlog';
 import type { RunInfo, ScenarioResult } from './results';
 import { runInfoLines } from './run-info';
 import { DEFAULT_LATENCY_RATE } from './scenarios/latency';
+import { DEFAULT_RTT_MS } from './scenarios/wan';
 import { SCENARIO_LIST } from './scenarios';
 import type { ResultTable } from './scenarios/scenario';
 import { throughputTable } from './scenarios/throughput';
@@ -40,9 +41,10 @@ function commandLine(opts: BenchOptions): string {
     : '';
   const interval = opts.transactionIntervalMs !== undefined ? ` --transaction-interval ${opts.transactionIntervalMs}` : '';
   const warm = opts.source ? '' : ` --broker-warmup ${opts.brokerWarmupSec ?? 0}`;
+  const rtt = opts.scenarios.includes('wan') ? ` --rtt ${(opts.rttMs ?? [DEFAULT_RTT_MS]).join(',')}` : '';
   return (
     `strait bench ${opts.scenarios.join(' ')} --records ${opts.records} --record-size ${opts.recordSizes.join(',')} --partitions ${opts.partitions} ` +
-    `--codec ${opts.codecs.join(',')} --systems ${opts.systems.join(',')} --repeat ${opts.repeat ?? 1} --min-window ${minWindowOf(opts)}${latency}${failover}${interval}${warm}`
+    `--codec ${opts.codecs.join(',')} --systems ${opts.systems.join(',')} --repeat ${opts.repeat ?? 1} --min-window ${minWindowOf(opts)}${latency}${failover}${interval}${warm}${rtt}`
   );
 }
 

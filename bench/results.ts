@@ -29,6 +29,12 @@ export interface SystemResult {
   cpuSecondsPerGB: number;
   peakRssMB: number;
   note?: string;
+  /**
+   * wan scenario: the TCP window the delay proxy gave each of the system's connections to the source, bytes, and where
+   * it came from (the receive buffer its consumer asks for, or the kernel's autotuning cap)
+   */
+  windowBytes?: number;
+  windowFrom?: string;
   /** latency scenario: the rate the bench's producer kept up (records/s over the measured window) */
   achievedRate?: number;
   /** repeated runs (--repeat): the fields above are medians of the successful repetitions; these are their spread */
@@ -72,19 +78,22 @@ export function ratio(a: number | undefined, b: number | undefined): string {
 
 /**
  * The heading and the rate table of a throughput-like result (throughput, wan), one row per system: medians of the
- * repetitions, their min–max, the measured window; with `ceiling` (records/s), each row as a fraction of it.
+ * repetitions, their min–max, the measured window; with `ceiling` (records/s), each row as a fraction of it; when
+ * rows carry a TCP window (wan), a column with it in KiB.
  */
 export function rateTable(s: ScenarioResult, ceiling?: number): string[] {
   const share = (r: SystemResult) => (ceiling && r.recordsPerSec > 0 && !r.system.startsWith('ceiling') ? `${(r.recordsPerSec / ceiling).toFixed(2)}` : '-');
+  const windowed = s.results.some((r) => r.windowBytes !== undefined);
+  const tcpWindow = (r: SystemResult) => (r.windowBytes === undefined ? '-' : String(Number((r.windowBytes / 1024).toFixed(1))));
   return [
     `### ${s.scenario}: ${s.records} records x ${s.recordSize} B, ${s.partitions} partitions, codec ${s.codec}`,
     '',
-    `| system | records/s (median) | min–max | window s | records | MB/s | CPU s/GB | peak RSS MB | runs |${ceiling ? ' of ceiling |' : ''} note |`,
-    `|---|---:|---:|---:|---:|---:|---:|---:|---:|${ceiling ? '---:|' : ''}---|`,
+    `| system | records/s (median) | min–max | window s | records | MB/s | CPU s/GB | peak RSS MB | runs |${ceiling ? ' of ceiling |' : ''}${windowed ? ' TCP window KiB |' : ''} note |`,
+    `|---|---:|---:|---:|---:|---:|---:|---:|---:|${ceiling ? '---:|' : ''}${windowed ? '---:|' : ''}---|`,
     ...s.results.map(
       (r) =>
         `| ${r.system} | ${r.recordsPerSec} | ${range(r.recordsPerSecRange, r.runs)} | ${r.seconds || '-'} | ${r.records || '-'} | ${r.mbPerSec} | ${r.cpuSecondsPerGB || '-'} | ` +
-        `${r.peakRssMB || '-'} | ${runsCell(r)} |${ceiling ? ` ${share(r)} |` : ''} ${r.note ?? ''} |`,
+        `${r.peakRssMB || '-'} | ${runsCell(r)} |${ceiling ? ` ${share(r)} |` : ''}${windowed ? ` ${tcpWindow(r)} |` : ''} ${r.note ?? ''} |`,
     ),
   ];
 }

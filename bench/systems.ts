@@ -7,6 +7,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
+import { loadConfig } from '../shared/config';
+import { forwarderSettings } from '../shared/kafka/client-settings';
 import type { Clusters } from './clusters';
 import { projectRoot, spawnKafkaClass } from './harness/kafka-runtime';
 import { freePort } from './harness/ports';
@@ -88,8 +90,10 @@ function mm2Config(
   codec: string,
   group?: string,
   eosRestPort?: number,
-): string {
+): { file: string; consumer: Record<string, string | number> } {
   const file = join(dir, `${alias}.properties`);
+  // the consumer of the source cluster (`<alias>.consumer.*`); MirrorMaker 2 adds only enable.auto.commit=false
+  const consumer: Record<string, string | number> = { 'auto.offset.reset': 'earliest' };
   const lines = [
     `clusters = ${alias}, target`,
     `${alias}.bootstrap.servers = ${source}`,
@@ -112,7 +116,6 @@ function mm2Config(
     // on the classpath — it starts MirrorMaker 2 in seconds instead of a minute or more on a loaded machine (on 4.3.1
     // the scan alone outlasted the bench's 180 s wait once). Start-up is not timed; the replication rate is unchanged.
     'plugin.discovery = service_load',
-    `${alias}.consumer.auto.offset.reset = earliest`,
     `target.producer.compression.type = ${codec}`,
   ];
   if (group === undefined) {
@@ -141,24 +144,41 @@ function mm2Config(
       'target.producer.enable.idempotence = true',
       'target.producer.acks = all',
       'target.producer.buffer.memory = 134217728',
-      `${alias}.consumer.max.poll.records = 5000`,
-      `${alias}.consumer.fetch.max.bytes = 104857600`,
-      `${alias}.consumer.max.partition.fetch.bytes = 10485760`,
-      `${alias}.consumer.fetch.min.bytes = 65536`,
     );
+    Object.assign(consumer, {
+      'max.poll.records': 5000,
+      'fetch.max.bytes': 104857600,
+      'max.partition.fetch.bytes': 10485760,
+      'fetch.min.bytes': 65536,
+    });
   }
   if (eosRestPort !== undefined) {
     // exactly-once in a dedicated MirrorMaker 2 (Kafka 3.5+, KIP-618): enabled for the cluster written to, which needs
     // the internal REST server of KIP-710 (a port of its own on the loopback)
-    lines.push(
-      'target.exactly.once.source.support = enabled',
-      'dedicated.mode.enable.internal.rest = true',
-      `listeners = http://127.0.0.1:${eosRestPort}`,
-      `${alias}.consumer.isolation.level = read_committed`,
-    );
+    lines.push('target.exactly.once.source.support = enabled', 'dedicated.mode.enable.internal.rest = true', `listeners = http://127.0.0.1:${eosRestPort}`);
+    consumer['isolation.level'] = 'read_committed';
   }
+  lines.push(...Object.entries(consumer).map(([k, v]) => `${alias}.consumer.${k} = ${v}`));
   writeFileSync(file, `${lines.join('\n')}\n`);
-  return file;
+  return { file, consumer };
+}
+
+/** The Java consumer's `receive.buffer.bytes` when not set (Kafka's ConsumerConfig) */
+export const JAVA_RECEIVE_BUFFER_DEFAULT = 65536;
+
+/**
+ * The socket receive buffer a system's consumer of the source asks for, which bounds its TCP window on a long link:
+ * the property, its value (what the system's config gives it, else its client's default) and whether that is the
+ * default. 0 (librdkafka) or -1 (Java): the OS chooses, i.e. the kernel's autotuning.
+ */
+export interface ReceiveBuffer {
+  property: string;
+  bytes: number;
+  byDefault: boolean;
+}
+
+function receiveBuffer(property: string, given: string | number | boolean | undefined, clientDefault: number): ReceiveBuffer {
+  return given === undefined ? { property, bytes: clientDefault, byDefault: true } : { property, bytes: Number(given), byDefault: false };
 }
 
 export function log4jQuiet(dir: string): string {
@@ -168,6 +188,16 @@ export function log4jQuiet(dir: string): string {
     'log4j.rootLogger=WARN, stderr\nlog4j.appender.stderr=org.apache.log4j.ConsoleAppender\nlog4j.appender.stderr.Target=System.err\nlog4j.appender.stderr.layout=org.apache.log4j.PatternLayout\nlog4j.appender.stderr.layout.ConversionPattern=[%d] %p %m (%c)%n\n',
   );
   return file;
+}
+
+/** A replicator started for a topic: its process, the topic it writes, its config and alias, its receive buffer. */
+export interface StartedSystem {
+  child: ChildProcess;
+  targetTopic: string;
+  /** strait: its YAML; MirrorMaker 2: its properties; js-baseline: none ('') */
+  config: string;
+  alias: string;
+  sourceReceiveBuffer: ReceiveBuffer;
 }
 
 /** Starts one replicator for `topic`; returns the child and the topic it writes on the target. */
@@ -185,17 +215,26 @@ export async function startSystem(
   group?: string,
   /** strait-eos only: the route's transactionIntervalMs (strait's default when absent) */
   transactionIntervalMs?: number,
-): Promise<{ child: ChildProcess; targetTopic: string; config: string; alias: string }> {
+): Promise<StartedSystem> {
   // the alias names the config, the store, strait's deployment and MirrorMaker 2's source cluster, hence where each
   // keeps its committed offsets: every scenario gets its own, so one scenario never resumes from another's offsets
   const alias = `${tag}${system.replace(/[^a-z0-9]/g, '')}`;
   if (system.startsWith('strait')) {
     const profile = system === 'strait' || system === 'strait-eos' ? 'default' : system.slice('strait-'.length);
     const cfg = straitConfig(work, alias, c, source, topic, profile, codec, system === 'strait-eos' ? 'exactly-once' : 'at-least-once', transactionIntervalMs);
+    // what its forwarders' consumers get: the profile, then the config's cluster and route properties (strait's own code)
+    const config = loadConfig(cfg);
+    const consumer = forwarderSettings(config, config.routes[0]!, 'bench').consumer;
     const child = spawn(process.execPath, [join(projectRoot(), 'dist', 'bin', 'strait.js'), 'run', '-c', cfg, '--no-status-line'], {
       stdio: ['ignore', 'ignore', 'inherit'],
     });
-    return { child, targetTopic: `${alias}.${topic}`, config: cfg, alias };
+    return {
+      child,
+      targetTopic: `${alias}.${topic}`,
+      config: cfg,
+      alias,
+      sourceReceiveBuffer: receiveBuffer('socket.receive.buffer.bytes', consumer['socket.receive.buffer.bytes'], 0),
+    };
   }
   if (system === 'js-baseline') {
     const targetTopic = `${tag}js.${topic}`; // the tag keeps each measurement's topic apart
@@ -205,10 +244,11 @@ export async function startSystem(
       [join(projectRoot(), 'dist', 'bench', 'js-loop.js'), source, c.target, topic, targetTopic, String(partitions), String(records), String(jsBatch)],
       { stdio: ['ignore', 'ignore', 'inherit'] },
     );
-    return { child, targetTopic, config: '', alias };
+    // js-loop.ts gives its consumer no socket setting: librdkafka's default
+    return { child, targetTopic, config: '', alias, sourceReceiveBuffer: receiveBuffer('socket.receive.buffer.bytes', undefined, 0) };
   }
   const eos = system === 'mm2-eos';
-  const cfg = mm2Config(work, alias, c, source, topic, system !== 'mm2-default', codec, group, eos ? await freePort() : undefined);
+  const { file: cfg, consumer } = mm2Config(work, alias, c, source, topic, system !== 'mm2-default', codec, group, eos ? await freePort() : undefined);
   const logFd = openSync(join(work, `${alias}.log`), 'w');
   const child = spawnKafkaClass(c.runtime, 'org.apache.kafka.connect.mirror.MirrorMaker', [cfg], {
     // tuned: 4 tasks with 128 MiB producer buffers and 100 MiB fetches outgrow 1 GiB on a backlog of 1.6 M x 1 KiB
@@ -218,5 +258,11 @@ export async function startSystem(
     stdio: ['ignore', logFd, logFd],
   });
   closeSync(logFd);
-  return { child, targetTopic: `${alias}.${topic}`, config: cfg, alias };
+  return {
+    child,
+    targetTopic: `${alias}.${topic}`,
+    config: cfg,
+    alias,
+    sourceReceiveBuffer: receiveBuffer('receive.buffer.bytes', consumer['receive.buffer.bytes'], JAVA_RECEIVE_BUFFER_DEFAULT),
+  };
 }

@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { StraitError } from '../shared/errors';
 import { loadConfig, redactConfig } from '../shared/config';
 import * as dev from '../bench/harness/local-cluster';
@@ -25,6 +25,16 @@ function int(name: string, min: number, max: number) {
     const n = Number(value);
     if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be a whole number from ${min} to ${max}, got '${value}'`);
     return n;
+  };
+}
+
+/** A comma list of whole numbers, each checked like `int`; repeats dropped, order kept. */
+function ints(name: string, min: number, max: number) {
+  const one = int(name, min, max);
+  return (value: string): number[] => {
+    const items = value.split(',').map((x) => x.trim());
+    if (items.some((x) => x === '')) throw new InvalidArgumentError(`${name} must be whole numbers from ${min} to ${max}, separated by commas, got '${value}'`);
+    return [...new Set(items.map(one))];
   };
 }
 
@@ -396,7 +406,11 @@ export function buildProgram(): Command {
       int('--broker-warmup', 0, 3600),
       20,
     )
-    .option('--rtt <ms>', 'wan: round-trip time the delay proxy adds in front of the source', int('--rtt', 0, 10_000), 50)
+    .addOption(
+      new Option('--rtt <ms,...>', 'wan: round-trip times the delay proxy adds in front of the source, one table each (e.g. 50,150)')
+        .argParser(ints('--rtt', 0, 10_000))
+        .default([50], '50'),
+    )
     .option(
       '--transaction-interval <ms>',
       "strait-eos: the route's transactionIntervalMs (default: strait's own, 500)",
@@ -427,7 +441,7 @@ export function buildProgram(): Command {
           duration: number;
           warmup: number;
           brokerWarmup: number;
-          rtt: number;
+          rtt: number[];
           transactionInterval?: number;
           failoverRecords: number;
         },

@@ -102,7 +102,7 @@ t.test('bench latency smoke run: percentiles present and ordered, every record m
   t.match(readFileSync(join(out, 'report.html'), 'utf8'), /<svg/, 'report.html holds the chart');
 });
 
-t.test('bench wan smoke run: the delay proxy is in the path and every system replicates the backlog', async (t) => {
+t.test('bench wan smoke run: the delay proxy is in the path, each system gets its window, every system replicates the backlog', async (t) => {
   const out = mkdtempSync(join(tmpdir(), 'strait-bench-'));
   // its own local clusters: the source's WAN listener must be advertised through the proxy port
   const results = await runBench({
@@ -115,7 +115,7 @@ t.test('bench wan smoke run: the delay proxy is in the path and every system rep
     clusterDir: join(out, 'clusters'),
     systems: ['strait', 'mm2-default'],
     minWindowSec: 0,
-    rttMs: 100,
+    rttMs: [100],
     brokerWarmupSec: 2,
     log: (l) => t.comment(l),
   });
@@ -136,7 +136,16 @@ t.test('bench wan smoke run: the delay proxy is in the path and every system rep
     t.equal(s?.records, 3000, `${name}: replicated exactly the preloaded records`);
     t.ok((s?.recordsPerSec ?? 0) > 0, `${name}: positive rate`);
   }
-  t.match(readFileSync(join(out, 'results.md'), 'utf8'), /### wan \(\+100 ms round trip to the source\)/);
+  const md = readFileSync(join(out, 'results.md'), 'utf8');
+  t.match(md, /### wan \(\+100 ms round trip to the source\)/);
+  // each system's connections through the proxy had the TCP window its consumer of the source asks for
+  const windowOf = (name: string) => wan?.results.find((x) => x.system === name)?.windowBytes;
+  t.equal(windowOf('mm2-default'), 65536, "mm2-default: a 64 KiB window, the Java consumer's default receive.buffer.bytes");
+  // the wan profile leaves the socket buffers to the kernel's autotuning, like the default profile
+  t.ok((windowOf('strait') ?? 0) > 0, `strait: the kernel's autotuning cap (${windowOf('strait')} B), librdkafka asks for no buffer`);
+  t.equal(windowOf('strait-wan'), windowOf('strait'), 'strait-wan: the same autotuned window (the wan profile sets no socket buffer)');
+  t.ok((windowOf('strait') ?? 0) > (windowOf('mm2-default') ?? Infinity), "strait's window is larger than mm2-default's");
+  t.match(md, /^\| mm2-default \|.*\| 64 \| +\|$/m, 'the wan table shows the window in KiB');
 });
 
 t.test('bench rest smoke run: autocannon against a real controller answers every endpoint without errors', async (t) => {

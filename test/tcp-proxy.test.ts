@@ -1,6 +1,7 @@
 /**
- * The bench's delay proxy: the round trip grows by twice the one-way delay, bytes arrive intact and in order, and a
- * large transfer passes (the per-direction queue pauses the sender instead of growing without bound).
+ * The bench's delay proxy: the round trip grows by twice the one-way delay, bytes arrive intact and in order, a
+ * large transfer passes (the per-direction queue pauses the sender instead of growing without bound), and a window
+ * bounds a connection to about a window per round trip.
  */
 import t from 'tap';
 import { createHash, randomBytes } from 'node:crypto';
@@ -53,6 +54,65 @@ t.test('delay proxy adds the round trip, keeps bytes and order', async (t) => {
     createHash('sha256').update(big).digest('hex'),
     '32 MiB echoed byte-identical through a 1 MiB queue bound',
   );
+});
+
+const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+/** A connection to `address` that stays open: `send` resolves once `payload` came back from the echo server. */
+async function openConnection(address: string): Promise<{ send(payload: Buffer): Promise<{ ms: number; back: Buffer }>; close(): void }> {
+  const [host, port] = address.split(':');
+  const s = connect(Number(port), host!);
+  await new Promise<void>((res, rej) => {
+    s.once('connect', res);
+    s.once('error', rej);
+  });
+  return {
+    send(payload) {
+      return new Promise((res, rej) => {
+        const started = performance.now();
+        const parts: Buffer[] = [];
+        let got = 0;
+        const onData = (d: Buffer) => {
+          parts.push(d);
+          got += d.length;
+          if (got < payload.length) return;
+          s.off('data', onData);
+          s.off('error', rej);
+          res({ ms: performance.now() - started, back: Buffer.concat(parts) });
+        };
+        s.on('data', onData);
+        s.once('error', rej);
+        s.write(payload);
+      });
+    },
+    close: () => s.destroy(),
+  };
+}
+
+t.test('a window bounds each direction near a window per round trip; setWindow changes it', async (t) => {
+  const echo = await echoServer();
+  t.teardown(() => echo.server.close());
+  // 25 ms each way: a 50 ms round trip; 64 KiB per round trip is 1.28 MiB/s each way, so 1 MiB takes about 0.8 s
+  // (the two directions overlap) where the delay alone takes a few round trips
+  const proxy = await startTcpProxy(echo.address, { delayMs: 25, windowBytes: 64 * 1024 });
+  t.teardown(() => proxy.close());
+  const payload = randomBytes(1024 * 1024);
+  const narrow = await roundTrip(proxy.address, payload);
+  t.equal(sha256(narrow.back), sha256(payload), '1 MiB echoed byte-identical through a 64 KiB window');
+  t.ok(narrow.ms >= 600, `64 KiB window: ${narrow.ms.toFixed(0)} ms >= 600 ms (1 MiB at 1.28 MiB/s)`);
+  proxy.setWindow(8 * 1024 * 1024);
+  const wide = await roundTrip(proxy.address, payload);
+  t.equal(sha256(wide.back), sha256(payload), 'and through an 8 MiB window');
+  t.ok(wide.ms * 3 <= narrow.ms, `8 MiB window: ${wide.ms.toFixed(0)} ms, at least 3x faster than ${narrow.ms.toFixed(0)} ms`);
+  // an open connection gets the new window too
+  const open = await openConnection(proxy.address);
+  t.teardown(() => open.close());
+  t.equal((await open.send(Buffer.from('hello'))).back.toString(), 'hello');
+  proxy.setWindow(64 * 1024);
+  const narrowed = await open.send(payload);
+  t.equal(sha256(narrowed.back), sha256(payload), 'an open connection echoes 1 MiB intact after setWindow(64 KiB)');
+  t.ok(narrowed.ms >= 600, `and takes ${narrowed.ms.toFixed(0)} ms >= 600 ms`);
+  t.throws(() => proxy.setWindow(0), RangeError, 'a window of 0 bytes is refused');
 });
 
 t.test('pause drops connections and refuses new ones until resume', async (t) => {

@@ -5,6 +5,12 @@
  * (netem is not available here). Order is kept; a direction holding more than `maxQueuedBytes` stops reading from
  * its sender until it drains, so a slow reader cannot make the proxy buffer without bound.
  *
+ * With `windowBytes` (or `setWindow`) each direction of each connection also has a TCP window: at most that many bytes
+ * sent and not yet acknowledged, an acknowledgement coming back 2 x `delayMs` after the byte was sent. A connection
+ * then moves at most a window per round trip, the bandwidth-delay limit of a long link (64 KiB over 50 ms: 1.28 MiB/s),
+ * which the delay alone does not impose: the proxy terminates TCP on both sides, so the client's own window never
+ * spans the delay.
+ *
  * In front of a Kafka broker (no delay, no TLS), `holdResponsesAfter(apiKey)` lets the next request of that kind
  * (EndTxn: 26) through to the broker and from then on holds every answer the broker sends on every connection, until
  * `releaseResponses()`: the broker acts on the request while the client hears nothing back, a lost answer no real
@@ -18,6 +24,8 @@ export interface TcpProxy {
   port: number;
   pause(): void;
   resume(): void;
+  /** the window of every delayed connection from now on, open ones included (undefined: none); see `windowBytes` */
+  setWindow(bytes: number | undefined): void;
   /** resolves once a request with this Kafka API key went through; every answer is held from then on */
   holdResponsesAfter(apiKey: number): Promise<void>;
   /** answers flow again (what the broker sent meanwhile first) */
@@ -92,47 +100,119 @@ export interface TcpProxyOptions {
   delayMs?: number;
   /** per direction, per connection (default 64 MiB) */
   maxQueuedBytes?: number;
+  /**
+   * per direction, per connection: at most this many bytes sent and not yet acknowledged, a TCP window (default: no
+   * window). Needs a delay: a byte counts from when it was read until 2 x `delayMs` later.
+   */
+  windowBytes?: number;
 }
 
-/** Forwards `from` to `to`, each chunk `delayMs` after it arrived. */
-function delayedPipe(from: Socket, to: Socket, delayMs: number, maxQueued: number): void {
+/** What every delayed pipe of a proxy reads its window from (`setWindow` changes it). */
+interface Link {
+  windowBytes: number | undefined;
+}
+
+function checkWindow(bytes: number | undefined): void {
+  if (bytes !== undefined && !(Number.isFinite(bytes) && bytes > 0))
+    throw new RangeError(`windowBytes must be a positive number of bytes or undefined, got ${bytes}`);
+}
+
+/**
+ * Forwards `from` to `to`, each byte `delayMs` after it entered the link. Bytes enter the link as they are read, but
+ * only while the link's window has room: a byte counts against the window from then until 2 x `delayMs` later (it
+ * arrives after `delayMs`, its acknowledgement takes as long again), and a chunk that does not fit enters in pieces
+ * as earlier bytes are acknowledged. While bytes wait for room, or more than `maxQueued` bytes are on their way, the
+ * sender is not read. Returns what to call when the window changed.
+ */
+function delayedPipe(from: Socket, to: Socket, delayMs: number, maxQueued: number, link: Link): () => void {
   if (delayMs <= 0) {
     from.pipe(to);
-    return;
+    return () => undefined;
   }
+  /** on their way: each piece arrives at `at` */
   const queue: { at: number; chunk: Buffer }[] = [];
   let queued = 0;
+  /** counted against the window until `at` (tracked without a window too, so a window set later finds them) */
+  const unacked: { at: number; bytes: number }[] = [];
+  let inFlight = 0;
+  /** read from the sender, waiting for room in the window */
+  const waiting: Buffer[] = [];
   let timer: NodeJS.Timeout | undefined;
-  const flush = () => {
+  let timerAt = Infinity;
+  let ended = false;
+  let endSent = false;
+  const acknowledge = (now: number) => {
+    while (unacked.length > 0 && unacked[0]!.at <= now + 0.5) inFlight -= unacked.shift()!.bytes;
+  };
+  const enter = (now: number) => {
+    while (waiting.length > 0) {
+      const room = link.windowBytes === undefined ? Infinity : link.windowBytes - inFlight;
+      if (room <= 0) break;
+      let chunk = waiting[0]!;
+      if (chunk.length > room) {
+        waiting[0] = chunk.subarray(room);
+        chunk = chunk.subarray(0, room);
+      } else waiting.shift();
+      queue.push({ at: now + delayMs, chunk });
+      queued += chunk.length;
+      unacked.push({ at: now + 2 * delayMs, bytes: chunk.length });
+      inFlight += chunk.length;
+    }
+  };
+  // the next delivery, or while bytes wait for room, the next acknowledgement
+  const schedule = () => {
+    const next = Math.min(queue[0]?.at ?? Infinity, waiting.length > 0 ? (unacked[0]?.at ?? Infinity) : Infinity);
+    if (next === timerAt) return;
+    if (timer) clearTimeout(timer);
     timer = undefined;
+    timerAt = next;
+    if (next < Infinity) timer = setTimeout(step, Math.max(0, next - performance.now()));
+  };
+  const step = () => {
+    if (timer) clearTimeout(timer);
+    timer = undefined;
+    timerAt = Infinity;
     const now = performance.now();
+    acknowledge(now);
     while (queue.length > 0 && queue[0]!.at <= now + 0.5) {
       const { chunk } = queue.shift()!;
       queued -= chunk.length;
       if (!to.destroyed) to.write(chunk);
     }
-    if (queued < maxQueued / 2 && from.isPaused()) from.resume();
-    if (queue.length > 0) timer = setTimeout(flush, Math.max(0, queue[0]!.at - performance.now()));
-    else if (ended && !to.destroyed) to.end();
+    enter(now);
+    if (waiting.length === 0 && queued < maxQueued / 2 && from.isPaused()) from.resume();
+    schedule();
+    if (ended && queue.length === 0 && waiting.length === 0 && !endSent && !to.destroyed) {
+      endSent = true;
+      to.end();
+    }
   };
-  let ended = false;
   from.on('data', (chunk: Buffer) => {
-    queue.push({ at: performance.now() + delayMs, chunk });
-    queued += chunk.length;
-    if (queued > maxQueued) from.pause();
-    if (!timer) timer = setTimeout(flush, delayMs);
+    if (to.destroyed) return;
+    const now = performance.now();
+    acknowledge(now);
+    waiting.push(chunk);
+    enter(now);
+    if (waiting.length > 0 || queued > maxQueued) from.pause();
+    schedule();
   });
   // what is queued still goes out after the sender finished (a FIN travels with the delay too)
   const finish = () => {
     ended = true;
-    if (queue.length === 0 && !to.destroyed) to.end();
+    step();
   };
   from.on('end', finish);
   from.on('close', finish);
   to.on('close', () => {
     if (timer) clearTimeout(timer);
+    timer = undefined;
+    timerAt = Infinity;
     queue.length = 0;
+    waiting.length = 0;
   });
+  return () => {
+    if (!to.destroyed) step();
+  };
 }
 
 export async function startTcpProxy(target: string, opts: TcpProxyOptions = {}): Promise<TcpProxy> {
@@ -141,6 +221,10 @@ export async function startTcpProxy(target: string, opts: TcpProxyOptions = {}):
   const port = Number(target.slice(i + 1));
   const delayMs = opts.delayMs ?? 0;
   const maxQueued = opts.maxQueuedBytes ?? 64 * 1024 * 1024;
+  checkWindow(opts.windowBytes);
+  const link: Link = { windowBytes: opts.windowBytes };
+  /** each delayed pipe's call for a changed window */
+  const pipes = new Set<() => void>();
   const sockets = new Set<Socket>();
   let paused = false;
   const gate = new ResponseGate();
@@ -168,8 +252,14 @@ export async function startTcpProxy(target: string, opts: TcpProxyOptions = {}):
       client.pipe(upstream);
       gatedPipe(upstream, client, gate);
     } else {
-      delayedPipe(client, upstream, delayMs, maxQueued);
-      delayedPipe(upstream, client, delayMs, maxQueued);
+      for (const [from, to] of [
+        [client, upstream],
+        [upstream, client],
+      ] as const) {
+        const windowChanged = delayedPipe(from, to, delayMs, maxQueued, link);
+        pipes.add(windowChanged);
+        to.on('close', () => pipes.delete(windowChanged));
+      }
     }
     const abort = () => {
       client.destroy();
@@ -199,6 +289,11 @@ export async function startTcpProxy(target: string, opts: TcpProxyOptions = {}):
     },
     resume() {
       paused = false;
+    },
+    setWindow(bytes) {
+      checkWindow(bytes);
+      link.windowBytes = bytes;
+      for (const windowChanged of pipes) windowChanged();
     },
     holdResponsesAfter(apiKey: number) {
       if (delayMs > 0) throw new Error('holdResponsesAfter: only a proxy without delay watches requests');

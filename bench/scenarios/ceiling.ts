@@ -177,13 +177,15 @@ export const ceiling: BacklogScenario = {
         rows[2]!.push(lower);
       } else rows[2]!.push(lower);
     }
-    return {
-      scenario: 'throughput',
-      recordSize,
-      codec,
-      partitions: ctx.opts.partitions,
-      records: backlog.records,
-      results: [CEILING_PRODUCER, CEILING_CONSUMER, CEILING].map((name, i) => aggregate(name, rows[i]!)).filter((r) => r.runs || r.system === CEILING),
-    };
+    return [
+      {
+        scenario: 'throughput',
+        recordSize,
+        codec,
+        partitions: ctx.opts.partitions,
+        records: backlog.records,
+        results: [CEILING_PRODUCER, CEILING_CONSUMER, CEILING].map((name, i) => aggregate(name, rows[i]!)).filter((r) => r.runs || r.system === CEILING),
+      },
+    ];
   },
 };

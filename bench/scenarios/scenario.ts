@@ -44,11 +44,12 @@ interface ScenarioBase {
 
 /**
  * Runs on the backlog preloaded for each record size and codec (at least `opts.records` records in `backlog.topic` on
- * the source), which it may grow to fill its measurement window.
+ * the source), which it may grow to fill its measurement window. May make more than one table (the wan scenario: one
+ * per `--rtt`).
  */
 export interface BacklogScenario extends ScenarioBase {
   runs: 'on-backlog';
-  run(ctx: RunContext, systems: SystemName[], at: { recordSize: number; codec: string; backlog: Backlog }): Promise<ScenarioResult>;
+  run(ctx: RunContext, systems: SystemName[], at: { recordSize: number; codec: string; backlog: Backlog }): Promise<ScenarioResult[]>;
 }
 
 /**

@@ -34,7 +34,7 @@ export const throughput: BacklogScenario = {
     const { opts, c } = ctx;
     const scenario: ScenarioResult = { scenario: 'throughput', recordSize, codec, partitions: opts.partitions, records: backlog.records, results: [] };
     await replicateBacklog(ctx, scenario, systems, backlog, c.source, '');
-    return scenario;
+    return [scenario];
   },
   table: throughputTable,
 };

@@ -42,11 +42,13 @@ export const PROFILES: Record<RouteConfig['profile'], { consumer: ClientProps; p
     consumer: { 'fetch.wait.max.ms': 50, 'fetch.min.bytes': 1, 'queued.min.messages': 100000 },
     producer: { 'linger.ms': 2, 'batch.size': 1048576, 'batch.num.messages': 10000 },
   },
-  // Long round trips: large socket buffers and fetches so each round trip carries more; bigger batches and a longer
-  // linger; the idempotent producer's maximum of 5 requests in flight per connection.
+  // Long round trips: large fetches so each round trip carries more; bigger batches and a longer linger; the
+  // idempotent producer's maximum of 5 requests in flight per connection. The socket buffers are left to the kernel:
+  // on Linux an explicit SO_RCVBUF/SO_SNDBUF turns its autotuning off and is capped at net.core.rmem_max/wmem_max
+  // (4 MiB on the bench machine), where autotuning grows a window up to tcp_rmem's third field (32 MiB there) — the
+  // window bounds a long link at one window per round trip (bench 'wan', BENCHMARKS.md).
   wan: {
     consumer: {
-      'socket.receive.buffer.bytes': 8388608,
       'fetch.max.bytes': 104857600,
       'max.partition.fetch.bytes': 16777216,
       'fetch.wait.max.ms': 200,
@@ -54,7 +56,6 @@ export const PROFILES: Record<RouteConfig['profile'], { consumer: ClientProps; p
       'queued.max.messages.kbytes': 262144,
     },
     producer: {
-      'socket.send.buffer.bytes': 8388608,
       'linger.ms': 25,
       // a batch is one record batch on the broker, so it must fit the target's max.message.bytes (Kafka's default
       // 1048588): a bigger batch.size gets whole batches rejected as too large
