@@ -71,7 +71,9 @@ export const wan: BacklogScenario = {
       const proxy = await startTcpProxy(c.sourceWan!.upstream, { port: c.sourceWan!.port, delayMs: rtt / 2 });
       const windows = new Map<string, { bytes: number; from: string }>();
       try {
-        await replicateBacklog(ctx, wan, systems, backlog, c.sourceWan!.bootstrap, 'wan', (system, started) => {
+        // the tag names each measurement's deployment, store and target topic: one per round-trip time, or a second
+        // table's strait would resume from the first's store into the first's target topic (and never finish)
+        await replicateBacklog(ctx, wan, systems, backlog, c.sourceWan!.bootstrap, `wan${rtt}`, (system, started) => {
           const w = windowFor(started.sourceReceiveBuffer, cap);
           proxy.setWindow(w.bytes);
           if (!windows.has(system)) opts.log(`  ${wan.scenario} ${system}: TCP window ${w.bytes} B (${w.from})`);
