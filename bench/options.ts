@@ -26,6 +26,12 @@ export interface BenchOptions {
   durationSec?: number;
   /** latency scenario: seconds of production at the rate before measuring starts (default 5) */
   warmupSec?: number;
+  /** many-partitions scenario: the topic's partitions (default 2000) */
+  manyPartitions?: number;
+  /** many-partitions scenario: the steady MB/s spread over them (default 20) */
+  manyMbPerSec?: number;
+  /** many-partitions scenario: strait's worker.threads (default 4) */
+  manyThreads?: number;
   /** failover scenario: records produced per system (default 200000) */
   failoverRecords?: number;
   /**

@@ -54,13 +54,28 @@ export function rssBytes(pid: number): number {
   return kb * 1024;
 }
 
+/** Open file descriptors of the tree (sockets, files, pipes, eventfds): the entries of each process's /proc/<pid>/fd. */
+export function openFds(pid: number): number {
+  let n = 0;
+  for (const p of tree(pid)) {
+    try {
+      n += readdirSync(`/proc/${p}/fd`).length;
+    } catch {
+      // exited
+    }
+  }
+  return n;
+}
+
 /**
  * Samples a tree until stopped: `peak` is the largest RSS sum seen, `cpu` the latest CPU seconds read while the tree
- * was alive (a process that exits keeps its last reading instead of dropping to 0).
+ * was alive (a process that exits keeps its last reading instead of dropping to 0), `peakFds` the most open file
+ * descriptors seen.
  */
 export class ProcSampler {
   peak = 0;
   cpu = 0;
+  peakFds = 0;
   private readonly timer: NodeJS.Timeout;
 
   constructor(
@@ -76,6 +91,7 @@ export class ProcSampler {
     if (rss === 0) return; // gone
     this.peak = Math.max(this.peak, rss);
     this.cpu = Math.max(this.cpu, cpuSeconds(this.pid));
+    this.peakFds = Math.max(this.peakFds, openFds(this.pid));
   }
 
   stop(): number {

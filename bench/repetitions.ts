@@ -34,6 +34,11 @@ const FIELDS: ReadonlyArray<[keyof SystemResult, number]> = [
   ['p99Ms', 0],
   ['p999Ms', 0],
   ['achievedRate', 0],
+  ['maxMs', 0],
+  ['maxLagRecords', 0],
+  ['partitionsRead', 0],
+  ['cpuCores', 2],
+  ['peakFds', 0],
 ];
 
 /** A failed repetition is a row with a note and no rate (`failedRow`). */

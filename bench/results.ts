@@ -37,6 +37,16 @@ export interface SystemResult {
   windowFrom?: string;
   /** latency scenario: the rate the bench's producer kept up (records/s over the measured window) */
   achievedRate?: number;
+  /** many-partitions scenario: the worst record's latency, ms */
+  maxMs?: number;
+  /** many-partitions scenario: the most records one partition had been given and not yet delivered, sampled each second */
+  maxLagRecords?: number;
+  /** many-partitions scenario: partitions whose measured records all arrived (every one of them, or the run fails) */
+  partitionsRead?: number;
+  /** many-partitions scenario: the replicator's CPU seconds per second over the measured window */
+  cpuCores?: number;
+  /** many-partitions scenario: the most open file descriptors of the replicator's processes */
+  peakFds?: number;
   /** repeated runs (--repeat): the fields above are medians of the successful repetitions; these are their spread */
   recordsPerSecRange?: [number, number];
   p99MsRange?: [number, number];

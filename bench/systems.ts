@@ -14,7 +14,7 @@ import { projectRoot, spawnKafkaClass } from './harness/kafka-runtime';
 import { freePort } from './harness/ports';
 import { createTopic } from './topics';
 
-export const SYSTEMS = ['strait', 'strait-lan', 'strait-wan', 'strait-eos', 'js-baseline', 'mm2-default', 'mm2-tuned', 'mm2-eos'] as const;
+export const SYSTEMS = ['strait', 'strait-lan', 'strait-wan', 'strait-eos', 'js-baseline', 'mm2-default', 'mm2-tuned', 'mm2-wan', 'mm2-eos'] as const;
 export type SystemName = (typeof SYSTEMS)[number];
 
 /**
@@ -48,6 +48,7 @@ function straitConfig(
   codec: string,
   delivery: 'at-least-once' | 'exactly-once',
   transactionIntervalMs?: number,
+  threads?: number,
 ): string {
   const file = join(dir, `${alias}.yaml`);
   writeFileSync(
@@ -69,6 +70,7 @@ function straitConfig(
         },
       ],
       store: { type: 'embedded', path: join(dir, `${alias}-store`) },
+      ...(threads !== undefined ? { worker: { threads } } : {}),
       metrics: { enabled: false },
       log: { level: 'warn' },
     }),
@@ -90,6 +92,8 @@ function mm2Config(
   codec: string,
   group?: string,
   eosRestPort?: number,
+  /** mm2-wan: the tuned config, and the source consumer's socket buffer left to the OS (its autotuning) */
+  wan = false,
 ): { file: string; consumer: Record<string, string | number> } {
   const file = join(dir, `${alias}.properties`);
   // the consumer of the source cluster (`<alias>.consumer.*`); MirrorMaker 2 adds only enable.auto.commit=false
@@ -152,6 +156,9 @@ function mm2Config(
       'fetch.min.bytes': 65536,
     });
   }
+  // what a platform engineer sets for a long link: the receive buffer (64 KiB by default, which bounds a connection to
+  // 64 KiB per round trip) left to the kernel, which autotunes it (-1: the OS default)
+  if (wan) consumer['receive.buffer.bytes'] = -1;
   if (eosRestPort !== undefined) {
     // exactly-once in a dedicated MirrorMaker 2 (Kafka 3.5+, KIP-618): enabled for the cluster written to, which needs
     // the internal REST server of KIP-710 (a port of its own on the loopback)
@@ -215,13 +222,26 @@ export async function startSystem(
   group?: string,
   /** strait-eos only: the route's transactionIntervalMs (strait's default when absent) */
   transactionIntervalMs?: number,
+  /** strait systems: worker.threads (strait's default, one per core, when absent) */
+  straitThreads?: number,
 ): Promise<StartedSystem> {
   // the alias names the config, the store, strait's deployment and MirrorMaker 2's source cluster, hence where each
   // keeps its committed offsets: every scenario gets its own, so one scenario never resumes from another's offsets
   const alias = `${tag}${system.replace(/[^a-z0-9]/g, '')}`;
   if (system.startsWith('strait')) {
     const profile = system === 'strait' || system === 'strait-eos' ? 'default' : system.slice('strait-'.length);
-    const cfg = straitConfig(work, alias, c, source, topic, profile, codec, system === 'strait-eos' ? 'exactly-once' : 'at-least-once', transactionIntervalMs);
+    const cfg = straitConfig(
+      work,
+      alias,
+      c,
+      source,
+      topic,
+      profile,
+      codec,
+      system === 'strait-eos' ? 'exactly-once' : 'at-least-once',
+      transactionIntervalMs,
+      straitThreads,
+    );
     // what its forwarders' consumers get: the profile, then the config's cluster and route properties (strait's own code)
     const config = loadConfig(cfg);
     const consumer = forwarderSettings(config, config.routes[0]!, 'bench').consumer;
@@ -248,12 +268,24 @@ export async function startSystem(
     return { child, targetTopic, config: '', alias, sourceReceiveBuffer: receiveBuffer('socket.receive.buffer.bytes', undefined, 0) };
   }
   const eos = system === 'mm2-eos';
-  const { file: cfg, consumer } = mm2Config(work, alias, c, source, topic, system !== 'mm2-default', codec, group, eos ? await freePort() : undefined);
+  const { file: cfg, consumer } = mm2Config(
+    work,
+    alias,
+    c,
+    source,
+    topic,
+    system !== 'mm2-default',
+    codec,
+    group,
+    eos ? await freePort() : undefined,
+    system === 'mm2-wan',
+  );
   const logFd = openSync(join(work, `${alias}.log`), 'w');
   const child = spawnKafkaClass(c.runtime, 'org.apache.kafka.connect.mirror.MirrorMaker', [cfg], {
     // tuned: 4 tasks with 128 MiB producer buffers and 100 MiB fetches outgrow 1 GiB on a backlog of 1.6 M x 1 KiB
-    // (OutOfMemoryError seen); a user who tunes those sizes gives the heap room for them
-    heap: system === 'mm2-default' ? '1g' : '2g',
+    // (OutOfMemoryError seen); a user who tunes those sizes gives the heap room for them. mm2-wan: the same sizes
+    // through an autotuned window outgrew 2 GiB at +150 ms (OutOfMemoryError after 1.7 M of 2.9 M records)
+    heap: system === 'mm2-default' ? '1g' : system === 'mm2-wan' ? '4g' : '2g',
     log4j: log4jQuiet(work),
     stdio: ['ignore', logFd, logFd],
   });

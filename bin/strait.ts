@@ -361,7 +361,7 @@ export function buildProgram(): Command {
   program
     .command('bench [scenarios...]')
     .description(
-      "compare strait with MirrorMaker 2, a node-rdkafka JS loop and Kafka's perf-tool ceiling (scenarios: throughput, ceiling, latency, wan, rest, failover)",
+      "compare strait with MirrorMaker 2, a node-rdkafka JS loop and Kafka's perf-tool ceiling (scenarios: throughput, ceiling, latency, wan, many-partitions, rest, failover)",
     )
     .option('--source <bootstrap>', 'source cluster (default: local clusters started by the harness)')
     .option('--target <bootstrap>', 'target cluster')
@@ -417,6 +417,13 @@ export function buildProgram(): Command {
       int('--transaction-interval', 10, 600_000),
     )
     .option(
+      '--many-partitions <n>',
+      'many-partitions: partitions of its topic, the stream spread evenly over them (default 2000)',
+      int('--many-partitions', 1, 100_000),
+    )
+    .option('--many-mb <MB/s>', 'many-partitions: the steady stream, MB/s of the largest --record-size (default 20)', int('--many-mb', 1, 10_000))
+    .option('--many-threads <n>', "many-partitions: strait's worker.threads (default 4)", int('--many-threads', 1, 256))
+    .option(
       '--failover-records <n>',
       'failover: numbered records produced per system (strait and the mm2 systems listed; smallest --record-size, first --codec)',
       int('--failover-records', 10, 100_000_000),
@@ -444,6 +451,9 @@ export function buildProgram(): Command {
           rtt: number[];
           transactionInterval?: number;
           failoverRecords: number;
+          manyPartitions?: number;
+          manyMb?: number;
+          manyThreads?: number;
         },
       ) => {
         const { runBench } = await import('../bench/bench');
@@ -482,6 +492,9 @@ export function buildProgram(): Command {
           rttMs: o.rtt,
           failoverRecords: o.failoverRecords,
           ...(o.rate !== undefined ? { rate: o.rate } : {}),
+          ...(o.manyPartitions !== undefined ? { manyPartitions: o.manyPartitions } : {}),
+          ...(o.manyMb !== undefined ? { manyMbPerSec: o.manyMb } : {}),
+          ...(o.manyThreads !== undefined ? { manyThreads: o.manyThreads } : {}),
           ...(o.transactionInterval !== undefined ? { transactionIntervalMs: o.transactionInterval } : {}),
           ...(o.source ? { source: o.source } : {}),
           ...(o.target ? { target: o.target } : {}),

@@ -102,6 +102,42 @@ t.test('bench latency smoke run: percentiles present and ordered, every record m
   t.match(readFileSync(join(out, 'report.html'), 'utf8'), /<svg/, 'report.html holds the chart');
 });
 
+t.test('bench many-partitions smoke run: the stream spread over every partition, each delivered, fds and CPU measured', async (t) => {
+  const out = mkdtempSync(join(tmpdir(), 'strait-bench-'));
+  const results = await runBench({
+    scenarios: ['many-partitions'],
+    source: bootstrap('a'),
+    target: bootstrap('b'),
+    records: 1,
+    recordSizes: [100, 1000],
+    partitions: 2,
+    codecs: ['none'],
+    out,
+    systems: ['strait'],
+    manyPartitions: 40,
+    manyMbPerSec: 1,
+    manyThreads: 2,
+    durationSec: 2,
+    warmupSec: 1,
+    log: (l) => t.comment(l),
+  });
+  t.equal(results.length, 1, 'one table');
+  const table = results[0]!;
+  t.equal(table.partitions, 40, 'its topic has --many-partitions partitions, not --partitions');
+  t.equal(table.recordSize, 1000, 'records of the largest --record-size');
+  const r = table.results.find((x) => x.system === 'strait');
+  t.equal(r?.note, undefined, `no failure note (${r?.note})`);
+  // 1 MB/s of 1000 B records: 1000 records/s for 2 s
+  t.equal(r?.records, 2000, 'every one of the 2000 measured records arrived');
+  t.equal(r?.partitionsRead, 40, 'each of the 40 partitions delivered measured records');
+  t.ok(r!.p99Ms! <= r!.maxMs!, `p99 ${r?.p99Ms} <= max ${r?.maxMs}`);
+  t.ok((r?.maxLagRecords ?? -1) >= 0, `the partition furthest behind was sampled (${r?.maxLagRecords} records)`);
+  // a worker holds a consumer and a producer with sockets to the brokers, and node's own descriptors besides
+  t.ok((r?.peakFds ?? 0) > 10, `strait's open file descriptors counted (${r?.peakFds})`);
+  t.ok((r?.cpuCores ?? 0) > 0 && (r?.cpuSecondsPerGB ?? 0) > 0, `strait's CPU over the window measured (${r?.cpuCores} cores, ${r?.cpuSecondsPerGB} s/GB)`);
+  t.match(readFileSync(join(out, 'results.md'), 'utf8'), /\| strait \| \d+ \| \d+ \| \d+ \| .* \| 40\/40 \|/, 'results.md has the row, 40/40 delivered');
+});
+
 t.test('bench wan smoke run: the delay proxy is in the path, each system gets its window, every system replicates the backlog', async (t) => {
   const out = mkdtempSync(join(tmpdir(), 'strait-bench-'));
   // its own local clusters: the source's WAN listener must be advertised through the proxy port

@@ -10,7 +10,7 @@ import * as hdr from 'hdr-histogram-js';
 import { disconnectClient } from '../../shared/kafka/bounded-call';
 import type { Clusters } from '../clusters';
 import type { BenchOptions } from '../options';
-import { ProcSampler } from '../proc-stats';
+import { cpuSeconds, ProcSampler } from '../proc-stats';
 import { aggregate, failedRow, LOAD_SHARES, range, rateAt, rotate } from '../repetitions';
 import { runsCell, type ScenarioResult, type SystemResult } from '../results';
 import { startSystem, stopChild, TRANSACTIONAL_SYSTEMS, type SystemName } from '../systems';
@@ -31,7 +31,7 @@ export const DEFAULT_LATENCY_RATE = 5000;
  */
 export const LATENCY_FLOOR = 'floor: one hop, no replicator';
 
-async function latencyRun(
+export async function latencyRun(
   system: SystemName | typeof LATENCY_FLOOR,
   c: Clusters,
   work: string,
@@ -46,6 +46,14 @@ async function latencyRun(
     tag: string;
     /** strait-eos: the route's transactionIntervalMs */
     transactionIntervalMs?: number;
+    /**
+     * the many-partitions scenario: records go to the partitions in turn (not by key hash) and the run also reports
+     * the worst record's latency, the most records any partition lagged, how many partitions delivered, the
+     * replicator's CPU over the measured window and its peak open file descriptors
+     */
+    spread?: boolean;
+    /** strait systems: worker.threads */
+    threads?: number;
     log: (l: string) => void;
     progress?: BenchOptions['progress'];
     track: (ch: ChildProcess) => void;
@@ -53,13 +61,17 @@ async function latencyRun(
 ): Promise<SystemResult> {
   const topic = `lat-${system === LATENCY_FLOOR ? 'floor' : system}-${Date.now().toString(36)}`;
   await createTopic(c.source, topic, o.partitions);
-  const READY = 200; // records that prove the replicator is up before the clock starts
+  // records that prove the replicator is up before the clock starts; spread over many partitions, one for each of
+  // them at least, so that every partition has been started and carries records end to end (a replicator that starts
+  // 2,000 partitions, and creates their target topic, takes tens of seconds to have them all flowing: measured from
+  // the first 200 records, the whole window of the many-partitions scenario fell into that start-up)
+  const READY = o.spread ? Math.max(200, o.partitions) : 200;
   const warm = o.rate * o.warmupSec; // then production at the rate, not measured, so start-up effects wash out
   const total = READY + warm + o.rate * o.durationSec;
   const floor = system === LATENCY_FLOOR;
   const { child, targetTopic } = floor
     ? { child: undefined, targetTopic: topic }
-    : await startSystem(system, c, work, topic, o.partitions, o.codec, total, 50, c.source, o.tag, undefined, o.transactionIntervalMs);
+    : await startSystem(system, c, work, topic, o.partitions, o.codec, total, 50, c.source, o.tag, undefined, o.transactionIntervalMs, o.threads);
   // the floor reads where it writes
   const readFrom = floor ? c.source : c.target;
   if (child) o.track(child);
@@ -75,10 +87,20 @@ async function latencyRun(
   await new Promise<void>((res, rej) => producer.connect({ timeout: 10_000 }, (e) => (e ? rej(e) : res())));
   producer.setPollInterval(10);
   const value = Buffer.alloc(o.recordSize, 'x');
+  // spread: what each partition was given and what was read of it, for the lag of the partition furthest behind
+  const produced = new Float64Array(o.partitions);
+  const read = new Float64Array(o.partitions);
+  const measuredRead = new Float64Array(o.partitions);
+  let nextPartition = 0;
   const produceOne = (key: string) => {
+    const partition = o.spread ? nextPartition : null;
     for (;;) {
       try {
-        producer.produce(topic, null, value, Buffer.from(key), Date.now());
+        producer.produce(topic, partition, value, Buffer.from(key), Date.now());
+        if (partition !== null) {
+          produced[partition]!++;
+          nextPartition = (partition + 1) % o.partitions;
+        }
         return;
       } catch {
         producer.poll(); // local queue full: serve delivery reports and retry
@@ -88,6 +110,8 @@ async function latencyRun(
   const hist = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000, numberOfSignificantValueDigits: 3 });
   const wm = new Watermarks(readFrom);
   let consumer: Kafka.KafkaConsumer | undefined;
+  let ticker: NodeJS.Timeout | undefined;
+  let lagTicker: NodeJS.Timeout | undefined;
   try {
     for (let i = 0; i < READY; i++) produceOne(`r${i}`);
     const readyDeadline = Date.now() + 180_000;
@@ -126,12 +150,23 @@ async function latencyRun(
     // when the first measured record and the last one were produced: the rate the producer actually kept
     let measuredFrom = warm === 0 ? started : 0;
     let measuredTo = 0;
-    const ticker = setInterval(() => {
+    // the replicator's CPU seconds when the measured window opened
+    let cpuFrom = warm === 0 && child ? cpuSeconds(child.pid!) : 0;
+    ticker = setInterval(() => {
       const due = Math.min(warm + target, Math.floor(((Date.now() - started) / 1000) * o.rate));
       for (; sent < due; sent++) produceOne(sent < warm ? `w${sent}` : `m${sent}`);
-      if (measuredFrom === 0 && sent >= warm) measuredFrom = Date.now();
+      if (measuredFrom === 0 && sent >= warm) {
+        measuredFrom = Date.now();
+        if (child) cpuFrom = cpuSeconds(child.pid!);
+      }
       if (measuredTo === 0 && sent >= warm + target) measuredTo = Date.now();
     }, 5);
+    // spread: once a second, the most records any partition had been given and not yet delivered, over the window
+    let maxLag = 0;
+    lagTicker = setInterval(() => {
+      if (measuredFrom === 0) return;
+      for (let p = 0; p < o.partitions; p++) maxLag = Math.max(maxLag, produced[p]! - read[p]!);
+    }, 1000);
     // node-rdkafka's consume(n) returns at n records or its timeout: about 5 ms of records at the rate
     const consumeBatch = Math.max(50, Math.round(o.rate / 200));
     const deadline = started + (o.warmupSec + o.durationSec + 60) * 1000;
@@ -141,15 +176,21 @@ async function latencyRun(
       const batch = await new Promise<Kafka.Message[]>((res, rej) => cons.consume(consumeBatch, (e, m) => (e ? rej(e) : res(m))));
       const now = Date.now();
       for (const m of batch) {
+        read[m.partition]!++;
         if (m.key?.[0] !== 0x6d /* 'm' */) continue;
         hist.recordValue(Math.max(1, now - (m.timestamp ?? now)));
+        measuredRead[m.partition]!++;
         measured++;
       }
       if (batch.length > 0) o.progress?.(`latency ${system}`, measured, target);
     }
     clearInterval(ticker);
+    clearInterval(lagTicker);
+    const cpu = child ? cpuSeconds(child.pid!) - cpuFrom : 0;
+    const cpuWindowSec = Math.max(0.001, (Date.now() - measuredFrom) / 1000);
     if (measured < target) throw new Error(`${system}: ${measured} of ${target} records arrived within ${o.warmupSec + o.durationSec + 60} s`);
-    const achievedRate = Math.round(target / Math.max(0.001, ((measuredTo || Date.now()) - measuredFrom) / 1000));
+    const windowSec = Math.max(0.001, ((measuredTo || Date.now()) - measuredFrom) / 1000);
+    const achievedRate = Math.round(target / windowSec);
     const notes = achievedRate < o.rate * 0.95 ? [`the bench's producer kept ${achievedRate} of ${o.rate} records/s`] : [];
     if (!floor && TRANSACTIONAL_SYSTEMS.includes(system)) {
       // proof it ran in transactions: every record produced is on the target (the last measured one was read, and
@@ -172,9 +213,22 @@ async function latencyRun(
       p50Ms: hist.getValueAtPercentile(50),
       p99Ms: hist.getValueAtPercentile(99),
       p999Ms: hist.getValueAtPercentile(99.9),
+      ...(o.spread
+        ? {
+            maxMs: hist.maxValue,
+            maxLagRecords: maxLag,
+            partitionsRead: measuredRead.filter((n) => n > 0).length,
+            // from the first measured record produced until the last one was read: the replicator's share of the CPU
+            cpuCores: Number((cpu / cpuWindowSec).toFixed(2)),
+            cpuSecondsPerGB: Number((cpu / ((measured * o.recordSize) / 1e9)).toFixed(1)),
+            peakFds: rss?.peakFds ?? 0,
+          }
+        : {}),
     };
   } finally {
     rss?.stop();
+    clearInterval(ticker);
+    clearInterval(lagTicker);
     if (consumer) await new Promise<void>((res) => consumer!.disconnect(() => res()));
     await disconnectClient(producer, 30_000);
     await wm.close();

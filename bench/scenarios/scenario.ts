@@ -10,7 +10,7 @@ import type { ScenarioResult } from '../results';
 import type { SystemName } from '../systems';
 
 /** The names `strait bench` accepts, in the order its help and a run that names none list them. */
-export const SCENARIOS = ['throughput', 'ceiling', 'latency', 'wan', 'rest', 'failover'] as const;
+export const SCENARIOS = ['throughput', 'ceiling', 'latency', 'wan', 'many-partitions', 'rest', 'failover'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 /** What every scenario runs with: the options, the clusters, the work folder and the processes to stop on Ctrl-C. */

@@ -98,7 +98,7 @@ export const wan: BacklogScenario = {
       const get = (n: string) => s.results.find((r) => r.system === n)?.recordsPerSec;
       lines.push(
         '',
-        `strait-wan / MirrorMaker 2 default: ${ratio(get('strait-wan'), get('mm2-default'))}; strait-wan / MirrorMaker 2 tuned: ${ratio(get('strait-wan'), get('mm2-tuned'))}; strait-wan / strait (default profile): ${ratio(get('strait-wan'), get('strait'))}`,
+        `strait-wan / MirrorMaker 2 default: ${ratio(get('strait-wan'), get('mm2-default'))}; strait-wan / MirrorMaker 2 tuned: ${ratio(get('strait-wan'), get('mm2-tuned'))}; strait-wan / MirrorMaker 2 WAN-tuned: ${ratio(get('strait-wan'), get('mm2-wan'))}; strait-wan / strait (default profile): ${ratio(get('strait-wan'), get('strait'))}`,
       );
       const windows = s.results.filter((r) => r.windowBytes !== undefined).map((r) => `${r.system} ${r.windowBytes! / 1024} KiB (${r.windowFrom})`);
       if (windows.length > 0)
