@@ -75,7 +75,7 @@ export async function latencyRun(
   // the floor reads where it writes
   const readFrom = floor ? c.source : c.target;
   if (child) o.track(child);
-  const rss = child ? new ProcSampler(child.pid!) : undefined;
+  const rss = child ? new ProcSampler(child.pid!, 100, o.spread) : undefined;
   // the measuring clients must not add latency of their own: no linger to speak of, no Nagle
   const producer = new Kafka.Producer({
     'bootstrap.servers': c.source,
@@ -150,23 +150,25 @@ export async function latencyRun(
     // when the first measured record and the last one were produced: the rate the producer actually kept
     let measuredFrom = warm === 0 ? started : 0;
     let measuredTo = 0;
-    // the replicator's CPU seconds when the measured window opened
-    let cpuFrom = warm === 0 && child ? cpuSeconds(child.pid!) : 0;
+    // spread: the replicator's CPU seconds when the measured window opened
+    const cpuOf = o.spread && child ? child.pid! : undefined;
+    let cpuFrom = warm === 0 && cpuOf !== undefined ? cpuSeconds(cpuOf) : 0;
     ticker = setInterval(() => {
       const due = Math.min(warm + target, Math.floor(((Date.now() - started) / 1000) * o.rate));
       for (; sent < due; sent++) produceOne(sent < warm ? `w${sent}` : `m${sent}`);
       if (measuredFrom === 0 && sent >= warm) {
         measuredFrom = Date.now();
-        if (child) cpuFrom = cpuSeconds(child.pid!);
+        if (cpuOf !== undefined) cpuFrom = cpuSeconds(cpuOf);
       }
       if (measuredTo === 0 && sent >= warm + target) measuredTo = Date.now();
     }, 5);
     // spread: once a second, the most records any partition had been given and not yet delivered, over the window
     let maxLag = 0;
-    lagTicker = setInterval(() => {
-      if (measuredFrom === 0) return;
-      for (let p = 0; p < o.partitions; p++) maxLag = Math.max(maxLag, produced[p]! - read[p]!);
-    }, 1000);
+    if (o.spread)
+      lagTicker = setInterval(() => {
+        if (measuredFrom === 0) return;
+        for (let p = 0; p < o.partitions; p++) maxLag = Math.max(maxLag, produced[p]! - read[p]!);
+      }, 1000);
     // node-rdkafka's consume(n) returns at n records or its timeout: about 5 ms of records at the rate
     const consumeBatch = Math.max(50, Math.round(o.rate / 200));
     const deadline = started + (o.warmupSec + o.durationSec + 60) * 1000;
@@ -186,11 +188,10 @@ export async function latencyRun(
     }
     clearInterval(ticker);
     clearInterval(lagTicker);
-    const cpu = child ? cpuSeconds(child.pid!) - cpuFrom : 0;
+    const cpu = cpuOf !== undefined ? cpuSeconds(cpuOf) - cpuFrom : 0;
     const cpuWindowSec = Math.max(0.001, (Date.now() - measuredFrom) / 1000);
     if (measured < target) throw new Error(`${system}: ${measured} of ${target} records arrived within ${o.warmupSec + o.durationSec + 60} s`);
-    const windowSec = Math.max(0.001, ((measuredTo || Date.now()) - measuredFrom) / 1000);
-    const achievedRate = Math.round(target / windowSec);
+    const achievedRate = Math.round(target / Math.max(0.001, ((measuredTo || Date.now()) - measuredFrom) / 1000));
     const notes = achievedRate < o.rate * 0.95 ? [`the bench's producer kept ${achievedRate} of ${o.rate} records/s`] : [];
     if (!floor && TRANSACTIONAL_SYSTEMS.includes(system)) {
       // proof it ran in transactions: every record produced is on the target (the last measured one was read, and
